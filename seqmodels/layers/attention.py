@@ -1,0 +1,73 @@
+"""Attention, written once: scaled dot-product (through jax.nn.dot_product_attention) and multi-head.
+
+Vaswani et al. 2017: Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+
+def _implementation(q: Array) -> str | None:
+  """cuDNN flash attention on GPU for half-precision inputs with a supported head size, XLA elsewhere."""
+  K = q.shape[-1]
+  on_gpu = jax.devices()[0].platform == 'gpu'
+  if on_gpu and q.dtype in (jnp.bfloat16, jnp.float16) and K % 8 == 0 and K <= 256:
+    return 'cudnn'
+  return None
+
+
+def scaled_dot_product_attention(q_BxTxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *,
+                                 causal: bool = False, q_lengths_B: Array | None = None,
+                                 kv_lengths_B: Array | None = None, mask_BxHxTxS: Array | None = None,
+                                 implementation: str | None = 'auto') -> Array:
+  """softmax(Q K^T / sqrt(K)) V over heads; masks by causality, sequence lengths or an explicit mask.
+
+  Prefer `causal` and lengths: a boolean mask is materialised as a bias and rules out the cuDNN kernel.
+  Returns out_BxTxHxK in the dtype of q (the softmax is computed in float32 either way).
+  """
+  if implementation == 'auto':
+    implementation = None if mask_BxHxTxS is not None else _implementation(q_BxTxHxK)
+  return jax.nn.dot_product_attention(
+      q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask=mask_BxHxTxS, is_causal=causal,
+      query_seq_lengths=q_lengths_B, key_value_seq_lengths=kv_lengths_B, implementation=implementation)
+
+
+def reference_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS=None):
+  """The textbook formula, for tests: softmax(Q K^T / sqrt(d)) V in float32."""
+  s_BxHxTxS = jnp.einsum('bthk,bshk->bhts', q_BxTxHxK, k_BxSxHxK).astype(jnp.float32)
+  s_BxHxTxS = s_BxHxTxS / jnp.sqrt(q_BxTxHxK.shape[-1]).astype(jnp.float32)
+  if mask_BxHxTxS is not None:
+    s_BxHxTxS = jnp.where(mask_BxHxTxS, s_BxHxTxS, jnp.finfo(jnp.float32).min)
+  p_BxHxTxS = jax.nn.softmax(s_BxHxTxS, axis=-1)
+  return jnp.einsum('bhts,bshk->bthk', p_BxHxTxS, v_BxSxHxK.astype(jnp.float32))
+
+
+class MultiHeadAttention(nn.Module):
+  """Multi-head attention: project to H heads of D/H, attend, project back to D."""
+  H: int
+  dtype: Any = jnp.float32
+  kernel_init: Any = nn.initializers.normal(0.02)
+  out_init: Any = nn.initializers.normal(0.02)
+  use_bias: bool = True
+
+  @nn.compact
+  def __call__(self, x_BxTxD, kv_BxSxD=None, *, causal=False, q_lengths_B=None, kv_lengths_B=None):
+    D = x_BxTxD.shape[-1]
+    K = D // self.H
+    dense = lambda name, init: nn.DenseGeneral((self.H, K), dtype=self.dtype, kernel_init=init,
+                                               use_bias=self.use_bias, name=name)
+    kv = x_BxTxD if kv_BxSxD is None else kv_BxSxD
+    q_BxTxHxK = dense('query', self.kernel_init)(x_BxTxD)
+    k_BxSxHxK = dense('key', self.kernel_init)(kv)
+    v_BxSxHxK = dense('value', self.kernel_init)(kv)
+    out_BxTxHxK = scaled_dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, causal=causal,
+                                               q_lengths_B=q_lengths_B, kv_lengths_B=kv_lengths_B)
+    return nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, kernel_init=self.out_init,
+                           use_bias=self.use_bias, name='out')(out_BxTxHxK)

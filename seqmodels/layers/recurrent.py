@@ -1,0 +1,157 @@
+"""Recurrent layers: Elman RNN, LSTM and GRU cells written from their equations, driven by one scan.
+
+Every cell splits into an input part that depends only on x_t and a recurrent part that depends on h_{t-1}.
+The input part of all time steps is one matmul hoisted out of the loop (`xw_BxTxG`); the scan only does the
+[B, H] x [H, G] recurrent matmul per step. Gate layouts (G = gates * H, concatenated in this order):
+  rnn:  [a]            h = tanh(a)
+  lstm: [i, f, g, o]   c = sigmoid(f) * c + sigmoid(i) * tanh(g);  h = sigmoid(o) * tanh(c)
+  gru:  [r, z, n]      h = (1 - z) * n + z * h,  n = tanh(W_n x + b_n + r * (U_n h + b_hn))
+The GRU is the cuDNN / PyTorch / flax.linen.GRUCell variant (reset gate applied after the recurrent matmul).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+GATES = {'rnn': 1, 'lstm': 4, 'gru': 3}
+
+
+def _rnn_update(carry, a_BxG, r_BxG):
+  """Elman: h_t = tanh(W_x x_t + W_h h_{t-1} + b)."""
+  h = jnp.tanh(a_BxG + r_BxG)
+  return (h,), h
+
+
+def _lstm_update(carry, a_BxG, r_BxG):
+  """LSTM (Hochreiter & Schmidhuber 1997, with forget gate of Gers et al. 2000)."""
+  _, c = carry
+  i, f, g, o = jnp.split(a_BxG + r_BxG, 4, axis=-1)
+  c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+  h = jax.nn.sigmoid(o) * jnp.tanh(c)
+  return (h, c), h
+
+
+def _gru_update(carry, a_BxG, r_BxG):
+  """GRU (Cho et al. 2014), reset gate applied to the recurrent projection (cuDNN layout)."""
+  (h,) = carry
+  ar, az, an = jnp.split(a_BxG, 3, axis=-1)
+  rr, rz, rn = jnp.split(r_BxG, 3, axis=-1)
+  r = jax.nn.sigmoid(ar + rr)
+  z = jax.nn.sigmoid(az + rz)
+  n = jnp.tanh(an + r * rn)
+  h = (1.0 - z) * n + z * h
+  return (h,), h
+
+
+UPDATES: dict[str, Callable] = {'rnn': _rnn_update, 'lstm': _lstm_update, 'gru': _gru_update}
+
+
+def zero_state(cell: str, batch: int, hidden: int) -> tuple[Array, ...]:
+  """The all-zeros initial carry of a cell: (h,) or (h, c) for the LSTM, float32 [B, H]."""
+  h = jnp.zeros((batch, hidden), jnp.float32)
+  return (h, h) if cell == 'lstm' else (h,)
+
+
+def scan_recurrence(cell: str, xw_BxTxG: Array, wh_HxG: Array, bh_G: Array, carry0: tuple[Array, ...],
+                    mask_BxT: Array | None = None, reverse: bool = False, unroll: int = 1,
+                    dtype: Any = jnp.float32) -> tuple[Array, tuple[Array, ...]]:
+  """The one scan driver: runs `cell` over time given the hoisted input projection.
+
+  Padded steps (mask 0) leave the carry unchanged, so the final state is the state after the last real token
+  (also when reverse=True, where padding comes first). Returns (h_BxTxH, final carry).
+  """
+  update = UPDATES[cell]
+  xw_TxBxG = jnp.swapaxes(xw_BxTxG, 0, 1)
+  mask_TxBx1 = None if mask_BxT is None else jnp.swapaxes(mask_BxT, 0, 1)[..., None]
+
+  def step(carry, inputs):
+    a_BxG, m_Bx1 = inputs
+    r_BxG = jnp.dot(carry[0].astype(dtype), wh_HxG.astype(dtype), preferred_element_type=jnp.float32) + bh_G
+    new_carry, h = update(carry, a_BxG.astype(jnp.float32), r_BxG)
+    if m_Bx1 is not None:
+      new_carry = tuple(jnp.where(m_Bx1, n, o) for n, o in zip(new_carry, carry))
+      h = jnp.where(m_Bx1, h, 0.0)
+    return new_carry, h.astype(dtype)
+
+  carry, h_TxBxH = jax.lax.scan(step, carry0, (xw_TxBxG, mask_TxBx1), reverse=reverse, unroll=unroll)
+  return jnp.swapaxes(h_TxBxH, 0, 1), carry
+
+
+class RecurrentLayer(nn.Module):
+  """One unidirectional layer of `cell` with H units; x_BxTxD -> (h_BxTxH, final carry)."""
+  cell: str
+  H: int
+  forget_bias: float = 0.0  # added to the LSTM forget-gate bias at init (1.0 is the usual choice)
+  unroll: int = 1
+  reverse: bool = False
+  dtype: Any = jnp.float32
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  recurrent_init: Callable = nn.initializers.orthogonal()
+
+  @nn.compact
+  def __call__(self, x_BxTxD, mask_BxT=None, carry0=None):
+    G = GATES[self.cell] * self.H
+    D = x_BxTxD.shape[-1]
+    wx_DxG = self.param('wx', self.kernel_init, (D, G), jnp.float32)
+    b_G = self.param('b', self._bias_init, (G,), jnp.float32)
+    wh_HxG = self.param('wh', self._recurrent_init, (self.H, G), jnp.float32)
+    # The GRU's n gate needs its own recurrent bias inside r * (U_n h + b_hn); other cells fold it into b.
+    bh_G = self.param('bh', nn.initializers.zeros, (G,), jnp.float32) if self.cell == 'gru' else 0.0
+    xw_BxTxG = jnp.dot(x_BxTxD.astype(self.dtype), wx_DxG.astype(self.dtype),
+                       preferred_element_type=jnp.float32) + b_G
+    if carry0 is None:
+      carry0 = zero_state(self.cell, x_BxTxD.shape[0], self.H)
+    return scan_recurrence(self.cell, xw_BxTxG, wh_HxG, bh_G, carry0, mask_BxT, self.reverse, self.unroll,
+                           self.dtype)
+
+  def _bias_init(self, key, shape, dtype):
+    b = jnp.zeros(shape, dtype)
+    if self.cell == 'lstm' and self.forget_bias:
+      b = b.at[self.H:2 * self.H].set(self.forget_bias)
+    return b
+
+  def _recurrent_init(self, key, shape, dtype):
+    # Orthogonal per gate block, so each gate's recurrent matrix is orthogonal.
+    keys = jax.random.split(key, GATES[self.cell])
+    return jnp.concatenate([self.recurrent_init(k, (shape[0], self.H), dtype) for k in keys], axis=-1)
+
+
+class Recurrent(nn.Module):
+  """Stack of N recurrent layers, optionally bidirectional, with dropout between layers.
+
+  x_BxTxD -> (y_BxTxH or y_BxTx2H when bidirectional, final carries: one per layer and direction).
+  `carry0` is None or a list with one carry per layer (per direction: [fwd, bwd] per layer when bidirectional).
+  """
+  cell: str
+  H: int
+  N: int = 1
+  bidirectional: bool = False
+  dropout: float = 0.0
+  forget_bias: float = 0.0
+  unroll: int = 1
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxTxD, mask_BxT=None, carry0=None, *, train: bool = False):
+    layer = functools.partial(RecurrentLayer, self.cell, self.H, self.forget_bias, self.unroll,
+                              dtype=self.dtype)
+    dirs = 2 if self.bidirectional else 1
+    finals = []
+    x = x_BxTxD
+    for n in range(self.N):
+      if n > 0 and self.dropout > 0:
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+      outs = []
+      for d in range(dirs):
+        c0 = None if carry0 is None else carry0[n * dirs + d]
+        y, c = layer(reverse=d == 1, name=f'layer{n}' + ('_bwd' if d else ''))(x, mask_BxT, c0)
+        outs.append(y)
+        finals.append(c)
+      x = outs[0] if dirs == 1 else jnp.concatenate(outs, axis=-1)
+    return x, finals

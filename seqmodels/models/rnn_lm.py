@@ -1,0 +1,38 @@
+"""Recurrent language models (Elman 1990; Mikolov et al. 2010): embedding -> RNN/LSTM/GRU stack -> softmax."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from seqmodels.layers.recurrent import Recurrent
+
+
+@dataclasses.dataclass(frozen=True)
+class RNNLMConfig:
+  V: int                 # vocabulary size
+  cell: str = 'lstm'     # rnn | lstm | gru
+  E: int = 128           # embedding width
+  H: int = 256           # hidden units per layer
+  N: int = 2             # layers
+  dropout: float = 0.0   # on embeddings, between layers and before the output layer
+  forget_bias: float = 1.0
+  unroll: int = 1        # lax.scan unroll factor (speed knob only)
+  dtype: Any = jnp.float32
+
+
+class RNNLM(nn.Module):
+  """tokens_BxT -> logits_BxTxV (float32), many-to-many next-token prediction."""
+  cfg: RNNLMConfig
+
+  @nn.compact
+  def __call__(self, tokens_BxT, *, train: bool = False):
+    c = self.cfg
+    drop = lambda y: nn.Dropout(c.dropout, deterministic=not train)(y)
+    x_BxTxE = drop(nn.Embed(c.V, c.E, name='embed')(tokens_BxT))
+    h_BxTxH, _ = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
+                           dtype=c.dtype, name='rnn')(x_BxTxE, train=train)
+    return nn.Dense(c.V, dtype=c.dtype, name='head')(drop(h_BxTxH)).astype(jnp.float32)

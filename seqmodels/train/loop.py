@@ -1,0 +1,257 @@
+"""The training loop: data -> jitted step -> metrics -> eval -> checkpoint; exact resume; preemption."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+
+from seqmodels.data import pipeline
+from seqmodels.models import registry
+from seqmodels.train import optim, sharding, steps
+from seqmodels.train import state as state_lib
+from seqmodels.train.checkpoint import Checkpointer
+from seqmodels.train.metrics import MetricWriter, Progress
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+class NonFiniteLossError(RuntimeError):
+  """The training loss became NaN or infinite."""
+
+
+class WorkdirError(ValueError):
+  """The workdir holds a run that this config cannot resume."""
+
+
+class _Preemption:
+  """SIGTERM / Ctrl-C set a flag; the loop saves a checkpoint at the next step and stops.
+
+  With several processes, JAX's coordination service catches SIGTERM and all processes agree on the step
+  through `reached_preemption_sync_point`, so they save the same checkpoint.
+  """
+
+  def __init__(self):
+    self.requested = False
+    self._multi = jax.process_count() > 1
+    self._previous = {}
+    signals = [signal.SIGINT] if self._multi else [signal.SIGTERM, signal.SIGINT]
+    for sig in signals:
+      try:
+        self._previous[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread: leave signals alone
+        pass
+
+  def _handle(self, signum, frame):
+    logging.warning('%s received: saving a checkpoint after this step, then stopping (Ctrl-C again aborts)',
+                    signal.Signals(signum).name)
+    self.requested = True
+    signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+
+  def reached(self, step: int) -> bool:
+    if self._multi:
+      return multihost_utils.reached_preemption_sync_point(step) or self.requested
+    return self.requested
+
+  def restore(self):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def code_version() -> str:
+  """The git commit of the code that ran (with '+dirty' when it had uncommitted changes)."""
+  here = os.path.dirname(os.path.abspath(__file__))
+  try:
+    commit = subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], cwd=here, capture_output=True,
+                            text=True, timeout=10).stdout.strip()
+    dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=here,
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    return (commit + ('+dirty' if dirty else '')) if commit else 'unknown'
+  except (OSError, subprocess.SubprocessError):
+    return 'unknown'
+
+
+def count_params(params) -> int:
+  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
+
+
+def evaluate(eval_step, params, data, batch_size_local: int, batch_sharding, max_batches: int | None,
+             split: str = 'validation') -> dict[str, float]:
+  """Loss, perplexity, bits per token and accuracies over the split (or its first `max_batches` batches)."""
+  totals: dict[str, Any] = {}
+  for batch in data.eval_batches(batch_size=batch_size_local, split=split, process_index=jax.process_index(),
+                                 process_count=jax.process_count(), max_batches=max_batches):
+    sums = eval_step(params, sharding.global_batch(batch, batch_sharding))
+    totals = sums if not totals else jax.tree.map(jnp.add, totals, sums)
+  t = jax.device_get(totals)
+  n = max(float(t['tokens']), 1.0)
+  loss = float(t['nll']) / n
+  return {'loss': loss, 'perplexity': math.exp(min(loss, 700.0)), 'bits_per_token': loss / math.log(2),
+          'accuracy': float(t['correct']) / n,
+          'sequence_accuracy': float(t['sequences_correct']) / max(float(t['sequences']), 1.0)}
+
+
+def _check_resumable(workdir: str, config) -> None:
+  """Refuses to resume a workdir that holds a run with a different model, data, optimizer or schedule."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = json.load(f)
+  new = json.loads(config.to_json_best_effort())
+  fixed = ['seed', 'model', 'data', 'optim', ('train', 'batch_size'), ('train', 'num_steps'), ('train', 'dtype')]
+  for key in fixed:
+    a, b = (old.get(key), new.get(key)) if isinstance(key, str) else (
+        old.get(key[0], {}).get(key[1]), new.get(key[0], {}).get(key[1]))
+    if a != b:
+      name = key if isinstance(key, str) else '.'.join(key)
+      raise WorkdirError(f'workdir {workdir} holds a run with a different config.{name} ({a} there, {b} now): '
+                       'use a new --workdir, or the same config to resume')
+
+
+def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> dict[str, Any]:
+  """Trains config.model on config.data to config.train.num_steps, resuming from workdir if it has checkpoints.
+
+  Returns the run summary (also written to workdir/summary.json on completion). `stop_after` ends this call
+  after that many steps as if preempted (checkpoint saved, status 'preempted'); rerunning resumes exactly.
+  """
+  t_start = time.time()
+  tc = config.train
+  primary = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  _check_resumable(workdir, config)
+  if primary:
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+  if primary:
+    pipeline.prepare(config.data)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices('data prepared')
+  data = pipeline.load(config.data)
+  mesh = sharding.make_mesh()
+  batch_sh = sharding.batch_sharding(mesh)
+  local_batch = tc.batch_size // jax.process_count()
+
+  dtype = DTYPES[tc.dtype]
+  model = registry.build(config.model, vocab_size=data.vocab_size, max_len=data.seq_len, dtype=dtype)
+  tx, schedule = optim.make_optimizer(config.optim, tc.num_steps)
+  example = jnp.zeros((1, data.seq_len), jnp.int32)
+  init = lambda rng: state_lib.create(model, tx, rng, example)
+  rng = jax.random.PRNGKey(config.seed)
+  abstract = jax.eval_shape(init, rng)
+  state_sh = sharding.state_shardings(abstract, mesh, tc.fsdp, tc.fsdp_min_size)
+  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sh)
+
+  ckpt = Checkpointer(workdir, tc.checkpoint_every, tc.keep_checkpoints)
+  restored = ckpt.restore_latest(abstract)
+  if restored is None:
+    state = jax.jit(init, out_shardings=state_sh)(rng)
+    meta = {'best_eval_loss': math.inf, 'best_step': 0, 'train_seconds': 0.0, 'tokens_seen': 0}
+  else:
+    state, meta = restored
+    logging.info('resumed from step %d in %s', int(state.step), workdir)
+  start = int(state.step)
+  num_params = count_params(state.params)
+
+  train_step = jax.jit(steps.make_lm_train_step(model, tx, schedule), in_shardings=(state_sh, batch_sh),
+                       out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
+  eval_step = jax.jit(steps.make_lm_eval_step(model), in_shardings=(state_sh.params, batch_sh),
+                      out_shardings=sharding.replicated(mesh))
+  batches = data.train_batches(batch_size=local_batch, start_step=start, seed=config.seed,
+                               process_index=jax.process_index(), process_count=jax.process_count())
+  writer = MetricWriter(workdir, enabled=primary)
+  progress = Progress(tc.num_steps, start, enabled=primary, name=config.model.name)
+  preemption = _Preemption()
+  tokens_per_step = tc.batch_size * data.seq_len
+  pending: list[dict[str, jax.Array]] = []
+  eval_metrics: dict[str, float] = {}
+  train_metrics: dict[str, float] = {}
+  status = 'done'
+  timer = time.time()
+  steady_since, steady_tokens = None, 0  # tokens/s excludes compilation: counted from the first flush on
+
+  def flush(step: int) -> None:
+    """Fetches pending step metrics, stops on a non-finite loss, logs means."""
+    nonlocal pending, timer, steady_since, steady_tokens, train_metrics
+    if not pending:
+      return
+    got = jax.device_get(pending)
+    first_step = step - len(got) + 1
+    for i, m in enumerate(got):
+      if not np.isfinite(m['loss']):
+        raise NonFiniteLossError(
+            f'loss became {float(m["loss"])} at step {first_step + i}; the last good checkpoint is kept in '
+            f'{workdir}/checkpoints: lower optim.lr or set optim.clip_norm, then rerun with a new --workdir')
+    now = time.time()
+    meta['train_seconds'] += now - timer
+    meta['tokens_seen'] += tokens_per_step * len(got)
+    if steady_since is None:
+      steady_since = now
+    else:
+      steady_tokens += tokens_per_step * len(got)
+    elapsed = now - steady_since
+    tok_s = steady_tokens / elapsed if elapsed > 0 else float('nan')
+    train_metrics = {k: float(np.mean([m[k] for m in got])) for k in got[0]}
+    train_metrics['tokens_per_sec'] = tok_s
+    writer.write(step, 'train', train_metrics)
+    eta = (tc.num_steps - step) * tokens_per_step / tok_s if tok_s > 0 else float('nan')
+    progress.update(step, train_metrics['loss'], tok_s, eta)
+    pending = []
+    timer = time.time()
+
+  try:
+    for step in range(start + 1, tc.num_steps + 1):
+      state, m = train_step(state, sharding.global_batch(next(batches), batch_sh))
+      pending.append(m)
+      last = step == tc.num_steps
+      stopping = preemption.reached(step) or (stop_after is not None and step - start >= stop_after)
+      checkpoint_due = ckpt.should_save(step) or last or stopping
+      if step % tc.log_every == 0 or checkpoint_due:
+        flush(step)
+      if step % tc.eval_every == 0 or last:
+        flush(step)
+        t_eval = time.time()
+        eval_metrics = evaluate(eval_step, state.params, data, local_batch, batch_sh, tc.eval_batches or None)
+        if eval_metrics['loss'] < meta['best_eval_loss']:
+          meta['best_eval_loss'], meta['best_step'] = eval_metrics['loss'], step
+        writer.write(step, 'eval', eval_metrics)
+        timer += time.time() - t_eval  # evaluation time is not training time
+        if steady_since is not None:
+          steady_since += time.time() - t_eval
+      if checkpoint_due:
+        ckpt.save(step, state, meta, force=last or stopping)
+      if stopping and not last:
+        status = 'preempted'
+        logging.warning('stopped at step %d with a checkpoint saved; rerun the same command to resume', step)
+        break
+  finally:
+    preemption.restore()
+    ckpt.close()
+    writer.close()
+    progress.close()
+
+  summary = {
+      'status': status, 'model': config.model.name, 'data': config.data.name, 'params': num_params,
+      'step': int(state.step), 'num_steps': tc.num_steps, 'train': train_metrics, 'eval': eval_metrics,
+      'best_eval_loss': meta['best_eval_loss'], 'best_step': meta['best_step'],
+      'tokens_per_sec': train_metrics.get('tokens_per_sec', float('nan')),
+      'train_seconds': meta['train_seconds'], 'wall_seconds': time.time() - t_start,
+      'devices': jax.device_count(), 'processes': jax.process_count(),
+      'platform': jax.devices()[0].platform, 'commit': code_version(),
+  }
+  if status == 'done' and primary:
+    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
+      json.dump(summary, f, indent=2)
+  summary['state'] = state
+  return summary

@@ -1,0 +1,85 @@
+"""Metrics to JSONL and TensorBoard in the workdir, and progress on the terminal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+
+def _scalar(v: Any) -> float:
+  return float(np.asarray(v))
+
+
+class MetricWriter:
+  """Appends one JSON object per (step, split) to workdir/metrics.jsonl and mirrors scalars to TensorBoard."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self._enabled = enabled
+    if not enabled:
+      return
+    self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    try:
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+    except ImportError:  # TensorBoard is optional; JSONL is the record
+      self._tb = None
+
+  def write(self, step: int, split: str, metrics: dict[str, Any]) -> None:
+    if not self._enabled:
+      return
+    values = {k: _scalar(v) for k, v in metrics.items()}
+    self._jsonl.write(json.dumps({'step': step, 'split': split, 'time': time.time(), **values}) + '\n')
+    self._jsonl.flush()
+    if self._tb is not None:
+      for k, v in values.items():
+        if math.isfinite(v):
+          self._tb.add_scalar(f'{split}/{k}', v, step)
+
+  def close(self) -> None:
+    if self._enabled:
+      self._jsonl.close()
+      if self._tb is not None:
+        self._tb.close()
+
+
+class Progress:
+  """A progress bar (loss, tokens/s, ETA) on an interactive terminal; plain log lines otherwise."""
+
+  def __init__(self, total: int, start: int, enabled: bool = True, name: str = ''):
+    self._total, self._last = total, start
+    self._name = name
+    self._bar = None
+    if enabled and sys.stderr.isatty():
+      from tqdm import tqdm
+      self._bar = tqdm(total=total, initial=start, desc=name or None, unit='step', dynamic_ncols=True)
+    self._enabled = enabled
+
+  def update(self, step: int, loss: float, tokens_per_sec: float, eta_s: float) -> None:
+    if not self._enabled:
+      return
+    if self._bar is not None:
+      self._bar.update(step - self._last)
+      self._bar.set_postfix(loss=f'{loss:.4f}', tok_s=f'{tokens_per_sec:,.0f}')
+    else:
+      logging.info('%sstep %d/%d  loss %.4f  %s tokens/s  ETA %s', f'[{self._name}] ' if self._name else '',
+                   step, self._total, loss, f'{tokens_per_sec:,.0f}', _hms(eta_s))
+    self._last = step
+
+  def close(self) -> None:
+    if self._bar is not None:
+      self._bar.close()
+
+
+def _hms(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return '?'
+  m, s = divmod(int(seconds), 60)
+  h, m = divmod(m, 60)
+  return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'

@@ -1,0 +1,85 @@
+"""Config validation: every user error is caught here, before compilation, with one line naming field and fix."""
+
+from __future__ import annotations
+
+import os
+
+from seqmodels.models import registry
+
+SYNTHETIC = ('copy', 'reverse', 'sort')
+DATASETS = SYNTHETIC + ('adding', 'text', 'tiny_shakespeare', 'lm1b')
+DTYPES = ('float32', 'bfloat16')
+
+
+class ConfigError(ValueError):
+  """A config that cannot work; the message names the field and the fix."""
+
+
+def _check(ok: bool, message: str) -> None:
+  if not ok:
+    raise ConfigError(message)
+
+
+def _positive(cfg, section: str, *fields: str) -> None:
+  for f in fields:
+    v = cfg[section][f]
+    _check(isinstance(v, int) and v > 0, f'config.{section}.{f}={v!r} must be a positive integer')
+
+
+def _fraction(value, field: str, upper_inclusive: bool = False) -> None:
+  ok = 0 <= value <= 1 if upper_inclusive else 0 <= value < 1
+  interval = '[0, 1]' if upper_inclusive else '[0, 1)'
+  _check(ok, f'config.{field}={value!r} must be in {interval}')
+
+
+def validate(config) -> None:
+  """Raises ConfigError for the first problem found in `config` (no JAX devices are touched)."""
+  m, d, o, t = config.model, config.data, config.optim, config.train
+  names = ', '.join(sorted(registry.MODELS))
+  _check(m.name in registry.MODELS, f'config.model.name={m.name!r} is not a model: choose one of {names}')
+  _positive(config, 'model', 'width', 'layers', 'unroll')
+  _check(m.embed >= 0, f'config.model.embed={m.embed!r} must be >= 0 (0 means the same as width)')
+  _check(m.ffn >= 0, f'config.model.ffn={m.ffn!r} must be >= 0 (0 means 4 * width)')
+  _fraction(m.dropout, 'model.dropout')
+  if m.name == 'gpt':
+    _positive(config, 'model', 'heads')
+    divisors = [h for h in range(1, m.width + 1) if m.width % h == 0][:8]
+    _check(m.width % m.heads == 0, f'config.model.heads={m.heads} does not divide config.model.width={m.width}:'
+           f' choose heads from {divisors} or change width')
+
+  _check(d.name in DATASETS, f'config.data.name={d.name!r} is not a dataset: choose one of {", ".join(DATASETS)}')
+  _check(d.name != 'adding', "config.data.name='adding' is a regression task and the registered models are "
+         'language models: use copy, reverse or sort')
+  if d.name in SYNTHETIC or d.name == 'adding':
+    _positive(config, 'data', 'min_len', 'max_len', 'num_symbols', 'num_train', 'num_validation')
+    _check(d.min_len <= d.max_len, f'config.data.min_len={d.min_len} exceeds config.data.max_len={d.max_len}:'
+           ' make min_len <= max_len')
+  else:
+    _positive(config, 'data', 'seq_len')
+    _check(d.stride >= 0, f'config.data.stride={d.stride!r} must be >= 0 (0 means seq_len)')
+  if d.name == 'text':
+    _check(bool(d.path), "config.data.path is empty: set it to a text file, e.g. "
+           "--config.data.path=../shared/data/tinyshakespeare.txt")
+    path = os.path.expanduser(d.path)
+    _check(os.path.isfile(path), f'config.data.path={d.path!r} does not exist: point it at a local text file')
+
+  _check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
+  _check(o.warmup_steps >= 0, f'config.optim.warmup_steps={o.warmup_steps!r} must be >= 0')
+  _fraction(o.min_lr_ratio, 'optim.min_lr_ratio', upper_inclusive=True)
+  _fraction(o.b1, 'optim.b1')
+  _fraction(o.b2, 'optim.b2')
+  _check(o.weight_decay >= 0, f'config.optim.weight_decay={o.weight_decay!r} must be >= 0')
+  _check(o.clip_norm >= 0, f'config.optim.clip_norm={o.clip_norm!r} must be >= 0 (0 disables clipping)')
+
+  _positive(config, 'train', 'num_steps', 'batch_size', 'log_every', 'eval_every', 'checkpoint_every',
+            'keep_checkpoints')
+  _check(t.eval_batches >= 0, f'config.train.eval_batches={t.eval_batches!r} must be >= 0 (0 means all)')
+  _check(t.dtype in DTYPES, f'config.train.dtype={t.dtype!r} is not supported: choose one of {", ".join(DTYPES)}')
+
+
+def validate_devices(config, device_count: int, process_count: int) -> None:
+  """The checks that need the device count: the global batch must split evenly over devices."""
+  b = config.train.batch_size
+  _check(b % device_count == 0, f'config.train.batch_size={b} does not split over {device_count} devices: '
+         f'use a multiple of {device_count}')
+  _check(b % process_count == 0, f'config.train.batch_size={b} does not split over {process_count} processes')
