@@ -1,0 +1,62 @@
+"""Every config field with its default; experiment configs start from here and change what they need."""
+
+import ml_collections
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0                       # parameter init, dropout and data order
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = 'lstm'            # rnn | lstm | gru | gpt
+  c.model.width = 128              # D: hidden units (recurrent) or model width (Transformer)
+  c.model.layers = 2               # N: stacked layers / blocks
+  c.model.heads = 4                # H: attention heads (Transformer)
+  c.model.ffn = 0                  # F: FFN width (Transformer); 0 means 4 * width
+  c.model.embed = 0                # E: embedding width (recurrent); 0 means width
+  c.model.dropout = 0.0
+  c.model.forget_bias = 1.0        # LSTM forget-gate bias at init
+  c.model.unroll = 1               # lax.scan unroll (recurrent speed knob; same function)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b
+  c.data.min_len = 1               # synthetic tasks: sequence length range
+  c.data.max_len = 16
+  c.data.num_symbols = 8           # synthetic alphabet size
+  c.data.num_train = 20_000
+  c.data.num_validation = 1_000
+  c.data.num_test = 1_000
+  c.data.seed = 0                  # generation seed of synthetic data
+  c.data.path = ''                 # text: a local text file
+  c.data.seq_len = 128             # text LMs: window length
+  c.data.stride = 0                # text LMs: window stride; 0 means seq_len
+  c.data.data_dir = ''             # where TFDS datasets are built and read; '' means ~/.cache/seqmodels/tfds
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 3e-3                # peak learning rate
+  c.optim.warmup_steps = 100
+  c.optim.min_lr_ratio = 0.1       # cosine decays to lr * min_lr_ratio
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.99
+  c.optim.eps = 1e-8
+  c.optim.weight_decay = 0.01      # AdamW, on matrices only
+  c.optim.clip_norm = 1.0          # clip_by_global_norm; 0 disables
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 1_000
+  c.train.batch_size = 64          # global, split over devices and processes
+  c.train.dtype = 'float32'        # compute dtype: float32 | bfloat16 (parameters are always float32)
+  c.train.log_every = 50
+  c.train.eval_every = 500
+  c.train.eval_batches = 0         # 0 evaluates the whole validation split
+  c.train.checkpoint_every = 500
+  c.train.keep_checkpoints = 3
+  c.train.fsdp = False             # shard large parameters and optimizer state over devices (ZeRO-3 style)
+  c.train.fsdp_min_size = 2**18    # arrays smaller than this stay replicated under fsdp
+
+  c.distributed = ml_collections.ConfigDict()
+  c.distributed.coordinator_address = ''  # host:port of process 0 for a multi-process run
+  c.distributed.num_processes = 1
+  c.distributed.process_id = 0
+  c.distributed.auto = False       # jax.distributed.initialize() with cluster auto-detection (SLURM, TPU, ...)
+  return c

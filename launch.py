@@ -1,0 +1,91 @@
+"""seqmodels entry point: train and compare sequence models.
+
+  python launch.py                                   # the default job: LSTM vs GPT on the copy task
+  python launch.py --config=experiments/configs/copy.py --config.model.name=gru --workdir=runs/gru
+  python launch.py --config=experiments/configs/copy.py --sweep=experiments/sweeps/lstm_vs_gpt.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CONFIG = os.path.join(HERE, 'experiments/configs/copy.py')
+DEFAULT_SWEEP = os.path.join(HERE, 'experiments/sweeps/lstm_vs_gpt.py')
+
+config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, 'experiment config file (get_config() -> ConfigDict)',
+                                lock_config=True)
+flags.DEFINE_string('workdir', '', 'where checkpoints, metrics and summaries go; rerunning resumes '
+                    "(default: runs/<config name>, or runs/default with no flags)")
+flags.DEFINE_string('sweep', '', 'sweep file (get_sweep() -> list of override dicts): one run per trial; '
+                    'with no --config and no --sweep, the default sweep experiments/sweeps/lstm_vs_gpt.py')
+FLAGS = flags.FLAGS
+
+
+def _fail(message: str, code: int = 2) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(code)
+
+
+def main(argv) -> None:
+  if len(argv) > 1:
+    _fail(f'unexpected arguments {argv[1:]}: flags take the form --name=value')
+  sys.path.insert(0, HERE)
+  # Imported here so `--help` and flag errors are instant.
+  import jax
+  from experiments import report
+  from seqmodels import sweep, validation
+  from seqmodels.train import loop, sharding
+  from seqmodels.train.checkpoint import CheckpointError
+
+  defaults = not FLAGS['config'].present and not FLAGS.sweep
+  sweep_path = DEFAULT_SWEEP if defaults else FLAGS.sweep
+  config_name = os.path.splitext(os.path.basename(FLAGS['config'].config_filename.split(':')[0]))[0]
+  workdir = FLAGS.workdir or os.path.join('runs', 'default' if defaults else config_name)
+  try:
+    if sweep_path and not os.path.isfile(sweep_path):
+      raise validation.ConfigError(f'--sweep={sweep_path} does not exist: pass a file from experiments/sweeps/')
+    trials = sweep.load(sweep_path) if sweep_path else [{}]
+    runs = [(sweep.trial_name(o), sweep.apply(FLAGS.config, o)) for o in trials]
+    for _, c in runs:
+      validation.validate(c)
+    sharding.initialize_distributed(FLAGS.config.distributed)
+    for _, c in runs:
+      validation.validate_devices(c, jax.device_count(), jax.process_count())
+  except (validation.ConfigError, KeyError, TypeError) as e:
+    _fail(str(e).strip('"\''))
+
+  os.makedirs(workdir, exist_ok=True)
+  if sweep_path:
+    with open(os.path.join(workdir, 'sweep.json'), 'w') as f:
+      json.dump({'sweep': sweep_path, 'trials': trials}, f, indent=2, default=str)
+  dirs = []
+  for name, c in runs:
+    run_dir = os.path.join(workdir, name) if sweep_path else workdir
+    dirs.append(run_dir)
+    if os.path.exists(os.path.join(run_dir, 'summary.json')):
+      logging.info('%s is finished (summary.json exists): skipped', run_dir)
+      continue
+    logging.info('run %s: model %s on %s -> %s', name, c.model.name, c.data.name, run_dir)
+    try:
+      summary = loop.train_and_evaluate(c, run_dir)
+    except (loop.NonFiniteLossError, loop.WorkdirError, CheckpointError) as e:
+      _fail(str(e), 1)
+    if summary['status'] == 'preempted':
+      _fail(f'stopped early at step {summary["step"]}; checkpoint saved in {run_dir}: rerun the same command '
+            'to resume', 143)
+
+  if jax.process_index() == 0:
+    table = report.markdown_table(report.load_summaries(dirs))
+    with open(os.path.join(workdir, 'comparison.md'), 'w') as f:
+      f.write(table)
+    print(f'\n{table}\nwritten to {os.path.join(workdir, "comparison.md")}')
+
+
+if __name__ == '__main__':
+  app.run(main)
