@@ -1,0 +1,154 @@
+"""Tests that the TFDS builders write array_record files that read back exactly, without TensorFlow."""
+
+import io
+import json
+import sys
+import tarfile
+from unittest import mock
+
+import chex
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from seqmodels.data import builders
+from seqmodels.data import tasks
+from seqmodels.data import tokenizers
+
+SIZES = {'num_train': 20, 'num_validation': 6, 'num_test': 4}
+
+
+def _prepare(builder_cls, data_dir, **kwargs):
+  builder = builder_cls(data_dir=str(data_dir), file_format='array_record', **kwargs)
+  builder.download_and_prepare()
+  return builder
+
+
+@pytest.mark.parametrize('task', tasks.TASKS)
+def test_synthetic_builder_writes_array_record_that_reads_back_as_generated(task, tmp_path):
+  config = builders.synthetic_config(task, min_len=2, max_len=7, num_symbols=5, seed=3, **SIZES)
+  builder_cls = builders.synthetic_builder_cls(task)
+  builder = _prepare(builder_cls, tmp_path, config=config)
+  files = sorted(p.name for p in builder.data_path.iterdir())
+  assert [f for f in files if 'array_record' in f] == [
+      f'{builder_cls.name}-{split}.array_record-00000-of-00001'
+      for split in ('test', 'train', 'validation')]
+  for split, n in (('train', 20), ('validation', 6), ('test', 4)):
+    source = tfds.data_source(f'{builder_cls.name}/{config.name}', split=split, data_dir=tmp_path)
+    assert len(source) == n
+    for index in range(n):
+      expected = tasks.example(task, seed=3, split=split, index=index, min_len=2, max_len=7,
+                               num_symbols=5)
+      chex.assert_trees_all_equal(dict(source[index]), expected)
+  assert 'tensorflow' not in sys.modules
+
+
+def test_synthetic_config_names_encode_every_parameter():
+  base = dict(min_len=1, max_len=8, num_symbols=4, seed=0, num_train=10, num_validation=2,
+              num_test=2)
+  names = {builders.synthetic_config('copy', **base).name,
+           builders.synthetic_config('reverse', **base).name}
+  for field in base:
+    names.add(builders.synthetic_config('copy', **{**base, field: base[field] + 1}).name)
+  assert len(names) == 2 + len(base)
+  assert builders.synthetic_config('copy', **base).name == 'copy_sym4_len1-8_n10-2-2_seed0'
+
+
+def _write(path, text):
+  path.write_text(text, encoding='utf-8')
+  return str(path)
+
+
+def test_local_text_saves_vocab_and_splits_90_10_by_position(tmp_path):
+  text = ''.join(f'line {i}: the quick brown fox é\n' for i in range(40))
+  path = _write(tmp_path / 'corpus.txt', text)
+  config = builders.local_text_config(path, seq_len=16, stride=5)
+  _prepare(builders.LocalText, tmp_path / 'tfds', config=config)
+  name = f'local_text/{config.name}'
+  train = tfds.data_source(name, split='train', data_dir=tmp_path / 'tfds')
+  validation = tfds.data_source(name, split='validation', data_dir=tmp_path / 'tfds')
+  tokenizer = tokenizers.CharTokenizer(train.dataset_info.metadata['chars'])
+  assert tokenizer.chars == ''.join(sorted(set(text)))
+  split_at = int(len(text) * 0.9)
+  # Train windows start every `stride` chars of the first 90%; validation tiles the last 10%.
+  train_windows = [tokenizer.decode(train[i]['tokens']) for i in range(len(train))]
+  assert train_windows == [text[s:s + 17] for s in range(0, split_at - 16, 5)]
+  val_windows = [tokenizer.decode(validation[i]['tokens']) for i in range(len(validation))]
+  assert val_windows == [text[split_at + s:split_at + s + 17]
+                         for s in range(0, len(text) - split_at - 16, 16)]
+  assert train[0]['tokens'].dtype == np.int32 and train[0]['tokens'].shape == (17,)
+  assert json.loads(train.dataset_info.description)['stride'] == 5
+  assert 'tensorflow' not in sys.modules
+
+
+def test_local_text_config_name_changes_with_content_path_and_params(tmp_path):
+  path = _write(tmp_path / 'a.txt', 'hello world ' * 20)
+  name = builders.local_text_config(path, seq_len=8).name
+  assert name.startswith('a_T8_s8_')
+  assert builders.local_text_config(path, seq_len=8, stride=8).name == name  # stride 0 = seq_len.
+  other = _write(tmp_path / 'b.txt', 'hello world ' * 20)
+  assert builders.local_text_config(other, seq_len=8).name[2:] != name[2:]
+  assert builders.local_text_config(path, seq_len=8, stride=4).name != name
+  _write(tmp_path / 'a.txt', 'hello there ' * 20)
+  assert builders.local_text_config(path, seq_len=8).name != name
+
+
+def test_local_text_refuses_a_file_changed_after_its_config_was_made(tmp_path):
+  path = _write(tmp_path / 'a.txt', 'hello world ' * 20)
+  config = builders.local_text_config(path, seq_len=8)
+  _write(tmp_path / 'a.txt', 'changed ' * 20)
+  with pytest.raises(ValueError, match='changed'):
+    _prepare(builders.LocalText, tmp_path / 'tfds', config=config)
+
+
+def test_char_tokenizer_round_trips_and_saves_to_json(tmp_path):
+  text = 'To be, or not to be: ünïcode\n'
+  tokenizer = tokenizers.CharTokenizer.from_text(text)
+  ids = tokenizer.encode(text)
+  assert ids.dtype == np.int32 and ids.max() == tokenizer.vocab_size - 1
+  assert tokenizer.decode(ids) == text
+  tokenizer.save(tmp_path / 'vocab.json')
+  assert tokenizers.CharTokenizer.load(tmp_path / 'vocab.json').chars == tokenizer.chars
+  with pytest.raises(ValueError, match='not in vocabulary'):
+    tokenizer.encode('xyz')
+
+
+def test_byte_tokenizer_offsets_bytes_and_round_trips():
+  tokenizer = tokenizers.ByteTokenizer(offset=4)
+  ids = tokenizer.encode('aé')
+  np.testing.assert_array_equal(ids, [ord('a') + 4, 0xC3 + 4, 0xA9 + 4])
+  assert tokenizer.vocab_size == 260
+  assert tokenizer.decode(np.concatenate([[1], ids, [3, 0]])) == 'aé'
+
+
+def _fake_lm1b_archive(path):
+  root = '1-billion-word-language-modeling-benchmark-r13output'
+  members = {
+      f'{root}/training-monolingual.tokenized.shuffled/news.en-00001-of-00100': 'a b\nc d\n',
+      f'{root}/training-monolingual.tokenized.shuffled/news.en-00002-of-00100': 'e f\n',
+      f'{root}/heldout-monolingual.tokenized.shuffled/news.en.heldout-00000-of-00050': 'x y\n',
+      f'{root}/README': 'not data\n',
+  }
+  with tarfile.open(path, 'w:gz') as tar:
+    for name, content in members.items():
+      info = tarfile.TarInfo(name)
+      info.size = len(content.encode())
+      tar.addfile(info, io.BytesIO(content.encode()))
+  return str(path)
+
+
+def test_tiny_shakespeare_and_lm1b_generate_without_tensorflow_from_their_downloads(tmp_path):
+  text = ''.join(f'ROMEO {i}: hark\n' for i in range(100))
+  downloads = {'input.txt': _write(tmp_path / 'input.txt', text),
+               '.tar.gz': _fake_lm1b_archive(tmp_path / 'lm1b.tar.gz')}
+  fake_download = lambda self, url: next(v for k, v in downloads.items() if url.endswith(k))
+  with mock.patch.object(tfds.download.DownloadManager, 'download', fake_download):
+    _prepare(builders.TinyShakespeare, tmp_path / 'tfds')
+    _prepare(builders.Lm1b, tmp_path / 'tfds')
+  read = lambda name, split: tfds.data_source(name, split=split, data_dir=tmp_path / 'tfds')
+  parts = [read('tiny_shakespeare', s)[0]['text'].decode() for s in ('train', 'validation', 'test')]
+  assert ''.join(parts) == text and len(parts[0]) == int(len(text) * 0.9)
+  train = read('lm1b', 'train')
+  assert sorted(train[i]['text'] for i in range(len(train))) == [b'a b', b'c d', b'e f']
+  assert [read('lm1b', 'test')[0]['text']] == [b'x y']
+  assert 'tensorflow' not in sys.modules
