@@ -1,0 +1,308 @@
+"""Input pipeline: TFDS array_record datasets read with `tfds.data_source`, as numpy batches.
+
+Each batch is gathered in one vectorized read of the rows it needs; a grain MapDataset over step
+numbers computes the next batches on background threads.
+
+Training batches follow an exactness contract: the global batch at step s holds rows
+[s*B, (s+1)*B) of one seeded stream (every epoch a fresh permutation), and process p of P receives
+rows [p*b, (p+1)*b) of it, where B = P*b. So results do not depend on the process count, and
+`start_step=k` resumes exactly where step k of an unbroken run would be.
+"""
+
+import dataclasses
+import fcntl
+import os
+import threading
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import grain
+import numpy as np
+import tensorflow_datasets as tfds
+
+from seqmodels.data import builders
+from seqmodels.data import tasks
+from seqmodels.data import tokenizers
+
+# Special tokens of synthetic sequence tasks (and lm1b): symbol s is token s + NUM_SPECIALS.
+PAD, BOS, SEP, EOS = 0, 1, 2, 3
+NUM_SPECIALS = 4
+DEFAULT_DATA_DIR = '~/.cache/seqmodels/tfds'
+# Splits up to these sizes are decoded once at load and then batched by numpy indexing: TFDS
+# decodes only ~10k examples/s, far too slow to feed small models batch by batch.
+MAX_CACHED_EXAMPLES = 200_000
+MAX_CACHED_BYTES = 2**31
+_READ_OPTIONS = grain.ReadOptions(num_threads=4, prefetch_buffer_size=8)  # Counted in batches.
+_ENDLESS = 2**62
+_SPECIAL_NAMES = {BOS: '<bos>', SEP: '<sep>', EOS: '<eos>'}
+
+Batch = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+  """A split's formatted examples: `gather(indices [n])` returns their rows stacked, [n, ...]."""
+  size: int
+  gather: Callable[[np.ndarray], Batch]
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+  """A prepared dataset: formatted examples per split, and how to batch and decode them."""
+
+  kind: str  # 'lm' (token batches) or 'regression' (adding problem).
+  vocab_size: int  # Token vocabulary for 'lm'; 0 for 'regression'.
+  seq_len: int  # T of the [b, T] batch arrays.
+  splits: Mapping[str, Examples] = dataclasses.field(default_factory=dict, repr=False)
+  decoder: Callable[[Any], str] = dataclasses.field(default=str, repr=False)
+
+  def train_batches(self, *, batch_size: int, start_step: int, seed: int, process_index: int = 0,
+                    process_count: int = 1) -> Iterator[Batch]:
+    """Endless local batches of `batch_size` rows for steps start_step, start_step + 1, ..."""
+    examples = self._split('train')
+    order = _EpochOrder(examples.size, seed)
+    rows = process_index * batch_size + np.arange(batch_size)
+    global_batch = batch_size * process_count
+    steps = grain.MapDataset.range(start_step, _ENDLESS)
+    return _prefetched(steps.map(lambda step: examples.gather(order(step * global_batch + rows))))
+
+  def eval_batches(self, *, batch_size: int, split: str = 'validation', process_index: int = 0,
+                   process_count: int = 1, max_batches: int | None = None) -> Iterator[Batch]:
+    """One pass over `split` in order, each example once across processes; padding has weight 0.
+
+    Every process yields the same number of batches. Padding rows are all zeros, so their
+    `weights` (lm) or `mask` (regression) are 0.
+    """
+    examples = self._split(split)
+    global_batch = batch_size * process_count
+    num_steps = -(-examples.size // global_batch)
+    if max_batches is not None:
+      num_steps = min(num_steps, max_batches)
+    rows = process_index * batch_size + np.arange(batch_size)
+
+    def batch_at(step: int) -> Batch:
+      indices = step * global_batch + rows
+      batch = examples.gather(np.minimum(indices, examples.size - 1))
+      for value in batch.values():
+        value[indices >= examples.size] = 0
+      return batch
+
+    return _prefetched(grain.MapDataset.range(num_steps).map(batch_at))
+
+  def decode(self, tokens) -> str:
+    """Renders a token sequence (or adding-problem values) as text."""
+    return self.decoder(tokens)
+
+  def _split(self, split: str) -> Examples:
+    if split not in self.splits:
+      raise ValueError(f'No split {split!r} in this dataset; it has {sorted(self.splits)}.')
+    return self.splits[split]
+
+
+class _EpochOrder:
+  """Maps row r of the endless training stream to an example: epoch r // n is a new permutation."""
+
+  def __init__(self, size: int, seed: int):
+    self._size, self._seed = size, seed
+    self._lock = threading.Lock()
+    self._permutations: dict[int, np.ndarray] = {}
+
+  def _permutation(self, epoch: int) -> np.ndarray:
+    with self._lock:  # Prefetch threads share it; an epoch of lm1b takes seconds to permute.
+      if epoch not in self._permutations:
+        if len(self._permutations) >= 2:
+          self._permutations.pop(min(self._permutations))
+        self._permutations[epoch] = np.random.default_rng([self._seed, epoch]).permutation(
+            self._size)
+      return self._permutations[epoch]
+
+  def __call__(self, rows: np.ndarray) -> np.ndarray:
+    epochs, positions = np.divmod(rows, self._size)
+    indices = np.empty_like(rows)
+    for epoch in np.unique(epochs):
+      in_epoch = epochs == epoch
+      indices[in_epoch] = self._permutation(int(epoch))[positions[in_epoch]]
+    return indices
+
+
+def _prefetched(batches: grain.MapDataset) -> Iterator[Batch]:
+  """Computes the next batches on background threads, in order."""
+  yield from batches.to_iter_dataset(_READ_OPTIONS)
+
+
+def _stack(examples: Sequence[Batch]) -> Batch:
+  return {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
+
+
+def decoded_examples(source: Sequence, fmt: Callable[[Any], Batch]) -> Examples:
+  """Examples of a `tfds.data_source` split, formatted by `fmt`; cached in memory if small."""
+  size, chunk = len(source), 4096
+  read = lambda indices: _stack([fmt(ex) for ex in source.__getitems__(indices.tolist())])
+  first = read(np.arange(min(size, chunk)))
+  example_bytes = sum(v.nbytes for v in first.values()) / min(size, chunk)
+  if size > MAX_CACHED_EXAMPLES or size * example_bytes > MAX_CACHED_BYTES:
+    return Examples(size, read)
+  chunks = [first] + [read(np.arange(i, min(i + chunk, size))) for i in range(chunk, size, chunk)]
+  arrays = {k: np.concatenate([c[k] for c in chunks]) for k in first}
+  return Examples(size, lambda indices: {k: v[indices] for k, v in arrays.items()})
+
+
+def format_seq_example(inputs_S: np.ndarray, targets_S: np.ndarray, max_len: int) -> Batch:
+  """`[BOS] inputs [SEP] targets [EOS]` padded to 2*max_len + 3, shifted into next-token pairs.
+
+  Weights are 1 exactly where the next token is a target symbol or EOS.
+  """
+  n, m = len(inputs_S), len(targets_S)
+  seq_L = np.full(2 * max_len + 3, PAD, np.int32)
+  seq_L[0] = BOS
+  seq_L[1:1 + n] = inputs_S + NUM_SPECIALS
+  seq_L[1 + n] = SEP
+  seq_L[2 + n:2 + n + m] = targets_S + NUM_SPECIALS
+  seq_L[2 + n + m] = EOS
+  weights_T = np.zeros(2 * max_len + 2, np.float32)
+  weights_T[n + 1:n + m + 2] = 1.0  # Predicting seq[n + 2 : n + m + 3]: the targets and EOS.
+  return {'inputs': seq_L[:-1], 'targets': seq_L[1:], 'weights': weights_T}
+
+
+def format_adding_example(values_S: np.ndarray, markers_S: np.ndarray, target: np.ndarray,
+                          max_len: int) -> Batch:
+  """Pads one adding-problem example to max_len; `mask` marks the real time steps."""
+  n = len(values_S)
+  values_T, markers_T, mask_T = (np.zeros(max_len, np.float32) for _ in range(3))
+  values_T[:n], markers_T[:n], mask_T[:n] = values_S, markers_S, 1.0
+  return {'values': values_T, 'markers': markers_T, 'target': np.asarray(target, np.float32),
+          'mask': mask_T}
+
+
+def format_window(tokens_xL: np.ndarray) -> Batch:
+  """Windows of T + 1 tokens (any leading axes) as T next-token pairs, all weighted."""
+  tokens_xL = np.asarray(tokens_xL, np.int32)
+  inputs_xT = tokens_xL[..., :-1]
+  return {'inputs': inputs_xT, 'targets': tokens_xL[..., 1:],
+          'weights': np.ones(inputs_xT.shape, np.float32)}
+
+
+def format_sentence(text: str | bytes, seq_len: int) -> Batch:
+  """`[BOS] utf-8 bytes [EOS]` cut or PAD-padded to seq_len + 1 tokens; padding has weight 0."""
+  ids = tokenizers.ByteTokenizer(offset=NUM_SPECIALS).encode(text)
+  tokens_L = np.full(seq_len + 1, PAD, np.int32)
+  sentence = np.concatenate([[BOS], ids, [EOS]])[:seq_len + 1]
+  tokens_L[:len(sentence)] = sentence
+  example = format_window(tokens_L)
+  example['weights'] = (example['targets'] != PAD).astype(np.float32)
+  return example
+
+
+def render_symbols(tokens) -> str:
+  """Synthetic-task tokens as space-separated symbols and <bos>/<sep>/<eos>, PAD dropped."""
+  tokens = np.asarray(tokens).reshape(-1)
+  return ' '.join(_SPECIAL_NAMES.get(t, str(t - NUM_SPECIALS)) for t in tokens.tolist()
+                  if t != PAD)
+
+
+def render_values(values) -> str:
+  return ' '.join(f'{v:.3f}' for v in np.asarray(values, np.float32).reshape(-1).tolist())
+
+
+def data_dir(data_cfg) -> str:
+  """Directory where TFDS datasets are built and read ('' means DEFAULT_DATA_DIR)."""
+  return os.path.abspath(os.path.expanduser(data_cfg.data_dir or DEFAULT_DATA_DIR))
+
+
+def _synthetic_config(data_cfg) -> builders.SyntheticConfig:
+  return builders.synthetic_config(
+      data_cfg.name, min_len=data_cfg.min_len, max_len=data_cfg.max_len,
+      num_symbols=data_cfg.num_symbols, seed=data_cfg.seed, num_train=data_cfg.num_train,
+      num_validation=data_cfg.num_validation, num_test=data_cfg.num_test)
+
+
+def _local_text_config(data_cfg) -> builders.LocalTextConfig:
+  return builders.local_text_config(data_cfg.path, seq_len=data_cfg.seq_len,
+                                    stride=data_cfg.stride)
+
+
+def _builder(data_cfg, directory: str) -> tfds.core.DatasetBuilder:
+  kwargs = {'data_dir': directory, 'file_format': 'array_record'}
+  if data_cfg.name in tasks.TASKS:
+    return builders.synthetic_builder_cls(data_cfg.name)(config=_synthetic_config(data_cfg),
+                                                         **kwargs)
+  if data_cfg.name == 'text':
+    return builders.LocalText(config=_local_text_config(data_cfg), **kwargs)
+  if data_cfg.name == 'tiny_shakespeare':
+    return builders.TinyShakespeare(**kwargs)
+  if data_cfg.name == 'lm1b':
+    return builders.Lm1b(**kwargs)
+  raise ValueError(f'Unknown data.name {data_cfg.name!r}.')
+
+
+def prepare(data_cfg) -> None:
+  """Builds the dataset of `data_cfg` unless already built; safe to call from many processes."""
+  directory = data_dir(data_cfg)
+  os.makedirs(directory, exist_ok=True)
+  with open(os.path.join(directory, '.seqmodels_prepare.lock'), 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
+    builder = _builder(data_cfg, directory)
+    if not builder.is_prepared():
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+
+
+def _sources(name: str, splits, directory: str) -> dict[str, Any]:
+  return {split: tfds.data_source(name, split=split, data_dir=directory) for split in splits}
+
+
+def _decoded(sources: Mapping[str, Any], fmt: Callable) -> dict[str, Examples]:
+  return {split: decoded_examples(src, fmt) for split, src in sources.items()}
+
+
+def _as_str(text: str | bytes) -> str:
+  return text.decode('utf-8') if isinstance(text, bytes) else text
+
+
+def _windows(ids_N: np.ndarray, seq_len: int, stride: int) -> Examples:
+  """Windows of seq_len + 1 tokens starting every `stride` tokens, gathered without copies up front."""
+  starts = builders.window_starts(len(ids_N), seq_len + 1, stride)
+  offsets = np.arange(seq_len + 1)
+  return Examples(len(starts),
+                  lambda indices: format_window(ids_N[starts[indices][:, None] + offsets]))
+
+
+def load(data_cfg) -> Data:
+  """Opens the prepared dataset of `data_cfg` (see `prepare`)."""
+  directory, name = data_dir(data_cfg), data_cfg.name
+  if name in tasks.TASKS:
+    config = _synthetic_config(data_cfg)
+    builder_name = f'{builders.synthetic_builder_cls(name).name}/{config.name}'
+    splits = [split for split, n in config.split_sizes.items() if n > 0]
+    sources = _sources(builder_name, splits, directory)
+    if name == 'adding':
+      fn = lambda ex: format_adding_example(ex['values'], ex['markers'], ex['target'],
+                                            data_cfg.max_len)
+      return Data('regression', 0, data_cfg.max_len, _decoded(sources, fn), render_values)
+    fn = lambda ex: format_seq_example(ex['inputs'], ex['targets'], data_cfg.max_len)
+    return Data('lm', data_cfg.num_symbols + NUM_SPECIALS, 2 * data_cfg.max_len + 2,
+                _decoded(sources, fn), render_symbols)
+  if name == 'text':
+    config = _local_text_config(data_cfg)
+    sources = _sources(f'{builders.LocalText.name}/{config.name}', ('train', 'validation'),
+                       directory)
+    tokenizer = tokenizers.CharTokenizer(sources['train'].dataset_info.metadata['chars'])
+    return Data('lm', tokenizer.vocab_size, data_cfg.seq_len,
+                _decoded(sources, lambda ex: format_window(ex['tokens'])), tokenizer.decode)
+  if name == 'tiny_shakespeare':
+    sources = _sources(name, ('train', 'validation', 'test'), directory)
+    # The official dataset holds one example (the whole text) per split.
+    texts = {split: ''.join(_as_str(src[i]['text']) for i in range(len(src)))
+             for split, src in sources.items()}
+    tokenizer = tokenizers.CharTokenizer.from_text(''.join(texts.values()))
+    strides = {'train': data_cfg.stride or data_cfg.seq_len}
+    splits = {split: _windows(tokenizer.encode(text), data_cfg.seq_len,
+                              strides.get(split, data_cfg.seq_len))
+              for split, text in texts.items()}
+    return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, splits, tokenizer.decode)
+  if name == 'lm1b':
+    sources = _sources(name, ('train', 'test'), directory)
+    splits = _decoded(sources, lambda ex: format_sentence(ex['text'], data_cfg.seq_len))
+    splits['validation'] = splits['test']  # lm1b has no validation split.
+    byte_tokenizer = tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
+    return Data('lm', byte_tokenizer.vocab_size, data_cfg.seq_len, splits, byte_tokenizer.decode)
+  raise ValueError(f'Unknown data.name {name!r}.')
