@@ -32,7 +32,16 @@ def _fail(message: str, code: int = 2) -> None:
   sys.exit(code)
 
 
+class _QuietLibraries(logging.logging.Filter):
+  """Drops the INFO chatter of orbax and friends; their warnings and errors still show."""
+
+  def filter(self, record) -> bool:
+    noisy = any(f'{os.sep}{lib}{os.sep}' in record.pathname for lib in ('orbax', 'grain', 'tensorflow_datasets'))
+    return record.levelno >= logging.logging.WARNING or not noisy
+
+
 def main(argv) -> None:
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}: flags take the form --name=value')
   sys.path.insert(0, HERE)
@@ -46,7 +55,7 @@ def main(argv) -> None:
   defaults = not FLAGS['config'].present and not FLAGS.sweep
   sweep_path = DEFAULT_SWEEP if defaults else FLAGS.sweep
   config_name = os.path.splitext(os.path.basename(FLAGS['config'].config_filename.split(':')[0]))[0]
-  workdir = FLAGS.workdir or os.path.join('runs', 'default' if defaults else config_name)
+  workdir = os.path.abspath(FLAGS.workdir or os.path.join('runs', 'default' if defaults else config_name))
   try:
     if sweep_path and not os.path.isfile(sweep_path):
       raise validation.ConfigError(f'--sweep={sweep_path} does not exist: pass a file from experiments/sweeps/')

@@ -25,21 +25,24 @@ class Checkpointer:
   """
 
   def __init__(self, workdir: str, every: int, keep: int):
+    workdir = os.path.abspath(workdir)  # tensorstore needs absolute paths
     self._dir = epath.Path(workdir) / 'checkpoints'
     self._corrupt_dir = epath.Path(workdir) / 'corrupt_checkpoints'
-    self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, save_interval_steps=every, create=True)
+    self._every = every
+    self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     self._manager = self._open()
 
   def _open(self) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(self._dir, options=self._options, item_names=('state', 'meta'))
 
   def should_save(self, step: int) -> bool:
-    return self._manager.should_save(step)
+    """Whether `step` is a periodic checkpoint step."""
+    return step % self._every == 0
 
-  def save(self, step: int, state, meta: dict[str, Any], force: bool = False) -> bool:
-    """Saves (asynchronously) if due or forced; returns whether a save started."""
+  def save(self, step: int, state, meta: dict[str, Any]) -> None:
+    """Starts an asynchronous save of `state` and `meta` at `step`; the loop decides when."""
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
-    return self._manager.save(step, args=args, force=force)
+    self._manager.save(step, args=args, force=True)
 
   def restore_latest(self, abstract_state) -> tuple[Any, dict[str, Any]] | None:
     """(state, meta) of the newest readable checkpoint, placed with the shardings of `abstract_state`.

@@ -230,7 +230,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
         if steady_since is not None:
           steady_since += time.time() - t_eval
       if checkpoint_due:
-        ckpt.save(step, state, meta, force=last or stopping)
+        ckpt.save(step, state, meta)
       if stopping and not last:
         status = 'preempted'
         logging.warning('stopped at step %d with a checkpoint saved; rerun the same command to resume', step)
