@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -18,18 +19,28 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CONFIG = os.path.join(HERE, 'experiments/configs/copy.py')
 DEFAULT_SWEEP = os.path.join(HERE, 'experiments/sweeps/lstm_vs_gpt.py')
 
-config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, 'experiment config file (get_config() -> ConfigDict)',
-                                lock_config=True)
+def _fail(message: str, code: int = 2) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(code)
+
+
+def _unknown_field(argv: list[str], e: Exception) -> None:
+  bad = next((a for a in argv[1:] if a.startswith('--config.')), '--config.*')
+  hint = re.search(r'Did you mean "[^"]+"', str(e))
+  hint = f' ({hint.group(0)}?)' if hint else ''
+  _fail(f'{bad.split("=")[0]} names no config field{hint}: see the fields in experiments/configs/base.py')
+
+
+try:  # config_flags applies --config.* overrides to the default config here, at definition
+  config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, 'experiment config file (get_config() -> ConfigDict)',
+                                  lock_config=True)
+except (AttributeError, KeyError) as e:
+  _unknown_field(sys.argv, e)
 flags.DEFINE_string('workdir', '', 'where checkpoints, metrics and summaries go; rerunning resumes '
                     "(default: runs/<config name>, or runs/default with no flags)")
 flags.DEFINE_string('sweep', '', 'sweep file (get_sweep() -> list of override dicts): one run per trial; '
                     'with no --config and no --sweep, the default sweep experiments/sweeps/lstm_vs_gpt.py')
 FLAGS = flags.FLAGS
-
-
-def _fail(message: str, code: int = 2) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(code)
 
 
 class _QuietLibraries(logging.logging.Filter):
@@ -96,5 +107,23 @@ def main(argv) -> None:
     print(f'\n{table}\nwritten to {os.path.join(workdir, "comparison.md")}')
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl flag parsing with one-line errors for a missing config file or an unknown config field."""
+  try:
+    rest = FLAGS(argv)
+    path = FLAGS['config'].config_filename.split(':')[0]
+    if not os.path.isfile(path):
+      _fail(f'--config={path} does not exist: pass a file from experiments/configs/')
+    FLAGS.config.keys()  # config files load lazily: surface their errors here
+    return rest
+  except flags.Error as e:
+    _fail(str(e).splitlines()[0])
+  except (AttributeError, KeyError) as e:  # ml_collections: --config.x.y names no field
+    _unknown_field(argv, e)
+  except OSError as e:
+    _fail(f'--config={FLAGS["config"].config_filename} could not be loaded ({str(e).splitlines()[-1].strip()}):'
+          ' pass a file from experiments/configs/')
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

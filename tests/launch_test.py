@@ -1,0 +1,112 @@
+"""Launcher: bad configs fail before compilation with one line naming the field and the fix; SIGTERM saves."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import orbax.checkpoint as ocp
+import pytest
+
+from experiments.configs.copy import get_config
+from seqmodels import validation
+from seqmodels.train.checkpoint import Checkpointer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BAD = [  # (override, value, words the one-line message must contain)
+    ('model.name', 'lsmt', ['config.model.name', 'choose one of', 'lstm']),
+    ('model.width', -8, ['config.model.width', 'positive']),
+    ('model.layers', 0, ['config.model.layers', 'positive']),
+    ('model.dropout', 1.5, ['config.model.dropout', '[0, 1)']),
+    ('model.heads', 3, ['config.model.heads=3', 'does not divide', 'config.model.width']),
+    ('data.name', 'imagenet', ['config.data.name', 'choose one of']),
+    ('data.max_len', 0, ['config.data.max_len', 'positive']),
+    ('data.min_len', 20, ['config.data.min_len', 'max_len']),
+    ('optim.lr', -1.0, ['config.optim.lr', '> 0']),
+    ('optim.clip_norm', -1.0, ['config.optim.clip_norm', '>= 0']),
+    ('train.batch_size', 0, ['config.train.batch_size', 'positive']),
+    ('train.num_steps', -5, ['config.train.num_steps', 'positive']),
+    ('train.dtype', 'float8', ['config.train.dtype', 'choose one of']),
+]
+
+
+@pytest.mark.parametrize('field,value,words', BAD, ids=[b[0] for b in BAD])
+def test_bad_config_gives_one_line_error_naming_field(field, value, words):
+  c = get_config()
+  if field == 'model.heads':
+    c.model.name = 'gpt'
+  section, name = field.split('.')
+  c[section][name] = value
+  with pytest.raises(validation.ConfigError) as e:
+    validation.validate(c)
+  message = str(e.value)
+  assert '\n' not in message
+  for w in words:
+    assert w in message
+
+
+def test_missing_text_file_is_named():
+  c = get_config()
+  c.data.name, c.data.path = 'text', '/nonexistent/corpus.txt'
+  with pytest.raises(validation.ConfigError, match=r"config.data.path='/nonexistent/corpus.txt' does not exist"):
+    validation.validate(c)
+
+
+def test_batch_not_divisible_by_devices_is_named():
+  c = get_config()
+  c.train.batch_size = 12
+  with pytest.raises(validation.ConfigError, match='batch_size=12 does not split over 8 devices: use a multiple'):
+    validation.validate_devices(c, 8, 1)
+
+
+def _launch(*flags, timeout=120, **kw):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=2')
+  return subprocess.run([sys.executable, 'launch.py', *flags], cwd=ROOT, env=env, capture_output=True, text=True,
+                        timeout=timeout, **kw)
+
+
+@pytest.mark.parametrize('flags,expected', [
+    (['--config.model.name=gpt', '--config.model.heads=5'], 'error: config.model.heads=5 does not divide'),
+    (['--config.data.name=text', '--config.data.path=missing.txt'], "error: config.data.path='missing.txt' does"),
+    (['--sweep=experiments/sweeps/nope.py'], 'error: --sweep=experiments/sweeps/nope.py does not exist'),
+    (['--config.model.nme=gpt'], 'error: --config.model.nme names no config field (Did you mean "name"?)'),
+    (['--config.model.width=abc'], 'error: flag --config.model.width=abc: invalid literal'),
+    (['--config=experiments/configs/nope.py'], 'error: --config=experiments/configs/nope.py does not exist'),
+    (['--bogus=1'], "error: Unknown command line flag 'bogus'"),
+])
+def test_launch_prints_one_line_and_exits_2(tmp_path, flags, expected):
+  r = _launch(*(['--config=experiments/configs/copy.py'] if '--config=' not in flags[0] else []), *flags,
+              f'--workdir={tmp_path}')
+  assert r.returncode == 2
+  assert r.stderr.strip().splitlines() == [r.stderr.strip().splitlines()[0]]  # exactly one line
+  assert r.stderr.startswith(expected)
+  assert 'Traceback' not in r.stderr
+
+
+def test_sigterm_saves_a_complete_checkpoint_and_exits_resumable(tmp_path):
+  work = tmp_path / 'run'
+  flags = ['--config=experiments/configs/copy.py', '--config.model.width=32', '--config.train.num_steps=100000',
+           '--config.train.checkpoint_every=100000', '--config.train.eval_every=100000', '--config.train.log_every=5',
+           '--config.data.num_train=256', f'--config.data.data_dir={tmp_path / "tfds"}', f'--workdir={work}']
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=2')
+  p = subprocess.Popen([sys.executable, 'launch.py', *flags], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+  metrics = work / 'metrics.jsonl'
+  deadline = time.time() + 180
+  while not (metrics.exists() and metrics.read_text().count('\n') >= 2):
+    assert p.poll() is None and time.time() < deadline, p.stderr.read()[-3000:] if p.poll() is not None else 'slow'
+    time.sleep(0.5)
+  p.send_signal(signal.SIGTERM)
+  _, err = p.communicate(timeout=120)
+  assert p.returncode == 143, err[-3000:]
+  assert 'rerun the same command to resume' in err
+  steps = [d.name for d in (work / 'checkpoints').iterdir()]
+  assert len(steps) == 1 and steps[0].isdigit() and int(steps[0]) >= 10, steps  # no leftover tmp directories
+  assert not (work / 'summary.json').exists()
+  one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  tree = ocp.StandardCheckpointer().metadata(str(work / 'checkpoints' / steps[0] / 'state')).item_metadata.tree
+  state, _ = Checkpointer(str(work), 100000, 3).restore_latest(jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one), tree))
+  assert int(state['step']) == int(steps[0])

@@ -1,0 +1,60 @@
+"""A real 2-process run (jax.distributed over loopback, gloo CPU collectives) trains to the 1-process result."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from seqmodels.train.checkpoint import Checkpointer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FLAGS = ['--config=experiments/configs/copy.py', '--config.model.width=32', '--config.model.layers=1',
+         '--config.data.max_len=6', '--config.data.num_symbols=4', '--config.data.num_train=256',
+         '--config.data.num_validation=32', '--config.train.num_steps=8', '--config.train.batch_size=8',
+         '--config.train.log_every=4', '--config.train.eval_every=8', '--config.train.checkpoint_every=8',
+         '--config.model.dropout=0.1']
+
+
+def _env(devices_per_process: int) -> dict:
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
+  env['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={devices_per_process}'
+  return env
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _final_params(workdir):
+  """The parameters of the step-8 checkpoint, restored onto one device from the array metadata orbax keeps."""
+  one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  tree = ocp.StandardCheckpointer().metadata(os.path.join(workdir, 'checkpoints', '8', 'state')).item_metadata.tree
+  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one), tree)
+  state, _ = Checkpointer(str(workdir), 8, 1).restore_latest(abstract)
+  return state['params']
+
+
+def test_two_processes_train_to_the_same_parameters_as_one(tmp_path):
+  data_dir = f'--config.data.data_dir={tmp_path / "tfds"}'
+  one = subprocess.run([sys.executable, 'launch.py', *FLAGS, data_dir, f'--workdir={tmp_path / "one"}'],
+                       cwd=ROOT, env=_env(2), capture_output=True, text=True, timeout=300)
+  assert one.returncode == 0, one.stderr[-3000:]
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, 'launch.py', *FLAGS, data_dir, f'--workdir={tmp_path / "two"}',
+       f'--config.distributed.coordinator_address=127.0.0.1:{port}', '--config.distributed.num_processes=2',
+       f'--config.distributed.process_id={i}'],
+      cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (_, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  assert 'process 1 of 2 joined' in outs[1][1]
+  p1, p2 = _final_params(tmp_path / 'one'), _final_params(tmp_path / 'two')
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
