@@ -7,11 +7,13 @@ import tarfile
 from unittest import mock
 
 import chex
+import ml_collections
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from seqmodels.data import builders
+from seqmodels.data import pipeline
 from seqmodels.data import tasks
 from seqmodels.data import tokenizers
 
@@ -151,4 +153,12 @@ def test_tiny_shakespeare_and_lm1b_generate_without_tensorflow_from_their_downlo
   train = read('lm1b', 'train')
   assert sorted(train[i]['text'] for i in range(len(train))) == [b'a b', b'c d', b'e f']
   assert [read('lm1b', 'test')[0]['text']] == [b'x y']
+  # And the pipeline reads the real (bytes) records back.
+  cfg = lambda name: ml_collections.ConfigDict(
+      {'name': name, 'seq_len': 7, 'stride': 0, 'data_dir': str(tmp_path / 'tfds')})
+  shakespeare = pipeline.load(cfg('tiny_shakespeare'))
+  assert shakespeare.decode(shakespeare.splits['test'].gather(np.array([0]))['inputs']) == (
+      parts[2][:7])
+  lm1b = pipeline.load(cfg('lm1b'))
+  assert lm1b.decode(next(lm1b.eval_batches(batch_size=1))['inputs']) == 'x y'
   assert 'tensorflow' not in sys.modules
