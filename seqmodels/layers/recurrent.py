@@ -7,6 +7,14 @@ The input part of all time steps is one matmul hoisted out of the loop (`xw_BxTx
   lstm: [i, f, g, o]   c = sigmoid(f) * c + sigmoid(i) * tanh(g);  h = sigmoid(o) * tanh(c)
   gru:  [r, z, n]      h = (1 - z) * n + z * h,  n = tanh(W_n x + b_n + r * (U_n h + b_hn))
 The GRU is the cuDNN / PyTorch / flax.linen.GRUCell variant (reset gate applied after the recurrent matmul).
+
+Parameters of a layer: `wx` [D, G], `b` [G], `wh` [H, G] and, for the GRU only, `bh` [G] (the recurrent bias that
+sits inside r * (U_n h + b_hn)). Mapping to flax.linen cells (tested in tests/layers/recurrent_test.py):
+  LSTMCell / OptimizedLSTMCell: wx[:, k-th block] -> i{k}.kernel, wh[:, k-th block] -> h{k}.kernel,
+    b[k-th block] -> h{k}.bias for k in (i, f, g, o); flax's carry is (c, h), ours is (h, c).
+  GRUCell: wx -> i{r,z,n}.kernel, wh -> h{r,z,n}.kernel, b_r + bh_r -> ir.bias, b_z + bh_z -> iz.bias,
+    b_n -> in.bias, bh_n -> hn.bias (flax has no hr/hz biases: ours are redundant there, as in PyTorch).
+The cells 'mingru' and 'minlstm' (seqmodels/layers/minrnn.py) plug into the same `Recurrent` stack.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from seqmodels.layers.minrnn import MIN_GATES, MinRNNLayer
 
 Array = jax.Array
 GATES = {'rnn': 1, 'lstm': 4, 'gru': 3}
@@ -58,33 +68,47 @@ def zero_state(cell: str, batch: int, hidden: int) -> tuple[Array, ...]:
   return (h, h) if cell == 'lstm' else (h,)
 
 
+# jit: eager callers compile the driver once per shape instead of dispatching its ops one by one; under an outer
+# jit it is inlined.
+@functools.partial(jax.jit, static_argnames=('cell', 'reverse', 'unroll', 'dtype'))
 def scan_recurrence(cell: str, xw_BxTxG: Array, wh_HxG: Array, bh_G: Array, carry0: tuple[Array, ...],
                     mask_BxT: Array | None = None, reverse: bool = False, unroll: int = 1,
-                    dtype: Any = jnp.float32) -> tuple[Array, tuple[Array, ...]]:
+                    dtype: Any = jnp.float32, dh_BxTxH: Array | None = None) -> tuple[Array, tuple[Array, ...]]:
   """The one scan driver: runs `cell` over time given the hoisted input projection.
 
   Padded steps (mask 0) leave the carry unchanged, so the final state is the state after the last real token
-  (also when reverse=True, where padding comes first). Returns (h_BxTxH, final carry).
+  (also when reverse=True, where padding comes first). `dh_BxTxH`, when given, is added to h_t inside the
+  recurrence (so it reaches both the output and step t+1): its gradient at zero is the full dL/dh_t of
+  backpropagation through time (seqmodels/analysis/gradient_flow.py). Returns (h_BxTxH, final carry).
   """
   update = UPDATES[cell]
+  carry0 = tuple(c.astype(jnp.float32) for c in carry0)  # the carry is float32 whatever the compute dtype
   xw_TxBxG = jnp.swapaxes(xw_BxTxG, 0, 1)
   mask_TxBx1 = None if mask_BxT is None else jnp.swapaxes(mask_BxT, 0, 1)[..., None]
+  dh_TxBxH = None if dh_BxTxH is None else jnp.swapaxes(dh_BxTxH, 0, 1)
 
   def step(carry, inputs):
-    a_BxG, m_Bx1 = inputs
+    a_BxG, m_Bx1, dh_BxH = inputs
     r_BxG = jnp.dot(carry[0].astype(dtype), wh_HxG.astype(dtype), preferred_element_type=jnp.float32) + bh_G
     new_carry, h = update(carry, a_BxG.astype(jnp.float32), r_BxG)
+    if dh_BxH is not None:
+      h = h + dh_BxH
+      new_carry = (h,) + tuple(new_carry[1:])
     if m_Bx1 is not None:
       new_carry = tuple(jnp.where(m_Bx1, n, o) for n, o in zip(new_carry, carry))
       h = jnp.where(m_Bx1, h, 0.0)
     return new_carry, h.astype(dtype)
 
-  carry, h_TxBxH = jax.lax.scan(step, carry0, (xw_TxBxG, mask_TxBx1), reverse=reverse, unroll=unroll)
+  carry, h_TxBxH = jax.lax.scan(step, carry0, (xw_TxBxG, mask_TxBx1, dh_TxBxH), reverse=reverse, unroll=unroll)
   return jnp.swapaxes(h_TxBxH, 0, 1), carry
 
 
 class RecurrentLayer(nn.Module):
-  """One unidirectional layer of `cell` with H units; x_BxTxD -> (h_BxTxH, final carry)."""
+  """One unidirectional layer of `cell` with H units; x_BxTxD -> (h_BxTxH, final carry).
+
+  Under a mutable or given 'perturbations' collection (flax `perturb`), the hidden states get a zero
+  perturbation named 'h' inside the recurrence, for gradient-flow analysis; otherwise nothing is added.
+  """
   cell: str
   H: int
   forget_bias: float = 0.0  # added to the LSTM forget-gate bias at init (1.0 is the usual choice)
@@ -105,10 +129,16 @@ class RecurrentLayer(nn.Module):
     bh_G = self.param('bh', nn.initializers.zeros, (G,), jnp.float32) if self.cell == 'gru' else 0.0
     xw_BxTxG = jnp.dot(x_BxTxD.astype(self.dtype), wx_DxG.astype(self.dtype),
                        preferred_element_type=jnp.float32) + b_G
+    B, T = x_BxTxD.shape[:2]
     if carry0 is None:
-      carry0 = zero_state(self.cell, x_BxTxD.shape[0], self.H)
+      carry0 = zero_state(self.cell, B, self.H)
+    dh_BxTxH = None
+    # Not at init: parameters made by `init` stay free of [B, T, H] zeros tied to the example input's shape.
+    if not self.is_initializing() and (self.is_mutable_collection('perturbations')
+                                       or self.has_variable('perturbations', 'h')):
+      dh_BxTxH = self.perturb('h', jnp.zeros((B, T, self.H), jnp.float32))
     return scan_recurrence(self.cell, xw_BxTxG, wh_HxG, bh_G, carry0, mask_BxT, self.reverse, self.unroll,
-                           self.dtype)
+                           self.dtype, dh_BxTxH)
 
   def _bias_init(self, key, shape, dtype):
     b = jnp.zeros(shape, dtype)
@@ -127,6 +157,7 @@ class Recurrent(nn.Module):
 
   x_BxTxD -> (y_BxTxH or y_BxTx2H when bidirectional, final carries: one per layer and direction).
   `carry0` is None or a list with one carry per layer (per direction: [fwd, bwd] per layer when bidirectional).
+  `cell` is rnn | lstm | gru (RecurrentLayer) or mingru | minlstm (MinRNNLayer, parallel scan).
   """
   cell: str
   H: int
@@ -139,8 +170,11 @@ class Recurrent(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxTxD, mask_BxT=None, carry0=None, *, train: bool = False):
-    layer = functools.partial(RecurrentLayer, self.cell, self.H, self.forget_bias, self.unroll,
-                              dtype=self.dtype)
+    if self.cell in MIN_GATES:
+      layer = functools.partial(MinRNNLayer, self.cell, self.H, dtype=self.dtype)
+    else:
+      layer = functools.partial(RecurrentLayer, self.cell, self.H, self.forget_bias, self.unroll,
+                                dtype=self.dtype)
     dirs = 2 if self.bidirectional else 1
     finals = []
     x = x_BxTxD

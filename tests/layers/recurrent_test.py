@@ -1,0 +1,226 @@
+"""Tests for seqmodels/layers/recurrent.py: cells against their equations and flax, masking, state, stacking."""
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seqmodels.layers.recurrent import GATES, Recurrent, RecurrentLayer
+
+B, T, D, H = 3, 7, 5, 4
+ATOL = 1e-5
+
+
+def _inputs(seed=0, b=B, t=T, d=D):
+  return jax.random.normal(jax.random.key(seed), (b, t, d), jnp.float32)
+
+
+def _random_params(cell, seed=1):
+  """Random values for every parameter (biases too, so each bias slot is exercised)."""
+  G = GATES[cell] * H
+  k = jax.random.split(jax.random.key(seed), 4)
+  p = {'wx': jax.random.normal(k[0], (D, G)) * 0.5, 'b': jax.random.normal(k[1], (G,)) * 0.5,
+       'wh': jax.random.normal(k[2], (H, G)) * 0.5}
+  if cell == 'gru':
+    p['bh'] = jax.random.normal(k[3], (G,)) * 0.5
+  return p
+
+
+def _init(module, x, scale=0.5):
+  """Random N(0, scale^2) values in the shapes `init` would make (skips compiling the initializers)."""
+  shapes = jax.eval_shape(module.init, jax.random.key(0), x)
+  leaves, tree = jax.tree.flatten(shapes)
+  keys = jax.random.split(jax.random.key(1), len(leaves))
+  return jax.tree.unflatten(tree, [scale * jax.random.normal(k, l.shape, l.dtype) for k, l in zip(keys, leaves)])
+
+
+def _sigmoid(v):
+  return 1.0 / (1.0 + np.exp(-v))
+
+
+def _numpy_reference(cell, p, x_BxTxD):
+  """The textbook equations in float64, one gate matrix at a time."""
+  p = {n: np.asarray(v, np.float64) for n, v in p.items()}
+  x = np.asarray(x_BxTxD, np.float64)
+  blocks = lambda m, k: m[..., k * H:(k + 1) * H]
+  h = np.zeros((x.shape[0], H))
+  c = np.zeros((x.shape[0], H))
+  out = []
+  for t in range(x.shape[1]):
+    pre = lambda k: x[:, t] @ blocks(p['wx'], k) + blocks(p['b'], k)
+    rec = lambda k: h @ blocks(p['wh'], k)
+    if cell == 'rnn':
+      h = np.tanh(pre(0) + rec(0))
+    elif cell == 'lstm':
+      i, f, g, o = (pre(k) + rec(k) for k in range(4))
+      c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+      h = _sigmoid(o) * np.tanh(c)
+    else:
+      bh = lambda k: blocks(p['bh'], k)
+      r = _sigmoid(pre(0) + rec(0) + bh(0))
+      z = _sigmoid(pre(1) + rec(1) + bh(1))
+      n = np.tanh(pre(2) + r * (rec(2) + bh(2)))
+      h = (1 - z) * n + z * h
+    out.append(h)
+  return np.stack(out, 1), h, c
+
+
+@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
+def test_cell_matches_its_equations_in_float64_numpy(cell):
+  x = _inputs()
+  p = _random_params(cell)
+  h, carry = RecurrentLayer(cell, H).apply({'params': p}, x)
+  ref_h, ref_hT, ref_cT = _numpy_reference(cell, p, x)
+  np.testing.assert_allclose(h, ref_h, atol=ATOL)
+  np.testing.assert_allclose(carry[0], ref_hT, atol=ATOL)
+  if cell == 'lstm':
+    np.testing.assert_allclose(carry[1], ref_cT, atol=ATOL)
+
+
+def _flax_params(cell, p):
+  """Our concatenated layout -> flax's per-gate Dense params (see the recurrent.py docstring)."""
+  names = 'ifgo' if cell == 'lstm' else 'rzn'
+  blk = lambda m, k: m[..., k * H:(k + 1) * H]
+  out = {}
+  for k, g in enumerate(names):
+    out['i' + g] = {'kernel': blk(p['wx'], k)}
+    out['h' + g] = {'kernel': blk(p['wh'], k)}
+    if cell == 'lstm':
+      out['h' + g]['bias'] = blk(p['b'], k)
+    else:
+      out['i' + g]['bias'] = blk(p['b'], k) + (blk(p['bh'], k) if g != 'n' else 0.0)
+  if cell == 'gru':
+    out['hn']['bias'] = blk(p['bh'], 2)
+  return out
+
+
+@pytest.mark.parametrize('cell,flax_cell', [('lstm', nn.LSTMCell), ('lstm', nn.OptimizedLSTMCell),
+                                            ('gru', nn.GRUCell)])
+def test_cell_matches_flax_cell_given_the_same_weights(cell, flax_cell):
+  x = _inputs()
+  p = _random_params(cell)
+  h, carry = RecurrentLayer(cell, H).apply({'params': p}, x)
+  fp = _flax_params(cell, p)
+  fcell = flax_cell(H)
+
+  def run_flax(fp, x):
+    fcarry = fcell.initialize_carry(jax.random.key(0), x[:, 0].shape)
+    ys = []
+    for t in range(T):
+      fcarry, y = fcell.apply({'params': fp}, fcarry, x[:, t])
+      ys.append(y)
+    return jnp.stack(ys, 1), fcarry
+
+  fh, fcarry = run_flax(fp, x)
+  np.testing.assert_allclose(h, fh, atol=ATOL)
+  if cell == 'lstm':  # flax's carry is (c, h), ours (h, c)
+    np.testing.assert_allclose(carry[0], fcarry[1], atol=ATOL)
+    np.testing.assert_allclose(carry[1], fcarry[0], atol=ATOL)
+  else:
+    np.testing.assert_allclose(carry[0], fcarry, atol=ATOL)
+
+
+LENGTHS = jnp.array([T, 4, 1])
+MASK = jnp.arange(T)[None, :] < LENGTHS[:, None]
+
+
+@pytest.mark.parametrize('cell', ['lstm', 'gru'])
+def test_padded_steps_leave_state_unchanged_and_final_state_is_after_last_real_token(cell):
+  x = _inputs()
+  layer = RecurrentLayer(cell, H)
+  p = {'params': _random_params(cell)}
+  h, carry = layer.apply(p, x, MASK)
+  for b, n in enumerate(LENGTHS.tolist()):
+    h_b, carry_b = layer.apply(p, x[b:b + 1, :n])
+    np.testing.assert_allclose(h[b, :n], h_b[0], atol=ATOL)
+    np.testing.assert_allclose(h[b, n:], 0.0)
+    for c, c_b in zip(carry, carry_b):
+      np.testing.assert_allclose(c[b], c_b[0], atol=ATOL)
+
+
+@pytest.mark.parametrize('reverse', [False, True])
+def test_outputs_at_real_steps_do_not_depend_on_padded_inputs(reverse):
+  x = _inputs()
+  noise = jnp.where(MASK[..., None], 0.0, 100.0 * _inputs(seed=5))
+  layer = RecurrentLayer('lstm', H, reverse=reverse)
+  p = {'params': _random_params('lstm')}
+  h1, c1 = layer.apply(p, x, MASK)
+  h2, c2 = layer.apply(p, x + noise, MASK)
+  np.testing.assert_allclose(h1, h2, atol=ATOL)
+  chex.assert_trees_all_close(c1, c2, atol=ATOL)
+
+
+def test_bidirectional_output_is_forward_concat_reversed_run_backward():
+  x = _inputs()
+  model = Recurrent('gru', H, N=1, bidirectional=True)
+  v = _init(model, x)
+  y, finals = model.apply(v, x)
+  chex.assert_shape(y, (B, T, 2 * H))
+  fwd, _ = RecurrentLayer('gru', H).apply({'params': v['params']['layer0']}, x)
+  bwd_on_flipped, bwd_final = RecurrentLayer('gru', H).apply({'params': v['params']['layer0_bwd']},
+                                                             x[:, ::-1])
+  np.testing.assert_allclose(y[..., :H], fwd, atol=ATOL)
+  np.testing.assert_allclose(y[..., H:], bwd_on_flipped[:, ::-1], atol=ATOL)
+  np.testing.assert_allclose(finals[1][0], bwd_final[0], atol=ATOL)
+
+
+@pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru', 'mingru', 'minlstm'])
+def test_two_halves_passing_the_carry_equal_one_run(cell):
+  x = _inputs()
+  model = Recurrent(cell, H, N=2)
+  v = _init(model, x)
+  y, finals = model.apply(v, x)
+  y1, mid = model.apply(v, x[:, :3])
+  y2, finals2 = model.apply(v, x[:, 3:], carry0=mid)
+  np.testing.assert_allclose(jnp.concatenate([y1, y2], 1), y, atol=ATOL)
+  chex.assert_trees_all_close(finals2, finals, atol=ATOL)
+
+
+@pytest.mark.parametrize('bidirectional', [False, True])
+def test_stack_shapes(bidirectional):
+  x = _inputs()
+  model = Recurrent('lstm', H, N=3, bidirectional=bidirectional)
+  v = _init(model, x)
+  y, finals = model.apply(v, x, MASK)
+  dirs = 2 if bidirectional else 1
+  chex.assert_shape(y, (B, T, dirs * H))
+  assert len(finals) == 3 * dirs
+  for h, c in finals:
+    chex.assert_shape([h, c], (B, H))
+  chex.assert_shape(v['params']['layer1']['wx'], (dirs * H, 4 * H))
+
+
+def test_dropout_is_active_only_when_training():
+  x = _inputs()
+  model = Recurrent('gru', H, N=2, dropout=0.5)
+  v = _init(model, x)
+  eval1, _ = model.apply(v, x)
+  eval2, _ = model.apply(v, x, train=False)
+  train1, _ = model.apply(v, x, train=True, rngs={'dropout': jax.random.key(1)})
+  train2, _ = model.apply(v, x, train=True, rngs={'dropout': jax.random.key(2)})
+  np.testing.assert_array_equal(eval1, eval2)
+  assert not np.allclose(train1, eval1)
+  assert not np.allclose(train1, train2)
+
+
+def test_bfloat16_compute_stays_close_to_float32():
+  x = _inputs()
+  p = {'params': _random_params('lstm')}
+  h32, _ = RecurrentLayer('lstm', H).apply(p, x)
+  h16, c16 = RecurrentLayer('lstm', H, dtype=jnp.bfloat16).apply(p, x)
+  assert h16.dtype == jnp.bfloat16 and c16[0].dtype == jnp.float32
+  np.testing.assert_allclose(h16.astype(jnp.float32), h32, atol=3e-2)
+
+
+def test_init_holds_only_params_and_plain_apply_adds_no_perturbation():
+  x = _inputs()
+  model = Recurrent('rnn', H, N=2)
+  assert set(jax.eval_shape(model.init, jax.random.key(0), x)) == {'params'}
+  v = _init(model, x)
+  _, state = model.apply(v, x, mutable='perturbations')
+  chex.assert_shape(state['perturbations']['layer1']['h'], (B, T, H))
+  y_plain, _ = model.apply(v, x)
+  y_zero, _ = model.apply({**v, **state}, x)
+  np.testing.assert_array_equal(y_plain, y_zero)
