@@ -62,6 +62,9 @@ def validate(config) -> None:
            "--config.data.path=../shared/data/tinyshakespeare.txt")
     path = os.path.expanduser(d.path)
     _check(os.path.isfile(path), f'config.data.path={d.path!r} does not exist: point it at a local text file')
+    size = os.path.getsize(path)
+    _check(size >= 10 * (d.seq_len + 1), f'config.data.path={d.path!r} has {size} bytes, too few for a 10% '
+           f'validation part of one window: use a longer file or a smaller config.data.seq_len={d.seq_len}')
 
   _check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
   _check(o.warmup_steps >= 0, f'config.optim.warmup_steps={o.warmup_steps!r} must be >= 0')

@@ -1,9 +1,15 @@
-"""Test setup: 8 simulated CPU devices (so sharding is exercised) and the repo root on sys.path."""
+"""Test setup: 8 simulated CPU devices (so sharding is exercised), a shared compilation cache, repo on sys.path."""
 
 import os
 import sys
+import tempfile
 
 os.environ['XLA_FLAGS'] = os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=8'
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# Many tests compile the same small programs (the loop runs again to resume, subprocesses start fresh): a
+# persistent cache, inherited by subprocesses through the environment, compiles each of them once.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='seqmodels-jax-cache-'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)

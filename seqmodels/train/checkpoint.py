@@ -9,6 +9,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from etils import epath
 
 
@@ -74,6 +75,8 @@ class Checkpointer:
       if dst.exists():
         shutil.rmtree(os.fspath(dst))
       shutil.move(os.fspath(src), os.fspath(dst))
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f'quarantined checkpoint {step}')
     self._manager.close()
     self._manager = self._open()
 

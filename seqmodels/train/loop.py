@@ -37,16 +37,16 @@ class WorkdirError(ValueError):
 class _Preemption:
   """SIGTERM / Ctrl-C set a flag; the loop saves a checkpoint at the next step and stops.
 
-  With several processes, JAX's coordination service catches SIGTERM and all processes agree on the step
-  through `reached_preemption_sync_point`, so they save the same checkpoint.
+  With several processes, JAX's coordination service catches SIGTERM instead, and all processes agree on the
+  step through `reached_preemption_sync_point`, so they save the same checkpoint (a local flag could differ
+  between processes and deadlock the save).
   """
 
   def __init__(self):
     self.requested = False
     self._multi = jax.process_count() > 1
     self._previous = {}
-    signals = [signal.SIGINT] if self._multi else [signal.SIGTERM, signal.SIGINT]
-    for sig in signals:
+    for sig in [] if self._multi else [signal.SIGTERM, signal.SIGINT]:
       try:
         self._previous[sig] = signal.signal(sig, self._handle)
       except ValueError:  # not the main thread: leave signals alone
@@ -59,9 +59,7 @@ class _Preemption:
     signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
 
   def reached(self, step: int) -> bool:
-    if self._multi:
-      return multihost_utils.reached_preemption_sync_point(step) or self.requested
-    return self.requested
+    return multihost_utils.reached_preemption_sync_point(step) if self._multi else self.requested
 
   def restore(self):
     for sig, handler in self._previous.items():
@@ -134,10 +132,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort(indent=2))
 
-  if primary:
-    pipeline.prepare(config.data)
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices('data prepared')
+  pipeline.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
   data = pipeline.load(config.data)
   mesh = sharding.make_mesh()
   batch_sh = sharding.batch_sharding(mesh)

@@ -66,15 +66,19 @@ class Progress:
       return
     if self._bar is not None:
       self._bar.update(step - self._last)
-      self._bar.set_postfix(loss=f'{loss:.4f}', tok_s=f'{tokens_per_sec:,.0f}')
+      self._bar.set_postfix(loss=f'{loss:.4f}', tok_s=_rate(tokens_per_sec))
     else:
       logging.info('%sstep %d/%d  loss %.4f  %s tokens/s  ETA %s', f'[{self._name}] ' if self._name else '',
-                   step, self._total, loss, f'{tokens_per_sec:,.0f}', _hms(eta_s))
+                   step, self._total, loss, _rate(tokens_per_sec), _hms(eta_s))
     self._last = step
 
   def close(self) -> None:
     if self._bar is not None:
       self._bar.close()
+
+
+def _rate(x: float) -> str:
+  return f'{x:,.0f}' if math.isfinite(x) else '?'  # unknown until the first step after compilation
 
 
 def _hms(seconds: float) -> str:
