@@ -14,14 +14,18 @@ LENGTHS = jnp.array([T, 5, 1])
 MASK = jnp.arange(T)[None, :] < LENGTHS[:, None]
 
 
+def _normal(seed, shape, scale=1.0):
+  """N(0, scale^2) float32 from NumPy: jax.random would compile a threefry kernel per shape (slow on CPU)."""
+  return jnp.asarray(scale * np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
 def _setup(cell, log_space=True, reverse=False, t=T, scale=1.0):
   layer = MinRNNLayer(cell, H, log_space=log_space, reverse=reverse)
-  x = scale * jax.random.normal(jax.random.key(0), (B, t, D))
+  x = _normal(0, (B, t, D), scale)
   # Random parameters in the shapes init makes (skips compiling the initializers; keeps the tests fast).
   shapes = jax.eval_shape(layer.init, jax.random.key(1), x[:, :1])
   leaves, tree = jax.tree.flatten(shapes)
-  keys = jax.random.split(jax.random.key(1), len(leaves))
-  v = jax.tree.unflatten(tree, [0.5 * jax.random.normal(k, l.shape) for k, l in zip(keys, leaves)])
+  v = jax.tree.unflatten(tree, [_normal(i + 1, l.shape, 0.5) for i, l in enumerate(leaves)])
   return layer, v, x
 
 
@@ -35,7 +39,7 @@ def test_log_g_is_log_of_g_and_g_is_positive():
                                                     ('minlstm', True, True), ('minlstm', False, False)])
 def test_parallel_scan_equals_sequential_scan_with_mask_and_initial_state(cell, log_space, reverse):
   layer, v, x = _setup(cell, log_space, reverse)
-  h0 = (jax.random.normal(jax.random.key(2), (B, H)),)  # any real initial state, negative entries too
+  h0 = (_normal(2, (B, H)),)  # any real initial state, negative entries too
   hp, cp = layer.apply(v, x, MASK, h0)
   hs, cs = layer.apply(v, x, MASK, h0, parallel=False)
   chex.assert_shape([hp, hs], (B, T, H))
@@ -58,7 +62,7 @@ def test_padded_steps_leave_state_unchanged_and_output_zero():
   layer, v, x = _setup('minlstm')
   h, (hT,) = layer.apply(v, x, MASK)
   for b, n in enumerate(LENGTHS.tolist()):
-    h_b, (hT_b,) = layer.apply(v, x[b:b + 1, :n])
+    h_b, (hT_b,) = layer.apply(v, x[b:b + 1, :n], parallel=False)  # parallel = sequential is tested above
     np.testing.assert_allclose(h[b, :n], h_b[0], atol=ATOL)
     np.testing.assert_allclose(h[b, n:], 0.0)
     np.testing.assert_allclose(hT[b], hT_b[0], atol=ATOL)
@@ -67,7 +71,7 @@ def test_padded_steps_leave_state_unchanged_and_output_zero():
 @pytest.mark.parametrize('cell', ['mingru', 'minlstm'])
 def test_gradients_of_parallel_and_sequential_forms_agree(cell):
   layer, v, x = _setup(cell)
-  w = jax.random.normal(jax.random.key(3), (B, T, H))
+  w = _normal(3, (B, T, H))
   loss = lambda v, parallel: (layer.apply(v, x, MASK, parallel=parallel)[0] * w).sum()
   gp = jax.grad(loss)(v, True)
   gs = jax.grad(loss)(v, False)

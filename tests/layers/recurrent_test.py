@@ -13,18 +13,21 @@ B, T, D, H = 3, 7, 5, 4
 ATOL = 1e-5
 
 
+def _normal(seed, shape, scale=1.0):
+  """N(0, scale^2) float32 from NumPy: jax.random would compile a threefry kernel per shape (slow on CPU)."""
+  return jnp.asarray(scale * np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
 def _inputs(seed=0, b=B, t=T, d=D):
-  return jax.random.normal(jax.random.key(seed), (b, t, d), jnp.float32)
+  return _normal(seed, (b, t, d))
 
 
 def _random_params(cell, seed=1):
   """Random values for every parameter (biases too, so each bias slot is exercised)."""
   G = GATES[cell] * H
-  k = jax.random.split(jax.random.key(seed), 4)
-  p = {'wx': jax.random.normal(k[0], (D, G)) * 0.5, 'b': jax.random.normal(k[1], (G,)) * 0.5,
-       'wh': jax.random.normal(k[2], (H, G)) * 0.5}
+  p = {'wx': _normal(seed, (D, G), 0.5), 'b': _normal(seed + 1, (G,), 0.5), 'wh': _normal(seed + 2, (H, G), 0.5)}
   if cell == 'gru':
-    p['bh'] = jax.random.normal(k[3], (G,)) * 0.5
+    p['bh'] = _normal(seed + 3, (G,), 0.5)
   return p
 
 
@@ -32,8 +35,7 @@ def _init(module, x, scale=0.5):
   """Random N(0, scale^2) values in the shapes `init` would make (skips compiling the initializers)."""
   shapes = jax.eval_shape(module.init, jax.random.key(0), x)
   leaves, tree = jax.tree.flatten(shapes)
-  keys = jax.random.split(jax.random.key(1), len(leaves))
-  return jax.tree.unflatten(tree, [scale * jax.random.normal(k, l.shape, l.dtype) for k, l in zip(keys, leaves)])
+  return jax.tree.unflatten(tree, [_normal(i, l.shape, scale) for i, l in enumerate(leaves)])
 
 
 def _sigmoid(v):
