@@ -7,7 +7,10 @@ import os
 from seqmodels.models import registry
 
 SYNTHETIC = ('copy', 'reverse', 'sort')
-DATASETS = SYNTHETIC + ('adding', 'text', 'tiny_shakespeare', 'lm1b')
+# dataset name -> the kind of task its batches are (seqmodels.train.steps.OBJECTIVES)
+DATASET_KINDS = {'copy': 'lm', 'reverse': 'lm', 'sort': 'lm', 'adding': 'regression', 'text': 'lm',
+                 'tiny_shakespeare': 'lm', 'lm1b': 'lm'}
+DATASETS = tuple(DATASET_KINDS)
 DTYPES = ('float32', 'bfloat16')
 
 
@@ -48,8 +51,10 @@ def validate(config) -> None:
            f' choose heads from {divisors} or change width')
 
   _check(d.name in DATASETS, f'config.data.name={d.name!r} is not a dataset: choose one of {", ".join(DATASETS)}')
-  _check(d.name != 'adding', "config.data.name='adding' is a regression task and the registered models are "
-         'language models: use copy, reverse or sort')
+  kind = DATASET_KINDS[d.name]
+  able = sorted(n for n, e in registry.MODELS.items() if kind in e.kinds)
+  _check(kind in registry.MODELS[m.name].kinds, f'config.model.name={m.name!r} cannot train on config.data.name='
+         f'{d.name!r} (a {kind} task): use a model among {able or "none yet"} or another dataset')
   if d.name in SYNTHETIC or d.name == 'adding':
     _positive(config, 'data', 'min_len', 'max_len', 'num_symbols', 'num_train', 'num_validation')
     _check(d.min_len <= d.max_len, f'config.data.min_len={d.min_len} exceeds config.data.max_len={d.max_len}:'

@@ -1,7 +1,8 @@
-"""Model registry: config.model.name -> a flax module mapping tokens_BxT to logits_BxTxV."""
+"""Model registry: config.model.name -> how to build it and which task kinds it can train on."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -10,26 +11,32 @@ from seqmodels.models.gpt import GPT, GPTConfig
 from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig
 
 
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  build: Callable[..., nn.Module]  # (model_cfg, data, dtype) -> module; data gives vocab_size, seq_len, ...
+  kinds: tuple[str, ...]           # task kinds (seqmodels.train.steps.OBJECTIVES) the module's outputs serve
+
+
 def _rnn_lm(cell: str) -> Callable[..., nn.Module]:
-  def build(m, V: int, L: int, dtype: Any) -> nn.Module:
-    return RNNLM(RNNLMConfig(V=V, cell=cell, E=m.embed or m.width, H=m.width, N=m.layers, dropout=m.dropout,
-                             forget_bias=m.forget_bias, unroll=m.unroll, dtype=dtype))
+  def build(m, data, dtype: Any) -> nn.Module:
+    return RNNLM(RNNLMConfig(V=data.vocab_size, cell=cell, E=m.embed or m.width, H=m.width, N=m.layers,
+                             dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll, dtype=dtype))
   return build
 
 
-def _gpt(m, V: int, L: int, dtype: Any) -> nn.Module:
-  return GPT(GPTConfig(V=V, L=L, D=m.width, N=m.layers, H=m.heads, F=m.ffn or 4 * m.width, dropout=m.dropout,
-                       dtype=dtype))
+def _gpt(m, data, dtype: Any) -> nn.Module:
+  return GPT(GPTConfig(V=data.vocab_size, L=data.seq_len, D=m.width, N=m.layers, H=m.heads,
+                       F=m.ffn or 4 * m.width, dropout=m.dropout, dtype=dtype))
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    'rnn': _rnn_lm('rnn'),
-    'lstm': _rnn_lm('lstm'),
-    'gru': _rnn_lm('gru'),
-    'gpt': _gpt,
+MODELS: dict[str, Entry] = {
+    'rnn': Entry(_rnn_lm('rnn'), kinds=('lm',)),
+    'lstm': Entry(_rnn_lm('lstm'), kinds=('lm',)),
+    'gru': Entry(_rnn_lm('gru'), kinds=('lm',)),
+    'gpt': Entry(_gpt, kinds=('lm',)),
 }
 
 
-def build(model_cfg, *, vocab_size: int, max_len: int, dtype: Any) -> nn.Module:
-  """The model named by `model_cfg.name`, sized by its fields, for a vocabulary and context length."""
-  return MODELS[model_cfg.name](model_cfg, vocab_size, max_len, dtype)
+def build(model_cfg, data, dtype: Any) -> nn.Module:
+  """The model named by `model_cfg.name`, sized by its fields, for `data` (vocab_size, seq_len, ...)."""
+  return MODELS[model_cfg.name].build(model_cfg, data, dtype)

@@ -83,20 +83,15 @@ def count_params(params) -> int:
   return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
 
 
-def evaluate(eval_step, params, data, batch_size_local: int, batch_sharding, max_batches: int | None,
+def evaluate(eval_step, objective, params, data, batch_size_local: int, batch_sharding, max_batches: int | None,
              split: str = 'validation') -> dict[str, float]:
-  """Loss, perplexity, bits per token and accuracies over the split (or its first `max_batches` batches)."""
+  """The objective's metrics over the split (or its first `max_batches` batches), summed over batches."""
   totals: dict[str, Any] = {}
   for batch in data.eval_batches(batch_size=batch_size_local, split=split, process_index=jax.process_index(),
                                  process_count=jax.process_count(), max_batches=max_batches):
     sums = eval_step(params, sharding.global_batch(batch, batch_sharding))
     totals = sums if not totals else jax.tree.map(jnp.add, totals, sums)
-  t = jax.device_get(totals)
-  n = max(float(t['tokens']), 1.0)
-  loss = float(t['nll']) / n
-  return {'loss': loss, 'perplexity': math.exp(min(loss, 700.0)), 'bits_per_token': loss / math.log(2),
-          'accuracy': float(t['correct']) / n,
-          'sequence_accuracy': float(t['sequences_correct']) / max(float(t['sequences']), 1.0)}
+  return objective.finalize(jax.device_get(totals))
 
 
 def _check_resumable(workdir: str, config) -> None:
@@ -139,9 +134,10 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   local_batch = tc.batch_size // jax.process_count()
 
   dtype = DTYPES[tc.dtype]
-  model = registry.build(config.model, vocab_size=data.vocab_size, max_len=data.seq_len, dtype=dtype)
+  model = registry.build(config.model, data, dtype)
   tx, schedule = optim.make_optimizer(config.optim, tc.num_steps)
-  example = jnp.zeros((1, data.seq_len), jnp.int32)
+  objective = steps.OBJECTIVES[data.kind]
+  example = objective.inputs(next(data.eval_batches(batch_size=1, max_batches=1)))
   init = lambda rng: state_lib.create(model, tx, rng, example)
   rng = jax.random.PRNGKey(config.seed)
   abstract = jax.eval_shape(init, rng)
@@ -159,9 +155,9 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   start = int(state.step)
   num_params = count_params(state.params)
 
-  train_step = jax.jit(steps.make_lm_train_step(model, tx, schedule), in_shardings=(state_sh, batch_sh),
+  train_step = jax.jit(steps.make_train_step(model, tx, schedule, objective), in_shardings=(state_sh, batch_sh),
                        out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
-  eval_step = jax.jit(steps.make_lm_eval_step(model), in_shardings=(state_sh.params, batch_sh),
+  eval_step = jax.jit(steps.make_eval_step(model, objective), in_shardings=(state_sh.params, batch_sh),
                       out_shardings=sharding.replicated(mesh))
   batches = data.train_batches(batch_size=local_batch, start_step=start, seed=config.seed,
                                process_index=jax.process_index(), process_count=jax.process_count())
@@ -217,7 +213,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
       if step % tc.eval_every == 0 or last:
         flush(step)
         t_eval = time.time()
-        eval_metrics = evaluate(eval_step, state.params, data, local_batch, batch_sh, tc.eval_batches or None)
+        eval_metrics = evaluate(eval_step, objective, state.params, data, local_batch, batch_sh, tc.eval_batches or None)
         if eval_metrics['loss'] < meta['best_eval_loss']:
           meta['best_eval_loss'], meta['best_step'] = eval_metrics['loss'], step
         writer.write(step, 'eval', eval_metrics)

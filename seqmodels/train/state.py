@@ -13,9 +13,9 @@ class TrainState(flax.struct.PyTreeNode):
   rng: jax.Array        # uint32[2] base key; step s uses fold_in(rng, s)
 
 
-def create(model, tx, rng: jax.Array, example_inputs_BxT: jax.Array) -> TrainState:
-  """Initialises parameters and optimizer state from `rng` (pure: jit it with out_shardings)."""
+def create(model, tx, rng: jax.Array, example_inputs: tuple) -> TrainState:
+  """Initialises parameters (from the model's positional inputs) and optimizer state, purely from `rng`."""
   init_rng, train_rng = jax.random.split(rng)
-  params = model.init({'params': init_rng}, example_inputs_BxT, train=False)['params']
+  params = model.init({'params': init_rng}, *example_inputs, train=False)['params']
   return TrainState(step=jax.numpy.zeros((), jax.numpy.int32), params=params, opt_state=tx.init(params),
                     rng=train_rng)

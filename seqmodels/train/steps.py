@@ -1,14 +1,30 @@
-"""Jitted train and eval steps, one per task kind, shared by every architecture."""
+"""Jitted train and eval steps, shared by every architecture; one Objective per task kind.
+
+An Objective says how a kind of task feeds a model (which batch arrays, in which order) and how it scores the
+output. The train step and the eval step are written once, for every objective.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+import math
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from seqmodels.train.state import TrainState
+
+Batch = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  inputs: Callable[[Batch], tuple]                           # batch -> positional model inputs
+  loss: Callable[[Any, Batch], tuple[jax.Array, dict]]       # (outputs, batch) -> (mean loss, mean metrics)
+  eval_sums: Callable[[Any, Batch], dict[str, jax.Array]]    # (outputs, batch) -> sums over the batch
+  finalize: Callable[[dict[str, float]], dict[str, float]]   # summed eval sums -> metrics
 
 
 def token_cross_entropy(logits_BxTxV, targets_BxT, weights_BxT):
@@ -19,44 +35,68 @@ def token_cross_entropy(logits_BxTxV, targets_BxT, weights_BxT):
   return (nll_BxT * weights_BxT).sum(), weights_BxT.sum(), (correct_BxT * weights_BxT).sum()
 
 
+def _lm_loss(logits_BxTxV, batch):
+  nll, n, correct = token_cross_entropy(logits_BxTxV, batch['targets'], batch['weights'])
+  n = jnp.maximum(n, 1.0)
+  return nll / n, {'accuracy': correct / n}
+
+
+def _lm_eval_sums(logits_BxTxV, batch):
+  nll, n, correct = token_cross_entropy(logits_BxTxV, batch['targets'], batch['weights'])
+  w_BxT = batch['weights']
+  right_BxT = jnp.argmax(logits_BxTxV, -1) == batch['targets']
+  has_tokens_B = w_BxT.sum(-1) > 0
+  all_right_B = jnp.all(right_BxT | (w_BxT == 0), axis=-1) & has_tokens_B
+  return {'nll': nll, 'tokens': n, 'correct': correct, 'sequences': has_tokens_B.sum(),
+          'sequences_correct': all_right_B.sum()}
+
+
+def token_metrics(t: dict[str, float]) -> dict[str, float]:
+  """Loss (nats/token), perplexity, bits per token and accuracies from summed token statistics."""
+  n = max(float(t['tokens']), 1.0)
+  loss = float(t['nll']) / n
+  metrics = {'loss': loss, 'perplexity': math.exp(min(loss, 700.0)), 'bits_per_token': loss / math.log(2),
+             'accuracy': float(t['correct']) / n}
+  if 'sequences' in t:
+    metrics['sequence_accuracy'] = float(t['sequences_correct']) / max(float(t['sequences']), 1.0)
+  return metrics
+
+
+LM = Objective(inputs=lambda b: (b['inputs'],), loss=_lm_loss, eval_sums=_lm_eval_sums, finalize=token_metrics)
+
+OBJECTIVES: dict[str, Objective] = {'lm': LM}
+
+
 def global_norm(tree) -> jax.Array:
   """sqrt of the sum of squares of every leaf (what clip_by_global_norm clips)."""
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
 
 
-def make_lm_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule) -> Callable:
-  """(state, batch) -> (state, metrics) for next-token prediction; the loss is the mean over weighted tokens."""
+def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule,
+                    objective: Objective = LM) -> Callable:
+  """(state, batch) -> (state, metrics): one optimizer update on the objective's mean loss."""
 
-  def train_step(state: TrainState, batch):
+  def train_step(state: TrainState, batch: Batch):
     rng = jax.random.fold_in(state.rng, state.step)
 
     def loss_fn(params):
-      logits_BxTxV = model.apply({'params': params}, batch['inputs'], train=True, rngs={'dropout': rng})
-      nll, n, correct = token_cross_entropy(logits_BxTxV, batch['targets'], batch['weights'])
-      n = jnp.maximum(n, 1.0)
-      return nll / n, correct / n
+      outputs = model.apply({'params': params}, *objective.inputs(batch), train=True, rngs={'dropout': rng})
+      return objective.loss(outputs, batch)
 
-    (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {'loss': loss, 'accuracy': accuracy, 'grad_norm': global_norm(grads),
-               'lr': schedule(state.step)}
+    metrics = {'loss': loss, **metrics, 'grad_norm': global_norm(grads), 'lr': schedule(state.step)}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   return train_step
 
 
-def make_lm_eval_step(model) -> Callable:
-  """(params, batch) -> sums of nll, tokens, correct tokens and exactly-right sequences."""
+def make_eval_step(model, objective: Objective = LM) -> Callable:
+  """(params, batch) -> the objective's sums over the batch (padding rows carry zero weight)."""
 
-  def eval_step(params, batch):
-    logits_BxTxV = model.apply({'params': params}, batch['inputs'], train=False)
-    nll, n, correct = token_cross_entropy(logits_BxTxV, batch['targets'], batch['weights'])
-    w_BxT = batch['weights']
-    right_BxT = jnp.argmax(logits_BxTxV, -1) == batch['targets']
-    seq_has_tokens_B = w_BxT.sum(-1) > 0
-    seq_right_B = jnp.all(right_BxT | (w_BxT == 0), axis=-1) & seq_has_tokens_B
-    return {'nll': nll, 'tokens': n, 'correct': correct, 'sequences': seq_has_tokens_B.sum(),
-            'sequences_correct': seq_right_B.sum()}
+  def eval_step(params, batch: Batch):
+    outputs = model.apply({'params': params}, *objective.inputs(batch), train=False)
+    return objective.eval_sums(outputs, batch)
 
   return eval_step

@@ -1,5 +1,7 @@
 """Train step: same loss and parameters on 1 device and sharded over 8; FSDP computes the same function."""
 
+import types
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -18,7 +20,7 @@ V, T, B = 11, 12, 16
 def _setup(name):
   c = get_base_config()
   c.model.name, c.model.width, c.model.layers, c.model.heads = name, 32, 2, 4
-  model = registry.build(c.model, vocab_size=V, max_len=T, dtype=jnp.float32)
+  model = registry.build(c.model, types.SimpleNamespace(vocab_size=V, seq_len=T), jnp.float32)
   tx, schedule = optim.make_optimizer(c.optim, 100)
   rng = np.random.default_rng(0)
   tokens = rng.integers(0, V, (3, B, T + 1)).astype(np.int32)
@@ -28,11 +30,11 @@ def _setup(name):
 
 def _train(model, tx, schedule, batches, devices, fsdp=False):
   mesh = Mesh(np.asarray(devices), ('data',))
-  init = lambda r: state_lib.create(model, tx, r, jnp.zeros((1, T), jnp.int32))
+  init = lambda r: state_lib.create(model, tx, r, (jnp.zeros((1, T), jnp.int32),))
   rng = jax.random.PRNGKey(0)
   state_sh = sharding.state_shardings(jax.eval_shape(init, rng), mesh, fsdp, fsdp_min_size=256)
   state = jax.jit(init, out_shardings=state_sh)(rng)
-  step = jax.jit(steps.make_lm_train_step(model, tx, schedule), in_shardings=(state_sh, sharding.batch_sharding(mesh)),
+  step = jax.jit(steps.make_train_step(model, tx, schedule), in_shardings=(state_sh, sharding.batch_sharding(mesh)),
                  out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
   losses = []
   for b in batches:
