@@ -82,6 +82,10 @@ def validate(config) -> None:
   _positive(config, 'train', 'num_steps', 'batch_size', 'log_every', 'eval_every', 'checkpoint_every',
             'keep_checkpoints')
   _check(t.eval_batches >= 0, f'config.train.eval_batches={t.eval_batches!r} must be >= 0 (0 means all)')
+  if t.init_from:
+    ckpts = os.path.join(os.path.expanduser(t.init_from), 'checkpoints')
+    _check(os.path.isdir(ckpts), f'config.train.init_from={t.init_from!r} has no checkpoints/: point it at the '
+           'workdir of a finished run')
   _check(t.dtype in DTYPES, f'config.train.dtype={t.dtype!r} is not supported: choose one of {", ".join(DTYPES)}')
 
 

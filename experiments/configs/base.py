@@ -41,6 +41,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.optim.eps = 1e-8
   c.optim.weight_decay = 0.01      # AdamW, on matrices only
   c.optim.clip_norm = 1.0          # clip_by_global_norm; 0 disables
+  c.optim.freeze = ''              # comma-separated parameter paths ('encoder,embed') that get no update
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1_000
@@ -53,6 +54,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3
   c.train.fsdp = False             # shard large parameters and optimizer state over devices (ZeRO-3 style)
   c.train.fsdp_min_size = 2**18    # arrays smaller than this stay replicated under fsdp
+  c.train.init_from = ''           # workdir of a finished run: start from its parameters where names and shapes match
 
   c.distributed = ml_collections.ConfigDict()
   c.distributed.coordinator_address = ''  # host:port of process 0 for a multi-process run

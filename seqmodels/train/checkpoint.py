@@ -9,12 +9,42 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from flax import traverse_util
 from jax.experimental import multihost_utils
 from etils import epath
 
 
 class CheckpointError(RuntimeError):
   """No readable checkpoint where one was expected."""
+
+
+def load_matching_params(workdir: str, params, shardings):
+  """`params` with every array whose path and shape also appear in the latest checkpoint of `workdir` replaced.
+
+  For fine-tuning from a pre-trained run: shared parts (e.g. the encoder) come from the checkpoint, new parts
+  (e.g. a classification head) keep their fresh initialisation. Returns (params, loaded paths, fresh paths).
+  """
+  directory = epath.Path(os.path.abspath(workdir)) / 'checkpoints'
+  steps = sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True) \
+      if directory.exists() else []
+  if not steps:
+    raise CheckpointError(f'config.train.init_from={workdir} has no checkpoint: point it at the workdir of a '
+                          'finished run')
+  path = directory / str(steps[0]) / 'state'
+  tree = ocp.StandardCheckpointer().metadata(path).item_metadata.tree
+  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
+  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=replicated), tree)
+  source = traverse_util.flatten_dict(ocp.StandardCheckpointer().restore(path, abstract)['params'], sep='/')
+  target = traverse_util.flatten_dict(params, sep='/')
+  flat_shardings = traverse_util.flatten_dict(shardings, sep='/')
+  loaded = [k for k, v in target.items() if k in source and tuple(source[k].shape) == tuple(v.shape)]
+  if not loaded:
+    raise CheckpointError(f'config.train.init_from={workdir}: no parameter of this model (same name and shape) '
+                          'is in that checkpoint: check config.model against the pre-trained run')
+  for k in loaded:
+    target[k] = jax.device_put(source[k].astype(target[k].dtype), flat_shardings[k])
+  fresh = sorted(set(target) - set(loaded))
+  return traverse_util.unflatten_dict(target, sep='/'), loaded, fresh
 
 
 class Checkpointer:

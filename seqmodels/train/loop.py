@@ -20,6 +20,7 @@ from seqmodels.data import pipeline
 from seqmodels.models import registry
 from seqmodels.train import optim, sharding, steps
 from seqmodels.train import state as state_lib
+from seqmodels.train import checkpoint
 from seqmodels.train.checkpoint import Checkpointer
 from seqmodels.train.metrics import MetricWriter, Progress
 
@@ -148,6 +149,11 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   restored = ckpt.restore_latest(abstract)
   if restored is None:
     state = jax.jit(init, out_shardings=state_sh)(rng)
+    if tc.init_from:
+      params, loaded, fresh = checkpoint.load_matching_params(tc.init_from, state.params, state_sh.params)
+      logging.info('initialised %d parameter arrays from %s; %d fresh: %s', len(loaded), tc.init_from, len(fresh),
+                   ', '.join(fresh) or 'none')
+      state = state.replace(params=params, opt_state=jax.jit(tx.init, out_shardings=state_sh.opt_state)(params))
     meta = {'best_eval_loss': math.inf, 'best_step': 0, 'train_seconds': 0.0, 'tokens_seen': 0}
   else:
     state, meta = restored
@@ -213,7 +219,10 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
       if step % tc.eval_every == 0 or last:
         flush(step)
         t_eval = time.time()
-        eval_metrics = evaluate(eval_step, objective, state.params, data, local_batch, batch_sh, tc.eval_batches or None)
+        eval_metrics = evaluate(eval_step, objective, state.params, data, local_batch, batch_sh,
+                                tc.eval_batches or None)
+        if last and objective.final_eval is not None:
+          eval_metrics.update(objective.final_eval(model, state.params, data, config, workdir))
         if eval_metrics['loss'] < meta['best_eval_loss']:
           meta['best_eval_loss'], meta['best_step'] = eval_metrics['loss'], step
         writer.write(step, 'eval', eval_metrics)

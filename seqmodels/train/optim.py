@@ -18,10 +18,26 @@ def _decay_mask(params):
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
+def is_frozen(path: tuple, prefixes: tuple[str, ...]) -> bool:
+  """Whether a parameter at `path` (a key path) lies under one of the '/'-joined `prefixes`."""
+  name = '/'.join(str(getattr(k, 'key', k)) for k in path)
+  return any(name == p or name.startswith(p + '/') for p in prefixes)
+
+
 def make_optimizer(optim_cfg, num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
-  """The optax chain of `optim_cfg` and its learning-rate schedule."""
+  """The optax chain of `optim_cfg` and its learning-rate schedule.
+
+  Parameters under `optim_cfg.freeze` (comma-separated '/'-paths, e.g. 'encoder,embed') get no update at all:
+  feature extraction with a frozen backbone, via optax.multi_transform.
+  """
   o = optim_cfg
   schedule = learning_rate_schedule(o, num_steps)
   parts = [optax.clip_by_global_norm(o.clip_norm)] if o.clip_norm > 0 else []
   parts.append(optax.adamw(schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay, mask=_decay_mask))
-  return optax.chain(*parts), schedule
+  tx = optax.chain(*parts)
+  prefixes = tuple(p.strip().strip('/') for p in o.freeze.split(',') if p.strip())
+  if prefixes:
+    labels = lambda params: jax.tree_util.tree_map_with_path(
+        lambda path, _: 'frozen' if is_frozen(path, prefixes) else 'trained', params)
+    tx = optax.multi_transform({'trained': tx, 'frozen': optax.set_to_zero()}, labels)
+  return tx, schedule

@@ -25,6 +25,9 @@ class Objective:
   loss: Callable[[Any, Batch], tuple[jax.Array, dict]]       # (outputs, batch) -> (mean loss, mean metrics)
   eval_sums: Callable[[Any, Batch], dict[str, jax.Array]]    # (outputs, batch) -> sums over the batch
   finalize: Callable[[dict[str, float]], dict[str, float]]   # summed eval sums -> metrics
+  # Optional evaluation after training that needs more than one forward pass (e.g. decoding + BLEU):
+  # (model, params, data, config, workdir) -> metrics merged into the final eval metrics.
+  final_eval: Callable[..., dict[str, float]] | None = None
 
 
 def token_cross_entropy(logits_BxTxV, targets_BxT, weights_BxT):
@@ -80,7 +83,8 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
     rng = jax.random.fold_in(state.rng, state.step)
 
     def loss_fn(params):
-      outputs = model.apply({'params': params}, *objective.inputs(batch), train=True, rngs={'dropout': rng})
+      rngs = {'dropout': rng, 'sample': jax.random.fold_in(rng, 1)}  # 'sample': e.g. scheduled sampling
+      outputs = model.apply({'params': params}, *objective.inputs(batch), train=True, rngs=rngs)
       return objective.loss(outputs, batch)
 
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
