@@ -109,28 +109,26 @@ def synthetic_builder_cls(task: str) -> type[_SyntheticBuilder]:
 
 @dataclasses.dataclass(eq=False, kw_only=True)
 class LocalTextConfig(tfds.core.BuilderConfig):
-  """A local text file cut into windows of seq_len + 1 character ids."""
+  """A local text file as character ids, stored in chunks; windows are cut at load time."""
   path: str
-  seq_len: int
-  stride: int
-  digest: str  # sha256 of path, content and parameters; checked again when building.
+  digest: str  # sha256 of path and content; checked again when building.
 
 
-def _text_digest(path: str, seq_len: int, stride: int) -> str:
+TEXT_CHUNK = 65_536  # characters per stored record
+
+
+def _text_digest(path: str) -> str:
   content = epath.Path(path).read_bytes()
-  params = json.dumps({'path': path, 'seq_len': seq_len, 'stride': stride,
-                       'train_fraction': TRAIN_FRACTION}).encode()
+  params = json.dumps({'path': path, 'train_fraction': TRAIN_FRACTION, 'chunk': TEXT_CHUNK}).encode()
   return hashlib.sha256(params + b'\0' + content).hexdigest()
 
 
-def local_text_config(path: str, *, seq_len: int, stride: int = 0) -> LocalTextConfig:
-  """Config for a char-level LM over `path`; stride 0 means non-overlapping windows."""
+def local_text_config(path: str) -> LocalTextConfig:
+  """Config for a char-level LM over `path` (one dataset per file content, whatever the window length)."""
   path = os.path.abspath(os.path.expanduser(path))
-  stride = stride or seq_len
-  digest = _text_digest(path, seq_len, stride)
+  digest = _text_digest(path)
   stem = re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])[:40]
-  name = f'{stem}_T{seq_len}_s{stride}_{digest[:16]}'
-  return LocalTextConfig(name=name, path=path, seq_len=seq_len, stride=stride, digest=digest)
+  return LocalTextConfig(name=f'{stem}_{digest[:16]}', path=path, digest=digest)
 
 
 def window_starts(num_ids: int, length: int, stride: int) -> np.ndarray:
@@ -141,43 +139,36 @@ def window_starts(num_ids: int, length: int, stride: int) -> np.ndarray:
 class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Char-level LM over a local text file; the vocabulary is saved as metadata 'chars'.
 
-  Train windows start every `stride` characters of the first 90% of the text; validation windows
-  tile the last 10% without overlap, so evaluation sees each token once.
+  The first 90% of the characters are the train split, the last 10% validation (nanoGPT's split). Each split is
+  stored as consecutive chunks of character ids; the pipeline concatenates them and cuts windows of any length
+  at any stride in memory, so one build serves every context length (and nanoGPT-style random crops).
   """
 
-  VERSION = tfds.core.Version('1.0.0')
+  VERSION = tfds.core.Version('2.0.0')
   code_path = _CODE_PATH
 
   def _info(self) -> tfds.core.DatasetInfo:
     cfg = self.builder_config
-    description = json.dumps({'path': cfg.path, 'seq_len': cfg.seq_len, 'stride': cfg.stride,
-                              'sha256': cfg.digest})
-    features = tfds.features.FeaturesDict(
-        {'tokens': tfds.features.Tensor(shape=(cfg.seq_len + 1,), dtype=np.int32)})
-    return tfds.core.DatasetInfo(builder=self, description=description, features=features,
-                                 disable_shuffling=True, metadata=tfds.core.MetadataDict())
+    features = tfds.features.FeaturesDict({'tokens': tfds.features.Tensor(shape=(None,), dtype=np.int32)})
+    return tfds.core.DatasetInfo(builder=self, description=json.dumps({'path': cfg.path, 'sha256': cfg.digest}),
+                                 features=features, disable_shuffling=True, metadata=tfds.core.MetadataDict())
 
   def _split_generators(self, dl_manager):
     del dl_manager  # The text is local.
     cfg = self.builder_config
-    if _text_digest(cfg.path, cfg.seq_len, cfg.stride) != cfg.digest:
+    if _text_digest(cfg.path) != cfg.digest:
       raise ValueError(f'{cfg.path} changed after its config was made; make the config again.')
     text = epath.Path(cfg.path).read_text(encoding='utf-8')
     tokenizer = tokenizers.CharTokenizer.from_text(text)
     self.info.metadata['chars'] = tokenizer.chars
     ids_N = tokenizer.encode(text)
     split_at = int(len(ids_N) * TRAIN_FRACTION)
-    splits = {'train': (ids_N[:split_at], cfg.stride), 'validation': (ids_N[split_at:], cfg.seq_len)}
-    for split, (split_ids_N, _) in splits.items():
-      if len(split_ids_N) < cfg.seq_len + 1:
-        raise ValueError(f'{cfg.path}: its {split} split ({TRAIN_FRACTION:.0%} train by position) '
-                         f'is shorter than one window of seq_len + 1 = {cfg.seq_len + 1} chars.')
-    return {split: self._generate_examples(*args) for split, args in splits.items()}
+    splits = {'train': ids_N[:split_at], 'validation': ids_N[split_at:]}
+    return {split: self._generate_examples(ids) for split, ids in splits.items()}
 
-  def _generate_examples(self, ids_N: np.ndarray, stride: int):
-    length = self.builder_config.seq_len + 1
-    for index, start in enumerate(window_starts(len(ids_N), length, stride)):
-      yield index, {'tokens': ids_N[start:start + length]}
+  def _generate_examples(self, ids_N: np.ndarray):
+    for index, start in enumerate(range(0, len(ids_N), TEXT_CHUNK)):
+      yield index, {'tokens': ids_N[start:start + TEXT_CHUNK]}
 
 
 class TinyShakespeare(tiny_shakespeare_dataset_builder.Builder, skip_registration=True):

@@ -216,8 +216,7 @@ def _synthetic_config(data_cfg) -> builders.SyntheticConfig:
 
 
 def _local_text_config(data_cfg) -> builders.LocalTextConfig:
-  return builders.local_text_config(data_cfg.path, seq_len=data_cfg.seq_len,
-                                    stride=data_cfg.stride)
+  return builders.local_text_config(data_cfg.path)
 
 
 def _builder(data_cfg, directory: str) -> tfds.core.DatasetBuilder:
@@ -258,6 +257,14 @@ def _as_str(text: str | bytes) -> str:
   return text.decode('utf-8') if isinstance(text, bytes) else text
 
 
+def _text_windows(ids: Mapping[str, np.ndarray], data_cfg) -> dict[str, Examples]:
+  """Train windows start every data.stride tokens (1: every offset, as nanoGPT's random crops);
+  evaluation windows tile their split without overlap, so each token is scored once."""
+  strides = {'train': data_cfg.stride or data_cfg.seq_len}
+  return {split: _windows(split_ids, data_cfg.seq_len, strides.get(split, data_cfg.seq_len))
+          for split, split_ids in ids.items()}
+
+
 def _windows(ids_N: np.ndarray, seq_len: int, stride: int) -> Examples:
   """Windows of seq_len + 1 tokens starting every `stride` tokens, gathered without copies up front."""
   starts = builders.window_starts(len(ids_N), seq_len + 1, stride)
@@ -286,19 +293,19 @@ def load(data_cfg) -> Data:
     sources = _sources(f'{builders.LocalText.name}/{config.name}', ('train', 'validation'),
                        directory)
     tokenizer = tokenizers.CharTokenizer(sources['train'].dataset_info.metadata['chars'])
-    return Data('lm', tokenizer.vocab_size, data_cfg.seq_len,
-                _decoded(sources, lambda ex: format_window(ex['tokens'])), tokenizer.decode)
+    ids = {split: np.concatenate([src[i]['tokens'] for i in range(len(src))])
+           for split, src in sources.items()}
+    return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
+                tokenizer.decode)
   if name == 'tiny_shakespeare':
     sources = _sources(name, ('train', 'validation', 'test'), directory)
     # The official dataset holds one example (the whole text) per split.
     texts = {split: ''.join(_as_str(src[i]['text']) for i in range(len(src)))
              for split, src in sources.items()}
     tokenizer = tokenizers.CharTokenizer.from_text(''.join(texts.values()))
-    strides = {'train': data_cfg.stride or data_cfg.seq_len}
-    splits = {split: _windows(tokenizer.encode(text), data_cfg.seq_len,
-                              strides.get(split, data_cfg.seq_len))
-              for split, text in texts.items()}
-    return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, splits, tokenizer.decode)
+    ids = {split: tokenizer.encode(text) for split, text in texts.items()}
+    return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
+                tokenizer.decode)
   if name == 'lm1b':
     sources = _sources(name, ('train', 'test'), directory)
     splits = _decoded(sources, lambda ex: format_sentence(ex['text'], data_cfg.seq_len))

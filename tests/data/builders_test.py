@@ -61,10 +61,11 @@ def _write(path, text):
   return str(path)
 
 
-def test_local_text_saves_vocab_and_splits_90_10_by_position(tmp_path):
+def test_local_text_saves_vocab_and_splits_90_10_by_position(tmp_path, monkeypatch):
+  monkeypatch.setattr(builders, 'TEXT_CHUNK', 50)  # several records per split
   text = ''.join(f'line {i}: the quick brown fox é\n' for i in range(40))
   path = _write(tmp_path / 'corpus.txt', text)
-  config = builders.local_text_config(path, seq_len=16, stride=5)
+  config = builders.local_text_config(path)
   _prepare(builders.LocalText, tmp_path / 'tfds', config=config)
   name = f'local_text/{config.name}'
   train = tfds.data_source(name, split='train', data_dir=tmp_path / 'tfds')
@@ -72,32 +73,25 @@ def test_local_text_saves_vocab_and_splits_90_10_by_position(tmp_path):
   tokenizer = tokenizers.CharTokenizer(train.dataset_info.metadata['chars'])
   assert tokenizer.chars == ''.join(sorted(set(text)))
   split_at = int(len(text) * 0.9)
-  # Train windows start every `stride` chars of the first 90%; validation tiles the last 10%.
-  train_windows = [tokenizer.decode(train[i]['tokens']) for i in range(len(train))]
-  assert train_windows == [text[s:s + 17] for s in range(0, split_at - 16, 5)]
-  val_windows = [tokenizer.decode(validation[i]['tokens']) for i in range(len(validation))]
-  assert val_windows == [text[split_at + s:split_at + s + 17]
-                         for s in range(0, len(text) - split_at - 16, 16)]
-  assert train[0]['tokens'].dtype == np.int32 and train[0]['tokens'].shape == (17,)
-  assert json.loads(train.dataset_info.description)['stride'] == 5
+  assert len(train) == -(-split_at // 50) and train[0]['tokens'].dtype == np.int32
+  assert ''.join(tokenizer.decode(train[i]['tokens']) for i in range(len(train))) == text[:split_at]
+  assert ''.join(tokenizer.decode(validation[i]['tokens']) for i in range(len(validation))) == text[split_at:]
   assert 'tensorflow' not in sys.modules
 
 
-def test_local_text_config_name_changes_with_content_path_and_params(tmp_path):
+def test_local_text_config_name_changes_with_content_and_path(tmp_path):
   path = _write(tmp_path / 'a.txt', 'hello world ' * 20)
-  name = builders.local_text_config(path, seq_len=8).name
-  assert name.startswith('a_T8_s8_')
-  assert builders.local_text_config(path, seq_len=8, stride=8).name == name  # stride 0 = seq_len.
+  name = builders.local_text_config(path).name
+  assert name.startswith('a_') and builders.local_text_config(path).name == name
   other = _write(tmp_path / 'b.txt', 'hello world ' * 20)
-  assert builders.local_text_config(other, seq_len=8).name[2:] != name[2:]
-  assert builders.local_text_config(path, seq_len=8, stride=4).name != name
+  assert builders.local_text_config(other).name[2:] != name[2:]
   _write(tmp_path / 'a.txt', 'hello there ' * 20)
-  assert builders.local_text_config(path, seq_len=8).name != name
+  assert builders.local_text_config(path).name != name
 
 
 def test_local_text_refuses_a_file_changed_after_its_config_was_made(tmp_path):
   path = _write(tmp_path / 'a.txt', 'hello world ' * 20)
-  config = builders.local_text_config(path, seq_len=8)
+  config = builders.local_text_config(path)
   _write(tmp_path / 'a.txt', 'changed ' * 20)
   with pytest.raises(ValueError, match='changed'):
     _prepare(builders.LocalText, tmp_path / 'tfds', config=config)

@@ -212,6 +212,11 @@ def test_local_text_lm_batches_are_next_char_windows(tmp_path):
   train = next(data.train_batches(batch_size=3, start_step=0, seed=0))
   chex.assert_shape(list(train.values()), (3, 10))
   assert 'tensorflow' not in sys.modules
+  cfg.stride = 1  # every offset is a training window (nanoGPT's random crops), from the same build
+  crops = pipeline.load(cfg)
+  assert crops.splits['train'].size == split_at - 10
+  window = crops.splits['train'].gather(np.array([7]))
+  assert crops.decode(window['inputs'][0]) == text[7:17]
 
 
 @pytest.fixture
