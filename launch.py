@@ -3,6 +3,8 @@
   python launch.py                                   # the default job: LSTM vs GPT on the copy task
   python launch.py --config=experiments/configs/copy.py --config.model.name=gru --workdir=runs/gru
   python launch.py --config=experiments/configs/copy.py --sweep=experiments/sweeps/lstm_vs_gpt.py
+  python launch.py --config=experiments/configs/copy_memory.py:small \
+      --sweep=experiments/sweeps/copy_vs_length.py:small --parallel=2   # two trials at a time, each a process
 """
 
 from __future__ import annotations
@@ -38,8 +40,12 @@ except (AttributeError, KeyError) as e:
   _unknown_field(sys.argv, e)
 flags.DEFINE_string('workdir', '', 'where checkpoints, metrics and summaries go; rerunning resumes '
                     "(default: runs/<config name>, or runs/default with no flags)")
-flags.DEFINE_string('sweep', '', 'sweep file (get_sweep() -> list of override dicts): one run per trial; '
-                    'with no --config and no --sweep, the default sweep experiments/sweeps/lstm_vs_gpt.py')
+flags.DEFINE_string('sweep', '', 'sweep file (get_sweep() -> list of override dicts; FILE:arg calls get_sweep(arg)): '
+                    'one run per trial; with no --config and no --sweep, the default sweep '
+                    'experiments/sweeps/lstm_vs_gpt.py')
+flags.DEFINE_integer('parallel', 0, 'run a sweep N trials at a time, each a separate `python launch.py` process '
+                     'logging to <trial dir>/log.txt (on GPU hosts each gets CUDA_VISIBLE_DEVICES = 1/N of the GPUs); '
+                     '0 runs the trials one after another in this process, over all its devices')
 FLAGS = flags.FLAGS
 
 
@@ -67,44 +73,77 @@ def main(argv) -> None:
   sweep_path = DEFAULT_SWEEP if defaults else FLAGS.sweep
   config_name = os.path.splitext(os.path.basename(FLAGS['config'].config_filename.split(':')[0]))[0]
   workdir = os.path.abspath(FLAGS.workdir or os.path.join('runs', 'default' if defaults else config_name))
+  parallel = FLAGS.parallel > 0 and bool(sweep_path)
   try:
-    if sweep_path and not os.path.isfile(sweep_path):
+    if sweep_path and not os.path.isfile(sweep.split_arg(sweep_path)[0]):
       raise validation.ConfigError(f'--sweep={sweep_path} does not exist: pass a file from experiments/sweeps/')
-    trials = sweep.load(sweep_path) if sweep_path else [{}]
-    runs = [(sweep.trial_name(o), sweep.apply(FLAGS.config, o)) for o in trials]
-    for _, c in runs:
-      validation.validate(c)
-    sharding.initialize_distributed(FLAGS.config.distributed)
-    for _, c in runs:
-      validation.validate_devices(c, jax.device_count(), jax.process_count())
-  except (validation.ConfigError, KeyError, TypeError) as e:
+    if FLAGS.parallel < 0 or (FLAGS.parallel and not sweep_path):
+      raise validation.ConfigError(f'--parallel={FLAGS.parallel} needs a --sweep and a count >= 1 (0 runs trials '
+                                   'in this process)')
+    if parallel and FLAGS.config.distributed.num_processes > 1:
+      raise validation.ConfigError('--parallel starts its own processes: leave config.distributed unset')
+    overrides = sweep.load(sweep_path) if sweep_path else [{}]
+    trials = sweep.make_trials(FLAGS.config, overrides, workdir)
+    for t in trials:
+      validation.validate(t.config)
+    if parallel:  # each trial process initializes its own share of devices and checks them itself
+      sweep.device_shares(FLAGS.parallel, sweep.gpu_ids(dict(os.environ)))
+    else:
+      sharding.initialize_distributed(FLAGS.config.distributed)
+      for t in trials:
+        validation.validate_devices(t.config, jax.device_count(), jax.process_count())
+  except (validation.ConfigError, KeyError, TypeError, ValueError) as e:
     _fail(str(e).strip('"\''))
 
   os.makedirs(workdir, exist_ok=True)
-  if sweep_path:
-    with open(os.path.join(workdir, 'sweep.json'), 'w') as f:
-      json.dump({'sweep': sweep_path, 'trials': trials}, f, indent=2, default=str)
-  dirs = []
-  for name, c in runs:
-    run_dir = os.path.join(workdir, name) if sweep_path else workdir
-    dirs.append(run_dir)
-    if os.path.exists(os.path.join(run_dir, 'summary.json')):
-      logging.info('%s is finished (summary.json exists): skipped', run_dir)
-      continue
-    logging.info('run %s: model %s on %s -> %s', name, c.model.name, c.data.name, run_dir)
+  if not sweep_path:  # one run: its errors end the launcher, as one line
     try:
-      summary = loop.train_and_evaluate(c, run_dir)
+      summary = loop.train_and_evaluate(trials[0].config, workdir)
     except (loop.NonFiniteLossError, loop.WorkdirError, CheckpointError) as e:
       _fail(str(e), 1)
     if summary['status'] == 'preempted':
-      _fail(f'stopped early at step {summary["step"]}; checkpoint saved in {run_dir}: rerun the same command '
+      _fail(f'stopped early at step {summary["step"]}; checkpoint saved in {workdir}: rerun the same command '
             'to resume', 143)
+    dirs = [workdir]
+  else:
+    with open(os.path.join(workdir, 'sweep.json'), 'w') as f:
+      json.dump({'sweep': sweep_path, 'config': FLAGS['config'].config_filename, 'trials': overrides}, f, indent=2,
+                default=str)
+    if parallel:
+      cli = _command_line_overrides(sys.argv, FLAGS.config)
+      command = lambda t: sweep.trial_command(FLAGS['config'].config_filename, {**cli, **t.overrides}, t.workdir,
+                                              os.path.join(HERE, 'launch.py'))
+      sweep.run_parallel(trials, FLAGS.parallel, command)
+    else:
+      sweep.run_in_process(trials, loop.train_and_evaluate)
+    dirs = [t.workdir for t in trials]
+    stopped = [t for t in trials if t.status in ('preempted', 'pending')]
+    if stopped:
+      _fail(f'stopped early with {len(stopped)} of {len(trials)} trials unfinished; checkpoints saved in {workdir}: '
+            'rerun the same command to resume', 143)
 
-  if jax.process_index() == 0:
-    table = report.markdown_table(report.load_summaries(dirs))
+  if parallel or jax.process_index() == 0:
+    table = report.markdown_table(report.load_runs(dirs))
     with open(os.path.join(workdir, 'comparison.md'), 'w') as f:
       f.write(table)
     print(f'\n{table}\nwritten to {os.path.join(workdir, "comparison.md")}')
+  failed = [t for t in trials if t.status == 'failed']
+  if failed:
+    _fail(f'{len(failed)} of {len(trials)} trials failed ({", ".join(t.name for t in failed)}): their errors are in '
+          '<trial dir>/failed.json; rerun the same command to retry them', 1)
+
+
+def _command_line_overrides(argv: list[str], config) -> dict:
+  """The --config.<field> overrides given on this command line, with their parsed values, to pass to trials."""
+  out = {}
+  for a in argv[1:]:
+    if a.startswith('--config.'):
+      key = a[len('--config.'):].split('=')[0]
+      node = config
+      for k in key.split('.'):
+        node = node[k]
+      out[key] = node
+  return out
 
 
 def parse_flags(argv: list[str]) -> list[str]:

@@ -1,15 +1,34 @@
-"""Sweeps: a grid of config overrides (product, zip, seeds), each trial named from its overrides."""
+"""Sweeps: a grid of config overrides (product, zip, seeds), each trial named from its overrides, and running them.
+
+A sweep file defines `get_sweep()` (or `get_sweep(arg)`, chosen with `--sweep=FILE:arg`, as configs do) returning a
+list of override dicts. Each trial runs in `<sweep workdir>/<trial name>`:
+  * in this process, one after another (`run_in_process`), or N at a time as separate processes (`run_parallel`),
+    each `python launch.py --config=... --config.<k>=<v> ... --workdir=<trial dir>` writing to <trial dir>/log.txt;
+  * a trial with `summary.json` is finished and skipped; an interrupted one resumes from its checkpoints;
+  * a trial that crashes writes `<trial dir>/failed.json` ({"error": last line, "detail": traceback or log tail})
+    and the others go on; rerunning the sweep retries it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
+import json
+import logging
+import os
 import re
-from typing import Any, Sequence
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from typing import Any, Callable, Sequence
 
 import ml_collections
 
 Overrides = dict[str, Any]
+PREEMPTED_EXIT_CODE = 143  # launch.py's exit code when a run stopped with a checkpoint (SIGTERM, Ctrl-C)
 
 
 def product(*axes: Sequence[Overrides]) -> list[Overrides]:
@@ -34,12 +53,24 @@ def seeds(n: int, field: str = 'seed') -> list[Overrides]:
   return sweep(field, list(range(n)))
 
 
+def split_arg(path: str) -> tuple[str, str]:
+  """'sweeps/x.py:small' -> ('sweeps/x.py', 'small'); no colon -> (path, '')."""
+  file, _, arg = path.partition(':')
+  return file, arg
+
+
 def load(path: str) -> list[Overrides]:
-  """The trials of a sweep file: the list its get_sweep() returns."""
-  spec = importlib.util.spec_from_file_location('seqmodels_sweep_file', path)
+  """The trials of a sweep file: what its get_sweep() (or get_sweep(arg) for 'FILE:arg') returns."""
+  file, arg = split_arg(path)
+  spec = importlib.util.spec_from_file_location('seqmodels_sweep_file', file)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return list(module.get_sweep())
+  trials = list(module.get_sweep(arg) if arg else module.get_sweep())
+  names = [trial_name(o) for o in trials]
+  repeated = sorted({n for n in names if names.count(n) > 1})
+  if repeated:
+    raise ValueError(f'sweep {path} has repeated trials {repeated}: every trial needs its own overrides')
+  return trials
 
 
 def trial_name(overrides: Overrides) -> str:
@@ -62,3 +93,185 @@ def apply(config: ml_collections.ConfigDict, overrides: Overrides) -> ml_collect
       raise KeyError(f'sweep override {key!r}: config has no field {key!r}')
     node[leaf] = value
   return config
+
+
+# --- running trials ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Trial:
+  name: str
+  overrides: Overrides
+  config: ml_collections.ConfigDict
+  workdir: str
+  status: str = 'pending'   # pending | skipped (finished before) | done | failed | preempted
+  error: str = ''
+
+
+def make_trials(config: ml_collections.ConfigDict, overrides: Sequence[Overrides], workdir: str) -> list[Trial]:
+  return [Trial(trial_name(o), dict(o), apply(config, o), os.path.join(workdir, trial_name(o))) for o in overrides]
+
+
+def is_finished(run_dir: str) -> bool:
+  return os.path.exists(os.path.join(run_dir, 'summary.json'))
+
+
+def record_failure(run_dir: str, error: str, detail: str = '') -> None:
+  """Writes run_dir/failed.json: the error's last line, and the traceback or log tail that led to it."""
+  os.makedirs(run_dir, exist_ok=True)
+  lines = [l for l in error.strip().splitlines() if l.strip()]
+  with open(os.path.join(run_dir, 'failed.json'), 'w') as f:
+    json.dump({'error': lines[-1] if lines else 'unknown error', 'detail': detail, 'time': time.time()}, f, indent=2)
+
+
+def _clear_failure(run_dir: str) -> None:
+  path = os.path.join(run_dir, 'failed.json')
+  if os.path.exists(path):
+    os.remove(path)
+
+
+def run_in_process(trials: Sequence[Trial], train: Callable[[ml_collections.ConfigDict, str], dict]) -> list[Trial]:
+  """Runs the unfinished trials one after another with `train(config, run_dir) -> summary`.
+
+  An exception fails that trial only (failed.json); a preempted run (summary status 'preempted') stops the sweep,
+  since the user asked to stop. KeyboardInterrupt outside the loop's own handling propagates.
+  """
+  for t in trials:
+    if is_finished(t.workdir):
+      t.status = 'skipped'
+      logging.info('%s is finished (summary.json exists): skipped', t.workdir)
+      continue
+    _clear_failure(t.workdir)
+    logging.info('trial %s: model %s on %s -> %s', t.name, t.config.model.name, t.config.data.name, t.workdir)
+    try:
+      summary = train(t.config, t.workdir)
+    except Exception as e:  # pylint: disable=broad-except  # one trial's crash must not stop the sweep
+      t.status, t.error = 'failed', f'{type(e).__name__}: {e}'.strip().splitlines()[-1]
+      record_failure(t.workdir, t.error, traceback.format_exc())
+      logging.error('trial %s failed: %s (see %s/failed.json)', t.name, t.error, t.workdir)
+      continue
+    t.status = summary.get('status', 'done')
+    if t.status == 'preempted':
+      break
+  return trials
+
+
+# --- separate processes -----------------------------------------------------------------------------------------
+
+def flag_value(v: Any) -> str:
+  """A config value as config_flags parses it back: strings bare, everything else as its Python literal."""
+  return v if isinstance(v, str) else repr(v)
+
+
+def trial_command(config_file: str, overrides: Overrides, run_dir: str, launcher: str) -> list[str]:
+  """`python launch.py --config=FILE[:arg] --config.k=v ... --workdir=DIR` for one trial."""
+  return [sys.executable, launcher, f'--config={config_file}',
+          *(f'--config.{k}={flag_value(v)}' for k, v in overrides.items()), f'--workdir={run_dir}']
+
+
+def gpu_ids(environ: dict[str, str]) -> list[str]:
+  """The GPU ids this process may use: CUDA_VISIBLE_DEVICES if set, else `nvidia-smi -L`; [] on a CPU host."""
+  if environ.get('CUDA_VISIBLE_DEVICES', '').strip():
+    return [d.strip() for d in environ['CUDA_VISIBLE_DEVICES'].split(',') if d.strip()]
+  try:
+    out = subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True, timeout=20).stdout
+  except (OSError, subprocess.SubprocessError):
+    return []
+  return [str(i) for i, line in enumerate(l for l in out.splitlines() if l.startswith('GPU '))]
+
+
+def device_shares(n: int, gpus: Sequence[str]) -> list[dict[str, str]]:
+  """Environment additions for each of n parallel slots: disjoint CUDA_VISIBLE_DEVICES shares on a GPU host.
+
+  On a CPU host every process just uses the CPU (no additions). With G GPUs, n must divide G: slot i gets GPUs
+  [i*G/n, (i+1)*G/n). Otherwise ValueError naming the fix.
+  """
+  if not gpus:
+    return [{} for _ in range(n)]
+  if len(gpus) % n:
+    divisors = [d for d in range(1, len(gpus) + 1) if len(gpus) % d == 0]
+    raise ValueError(f'--parallel={n} does not split the {len(gpus)} GPUs evenly: choose --parallel from '
+                     f'{divisors} (or set CUDA_VISIBLE_DEVICES to the GPUs to use)')
+  k = len(gpus) // n
+  return [{'CUDA_VISIBLE_DEVICES': ','.join(gpus[i * k:(i + 1) * k])} for i in range(n)]
+
+
+def _log_error_line(log_path: str) -> tuple[str, str]:
+  """(the last 'error: ...' line or else the last line, the log's tail) of a trial's log.txt."""
+  try:
+    with open(log_path, errors='replace') as f:
+      lines = [l.rstrip() for l in f.readlines() if l.strip()]
+  except OSError:
+    return 'no log', ''
+  errors = [l for l in lines if l.startswith('error:') or 'Error' in l.split(':')[0]]
+  return (errors or lines or ['empty log'])[-1], '\n'.join(lines[-40:])
+
+
+def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], list[str]],
+                 env: dict[str, str] | None = None, poll_s: float = 0.5) -> list[Trial]:
+  """Runs the unfinished trials as subprocesses, n at a time, each with its own device share and log.txt.
+
+  A non-zero exit fails that trial (failed.json with the log's error line); exit 143 (preempted) marks it
+  preempted. SIGTERM / Ctrl-C to this process is passed on to the running trials, which checkpoint and stop;
+  no new trial starts after it.
+  """
+  env = dict(os.environ if env is None else env)
+  shares = device_shares(n, gpu_ids(env))
+  free = list(range(n))
+  queue = []
+  for t in trials:
+    if is_finished(t.workdir):
+      t.status = 'skipped'
+    else:
+      queue.append(t)
+  running: dict[int, tuple[Trial, subprocess.Popen, Any]] = {}
+  stopping = False
+
+  def stop(signum, frame):
+    nonlocal stopping
+    stopping = True
+    for _, p, _ in running.values():
+      if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+
+  previous = {}
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    try:
+      previous[sig] = signal.signal(sig, stop)
+    except ValueError:  # not the main thread
+      pass
+  try:
+    while queue or running:
+      while queue and free and not stopping:
+        t, slot = queue.pop(0), free.pop(0)
+        os.makedirs(t.workdir, exist_ok=True)
+        _clear_failure(t.workdir)
+        log = open(os.path.join(t.workdir, 'log.txt'), 'a')
+        logging.info('trial %s (slot %d%s) -> %s', t.name, slot,
+                     f', CUDA_VISIBLE_DEVICES={shares[slot]["CUDA_VISIBLE_DEVICES"]}' if shares[slot] else '',
+                     t.workdir)
+        p = subprocess.Popen(command(t), env={**env, **shares[slot]}, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)  # our handler, not the terminal, forwards Ctrl-C
+        running[slot] = (t, p, log)
+      if stopping:
+        queue.clear()
+      for slot, (t, p, log) in list(running.items()):
+        code = p.poll()
+        if code is None:
+          continue
+        log.close()
+        del running[slot]
+        free.append(slot)
+        if code == 0 and is_finished(t.workdir):
+          t.status = 'done'
+        elif code == PREEMPTED_EXIT_CODE or (stopping and code in (-signal.SIGTERM, -signal.SIGINT)):
+          t.status = 'preempted'
+        else:
+          t.error, detail = _log_error_line(os.path.join(t.workdir, 'log.txt'))
+          t.status = 'failed'
+          record_failure(t.workdir, t.error, detail)
+          logging.error('trial %s failed (exit %d): %s (see %s/log.txt)', t.name, code, t.error, t.workdir)
+      time.sleep(poll_s if running else 0)
+  finally:
+    for sig, handler in previous.items():
+      signal.signal(sig, handler)
+  return list(trials)

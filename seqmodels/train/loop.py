@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -249,6 +250,8 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
       'train_seconds': meta['train_seconds'], 'wall_seconds': time.time() - t_start,
       'devices': jax.device_count(), 'processes': jax.process_count(),
       'platform': jax.devices()[0].platform, 'commit': code_version(),
+      'peak_memory_bytes': (jax.local_devices()[0].memory_stats() or {}).get('peak_bytes_in_use')  # GPU/TPU;
+                           or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # CPU: process max RSS
   }
   if status == 'done' and primary:
     with open(os.path.join(workdir, 'summary.json'), 'w') as f:
