@@ -157,7 +157,8 @@ class Recurrent(nn.Module):
 
   x_BxTxD -> (y_BxTxH or y_BxTx2H when bidirectional, final carries: one per layer and direction).
   `carry0` is None or a list with one carry per layer (per direction: [fwd, bwd] per layer when bidirectional).
-  `cell` is rnn | lstm | gru (RecurrentLayer) or mingru | minlstm (MinRNNLayer, parallel scan).
+  `cell` is rnn | lstm | gru (RecurrentLayer) or mingru | minlstm (MinRNNLayer, parallel scan; `forget_bias`
+  and `unroll` do not apply to those).
   """
   cell: str
   H: int

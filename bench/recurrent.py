@@ -1,0 +1,251 @@
+"""Recurrent char-LM training-step speed: seqmodels' scan cells against PyTorch nn.LSTM/nn.GRU and flax nn.RNN.
+
+One training step = embedding -> N-layer cell -> softmax over 65 symbols, mean cross-entropy, AdamW (lr 1e-3,
+weight decay 0.01), jitted with the (params, opt_state) state donated. Every implementation of a case runs in the
+same process on the same shapes; PyTorch (the peer) runs first, on cuDNN when a GPU is visible to torch.
+  seqmodels   seqmodels.models.rnn_lm.RNNLM: hoisted input projection + one lax.scan (`--unroll` steps per iter)
+  flax        flax.linen.RNN(OptimizedLSTMCell | GRUCell), the same unroll
+  torch       torch.nn.LSTM / nn.GRU (bf16 cases: autocast on CUDA; float32 on CPU)
+The `long` case compares minGRU trained by a parallel scan (Feng et al. 2024) with a sequential GRU at T=4096;
+its peer is the sequential GRU.
+
+Prints one JSON line per (case, implementation): ms_per_step is the median over timed steps after warmup,
+ratio_vs_peer = ms_per_step / peer's ms_per_step (below 1: faster than the peer).
+  python bench/recurrent.py --quick              # CPU-sized: quick (2x128, B16) and long (2x64, B4, T=4096)
+  python bench/recurrent.py                      # GPU: 2x512_b64 and 2x1024_b128 in bf16, long (2x512, B16)
+  python bench/recurrent.py --cases=2x512_b64 --T=512 --impls=seqmodels,torch
+On a CPU shared with other jobs, torch's OpenMP pool degrades badly (10x measured); compare single-threaded:
+  XLA_FLAGS='--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1' \
+    python bench/recurrent.py --quick --torch_threads=1
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Callable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import flax.linen as nn  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig  # noqa: E402
+
+V = 65  # tiny-shakespeare characters
+LR, WD = 1e-3, 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  name: str
+  N: int        # layers
+  H: int        # units per layer (= embedding width)
+  B: int        # batch
+  T: int | None  # None: the --T flag
+  bf16: bool
+  cells: tuple[str, ...] = ('lstm', 'gru')
+  long: bool = False  # minGRU (parallel) vs GRU (sequential); --long_T sets T
+
+
+CASES = {
+    'quick': Case('quick', 2, 128, 16, None, False),
+    '2x512_b64': Case('2x512_b64', 2, 512, 64, None, True),
+    '2x1024_b128': Case('2x1024_b128', 2, 1024, 128, None, True),
+    'long_cpu': Case('long_cpu', 2, 64, 4, None, False, ('mingru', 'gru'), long=True),
+    'long': Case('long', 2, 512, 16, None, True, ('mingru', 'gru'), long=True),
+}
+
+
+class FlaxRNNLM(nn.Module):
+  """The same LM with flax's own cells and driver: Embed -> N x nn.RNN(cell) -> Dense."""
+  cell: str
+  H: int
+  N: int
+  unroll: int
+  dtype: jnp.dtype
+
+  @nn.compact
+  def __call__(self, tokens_BxT, *, train: bool = False):
+    x = nn.Embed(V, self.H)(tokens_BxT)
+    for n in range(self.N):
+      cell_cls = nn.OptimizedLSTMCell if self.cell == 'lstm' else nn.GRUCell
+      x = nn.RNN(cell_cls(self.H, dtype=self.dtype), unroll=self.unroll, name=f'rnn{n}')(x)
+    return nn.Dense(V, dtype=self.dtype)(x).astype(jnp.float32)
+
+
+def _batch(B: int, T: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  tokens = np.random.default_rng(seed).integers(0, V, (B, T + 1), dtype=np.int32)
+  return tokens[:, :-1], tokens[:, 1:]
+
+
+def _time(step: Callable[[], object], warmup: int, steps: int) -> float:
+  """Median wall time of `step` in ms; `step` must block until its work is done."""
+  for _ in range(warmup):
+    step()
+  times = []
+  for _ in range(steps):
+    t0 = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t0)
+  return 1e3 * float(np.median(times))
+
+
+def jax_step_ms(model: nn.Module, case: Case, T: int, warmup: int, steps: int) -> float:
+  """ms per jitted, state-donating AdamW step of `model`."""
+  inputs, targets = (jnp.asarray(a) for a in _batch(case.B, T))
+  tx = optax.adamw(LR, weight_decay=WD)
+  params = jax.jit(model.init)(jax.random.key(0), inputs[:1])['params']
+  state = (params, tx.init(params))
+
+  def train_step(state, inputs, targets):
+    params, opt_state = state
+
+    def loss_fn(p):
+      logits = model.apply({'params': p}, inputs)
+      return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  step = jax.jit(train_step, donate_argnums=0)
+  box = [state]
+
+  def run():
+    box[0], loss = step(box[0], inputs, targets)
+    loss.block_until_ready()
+
+  return _time(run, warmup, steps)
+
+
+def torch_step_ms(cell: str, case: Case, T: int, warmup: int, steps: int,
+                  args_torch_threads: int = 0) -> tuple[float, str, str]:
+  """ms per PyTorch AdamW step, the device it ran on and its compute dtype."""
+  import torch
+
+  dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+  if args_torch_threads:
+    torch.set_num_threads(args_torch_threads)
+  rnn_cls = {'lstm': torch.nn.LSTM, 'gru': torch.nn.GRU}[cell]
+
+  class TorchLM(torch.nn.Module):
+
+    def __init__(self):
+      super().__init__()
+      self.embed = torch.nn.Embedding(V, case.H)
+      self.rnn = rnn_cls(case.H, case.H, case.N, batch_first=True)
+      self.head = torch.nn.Linear(case.H, V)
+
+    def forward(self, x):
+      return self.head(self.rnn(self.embed(x))[0])
+
+  model = TorchLM().to(dev)
+  opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
+  inputs, targets = (torch.from_numpy(a.astype(np.int64)).to(dev) for a in _batch(case.B, T))
+  autocast = case.bf16 and dev.type == 'cuda'
+
+  def run():
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=autocast):
+      logits = model(inputs)
+    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, V), targets.reshape(-1))
+    loss.backward()
+    opt.step()
+    if dev.type == 'cuda':
+      torch.cuda.synchronize()
+
+  ms = _time(run, warmup, steps)
+  name = torch.cuda.get_device_name() if dev.type == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'
+  return ms, name, 'bfloat16 (autocast)' if autocast else 'float32'
+
+
+def _git_commit() -> str:
+  try:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True,
+                           check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return 'unknown'
+
+
+def run_case(case: Case, args, emit: Callable[[dict], None]) -> None:
+  """Runs every implementation of `case`, the peer first, and emits one record per implementation.
+
+  The peer is torch (same cell) for the char-LM cases and the sequential GRU for the long case.
+  """
+  T = args.long_T if case.long else args.T
+  jax_dtype = jnp.bfloat16 if case.bf16 else jnp.float32
+  dtype_name = jnp.dtype(jax_dtype).name
+  jax_device = jax.devices()[0].device_kind
+  impls = args.impls.split(',')
+  rnnlm = lambda cell: RNNLM(RNNLMConfig(V, cell=cell, E=case.H, H=case.H, N=case.N, unroll=args.unroll,
+                                         dtype=jax_dtype))
+  groups = [case.cells[::-1]] if case.long else [(cell,) for cell in case.cells]  # gru (the peer) first
+  for group in groups:
+    rows = []  # (cell, implementation, ms, device, dtype)
+    for cell in group:
+      if case.long:  # both sides are seqmodels' RNNLM: only the cell differs
+        name = 'seqmodels-mingru-parallel' if cell == 'mingru' else 'seqmodels-gru-sequential'
+        rows.append((cell, name, jax_step_ms(rnnlm(cell), case, T, args.warmup, args.steps), jax_device,
+                     dtype_name))
+        continue
+      if 'torch' in impls:
+        try:
+          ms, dev, dt = torch_step_ms(cell, case, T, args.warmup, args.steps, args.torch_threads)
+          rows.append((cell, 'torch', ms, dev, dt))
+        except ImportError:
+          print(json.dumps({'case': case.name, 'implementation': 'torch', 'error': 'torch not installed'}))
+      if 'seqmodels' in impls:
+        rows.append((cell, 'seqmodels', jax_step_ms(rnnlm(cell), case, T, args.warmup, args.steps), jax_device,
+                     dtype_name))
+      if 'flax' in impls:
+        model = FlaxRNNLM(cell, case.H, case.N, args.unroll, jax_dtype)
+        rows.append((cell, 'flax-nn.RNN', jax_step_ms(model, case, T, args.warmup, args.steps), jax_device,
+                     dtype_name))
+    peer = rows[0] if rows and rows[0][1] in ('torch', 'seqmodels-gru-sequential') else None
+    for cell, impl, ms, device, dtype in rows:
+      emit({'case': case.name, 'implementation': impl, 'cell': cell, 'device': device, 'dtype': dtype,
+            'N': case.N, 'H': case.H, 'B': case.B, 'T': T, 'unroll': None if impl == 'torch' else args.unroll,
+            'ms_per_step': round(ms, 3), 'tokens_per_s': round(case.B * T / ms * 1e3, 1),
+            'peer': peer[1] if peer else None, 'ratio_vs_peer': round(ms / peer[2], 3) if peer else None})
+
+
+def main(argv=None) -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument('--quick', action='store_true', help='CPU-sized cases: quick and long_cpu')
+  p.add_argument('--cases', default=None, help=f'comma-separated subset of {",".join(CASES)}')
+  p.add_argument('--impls', default='torch,seqmodels,flax', help='which implementations to run')
+  p.add_argument('--T', type=int, default=256, help='sequence length of the char-LM cases')
+  p.add_argument('--long_T', type=int, default=4096, help='sequence length of the minGRU-vs-GRU cases')
+  p.add_argument('--unroll', type=int, default=None, help='lax.scan unroll (default: 8 on GPU, 1 on CPU)')
+  p.add_argument('--torch_threads', type=int, default=0, help='torch.set_num_threads on CPU (0: its default)')
+  p.add_argument('--warmup', type=int, default=3, help='untimed steps first (the first compiles)')
+  p.add_argument('--steps', type=int, default=20, help='timed steps; the median is reported')
+  args = p.parse_args(argv)
+  on_cpu = jax.devices()[0].platform == 'cpu'
+  if args.unroll is None:
+    args.unroll = 1 if on_cpu else 8
+  names = args.cases.split(',') if args.cases else (['quick', 'long_cpu'] if args.quick
+                                                    else ['2x512_b64', '2x1024_b128', 'long'])
+  unknown = [n for n in names if n not in CASES]
+  if unknown:
+    raise SystemExit(f'--cases: unknown {unknown}; choose from {list(CASES)}')
+  common = {'command': ' '.join([os.path.basename(sys.executable)] + sys.argv), 'git_commit': _git_commit(),
+            'xla_flags': os.environ.get('XLA_FLAGS', ''),
+            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
+  for n in names:
+    run_case(CASES[n], args, lambda rec: print(json.dumps({**rec, **common}), flush=True))
+
+
+if __name__ == '__main__':
+  main()
