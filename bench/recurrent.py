@@ -147,7 +147,9 @@ def torch_step_ms(cell: str, case: Case, T: int, warmup: int, steps: int,
       self.head = torch.nn.Linear(case.H, V)
 
     def forward(self, x):
-      return self.head(self.rnn(self.embed(x))[0])
+      y = self.rnn(self.embed(x))[0]
+      self.rnn_dtype = str(y.dtype).replace('torch.', '')  # what autocast actually ran the RNN in
+      return self.head(y)
 
   model = TorchLM().to(dev)
   opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WD)
@@ -166,7 +168,7 @@ def torch_step_ms(cell: str, case: Case, T: int, warmup: int, steps: int,
 
   ms = _time(run, warmup, steps)
   name = torch.cuda.get_device_name() if dev.type == 'cuda' else f'cpu ({torch.get_num_threads()} threads)'
-  return ms, name, 'bfloat16 (autocast)' if autocast else 'float32'
+  return ms, name, model.rnn_dtype + (' (autocast)' if autocast else '')
 
 
 def _git_commit() -> str:

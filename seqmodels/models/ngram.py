@@ -3,7 +3,8 @@
 The statistical baseline that shows the sparsity problem: the longer the context, the more contexts at test time
 were never seen in training (`unseen_context_fraction`), and the model falls back to shorter ones.
 
-  p_k(w | h) = max(c_k(hw) - D(c_k(hw)), 0) / c_k(h.) + gamma(h) p_{k-1}(w | h'),   gamma(h) = sum_w D(c_k(hw)) / c_k(h.)
+  p_k(w | h) = max(c_k(hw) - D(c_k(hw)), 0) / c_k(h.) + gamma(h) p_{k-1}(w | h'),
+  gamma(h) = sum_w D(c_k(hw)) / c_k(h.)
 with h' = h without its first token, p_0 = 1 / V, and p_k(w | h) = p_{k-1}(w | h') when c_k(h.) = 0 (unseen h).
 c_n are raw counts at the highest order n; lower orders use continuation counts c_k(hw) = |{v : c(vhw) > 0}|.
 D(c) is modified KN's D1, D2, D3+ for c = 1, 2, >= 3 (estimated per order from counts-of-counts) when
