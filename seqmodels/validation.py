@@ -10,6 +10,8 @@ SYNTHETIC = ('copy', 'reverse', 'sort')
 # dataset name -> the kind of task its batches are (seqmodels.train.steps.OBJECTIVES)
 DATASET_KINDS = {'copy': 'lm', 'reverse': 'lm', 'sort': 'lm', 'adding': 'regression', 'text': 'lm',
                  'tiny_shakespeare': 'lm', 'lm1b': 'lm'}
+TRANSLATION = ('toy_translation', 'parallel_text', 'wmt14_translate/de-en', 'ted_hrlr_translate/pt_to_en')
+DATASET_KINDS.update({name: 'seq2seq' for name in TRANSLATION})
 DATASETS = tuple(DATASET_KINDS)
 DTYPES = ('float32', 'bfloat16')
 
@@ -33,6 +35,47 @@ def _fraction(value, field: str, upper_inclusive: bool = False) -> None:
   ok = 0 <= value <= 1 if upper_inclusive else 0 <= value < 1
   interval = '[0, 1]' if upper_inclusive else '[0, 1)'
   _check(ok, f'config.{field}={value!r} must be in {interval}')
+
+
+def _check_seq2seq(config) -> None:
+  """Encoder-decoder model, translation data and decoding settings (seqmodels/models/seq2seq.py)."""
+  m, d, dc = config.model, config.data, config.decode
+  if m.name.startswith('seq2seq_'):
+    attention = ('none', 'additive', 'general', 'dot')
+    _check(m.attention in attention, f'config.model.attention={m.attention!r} is not an attention: choose one of '
+           f'{", ".join(attention)}')
+    _check(m.attention_width >= 0, f'config.model.attention_width={m.attention_width!r} must be >= 0 (0 means width)')
+    _fraction(m.teacher_forcing, 'model.teacher_forcing', upper_inclusive=True)
+    _check(not (m.attention == 'dot' and m.encoder_bidirectional), "config.model.attention='dot' needs encoder "
+           "states as wide as the decoder's: set config.model.encoder_bidirectional=False or use 'general'")
+  if d.name not in TRANSLATION:
+    return
+  _check(d.seq_len >= 2, f'config.data.seq_len={d.seq_len!r} must be >= 2 (target tokens + EOS)')
+  tokenizers = ('unigram', 'bpe', 'char', 'byte')
+  _check(d.tokenizer in tokenizers, f'config.data.tokenizer={d.tokenizer!r} is not a tokenizer: choose one of '
+         f'{", ".join(tokenizers)}')
+  if d.tokenizer in ('unigram', 'bpe'):
+    _check(d.vocab_size >= 16, f'config.data.vocab_size={d.vocab_size!r} is too small for sentencepiece: use >= 16')
+  if d.name == 'toy_translation':
+    _positive(config, 'data', 'min_len', 'max_len', 'num_symbols', 'num_train', 'num_validation')
+    _check(d.min_len <= d.max_len, f'config.data.min_len={d.min_len} exceeds config.data.max_len={d.max_len}:'
+           ' make min_len <= max_len')
+    _check(d.num_symbols <= 1764, f'config.data.num_symbols={d.num_symbols} exceeds the 1764 toy_translation words:'
+           ' use fewer')
+  if d.name == 'parallel_text':
+    for field in ('src_path', 'tgt_path'):
+      path = d[field]
+      _check('{split}' in path, f"config.data.{field}={path!r} needs '{{split}}' where train/validation/test go, "
+             "e.g. 'corpus/{split}.de'")
+      for split in ('train', 'validation'):
+        f = os.path.expanduser(path.format(split=split))
+        _check(os.path.isfile(f), f'config.data.{field}={path!r}: {f} does not exist: one sentence per line per '
+               'split (train and validation needed, test optional)')
+  _check(dc.beam_size >= 1, f'config.decode.beam_size={dc.beam_size!r} must be >= 1')
+  _check(dc.length_penalty >= 0, f'config.decode.length_penalty={dc.length_penalty!r} must be >= 0 (GNMT: 0.6)')
+  _check(dc.split in ('validation', 'test'), f"config.decode.split={dc.split!r}: choose 'validation' or 'test'")
+  for field in ('num_examples', 'batch_size', 'max_len', 'attention_maps'):
+    _check(dc[field] >= 0, f'config.decode.{field}={dc[field]!r} must be >= 0')
 
 
 def validate(config) -> None:
@@ -71,6 +114,7 @@ def validate(config) -> None:
     _check(size >= 10 * (d.seq_len + 1), f'config.data.path={d.path!r} has {size} bytes, too few for a 10% '
            f'validation part of one window: use a longer file or a smaller config.data.seq_len={d.seq_len}')
 
+  _check_seq2seq(config)
   _check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
   _check(o.warmup_steps >= 0, f'config.optim.warmup_steps={o.warmup_steps!r} must be >= 0')
   _fraction(o.min_lr_ratio, 'optim.min_lr_ratio', upper_inclusive=True)

@@ -17,6 +17,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.dropout = 0.0
   c.model.forget_bias = 1.0        # LSTM forget-gate bias at init
   c.model.unroll = 1               # lax.scan unroll (recurrent speed knob; same function)
+  c.model.attention = 'none'       # seq2seq_*: none | additive (Bahdanau) | general | dot (Luong)
+  c.model.attention_width = 0      # seq2seq_*: additive attention hidden units; 0 means width
+  c.model.encoder_bidirectional = False  # seq2seq_*: bidirectional encoder, bridged to the decoder size
+  c.model.feed_context = False     # seq2seq_*: the context vector feeds every decoder step (Cho et al. 2014)
+  c.model.teacher_forcing = 1.0    # seq2seq_*: P(true previous token) in training; < 1 is scheduled sampling
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b
@@ -30,7 +35,23 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.path = ''                 # text: a local text file
   c.data.seq_len = 128             # text LMs: window length
   c.data.stride = 0                # text LMs: window stride; 0 means seq_len
+  # translation (toy_translation | parallel_text | wmt14_translate/de-en | ted_hrlr_translate/pt_to_en):
+  # toy_translation uses min_len/max_len (words), num_symbols (lexicon size), num_*, seed; seq_len = max tokens
+  c.data.src_path = ''             # parallel_text: source file per split, with '{split}' ('corpus/{split}.de')
+  c.data.tgt_path = ''             # parallel_text: target file per split ('corpus/{split}.en')
+  c.data.tokenizer = 'unigram'     # translation: unigram | bpe (sentencepiece trained on train) | char | byte
+  c.data.vocab_size = 8000         # translation: sentencepiece vocabulary size (a soft limit)
+  c.data.shared_vocab = True       # translation: one vocabulary for source and target
   c.data.data_dir = ''             # where TFDS datasets are built and read; '' means ~/.cache/seqmodels/tfds
+
+  c.decode = ml_collections.ConfigDict()  # seq2seq: decoding after training -> BLEU/chrF, attention maps
+  c.decode.split = 'validation'    # validation | test
+  c.decode.num_examples = 0        # sentences translated; 0 means the whole split
+  c.decode.batch_size = 0          # 0 means train.batch_size
+  c.decode.max_len = 0             # tokens generated at most; 0 means data.seq_len
+  c.decode.beam_size = 4
+  c.decode.length_penalty = 0.6    # GNMT alpha: beams ranked by log p / ((5 + |Y|) / 6)^alpha
+  c.decode.attention_maps = 4      # sentences whose attention weights go to attention_maps.npz
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 3e-3                # peak learning rate

@@ -22,6 +22,7 @@ import tensorflow_datasets as tfds
 from seqmodels.data import builders
 from seqmodels.data import tasks
 from seqmodels.data import tokenizers
+from seqmodels.data import translation
 
 # Special tokens of synthetic sequence tasks (and lm1b): symbol s is token s + NUM_SPECIALS.
 PAD, BOS, SEP, EOS = 0, 1, 2, 3
@@ -54,6 +55,7 @@ class Data:
   seq_len: int  # T of the [b, T] batch arrays.
   splits: Mapping[str, Examples] = dataclasses.field(default_factory=dict, repr=False)
   decoder: Callable[[Any], str] = dataclasses.field(default=str, repr=False)
+  meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def train_batches(self, *, batch_size: int, start_step: int, seed: int, process_index: int = 0,
                     process_count: int = 1) -> Iterator[Batch]:
@@ -239,6 +241,8 @@ def prepare(data_cfg) -> None:
   os.makedirs(directory, exist_ok=True)
   with open(os.path.join(directory, '.seqmodels_prepare.lock'), 'w') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
+    if data_cfg.name in translation.NAMES:
+      return translation.prepare(data_cfg, directory)
     builder = _builder(data_cfg, directory)
     if not builder.is_prepared():
       builder.download_and_prepare(
@@ -276,6 +280,8 @@ def _windows(ids_N: np.ndarray, seq_len: int, stride: int) -> Examples:
 def load(data_cfg) -> Data:
   """Opens the prepared dataset of `data_cfg` (see `prepare`)."""
   directory, name = data_dir(data_cfg), data_cfg.name
+  if name in translation.NAMES:
+    return translation.load(data_cfg, directory)
   if name in tasks.TASKS:
     config = _synthetic_config(data_cfg)
     builder_name = f'{builders.synthetic_builder_cls(name).name}/{config.name}'

@@ -71,3 +71,65 @@ class MultiHeadAttention(nn.Module):
                                                q_lengths_B=q_lengths_B, kv_lengths_B=kv_lengths_B)
     return nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, kernel_init=self.out_init,
                            use_bias=self.use_bias, name='out')(out_BxTxHxK)
+
+
+# Attention of an RNN decoder over encoder states (Bahdanau et al. 2015; Luong et al. 2015).
+
+SOURCE_SCORES = ('additive', 'general', 'dot')
+
+
+def masked_softmax(scores_BxTxS: Array, mask_BxS: Array | None = None) -> Array:
+  """softmax over source positions in float32; positions where mask_BxS is 0 (padding) get weight exactly 0."""
+  scores_BxTxS = scores_BxTxS.astype(jnp.float32)
+  if mask_BxS is not None:
+    scores_BxTxS = jnp.where(mask_BxS[:, None, :] > 0, scores_BxTxS, jnp.finfo(jnp.float32).min)
+  return jax.nn.softmax(scores_BxTxS, axis=-1)
+
+
+def attend(scores_BxTxS: Array, values_BxSxE: Array, mask_BxS: Array | None = None) -> tuple[Array, Array]:
+  """Context = attention-weighted sum of values. Returns (context_BxTxE in the values' dtype, weights_BxTxS)."""
+  weights_BxTxS = masked_softmax(scores_BxTxS, mask_BxS)
+  context_BxTxE = jnp.einsum('bts,bse->bte', weights_BxTxS.astype(values_BxSxE.dtype), values_BxSxE)
+  return context_BxTxE, weights_BxTxS
+
+
+class SourceAttention(nn.Module):
+  """Decoder states s attend over encoder states h, with one of three scores:
+
+    additive (Bahdanau):          score(s, h) = v^T tanh(W1 h + W2 s)
+    general  (Luong, multiplicative): score(s, h) = h^T W s
+    dot      (Luong):             score(s, h) = h^T s   (needs equal widths)
+
+  The source side of a score depends only on the sentence: `keys` computes it once (W1 h, or W^T h, or h) and
+  `__call__` scores T queries against it, so a decoder stepping one token at a time does not redo it.
+  """
+  score: str = 'additive'
+  A: int = 128  # width of the keys: the additive MLP's hidden units; for 'general' the query width Q
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    if self.score not in SOURCE_SCORES:
+      raise ValueError(f'unknown attention score {self.score!r}: choose one of {SOURCE_SCORES}')
+    if self.score == 'additive':
+      self.w1 = nn.Dense(self.A, use_bias=False, dtype=self.dtype)
+      self.w2 = nn.Dense(self.A, dtype=self.dtype)
+      self.v = self.param('v', nn.initializers.normal(1.0 / self.A ** 0.5), (self.A,), jnp.float32)
+    elif self.score == 'general':
+      self.w = nn.Dense(self.A, use_bias=False, dtype=self.dtype)  # h^T W s = (W^T h) . s
+
+  def keys(self, h_BxSxE: Array) -> Array:
+    """The source side of the score, once per sentence: k_BxSxA."""
+    if self.score == 'additive':
+      return self.w1(h_BxSxE)
+    return self.w(h_BxSxE) if self.score == 'general' else h_BxSxE
+
+  def __call__(self, s_BxTxQ: Array, k_BxSxA: Array, h_BxSxE: Array,
+               mask_BxS: Array | None = None) -> tuple[Array, Array]:
+    """Queries s_BxTxQ over keys k_BxSxA (from `keys`) and values h_BxSxE -> (context_BxTxE, weights_BxTxS)."""
+    if self.score == 'additive':
+      q_BxTxA = self.w2(s_BxTxQ)
+      e_BxTxSxA = jnp.tanh(k_BxSxA[:, None, :, :] + q_BxTxA[:, :, None, :])
+      scores_BxTxS = jnp.einsum('btsa,a->bts', e_BxTxSxA, self.v.astype(e_BxTxSxA.dtype))
+    else:
+      scores_BxTxS = jnp.einsum('bsa,bta->bts', k_BxSxA, s_BxTxQ.astype(k_BxSxA.dtype))
+    return attend(scores_BxTxS, h_BxSxE, mask_BxS)

@@ -9,6 +9,7 @@ import flax.linen as nn
 
 from seqmodels.models.gpt import GPT, GPTConfig
 from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig
+from seqmodels.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,11 +30,25 @@ def _gpt(m, data, dtype: Any) -> nn.Module:
                        F=m.ffn or 4 * m.width, dropout=m.dropout, dtype=dtype))
 
 
+def _seq2seq(cell: str) -> Callable[..., nn.Module]:
+  def build(m, data, dtype: Any) -> nn.Module:
+    meta = getattr(data, 'meta', {})
+    return Seq2Seq(Seq2SeqConfig(
+        V_src=meta.get('src_vocab_size', data.vocab_size), V_tgt=data.vocab_size, cell=cell, E=m.embed or m.width,
+        H=m.width, N=m.layers, bidirectional=m.encoder_bidirectional, attention=m.attention, A=m.attention_width,
+        feed_context=m.feed_context, teacher_forcing=m.teacher_forcing, dropout=m.dropout,
+        forget_bias=m.forget_bias, unroll=m.unroll, dtype=dtype))
+  return build
+
+
 MODELS: dict[str, Entry] = {
     'rnn': Entry(_rnn_lm('rnn'), kinds=('lm',)),
     'lstm': Entry(_rnn_lm('lstm'), kinds=('lm',)),
     'gru': Entry(_rnn_lm('gru'), kinds=('lm',)),
     'gpt': Entry(_gpt, kinds=('lm',)),
+    'seq2seq_rnn': Entry(_seq2seq('rnn'), kinds=('seq2seq',)),
+    'seq2seq_lstm': Entry(_seq2seq('lstm'), kinds=('seq2seq',)),
+    'seq2seq_gru': Entry(_seq2seq('gru'), kinds=('seq2seq',)),
 }
 
 

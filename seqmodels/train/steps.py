@@ -70,6 +70,24 @@ LM = Objective(inputs=lambda b: (b['inputs'],), loss=_lm_loss, eval_sums=_lm_eva
 OBJECTIVES: dict[str, Objective] = {'lm': LM}
 
 
+def _seq2seq_as_lm(outputs, batch):
+  """Seq2seq models return logits_BxTxV or (logits, attention weights); score them as next-token prediction."""
+  logits_BxTxV = outputs[0] if isinstance(outputs, tuple) else outputs
+  return logits_BxTxV, {'targets': batch['tgt_out'], 'weights': batch['weights']}
+
+
+def _seq2seq_final_eval(model, params, data, config, workdir):
+  from seqmodels.models import seq2seq  # decoding, BLEU and attention maps; imported late, steps stay light
+  return seq2seq.final_eval(model, params, data, config, workdir)
+
+
+# seq2seq: batches {src [b,S], tgt_in [b,T] (BOS + target), tgt_out [b,T] (target + EOS), weights [b,T]}.
+SEQ2SEQ = Objective(inputs=lambda b: (b['src'], b['tgt_in']), loss=lambda o, b: _lm_loss(*_seq2seq_as_lm(o, b)),
+                    eval_sums=lambda o, b: _lm_eval_sums(*_seq2seq_as_lm(o, b)), finalize=token_metrics,
+                    final_eval=_seq2seq_final_eval)
+OBJECTIVES['seq2seq'] = SEQ2SEQ
+
+
 def global_norm(tree) -> jax.Array:
   """sqrt of the sum of squares of every leaf (what clip_by_global_norm clips)."""
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))

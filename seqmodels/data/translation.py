@@ -1,0 +1,395 @@
+"""Translation data: parallel text as TF-free TFDS array_record datasets, subword tokenizers, BLEU/chrF.
+
+Datasets (config.data.name):
+  toy_translation             generated here (no download): a word-substitution cipher with local reordering
+                              (`toy_translate`): source words from `num_symbols` pseudo-words; each becomes its
+                              target word, and "adjective noun" becomes "noun adjective", as English -> French.
+  parallel_text               local files, one sentence per line: data.src_path / data.tgt_path with '{split}'
+                              (train, validation, test; test is optional), e.g. 'corpus/{split}.de'.
+  wmt14_translate/de-en, ted_hrlr_translate/pt_to_en   the online TFDS sets (source -> target in name order).
+Tokenizers (data.tokenizer): 'unigram' or 'bpe' sentencepiece models trained on the training split (shared or
+separate vocabularies, data.shared_vocab), saved under <data_dir>/translation_tokenizers/; or 'char' / 'byte'.
+Ids: PAD 0, BOS 1, EOS 2, UNK 3, then the vocabulary.
+
+Batches (kind 'seq2seq'): src int32 [b, S], src_len int32 [b], tgt_in int32 [b, T] (BOS + target),
+tgt_out int32 [b, T] (target + EOS), weights float32 [b, T]; S = T = data.seq_len (longer sentences are cut).
+
+attention_maps.npz (written by seqmodels.models.seq2seq.final_eval, read by experiments/report.py):
+  count int; for i < count: weights_{i} float32 [T_i, S_i] (target x source, rows sum to 1),
+  src_{i} str [S_i] and tgt_{i} str [T_i] (the tokens as strings; tgt ends with '</s>').
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+
+from seqmodels.data import tasks
+
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
+NUM_SPECIALS = 4
+TOY = 'toy_translation'
+FILES = 'parallel_text'
+ONLINE = {'wmt14_translate/de-en': ('de', 'en'), 'ted_hrlr_translate/pt_to_en': ('pt', 'en')}
+NAMES = (TOY, FILES) + tuple(ONLINE)
+TOKENIZERS = ('unigram', 'bpe', 'char', 'byte')
+_CODE_PATH = epath.Path(__file__)
+_SRC_CONSONANTS, _SRC_VOWELS = 'bdgklmnprst', 'aeiou'
+_TGT_CONSONANTS, _TGT_VOWELS = 'fhjvwxz', 'aeiouy'
+MAX_TOY_WORDS = (len(_TGT_CONSONANTS) * len(_TGT_VOWELS)) ** 2  # 1764
+
+
+# ---- the toy task --------------------------------------------------------------------------------------------
+
+def _word(i: int, consonants: str, vowels: str) -> str:
+  """The i-th two-syllable pseudo-word (consonant + vowel syllables); unique for i < MAX_TOY_WORDS."""
+  syllables = [c + v for c in consonants for v in vowels]
+  n = len(syllables)
+  return syllables[i % n] + syllables[(i // n + 7 * i) % n]  # a bijection of i < n^2 onto syllable pairs
+
+
+@functools.lru_cache(maxsize=8)
+def toy_lexicon(num_words: int, seed: int) -> tuple[list[str], list[str]]:
+  """Source words, and the target word of each (a seeded permutation of the target pseudo-words)."""
+  src = [_word(i, _SRC_CONSONANTS, _SRC_VOWELS) for i in range(num_words)]
+  tgt = [_word(i, _TGT_CONSONANTS, _TGT_VOWELS) for i in range(num_words)]
+  perm = np.random.default_rng([seed, 7]).permutation(num_words)
+  return src, [tgt[j] for j in perm]
+
+
+def is_adjective(word_id: int, num_words: int) -> bool:
+  return word_id < num_words // 4  # the first quarter of the lexicon
+
+
+def toy_translate(src_ids: Sequence[int], num_words: int) -> list[int]:
+  """The definition: word ids in target order; every adjective followed by a non-adjective swaps with it."""
+  out, i = [], 0
+  while i < len(src_ids):
+    if (i + 1 < len(src_ids) and is_adjective(src_ids[i], num_words)
+        and not is_adjective(src_ids[i + 1], num_words)):
+      out += [src_ids[i + 1], src_ids[i]]
+      i += 2
+    else:
+      out.append(src_ids[i])
+      i += 1
+  return out
+
+
+def toy_example(*, seed: int, split: str, index: int, min_len: int, max_len: int,
+                num_words: int) -> dict[str, str]:
+  """Example `index` of `split`: {'src': sentence, 'tgt': its translation}, from its own random stream."""
+  rng = tasks.example_rng(seed, split, index)
+  ids = rng.integers(0, num_words, size=int(rng.integers(min_len, max_len + 1))).tolist()
+  src_words, tgt_words = toy_lexicon(num_words, seed)
+  return {'src': ' '.join(src_words[i] for i in ids),
+          'tgt': ' '.join(tgt_words[i] for i in toy_translate(ids, num_words))}
+
+
+# ---- TFDS builder --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(eq=False, kw_only=True)
+class ParallelConfig(tfds.core.BuilderConfig):
+  """A parallel corpus: the toy task (its parameters) or local files (their paths and content digest)."""
+  params: dict
+
+
+def _file_digest(src_path: str, tgt_path: str) -> tuple[str, dict[str, tuple[str, str]]]:
+  files, h = {}, hashlib.sha256()
+  for split in tasks.SPLITS:
+    pair = (src_path.format(split=split), tgt_path.format(split=split))
+    if all(os.path.isfile(p) for p in pair):
+      files[split] = pair
+      for p in pair:
+        h.update(p.encode() + b'\0' + epath.Path(p).read_bytes() + b'\0')
+  return h.hexdigest(), files
+
+
+def parallel_config(data_cfg) -> ParallelConfig:
+  """The builder config of data_cfg (toy_translation or parallel_text), named by all its parameters."""
+  if data_cfg.name == TOY:
+    params = {'task': TOY, 'min_len': data_cfg.min_len, 'max_len': data_cfg.max_len,
+              'num_words': data_cfg.num_symbols, 'seed': data_cfg.seed,
+              'sizes': {'train': data_cfg.num_train, 'validation': data_cfg.num_validation,
+                        'test': data_cfg.num_test}}
+    name = (f'toy_w{data_cfg.num_symbols}_len{data_cfg.min_len}-{data_cfg.max_len}_n{data_cfg.num_train}-'
+            f'{data_cfg.num_validation}-{data_cfg.num_test}_seed{data_cfg.seed}')
+    return ParallelConfig(name=name, params=params)
+  src_path, tgt_path = (os.path.abspath(os.path.expanduser(p)) for p in (data_cfg.src_path, data_cfg.tgt_path))
+  digest, files = _file_digest(src_path, tgt_path)
+  stem = re.sub(r'\W', '_', os.path.basename(src_path.format(split='')))[:30]
+  return ParallelConfig(name=f'files_{stem}_{digest[:16]}', params={'task': FILES, 'files': files,
+                                                                     'digest': digest})
+
+
+class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Sentence pairs {'src', 'tgt'} (text) per split, in file / index order; empty pairs are skipped."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  code_path = _CODE_PATH
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    features = tfds.features.FeaturesDict({'src': tfds.features.Text(), 'tgt': tfds.features.Text()})
+    return tfds.core.DatasetInfo(builder=self, description=json.dumps(self.builder_config.params),
+                                 features=features, disable_shuffling=True)
+
+  def _split_generators(self, dl_manager):
+    del dl_manager  # local
+    p = self.builder_config.params
+    if p['task'] == TOY:
+      return {split: self._generate_examples(split=split, n=n) for split, n in p['sizes'].items() if n > 0}
+    return {split: self._generate_examples(paths=pair) for split, pair in p['files'].items()}
+
+  def _generate_examples(self, split: str = '', n: int = 0, paths: tuple[str, str] | None = None):
+    if paths is not None:
+      yield from self._files(*paths)
+      return
+    p = self.builder_config.params
+    for index in range(n):
+      yield index, toy_example(seed=p['seed'], split=split, index=index, min_len=p['min_len'],
+                               max_len=p['max_len'], num_words=p['num_words'])
+
+  def _files(self, src_path: str, tgt_path: str):
+    src = epath.Path(src_path).read_text(encoding='utf-8').splitlines()
+    tgt = epath.Path(tgt_path).read_text(encoding='utf-8').splitlines()
+    if len(src) != len(tgt):
+      raise ValueError(f'{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: they must align')
+    for index, (s, t) in enumerate(zip(src, tgt)):
+      if s.strip() and t.strip():
+        yield index, {'src': s.strip(), 'tgt': t.strip()}
+
+
+# ---- tokenizers ----------------------------------------------------------------------------------------------
+
+class SubwordTokenizer:
+  """A sentencepiece model with the ids above (PAD 0, BOS 1, EOS 2, UNK 3)."""
+
+  def __init__(self, path: str):
+    import sentencepiece as spm
+    self.sp = spm.SentencePieceProcessor(model_file=path)
+    self.vocab_size = self.sp.get_piece_size()
+
+  def encode(self, text: str) -> list[int]:
+    return self.sp.encode(text)
+
+  def decode(self, ids: Sequence[int]) -> str:
+    return self.sp.decode([i for i in ids if i >= NUM_SPECIALS])
+
+  def pieces(self, ids: Sequence[int]) -> list[str]:
+    return [self.sp.id_to_piece(int(i)) for i in ids]
+
+
+class CharLevel:
+  """Characters of the training text (id = NUM_SPECIALS + rank) or UTF-8 bytes (id = NUM_SPECIALS + byte)."""
+
+  def __init__(self, chars: str | None):
+    self.chars = chars  # None: bytes
+    self.vocab_size = NUM_SPECIALS + (256 if chars is None else len(chars))
+    self._index = {ch: i + NUM_SPECIALS for i, ch in enumerate(chars or '')}
+
+  def encode(self, text: str) -> list[int]:
+    if self.chars is None:
+      return [b + NUM_SPECIALS for b in text.encode('utf-8')]
+    return [self._index.get(ch, UNK) for ch in text]
+
+  def decode(self, ids: Sequence[int]) -> str:
+    ids = [i - NUM_SPECIALS for i in ids if NUM_SPECIALS <= i < self.vocab_size]
+    if self.chars is None:
+      return bytes(ids).decode('utf-8', errors='replace')
+    return ''.join(self.chars[i] for i in ids)
+
+  def pieces(self, ids: Sequence[int]) -> list[str]:
+    return [self.decode([i]) if i >= NUM_SPECIALS else ('<unk>' if i == UNK else '</s>') for i in ids]
+
+
+def _train_sentencepiece(sentences: Sequence[str], prefix: str, vocab_size: int, model_type: str) -> None:
+  import sentencepiece as spm
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(sentences), model_prefix=prefix, vocab_size=vocab_size, model_type=model_type,
+      pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK, character_coverage=1.0, hard_vocab_limit=False,
+      input_sentence_size=2_000_000, shuffle_input_sentence=True, num_threads=2, minloglevel=2)
+
+
+def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: str,
+                   create: bool) -> tuple[Any, Any]:
+  """(source, target) tokenizers of data_cfg, trained on the training pairs (and saved) when `create`."""
+  tok = data_cfg.tokenizer
+  if tok == 'byte':
+    return CharLevel(None), CharLevel(None)
+  os.makedirs(directory, exist_ok=True)
+  sides = ['shared'] if data_cfg.shared_vocab else ['src', 'tgt']
+  paths = {side: os.path.join(directory, f'{tok}{data_cfg.vocab_size if tok != "char" else ""}_{side}')
+           for side in sides}
+  texts = lambda side: ([s for s, _ in train_pairs] if side == 'src' else [t for _, t in train_pairs]
+                        if side == 'tgt' else [x for pair in train_pairs for x in pair])
+  out = {}
+  for side, prefix in paths.items():
+    if tok == 'char':
+      if create and not os.path.exists(prefix + '.json'):
+        with open(prefix + '.json', 'w', encoding='utf-8') as f:
+          json.dump({'chars': ''.join(sorted(set(''.join(texts(side)))))}, f, ensure_ascii=False)
+      with open(prefix + '.json', encoding='utf-8') as f:
+        out[side] = CharLevel(json.load(f)['chars'])
+    else:
+      if create and not os.path.exists(prefix + '.model'):
+        _train_sentencepiece(texts(side), prefix, data_cfg.vocab_size, tok)
+      out[side] = SubwordTokenizer(prefix + '.model')
+  return (out['shared'], out['shared']) if data_cfg.shared_vocab else (out['src'], out['tgt'])
+
+
+# ---- prepare / load ------------------------------------------------------------------------------------------
+
+def _source_name(data_cfg) -> tuple[str, str, str]:
+  """(tfds name to read, source feature, target feature)."""
+  if data_cfg.name in ONLINE:
+    return (data_cfg.name, *ONLINE[data_cfg.name])
+  return f'{ParallelText.name}/{parallel_config(data_cfg).name}', 'src', 'tgt'
+
+
+def _text(x) -> str:
+  return x.decode('utf-8') if isinstance(x, bytes) else str(x)
+
+
+def _read_all(source, chunk: int = 8192) -> list:
+  """Every record of a data source, read in chunks (one record at a time where __getitems__ is missing)."""
+  try:
+    return [ex for i in range(0, len(source), chunk)
+            for ex in source.__getitems__(list(range(i, min(i + chunk, len(source)))))]
+  except TypeError:  # tfds.testing.mock_data sources
+    return [source[i] for i in range(len(source))]
+
+
+def _pairs(data_cfg, directory: str) -> dict[str, list[tuple[str, str]]]:
+  name, s, t = _source_name(data_cfg)
+  out = {}
+  for split in tasks.SPLITS:
+    try:
+      source = tfds.data_source(name, split=split, data_dir=directory)
+    except (ValueError, KeyError):  # a split this corpus does not have (e.g. no local test files)
+      continue
+    out[split] = [(_text(ex[s]), _text(ex[t])) for ex in _read_all(source)]
+  return out
+
+
+def _tokenizer_dir(data_cfg, directory: str) -> str:
+  name = _source_name(data_cfg)[0].replace('/', '_')
+  return os.path.join(directory, 'translation_tokenizers', name)
+
+
+def prepare(data_cfg, directory: str) -> None:
+  """Builds the dataset (and downloads online ones), then trains and saves the tokenizers (caller holds a lock)."""
+  if data_cfg.name in ONLINE:
+    import tensorflow_datasets.translate.ted_hrlr  # noqa: F401  registers the builders
+    import tensorflow_datasets.translate.wmt14  # noqa: F401
+    builder = tfds.builder(data_cfg.name, data_dir=directory, file_format='array_record')
+  else:
+    builder = ParallelText(config=parallel_config(data_cfg), data_dir=directory, file_format='array_record')
+  if not builder.is_prepared():
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  pairs = _pairs(data_cfg, directory)
+  tokenizers_for(data_cfg, pairs['train'], _tokenizer_dir(data_cfg, directory), create=True)
+
+
+def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok, tgt_tok, seq_len: int) -> dict[str, np.ndarray]:
+  """Token arrays of sentence pairs in the batch layout above (cut to seq_len tokens, EOS kept last)."""
+  n, L = len(pairs), seq_len
+  arrays = {'src': np.zeros((n, L), np.int32), 'src_len': np.zeros((n,), np.int32),
+            'tgt_in': np.zeros((n, L), np.int32), 'tgt_out': np.zeros((n, L), np.int32),
+            'weights': np.zeros((n, L), np.float32)}
+  for i, (s, t) in enumerate(pairs):
+    src = src_tok.encode(s)[:L]
+    tgt = tgt_tok.encode(t)[:L - 1]
+    arrays['src'][i, :len(src)] = src
+    arrays['src_len'][i] = len(src)
+    arrays['tgt_in'][i, :len(tgt) + 1] = [BOS] + tgt
+    arrays['tgt_out'][i, :len(tgt) + 1] = tgt + [EOS]
+    arrays['weights'][i, :len(tgt) + 1] = 1.0
+  return arrays
+
+
+def load(data_cfg, directory: str):
+  """The prepared dataset as pipeline.Data(kind='seq2seq'); meta holds the texts and tokenizers for BLEU."""
+  from seqmodels.data import pipeline  # pipeline dispatches here
+  pairs = _pairs(data_cfg, directory)
+  src_tok, tgt_tok = tokenizers_for(data_cfg, pairs['train'], _tokenizer_dir(data_cfg, directory), create=False)
+  splits = {}
+  for split, split_pairs in pairs.items():
+    arrays = encode_pairs(split_pairs, src_tok, tgt_tok, data_cfg.seq_len)
+    splits[split] = pipeline.Examples(len(split_pairs), lambda idx, a=arrays: {k: v[idx] for k, v in a.items()})
+  if 'validation' not in splits and 'test' in splits:
+    splits['validation'] = splits['test']
+    pairs['validation'] = pairs['test']
+  decode = lambda ids: tgt_tok.decode(cut_at_eos(ids))
+  meta = {'src_vocab_size': src_tok.vocab_size, 'tgt_vocab_size': tgt_tok.vocab_size, 'bos_id': BOS,
+          'eos_id': EOS, 'pairs': pairs, 'src_tokenizer': src_tok, 'tgt_tokenizer': tgt_tok}
+  return pipeline.Data('seq2seq', tgt_tok.vocab_size, data_cfg.seq_len, splits, decode, meta=meta)
+
+
+def cut_at_eos(ids) -> list[int]:
+  """Token ids up to (without) the first EOS; PAD dropped."""
+  ids = [int(i) for i in np.asarray(ids).reshape(-1)]
+  ids = ids[:ids.index(EOS)] if EOS in ids else ids
+  return [i for i in ids if i != PAD]
+
+
+# ---- metrics -------------------------------------------------------------------------------------------------
+
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
+  """sacrebleu corpus BLEU and chrF (default settings), with their signatures."""
+  import sacrebleu
+  bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+  refs = [list(references)]
+  return {'bleu': bleu.corpus_score(list(hypotheses), refs).score,
+          'chrf': chrf.corpus_score(list(hypotheses), refs).score,
+          'bleu_signature': str(bleu.get_signature()), 'chrf_signature': str(chrf.get_signature())}
+
+
+def bleu_by_length(source_lengths: Sequence[int], hypotheses: Sequence[str], references: Sequence[str],
+                   width: int = 5) -> list[dict[str, Any]]:
+  """Corpus BLEU per source-length bucket [lo, lo + width) in tokens (Bahdanau et al. 2015, figure 2)."""
+  import sacrebleu
+  buckets: dict[int, list[int]] = {}
+  for i, n in enumerate(source_lengths):
+    buckets.setdefault(int(n) // width * width, []).append(i)
+  out = []
+  for lo in sorted(buckets):
+    idx = buckets[lo]
+    score = sacrebleu.metrics.BLEU().corpus_score([hypotheses[i] for i in idx], [[references[i] for i in idx]])
+    out.append({'min_len': lo, 'max_len': lo + width - 1, 'sentences': len(idx), 'bleu': score.score})
+  return out
+
+
+def save_attention_maps(workdir: str, maps: Sequence[tuple[np.ndarray, list[str], list[str]]]) -> str:
+  """Writes attention_maps.npz (format in the module docstring), and PNG heatmaps if matplotlib imports."""
+  arrays: dict[str, Any] = {'count': np.asarray(len(maps))}
+  for i, (w, src, tgt) in enumerate(maps):
+    arrays[f'weights_{i}'] = np.asarray(w, np.float32)
+    arrays[f'src_{i}'] = np.asarray(src, dtype=str)
+    arrays[f'tgt_{i}'] = np.asarray(tgt, dtype=str)
+  path = os.path.join(workdir, 'attention_maps.npz')
+  np.savez(path, **arrays)
+  try:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+  except ImportError:
+    return path
+  for i, (w, src, tgt) in enumerate(maps):
+    fig, ax = plt.subplots(figsize=(1 + 0.35 * len(src), 1 + 0.35 * len(tgt)))
+    ax.imshow(w, cmap='gray_r', vmin=0, vmax=1, aspect='auto')
+    ax.set_xticks(range(len(src)), src, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(tgt)), tgt, fontsize=7)
+    ax.set_xlabel('source')
+    ax.set_ylabel('target')
+    fig.tight_layout()
+    fig.savefig(os.path.join(workdir, f'attention_{i}.png'), dpi=100)
+    plt.close(fig)
+  return path
