@@ -60,4 +60,6 @@ def state_shardings(abstract_state, mesh: Mesh, fsdp: bool, fsdp_min_size: int):
 
 def global_batch(local_batch: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
   """Assembles each process's rows into one global array sharded on `data`."""
+  if jax.process_count() == 1:  # the same result, with less host work per step
+    return jax.device_put(local_batch, sharding)
   return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local_batch.items()}
