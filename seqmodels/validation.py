@@ -9,7 +9,7 @@ from seqmodels.models import registry
 SYNTHETIC = ('copy', 'reverse', 'sort')
 # dataset name -> the kind of task its batches are (seqmodels.train.steps.OBJECTIVES)
 DATASET_KINDS = {'copy': 'lm', 'reverse': 'lm', 'sort': 'lm', 'adding': 'regression', 'text': 'lm',
-                 'tiny_shakespeare': 'lm', 'lm1b': 'lm'}
+                 'tiny_shakespeare': 'lm', 'lm1b': 'lm', 'mlm': 'mlm', 'classify': 'classify'}
 TRANSLATION = ('toy_translation', 'parallel_text', 'wmt14_translate/de-en', 'ted_hrlr_translate/pt_to_en')
 DATASET_KINDS.update({name: 'seq2seq' for name in TRANSLATION})
 DATASETS = tuple(DATASET_KINDS)
@@ -78,6 +78,18 @@ def _check_seq2seq(config) -> None:
     _check(dc[field] >= 0, f'config.decode.{field}={dc[field]!r} must be >= 0')
 
 
+def _check_bert_data(d) -> None:
+  from seqmodels.data import bert as bert_data  # noqa: PLC0415  (data stays out of validation's import time)
+  sources = bert_data.MLM_SOURCES if d.name == 'mlm' else bert_data.CLASSIFY_SOURCES
+  _check(d.source in sources, f'config.data.source={d.source!r} is not a {d.name} source: choose one of '
+         f'{", ".join(repr(s) for s in sources)} (\'\' reads config.data.path)')
+  if d.source in ('', 'shuffled'):
+    _check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)), f'config.data.path={d.path!r} is not a '
+           'file: point it at a local text file (mlm, classify source shuffled) or a TSV/CSV (classify)')
+  _check(0 < d.mask_prob < 1, f'config.data.mask_prob={d.mask_prob!r} must be in (0, 1); BERT uses 0.15')
+  _check(d.seq_len >= 8, f'config.data.seq_len={d.seq_len!r} is too short for [CLS] A [SEP] B [SEP]: use >= 8')
+
+
 def validate(config) -> None:
   """Raises ConfigError for the first problem found in `config` (no JAX devices are touched)."""
   m, d, o, t = config.model, config.data, config.optim, config.train
@@ -87,7 +99,7 @@ def validate(config) -> None:
   _check(m.embed >= 0, f'config.model.embed={m.embed!r} must be >= 0 (0 means the same as width)')
   _check(m.ffn >= 0, f'config.model.ffn={m.ffn!r} must be >= 0 (0 means 4 * width)')
   _fraction(m.dropout, 'model.dropout')
-  if m.name == 'gpt':
+  if m.name in ('gpt', 'bert', 'transformer'):
     _positive(config, 'model', 'heads')
     divisors = [h for h in range(1, m.width + 1) if m.width % h == 0][:8]
     _check(m.width % m.heads == 0, f'config.model.heads={m.heads} does not divide config.model.width={m.width}:'
@@ -105,6 +117,11 @@ def validate(config) -> None:
   else:
     _positive(config, 'data', 'seq_len')
     _check(d.stride >= 0, f'config.data.stride={d.stride!r} must be >= 0 (0 means seq_len)')
+  if d.name in ('mlm', 'classify'):
+    _check_bert_data(d)
+  if m.name == 'transformer' and 'decode' in config:
+    _check(config.decode.max_len <= 2 * d.seq_len, f'config.decode.max_len={config.decode.max_len} exceeds the '
+           f'Transformer\'s 2 * config.data.seq_len={2 * d.seq_len} positions: lower it or raise seq_len')
   if d.name == 'text':
     _check(bool(d.path), "config.data.path is empty: set it to a text file, e.g. "
            "--config.data.path=../shared/data/tinyshakespeare.txt")

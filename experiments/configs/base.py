@@ -8,7 +8,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.seed = 0                       # parameter init, dropout and data order
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = 'lstm'            # rnn | lstm | gru | gpt
+  c.model.name = 'lstm'            # rnn | lstm | gru | gpt | bert | lstm_classifier | transformer
   c.model.width = 128              # D: hidden units (recurrent) or model width (Transformer)
   c.model.layers = 2               # N: stacked layers / blocks
   c.model.heads = 4                # H: attention heads (Transformer)
@@ -17,6 +17,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.dropout = 0.0
   c.model.forget_bias = 1.0        # LSTM forget-gate bias at init
   c.model.unroll = 1               # lax.scan unroll (recurrent speed knob; same function)
+  c.model.pre_ln = False           # transformer: LayerNorm before each sublayer (True) or after (False, the paper)
+  c.model.share_embeddings = True  # transformer: one embedding for source, target and output layer
   c.model.attention = 'none'       # seq2seq_*: none | additive (Bahdanau) | general | dot (Luong)
   c.model.attention_width = 0      # seq2seq_*: additive attention hidden units; 0 means width
   c.model.encoder_bidirectional = False  # seq2seq_*: bidirectional encoder, bridged to the decoder size
@@ -24,7 +26,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.teacher_forcing = 1.0    # seq2seq_*: P(true previous token) in training; < 1 is scheduled sampling
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b
+  c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b | mlm | classify
   c.data.min_len = 1               # synthetic tasks: sequence length range
   c.data.max_len = 16
   c.data.num_symbols = 8           # synthetic alphabet size
@@ -42,6 +44,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.tokenizer = 'unigram'     # translation: unigram | bpe (sentencepiece trained on train) | char | byte
   c.data.vocab_size = 8000         # translation: sentencepiece vocabulary size (a soft limit)
   c.data.shared_vocab = True       # translation: one vocabulary for source and target
+  c.data.source = ''               # mlm: '' (lines of data.path) | lm1b | wiki40b/en; classify: '' (TSV/CSV at
+                                   # data.path) | shuffled (real vs word-shuffled lines of data.path) | glue/sst2 |
+                                   # imdb_reviews; TFDS sources read at most num_train / num_validation examples
+  c.data.mask_prob = 0.15          # mlm: share of tokens chosen for prediction (80% [MASK], 10% random, 10% kept)
   c.data.data_dir = ''             # where TFDS datasets are built and read; '' means ~/.cache/seqmodels/tfds
 
   c.decode = ml_collections.ConfigDict()  # seq2seq: decoding after training -> BLEU/chrF, attention maps

@@ -55,6 +55,11 @@ class Data:
   seq_len: int  # T of the [b, T] batch arrays.
   splits: Mapping[str, Examples] = dataclasses.field(default_factory=dict, repr=False)
   decoder: Callable[[Any], str] = dataclasses.field(default=str, repr=False)
+  # Facts about the task a model may need, e.g. {'num_classes': 2} for 'classify'.
+  meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  # (train batch, global stream rows [b], seed) -> batch: per-row randomness of training batches (BERT's
+  # masking), drawn from the row's place in the stream, so it stays exact under resume and any process count.
+  augment: Callable[[Batch, np.ndarray, int], Batch] | None = dataclasses.field(default=None, repr=False)
   meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def train_batches(self, *, batch_size: int, start_step: int, seed: int, process_index: int = 0,
@@ -65,7 +70,11 @@ class Data:
     rows = process_index * batch_size + np.arange(batch_size)
     global_batch = batch_size * process_count
     steps = grain.MapDataset.range(start_step, _ENDLESS)
-    return _prefetched(steps.map(lambda step: examples.gather(order(step * global_batch + rows))))
+    if self.augment is None:
+      return _prefetched(steps.map(lambda step: examples.gather(order(step * global_batch + rows))))
+    augment = lambda step: self.augment(examples.gather(order(step * global_batch + rows)),
+                                        step * global_batch + rows, seed)
+    return _prefetched(steps.map(augment))
 
   def eval_batches(self, *, batch_size: int, split: str = 'validation', process_index: int = 0,
                    process_count: int = 1, max_batches: int | None = None) -> Iterator[Batch]:
@@ -241,6 +250,8 @@ def prepare(data_cfg) -> None:
   os.makedirs(directory, exist_ok=True)
   with open(os.path.join(directory, '.seqmodels_prepare.lock'), 'w') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
+    if data_cfg.name in bert_data.DATASETS:
+      return bert_data.prepare(data_cfg, directory)
     if data_cfg.name in translation.NAMES:
       return translation.prepare(data_cfg, directory)
     builder = _builder(data_cfg, directory)
@@ -280,6 +291,8 @@ def _windows(ids_N: np.ndarray, seq_len: int, stride: int) -> Examples:
 def load(data_cfg) -> Data:
   """Opens the prepared dataset of `data_cfg` (see `prepare`)."""
   directory, name = data_dir(data_cfg), data_cfg.name
+  if name in bert_data.DATASETS:
+    return bert_data.load(data_cfg, directory)
   if name in translation.NAMES:
     return translation.load(data_cfg, directory)
   if name in tasks.TASKS:
@@ -319,3 +332,6 @@ def load(data_cfg) -> Data:
     byte_tokenizer = tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
     return Data('lm', byte_tokenizer.vocab_size, data_cfg.seq_len, splits, byte_tokenizer.decode)
   raise ValueError(f'Unknown data.name {name!r}.')
+
+
+from seqmodels.data import bert as bert_data  # noqa: E402  (it builds on Data and Examples above)

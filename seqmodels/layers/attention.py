@@ -58,7 +58,11 @@ class MultiHeadAttention(nn.Module):
   use_bias: bool = True
 
   @nn.compact
-  def __call__(self, x_BxTxD, kv_BxSxD=None, *, causal=False, q_lengths_B=None, kv_lengths_B=None):
+  def __call__(self, x_BxTxD, kv_BxSxD=None, *, causal=False, q_lengths_B=None, kv_lengths_B=None,
+               decode_position=None):
+    """`decode_position` (self-attention only): x holds the tokens at positions p..p+T-1 of a causal sequence;
+    keys/values of earlier positions come from the 'cache' collection (cached_key, cached_value: [B, L, H, K],
+    batch leading), which is created, zeroed, when the module is initialised with a full-length x."""
     D = x_BxTxD.shape[-1]
     K = D // self.H
     dense = lambda name, init: nn.DenseGeneral((self.H, K), dtype=self.dtype, kernel_init=init,
@@ -67,8 +71,13 @@ class MultiHeadAttention(nn.Module):
     q_BxTxHxK = dense('query', self.kernel_init)(x_BxTxD)
     k_BxSxHxK = dense('key', self.kernel_init)(kv)
     v_BxSxHxK = dense('value', self.kernel_init)(kv)
+    mask_BxHxTxS = None
+    if decode_position is not None:
+      k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS, kv_lengths_B = self._kv_cache(k_BxSxHxK, v_BxSxHxK, decode_position)
+      causal = False
     out_BxTxHxK = scaled_dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, causal=causal,
-                                               q_lengths_B=q_lengths_B, kv_lengths_B=kv_lengths_B)
+                                               q_lengths_B=q_lengths_B, kv_lengths_B=kv_lengths_B,
+                                               mask_BxHxTxS=mask_BxHxTxS)
     return nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, kernel_init=self.out_init,
                            use_bias=self.use_bias, name='out')(out_BxTxHxK)
 
@@ -133,3 +142,25 @@ class SourceAttention(nn.Module):
     else:
       scores_BxTxS = jnp.einsum('bsa,bta->bts', k_BxSxA, s_BxTxQ.astype(k_BxSxA.dtype))
     return attend(scores_BxTxS, h_BxSxE, mask_BxS)
+
+  def _kv_cache(self, k_BxTxHxK, v_BxTxHxK, p):
+    """Writes this chunk's keys/values at positions p..p+T-1; returns the cache and what each query may see."""
+    initializing = not self.has_variable('cache', 'cached_key')
+    key = self.variable('cache', 'cached_key', jnp.zeros, k_BxTxHxK.shape, k_BxTxHxK.dtype)
+    value = self.variable('cache', 'cached_value', jnp.zeros, v_BxTxHxK.shape, v_BxTxHxK.dtype)
+    B, T = k_BxTxHxK.shape[:2]
+    if initializing:  # init sees the full sequence: plain causal attention
+      L = T
+      return k_BxTxHxK, v_BxTxHxK, jnp.tril(jnp.ones((1, 1, L, L), bool)), None
+    L = key.value.shape[1]
+    key.value = jax.lax.dynamic_update_slice_in_dim(key.value, k_BxTxHxK.astype(key.value.dtype), p, axis=1)
+    value.value = jax.lax.dynamic_update_slice_in_dim(value.value, v_BxTxHxK.astype(value.value.dtype), p, axis=1)
+    if T == 1:  # one new token sees positions 0..p: a length, not a mask (keeps the fast kernels usable)
+      return key.value, value.value, None, jnp.full((B,), p + 1, jnp.int32)
+    mask_BxHxTxS = (jnp.arange(L)[None, :] <= p + jnp.arange(T)[:, None])[None, None]
+    return key.value, value.value, mask_BxHxTxS, None
+
+
+# Attention of an RNN decoder over encoder states (Bahdanau et al. 2015; Luong et al. 2015).
+
+SOURCE_SCORES = ('additive', 'general', 'dot')

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from seqmodels import decoding
 from seqmodels.layers.transformer import Block
 
 
@@ -24,21 +27,82 @@ class GPTConfig:
 
 
 class GPT(nn.Module):
-  """tokens_BxT -> logits_BxTxV (float32); GPT-2 init: N(0, 0.02), residual projections / sqrt(2N)."""
+  """tokens_BxT -> logits_BxTxV (float32); GPT-2 init: N(0, 0.02), residual projections / sqrt(2N).
+
+  With `decode_position=p` the tokens sit at positions p..p+T-1 and attend to earlier ones through the KV cache
+  (the 'cache' collection, made by `init_cache`).
+  """
   cfg: GPTConfig
 
   @nn.compact
-  def __call__(self, tokens_BxT, *, train: bool = False):
+  def __call__(self, tokens_BxT, *, train: bool = False, decode_position=None):
     c = self.cfg
     T = tokens_BxT.shape[1]
     init = nn.initializers.normal(0.02)
     embed = nn.Embed(c.V, c.D, embedding_init=init, name='embed')
     pos_LxD = self.param('pos', init, (c.L, c.D), jnp.float32)
-    x_BxTxD = (embed(tokens_BxT) + pos_LxD[:T]).astype(c.dtype)
+    pos_TxD = jax.lax.dynamic_slice_in_dim(pos_LxD, 0 if decode_position is None else decode_position, T)
+    x_BxTxD = (embed(tokens_BxT) + pos_TxD).astype(c.dtype)
     x_BxTxD = nn.Dropout(c.dropout, deterministic=not train)(x_BxTxD)
     for n in range(c.N):
       x_BxTxD = Block(c.H, c.F, causal=True, pre_ln=True, activation='gelu', dropout=c.dropout, dtype=c.dtype,
                       out_init=nn.initializers.normal(0.02 / (2 * c.N) ** 0.5), name=f'block{n}')(
-                          x_BxTxD, train=train)
+                          x_BxTxD, train=train, decode_position=decode_position)
     x_BxTxD = nn.LayerNorm(dtype=c.dtype, name='ln_f')(x_BxTxD)
     return embed.attend(x_BxTxD).astype(jnp.float32)
+
+
+def init_cache(model: GPT, batch_size: int):
+  """Zeroed KV cache for `batch_size` rows and the full context L: {block{n}: {attn: cached_key/value}}."""
+  dummy_BxL = jnp.zeros((batch_size, model.cfg.L), jnp.int32)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), dummy_BxL, decode_position=0)['cache'])
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+def step_function(model: GPT, params, prompt_BxP, use_cache: bool = True) -> tuple[Callable, Any, jax.Array]:
+  """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP` (P >= 1).
+
+  step_fn(last_tokens_B, cache, t) -> (logits_BxV, cache) feeds the token at absolute position P - 1 + t.
+  With the cache, the prompt's first P - 1 tokens are run once (prefill) and each step runs one token; without
+  it, every step reruns the whole context window (the reference the cache must reproduce).
+  """
+  B, P = prompt_BxP.shape
+  prompt_BxP = prompt_BxP.astype(jnp.int32)
+  offset = jnp.int32(P - 1)  # rank 0: decoding passes it through untouched
+  if not use_cache:
+    tokens_BxL = jnp.zeros((B, model.cfg.L), jnp.int32).at[:, :P].set(prompt_BxP)
+
+    def full_step(last_B, cache, t):
+      p = cache['offset'] + t
+      tokens_BxL = jax.lax.dynamic_update_slice(cache['tokens'], last_B[:, None], (0, p))
+      logits_BxLxV = model.apply({'params': params}, tokens_BxL)
+      return jax.lax.dynamic_index_in_dim(logits_BxLxV, p, axis=1, keepdims=False), {**cache, 'tokens': tokens_BxL}
+
+    return full_step, {'tokens': tokens_BxL, 'offset': offset}, prompt_BxP[:, -1]
+
+  kv = init_cache(model, B)
+  if P > 1:
+    _, mutated = model.apply({'params': params, 'cache': kv}, prompt_BxP[:, :-1], decode_position=0,
+                             mutable=['cache'])
+    kv = mutated['cache']
+
+  def cached_step(last_B, cache, t):
+    logits_Bx1xV, mutated = model.apply({'params': params, 'cache': cache['kv']}, last_B[:, None],
+                                        decode_position=cache['offset'] + t, mutable=['cache'])
+    return logits_Bx1xV[:, 0], {**cache, 'kv': mutated['cache']}
+
+  return cached_step, {'kv': kv, 'offset': offset}, prompt_BxP[:, -1]
+
+
+@functools.partial(jax.jit, static_argnames=('model', 'max_new', 'temperature', 'top_k', 'top_p', 'use_cache',
+                                             'eos_id'))
+def generate(model: GPT, params, prompt_BxP, rng, *, max_new: int, temperature: float = 0.0, top_k: int = 0,
+             top_p: float = 1.0, use_cache: bool = True, eos_id: int | None = None) -> jax.Array:
+  """Continues every prompt row by `max_new` tokens (tokens_BxN): greedy at temperature 0, else sampling
+  from softmax(logits / temperature) cut to top_k / top_p. Prompt length + max_new - 1 must be <= L."""
+  if prompt_BxP.shape[1] + max_new - 1 > model.cfg.L:
+    raise ValueError(f'prompt of {prompt_BxP.shape[1]} tokens + {max_new} new ones exceeds the context '
+                     f'L={model.cfg.L}')
+  step, cache, first_B = step_function(model, params, prompt_BxP, use_cache)
+  return decoding.sample(step, cache, first_B, max_new, rng, temperature=temperature, top_k=top_k, top_p=top_p,
+                         eos_id=eos_id)

@@ -7,8 +7,11 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
+from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTPretrain
 from seqmodels.models.gpt import GPT, GPTConfig
+from seqmodels.models.rnn_classifier import RNNClassifier, RNNClassifierConfig
 from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig
+from seqmodels.models.transformer import Transformer, TransformerConfig
 from seqmodels.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 
@@ -41,11 +44,37 @@ def _seq2seq(cell: str) -> Callable[..., nn.Module]:
   return build
 
 
+def _bert(m, data, dtype: Any) -> nn.Module:
+  c = BERTConfig(V=data.vocab_size, L=data.seq_len, D=m.width, N=m.layers, H=m.heads, F=m.ffn or 4 * m.width,
+                 C=data.meta.get('num_classes', 2), dropout=m.dropout, dtype=dtype)
+  # The encoder is the submodule 'bert' in both, so train.init_from moves it from pre-training to fine-tuning.
+  return BERTPretrain(c) if data.kind == 'mlm' else BERTClassifier(c)
+
+
+def _transformer(m, data, dtype: Any) -> nn.Module:
+  V_src = data.meta.get('src_vocab_size', data.vocab_size)
+  # 2 * seq_len positions: decoding may run past the training length (config.decode.max_len).
+  return Transformer(TransformerConfig(V=data.vocab_size, V_src=V_src, L=2 * data.seq_len, D=m.width, N=m.layers,
+                                       H=m.heads, F=m.ffn or 4 * m.width, dropout=m.dropout, pre_ln=m.pre_ln,
+                                       share_embeddings=m.share_embeddings, dtype=dtype))
+
+
+def _rnn_classifier(cell: str) -> Callable[..., nn.Module]:
+  def build(m, data, dtype: Any) -> nn.Module:
+    return RNNClassifier(RNNClassifierConfig(V=data.vocab_size, C=data.meta.get('num_classes', 2), cell=cell,
+                                             E=m.embed or m.width, H=m.width, N=m.layers, dropout=m.dropout,
+                                             forget_bias=m.forget_bias, unroll=m.unroll, dtype=dtype))
+  return build
+
+
 MODELS: dict[str, Entry] = {
     'rnn': Entry(_rnn_lm('rnn'), kinds=('lm',)),
     'lstm': Entry(_rnn_lm('lstm'), kinds=('lm',)),
     'gru': Entry(_rnn_lm('gru'), kinds=('lm',)),
     'gpt': Entry(_gpt, kinds=('lm',)),
+    'transformer': Entry(_transformer, kinds=('seq2seq',)),
+    'bert': Entry(_bert, kinds=('mlm', 'classify')),
+    'lstm_classifier': Entry(_rnn_classifier('lstm'), kinds=('classify',)),
     'seq2seq_rnn': Entry(_seq2seq('rnn'), kinds=('seq2seq',)),
     'seq2seq_lstm': Entry(_seq2seq('lstm'), kinds=('seq2seq',)),
     'seq2seq_gru': Entry(_seq2seq('gru'), kinds=('seq2seq',)),

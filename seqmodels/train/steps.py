@@ -67,7 +67,62 @@ def token_metrics(t: dict[str, float]) -> dict[str, float]:
 
 LM = Objective(inputs=lambda b: (b['inputs'],), loss=_lm_loss, eval_sums=_lm_eval_sums, finalize=token_metrics)
 
-OBJECTIVES: dict[str, Objective] = {'lm': LM}
+
+
+def row_cross_entropy(logits_BxC, labels_B, weights_B):
+  """Sums over weighted rows: (cross-entropy in nats, number of rows, correct argmax predictions)."""
+  logits_BxC = logits_BxC.astype(jnp.float32)
+  nll_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxC, labels_B)
+  correct_B = (jnp.argmax(logits_BxC, -1) == labels_B).astype(jnp.float32)
+  return (nll_B * weights_B).sum(), weights_B.sum(), (correct_B * weights_B).sum()
+
+
+def _mlm_eval_sums(outputs, batch):
+  """BERT pre-training: masked-token sums (weights mark the chosen tokens) and next-sentence sums per row."""
+  mlm_logits_BxTxV, nsp_logits_Bx2 = outputs
+  mlm_nll, tokens, mlm_correct = token_cross_entropy(mlm_logits_BxTxV, batch['targets'], batch['weights'])
+  nsp_nll, rows, nsp_correct = row_cross_entropy(nsp_logits_Bx2, batch['next'], batch['weight'])
+  return {'mlm_nll': mlm_nll, 'tokens': tokens, 'mlm_correct': mlm_correct, 'nsp_nll': nsp_nll, 'rows': rows,
+          'nsp_correct': nsp_correct}
+
+
+def mlm_metrics(t: dict) -> dict:
+  """loss = masked-LM loss (nats per chosen token) + next-sentence loss (nats per pair), and both parts."""
+  n, rows = jnp.maximum(t['tokens'], 1.0), jnp.maximum(t['rows'], 1.0)
+  m = {'mlm_loss': t['mlm_nll'] / n, 'nsp_loss': t['nsp_nll'] / rows, 'mlm_accuracy': t['mlm_correct'] / n,
+       'nsp_accuracy': t['nsp_correct'] / rows}
+  return {'loss': m['mlm_loss'] + m['nsp_loss'], **m}
+
+
+def _mlm_loss(outputs, batch):
+  m = mlm_metrics(_mlm_eval_sums(outputs, batch))
+  return m.pop('loss'), m
+
+
+def _classify_eval_sums(logits_BxC, batch):
+  nll, rows, correct = row_cross_entropy(logits_BxC, batch['label'], batch['weight'])
+  return {'nll': nll, 'rows': rows, 'correct': correct}
+
+
+def classify_metrics(t: dict) -> dict:
+  rows = jnp.maximum(t['rows'], 1.0)
+  return {'loss': t['nll'] / rows, 'accuracy': t['correct'] / rows}
+
+
+def _classify_loss(logits_BxC, batch):
+  m = classify_metrics(_classify_eval_sums(logits_BxC, batch))
+  return m.pop('loss'), m
+
+
+_floats = lambda f: (lambda t: {k: float(v) for k, v in f(t).items()})
+# BERT pre-training: masked tokens and sentence segments in, (mlm logits, nsp logits) out.
+MLM = Objective(inputs=lambda b: (b['inputs'], b['segments']), loss=_mlm_loss, eval_sums=_mlm_eval_sums,
+                finalize=_floats(mlm_metrics))
+# Sequence (pair) classification: tokens and segments in, logits_BxC out, one label per row.
+CLASSIFY = Objective(inputs=lambda b: (b['inputs'], b['segments']), loss=_classify_loss,
+                     eval_sums=_classify_eval_sums, finalize=_floats(classify_metrics))
+
+OBJECTIVES: dict[str, Objective] = {'lm': LM, 'mlm': MLM, 'classify': CLASSIFY}
 
 
 def _seq2seq_as_lm(outputs, batch):

@@ -1,0 +1,284 @@
+"""Data for BERT: masked-LM + next-sentence pre-training pairs, and sentence(-pair) classification.
+
+Text is UTF-8 bytes (ByteTokenizer after 4 specials), so every source shares one vocabulary and a pre-trained
+encoder fits any classification task. Rows are `[CLS] A [SEP] (B [SEP]) [PAD]...`, segment 0 for A, 1 for B.
+
+data.name='mlm': sentence pairs from the lines of a local text file (data.path) or of TFDS `lm1b` /
+`wiki40b/en` (data.source); B is the next line half of the time (is_next=1), a random line otherwise; fixed per
+example at load. Masking (Devlin et al. 2019): 15% of the real tokens are chosen, of which 80% become [MASK],
+10% a random byte and 10% stay; it is redrawn for every training row from (seed, global row of the stream), so
+the pipeline's exactness contract holds; validation masks are fixed per example.
+
+data.name='classify': (text[, text_b], label) rows from a local TSV/CSV (data.path), TFDS `glue/sst2` or
+`imdb_reviews` (data.source), or the local task data.source='shuffled': is a line of data.path real (label 1)
+or are its words shuffled (label 0)? Telling them apart takes knowledge of the language, which pre-training on
+the same text can give.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+
+from seqmodels.data import pipeline, tokenizers
+
+PAD, CLS, SEP, MASK = 0, 1, 2, 3
+NUM_SPECIALS = 4
+TOKENIZER = tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
+VOCAB_SIZE = TOKENIZER.vocab_size
+DATASETS = ('mlm', 'classify')
+MLM_SOURCES = ('', 'lm1b', 'wiki40b/en')
+CLASSIFY_SOURCES = ('', 'shuffled', 'glue/sst2', 'imdb_reviews')
+TRAIN_FRACTION = 0.9
+_EVAL_SEED = 2**31 - 1  # validation masks: fixed, and independent of the training seed
+_NAMES = {PAD: '', CLS: '[CLS] ', SEP: ' [SEP] ', MASK: '[MASK]'}
+
+
+def encode_pair(a_ids: np.ndarray, b_ids: np.ndarray | None, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+  """`[CLS] a [SEP] (b [SEP])` padded to seq_len: (tokens_T, segments_T); the longer sentence is cut first."""
+  budget = seq_len - (3 if b_ids is not None else 2)
+  la, lb = len(a_ids), 0 if b_ids is None else len(b_ids)
+  if la + lb > budget:
+    half = budget // 2
+    if b_ids is None:
+      la = budget
+    elif la <= half:
+      lb = budget - la
+    elif lb <= half:
+      la = budget - lb
+    else:
+      la, lb = budget - half, half
+  pieces = [[CLS], a_ids[:la], [SEP]] + ([] if b_ids is None else [b_ids[:lb], [SEP]])
+  tokens = np.concatenate(pieces).astype(np.int32)
+  tokens_T, segments_T = np.zeros(seq_len, np.int32), np.zeros(seq_len, np.int32)
+  tokens_T[:len(tokens)] = tokens
+  if b_ids is not None:
+    segments_T[la + 2:len(tokens)] = 1
+  return tokens_T, segments_T
+
+
+def nsp_pairs(lines: Sequence[str], seq_len: int, seed: int) -> dict[str, np.ndarray]:
+  """One pair per line i: (line i, line i+1) with is_next=1 half of the time, else (line i, a random line)."""
+  ids = [TOKENIZER.encode(line) for line in lines]
+  n = len(ids)
+  rng = np.random.default_rng([seed, n])
+  is_next_N = (rng.random(n) < 0.5) & (np.arange(n) < n - 1)
+  other_N = rng.integers(0, max(n - 1, 1), n)
+  other_N = np.where(other_N >= np.arange(n) + 1, other_N + 1, other_N) % n  # never the true next line
+  b_index_N = np.where(is_next_N, np.arange(n) + 1, other_N)
+  pairs = [encode_pair(ids[i], ids[b_index_N[i]], seq_len) for i in range(n)]
+  return {'tokens': np.stack([p[0] for p in pairs]), 'segments': np.stack([p[1] for p in pairs]),
+          'next': is_next_N.astype(np.int32), 'weight': np.ones(n, np.float32)}
+
+
+def mask_tokens(tokens_BxT: np.ndarray, keys_B: np.ndarray, seed: int, mask_prob: float = 0.15) -> dict:
+  """BERT's masking of each row, drawn from numpy's generator seeded by (seed, key of the row).
+
+  Chooses round(mask_prob * real tokens) (at least 1) of the non-special tokens; of those, 80% -> [MASK],
+  10% -> a random byte, 10% unchanged. Returns inputs_BxT, targets_BxT (the original tokens) and weights_BxT
+  (1 at the chosen positions).
+  """
+  B, T = tokens_BxT.shape
+  inputs_BxT = tokens_BxT.copy()
+  weights_BxT = np.zeros((B, T), np.float32)
+  for b in range(B):
+    rng = np.random.default_rng([seed, int(keys_B[b])])
+    u_T, action_T, random_T = rng.random(T), rng.random(T), rng.integers(NUM_SPECIALS, VOCAB_SIZE, T)
+    candidates_T = tokens_BxT[b] >= NUM_SPECIALS
+    n = int(candidates_T.sum())
+    if n == 0:
+      continue
+    k = max(1, int(round(mask_prob * n)))
+    chosen_T = np.zeros(T, bool)
+    chosen_T[np.argsort(np.where(candidates_T, u_T, np.inf))[:k]] = True
+    inputs_BxT[b] = np.where(chosen_T & (action_T < 0.8), MASK, inputs_BxT[b])
+    inputs_BxT[b] = np.where(chosen_T & (action_T >= 0.8) & (action_T < 0.9), random_T, inputs_BxT[b])
+    weights_BxT[b] = chosen_T
+  return {'inputs': inputs_BxT, 'targets': tokens_BxT.astype(np.int32), 'weights': weights_BxT}
+
+
+def _masked(batch: dict, keys_B: np.ndarray, seed: int, mask_prob: float) -> dict:
+  out = {k: v for k, v in batch.items() if k != 'tokens'}
+  out.update(mask_tokens(batch['tokens'], keys_B, seed, mask_prob))
+  return out
+
+
+def shuffled_task(lines: Sequence[str], seed: int) -> tuple[list[str], np.ndarray]:
+  """Lines of >= 4 words: each kept (label 1) or with its words shuffled into another order (label 0), 50/50."""
+  rng = np.random.default_rng([seed, 7])
+  texts, labels = [], []
+  for line in lines:
+    words = line.split()
+    if len(words) < 4:
+      continue
+    label = int(rng.random() < 0.5)
+    if not label:
+      order = rng.permutation(len(words))
+      while np.all(order == np.arange(len(words))):
+        order = rng.permutation(len(words))
+      words = [words[i] for i in order]
+    texts.append(' '.join(words))
+    labels.append(label)
+  return texts, np.array(labels, np.int32)
+
+
+def read_table(path: str) -> tuple[list[str], list[str] | None, list[str]]:
+  """(texts, texts_b or None, labels) from a TSV (.tsv) or CSV file of (text[, text_b], label) rows; a first row
+  whose last column is 'label' is a header."""
+  delimiter = '\t' if path.endswith('.tsv') else ','
+  with open(os.path.expanduser(path), newline='', encoding='utf-8') as f:
+    rows = [r for r in csv.reader(f, delimiter=delimiter) if r]
+  if rows and rows[0][-1].strip().lower() == 'label':
+    rows = rows[1:]
+  width = len(rows[0])
+  if width not in (2, 3) or any(len(r) != width for r in rows):
+    raise ValueError(f'{path}: every row must be (text, label) or (text, text_b, label)')
+  return [r[0] for r in rows], ([r[1] for r in rows] if width == 3 else None), [r[-1].strip() for r in rows]
+
+
+def label_ids(labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+  """Integer labels as themselves when they are all 0..C-1, else names in sorted order."""
+  names = sorted(set(labels))
+  if all(s.isdigit() for s in names):
+    names = [str(i) for i in range(max(int(s) for s in names) + 1)]
+  index = {s: i for i, s in enumerate(names)}
+  return np.array([index[s] for s in labels], np.int32), names
+
+
+def classification_arrays(texts, texts_b, labels_N, seq_len: int) -> dict[str, np.ndarray]:
+  pairs = [encode_pair(TOKENIZER.encode(a), None if texts_b is None else TOKENIZER.encode(texts_b[i]), seq_len)
+           for i, a in enumerate(texts)]
+  return {'inputs': np.stack([p[0] for p in pairs]), 'segments': np.stack([p[1] for p in pairs]),
+          'label': np.asarray(labels_N, np.int32), 'weight': np.ones(len(pairs), np.float32)}
+
+
+def _rows(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndarray]:
+  return {k: v[index] for k, v in arrays.items()}
+
+
+def _split_in_order(n: int) -> tuple[np.ndarray, np.ndarray]:
+  cut = int(n * TRAIN_FRACTION)
+  return np.arange(cut), np.arange(cut, n)
+
+
+def _text_lines(path: str) -> list[str]:
+  with open(os.path.expanduser(path), encoding='utf-8') as f:
+    return [line.strip() for line in f if line.strip()]
+
+
+def _tfds_texts(name: str, split: str, directory: str, limit: int, key: str) -> list[str]:
+  source = tfds.data_source(name, split=split, data_dir=directory)
+  texts = [source[i][key] for i in range(min(len(source), limit))]
+  return [t.decode('utf-8') if isinstance(t, bytes) else str(t) for t in texts]
+
+
+class GlueSst2(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """GLUE SST-2 as `glue/sst2` (same name, version, features and splits as TFDS's builder), built without
+  TensorFlow: TFDS's own glue module imports it."""
+
+  name = 'glue'
+  VERSION = tfds.core.Version('2.0.0')
+  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name='sst2')]
+  URL = 'https://dl.fbaipublicfiles.com/glue/data/SST-2.zip'
+  code_path = epath.Path(__file__)
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    features = tfds.features.FeaturesDict({'sentence': tfds.features.Text(), 'label': tfds.features.ClassLabel(
+        names=['negative', 'positive']), 'idx': np.int32})
+    return tfds.core.DatasetInfo(builder=self, features=features, disable_shuffling=True)
+
+  def _extracted_dir(self, dl_manager) -> epath.Path:
+    return epath.Path(dl_manager.download_and_extract(self.URL)) / 'SST-2'
+
+  def _split_generators(self, dl_manager):
+    root = self._extracted_dir(dl_manager)
+    files = {'train': 'train.tsv', 'validation': 'dev.tsv', 'test': 'test.tsv'}
+    return {split: self._generate_examples(root / f) for split, f in files.items()}
+
+  def _generate_examples(self, path: epath.Path):
+    rows = list(csv.DictReader(path.read_text(encoding='utf-8').splitlines(), delimiter='\t',
+                               quoting=csv.QUOTE_NONE))
+    for i, row in enumerate(rows):
+      yield i, {'sentence': row['sentence'], 'label': int(row.get('label', -1)), 'idx': i}
+
+
+def prepare(data_cfg, directory: str) -> None:
+  """Builds the TFDS dataset named by data.source (local sources need nothing)."""
+  if data_cfg.source in ('', 'shuffled'):
+    return
+  kwargs = {'data_dir': directory, 'file_format': 'array_record'}
+  builder = GlueSst2(config='sst2', **kwargs) if data_cfg.source == 'glue/sst2' else tfds.builder(
+      data_cfg.source, **kwargs)
+  if not builder.is_prepared():
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+
+
+def _lines_from_tfds(source: str, directory: str, data_cfg) -> dict[str, list[str]]:
+  key = 'text'
+  splits = {'train': 'train', 'validation': 'test' if source == 'lm1b' else 'validation'}
+  limits = {'train': data_cfg.num_train, 'validation': data_cfg.num_validation}
+  out = {}
+  for split, tfds_split in splits.items():
+    texts = _tfds_texts(source, tfds_split, directory, limits[split], key)
+    # wiki40b: one article per example, paragraphs separated by markers; lines are its paragraphs.
+    out[split] = [p.strip() for t in texts for p in t.replace('_START_PARAGRAPH_', '\n').replace(
+        '_NEWLINE_', '\n').split('\n') if p.strip() and not p.strip().startswith('_START_')]
+  return out
+
+
+def load(data_cfg, directory: str) -> pipeline.Data:
+  """The Data of data.name 'mlm' or 'classify' (see the module docstring)."""
+  T, seed = data_cfg.seq_len, data_cfg.seed
+  if data_cfg.name == 'mlm':
+    if data_cfg.source:
+      parts = _lines_from_tfds(data_cfg.source, directory, data_cfg)
+      pairs = {split: nsp_pairs(lines, T, seed) for split, lines in parts.items()}
+    else:
+      all_pairs = nsp_pairs(_text_lines(data_cfg.path), T, seed)
+      train, validation = _split_in_order(len(all_pairs['next']))
+      pairs = {'train': _rows(all_pairs, train), 'validation': _rows(all_pairs, validation)}
+    mask_prob = data_cfg.mask_prob
+    train_arrays = pairs['train']
+    validation = _masked(pairs['validation'], np.arange(len(pairs['validation']['next'])), _EVAL_SEED, mask_prob)
+    splits = {'train': pipeline.Examples(len(train_arrays['next']), lambda i: _rows(train_arrays, i)),
+              'validation': pipeline.Examples(len(validation['next']), lambda i: _rows(validation, i))}
+    augment = lambda batch, rows, s: _masked(batch, rows, s, mask_prob)
+    return pipeline.Data('mlm', VOCAB_SIZE, T, splits, decode, augment=augment)
+
+  if data_cfg.source in ('', 'shuffled'):
+    if data_cfg.source == 'shuffled':
+      texts, labels_N = shuffled_task(_text_lines(data_cfg.path), seed)
+      texts_b, names = None, ['shuffled', 'real']
+    else:
+      texts, texts_b, labels = read_table(data_cfg.path)
+      labels_N, names = label_ids(labels)
+    arrays = classification_arrays(texts, texts_b, labels_N, T)
+    order = np.random.default_rng([seed, 11]).permutation(len(texts))
+    train, validation = _split_in_order(len(texts))
+    parts = {'train': _rows(arrays, order[train]), 'validation': _rows(arrays, order[validation])}
+  else:
+    key = 'sentence' if data_cfg.source == 'glue/sst2' else 'text'
+    splits_of = {'train': 'train', 'validation': 'validation' if data_cfg.source == 'glue/sst2' else 'test'}
+    limits = {'train': data_cfg.num_train, 'validation': data_cfg.num_validation}
+    parts, names = {}, ['negative', 'positive']
+    for split, tfds_split in splits_of.items():
+      source = tfds.data_source(data_cfg.source, split=tfds_split, data_dir=directory)
+      examples = [source[i] for i in range(min(len(source), limits[split]))]
+      texts = [ex[key].decode('utf-8') if isinstance(ex[key], bytes) else str(ex[key]) for ex in examples]
+      parts[split] = classification_arrays(texts, None, [int(ex['label']) for ex in examples], T)
+  splits = {split: pipeline.Examples(len(a['label']), lambda i, a=a: _rows(a, i)) for split, a in parts.items()}
+  return pipeline.Data('classify', VOCAB_SIZE, T, splits, decode, meta={'num_classes': len(names),
+                                                                          'classes': names})
+
+
+def decode(tokens) -> str:
+  """Renders tokens as text with [CLS]/[SEP]/[MASK] shown and padding dropped."""
+  out = []
+  for t in np.asarray(tokens).reshape(-1).tolist():
+    out.append(_NAMES[t] if t < NUM_SPECIALS else bytes([t - NUM_SPECIALS]).decode('latin-1'))
+  return ''.join(out)

@@ -1,0 +1,91 @@
+"""BERT (Devlin et al. 2019): a Transformer encoder pre-trained by masked-LM + next-sentence prediction, then
+fine-tuned with a classifier on the [CLS] vector.
+
+The encoder is the submodule `bert` in both models, so `train.init_from` carries it from a pre-training run to a
+classification run, and `optim.freeze=bert` trains only the new head (feature extraction).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from seqmodels.layers.embeddings import PositionEmbedding, SegmentEmbedding
+from seqmodels.layers.transformer import Block
+
+PAD = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class BERTConfig:
+  V: int                 # vocabulary size (with [PAD]=0, [CLS], [SEP], [MASK])
+  L: int                 # context length (learned positions)
+  D: int = 128           # width
+  N: int = 2             # encoder blocks
+  H: int = 4             # heads
+  F: int = 512           # FFN width
+  C: int = 2             # classes of the fine-tuning head
+  dropout: float = 0.1
+  dtype: Any = jnp.float32
+
+
+class BERTEncoder(nn.Module):
+  """(tokens_BxT, segments_BxT) -> (h_BxTxD, pooled_BxD): token + segment + position embeddings, LayerNorm,
+  N post-LN GELU blocks over the real (non-PAD) tokens, and the pooler tanh(W h_[CLS])."""
+  cfg: BERTConfig
+
+  def setup(self):
+    c = self.cfg
+    self.embed = nn.Embed(c.V, c.D, embedding_init=nn.initializers.normal(0.02))
+    self.segment = SegmentEmbedding()
+    self.pos = PositionEmbedding(c.L, 'learned')
+    self.ln = nn.LayerNorm(dtype=c.dtype)
+    self.drop = nn.Dropout(c.dropout)
+    self.blocks = [Block(c.H, c.F, causal=False, pre_ln=False, activation='gelu', dropout=c.dropout,
+                         dtype=c.dtype) for _ in range(c.N)]
+    self.pooler = nn.Dense(c.D, dtype=c.dtype, kernel_init=nn.initializers.normal(0.02))
+
+  def __call__(self, tokens_BxT, segments_BxT, *, train: bool = False):
+    lengths_B = jnp.maximum((tokens_BxT != PAD).sum(-1), 1)  # padding is at the end of each row
+    x_BxTxD = self.pos(self.segment(self.embed(tokens_BxT), segments_BxT))
+    x_BxTxD = self.drop(self.ln(x_BxTxD.astype(self.cfg.dtype)), deterministic=not train)
+    for block in self.blocks:
+      x_BxTxD = block(x_BxTxD, lengths_B, train=train)
+    return x_BxTxD, jnp.tanh(self.pooler(x_BxTxD[:, 0]))
+
+  def attend(self, h_BxTxD):
+    """Logits over the vocabulary with the input embedding as output weights (tied, as in BERT)."""
+    return self.embed.attend(h_BxTxD)
+
+
+class BERTPretrain(nn.Module):
+  """(tokens_BxT, segments_BxT) -> (mlm_logits_BxTxV, nsp_logits_Bx2), float32."""
+  cfg: BERTConfig
+
+  @nn.compact
+  def __call__(self, tokens_BxT, segments_BxT, *, train: bool = False):
+    c = self.cfg
+    bert = BERTEncoder(c, name='bert')
+    h_BxTxD, pooled_BxD = bert(tokens_BxT, segments_BxT, train=train)
+    h_BxTxD = nn.gelu(nn.Dense(c.D, dtype=c.dtype, name='mlm_dense')(h_BxTxD))
+    h_BxTxD = nn.LayerNorm(dtype=c.dtype, name='mlm_ln')(h_BxTxD)
+    mlm_bias = self.param('mlm_bias', nn.initializers.zeros, (c.V,), jnp.float32)
+    mlm_logits_BxTxV = bert.attend(h_BxTxD).astype(jnp.float32) + mlm_bias
+    nsp_logits_Bx2 = nn.Dense(2, dtype=c.dtype, name='nsp')(pooled_BxD).astype(jnp.float32)
+    return mlm_logits_BxTxV, nsp_logits_Bx2
+
+
+class BERTClassifier(nn.Module):
+  """(tokens_BxT, segments_BxT) -> logits_BxC (float32): a linear head on the pooled [CLS] vector."""
+  cfg: BERTConfig
+
+  @nn.compact
+  def __call__(self, tokens_BxT, segments_BxT, *, train: bool = False):
+    c = self.cfg
+    _, pooled_BxD = BERTEncoder(c, name='bert')(tokens_BxT, segments_BxT, train=train)
+    pooled_BxD = nn.Dropout(c.dropout, deterministic=not train)(pooled_BxD)
+    return nn.Dense(c.C, dtype=c.dtype, kernel_init=nn.initializers.normal(0.02),
+                    name='classifier')(pooled_BxD).astype(jnp.float32)

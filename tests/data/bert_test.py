@@ -1,0 +1,125 @@
+"""Tests for seqmodels/data/bert.py: MLM masking statistics (15%, 80/10/10), NSP pairs 50/50, exact
+(resumable) masked batches, classification from TSV, the local 'shuffled' task and TFDS sources (mocked)."""
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from experiments.configs.base import get_base_config
+from seqmodels.data import bert, pipeline
+
+WORDS = 'the a king queen lord lady speaks sleeps runs sees loves hates good bad old young here there'.split()
+
+
+def write_text(path, n=400, seed=0):
+  rng = np.random.default_rng(seed)
+  lines = [' '.join(rng.choice(WORDS, rng.integers(4, 10))) for _ in range(n)]
+  path.write_text('\n'.join(lines) + '\n')
+  return str(path)
+
+
+def data_config(tmp_path, name='mlm', source='', seq_len=32):
+  c = get_base_config().data
+  c.name, c.source, c.seq_len, c.data_dir = name, source, seq_len, str(tmp_path / 'tfds')
+  c.path = write_text(tmp_path / 'text.txt')
+  return c
+
+
+def test_mlm_masking_chooses_15_percent_and_replaces_80_10_10():
+  rng = np.random.default_rng(0)
+  tokens_BxT = rng.integers(bert.NUM_SPECIALS, bert.VOCAB_SIZE, (4000, 64)).astype(np.int32)
+  tokens_BxT[:, 0], tokens_BxT[:, 40:] = bert.CLS, bert.PAD  # 39 real tokens per row
+  out = bert.mask_tokens(tokens_BxT, np.arange(4000), seed=3)
+  chosen = out['weights'] > 0
+  assert not chosen[:, 0].any() and not chosen[:, 40:].any()  # specials and padding are never chosen
+  np.testing.assert_allclose(chosen.sum(1), round(0.15 * 39))
+  np.testing.assert_array_equal(out['targets'], tokens_BxT)
+  masked = (out['inputs'] == bert.MASK)[chosen].mean()
+  kept = (out['inputs'] == tokens_BxT)[chosen].mean()
+  randomized = 1 - masked - kept
+  assert abs(masked - 0.8) < 0.01 and abs(kept - 0.1 - 0.1 / 256) < 0.01 and abs(randomized - 0.1) < 0.01
+  np.testing.assert_array_equal(out['inputs'][~chosen], tokens_BxT[~chosen])
+  again = bert.mask_tokens(tokens_BxT[:5], np.arange(5), seed=3)
+  np.testing.assert_array_equal(again['inputs'], out['inputs'][:5])  # a function of (seed, row)
+
+
+def test_nsp_pairs_are_half_real_next_sentences_with_segments():
+  lines = [f'line {i}' for i in range(4000)]
+  pairs = bert.nsp_pairs(lines, 24, seed=0)
+  assert abs(pairs['next'].mean() - 0.5) < 0.03
+  for i in range(50):
+    text = bert.decode(pairs['tokens'][i])
+    a, b = text.split(' [SEP] ')[:2]
+    assert a == f'[CLS] line {i}' and (b == f'line {i + 1}') == bool(pairs['next'][i])
+    sep = list(pairs['tokens'][i]).index(bert.SEP)
+    assert pairs['segments'][i, :sep + 1].sum() == 0 and pairs['segments'][i, sep + 1] == 1
+
+
+def test_mlm_training_batches_are_exact_under_resume_and_process_split(tmp_path):
+  c = data_config(tmp_path)
+  pipeline.prepare(c)
+  data = pipeline.load(c)
+  assert data.kind == 'mlm' and data.vocab_size == bert.VOCAB_SIZE
+  one = data.train_batches(batch_size=8, start_step=0, seed=1)
+  batches = [next(one) for _ in range(3)]
+  resumed = next(data.train_batches(batch_size=8, start_step=2, seed=1))
+  half = next(data.train_batches(batch_size=4, start_step=2, seed=1, process_index=1, process_count=2))
+  for k in batches[2]:
+    np.testing.assert_array_equal(resumed[k], batches[2][k])
+    np.testing.assert_array_equal(half[k], batches[2][k][4:])
+  assert not np.array_equal(batches[0]['inputs'], batches[1]['inputs'])
+  assert set(batches[0]) == {'inputs', 'segments', 'targets', 'weights', 'next', 'weight'}
+  ev = next(data.eval_batches(batch_size=8))
+  np.testing.assert_array_equal(ev['inputs'], next(data.eval_batches(batch_size=8))['inputs'])
+
+
+def test_classification_from_tsv_with_pairs_and_named_labels(tmp_path):
+  rows = ['text\ttext_b\tlabel'] + [f'first {i}\tsecond {i}\t{"yes" if i % 3 else "no"}' for i in range(30)]
+  (tmp_path / 'pairs.tsv').write_text('\n'.join(rows) + '\n')
+  c = data_config(tmp_path, 'classify')
+  c.path = str(tmp_path / 'pairs.tsv')
+  data = pipeline.load(c)
+  assert data.kind == 'classify' and data.meta['num_classes'] == 2 and data.meta['classes'] == ['no', 'yes']
+  assert data.splits['train'].size == 27 and data.splits['validation'].size == 3
+  batch = next(data.eval_batches(batch_size=4))
+  assert batch['weight'].tolist() == [1, 1, 1, 0]  # the padding row
+  text = bert.decode(batch['inputs'][0])
+  i = int(text.split()[2])
+  assert text == f'[CLS] first {i} [SEP] second {i} [SEP] ' and batch['label'][0] == (1 if i % 3 else 0)
+
+
+def test_shuffled_task_is_balanced_and_shuffles_words(tmp_path):
+  c = data_config(tmp_path, 'classify', 'shuffled')
+  data = pipeline.load(c)
+  labels = data.splits['train'].gather(np.arange(data.splits['train'].size))['label']
+  assert abs(labels.mean() - 0.5) < 0.1 and data.meta['classes'] == ['shuffled', 'real']
+  texts, labels = bert.shuffled_task(['a b c d e', 'one two three four'] * 20, seed=0)
+  for text, label in zip(texts, labels):
+    assert (text in ('a b c d e', 'one two three four')) == bool(label)
+
+
+def test_tfds_sources_read_through_data_source(tmp_path):
+  with tfds.testing.mock_data(num_examples=10):
+    c = data_config(tmp_path, 'classify', 'imdb_reviews')
+    data = pipeline.load(c)
+    assert data.splits['train'].size == 10 and data.meta['num_classes'] == 2
+    c = data_config(tmp_path, 'mlm', 'lm1b')
+    data = pipeline.load(c)
+    assert data.splits['train'].size == 10
+    assert next(data.train_batches(batch_size=2, start_step=0, seed=0))['inputs'].shape == (2, 32)
+
+
+def test_glue_sst2_builds_without_tensorflow_and_loads(tmp_path, monkeypatch):
+  sst = tmp_path / 'SST-2'
+  sst.mkdir()
+  rows = lambda n: 'sentence\tlabel\n' + ''.join(f'movie number {i} was {"good" if i % 2 else "bad"} \t{i % 2}\n'
+                                                  for i in range(n))
+  (sst / 'train.tsv').write_text(rows(12))
+  (sst / 'dev.tsv').write_text(rows(4))
+  (sst / 'test.tsv').write_text('index\tsentence\n0\tan unlabelled one\n')
+  monkeypatch.setattr(bert.GlueSst2, '_extracted_dir', lambda self, dl_manager: sst)
+  c = data_config(tmp_path, 'classify', 'glue/sst2')
+  pipeline.prepare(c)
+  data = pipeline.load(c)
+  assert data.splits['train'].size == 12 and data.splits['validation'].size == 4
+  batch = data.splits['validation'].gather(np.arange(4))
+  assert batch['label'].tolist() == [0, 1, 0, 1] and bert.decode(batch['inputs'][1]).startswith('[CLS] movie number 1')

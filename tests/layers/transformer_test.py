@@ -1,0 +1,114 @@
+"""Tests for seqmodels/layers/{attention,transformer,embeddings}.py: the one attention function against the
+textbook formula, masks (causal, padding, encoder-decoder), the KV cache, post-/pre-LN blocks, positions."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from seqmodels.layers.attention import MultiHeadAttention, reference_attention, scaled_dot_product_attention
+from seqmodels.layers.embeddings import PositionEmbedding, sinusoidal_positions
+from seqmodels.layers.transformer import Block, DecoderBlock
+
+B, T, S, H, K, D = 2, 6, 5, 2, 8, 16
+
+
+def _normal(seed, shape, scale=1.0):
+  return jnp.asarray(scale * np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
+def _init(module, *args, **kwargs):
+  """Random N(0, 0.3^2) parameters in the shapes `init` would make (no initializer compiles)."""
+  shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), *args, **kwargs))
+  leaves, tree = jax.tree.flatten(shapes)
+  return jax.tree.unflatten(tree, [_normal(i, l.shape, 0.3) for i, l in enumerate(leaves)])
+
+
+def test_scaled_dot_product_attention_equals_reference_with_causal_lengths_and_explicit_masks():
+  q, k, v = _normal(0, (B, T, H, K)), _normal(1, (B, T, H, K)), _normal(2, (B, T, H, K))
+  lengths_B = jnp.array([3, 6])
+  causal = np.tril(np.ones((T, T), bool))[None, None]
+  key_mask = (np.arange(T)[None, :] < np.asarray(lengths_B)[:, None])[:, None, None, :]
+  mask = np.random.default_rng(3).random((B, H, T, T)) < 0.6
+  mask[..., 0] = True  # every query sees at least one key
+
+  @jax.jit
+  def both(q, k, v, lengths_B, mask):
+    ours = [scaled_dot_product_attention(q, k, v, causal=True),
+            scaled_dot_product_attention(q, k, v, kv_lengths_B=lengths_B),
+            scaled_dot_product_attention(q, k, v, mask_BxHxTxS=mask),
+            scaled_dot_product_attention(q, k, v)]
+    refs = [reference_attention(q, k, v, causal), reference_attention(q, k, v, key_mask),
+            reference_attention(q, k, v, mask), reference_attention(q, k, v)]
+    return ours, refs
+
+  ours, refs = both(q, k, v, lengths_B, jnp.asarray(mask))
+  for out, ref in zip(ours, refs):
+    chex.assert_shape(out, (B, T, H, K))
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize('pre_ln', [False, True])
+def test_causal_mask_hides_future_tokens(pre_ln):
+  block = Block(H, 32, causal=True, pre_ln=pre_ln)
+  x = _normal(4, (B, T, D))
+  params = _init(block, x)
+  apply = jax.jit(block.apply)
+  y = apply(params, x)
+  for t in range(T - 1):
+    x2 = x.at[:, t + 1:].set(_normal(5 + t, (B, T - t - 1, D)))
+    np.testing.assert_allclose(apply(params, x2)[:, :t + 1], y[:, :t + 1], atol=1e-5)
+  assert not np.allclose(apply(params, x.at[:, 0].set(_normal(20, (B, D))))[:, -1], y[:, -1])  # the past matters
+
+
+def test_padding_mask_hides_padded_tokens_from_real_ones():
+  block = Block(H, 32, causal=False, pre_ln=False)
+  x, lengths_B = _normal(6, (B, T, D)), jnp.array([4, 6])
+  params = _init(block, x, lengths_B)
+  apply = jax.jit(block.apply)
+  y = apply(params, x, lengths_B)
+  x2 = x.at[0, 4:].set(_normal(7, (T - 4, D)))
+  np.testing.assert_allclose(apply(params, x2, lengths_B)[0, :4], y[0, :4], atol=1e-5)
+  np.testing.assert_allclose(apply(params, x2, lengths_B)[1], y[1], atol=1e-5)
+
+
+def test_encoder_decoder_attention_sees_only_real_source_tokens_and_decoder_is_causal():
+  block = DecoderBlock(H, 32)
+  y, memory, src_lengths_B = _normal(8, (B, T, D)), _normal(9, (B, S, D)), jnp.array([2, 5])
+  params = _init(block, y, memory, src_lengths_B)
+  apply = jax.jit(block.apply)
+  out = apply(params, y, memory, src_lengths_B)
+  chex.assert_shape(out, (B, T, D))
+  memory2 = memory.at[0, 2:].set(_normal(10, (S - 2, D)))
+  np.testing.assert_allclose(apply(params, y, memory2, src_lengths_B), out, atol=1e-5)
+  assert not np.allclose(apply(params, y, memory.at[0, 1].set(_normal(21, (D,))), src_lengths_B)[0], out[0])
+  y2 = y.at[:, 3:].set(0.0)
+  np.testing.assert_allclose(apply(params, y2, memory, src_lengths_B)[:, :3], out[:, :3], atol=1e-5)
+
+
+def test_kv_cache_chunks_and_single_steps_equal_full_causal_attention():
+  mha = MultiHeadAttention(H)
+  x = _normal(11, (B, T, D))
+  params = {'params': _init(mha, x)['params']}
+  full = jax.jit(lambda p, x: mha.apply(p, x, causal=True))(params, x)
+  cache = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: mha.init(jax.random.key(0), x,
+                                                                       decode_position=0))['cache'])
+  chex.assert_shape(cache['cached_key'], (B, T, H, D // H))
+  step = jax.jit(lambda cache, x, p: mha.apply({**params, 'cache': cache}, x, decode_position=p, mutable=['cache']))
+  out, mutated = step(cache, x[:, :3], 0)
+  outs = [out]
+  for t in range(3, T):
+    out, mutated = step(mutated['cache'], x[:, t:t + 1], t)
+    outs.append(out)
+  np.testing.assert_allclose(jnp.concatenate(outs, axis=1), full, atol=1e-5)
+
+
+def test_sinusoidal_positions_follow_the_paper_and_offsets_shift_them():
+  pe = sinusoidal_positions(50, 8)
+  pos, i = 7, 1
+  np.testing.assert_allclose(pe[pos, 2 * i], np.sin(pos / 10000 ** (2 * i / 8)), rtol=1e-6)
+  np.testing.assert_allclose(pe[pos, 2 * i + 1], np.cos(pos / 10000 ** (2 * i / 8)), rtol=1e-6)
+  x = jnp.zeros((1, 3, 8))
+  emb = PositionEmbedding(50, 'sinusoidal')
+  np.testing.assert_allclose(emb.apply({}, x, 5)[0], pe[5:8], atol=1e-6)

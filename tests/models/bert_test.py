@@ -1,0 +1,65 @@
+"""Tests for seqmodels/models/bert.py: output shapes, padding invariance, and feature extraction (a frozen
+pre-trained encoder, only the new head trained) through the training loop with train.init_from + optim.freeze."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from experiments.configs.base import get_base_config
+from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTPretrain
+from seqmodels.train import loop
+from tests.data.bert_test import write_text
+
+CFG = BERTConfig(V=20, L=10, D=16, N=1, H=2, F=32, C=3, dropout=0.0)
+TOKENS = jnp.array([[1, 7, 8, 9, 2, 10, 11, 2, 0, 0], [1, 5, 5, 2, 6, 6, 6, 6, 6, 2]])
+SEGMENTS = jnp.array([[0, 0, 0, 0, 0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]])
+
+
+def _params(model):
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), TOKENS, SEGMENTS))
+  leaves, tree = jax.tree.flatten(shapes)
+  rng = np.random.default_rng(0)
+  return jax.tree.unflatten(tree, [jnp.asarray(rng.normal(size=l.shape) * 0.3, jnp.float32) for l in leaves])
+
+
+def test_pretraining_and_classifier_heads_share_the_encoder_and_ignore_padding():
+  pre, cls = BERTPretrain(CFG), BERTClassifier(CFG)
+  pre_params, cls_params = _params(pre), _params(cls)
+  assert jax.tree.map(jnp.shape, pre_params['params']['bert']) == jax.tree.map(jnp.shape, cls_params['params']['bert'])
+  mlm, nsp = jax.jit(pre.apply)(pre_params, TOKENS, SEGMENTS)
+  chex.assert_shape((mlm, nsp), ((2, 10, 20), (2, 2)))
+  apply = jax.jit(cls.apply)
+  logits = apply(cls_params, TOKENS, SEGMENTS)
+  chex.assert_shape(logits, (2, 3))
+  unpadded = jax.jit(cls.apply)(cls_params, TOKENS[:1, :8], SEGMENTS[:1, :8])  # row 0 without its 2 PADs
+  np.testing.assert_allclose(unpadded, logits[:1], atol=1e-5)
+
+
+def _config(tmp_path, name, steps=3):
+  c = get_base_config()
+  c.data.name, c.data.path, c.data.seq_len = name, write_text(tmp_path / 'text.txt'), 24
+  c.data.source = '' if name == 'mlm' else 'shuffled'
+  c.data.data_dir = str(tmp_path / 'tfds')
+  c.model.name, c.model.width, c.model.layers, c.model.heads, c.model.ffn = 'bert', 16, 1, 2, 32
+  c.optim.warmup_steps = 0
+  c.train.num_steps, c.train.batch_size, c.train.eval_batches = steps, 8, 1
+  c.train.log_every = c.train.eval_every = c.train.checkpoint_every = steps
+  return c
+
+
+def test_frozen_backbone_fine_tuning_leaves_pretrained_encoder_bit_identical(tmp_path):
+  pre = loop.train_and_evaluate(_config(tmp_path, 'mlm'), str(tmp_path / 'pretrain'))
+  assert {'mlm_loss', 'nsp_loss', 'mlm_accuracy', 'nsp_accuracy'} <= set(pre['eval'])
+  np.testing.assert_allclose(pre['eval']['loss'], pre['eval']['mlm_loss'] + pre['eval']['nsp_loss'], rtol=1e-5)
+  c = _config(tmp_path, 'classify')
+  c.train.init_from, c.optim.freeze = str(tmp_path / 'pretrain'), 'bert'
+  fine = loop.train_and_evaluate(c, str(tmp_path / 'finetune'))
+  assert 'accuracy' in fine['eval']
+  before = traverse_util.flatten_dict(jax.device_get(pre['state'].params['bert']))
+  after = traverse_util.flatten_dict(jax.device_get(fine['state'].params['bert']))
+  assert before.keys() == after.keys()
+  for k in before:
+    np.testing.assert_array_equal(after[k], before[k])
+  assert fine['train']['grad_norm'] > 0  # the head did get gradients
