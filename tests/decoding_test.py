@@ -49,29 +49,28 @@ def _best_by_enumeration(table, first, max_len, alpha):
   return best_seq, best
 
 
-def test_greedy_equals_beam_search_with_one_beam():
+def test_greedy_equals_beam_search_with_one_beam_and_pads_after_eos():
   V, L = 6, 7
   step_fn = _markov_step(_random_table(0, V))
-  first_B = jnp.array([1, 3, 4, 5, 1, 0], jnp.int32)
-  g = jax.jit(lambda f: decoding.greedy(step_fn, _cache(f), f, L, eos_id=EOS))(first_B)
-  b, scores = jax.jit(lambda f: decoding.beam_search(step_fn, _cache(f), f, L, 1, length_penalty=0.0,
-                                                     eos_id=EOS))(first_B)
+
+  @jax.jit
+  def run(first_B):
+    return (decoding.greedy(step_fn, _cache(first_B), first_B, L, eos_id=EOS),
+            decoding.beam_search(step_fn, _cache(first_B), first_B, L, 1, length_penalty=0.0, eos_id=EOS)[0],
+            decoding.greedy(step_fn, _cache(first_B), first_B, L),
+            decoding.beam_search(step_fn, _cache(first_B), first_B, L, 1)[0],
+            decoding.beam_search(step_fn, _cache(first_B), first_B, L, 3, eos_id=EOS)[0])
+
+  g, b, g_no_eos, b_no_eos, beams = run(jnp.array([1, 3, 4, 5, 1, 0], jnp.int32))
   chex.assert_shape(g, (6, L))
   chex.assert_shape(b, (6, 1, L))
+  chex.assert_shape(beams, (6, 3, L))
   np.testing.assert_array_equal(g, b[:, 0])
-  g_no_eos = decoding.greedy(step_fn, _cache(first_B), first_B, L)
-  b_no_eos, _ = decoding.beam_search(step_fn, _cache(first_B), first_B, L, 1)
-  np.testing.assert_array_equal(g_no_eos, b_no_eos[:, 0])
-
-
-def test_tokens_after_eos_are_padding():
-  step_fn = _markov_step(_random_table(1, 5))
-  first_B = jnp.arange(5, dtype=jnp.int32)
-  for tokens in (decoding.greedy(step_fn, _cache(first_B), first_B, 8, eos_id=EOS),
-                 decoding.beam_search(step_fn, _cache(first_B), first_B, 8, 3, eos_id=EOS)[0].reshape(-1, 8)):
-    for row in np.asarray(tokens):
-      if EOS in row:
-        assert np.all(row[list(row).index(EOS) + 1:] == 0)
+  np.testing.assert_array_equal(g_no_eos, b_no_eos[:, 0])  # without EOS the length penalty cannot matter
+  assert np.any(g == EOS) and np.any(g_no_eos == EOS)  # EOS ends rows only when eos_id is given
+  for row in np.concatenate([np.asarray(g), np.asarray(beams).reshape(-1, L)]):
+    if EOS in row:
+      assert np.all(row[list(row).index(EOS) + 1:] == 0)
 
 
 def test_beam_search_finds_the_best_sequence_where_greedy_does_not():
@@ -99,9 +98,9 @@ def test_wide_beam_search_matches_exhaustive_search():
   table = _random_table(3, V)
   step_fn = _markov_step(table)
   first_B = jnp.array([1, 3], jnp.int32)
-  for alpha in (0.0, 0.6):
-    tokens, scores = decoding.beam_search(step_fn, _cache(first_B), first_B, L, V ** (L - 1),
-                                          length_penalty=alpha, eos_id=EOS)
+  run = jax.jit(lambda f: [decoding.beam_search(step_fn, _cache(f), f, L, V ** (L - 1), length_penalty=alpha,
+                                                eos_id=EOS) for alpha in (0.0, 0.6)])
+  for alpha, (tokens, scores) in zip((0.0, 0.6), run(first_B)):
     for b, first in enumerate([1, 3]):
       seq, score = _best_by_enumeration(table, first, L, alpha)
       np.testing.assert_array_equal(tokens[b, 0], seq)
@@ -110,19 +109,26 @@ def test_wide_beam_search_matches_exhaustive_search():
 
 def test_top_k_and_top_p_never_sample_outside_the_allowed_set():
   probs = np.array([0.5, 0.2, 0.15, 0.1, 0.05])
-  step_fn = lambda last_B, cache, t: (jnp.broadcast_to(jnp.log(probs), (last_B.shape[0], 5)), cache)
-  first_B = jnp.zeros((2000,), jnp.int32)
+  logits_BxV = jnp.broadcast_to(jnp.log(probs), (2, 5))
   for kwargs, allowed in [({'top_k': 2}, {0, 1}), ({'top_p': 0.6}, {0, 1}), ({'top_p': 0.8}, {0, 1, 2}),
-                          ({'top_k': 3, 'top_p': 0.95}, {0, 1, 2})]:
-    tokens = jax.jit(lambda r: decoding.sample(step_fn, None, first_B, 3, r, **kwargs))(jax.random.PRNGKey(0))
-    assert set(np.unique(tokens).tolist()) == allowed, kwargs
+                          ({'top_k': 3, 'top_p': 0.95}, {0, 1, 2}), ({'top_p': 0.3}, {0})]:
+    kept = np.asarray(decoding.filter_logits(logits_BxV, **kwargs)[0] > decoding.NEG_INF / 2)
+    assert set(np.flatnonzero(kept).tolist()) == allowed, kwargs
+  step_fn = lambda last_B, cache, t: (jnp.broadcast_to(jnp.log(probs), (last_B.shape[0], 5)), cache)
+  first_B = jnp.zeros((1000,), jnp.int32)
+  run = jax.jit(lambda r: (decoding.sample(step_fn, None, first_B, 2, r, top_k=2),
+                           decoding.sample(step_fn, None, first_B, 2, r, temperature=2.0, top_p=0.8)))
+  top_k, top_p = run(jax.random.PRNGKey(0))
+  assert set(np.unique(top_k).tolist()) == {0, 1}
+  # The nucleus is taken after the temperature: at T=2 p ~ sqrt(probs), and 0.8 of it needs four tokens.
+  assert set(np.unique(top_p).tolist()) == {0, 1, 2, 3}
 
 
 def test_sampling_at_temperature_zero_is_greedy():
   step_fn = _markov_step(_random_table(2, 6))
   first_B = jnp.array([1, 2, 3, 4, 5], jnp.int32)
-  greedy = decoding.greedy(step_fn, _cache(first_B), first_B, 6, eos_id=EOS)
-  for temperature in (0.0, 1e-4):
-    sampled = decoding.sample(step_fn, _cache(first_B), first_B, 6, jax.random.PRNGKey(1), temperature=temperature,
-                              eos_id=EOS)
-    np.testing.assert_array_equal(sampled, greedy)
+  run = jax.jit(lambda f, r: [decoding.greedy(step_fn, _cache(f), f, 6, eos_id=EOS)] + [
+      decoding.sample(step_fn, _cache(f), f, 6, r, temperature=t, eos_id=EOS) for t in (0.0, 1e-4)])
+  greedy, *sampled = run(first_B, jax.random.PRNGKey(1))
+  for s in sampled:
+    np.testing.assert_array_equal(s, greedy)
