@@ -34,13 +34,13 @@ def get_config(arg: str = ''):
   if size == 'cpu':
     c.data.name = 'toy_translation'
     c.data.num_symbols = 40                 # words in the toy lexicon (a quarter are "adjectives")
-    c.data.min_len, c.data.max_len = 3, 24  # words per sentence: long enough for the context vector to strain
+    c.data.min_len, c.data.max_len = 3, 20  # words per sentence: long enough for the context vector to strain
     c.data.num_train, c.data.num_validation, c.data.num_test = 20_000, 400, 400
-    c.data.vocab_size, c.data.seq_len = 128, 40
-    c.model.width, c.model.embed, c.model.layers = 96, 48, 1
-    c.optim.lr, c.optim.warmup_steps = 1e-2, 50
-    c.train.num_steps, c.train.batch_size = 600, 64
-    c.train.log_every, c.train.eval_every, c.train.checkpoint_every = 50, 300, 300
+    c.data.vocab_size, c.data.seq_len = 128, 24  # every word becomes one piece: seq_len = max_len + EOS + slack
+    c.model.width, c.model.embed, c.model.layers = 64, 32, 1
+    c.optim.lr, c.optim.warmup_steps = 1e-2, 30
+    c.train.num_steps, c.train.batch_size = 400, 64
+    c.train.log_every, c.train.eval_every, c.train.checkpoint_every = 50, 400, 400
     c.decode.beam_size, c.decode.num_examples = 4, 400
   else:
     c.data.name = 'ted_hrlr_translate/pt_to_en'

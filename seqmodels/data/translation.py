@@ -177,8 +177,8 @@ class SubwordTokenizer:
     self.sp = spm.SentencePieceProcessor(model_file=path)
     self.vocab_size = self.sp.get_piece_size()
 
-  def encode(self, text: str) -> list[int]:
-    return self.sp.encode(text)
+  def encode(self, text: str | list[str]) -> list[int] | list[list[int]]:
+    return self.sp.encode(text, num_threads=2) if isinstance(text, list) else self.sp.encode(text)
 
   def decode(self, ids: Sequence[int]) -> str:
     return self.sp.decode([i for i in ids if i >= NUM_SPECIALS])
@@ -195,7 +195,9 @@ class CharLevel:
     self.vocab_size = NUM_SPECIALS + (256 if chars is None else len(chars))
     self._index = {ch: i + NUM_SPECIALS for i, ch in enumerate(chars or '')}
 
-  def encode(self, text: str) -> list[int]:
+  def encode(self, text: str | list[str]) -> list[int] | list[list[int]]:
+    if isinstance(text, list):
+      return [self.encode(t) for t in text]
     if self.chars is None:
       return [b + NUM_SPECIALS for b in text.encode('utf-8')]
     return [self._index.get(ch, UNK) for ch in text]
@@ -304,9 +306,10 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok, tgt_tok, seq_len: in
   arrays = {'src': np.zeros((n, L), np.int32), 'src_len': np.zeros((n,), np.int32),
             'tgt_in': np.zeros((n, L), np.int32), 'tgt_out': np.zeros((n, L), np.int32),
             'weights': np.zeros((n, L), np.float32)}
-  for i, (s, t) in enumerate(pairs):
-    src = src_tok.encode(s)[:L]
-    tgt = tgt_tok.encode(t)[:L - 1]
+  srcs = src_tok.encode([s for s, _ in pairs])  # whole lists: sentencepiece encodes them in parallel
+  tgts = tgt_tok.encode([t for _, t in pairs])
+  for i, (src, tgt) in enumerate(zip(srcs, tgts)):
+    src, tgt = src[:L], tgt[:L - 1]
     arrays['src'][i, :len(src)] = src
     arrays['src_len'][i] = len(src)
     arrays['tgt_in'][i, :len(tgt) + 1] = [BOS] + tgt

@@ -120,3 +120,27 @@ def test_attention_maps_npz_holds_weights_and_tokens(tmp_path):
   translation.save_attention_maps(str(tmp_path), [(w, ['▁a', '▁b', '▁c'], ['▁x', '</s>'])])
   z = np.load(tmp_path / 'attention_maps.npz')
   assert int(z['count']) == 1 and z['weights_0'].shape == (2, 3) and list(z['tgt_0']) == ['▁x', '</s>']
+
+
+BAD = [  # (field, value, words the one-line message must contain)
+    ('model.attention', 'luong', ['config.model.attention', 'choose one of']),
+    ('model.teacher_forcing', 1.5, ['config.model.teacher_forcing', '[0, 1]']),
+    ('data.tokenizer', 'wordpiece', ['config.data.tokenizer', 'choose one of']),
+    ('data.src_path', 'corpus.de', ['config.data.src_path', "'{split}'"]),
+    ('decode.beam_size', 0, ['config.decode.beam_size', '>= 1']),
+    ('decode.split', 'train', ['config.decode.split', "'validation' or 'test'"]),
+]
+
+
+@pytest.mark.parametrize('field,value,words', BAD, ids=[b[0] for b in BAD])
+def test_bad_translation_config_gives_one_line_error_naming_field(field, value, words):
+  from experiments.configs.translate import get_config
+  from seqmodels import validation
+  c = get_config()
+  if field == 'data.src_path':
+    c.data.name = 'parallel_text'
+  section, name = field.split('.')
+  c[section][name] = value
+  with pytest.raises(validation.ConfigError) as e:
+    validation.validate(c)
+  assert '\n' not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
