@@ -81,6 +81,23 @@ class MultiHeadAttention(nn.Module):
     return nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, kernel_init=self.out_init,
                            use_bias=self.use_bias, name='out')(out_BxTxHxK)
 
+  def _kv_cache(self, k_BxTxHxK, v_BxTxHxK, p):
+    """Writes this chunk's keys/values at positions p..p+T-1; returns the cache and what each query may see."""
+    initializing = not self.has_variable('cache', 'cached_key')
+    key = self.variable('cache', 'cached_key', jnp.zeros, k_BxTxHxK.shape, k_BxTxHxK.dtype)
+    value = self.variable('cache', 'cached_value', jnp.zeros, v_BxTxHxK.shape, v_BxTxHxK.dtype)
+    B, T = k_BxTxHxK.shape[:2]
+    if initializing:  # init sees the full sequence: plain causal attention
+      L = T
+      return k_BxTxHxK, v_BxTxHxK, jnp.tril(jnp.ones((1, 1, L, L), bool)), None
+    L = key.value.shape[1]
+    key.value = jax.lax.dynamic_update_slice_in_dim(key.value, k_BxTxHxK.astype(key.value.dtype), p, axis=1)
+    value.value = jax.lax.dynamic_update_slice_in_dim(value.value, v_BxTxHxK.astype(value.value.dtype), p, axis=1)
+    if T == 1:  # one new token sees positions 0..p: a length, not a mask (keeps the fast kernels usable)
+      return key.value, value.value, None, jnp.full((B,), p + 1, jnp.int32)
+    mask_BxHxTxS = (jnp.arange(L)[None, :] <= p + jnp.arange(T)[:, None])[None, None]
+    return key.value, value.value, mask_BxHxTxS, None
+
 
 # Attention of an RNN decoder over encoder states (Bahdanau et al. 2015; Luong et al. 2015).
 
@@ -142,25 +159,3 @@ class SourceAttention(nn.Module):
     else:
       scores_BxTxS = jnp.einsum('bsa,bta->bts', k_BxSxA, s_BxTxQ.astype(k_BxSxA.dtype))
     return attend(scores_BxTxS, h_BxSxE, mask_BxS)
-
-  def _kv_cache(self, k_BxTxHxK, v_BxTxHxK, p):
-    """Writes this chunk's keys/values at positions p..p+T-1; returns the cache and what each query may see."""
-    initializing = not self.has_variable('cache', 'cached_key')
-    key = self.variable('cache', 'cached_key', jnp.zeros, k_BxTxHxK.shape, k_BxTxHxK.dtype)
-    value = self.variable('cache', 'cached_value', jnp.zeros, v_BxTxHxK.shape, v_BxTxHxK.dtype)
-    B, T = k_BxTxHxK.shape[:2]
-    if initializing:  # init sees the full sequence: plain causal attention
-      L = T
-      return k_BxTxHxK, v_BxTxHxK, jnp.tril(jnp.ones((1, 1, L, L), bool)), None
-    L = key.value.shape[1]
-    key.value = jax.lax.dynamic_update_slice_in_dim(key.value, k_BxTxHxK.astype(key.value.dtype), p, axis=1)
-    value.value = jax.lax.dynamic_update_slice_in_dim(value.value, v_BxTxHxK.astype(value.value.dtype), p, axis=1)
-    if T == 1:  # one new token sees positions 0..p: a length, not a mask (keeps the fast kernels usable)
-      return key.value, value.value, None, jnp.full((B,), p + 1, jnp.int32)
-    mask_BxHxTxS = (jnp.arange(L)[None, :] <= p + jnp.arange(T)[:, None])[None, None]
-    return key.value, value.value, mask_BxHxTxS, None
-
-
-# Attention of an RNN decoder over encoder states (Bahdanau et al. 2015; Luong et al. 2015).
-
-SOURCE_SCORES = ('additive', 'general', 'dot')
