@@ -60,7 +60,6 @@ class Data:
   # (train batch, global stream rows [b], seed) -> batch: per-row randomness of training batches (BERT's
   # masking), drawn from the row's place in the stream, so it stays exact under resume and any process count.
   augment: Callable[[Batch, np.ndarray, int], Batch] | None = dataclasses.field(default=None, repr=False)
-  meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
   def train_batches(self, *, batch_size: int, start_step: int, seed: int, process_index: int = 0,
                     process_count: int = 1) -> Iterator[Batch]:
