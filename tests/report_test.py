@@ -121,3 +121,18 @@ def test_no_plot_without_its_inputs(tmp_path):
   files = report.write_report([str(run)], str(tmp_path / 'out'))
   assert set(files) == {'markdown', 'csv'}
   assert not [f for f in os.listdir(tmp_path / 'out') if f.endswith('.png')]
+
+
+def test_seq2seq_attention_examples_and_bleu_by_length_are_plotted(tmp_path):
+  run = tmp_path / 'seq2seq'
+  run.mkdir()
+  (run / 'summary.json').write_text(json.dumps({'status': 'done', 'model': 'seq2seq', 'params': 5}))
+  (run / 'bleu_by_length.json').write_text(json.dumps({'bucket_width_tokens': 5, 'greedy': [
+      {'min_len': 0, 'max_len': 4, 'sentences': 3, 'bleu': 30.0}, {'min_len': 5, 'max_len': 9, 'sentences': 2,
+                                                                    'bleu': 20.0}]}))
+  w = np.full((3, 4), 0.25, np.float32)  # the layout seqmodels/data/translation.py writes
+  np.savez(run / 'attention_maps.npz', count=np.asarray(2), weights_0=w, src_0=np.array(list('abcd')),
+           tgt_0=np.array(['x', 'y', '</s>']), weights_1=w[:2], src_1=np.array(list('abcd')), tgt_1=np.array(['x', 'y']))
+  files = report.write_report([str(run)], str(tmp_path / 'out'))
+  for kind in ('bleu_by_length', 'attention seq2seq'):
+    assert open(files[kind], 'rb').read().startswith(PNG), kind

@@ -1,24 +1,37 @@
-"""Character-level LM: RNN vs LSTM vs GRU vs GPT at about the same parameter count (bits per character).
+"""Character-level LM: n-gram, RNN, LSTM, GRU, minGRU, minLSTM and GPT at about the same size (bits per character).
 
   python launch.py --config=experiments/configs/char_lm.py:small --config.data.path=../shared/data/tinyshakespeare.txt \
       --sweep=experiments/sweeps/char_lm_archs.py:small --workdir=runs/char_lm_small
 
 'small' (~280k parameters each, for experiments/configs/char_lm.py:small on a CPU) or the full variant (~4.2M each,
-for the full char_lm config on a GPU). Models not in seqmodels.models.registry are left out.
+for the full char_lm config on a GPU). The n-gram is counted, not trained: its size is its order. Models not in
+seqmodels.models.registry are left out.
 """
 
-from seqmodels import sweep
 from seqmodels.models import registry
 
-# model -> (width, layers, heads) at about the same parameter count (vocabulary ~65 characters)
+# model -> the overrides that give it about the same parameter count (vocabulary ~65 characters)
 SIZES = {
-    'small': {'rnn': (248, 2, 4), 'lstm': (128, 2, 4), 'gru': (148, 2, 4), 'gpt': (104, 2, 4)},
-    'full': {'rnn': (1000, 2, 8), 'lstm': (512, 2, 8), 'gru': (590, 2, 8), 'gpt': (336, 3, 6)},
+    'small': {
+        'ngram': {'model.order': 5},
+        'rnn': {'model.width': 248, 'model.layers': 2},
+        'lstm': {'model.width': 128, 'model.layers': 2},
+        'gru': {'model.width': 148, 'model.layers': 2},
+        'mingru': {'model.width': 248, 'model.layers': 2},
+        'minlstm': {'model.width': 204, 'model.layers': 2},
+        'gpt': {'model.width': 104, 'model.layers': 2, 'model.heads': 4},
+    },
+    'full': {
+        'ngram': {'model.order': 7},
+        'rnn': {'model.width': 1000, 'model.layers': 2},
+        'lstm': {'model.width': 512, 'model.layers': 2},
+        'gru': {'model.width': 590, 'model.layers': 2},
+        'mingru': {'model.width': 1000, 'model.layers': 2},
+        'minlstm': {'model.width': 824, 'model.layers': 2},
+        'gpt': {'model.width': 336, 'model.layers': 3, 'model.heads': 6},
+    },
 }
 
 
 def get_sweep(arg: str = ''):
-  models = {m: s for m, s in SIZES[arg or 'full'].items() if m in registry.MODELS}
-  return sweep.zip_(sweep.sweep('model.name', list(models)),
-                    *(sweep.sweep(f'model.{f}', [s[i] for s in models.values()])
-                      for i, f in enumerate(('width', 'layers', 'heads'))))
+  return [{'model.name': m, **o} for m, o in SIZES[arg or 'full'].items() if m in registry.MODELS]

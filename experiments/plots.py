@@ -1,0 +1,250 @@
+"""The report's PNG plots (matplotlib, Agg backend); each returns its path, or None when its inputs are absent.
+
+Input formats (cost.json, gradient_flow.json, attention_maps.npz, bleu_by_length.json) are specified in
+experiments/report.py, which calls these.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from experiments.report import (as_float, by_setting, get_field, is_task_data, length_axis, read_json,
+                                read_metrics)
+
+
+def _pyplot():
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def _plain_log_labels(ax) -> None:
+  """Plain-number labels (0.5, 2, 20) on a log y axis, denser when it spans few decades; call after plotting."""
+  from matplotlib import ticker
+  lo, hi = ax.get_ylim()
+  decades = math.log10(hi / lo) if lo > 0 and hi > lo else 10
+  keep = '123456789' if decades < 1.2 else '25' if decades < 3 else ''
+  ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f'{v:g}'))
+  ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f'{v:g}' if f'{v:.0e}'[0] in keep else ''))
+
+
+def _ticks_at(ax, values) -> None:
+  """x ticks exactly at the swept values (a log x axis otherwise labels 6x10^1 and the like)."""
+  from matplotlib import ticker
+  values = sorted(set(values))
+  ax.set_xticks(values, [str(v) for v in values])
+  ax.xaxis.set_minor_locator(ticker.NullLocator())
+
+
+def _save(fig, path: str) -> str:
+  fig.tight_layout()
+  fig.savefig(path, dpi=110, bbox_inches='tight')
+  _pyplot().close(fig)
+  return path
+
+
+def _save_with_legend(fig, handles, path: str) -> str:
+  """Saves `fig` with one legend for all its panels below them (long run names do not cover the data)."""
+  fig.tight_layout()
+  fig.legend(handles=handles, loc='upper center', ncol=min(2, len(handles)), fontsize=8, bbox_to_anchor=(0.5, 0.0),
+             frameon=False)
+  fig.savefig(path, dpi=110, bbox_inches='tight')
+  _pyplot().close(fig)
+  return path
+
+
+def learning_curves(runs: list[dict[str, Any]], path: str) -> str | None:
+  """Train and eval loss vs step, one line per run, a colour per setting (its seeds share it); with a swept
+  length, one column of panels per length."""
+  axis = length_axis(runs)
+  series = by_setting(runs, axis)
+  curves = [(i, r, read_metrics(r['dir'])) for i, members in enumerate(series.values()) for r in members]
+  curves = [c for c in curves if any('loss' in m for m in c[2])]
+  if not curves:
+    return None
+  plt = _pyplot()
+  from matplotlib.lines import Line2D
+  lengths = sorted({get_field(r['config'], axis[0]) for _, r, _ in curves}) if axis else [None]
+  if len(lengths) > 1:  # a row per split, a column per length
+    fig, grid = plt.subplots(2, len(lengths), figsize=(4.2 * max(len(lengths), 3), 8), squeeze=False)
+    axes = grid
+  else:  # train and eval side by side
+    fig, grid = plt.subplots(1, 2, figsize=(13, 4.8), squeeze=False)
+    axes = [[grid[0][0]], [grid[0][1]]]
+  colours = plt.get_cmap('tab10' if len(series) <= 10 else 'tab20')
+  names = list(series)
+  for i, r, metrics in curves:
+    col = lengths.index(get_field(r['config'], axis[0])) if axis else 0
+    for row, split in enumerate(('train', 'eval')):
+      # a resumed run logs again the steps after its checkpoint: the last record of a step wins
+      pts = sorted({m['step']: m['loss'] for m in metrics if m.get('split') == split and 'loss' in m}.items())
+      if pts:
+        axes[row][col].plot(*zip(*pts), color=colours(i % colours.N), marker='o' if split == 'eval' else None,
+                            markersize=3, linewidth=1.3, alpha=0.85)
+  for col, length in enumerate(lengths):
+    for row, split in enumerate(('train', 'eval')):
+      ax = axes[row][col]
+      where = f' ({axis[0]}={length})' if axis else ''
+      ax.set(title=f'{split} loss{where}', xlabel='training step', ylabel='loss (nats/token)', yscale='log')
+      _plain_log_labels(ax)
+      ax.grid(True, which='both', alpha=0.3)
+  fig.suptitle('Learning curves')
+  return _save_with_legend(fig, [Line2D([], [], color=colours(i % colours.N), label=n) for i, n in enumerate(names)],
+                           path)
+
+
+def metric_vs_length(runs: list[dict[str, Any]], path: str) -> str | None:
+  """Final eval bits/token and (sequence) accuracy vs the swept length, one line per setting, ± std over seeds."""
+  axis = length_axis(runs)
+  if axis is None:
+    return None
+  field = axis[0]
+  done = [r for r in runs if r['status'] == 'done' and r['config']]
+  acc = 'eval.sequence_accuracy' if any(is_task_data(r) for r in done) else 'eval.accuracy'
+  metrics = [('eval.bits_per_token', 'eval bits/token'), (acc, acc.split('.')[1].replace('_', ' '))]
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8))
+  for ax, (key, label) in zip(axes, metrics):
+    for name, members in by_setting(done, axis).items():
+      by_len: dict[Any, list] = {}
+      for r in members:
+        by_len.setdefault(get_field(r['config'], field), []).append(as_float(get_field(r['summary'], key)))
+      xs = sorted(by_len)
+      ax.errorbar(xs, [np.mean(by_len[x]) for x in xs], marker='o', capsize=3, label=name,
+                  yerr=[np.std(by_len[x], ddof=1) if len(by_len[x]) > 1 else 0 for x in xs])
+    ax.set(title=f'final {label} vs {field}', xlabel=field, ylabel=label, xscale='log')
+    _ticks_at(ax, [get_field(r['config'], field) for r in done])
+    ax.grid(True, alpha=0.3)
+  return _save_with_legend(fig, axes[0].get_legend_handles_labels()[0], path)
+
+
+def cost_vs_length(cost_files: list[str], path: str) -> str | None:
+  """Step time and peak memory vs sequence length from cost.json files, one line per model (log-log)."""
+  lines: dict[str, list] = {}
+  for p in cost_files:
+    data = read_json(p) or {}
+    prefix = f'{os.path.basename(os.path.dirname(p))}: ' if len(cost_files) > 1 else ''
+    for e in data.get('entries', []):
+      lines.setdefault(prefix + str(e.get('label') or e.get('model', '?')), []).append(e)
+  panels = [(k, t, y) for k, t, y in (('step_ms', 'step time', 'ms per step'),
+                                      ('peak_memory_bytes', 'peak memory', 'MiB'))
+            if any(as_float(e.get(k)) == as_float(e.get(k)) for es in lines.values() for e in es)]
+  if not panels:
+    return None
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+  for ax, (key, title, unit) in zip(axes[0], panels):
+    for label, es in lines.items():
+      pts = sorted((e['seq_len'], as_float(e.get(key)) / (2**20 if key == 'peak_memory_bytes' else 1)) for e in es)
+      pts = [p for p in pts if math.isfinite(p[1])]
+      if pts:
+        ax.plot(*zip(*pts), marker='o', label=label)
+    ax.set(title=f'{title} vs sequence length', xlabel='sequence length (tokens)', ylabel=unit, xscale='log',
+           yscale='log')
+    _ticks_at(ax, [e['seq_len'] for es in lines.values() for e in es])
+    _plain_log_labels(ax)
+    ax.grid(True, which='both', alpha=0.3)
+    ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def gradient_flow(files: list[str], path: str) -> str | None:
+  """||dL/dh_t|| vs the distance from the loss position, log y, one line per model and site."""
+  series = []
+  for p in files:
+    data = read_json(p) or {}
+    for s in data.get('series', []):
+      norms = np.asarray(s.get('norms', []), np.float64)
+      if norms.size:
+        pos = data.get('loss_position', s.get('loss_position', len(norms) - 1))
+        pos = pos % len(norms)
+        label = s.get('label') or ' '.join(str(x) for x in (s.get('model', ''), s.get('site', '')) if x)
+        label += f' (step {s["step"]})' if s.get('step') is not None else ''
+        series.append((label, pos - np.arange(len(norms)), norms))
+  if not series:
+    return None
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(7.5, 4.8))
+  for label, distance, norms in series:
+    keep = (distance >= 0) & (norms > 0)
+    ax.plot(distance[keep], norms[keep], marker='.', label=label)
+  ax.set(title='Gradient flow through time', xlabel='time-step distance from the loss (T_loss - t)',
+         ylabel='||dL/dh_t|| (mean over the batch)', yscale='log')
+  ax.grid(True, which='both', alpha=0.3)
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def _attention_panels(z, max_layers: int = 6, max_heads: int = 8, max_examples: int = 8):
+  """[(title, weights [Tq, Tk], key tokens, query tokens, key label, query label)], one row of the grid each."""
+  if 'count' in z.files:  # seq2seq examples (seqmodels/data/translation.py): target x source
+    return [[(f'example {i}', z[f'weights_{i}'], z.get(f'src_{i}'), z.get(f'tgt_{i}'), 'source', 'target')]
+            for i in range(min(int(z['count']), max_examples))]
+  layers = sorted((k for k in z.files if re.fullmatch(r'layer\d+', k)), key=lambda k: int(k[5:]))[:max_layers]
+  q_tok = z['query_tokens'] if 'query_tokens' in z.files else z['tokens'] if 'tokens' in z.files else None
+  k_tok = z['key_tokens'] if 'key_tokens' in z.files else q_tok
+  rows = []
+  for name in layers:
+    m = np.asarray(z[name], np.float32).reshape((-1,) + z[name].shape[-2:])[:max_heads]
+    rows.append([(f'{name} head {h}', m[h], k_tok, q_tok, 'key position', 'query position') for h in range(len(m))])
+  return rows
+
+
+def attention(npz_path: str, path: str, title: str) -> str | None:
+  """Heatmaps of attention weights: a row per layer (a column per head), or one panel per seq2seq example."""
+  with np.load(npz_path, allow_pickle=False) as z:
+    rows = _attention_panels(z)
+  if not rows:
+    return None
+  plt = _pyplot()
+  if len(rows[0]) == 1 and len(rows) > 1:  # one panel per example: lay them out in rows of up to 4
+    panels = [r[0] for r in rows]
+    rows = [panels[i:i + 4] for i in range(0, len(panels), 4)]
+  cols = max(len(r) for r in rows)
+  fig, axes = plt.subplots(len(rows), cols, figsize=(3.2 * cols + 1, 3.0 * len(rows) + 0.6), squeeze=False)
+  for ax_row, row in zip(axes, rows):
+    for ax, panel in itertools.zip_longest(ax_row, row):
+      if panel is None:
+        ax.axis('off')
+        continue
+      name, w, k_tok, q_tok, k_label, q_label = panel
+      im = ax.imshow(np.asarray(w, np.float32), cmap='viridis', vmin=0, vmax=max(float(np.max(w)), 1e-9),
+                     aspect='auto')
+      ax.set_title(name, fontsize=9)
+      ax.set_xlabel(k_label, fontsize=8)
+      ax.set_ylabel(q_label, fontsize=8)
+      if k_tok is not None and len(k_tok) <= 40:
+        ax.set_xticks(range(len(k_tok)), [str(t) for t in k_tok], fontsize=6, rotation=90)
+      if q_tok is not None and len(q_tok) <= 40:
+        ax.set_yticks(range(len(q_tok)), [str(t) for t in q_tok], fontsize=6)
+      fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+  fig.suptitle(f'Attention weights: {title}')
+  return _save(fig, path)
+
+
+def bleu_by_length(runs: list[dict[str, Any]], path: str) -> str | None:
+  """BLEU per source-length bucket (bleu_by_length.json of seq2seq runs), one line per run and decoding."""
+  lines = []
+  for r in runs:
+    data = read_json(os.path.join(r['dir'], 'bleu_by_length.json')) or {}
+    for decoding, buckets in data.items():
+      if isinstance(buckets, list) and buckets:
+        pts = [((b['min_len'] + b['max_len']) / 2, b['bleu']) for b in buckets]
+        lines.append((f'{r["name"]} ({decoding})', pts))
+  if not lines:
+    return None
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(7.5, 4.8))
+  for label, pts in lines:
+    ax.plot(*zip(*pts), marker='o', label=label)
+  ax.set(title='BLEU vs source sentence length', xlabel='source length (tokens, bucket middle)', ylabel='BLEU')
+  ax.grid(True, alpha=0.3)
+  ax.legend(fontsize=8)
+  return _save(fig, path)
