@@ -99,6 +99,19 @@ def validate(config) -> None:
   _check(m.embed >= 0, f'config.model.embed={m.embed!r} must be >= 0 (0 means the same as width)')
   _check(m.ffn >= 0, f'config.model.ffn={m.ffn!r} must be >= 0 (0 means 4 * width)')
   _fraction(m.dropout, 'model.dropout')
+  _check(m.recurrent_init_scale > 0, f'config.model.recurrent_init_scale={m.recurrent_init_scale!r} must be > 0 '
+         '(1.0 is the plain orthogonal init)')
+  _check(m.recurrent_init_scale == 1.0 or DATASET_KINDS.get(d.name) == 'regression', 'config.model.'
+         f'recurrent_init_scale={m.recurrent_init_scale!r} is honoured by the regressors (data.name=adding) only: '
+         'leave it at 1.0 for language models')
+  if m.name == 'ngram':
+    _positive(config, 'model', 'order')
+    _check(0 <= m.discount <= 1, f'config.model.discount={m.discount!r} must be in [0, 1] (0 means modified '
+           'Kneser-Ney discounts estimated from the counts)')
+  if m.name == 'transformer_regressor':
+    _positive(config, 'model', 'heads')
+    _check(m.width % m.heads == 0, f'config.model.heads={m.heads} does not divide config.model.width={m.width}: '
+           'choose heads that divide width')
   if m.name in ('gpt', 'bert', 'transformer'):
     _positive(config, 'model', 'heads')
     divisors = [h for h in range(1, m.width + 1) if m.width % h == 0][:8]

@@ -23,7 +23,8 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('model.dropout', 1.5, ['config.model.dropout', '[0, 1)']),
     ('model.heads', 3, ['config.model.heads=3', 'does not divide', 'config.model.width']),
     ('data.name', 'imagenet', ['config.data.name', 'choose one of']),
-    ('data.name', 'adding', ["config.model.name='lstm' cannot train on config.data.name='adding'", 'regression']),
+    ('model.name', 'transformer_regressor', ["config.model.name='transformer_regressor' cannot train on "
+                                             "config.data.name='copy'", 'a lm task']),
     ('data.max_len', 0, ['config.data.max_len', 'positive']),
     ('data.min_len', 20, ['config.data.min_len', 'max_len']),
     ('optim.lr', -1.0, ['config.optim.lr', '> 0']),

@@ -17,6 +17,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.dropout = 0.0
   c.model.forget_bias = 1.0        # LSTM forget-gate bias at init
   c.model.unroll = 1               # lax.scan unroll (recurrent speed knob; same function)
+  c.model.recurrent_init_scale = 1.0  # rnn/lstm/gru: multiplies the orthogonal recurrent init (> 1: exploding)
+  c.model.order = 3                # ngram: n, the longest n-gram counted (context of n - 1 tokens)
+  c.model.discount = 0.0           # ngram: Kneser-Ney discount D in (0, 1]; 0 means modified KN (D1, D2, D3+
+                                   # estimated per order from counts-of-counts, Chen & Goodman 1998)
   c.model.pre_ln = False           # transformer: LayerNorm before each sublayer (True) or after (False, the paper)
   c.model.share_embeddings = True  # transformer: one embedding for source, target and output layer
   c.model.attention = 'none'       # seq2seq_*: none | additive (Bahdanau) | general | dot (Luong)

@@ -13,16 +13,25 @@ is computed, because L(h + eps) and L(h) have the same derivative at eps = 0. Tw
     path through later steps (an RNN's output sequence is the wrong place: the layer above reads h_T only at T).
     Modules without a site (e.g. a Transformer `Block`) get one on their output with `perturb_outputs_of=(Block,)`.
 Both return the mean over the batch of per-example norms, float32 [T] (one array per site for the second).
+
+From the command line, for finished runs (config.json + the latest checkpoint in each workdir):
+  python -m seqmodels.analysis.gradient_flow --workdir=RUN [--workdir=RUN2 ...] [--out=FILE] [--batch_size=16]
+writes gradient_flow.json (into each RUN, or all series into FILE) in the format experiments/report.py plots.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+import argparse
+import json
+import os
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 Array = jax.Array
 
@@ -93,3 +102,88 @@ def decay_rate(norms_T: Array | np.ndarray, skip_last: int = 1) -> float:
   n = np.asarray(norms_T, np.float64)[:len(norms_T) - skip_last]
   distance = np.arange(len(n))[::-1] + skip_last
   return float(np.polyfit(distance, np.log(np.maximum(n, 1e-300)), 1)[0])
+
+
+def _loss_at(kind: str, position: int) -> Callable:
+  """Per-example loss read at one position: the LM's cross-entropy there, or the regressor's squared error."""
+  def lm_loss(batch):
+    def loss(logits_BxTxV):
+      ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV[:, position].astype(jnp.float32),
+                                                             batch['targets'][:, position])
+      return ce_B * batch['weights'][:, position]
+    return loss
+
+  def regression_loss(batch):
+    return lambda pred_B: batch['mask'][:, 0] * (pred_B - batch['target']) ** 2
+
+  return regression_loss if kind == 'regression' else lm_loss
+
+
+def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | None = None) -> list[dict]:
+  """Gradient-flow series of a finished run: one {model, site, step, loss_position, norms} per perturbation site.
+
+  The loss is read at `loss_position` (default: the last position any row of the first validation batch
+  weights, for LMs; the last step for regression, whose prediction reads the final state) with the parameters of
+  the run's latest checkpoint. Attention models get their sites on the output of every Transformer block.
+  """
+  import ml_collections  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
+  from seqmodels.data import pipeline  # noqa: PLC0415
+  from seqmodels.layers.transformer import Block  # noqa: PLC0415
+  from seqmodels.models import registry  # noqa: PLC0415
+  from seqmodels.train import checkpoint, steps  # noqa: PLC0415
+
+  with open(os.path.join(workdir, 'config.json')) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  pipeline.prepare(config.data)
+  data = pipeline.load(config.data)
+  model = registry.build(config.model, data, jnp.float32)
+  objective = steps.OBJECTIVES[data.kind]
+  batch = next(iter(data.eval_batches(batch_size=batch_size, max_batches=1)))
+  inputs = objective.inputs(batch)
+  params = jax.jit(lambda r: model.init({'params': r}, *inputs, train=False)['params'])(jax.random.PRNGKey(0))
+  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
+  params, _, fresh = checkpoint.load_matching_params(workdir, params, jax.tree.map(lambda _: replicated, params))
+  if fresh:
+    raise ValueError(f'{workdir}: the latest checkpoint lacks parameters {fresh}: is config.json from this run?')
+  ckpts = os.path.join(workdir, 'checkpoints')
+  step = max(int(d) for d in os.listdir(ckpts) if d.isdigit())
+  if loss_position is None:
+    if data.kind == 'regression':
+      loss_position = int(np.asarray(batch['mask']).sum(-1).max()) - 1
+    else:
+      loss_position = int(np.nonzero(np.asarray(batch['weights']).sum(0))[0].max())
+  loss_fn = _loss_at(data.kind, loss_position)(batch)
+  try:
+    norms = perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False)
+  except ValueError:  # no recurrent perturbation site: an attention model, perturbed at each block's output
+    norms = perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False,
+                                        perturb_outputs_of=(Block,))
+  return [{'model': config.model.name, 'site': site, 'step': step, 'loss_position': loss_position,
+           'norms': [float(v) for v in np.asarray(n)]} for site, n in sorted(norms.items())]
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description='||dL/dh_t|| of finished runs -> gradient_flow.json')
+  parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
+  parser.add_argument('--out', default='', help='one JSON for all runs (default: RUN/gradient_flow.json each)')
+  parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
+  parser.add_argument('--loss_position', type=int, default=None, help='where the loss is read (default: last)')
+  args = parser.parse_args(argv)
+  everything = []
+  for workdir in args.workdir:
+    series = run_gradient_flow(workdir, args.batch_size, args.loss_position)
+    everything += series
+    if not args.out:
+      with open(os.path.join(workdir, 'gradient_flow.json'), 'w') as f:
+        json.dump({'series': series}, f)
+    for s in series:
+      print(f'{workdir}: {s["model"]} {s["site"]}: decay rate {decay_rate(s["norms"][:s["loss_position"] + 1]):+.3f}'
+            ' log-norm per step')
+  if args.out:
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, 'w') as f:
+      json.dump({'series': everything}, f)
+
+
+if __name__ == '__main__':
+  main()

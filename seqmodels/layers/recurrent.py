@@ -117,6 +117,7 @@ class RecurrentLayer(nn.Module):
   dtype: Any = jnp.float32
   kernel_init: Callable = nn.initializers.lecun_normal()
   recurrent_init: Callable = nn.initializers.orthogonal()
+  recurrent_init_scale: float = 1.0  # multiplies recurrent_init (> 1 with tanh: exploding gradients, Pascanu 2013)
 
   @nn.compact
   def __call__(self, x_BxTxD, mask_BxT=None, carry0=None):
@@ -149,7 +150,8 @@ class RecurrentLayer(nn.Module):
   def _recurrent_init(self, key, shape, dtype):
     # Orthogonal per gate block, so each gate's recurrent matrix is orthogonal.
     keys = jax.random.split(key, GATES[self.cell])
-    return jnp.concatenate([self.recurrent_init(k, (shape[0], self.H), dtype) for k in keys], axis=-1)
+    return self.recurrent_init_scale * jnp.concatenate(
+        [self.recurrent_init(k, (shape[0], self.H), dtype) for k in keys], axis=-1)
 
 
 class Recurrent(nn.Module):
@@ -158,7 +160,7 @@ class Recurrent(nn.Module):
   x_BxTxD -> (y_BxTxH or y_BxTx2H when bidirectional, final carries: one per layer and direction).
   `carry0` is None or a list with one carry per layer (per direction: [fwd, bwd] per layer when bidirectional).
   `cell` is rnn | lstm | gru (RecurrentLayer) or mingru | minlstm (MinRNNLayer, parallel scan; `forget_bias`
-  and `unroll` do not apply to those).
+  and `unroll` do not apply to those, nor `recurrent_init_scale`: they have no recurrent matrix).
   """
   cell: str
   H: int
@@ -168,6 +170,7 @@ class Recurrent(nn.Module):
   forget_bias: float = 0.0
   unroll: int = 1
   dtype: Any = jnp.float32
+  recurrent_init_scale: float = 1.0  # RecurrentLayer's orthogonal recurrent init is multiplied by this
 
   @nn.compact
   def __call__(self, x_BxTxD, mask_BxT=None, carry0=None, *, train: bool = False):
@@ -175,7 +178,7 @@ class Recurrent(nn.Module):
       layer = functools.partial(MinRNNLayer, self.cell, self.H, dtype=self.dtype)
     else:
       layer = functools.partial(RecurrentLayer, self.cell, self.H, self.forget_bias, self.unroll,
-                                dtype=self.dtype)
+                                dtype=self.dtype, recurrent_init_scale=self.recurrent_init_scale)
     dirs = 2 if self.bidirectional else 1
     finals = []
     x = x_BxTxD

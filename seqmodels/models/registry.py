@@ -11,6 +11,8 @@ from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTPretrain
 from seqmodels.models.gpt import GPT, GPTConfig
 from seqmodels.models.rnn_classifier import RNNClassifier, RNNClassifierConfig
 from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig
+from seqmodels.models.rnn_regressor import (RNNRegressor, RNNRegressorConfig, TransformerRegressor,
+                                            TransformerRegressorConfig)
 from seqmodels.models.transformer import Transformer, TransformerConfig
 from seqmodels.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
@@ -19,6 +21,7 @@ from seqmodels.models.seq2seq import Seq2Seq, Seq2SeqConfig
 class Entry:
   build: Callable[..., nn.Module]  # (model_cfg, data, dtype) -> module; data gives vocab_size, seq_len, ...
   kinds: tuple[str, ...]           # task kinds (seqmodels.train.steps.OBJECTIVES) the module's outputs serve
+  trained_by: str = 'gradient'     # 'counting': fitted in one pass by seqmodels/train/count.py, no module
 
 
 def _rnn_lm(cell: str) -> Callable[..., nn.Module]:
@@ -26,6 +29,29 @@ def _rnn_lm(cell: str) -> Callable[..., nn.Module]:
     return RNNLM(RNNLMConfig(V=data.vocab_size, cell=cell, E=m.embed or m.width, H=m.width, N=m.layers,
                              dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll, dtype=dtype))
   return build
+
+
+def _recurrent(cell: str) -> Callable[..., nn.Module]:
+  """A recurrent LM for token tasks; a many-to-one regressor for 'regression' tasks (the adding problem)."""
+  lm = _rnn_lm(cell)
+
+  def build(m, data, dtype: Any) -> nn.Module:
+    if getattr(data, 'kind', 'lm') != 'regression':
+      return lm(m, data, dtype)
+    return RNNRegressor(RNNRegressorConfig(cell=cell, H=m.width, N=m.layers, dropout=m.dropout,
+                                           forget_bias=m.forget_bias, recurrent_init_scale=m.recurrent_init_scale,
+                                           unroll=m.unroll, dtype=dtype))
+  return build
+
+
+def _transformer_regressor(m, data, dtype: Any) -> nn.Module:
+  return TransformerRegressor(TransformerRegressorConfig(L=data.seq_len, D=m.width, N=m.layers, H=m.heads,
+                                                         F=m.ffn or 4 * m.width, dropout=m.dropout, dtype=dtype))
+
+
+def _counted(m, data, dtype: Any) -> nn.Module:
+  raise ValueError(f'model {m.name!r} is fitted by counting, not built as a module: '
+                   'seqmodels.train.count.fit_and_evaluate runs it')
 
 
 def _gpt(m, data, dtype: Any) -> nn.Module:
@@ -68,9 +94,13 @@ def _rnn_classifier(cell: str) -> Callable[..., nn.Module]:
 
 
 MODELS: dict[str, Entry] = {
-    'rnn': Entry(_rnn_lm('rnn'), kinds=('lm',)),
-    'lstm': Entry(_rnn_lm('lstm'), kinds=('lm',)),
-    'gru': Entry(_rnn_lm('gru'), kinds=('lm',)),
+    'rnn': Entry(_recurrent('rnn'), kinds=('lm', 'regression')),
+    'lstm': Entry(_recurrent('lstm'), kinds=('lm', 'regression')),
+    'gru': Entry(_recurrent('gru'), kinds=('lm', 'regression')),
+    'mingru': Entry(_recurrent('mingru'), kinds=('lm', 'regression')),
+    'minlstm': Entry(_recurrent('minlstm'), kinds=('lm', 'regression')),
+    'transformer_regressor': Entry(_transformer_regressor, kinds=('regression',)),
+    'ngram': Entry(_counted, kinds=('lm',), trained_by='counting'),  # seqmodels/models/ngram.py
     'gpt': Entry(_gpt, kinds=('lm',)),
     'transformer': Entry(_transformer, kinds=('seq2seq',)),
     'bert': Entry(_bert, kinds=('mlm', 'classify')),

@@ -21,7 +21,7 @@ from seqmodels.data import pipeline
 from seqmodels.models import registry
 from seqmodels.train import optim, sharding, steps
 from seqmodels.train import state as state_lib
-from seqmodels.train import checkpoint
+from seqmodels.train import checkpoint, count
 from seqmodels.train.checkpoint import Checkpointer
 from seqmodels.train.metrics import MetricWriter, Progress
 
@@ -120,6 +120,8 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   Returns the run summary (also written to workdir/summary.json on completion). `stop_after` ends this call
   after that many steps as if preempted (checkpoint saved, status 'preempted'); rerunning resumes exactly.
   """
+  if registry.MODELS[config.model.name].trained_by == 'counting':  # the n-gram LM: one counting pass, no steps
+    return count.fit_and_evaluate(config, workdir)
   t_start = time.time()
   tc = config.train
   primary = jax.process_index() == 0

@@ -142,6 +142,36 @@ SEQ2SEQ = Objective(inputs=lambda b: (b['src'], b['tgt_in']), loss=lambda o, b: 
                     final_eval=_seq2seq_final_eval)
 OBJECTIVES['seq2seq'] = SEQ2SEQ
 
+# Adding-problem accuracy: a prediction counts as right within this absolute error (Hochreiter & Schmidhuber 1997,
+# experiment 4: "absolute error below 0.04").
+REGRESSION_TOLERANCE = 0.04
+
+
+def _regression_eval_sums(pred_B, batch):
+  """Sums over real rows (padding rows of eval batches are all zero, mask included): squared error, count, hits."""
+  w_B = batch['mask'][:, 0].astype(jnp.float32)
+  err_B = pred_B.astype(jnp.float32) - batch['target'].astype(jnp.float32)
+  return {'squared_error': (w_B * err_B**2).sum(), 'rows': w_B.sum(),
+          'within': (w_B * (jnp.abs(err_B) < REGRESSION_TOLERANCE)).sum()}
+
+
+def regression_metrics(t: dict) -> dict:
+  """loss = mse (mean squared error per row); accuracy = fraction of rows within REGRESSION_TOLERANCE."""
+  rows = jnp.maximum(t['rows'], 1.0)
+  mse = t['squared_error'] / rows
+  return {'loss': mse, 'mse': mse, 'accuracy': t['within'] / rows}
+
+
+def _regression_loss(pred_B, batch):
+  m = regression_metrics(_regression_eval_sums(pred_B, batch))
+  return m.pop('loss'), {'accuracy': m['accuracy']}
+
+
+# Many-to-one regression (the adding problem): {values, markers, mask} [b, T] in, prediction_B out, one target per row.
+REGRESSION = Objective(inputs=lambda b: (b['values'], b['markers'], b['mask']), loss=_regression_loss,
+                       eval_sums=_regression_eval_sums, finalize=_floats(regression_metrics))
+OBJECTIVES['regression'] = REGRESSION
+
 
 def global_norm(tree) -> jax.Array:
   """sqrt of the sum of squares of every leaf (what clip_by_global_norm clips)."""

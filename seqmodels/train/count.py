@@ -1,0 +1,110 @@
+"""Training by counting: the n-gram LM (seqmodels/models/ngram.py) fitted in one pass over the training tokens.
+
+The n-gram has no parameters to descend on, so it skips the gradient loop but keeps its contract: the same eval
+sums and metrics as the neural LMs (steps.token_metrics over the validation split), the same metrics.jsonl and
+summary.json fields, so experiments/report.py puts it in the same table. In the summary, `params` is the number of
+stored n-gram counts (every order), `tokens_per_sec` the counting throughput, and `unseen_context_fraction`
+{order k: share of evaluated positions whose (k-1)-token context never occurs in training} shows the sparsity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from seqmodels.data import pipeline
+from seqmodels.models import ngram
+from seqmodels.train import steps
+from seqmodels.train.metrics import MetricWriter
+
+TEXT_STREAMS = ('text', 'tiny_shakespeare')  # datasets whose training rows are windows of one running text
+_CHUNK = 4096
+
+
+def training_tokens(data: pipeline.Data, data_cfg) -> np.ndarray:
+  """The training split as one 1-D token stream, in order.
+
+  Windows of running text are stitched back into the text (each window contributes its first `stride` tokens,
+  so overlapping windows count once); independent sequences (synthetic tasks, lm1b sentences) are each
+  [first input, targets...] with padding dropped, one after the other.
+  """
+  examples = data.splits['train']
+  rows = [examples.gather(np.arange(i, min(i + _CHUNK, examples.size))) for i in range(0, examples.size, _CHUNK)]
+  if data_cfg.name in TEXT_STREAMS:
+    stride = data_cfg.stride or data_cfg.seq_len
+    if stride <= data.seq_len:
+      last = rows[-1]
+      tail = np.concatenate([last['inputs'][-1, stride:], last['targets'][-1, -1:]])
+      return np.concatenate([r['inputs'][:, :stride].ravel() for r in rows] + [tail]).astype(np.int64)
+  parts = []
+  for r in rows:
+    seq_BxL = np.concatenate([r['inputs'][:, :1], r['targets']], axis=1)
+    parts.append(seq_BxL[seq_BxL != pipeline.PAD] if data_cfg.name not in TEXT_STREAMS else seq_BxL.ravel())
+  return np.concatenate(parts).astype(np.int64)
+
+
+def evaluate(model: ngram.NGramLM, data: pipeline.Data, batch_size: int, max_batches: int | None,
+             split: str = 'validation') -> tuple[dict[str, float], dict[int, float]]:
+  """(steps.token_metrics of the summed eval sums, {order: unseen-context fraction}) over the split."""
+  totals: dict[str, float] = {}
+  unseen = {k: 0.0 for k in range(2, model.order + 1)}
+  positions = dict(unseen)
+  for batch in data.eval_batches(batch_size=batch_size, split=split, max_batches=max_batches):
+    sums = model.eval_sums(batch)
+    totals = {k: totals.get(k, 0.0) + v for k, v in sums.items()}
+    w_BxT = np.asarray(batch['weights'], np.float64)
+    for k, frac in model.unseen_context_fraction(batch).items():
+      n = w_BxT[:, k - 2:].sum()  # positions t >= k - 2 have a full (k-1)-token context in their row
+      if n > 0:
+        unseen[k] += frac * n
+        positions[k] += n
+  fractions = {k: unseen[k] / positions[k] if positions[k] > 0 else float('nan') for k in unseen}
+  return steps.token_metrics(totals), fractions
+
+
+def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
+  """Fits config.model (order, discount) on the training tokens, evaluates it, writes the run's files."""
+  from seqmodels.train import loop  # noqa: PLC0415  (loop dispatches here; code_version lives there)
+  t_start = time.time()
+  primary = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+  if primary:
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json_best_effort(indent=2))
+  pipeline.prepare(config.data)
+  data = pipeline.load(config.data)
+  if data.kind != 'lm':
+    raise ValueError(f'config.model.name={config.model.name!r} models token streams; '
+                     f'config.data.name={config.data.name!r} is a {data.kind} task')
+  m = config.model
+  tokens = training_tokens(data, config.data)
+  t_fit = time.time()
+  model = ngram.fit(tokens, m.order, data.vocab_size, discount=m.discount or None)
+  fit_seconds = time.time() - t_fit
+  train_metrics = {'tokens': float(tokens.size), 'tokens_per_sec': tokens.size / max(fit_seconds, 1e-9)}
+  eval_metrics, unseen = evaluate(model, data, config.train.batch_size, config.train.eval_batches or None)
+  writer = MetricWriter(workdir, enabled=primary)
+  writer.write(1, 'train', train_metrics)
+  writer.write(1, 'eval', {**eval_metrics, **{f'unseen_context_{k}': v for k, v in unseen.items()}})
+  writer.close()
+  summary = {
+      'status': 'done', 'model': m.name, 'data': config.data.name,
+      'params': int(sum(t.keys.size for t in model.tables)), 'step': 1, 'num_steps': 1,
+      'train': train_metrics, 'eval': eval_metrics, 'best_eval_loss': eval_metrics['loss'], 'best_step': 1,
+      'tokens_per_sec': train_metrics['tokens_per_sec'], 'train_seconds': fit_seconds,
+      'wall_seconds': time.time() - t_start, 'devices': jax.device_count(), 'processes': jax.process_count(),
+      'platform': 'cpu', 'commit': loop.code_version(),
+      'peak_memory_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+      'order': model.order, 'discounts': {k + 1: list(t.discounts) for k, t in enumerate(model.tables)},
+      'unseen_context_fraction': unseen,
+  }
+  if primary:
+    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
+      json.dump(summary, f, indent=2)
+  return summary

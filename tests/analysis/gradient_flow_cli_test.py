@@ -1,0 +1,45 @@
+"""The gradient-flow CLI: a finished run's checkpoint -> gradient_flow.json that experiments/report.py plots."""
+
+import json
+
+import numpy as np
+
+from experiments import report
+from experiments.configs.base import get_base_config
+from seqmodels.analysis import gradient_flow
+from seqmodels.train import loop
+
+
+def _run(tmp_path, name, data='copy'):
+  c = get_base_config()
+  c.data.name, c.data.min_len, c.data.max_len, c.data.num_symbols = data, 4, 4, 4
+  c.data.num_train, c.data.num_validation, c.data.num_test = 64, 16, 8
+  c.data.data_dir = str(tmp_path / 'tfds')
+  c.model.name, c.model.width, c.model.layers, c.model.heads = name, 16, 1, 2
+  c.train.num_steps, c.train.batch_size, c.train.log_every = 2, 8, 1
+  c.train.eval_every = c.train.checkpoint_every = 2
+  workdir = str(tmp_path / 'runs' / f'{name}_{data}')
+  loop.train_and_evaluate(c, workdir)
+  return workdir
+
+
+def test_cli_writes_the_json_the_report_plots(tmp_path):
+  runs = [_run(tmp_path, 'rnn'), _run(tmp_path, 'gpt')]
+  out = tmp_path / 'runs' / 'gradient_flow.json'
+  gradient_flow.main(sum((['--workdir', r] for r in runs), []) + ['--out', str(out)])
+  series = json.loads(out.read_text())['series']
+  assert {s['model'] for s in series} == {'rnn', 'gpt'}
+  T = 2 * 4 + 2
+  for s in series:
+    assert len(s['norms']) == T and s['step'] == 2 and s['loss_position'] == T - 1
+    assert np.all(np.isfinite(s['norms'])) and s['norms'][s['loss_position']] > 0
+  assert any(s['site'].endswith('h') for s in series if s['model'] == 'rnn')
+  report.write_report([str(tmp_path / 'runs')], str(tmp_path / 'report'))
+  assert (tmp_path / 'report' / 'gradient_flow.png').stat().st_size > 0
+
+
+def test_regression_runs_read_the_loss_at_their_last_step(tmp_path):
+  workdir = _run(tmp_path, 'gru', 'adding')
+  gradient_flow.main(['--workdir', workdir, '--batch_size', '4'])
+  (series,) = json.loads((tmp_path / 'runs' / 'gru_adding' / 'gradient_flow.json').read_text())['series']
+  assert series['loss_position'] == 3 and len(series['norms']) == 4 and series['site'] == 'rnn/layer0/h'

@@ -1,0 +1,78 @@
+"""Training by counting: the n-gram run writes the neural runs' summary fields, and its loss is NGramLM.nll."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments.configs.base import get_base_config
+from seqmodels import validation
+from seqmodels.data import pipeline
+from seqmodels.models import ngram
+from seqmodels.train import count, loop
+
+
+def _config(tmp_path, name='ngram'):
+  c = get_base_config()
+  c.data.name, c.data.min_len, c.data.max_len, c.data.num_symbols = 'copy', 2, 6, 4
+  c.data.num_train, c.data.num_validation, c.data.num_test = 256, 40, 8
+  c.data.data_dir = str(tmp_path / 'tfds')
+  c.model.name, c.model.width, c.model.layers, c.model.order = name, 16, 1, 3
+  c.train.num_steps, c.train.batch_size, c.train.log_every, c.train.eval_every = 2, 16, 1, 2
+  return c
+
+
+def test_ngram_run_writes_the_summary_of_a_neural_run_and_its_loss_is_the_mean_nll(tmp_path):
+  c = _config(tmp_path)
+  validation.validate(c)
+  summary = loop.train_and_evaluate(c, str(tmp_path / 'ngram'))
+  neural = loop.train_and_evaluate(_config(tmp_path, 'lstm'), str(tmp_path / 'lstm'))
+  written = json.loads((tmp_path / 'ngram' / 'summary.json').read_text())
+  assert set(json.loads((tmp_path / 'lstm' / 'summary.json').read_text())) <= set(written)
+  assert set(written['eval']) == set(neural['eval'])
+  assert written['params'] > 0 and written['tokens_per_sec'] > 0
+  assert set(written['unseen_context_fraction']) == {'2', '3'}
+  lines = [json.loads(l) for l in (tmp_path / 'ngram' / 'metrics.jsonl').read_text().splitlines()]
+  assert [l['split'] for l in lines] == ['train', 'eval']
+
+  data = pipeline.load(c.data)
+  model = ngram.fit(count.training_tokens(data, c.data), 3, data.vocab_size)
+  nll, n = 0.0, 0.0
+  for batch in data.eval_batches(batch_size=16):
+    nll += float((model.nll(batch) * batch['weights']).sum())
+    n += float(batch['weights'].sum())
+  np.testing.assert_allclose(summary['eval']['loss'], nll / n, rtol=1e-9)
+  assert summary['params'] == sum(t.keys.size for t in model.tables)
+
+
+def test_training_tokens_stitch_text_windows_back_into_the_stream():
+  stream = np.arange(23) % 7
+  windows = pipeline._windows(stream, seq_len=5, stride=5)
+  data = pipeline.Data('lm', 7, 5, {'train': windows})
+  cfg = get_base_config().data
+  cfg.name, cfg.seq_len = 'text', 5
+  got = count.training_tokens(data, cfg)
+  np.testing.assert_array_equal(got, stream[:len(got)])
+  assert len(got) >= len(stream) - 5
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('order', 0, 'config.model.order=0 must be a positive integer'),
+    ('discount', 1.5, 'config.model.discount=1.5 must be in [0, 1]'),
+    ('recurrent_init_scale', 0.0, 'config.model.recurrent_init_scale=0.0 must be > 0'),
+])
+def test_bad_new_fields_fail_with_one_line_naming_the_field(tmp_path, field, value, message):
+  c = _config(tmp_path)
+  c.model[field] = value
+  with pytest.raises(validation.ConfigError) as e:
+    validation.validate(c)
+  assert message in str(e.value) and '\n' not in str(e.value)
+
+
+def test_recurrent_init_scale_is_refused_where_it_would_be_ignored(tmp_path):
+  c = _config(tmp_path, 'rnn')
+  c.model.recurrent_init_scale = 3.0
+  with pytest.raises(validation.ConfigError, match='config.model.recurrent_init_scale=3.0 is honoured by'):
+    validation.validate(c)
+  c.data.name = 'adding'
+  validation.validate(c)
