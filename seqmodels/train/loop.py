@@ -211,6 +211,9 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
     timer = time.time()
 
   try:
+    if start >= tc.num_steps:  # finished before, but its summary was not written: evaluate the final state again
+      eval_metrics = evaluate(eval_step, objective, state.params, data, local_batch, batch_sh,
+                              tc.eval_batches or None)
     for step in range(start + 1, tc.num_steps + 1):
       state, m = train_step(state, sharding.global_batch(next(batches), batch_sh))
       pending.append(m)

@@ -42,6 +42,9 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
   _assert_trees_equal(full['state'].params, resumed['state'].params)
   _assert_trees_equal(full['state'].opt_state, resumed['state'].opt_state)
   assert (tmp_path / 'resumed' / 'summary.json').exists()
+  (tmp_path / 'resumed' / 'summary.json').unlink()  # finished, but the summary was lost: rerun re-evaluates
+  again = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))
+  assert again['step'] == 12 and again['eval']['loss'] == resumed['eval']['loss']
   lines = (tmp_path / 'resumed' / 'metrics.jsonl').read_text().splitlines()
   assert any('"split": "eval"' in l for l in lines) and any('"split": "train"' in l for l in lines)
 
