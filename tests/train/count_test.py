@@ -13,12 +13,14 @@ from seqmodels.train import count, loop
 
 
 def _config(tmp_path, name='ngram'):
+  # The neural run has the config of tests/analysis/gradient_flow_cli_test.py's: its compilations are cached.
   c = get_base_config()
-  c.data.name, c.data.min_len, c.data.max_len, c.data.num_symbols = 'copy', 2, 6, 4
-  c.data.num_train, c.data.num_validation, c.data.num_test = 256, 40, 8
+  c.data.name, c.data.min_len, c.data.max_len, c.data.num_symbols = 'copy', 4, 4, 4
+  c.data.num_train, c.data.num_validation, c.data.num_test = 64, 16, 8
   c.data.data_dir = str(tmp_path / 'tfds')
-  c.model.name, c.model.width, c.model.layers, c.model.order = name, 16, 1, 3
-  c.train.num_steps, c.train.batch_size, c.train.log_every, c.train.eval_every = 2, 16, 1, 2
+  c.model.name, c.model.width, c.model.layers, c.model.heads, c.model.order = name, 16, 1, 2, 3
+  c.train.num_steps, c.train.batch_size, c.train.log_every = 2, 8, 1
+  c.train.eval_every = c.train.checkpoint_every = 2
   return c
 
 
@@ -26,9 +28,9 @@ def test_ngram_run_writes_the_summary_of_a_neural_run_and_its_loss_is_the_mean_n
   c = _config(tmp_path)
   validation.validate(c)
   summary = loop.train_and_evaluate(c, str(tmp_path / 'ngram'))
-  neural = loop.train_and_evaluate(_config(tmp_path, 'lstm'), str(tmp_path / 'lstm'))
+  neural = loop.train_and_evaluate(_config(tmp_path, 'rnn'), str(tmp_path / 'rnn'))
   written = json.loads((tmp_path / 'ngram' / 'summary.json').read_text())
-  assert set(json.loads((tmp_path / 'lstm' / 'summary.json').read_text())) <= set(written)
+  assert set(json.loads((tmp_path / 'rnn' / 'summary.json').read_text())) <= set(written)
   assert set(written['eval']) == set(neural['eval'])
   assert written['params'] > 0 and written['tokens_per_sec'] > 0
   assert set(written['unseen_context_fraction']) == {'2', '3'}
@@ -38,7 +40,7 @@ def test_ngram_run_writes_the_summary_of_a_neural_run_and_its_loss_is_the_mean_n
   data = pipeline.load(c.data)
   model = ngram.fit(count.training_tokens(data, c.data), 3, data.vocab_size)
   nll, n = 0.0, 0.0
-  for batch in data.eval_batches(batch_size=16):
+  for batch in data.eval_batches(batch_size=8):
     nll += float((model.nll(batch) * batch['weights']).sum())
     n += float(batch['weights'].sum())
   np.testing.assert_allclose(summary['eval']['loss'], nll / n, rtol=1e-9)
