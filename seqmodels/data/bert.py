@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from seqmodels.data import pipeline, tokenizers
+from seqmodels.data import builders, pipeline, tokenizers
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 NUM_SPECIALS = 4
@@ -212,8 +212,12 @@ def prepare(data_cfg, directory: str) -> None:
   if data_cfg.source in ('', 'shuffled'):
     return
   kwargs = {'data_dir': directory, 'file_format': 'array_record'}
-  builder = GlueSst2(config='sst2', **kwargs) if data_cfg.source == 'glue/sst2' else tfds.builder(
-      data_cfg.source, **kwargs)
+  if data_cfg.source == 'glue/sst2':
+    builder = GlueSst2(config='sst2', **kwargs)
+  elif data_cfg.source == 'lm1b':
+    builder = builders.Lm1b(**kwargs)  # TF-free, same files as the official builder
+  else:
+    builder = tfds.builder(data_cfg.source, **kwargs)
   if not builder.is_prepared():
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
 
