@@ -37,6 +37,18 @@ def _fraction(value, field: str, upper_inclusive: bool = False) -> None:
   _check(ok, f'config.{field}={value!r} must be in {interval}')
 
 
+def _check_bert_data(d) -> None:
+  from seqmodels.data import bert as bert_data  # noqa: PLC0415  (data stays out of validation's import time)
+  sources = bert_data.MLM_SOURCES if d.name == 'mlm' else bert_data.CLASSIFY_SOURCES
+  _check(d.source in sources, f'config.data.source={d.source!r} is not a {d.name} source: choose one of '
+         f'{", ".join(repr(s) for s in sources)} (\'\' reads config.data.path)')
+  if d.source in ('', 'shuffled'):
+    _check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)), f'config.data.path={d.path!r} is not a '
+           'file: point it at a local text file (mlm, classify source shuffled) or a TSV/CSV (classify)')
+  _check(0 < d.mask_prob < 1, f'config.data.mask_prob={d.mask_prob!r} must be in (0, 1); BERT uses 0.15')
+  _check(d.seq_len >= 8, f'config.data.seq_len={d.seq_len!r} is too short for [CLS] A [SEP] B [SEP]: use >= 8')
+
+
 def _check_seq2seq(config) -> None:
   """Encoder-decoder model, translation data and decoding settings (seqmodels/models/seq2seq.py)."""
   m, d, dc = config.model, config.data, config.decode
@@ -78,18 +90,6 @@ def _check_seq2seq(config) -> None:
     _check(dc[field] >= 0, f'config.decode.{field}={dc[field]!r} must be >= 0')
 
 
-def _check_bert_data(d) -> None:
-  from seqmodels.data import bert as bert_data  # noqa: PLC0415  (data stays out of validation's import time)
-  sources = bert_data.MLM_SOURCES if d.name == 'mlm' else bert_data.CLASSIFY_SOURCES
-  _check(d.source in sources, f'config.data.source={d.source!r} is not a {d.name} source: choose one of '
-         f'{", ".join(repr(s) for s in sources)} (\'\' reads config.data.path)')
-  if d.source in ('', 'shuffled'):
-    _check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)), f'config.data.path={d.path!r} is not a '
-           'file: point it at a local text file (mlm, classify source shuffled) or a TSV/CSV (classify)')
-  _check(0 < d.mask_prob < 1, f'config.data.mask_prob={d.mask_prob!r} must be in (0, 1); BERT uses 0.15')
-  _check(d.seq_len >= 8, f'config.data.seq_len={d.seq_len!r} is too short for [CLS] A [SEP] B [SEP]: use >= 8')
-
-
 def validate(config) -> None:
   """Raises ConfigError for the first problem found in `config` (no JAX devices are touched)."""
   m, d, o, t = config.model, config.data, config.optim, config.train
@@ -101,9 +101,6 @@ def validate(config) -> None:
   _fraction(m.dropout, 'model.dropout')
   _check(m.recurrent_init_scale > 0, f'config.model.recurrent_init_scale={m.recurrent_init_scale!r} must be > 0 '
          '(1.0 is the plain orthogonal init)')
-  _check(m.recurrent_init_scale == 1.0 or DATASET_KINDS.get(d.name) == 'regression', 'config.model.'
-         f'recurrent_init_scale={m.recurrent_init_scale!r} is honoured by the regressors (data.name=adding) only: '
-         'leave it at 1.0 for language models')
   if m.name == 'ngram':
     _positive(config, 'model', 'order')
     _check(0 <= m.discount <= 1, f'config.model.discount={m.discount!r} must be in [0, 1] (0 means modified '

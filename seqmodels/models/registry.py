@@ -10,10 +10,10 @@ import flax.linen as nn
 from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTPretrain
 from seqmodels.models.gpt import GPT, GPTConfig
 from seqmodels.models.rnn_classifier import RNNClassifier, RNNClassifierConfig
+from seqmodels.models.transformer import Transformer, TransformerConfig
 from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig
 from seqmodels.models.rnn_regressor import (RNNRegressor, RNNRegressorConfig, TransformerRegressor,
                                             TransformerRegressorConfig)
-from seqmodels.models.transformer import Transformer, TransformerConfig
 from seqmodels.models.seq2seq import Seq2Seq, Seq2SeqConfig
 
 
@@ -27,7 +27,8 @@ class Entry:
 def _rnn_lm(cell: str) -> Callable[..., nn.Module]:
   def build(m, data, dtype: Any) -> nn.Module:
     return RNNLM(RNNLMConfig(V=data.vocab_size, cell=cell, E=m.embed or m.width, H=m.width, N=m.layers,
-                             dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll, dtype=dtype))
+                             dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll,
+                             recurrent_init_scale=m.recurrent_init_scale, dtype=dtype))
   return build
 
 
@@ -59,17 +60,6 @@ def _gpt(m, data, dtype: Any) -> nn.Module:
                        F=m.ffn or 4 * m.width, dropout=m.dropout, dtype=dtype))
 
 
-def _seq2seq(cell: str) -> Callable[..., nn.Module]:
-  def build(m, data, dtype: Any) -> nn.Module:
-    meta = getattr(data, 'meta', {})
-    return Seq2Seq(Seq2SeqConfig(
-        V_src=meta.get('src_vocab_size', data.vocab_size), V_tgt=data.vocab_size, cell=cell, E=m.embed or m.width,
-        H=m.width, N=m.layers, bidirectional=m.encoder_bidirectional, attention=m.attention, A=m.attention_width,
-        feed_context=m.feed_context, teacher_forcing=m.teacher_forcing, dropout=m.dropout,
-        forget_bias=m.forget_bias, unroll=m.unroll, dtype=dtype))
-  return build
-
-
 def _bert(m, data, dtype: Any) -> nn.Module:
   c = BERTConfig(V=data.vocab_size, L=data.seq_len, D=m.width, N=m.layers, H=m.heads, F=m.ffn or 4 * m.width,
                  C=data.meta.get('num_classes', 2), dropout=m.dropout, dtype=dtype)
@@ -93,6 +83,17 @@ def _rnn_classifier(cell: str) -> Callable[..., nn.Module]:
   return build
 
 
+def _seq2seq(cell: str) -> Callable[..., nn.Module]:
+  def build(m, data, dtype: Any) -> nn.Module:
+    meta = getattr(data, 'meta', {})
+    return Seq2Seq(Seq2SeqConfig(
+        V_src=meta.get('src_vocab_size', data.vocab_size), V_tgt=data.vocab_size, cell=cell, E=m.embed or m.width,
+        H=m.width, N=m.layers, bidirectional=m.encoder_bidirectional, attention=m.attention, A=m.attention_width,
+        feed_context=m.feed_context, teacher_forcing=m.teacher_forcing, dropout=m.dropout,
+        forget_bias=m.forget_bias, unroll=m.unroll, dtype=dtype))
+  return build
+
+
 MODELS: dict[str, Entry] = {
     'rnn': Entry(_recurrent('rnn'), kinds=('lm', 'regression')),
     'lstm': Entry(_recurrent('lstm'), kinds=('lm', 'regression')),
@@ -102,12 +103,12 @@ MODELS: dict[str, Entry] = {
     'transformer_regressor': Entry(_transformer_regressor, kinds=('regression',)),
     'ngram': Entry(_counted, kinds=('lm',), trained_by='counting'),  # seqmodels/models/ngram.py
     'gpt': Entry(_gpt, kinds=('lm',)),
-    'transformer': Entry(_transformer, kinds=('seq2seq',)),
-    'bert': Entry(_bert, kinds=('mlm', 'classify')),
-    'lstm_classifier': Entry(_rnn_classifier('lstm'), kinds=('classify',)),
     'seq2seq_rnn': Entry(_seq2seq('rnn'), kinds=('seq2seq',)),
     'seq2seq_lstm': Entry(_seq2seq('lstm'), kinds=('seq2seq',)),
     'seq2seq_gru': Entry(_seq2seq('gru'), kinds=('seq2seq',)),
+    'transformer': Entry(_transformer, kinds=('seq2seq',)),
+    'bert': Entry(_bert, kinds=('mlm', 'classify')),
+    'lstm_classifier': Entry(_rnn_classifier('lstm'), kinds=('classify',)),
 }
 
 

@@ -20,6 +20,7 @@ class RNNLMConfig:
   N: int = 2             # layers
   dropout: float = 0.0   # on embeddings, between layers and before the output layer
   forget_bias: float = 1.0
+  recurrent_init_scale: float = 1.0  # multiplies the orthogonal recurrent init (> 1: exploding gradients)
   unroll: int = 1        # lax.scan unroll factor (speed knob only)
   dtype: Any = jnp.float32
 
@@ -34,5 +35,6 @@ class RNNLM(nn.Module):
     drop = lambda y: nn.Dropout(c.dropout, deterministic=not train)(y)
     x_BxTxE = drop(nn.Embed(c.V, c.E, name='embed')(tokens_BxT))
     h_BxTxH, _ = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
+                           recurrent_init_scale=c.recurrent_init_scale,
                            dtype=c.dtype, name='rnn')(x_BxTxE, train=train)
     return nn.Dense(c.V, dtype=c.dtype, name='head')(drop(h_BxTxH)).astype(jnp.float32)

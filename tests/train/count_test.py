@@ -1,14 +1,18 @@
 """Training by counting: the n-gram run writes the neural runs' summary fields, and its loss is NGramLM.nll."""
 
 import json
+import types
 
+import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from experiments.configs.base import get_base_config
 from seqmodels import validation
 from seqmodels.data import pipeline
-from seqmodels.models import ngram
+from seqmodels.models import ngram, registry
 from seqmodels.train import count, loop
 
 
@@ -71,10 +75,18 @@ def test_bad_new_fields_fail_with_one_line_naming_the_field(tmp_path, field, val
   assert message in str(e.value) and '\n' not in str(e.value)
 
 
-def test_recurrent_init_scale_is_refused_where_it_would_be_ignored(tmp_path):
+def test_recurrent_init_scale_is_honoured_by_language_models_too(tmp_path):
   c = _config(tmp_path, 'rnn')
   c.model.recurrent_init_scale = 3.0
-  with pytest.raises(validation.ConfigError, match='config.model.recurrent_init_scale=3.0 is honoured by'):
-    validation.validate(c)
-  c.data.name = 'adding'
   validation.validate(c)
+  data = types.SimpleNamespace(vocab_size=7, seq_len=5, kind='lm')
+  tokens = jnp.zeros((1, 5), jnp.int32)
+  init = lambda scale: registry.build(_with_scale(c.model, scale), data, jnp.float32).init(
+      jax.random.PRNGKey(0), tokens)['params']['rnn']['layer0']['wh']
+  np.testing.assert_allclose(init(3.0), 3.0 * init(1.0), rtol=1e-6)
+
+
+def _with_scale(model_cfg, scale):
+  m = ml_collections.ConfigDict(model_cfg.to_dict())
+  m.recurrent_init_scale = scale
+  return m

@@ -45,3 +45,15 @@ def test_clipping_bounds_the_update_of_a_huge_gradient():
   np.testing.assert_allclose(jnp.linalg.norm(clipped['w']), 1.0, rtol=1e-5)
   updates, _ = tx.update(g, tx.init(params), params)
   assert np.all(np.isfinite(updates['w'])) and np.all(np.abs(updates['w']) <= 1.0 + 1e-5)
+
+
+def test_clipping_survives_gradients_whose_squares_overflow_float32():
+  clip = optim.clip_by_global_norm(1.0)
+  g = {'a': jnp.full(3, 1e30, jnp.float32), 'b': jnp.array([-1e30, 0.0], jnp.float32)}
+  clipped, _ = clip.update(g, clip.init(g))
+  np.testing.assert_allclose(np.linalg.norm(np.concatenate([clipped['a'], clipped['b']])), 1.0, rtol=1e-5)
+  small = {'a': jnp.array([0.3, 0.4])}  # norm 0.5 <= 1: unchanged
+  np.testing.assert_array_equal(clip.update(small, clip.init(small))[0]['a'], small['a'])
+  ref = optax.clip_by_global_norm(1.0)
+  g = {'a': jnp.array([3.0, 4.0]), 'b': jnp.array([12.0])}
+  np.testing.assert_allclose(clip.update(g, None)[0]['a'], ref.update(g, ref.init(g))[0]['a'], rtol=1e-6)
