@@ -7,18 +7,30 @@ get_config('SIZE,VARIANT'), both optional (default 'cpu,gru_additive'):
            gru_context   GRU, the context feeds every decoder step and the output (Cho et al. 2014)
            gru_additive  GRU + additive attention (Bahdanau et al. 2015)
            lstm_general  LSTM + multiplicative 'general' attention (Luong et al. 2015)
-The sweep experiments/sweeps/translate.py runs the four variants on the same data; BLEU by source length lands in
+           transformer   the encoder-decoder Transformer (Vaswani et al. 2017), post-LN; on CPU it needs more
+                         steps than the RNNs (it stays flat for ~400 steps before it learns the task)
+The sweep experiments/sweeps/translate.py runs the five variants on the same data; BLEU by source length lands in
 each run's bleu_by_length.json (the Bahdanau et al. figure), attention heatmaps in attention_maps.npz.
 """
 
 from experiments.configs.base import get_base_config
 
-VARIANTS = {  # variant -> (model.name, model.attention, model.feed_context)
-    'lstm': ('seq2seq_lstm', 'none', False),
-    'gru_context': ('seq2seq_gru', 'none', True),
-    'gru_additive': ('seq2seq_gru', 'additive', False),
-    'lstm_general': ('seq2seq_lstm', 'general', False),
-}
+VARIANTS = ('lstm', 'gru_context', 'gru_additive', 'lstm_general', 'transformer')
+
+
+def variant_overrides(variant: str, size: str = 'cpu') -> dict:
+  """The config fields that make `variant` (the same for a config arg and for a sweep trial)."""
+  rnn = lambda name, attention, context: {'model.name': name, 'model.attention': attention,
+                                          'model.feed_context': context}
+  if variant == 'transformer':
+    if size == 'cpu':
+      return {'model.name': 'transformer', 'model.width': 96, 'model.layers': 2, 'model.heads': 4,
+              'optim.lr': 1e-3, 'optim.warmup_steps': 100, 'train.num_steps': 1500}
+    return {'model.name': 'transformer', 'model.width': 512, 'model.layers': 6, 'model.heads': 8,
+            'model.dropout': 0.1, 'optim.lr': 7e-4, 'optim.warmup_steps': 4000}
+  return {'lstm': rnn('seq2seq_lstm', 'none', False), 'gru_context': rnn('seq2seq_gru', 'none', True),
+          'gru_additive': rnn('seq2seq_gru', 'additive', False),
+          'lstm_general': rnn('seq2seq_lstm', 'general', False)}[variant]
 
 
 def get_config(arg: str = ''):
@@ -29,7 +41,6 @@ def get_config(arg: str = ''):
   if unknown:
     raise ValueError(f'translate.py:{arg}: unknown {unknown}; use cpu|full and one of {", ".join(VARIANTS)}')
   c = get_base_config()
-  c.model.name, c.model.attention, c.model.feed_context = VARIANTS[variant]
   c.data.tokenizer, c.data.shared_vocab = 'unigram', True
   if size == 'cpu':
     c.data.name = 'toy_translation'
@@ -53,4 +64,7 @@ def get_config(arg: str = ''):
     c.train.log_every, c.train.eval_every, c.train.checkpoint_every = 100, 2000, 2000
     c.train.dtype = 'bfloat16'
     c.decode.beam_size, c.decode.num_examples = 4, 0
+  for key, value in variant_overrides(variant, size).items():
+    section, field = key.split('.')
+    c[section][field] = value
   return c

@@ -1,13 +1,12 @@
-"""Context vector vs attention on one dataset: LSTM, GRU + context (Cho), GRU + additive, LSTM + general attention.
+"""Context vector vs attention vs the Transformer on one dataset: LSTM, GRU + context (Cho), GRU + additive,
+LSTM + general attention, Transformer.
 
   python launch.py --config=experiments/configs/translate.py --sweep=experiments/sweeps/translate.py
+  python launch.py --config=experiments/configs/translate.py:full --sweep=experiments/sweeps/translate.py:full
 """
 
-from experiments.configs.translate import VARIANTS
-from seqmodels import sweep
+from experiments.configs.translate import VARIANTS, variant_overrides
 
 
-def get_sweep():
-  names, attention, context = zip(*VARIANTS.values())
-  return sweep.zip_(sweep.sweep('model.name', list(names)), sweep.sweep('model.attention', list(attention)),
-                    sweep.sweep('model.feed_context', list(context)))
+def get_sweep(size: str = 'cpu'):
+  return [variant_overrides(v, size) for v in VARIANTS]
