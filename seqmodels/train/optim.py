@@ -14,18 +14,24 @@ def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
   return optax.warmup_cosine_decay_schedule(0.0, o.lr, warmup, max(num_steps, warmup + 1), o.lr * o.min_lr_ratio)
 
 
-def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
-  """optax.clip_by_global_norm, with the norm computed without overflow.
+def global_norm(tree) -> jax.Array:
+  """sqrt(sum of squares of every leaf), computed without overflow.
 
-  sum(g^2) overflows float32 for gradients above ~1e19 (exploding RNNs reach that): the norm becomes inf, the
-  scale 1/inf = 0 and training silently freezes. Dividing by the largest |g| first keeps the sum finite.
+  sum(g^2) overflows float32 for gradients above ~1e19 (exploding RNNs reach that) and the norm becomes inf.
+  Dividing by the largest |g| first keeps the sum finite.
   """
+  leaves = [x.astype(jnp.float32) for x in jax.tree.leaves(tree)]
+  peak = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves]))
+  peak = jnp.where(peak > 0, peak, 1.0)
+  return peak * jnp.sqrt(sum(jnp.sum(jnp.square(x / peak)) for x in leaves))
+
+
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+  """optax.clip_by_global_norm on the overflow-safe `global_norm`: with optax's own, an inf norm scales every
+  update by 1/inf = 0 and training silently freezes."""
   def update(updates, state, params=None):
     del params
-    leaves = [x.astype(jnp.float32) for x in jax.tree.leaves(updates)]
-    peak = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves]))
-    peak = jnp.where(peak > 0, peak, 1.0)
-    norm = peak * jnp.sqrt(sum(jnp.sum(jnp.square(x / peak)) for x in leaves))
+    norm = global_norm(updates)
     scale = jnp.where(norm > max_norm, max_norm / norm, 1.0)
     return jax.tree.map(lambda g: (g * scale).astype(g.dtype), updates), state
   return optax.GradientTransformation(lambda params: optax.EmptyState(), update)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from seqmodels.train import optim
 from seqmodels.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -173,11 +174,6 @@ REGRESSION = Objective(inputs=lambda b: (b['values'], b['markers'], b['mask']), 
 OBJECTIVES['regression'] = REGRESSION
 
 
-def global_norm(tree) -> jax.Array:
-  """sqrt of the sum of squares of every leaf (what clip_by_global_norm clips)."""
-  return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(tree)))
-
-
 def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule,
                     objective: Objective = LM) -> Callable:
   """(state, batch) -> (state, metrics): one optimizer update on the objective's mean loss."""
@@ -193,7 +189,7 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    metrics = {'loss': loss, **metrics, 'grad_norm': global_norm(grads), 'lr': schedule(state.step)}
+    metrics = {'loss': loss, **metrics, 'grad_norm': optim.global_norm(grads), 'lr': schedule(state.step)}
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   return train_step

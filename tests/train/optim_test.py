@@ -50,6 +50,7 @@ def test_clipping_bounds_the_update_of_a_huge_gradient():
 def test_clipping_survives_gradients_whose_squares_overflow_float32():
   clip = optim.clip_by_global_norm(1.0)
   g = {'a': jnp.full(3, 1e30, jnp.float32), 'b': jnp.array([-1e30, 0.0], jnp.float32)}
+  np.testing.assert_allclose(optim.global_norm(g), 2e30, rtol=1e-5)  # sqrt(4 * 1e60): finite, not inf
   clipped, _ = clip.update(g, clip.init(g))
   np.testing.assert_allclose(np.linalg.norm(np.concatenate([clipped['a'], clipped['b']])), 1.0, rtol=1e-5)
   small = {'a': jnp.array([0.3, 0.4])}  # norm 0.5 <= 1: unchanged
