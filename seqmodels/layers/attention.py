@@ -14,29 +14,51 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
-def _implementation(q: Array) -> str | None:
+def _implementation(q: Array) -> str:
   """cuDNN flash attention on GPU for half-precision inputs with a supported head size, XLA elsewhere."""
   K = q.shape[-1]
   on_gpu = jax.devices()[0].platform == 'gpu'
   if on_gpu and q.dtype in (jnp.bfloat16, jnp.float16) and K % 8 == 0 and K <= 256:
     return 'cudnn'
-  return None
+  return 'xla'
 
 
 def scaled_dot_product_attention(q_BxTxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *,
                                  causal: bool = False, q_lengths_B: Array | None = None,
                                  kv_lengths_B: Array | None = None, mask_BxHxTxS: Array | None = None,
-                                 implementation: str | None = 'auto') -> Array:
+                                 implementation: str = 'auto') -> Array:
   """softmax(Q K^T / sqrt(K)) V over heads; masks by causality, sequence lengths or an explicit mask.
 
-  Prefer `causal` and lengths: a boolean mask is materialised as a bias and rules out the cuDNN kernel.
-  Returns out_BxTxHxK in the dtype of q (the softmax is computed in float32 either way).
+  implementation: 'cudnn' (jax.nn.dot_product_attention's fused kernel), 'xla' (the two einsums below, which XLA
+  fuses), or 'auto' (cuDNN on GPU where it applies, else XLA). The XLA path is written here rather than taken from
+  jax.nn.dot_product_attention(implementation='xla'): that one vmaps over query groups, and the transposes this adds
+  made a GPT training step 20-30% slower on CPU (bench/gpt.py, 4x128 GPT, T=64). Both compute the same function
+  (tests/layers/transformer_test.py). Prefer `causal` and lengths: a boolean mask rules out the cuDNN kernel.
+  Rows of padded queries (t >= q_lengths_B) are zero. Returns out_BxTxHxK in the dtype of q; the softmax is
+  computed in float32 either way.
   """
   if implementation == 'auto':
-    implementation = None if mask_BxHxTxS is not None else _implementation(q_BxTxHxK)
-  return jax.nn.dot_product_attention(
-      q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask=mask_BxHxTxS, is_causal=causal,
-      query_seq_lengths=q_lengths_B, key_value_seq_lengths=kv_lengths_B, implementation=implementation)
+    implementation = 'xla' if mask_BxHxTxS is not None else _implementation(q_BxTxHxK)
+  if implementation != 'xla':
+    return jax.nn.dot_product_attention(
+        q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask=mask_BxHxTxS, is_causal=causal,
+        query_seq_lengths=q_lengths_B, key_value_seq_lengths=kv_lengths_B, implementation=implementation)
+  T, S = q_BxTxHxK.shape[1], k_BxSxHxK.shape[1]
+  s_BxHxTxS = jnp.einsum('bthk,bshk->bhts', q_BxTxHxK, k_BxSxHxK, preferred_element_type=jnp.float32)
+  s_BxHxTxS = s_BxHxTxS * q_BxTxHxK.shape[-1] ** -0.5
+  mask = None if mask_BxHxTxS is None else jnp.asarray(mask_BxHxTxS, bool)
+  keep = lambda m: m if mask is None else mask & m
+  if causal:
+    mask = keep((jnp.arange(T)[:, None] >= jnp.arange(S)[None, :])[None, None])
+  if kv_lengths_B is not None:
+    mask = keep((jnp.arange(S)[None, :] < kv_lengths_B[:, None])[:, None, None, :])
+  if mask is not None:
+    s_BxHxTxS = jnp.where(mask, s_BxHxTxS, jnp.finfo(jnp.float32).min)
+  p_BxHxTxS = jax.nn.softmax(s_BxHxTxS, axis=-1).astype(v_BxSxHxK.dtype)
+  out_BxTxHxK = jnp.einsum('bhts,bshk->bthk', p_BxHxTxS, v_BxSxHxK).astype(q_BxTxHxK.dtype)
+  if q_lengths_B is not None:
+    out_BxTxHxK = jnp.where((jnp.arange(T)[None, :] < q_lengths_B[:, None])[:, :, None, None], out_BxTxHxK, 0)
+  return out_BxTxHxK
 
 
 def reference_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS=None):

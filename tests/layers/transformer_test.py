@@ -49,6 +49,24 @@ def test_scaled_dot_product_attention_equals_reference_with_causal_lengths_and_e
     np.testing.assert_allclose(out, ref, atol=1e-5)
 
 
+@pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
+def test_xla_attention_path_equals_jax_dot_product_attention(dtype):
+  """Our einsum path computes what jax.nn.dot_product_attention does, for every mask kind and combination."""
+  q, k, v = (_normal(i, (B, T, H, K)).astype(dtype) for i in range(3))
+  lengths_B = jnp.array([2, 6])
+  mask = jnp.asarray(np.random.default_rng(3).random((B, H, T, T)) < 0.6).at[..., 0].set(True)
+  cases = [dict(), dict(causal=True), dict(kv_lengths_B=lengths_B), dict(causal=True, q_lengths_B=lengths_B,
+           kv_lengths_B=lengths_B), dict(mask_BxHxTxS=mask), dict(mask_BxHxTxS=mask, causal=True)]
+  for case in cases:
+    ours = jax.jit(lambda q, k, v: scaled_dot_product_attention(q, k, v, implementation='xla', **case))(q, k, v)
+    theirs = jax.nn.dot_product_attention(q, k, v, mask=case.get('mask_BxHxTxS'), is_causal=case.get('causal', False),
+                                          query_seq_lengths=case.get('q_lengths_B'),
+                                          key_value_seq_lengths=case.get('kv_lengths_B'), implementation='xla')
+    assert ours.dtype == dtype
+    np.testing.assert_allclose(np.asarray(ours, np.float32), np.asarray(theirs, np.float32),
+                               atol=1e-5 if dtype == jnp.float32 else 2e-2, err_msg=str(case))
+
+
 @pytest.mark.parametrize('pre_ln', [False, True])
 def test_causal_mask_hides_future_tokens(pre_ln):
   block = Block(H, 32, causal=True, pre_ln=pre_ln)
