@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from seqmodels.layers.minrnn import MIN_GATES
+from seqmodels.layers.recurrent import GATES
 from seqmodels.models import registry
 
 SYNTHETIC = ('copy', 'reverse', 'sort')
@@ -90,6 +92,19 @@ def _check_seq2seq(config) -> None:
     _check(dc[field] >= 0, f'config.decode.{field}={dc[field]!r} must be >= 0')
 
 
+def _check_elmo(config) -> None:
+  """The biLM and its classifier (seqmodels/models/elmo.py)."""
+  m, d = config.model, config.data
+  cells = (*GATES, *MIN_GATES)
+  _check(m.cell in cells, f'config.model.cell={m.cell!r} is not a recurrent cell: choose one of {", ".join(cells)}')
+  _check(m.embed in (0, m.width), f'config.model.embed={m.embed} differs from config.model.width={m.width}: ELMo '
+         'mixes the embedding (layer 0) with the recurrent states, so it has their width: leave embed=0')
+  if m.name == 'elmo':
+    _check(d.name in ('text', 'tiny_shakespeare', 'lm1b'), f"config.model.name='elmo' cannot train on "
+           f'config.data.name={d.name!r}: a biLM needs running text (text, tiny_shakespeare or lm1b), where every '
+           'token is real; the synthetic tasks weight only their answers')
+
+
 def validate(config) -> None:
   """Raises ConfigError for the first problem found in `config` (no JAX devices are touched)."""
   m, d, o, t = config.model, config.data, config.optim, config.train
@@ -120,6 +135,8 @@ def validate(config) -> None:
   able = sorted(n for n, e in registry.MODELS.items() if kind in e.kinds)
   _check(kind in registry.MODELS[m.name].kinds, f'config.model.name={m.name!r} cannot train on config.data.name='
          f'{d.name!r} (a {kind} task): use a model among {able or "none yet"} or another dataset')
+  if m.name in ('elmo', 'elmo_classifier'):
+    _check_elmo(config)
   if d.name in SYNTHETIC or d.name == 'adding':
     _positive(config, 'data', 'min_len', 'max_len', 'num_symbols', 'num_train', 'num_validation')
     _check(d.min_len <= d.max_len, f'config.data.min_len={d.min_len} exceeds config.data.max_len={d.max_len}:'
@@ -132,6 +149,8 @@ def validate(config) -> None:
   if m.name == 'transformer' and 'decode' in config:
     _check(config.decode.max_len <= 2 * d.seq_len, f'config.decode.max_len={config.decode.max_len} exceeds the '
            f'Transformer\'s 2 * config.data.seq_len={2 * d.seq_len} positions: lower it or raise seq_len')
+  _check(not d.byte_level or d.name == 'text', f'config.data.byte_level=True applies to data.name=\'text\' only '
+         f'({d.name!r} has its own tokens): set it False')
   if d.name == 'text':
     _check(bool(d.path), "config.data.path is empty: set it to a text file, e.g. "
            "--config.data.path=../shared/data/tinyshakespeare.txt")

@@ -28,6 +28,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.encoder_bidirectional = False  # seq2seq_*: bidirectional encoder, bridged to the decoder size
   c.model.feed_context = False     # seq2seq_*: the context vector feeds every decoder step (Cho et al. 2014)
   c.model.teacher_forcing = 1.0    # seq2seq_*: P(true previous token) in training; < 1 is scheduled sampling
+  c.model.cell = 'lstm'            # elmo, elmo_classifier: rnn | lstm | gru | mingru | minlstm of the biLM
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b | mlm | classify
@@ -41,6 +42,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.path = ''                 # text: a local text file
   c.data.seq_len = 128             # text LMs: window length
   c.data.stride = 0                # text LMs: window stride; 0 means seq_len
+  c.data.byte_level = False        # text: tokens are UTF-8 bytes + 4 specials (the ids of lm1b, mlm and classify
+                                   # data, so a model pre-trained on the file fits them) instead of its characters
   # translation (toy_translation | parallel_text | wmt14_translate/de-en | ted_hrlr_translate/pt_to_en):
   # toy_translation uses min_len/max_len (words), num_symbols (lexicon size), num_*, seed; seq_len = max tokens
   c.data.src_path = ''             # parallel_text: source file per split, with '{split}' ('corpus/{split}.de')

@@ -313,6 +313,9 @@ def load(data_cfg) -> Data:
     tokenizer = tokenizers.CharTokenizer(sources['train'].dataset_info.metadata['chars'])
     ids = {split: np.concatenate([src[i]['tokens'] for i in range(len(src))])
            for split, src in sources.items()}
+    if data_cfg.get('byte_level', False):  # the ids of lm1b, mlm and classify data: pre-training here fits them
+      chars, tokenizer = tokenizer, tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
+      ids = {split: tokenizer.encode(chars.decode(split_ids)) for split, split_ids in ids.items()}
     return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
                 tokenizer.decode)
   if name == 'tiny_shakespeare':

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import flax.linen as nn
 
 from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTPretrain
+from seqmodels.models.elmo import ELMo, ELMoClassifier, ELMoConfig
 from seqmodels.models.gpt import GPT, GPTConfig
 from seqmodels.models.rnn_classifier import RNNClassifier, RNNClassifierConfig
 from seqmodels.models.transformer import Transformer, TransformerConfig
@@ -22,6 +23,7 @@ class Entry:
   build: Callable[..., nn.Module]  # (model_cfg, data, dtype) -> module; data gives vocab_size, seq_len, ...
   kinds: tuple[str, ...]           # task kinds (seqmodels.train.steps.OBJECTIVES) the module's outputs serve
   trained_by: str = 'gradient'     # 'counting': fitted in one pass by seqmodels/train/count.py, no module
+  objective: str = ''              # the Objective it trains with when not its data's kind ('bilm': ELMo on lm data)
 
 
 def _rnn_lm(cell: str) -> Callable[..., nn.Module]:
@@ -83,6 +85,13 @@ def _rnn_classifier(cell: str) -> Callable[..., nn.Module]:
   return build
 
 
+def _elmo(m, data, dtype: Any) -> nn.Module:
+  c = ELMoConfig(V=data.vocab_size, cell=m.cell, H=m.width, N=m.layers, C=data.meta.get('num_classes', 2),
+                 dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll, dtype=dtype)
+  # The biLM is the submodule 'elmo' in both, so train.init_from moves it from pre-training to classification.
+  return ELMoClassifier(c) if data.kind == 'classify' else ELMo(c)
+
+
 def _seq2seq(cell: str) -> Callable[..., nn.Module]:
   def build(m, data, dtype: Any) -> nn.Module:
     meta = getattr(data, 'meta', {})
@@ -109,6 +118,8 @@ MODELS: dict[str, Entry] = {
     'transformer': Entry(_transformer, kinds=('seq2seq',)),
     'bert': Entry(_bert, kinds=('mlm', 'classify')),
     'lstm_classifier': Entry(_rnn_classifier('lstm'), kinds=('classify',)),
+    'elmo': Entry(_elmo, kinds=('lm',), objective='bilm'),
+    'elmo_classifier': Entry(_elmo, kinds=('classify',)),
 }
 
 

@@ -140,7 +140,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   dtype = DTYPES[tc.dtype]
   model = registry.build(config.model, data, dtype)
   tx, schedule = optim.make_optimizer(config.optim, tc.num_steps)
-  objective = steps.OBJECTIVES[data.kind]
+  objective = steps.OBJECTIVES[registry.MODELS[config.model.name].objective or data.kind]
   example = objective.inputs(next(data.eval_batches(batch_size=1, max_batches=1)))
   init = lambda rng: state_lib.create(model, tx, rng, example)
   rng = jax.random.PRNGKey(config.seed)

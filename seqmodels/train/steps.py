@@ -174,6 +174,49 @@ REGRESSION = Objective(inputs=lambda b: (b['values'], b['markers'], b['mask']), 
 OBJECTIVES['regression'] = REGRESSION
 
 
+def _bilm_window(batch):
+  """A biLM reads the whole window x_0..x_T (the inputs and the last target); a position is real where the
+  target after it is, so x_0 counts with x_1 (text windows: every position; lm1b sentences: up to EOS)."""
+  tokens_BxL = jnp.concatenate([batch['inputs'][:, :1], batch['targets']], axis=1)
+  mask_BxL = jnp.concatenate([batch['weights'][:, :1], batch['weights']], axis=1)
+  return tokens_BxL, mask_BxL
+
+
+def _bilm_eval_sums(outputs, batch):
+  """ELMo pre-training: forward predictions of x_1..x_T (the targets), backward ones of x_0..x_{T-1} (the inputs),
+  each from positions that never saw the token predicted; both weighted by `weights`."""
+  fwd_nll, tokens, fwd_correct = token_cross_entropy(outputs.fwd_BxTxV[:, :-1], batch['targets'], batch['weights'])
+  bwd_nll, _, bwd_correct = token_cross_entropy(outputs.bwd_BxTxV[:, 1:], batch['inputs'], batch['weights'])
+  return {'fwd_nll': fwd_nll, 'bwd_nll': bwd_nll, 'tokens': tokens, 'fwd_correct': fwd_correct,
+          'bwd_correct': bwd_correct}
+
+
+def bilm_metrics(t: dict) -> dict:
+  """loss = the mean of the forward and backward LM losses (nats/token), and each direction's loss and accuracy."""
+  n = jnp.maximum(t['tokens'], 1.0)
+  m = {'fwd_loss': t['fwd_nll'] / n, 'bwd_loss': t['bwd_nll'] / n, 'fwd_accuracy': t['fwd_correct'] / n,
+       'bwd_accuracy': t['bwd_correct'] / n}
+  mean = lambda k: (m[f'fwd_{k}'] + m[f'bwd_{k}']) / 2
+  return {'loss': mean('loss'), 'accuracy': mean('accuracy'), **m}
+
+
+def _bilm_loss(outputs, batch):
+  m = bilm_metrics(_bilm_eval_sums(outputs, batch))
+  return m.pop('loss'), m
+
+
+def _bilm_finalize(t: dict) -> dict:
+  m = {k: float(v) for k, v in bilm_metrics(t).items()}
+  return {**m, 'perplexity': math.exp(min(m['loss'], 700.0)), 'bits_per_token': m['loss'] / math.log(2),
+          'fwd_bits_per_token': m['fwd_loss'] / math.log(2), 'bwd_bits_per_token': m['bwd_loss'] / math.log(2)}
+
+
+# A biLM (ELMo) on lm batches: the whole window in, BiLMLogits (fwd_BxTxV, bwd_BxTxV) out; chosen by the model's
+# registry entry (Entry.objective), since its data is plain lm data.
+BILM = Objective(inputs=_bilm_window, loss=_bilm_loss, eval_sums=_bilm_eval_sums, finalize=_bilm_finalize)
+OBJECTIVES['bilm'] = BILM
+
+
 def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule,
                     objective: Objective = LM) -> Callable:
   """(state, batch) -> (state, metrics): one optimizer update on the objective's mean loss."""
