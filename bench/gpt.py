@@ -1,13 +1,24 @@
-"""GPT training speed and quality against nanoGPT, in one run, on the same text and hardware.
+"""GPT speed and quality against nanoGPT, in one run, on the same text and hardware.
 
   python bench/gpt.py --data=../shared/data/tinyshakespeare.txt [--peer=third_party/nanoGPT] [--recipe=cpu]
+  python bench/gpt.py --recipe=gpt2 [--peer=third_party/nanoGPT]           # throughput only (no data needed)
+  python bench/gpt.py --recipe=generate                                     # KV cache vs recomputing the prefix
 
 Recipes (nanoGPT's README): `cpu` = 4 layers x 128, 4 heads, context 64, batch 12, 2000 iters, dropout 0, lr 1e-3
 cosine to 1e-4, warmup 100, AdamW (0.9, 0.99), weight decay 0.1, clip 1.0; `baby` = shakespeare_char (6 x 384,
 context 256, batch 64, dropout 0.2, 5000 iters). Both sides are timed as whole processes (start-up, compilation,
 periodic evaluation included). Quality: nanoGPT reports its own estimate (eval_iters random batches); seqmodels is
 evaluated on the whole validation split (every window once), after the same number of steps.
-Prints one JSON line per case: case, implementation, device, wall_s, ms_per_step, tokens_per_s, val_loss,
+`gpt2` = GPT-2 124M (12 x 768, 12 heads, context 1024, batch 32, vocabulary 50304, no dropout): steady-state
+training steps on random tokens after a burn-in, as nanoGPT's bench.py times it (`--real_data=False`; its model has
+no biases, ours has them: 0.1% more parameters). `generate` = `--new_tokens` tokens (default 1024) greedily from a
+one-token prompt with a baby-sized GPT whose context holds them, with the KV cache and by recomputing the whole
+prefix every step (the two must give identical tokens).
+`--batch`, `--context`, `--iters` override a recipe (e.g. a CPU-sized gpt2 run); the command line is recorded.
+MFU: FLOPs per token 6N + 12 L H Q T (PaLM appendix B, as nanoGPT's estimate_mfu: N without position embeddings)
+against the peak measured here by a large matmul in the compute dtype (8192^3 bfloat16 on GPU, 2048^3 float32 on
+CPU), reported as `peak_tflops`.
+Prints one JSON line per case: case, implementation, device, wall_s, ms_per_step, tokens_per_s, val_loss, mfu,
 command, commit, date. `--peer` is a local checkout of karpathy/nanoGPT (kept out of the repository).
 """
 
@@ -16,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import re
 import shutil
@@ -31,7 +43,11 @@ RECIPES = {
                 eval_iters=20),
     'baby': dict(layers=6, heads=6, width=384, context=256, batch=64, iters=5000, dropout=0.2, eval_interval=250,
                  eval_iters=200),
+    'gpt2': dict(layers=12, heads=12, width=768, context=1024, batch=32, iters=20, dropout=0.0, vocab=50304,
+                 burn_in=10),
+    'generate': dict(layers=6, heads=6, width=384, batch=1, new_tokens=1024, vocab=65),
 }
+COMMAND = ' '.join(['python', *sys.argv])
 
 
 def _commit() -> str:
@@ -47,8 +63,137 @@ def _line(case: str, impl: str, device: str, wall_s: float, steps: int, tokens_p
   train_s = extra.pop('train_s', wall_s)
   return {'case': case, 'implementation': impl, 'device': device, 'wall_s': round(wall_s, 2),
           'ms_per_step': round(1000 * train_s / steps, 2), 'tokens_per_s': round(tokens_per_step * steps / train_s),
-          'val_loss': round(val_loss, 4), 'command': command, 'commit': _commit(),
+          'val_loss': None if math.isnan(val_loss) else round(val_loss, 4), 'command': command, 'commit': _commit(),
           'date': datetime.date.today().isoformat(), **extra}
+
+
+def flops_per_token(params, recipe: dict) -> float:
+  """6N + 12 L H Q T, N = parameters without the position table (nanoGPT's estimate_mfu)."""
+  import numpy as np
+  import jax
+  n = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params)) - int(np.prod(params['pos'].shape))
+  q = recipe['width'] // recipe['heads']
+  return 6 * n + 12 * recipe['layers'] * recipe['heads'] * q * recipe['context']
+
+
+def peak_flops(dtype: str) -> float:
+  """FLOP/s of a large square matmul in `dtype` on the default device (median of 10 after warm-up)."""
+  import jax
+  import jax.numpy as jnp
+  n = 8192 if jax.devices()[0].platform == 'gpu' else 2048
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
+  mm = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(mm(a))
+  times = []
+  for _ in range(10):
+    t0 = time.perf_counter()
+    jax.block_until_ready(mm(a))
+    times.append(time.perf_counter() - t0)
+  return 2 * n ** 3 / sorted(times)[len(times) // 2]
+
+
+_PEAK: dict[str, float] = {}
+
+
+def mfu_fields(params, recipe: dict, tokens_per_s: float, dtype: str) -> dict:
+  if dtype not in _PEAK:
+    _PEAK[dtype] = peak_flops(dtype)
+  achieved = flops_per_token(params, recipe) * tokens_per_s
+  return {'mfu': round(achieved / _PEAK[dtype], 4), 'model_tflops': round(achieved / 1e12, 3),
+          'peak_tflops': round(_PEAK[dtype] / 1e12, 2), 'peak_dtype': dtype}
+
+
+def _gpt_model(recipe: dict, dtype):
+  from seqmodels.models.gpt import GPT, GPTConfig
+  return GPT(GPTConfig(V=recipe['vocab'], L=recipe['context'], D=recipe['width'], N=recipe['layers'],
+                       H=recipe['heads'], F=4 * recipe['width'], dropout=recipe.get('dropout', 0.0), dtype=dtype))
+
+
+def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
+  """Steady-state training steps (the engine's one train step, state donated, batch sharded) on random tokens."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from experiments.configs.base import get_base_config
+  from seqmodels.train import optim, sharding, state as train_state, steps
+  on_gpu = jax.devices()[0].platform == 'gpu'
+  dtype = 'bfloat16' if on_gpu else 'float32'
+  t_start = time.time()
+  model = _gpt_model(recipe, jnp.bfloat16 if on_gpu else jnp.float32)
+  optim_cfg = get_base_config().optim
+  optim_cfg.lr, optim_cfg.b1, optim_cfg.b2, optim_cfg.weight_decay = 1e-4, 0.9, 0.95, 1e-2  # nanoGPT bench.py
+  tx, schedule = optim.make_optimizer(optim_cfg, 1000)
+  mesh = sharding.make_mesh()
+  B, T = recipe['batch'], recipe['context']
+  rng = np.random.default_rng(1337)
+  tokens = rng.integers(0, recipe['vocab'], (B, T + 1)).astype(np.int32)
+  batch = sharding.global_batch({'inputs': tokens[:, :-1], 'targets': tokens[:, 1:],
+                                 'weights': np.ones((B, T), np.float32)}, sharding.batch_sharding(mesh))
+  state = jax.jit(lambda: train_state.create(model, tx, jax.random.key(0), (jnp.zeros((1, T), jnp.int32),)),
+                  out_shardings=sharding.replicated(mesh))()
+  step = jax.jit(steps.make_train_step(model, tx, schedule), donate_argnums=0)
+  for _ in range(recipe['burn_in']):
+    state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  t0 = time.perf_counter()
+  for _ in range(recipe['iters']):
+    state, metrics = step(state, batch)
+  float(metrics['loss'])  # waits for the last step
+  dt = time.perf_counter() - t0
+  return _line(case, 'seqmodels', jax.devices()[0].device_kind, time.time() - t_start, recipe['iters'], B * T,
+               float('nan'), COMMAND, train_s=dt, dtype=dtype, batch=B, context=T,
+               **mfu_fields(state.params, recipe, B * T * recipe['iters'] / dt, dtype))
+
+
+def run_nanogpt_throughput(case: str, recipe: dict, peer: str) -> dict:
+  """nanoGPT's own bench.py (GPT-2 124M, random tokens: its 10 burn-in and 20 timed iterations)."""
+  import torch
+  cuda = torch.cuda.is_available()
+  args = [f'--batch_size={recipe["batch"]}', f'--block_size={recipe["context"]}', '--real_data=False',
+          f'--device={"cuda" if cuda else "cpu"}', f'--compile={cuda}', f'--dtype={"bfloat16" if cuda else "float32"}']
+  # bench.py calls torch.cuda.synchronize() unconditionally; on a CPU-only torch that is a no-op we supply.
+  launcher = ('import sys, torch\nif not torch.cuda.is_available(): torch.cuda.synchronize = lambda *a: None\n'
+              'sys.argv = ["bench.py", *sys.argv[1:]]\nexec(open("bench.py").read())')
+  t0 = time.time()
+  out = subprocess.run([sys.executable, '-c', launcher, *args], cwd=peer, capture_output=True, text=True)
+  wall = time.time() - t0
+  if out.returncode:
+    raise SystemExit(f'error: nanoGPT bench.py failed: {out.stderr.strip().splitlines()[-1:]}')
+  ms = float(re.findall(r'time per iteration: ([0-9.]+)ms', out.stdout)[-1])
+  B, T = recipe['batch'], recipe['context']
+  return _line(case, 'nanoGPT (PyTorch)', torch.cuda.get_device_name() if cuda else 'cpu', wall, 20, B * T,
+               float('nan'), f'python bench.py {" ".join(args)}', train_s=20 * ms / 1000,
+               dtype='bfloat16' if cuda else 'float32')
+
+
+def run_generate(case: str, recipe: dict) -> dict:
+  """Greedy generation of `new_tokens` tokens with the KV cache and by recomputing the prefix; same tokens."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from seqmodels.models import gpt
+  n = recipe['new_tokens']
+  r = dict(recipe, context=n, dropout=0.0)
+  on_gpu = jax.devices()[0].platform == 'gpu'
+  model = _gpt_model(r, jnp.bfloat16 if on_gpu else jnp.float32)
+  params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, n), jnp.int32))['params']
+  prompt = jnp.asarray(np.random.default_rng(0).integers(0, r['vocab'], (r['batch'], 1)), jnp.int32)
+  out, ms = {}, {}
+  for use_cache in (True, False):
+    run = lambda: gpt.generate(model, params, prompt, jax.random.key(1), max_new=n, use_cache=use_cache)
+    jax.block_until_ready(run())  # compile
+    times = []
+    for _ in range(3 if use_cache else 1):
+      t0 = time.perf_counter()
+      out[use_cache] = jax.block_until_ready(run())
+      times.append(time.perf_counter() - t0)
+    ms[use_cache] = 1000 * min(times) / n
+  same = bool(np.array_equal(np.asarray(out[True]), np.asarray(out[False])))
+  return {'case': case, 'implementation': 'seqmodels', 'device': jax.devices()[0].device_kind,
+          'dtype': 'bfloat16' if on_gpu else 'float32', 'layers': r['layers'], 'width': r['width'], 'batch': r['batch'],
+          'new_tokens': n, 'ms_per_token_cached': round(ms[True], 3), 'ms_per_token_recomputed': round(ms[False], 3),
+          'speedup': round(ms[False] / ms[True], 2), 'identical_tokens': same, 'command': COMMAND,
+          'commit': _commit(), 'date': datetime.date.today().isoformat()}
 
 
 def seqmodels_config(recipe: dict, data: str, device_dtype: str):
@@ -87,10 +232,11 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   full = loop.evaluate(eval_step, steps.LM, summary['state'].params, data_obj, config.train.batch_size,
                        sharding.batch_sharding(mesh), None)
   shutil.rmtree(workdir, ignore_errors=True)
-  cmd = f'python bench/gpt.py --data={data} --recipe={case}'
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, wall, recipe['iters'],
-               recipe['batch'] * recipe['context'], full['loss'], cmd, train_s=summary['train_seconds'],
-               periodic_val_loss=round(summary['eval']['loss'], 4))
+               recipe['batch'] * recipe['context'], full['loss'], COMMAND, train_s=summary['train_seconds'],
+               periodic_val_loss=round(summary['eval']['loss'], 4),
+               **mfu_fields(summary['state'].params, recipe, recipe['batch'] * recipe['context'] * recipe['iters']
+                            / summary['train_seconds'], config.train.dtype))
 
 
 def run_nanogpt(case: str, recipe: dict, data: str, peer: str) -> dict:
@@ -120,17 +266,33 @@ def run_nanogpt(case: str, recipe: dict, data: str, peer: str) -> dict:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--data', required=True, help='a text file (e.g. ../shared/data/tinyshakespeare.txt)')
+  parser.add_argument('--data', default='', help='a text file (e.g. ../shared/data/tinyshakespeare.txt)')
   parser.add_argument('--recipe', default='cpu', choices=sorted(RECIPES))
   parser.add_argument('--peer', default='', help='a nanoGPT checkout to run beside, e.g. third_party/nanoGPT')
+  for name in ('batch', 'context', 'iters', 'new_tokens'):
+    parser.add_argument(f'--{name}', type=int, default=0, help=f'override the recipe\'s {name}')
   args = parser.parse_args()
-  if not os.path.isfile(args.data):
-    raise SystemExit(f'error: --data={args.data} does not exist: pass a text file')
-  recipe = RECIPES[args.recipe]
-  rows = [run_seqmodels(args.recipe, recipe, args.data)]
-  if args.peer:
-    rows.append(run_nanogpt(args.recipe, recipe, args.data, args.peer))
-    rows[0]['speedup_vs_peer'] = round(rows[1]['wall_s'] / rows[0]['wall_s'], 3)
+  recipe = dict(RECIPES[args.recipe])
+  for name in ('batch', 'context', 'iters', 'new_tokens'):
+    if getattr(args, name):
+      recipe[name] = getattr(args, name)
+  if args.peer and not os.path.isfile(os.path.join(args.peer, 'train.py')):
+    raise SystemExit(f'error: --peer={args.peer} is not a nanoGPT checkout (no train.py): fetch karpathy/nanoGPT')
+  if args.recipe == 'generate':
+    rows = [run_generate(args.recipe, recipe)]
+  elif args.recipe == 'gpt2':
+    rows = [run_seqmodels_throughput(args.recipe, recipe)]
+    if args.peer:
+      rows.append(run_nanogpt_throughput(args.recipe, recipe, args.peer))
+      rows[0]['speedup_vs_peer'] = round(rows[0]['tokens_per_s'] / rows[1]['tokens_per_s'], 3)
+  else:
+    if not os.path.isfile(args.data):
+      raise SystemExit(f'error: --data={args.data!r} is not a file: pass a text file, e.g. '
+                       '--data=../shared/data/tinyshakespeare.txt')
+    rows = [run_seqmodels(args.recipe, recipe, args.data)]
+    if args.peer:
+      rows.append(run_nanogpt(args.recipe, recipe, args.data, args.peer))
+      rows[0]['speedup_vs_peer'] = round(rows[1]['wall_s'] / rows[0]['wall_s'], 3)
   for r in rows:
     print(json.dumps(r), flush=True)
 
