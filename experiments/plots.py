@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from experiments.report import (as_float, by_setting, get_field, is_task_data, length_axis, read_json,
-                                read_metrics)
+from experiments.report import (ADDING_MEAN_PREDICTOR_MSE, as_float, by_setting, get_field, is_regression,
+                                is_task_data, length_axis, read_json, read_metrics)
 
 
 def _pyplot():
@@ -60,58 +60,117 @@ def _save_with_legend(fig, handles, path: str) -> str:
   return path
 
 
-def learning_curves(runs: list[dict[str, Any]], path: str) -> str | None:
-  """Train and eval loss vs step, one line per run, a colour per setting (its seeds share it); with a swept
-  length, one column of panels per length."""
-  axis = length_axis(runs)
+def curve_series(runs: list[dict[str, Any]], axis) -> dict[str, list[dict[str, Any]]]:
+  """{legend label: runs}: finished runs by setting (their seeds share a colour), then every run that did not
+  finish (a crashed or diverged sweep trial) alone, its metrics.jsonl drawn up to its last logged step."""
   series = by_setting(runs, axis)
+  series.update({f'{r["name"]} ({r["status"]})': [r] for r in runs if r['status'] != 'done'})
+  return series
+
+
+def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[str, str, str, str]], title: str,
+                    threshold: str = '') -> str | None:
+  """`panels` [(split, metric, panel title, y label)] of metrics.jsonl vs step on a log y axis, one line per run, a
+  colour per setting; side by side, or with a swept length a row per panel and a column per length.
+
+  A run that did not finish ends in an x at its last logged point. Loss panels stop two decades above the highest
+  loss a finished run logged, so a diverged run leaves through the top instead of flattening the others;
+  `threshold` (a config field, e.g. 'optim.clip_norm') draws each positive value it takes as a dotted line.
+  """
+  axis = length_axis(runs)
+  series = curve_series(runs, axis)
   curves = [(i, r, read_metrics(r['dir'])) for i, members in enumerate(series.values()) for r in members]
-  curves = [c for c in curves if any('loss' in m for m in c[2])]
+  curves = [c for c in curves if any(m.get('split') == s and k in m for m in c[2] for s, k, _, _ in panels)]
   if not curves:
     return None
   plt = _pyplot()
   from matplotlib.lines import Line2D
-  lengths = sorted({get_field(r['config'], axis[0]) for _, r, _ in curves}) if axis else [None]
-  if len(lengths) > 1:  # a row per split, a column per length
-    fig, grid = plt.subplots(2, len(lengths), figsize=(4.2 * max(len(lengths), 3), 8), squeeze=False)
-    axes = grid
-  else:  # train and eval side by side
-    fig, grid = plt.subplots(1, 2, figsize=(13, 4.8), squeeze=False)
-    axes = [[grid[0][0]], [grid[0][1]]]
+  length_of = lambda r: get_field(r['config'], axis[0]) if axis else None
+  lengths = sorted({length_of(r) for _, r, _ in curves if length_of(r) is not None}) if axis else [None]
+  if len(lengths) > 1:  # a row per panel, a column per length
+    fig, axes = plt.subplots(len(panels), len(lengths), figsize=(4.2 * max(len(lengths), 3), 4 * len(panels)),
+                             squeeze=False)
+  else:  # the panels side by side
+    fig, grid = plt.subplots(1, len(panels), figsize=(max(6.5 * len(panels), 8), 4.8), squeeze=False)
+    axes = [[ax] for ax in grid[0]]
   colours = plt.get_cmap('tab10' if len(series) <= 10 else 'tab20')
   names = list(series)
+  tops = {}
   for i, r, metrics in curves:
-    col = lengths.index(get_field(r['config'], axis[0])) if axis else 0
-    for row, split in enumerate(('train', 'eval')):
+    col = lengths.index(length_of(r)) if length_of(r) in lengths else 0
+    for row, (split, key, _, _) in enumerate(panels):
       # a resumed run logs again the steps after its checkpoint: the last record of a step wins
-      pts = sorted({m['step']: m['loss'] for m in metrics if m.get('split') == split and 'loss' in m}.items())
-      if pts:
-        axes[row][col].plot(*zip(*pts), color=colours(i % colours.N), marker='o' if split == 'eval' else None,
-                            markersize=3, linewidth=1.3, alpha=0.85)
-  for col, length in enumerate(lengths):
-    for row, split in enumerate(('train', 'eval')):
+      pts = sorted({m['step']: m[key] for m in metrics if m.get('split') == split and key in m}.items())
+      pts = [(s, v) for s, v in pts if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+      if not pts:
+        continue
       ax = axes[row][col]
+      ax.plot(*zip(*pts), color=colours(i % colours.N), marker='o' if split == 'eval' else None, markersize=3,
+              linewidth=1.3, alpha=0.85)
+      if r['status'] == 'done':
+        tops[row] = max(tops.get(row, 0.0), max(v for _, v in pts))
+      else:
+        ax.plot(*pts[-1], marker='x', color=colours(i % colours.N), markersize=9, markeredgewidth=2)
+  handles = [Line2D([], [], color=colours(i % colours.N), label=n) for i, n in enumerate(names)]
+  thresholds = sorted({v for _, r, _ in curves if (v := as_float(get_field(r['config'], threshold))) > 0}
+                      ) if threshold else []
+  for col, length in enumerate(lengths):
+    for row, (split, key, name, ylabel) in enumerate(panels):
+      ax = axes[row][col]
+      for v in thresholds:
+        ax.axhline(v, color='0.3', linestyle=':', linewidth=1.2)
       where = f' ({axis[0]}={length})' if axis else ''
-      ax.set(title=f'{split} loss{where}', xlabel='training step', ylabel='loss (nats/token)', yscale='log')
+      ax.set(title=f'{name}{where}', xlabel='training step', ylabel=ylabel, yscale='log')
+      if key == 'loss' and row in tops and ax.get_ylim()[1] > 100 * tops[row]:
+        ax.set_ylim(top=100 * tops[row])
       _plain_log_labels(ax)
       ax.grid(True, which='both', alpha=0.3)
-  fig.suptitle('Learning curves')
-  return _save_with_legend(fig, [Line2D([], [], color=colours(i % colours.N), label=n) for i, n in enumerate(names)],
-                           path)
+  handles += [Line2D([], [], color='0.3', linestyle=':', label=f'{threshold}={v:g}') for v in thresholds]
+  if any(r['status'] != 'done' for _, r, _ in curves):
+    handles.append(Line2D([], [], color='0.3', marker='x', linestyle='', label='last step logged before it failed'))
+  fig.suptitle(title)
+  return _save_with_legend(fig, handles, path)
+
+
+def learning_curves(runs: list[dict[str, Any]], path: str) -> str | None:
+  """Train and eval loss vs step, one line per run, a colour per setting (its seeds share it); with a swept
+  length, one column of panels per length."""
+  done = [r for r in runs if r['status'] == 'done'] or runs
+  unit = ('MSE' if all(is_regression(r) for r in done) else 'nats/token' if not any(is_regression(r) for r in done)
+          else 'MSE or nats/token')
+  return _curves_vs_step(runs, path, [(s, 'loss', f'{s} loss', f'loss ({unit})') for s in ('train', 'eval')],
+                         'Learning curves')
+
+
+def grad_norm(runs: list[dict[str, Any]], path: str) -> str | None:
+  """The training gradient's global norm (before clipping) vs step, log scale, optim.clip_norm dotted."""
+  return _curves_vs_step(runs, path, [('train', 'grad_norm', 'gradient norm', '||grad|| (before clipping)')],
+                         'Gradient norm', threshold='optim.clip_norm')
+
+
+def length_metrics(done: list[dict[str, Any]]) -> list[tuple[str, str]]:
+  """[(summary key, label)] of metric_vs_length's panels: those of bits/token, MSE and accuracy (sequence accuracy
+  for token tasks) that some finished run has."""
+  acc = 'eval.sequence_accuracy' if any(is_task_data(r) and not is_regression(r) for r in done) else 'eval.accuracy'
+  return [(key, label) for key, label in (('eval.bits_per_token', 'eval bits/token'), ('eval.mse', 'eval MSE'),
+                                          (acc, acc.split('.')[1].replace('_', ' ')))
+          if any(math.isfinite(as_float(get_field(r['summary'], key))) for r in done)]
 
 
 def metric_vs_length(runs: list[dict[str, Any]], path: str) -> str | None:
-  """Final eval bits/token and (sequence) accuracy vs the swept length, one line per setting, ± std over seeds."""
+  """Final eval metrics vs the swept length, one line per setting, ± std over seeds: bits/token, MSE (regression
+  runs; log scale, the adding problem's mean predictor dashed) and (sequence) accuracy, each where runs have it."""
   axis = length_axis(runs)
   if axis is None:
     return None
   field = axis[0]
   done = [r for r in runs if r['status'] == 'done' and r['config']]
-  acc = 'eval.sequence_accuracy' if any(is_task_data(r) for r in done) else 'eval.accuracy'
-  metrics = [('eval.bits_per_token', 'eval bits/token'), (acc, acc.split('.')[1].replace('_', ' '))]
+  metrics = length_metrics(done)
+  if not metrics:
+    return None
   plt = _pyplot()
-  fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8))
-  for ax, (key, label) in zip(axes, metrics):
+  fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8), squeeze=False)
+  for ax, (key, label) in zip(axes[0], metrics):
     for name, members in by_setting(done, axis).items():
       by_len: dict[Any, list] = {}
       for r in members:
@@ -120,32 +179,52 @@ def metric_vs_length(runs: list[dict[str, Any]], path: str) -> str | None:
       ax.errorbar(xs, [np.mean(by_len[x]) for x in xs], marker='o', capsize=3, label=name,
                   yerr=[np.std(by_len[x], ddof=1) if len(by_len[x]) > 1 else 0 for x in xs])
     ax.set(title=f'final {label} vs {field}', xlabel=field, ylabel=label, xscale='log')
+    if key == 'eval.mse':
+      ax.set_yscale('log')
+      if all(is_regression(r) for r in done):
+        ax.axhline(ADDING_MEAN_PREDICTOR_MSE, color='0.3', linestyle='--', label='always predicting the mean, 1 '
+                   f'(MSE = Var = {ADDING_MEAN_PREDICTOR_MSE:.3g})')
+      _plain_log_labels(ax)
     _ticks_at(ax, [get_field(r['config'], field) for r in done])
-    ax.grid(True, alpha=0.3)
-  return _save_with_legend(fig, axes[0].get_legend_handles_labels()[0], path)
+    ax.grid(True, which='both' if key == 'eval.mse' else 'major', alpha=0.3)
+  handles = {l: h for ax in axes[0] for h, l in zip(*ax.get_legend_handles_labels())}
+  return _save_with_legend(fig, list(handles.values()), path)
 
 
 def cost_vs_length(cost_files: list[str], path: str) -> str | None:
-  """Step time and peak memory vs sequence length from cost.json files, one line per model (log-log)."""
+  """Step time and peak memory vs sequence length from cost.json files, one line per model (log-log).
+
+  A model's first case that did not finish (e.g. over_budget, out_of_memory) is named in its legend entry; the
+  memory panel says what its bytes are when cost.json's `memory_source` does (device peak or XLA's buffer plan).
+  """
   lines: dict[str, list] = {}
+  setups, sources = [], set()
   for p in cost_files:
     data = read_json(p) or {}
     prefix = f'{os.path.basename(os.path.dirname(p))}: ' if len(cost_files) > 1 else ''
+    setups.append(', '.join(str(x) for x in (data.get('device'), data.get('dtype'),
+                                             data.get('batch_size') and f'batch {data["batch_size"]}') if x))
     for e in data.get('entries', []):
       lines.setdefault(prefix + str(e.get('label') or e.get('model', '?')), []).append(e)
-  panels = [(k, t, y) for k, t, y in (('step_ms', 'step time', 'ms per step'),
-                                      ('peak_memory_bytes', 'peak memory', 'MiB'))
+      sources.update([e['memory_source']] if e.get('memory_source') else [])
+  memory = {'compiled': 'memory (XLA buffer plan)', 'device_peak': 'peak device memory'}.get(
+      sources.pop() if len(sources) == 1 else '', 'peak memory')
+  panels = [(k, t, y) for k, t, y in (('step_ms', 'step time', 'ms per step'), ('peak_memory_bytes', memory, 'MiB'))
             if any(as_float(e.get(k)) == as_float(e.get(k)) for es in lines.values() for e in es)]
   if not panels:
     return None
   plt = _pyplot()
   fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+  if len(set(setups)) == 1 and setups[0]:
+    fig.suptitle(f'Training step cost vs sequence length ({setups[0]})')
   for ax, (key, title, unit) in zip(axes[0], panels):
     for label, es in lines.items():
       pts = sorted((e['seq_len'], as_float(e.get(key)) / (2**20 if key == 'peak_memory_bytes' else 1)) for e in es)
       pts = [p for p in pts if math.isfinite(p[1])]
+      unfinished = sorted((e['seq_len'], e['status']) for e in es if e.get('status', 'ok') not in ('ok', 'skipped'))
+      note = f' ({unfinished[0][1].replace("_", " ")} at T={unfinished[0][0]})' if unfinished else ''
       if pts:
-        ax.plot(*zip(*pts), marker='o', label=label)
+        ax.plot(*zip(*pts), marker='o', label=label + note)
     ax.set(title=f'{title} vs sequence length', xlabel='sequence length (tokens)', ylabel=unit, xscale='log',
            yscale='log')
     _ticks_at(ax, [e['seq_len'] for es in lines.values() for e in es])

@@ -26,7 +26,9 @@ Inputs, found in every run directory under the paths (recursively):
   bleu_by_length.json {"<decoding>": [{"min_len", "max_len", "sentences", "bleu"}, ...]} (seq2seq final eval)
       -> bleu_by_length.png.
 Plots over the runs: learning_curves.png (train and eval loss vs step; a column per length when the runs differ in
-data.max_len or data.seq_len) and then metric_vs_length.png (final eval metrics vs that length, a line per model).
+data.max_len or data.seq_len; a failed run up to its last logged step, marked x), grad_norm.png (the training
+gradient's global norm before clipping vs step, log scale, optim.clip_norm dotted) and metric_vs_length.png (final eval
+bits/token, MSE for regression runs with the mean predictor's MSE dashed, and accuracy vs that length, a line per model).
 The plots are drawn by experiments/plots.py.
 """
 
@@ -52,16 +54,23 @@ NAT_TO_BIT = 1 / math.log(2)
 COLUMNS = [
     ('params', 'params'),
     ('final eval bits/token', 'eval.bits_per_token'),  # = loss (nats/token) / ln 2
+    ('final eval MSE', 'eval.mse'),                    # regression runs (the adding problem)
     ('final eval accuracy', 'eval.accuracy'),
     ('final eval seq. accuracy',
      lambda r: as_float(get_field(r['summary'], 'eval.sequence_accuracy')) if is_task_data(r) else math.nan),
-    ('best eval bits/token', lambda r: as_float(get_field(r['summary'], 'best_eval_loss')) * NAT_TO_BIT),
+    ('best eval bits/token',
+     lambda r: math.nan if is_regression(r) else as_float(get_field(r['summary'], 'best_eval_loss')) * NAT_TO_BIT),
+    ('best eval MSE', lambda r: as_float(get_field(r['summary'], 'best_eval_loss')) if is_regression(r) else math.nan),
     ('best eval seq. accuracy', lambda r: _best(r, 'sequence_accuracy', max) if is_task_data(r) else math.nan),
     ('tokens/s', 'tokens_per_sec'), ('train time (s)', 'train_seconds'), ('wall time (s)', 'wall_seconds'),
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),
 ]
 LENGTH_FIELDS = ('data.max_len', 'data.seq_len')
 TEXT_DATA = ('text', 'tiny_shakespeare', 'lm1b')  # windows of running text: 'all tokens right' means nothing there
+REGRESSION_DATA = ('adding',)  # loss = MSE, not nats/token (seqmodels/validation.py DATASET_KINDS 'regression')
+# The adding problem's target is the sum of two independent U(0, 1) values (seqmodels/data/tasks.py adding_example),
+# at any length: always predicting its mean, 1, scores MSE = Var = 2 * 1/12.
+ADDING_MEAN_PREDICTOR_MSE = 1 / 6
 
 
 # --- reading runs -------------------------------------------------------------------------------------------------
@@ -140,6 +149,11 @@ def _best(run, metric: str, pick) -> float:
 def is_task_data(run) -> bool:
   """Whether the run's examples are whole task instances (a copy / sort / ... sequence), not text windows."""
   return (run['summary'].get('data') or get_field(run['config'], 'data.name')) not in TEXT_DATA
+
+
+def is_regression(run) -> bool:
+  """Whether the run regresses real targets (loss = MSE): the adding problem."""
+  return (run['summary'].get('data') or get_field(run['config'], 'data.name')) in REGRESSION_DATA
 
 
 def _model(run) -> str:
@@ -292,6 +306,7 @@ def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
   out = lambda name: os.path.join(out_dir, name)
   found = lambda name: sorted({f for p in paths for f in glob.glob(os.path.join(p, '**', name), recursive=True)})
   plots = {'learning_curves': plot.learning_curves(runs, out('learning_curves.png')),
+           'grad_norm': plot.grad_norm(runs, out('grad_norm.png')),
            'metric_vs_length': plot.metric_vs_length(runs, out('metric_vs_length.png')),
            'cost_vs_length': plot.cost_vs_length(found('cost.json'), out('cost_vs_length.png')),
            'bleu_by_length': plot.bleu_by_length(runs, out('bleu_by_length.png')),

@@ -136,3 +136,78 @@ def test_seq2seq_attention_examples_and_bleu_by_length_are_plotted(tmp_path):
   files = report.write_report([str(run)], str(tmp_path / 'out'))
   for kind in ('bleu_by_length', 'attention seq2seq'):
     assert open(files[kind], 'rb').read().startswith(PNG), kind
+
+
+def _adding_run(root, name, model, seed, max_len, mse, status='done', clip_norm=1.0):
+  """An adding-problem (regression) run as seqmodels/train/loop.py writes it: loss = mse, grad_norm logged."""
+  d = root / name
+  d.mkdir(parents=True)
+  (d / 'config.json').write_text(json.dumps({'seed': seed, 'model': {'name': model, 'width': 8},
+                                             'data': {'name': 'adding', 'max_len': max_len, 'min_len': max_len},
+                                             'optim': {'clip_norm': clip_norm}}))
+  lines = [{'step': s, 'split': 'train', 'loss': mse * 400 / s, 'mse': mse * 400 / s, 'grad_norm': 10.0 ** (s / 100),
+            'accuracy': 0.1} for s in (100, 200, 300, 400)]
+  lines.append({'step': 400, 'split': 'eval', 'loss': mse, 'mse': mse, 'accuracy': 0.5})
+  (d / 'metrics.jsonl').write_text(''.join(json.dumps(l) + '\n' for l in lines))
+  if status == 'failed':
+    (d / 'failed.json').write_text(json.dumps({'error': 'NonFiniteLossError: loss became nan at step 401'}))
+    return
+  (d / 'summary.json').write_text(json.dumps({
+      'status': 'done', 'model': model, 'data': 'adding', 'params': 100,
+      'eval': {'loss': mse, 'mse': mse, 'accuracy': 0.5}, 'best_eval_loss': mse * 0.9, 'tokens_per_sec': 1.0}))
+
+
+@pytest.fixture
+def adding_dir(tmp_path):
+  root = tmp_path / 'adding'
+  for model, base in (('lstm', 0.01), ('rnn', 0.1)):
+    for max_len in (10, 100):
+      for seed in (0, 1):
+        _adding_run(root, f'model.name={model},data.max_len={max_len},seed={seed}', model, seed, max_len,
+                    mse=base * (1 + seed) * max_len / 10)
+  return root
+
+
+def test_regression_runs_get_mse_columns_instead_of_bits_per_token(adding_dir, sweep_dir):
+  runs = report.load_runs(report.find_runs([str(adding_dir)]))
+  row = {r['run']: r for r in report.table_rows(runs)}['model.name=rnn,data.max_len=100']
+  mean, std, n = row['final eval MSE']
+  assert (n, mean) == (2, pytest.approx(1.5)) and std == pytest.approx(math.sqrt(0.5))
+  assert row['best eval MSE'][0] == pytest.approx(1.35)  # best_eval_loss is the MSE itself, not nats
+  assert row['best eval bits/token'] is None and row['final eval bits/token'] is None
+  header = report.markdown_table(runs).splitlines()[0]
+  assert 'final eval MSE' in header and 'best eval MSE' in header and 'bits/token' not in header
+  lm_header = report.markdown_table(report.load_runs(report.find_runs([str(sweep_dir)]))).splitlines()[0]
+  assert 'MSE' not in lm_header  # shown only when some run is a regression run
+
+
+def test_metric_vs_length_panels_follow_the_task(adding_dir, sweep_dir):
+  from experiments import plots
+  done = lambda d: [r for r in report.load_runs(report.find_runs([str(d)])) if r['status'] == 'done']
+  assert [k for k, _ in plots.length_metrics(done(adding_dir))] == ['eval.mse', 'eval.accuracy']
+  assert [k for k, _ in plots.length_metrics(done(sweep_dir))] == ['eval.bits_per_token', 'eval.sequence_accuracy']
+
+
+def test_adding_mean_predictor_mse_is_the_variance_of_generated_targets():
+  from seqmodels.data import tasks
+  for length in (10, 101):
+    targets = np.array([tasks.adding_example(seed=0, split='train', index=i, min_len=length, max_len=length)['target']
+                        for i in range(3000)])
+    assert abs(targets.mean() - 1) < 0.02  # the mean predictor predicts 1
+    assert np.mean((targets - 1) ** 2) == pytest.approx(report.ADDING_MEAN_PREDICTOR_MSE, rel=0.06)  # sd ~2.2%
+
+
+def test_failed_runs_curves_and_grad_norm_are_plotted(adding_dir, tmp_path):
+  from experiments import plots
+  _adding_run(adding_dir, 'model.name=rnn,data.max_len=10,seed=0,optim.clip_norm=0', 'rnn', 0, 10, 1.0,
+              status='failed', clip_norm=0.0)
+  runs = report.load_runs(report.find_runs([str(adding_dir)]))
+  series = plots.curve_series(runs, report.length_axis(runs))
+  assert [r['name'] for r in series['model.name=rnn,data.max_len=10,seed=0,optim.clip_norm=0 (failed)']] == [
+      'model.name=rnn,data.max_len=10,seed=0,optim.clip_norm=0']
+  files = report.write_report([str(adding_dir)], str(tmp_path / 'out'))
+  for kind in ('learning_curves', 'grad_norm', 'metric_vs_length'):
+    with open(files[kind], 'rb') as f:
+      data = f.read()
+    assert data.startswith(PNG) and len(data) > 10_000, kind
+  assert '![grad norm](grad_norm.png)' in open(files['markdown']).read()
