@@ -27,7 +27,7 @@ def get_config(arg: str = ''):
   c.data.seq_len = 64 if small else 128
   c.model.name, c.model.cell = 'elmo', 'lstm'
   c.model.width, c.model.layers, c.model.dropout = (128, 2, 0.0) if small else (512, 2, 0.1)
-  c.optim.lr, c.optim.warmup_steps, c.optim.weight_decay = 2e-3, 100, 0.1
+  c.optim.lr, c.optim.warmup_steps, c.optim.weight_decay = (1e-2, 50, 0.1) if small else (2e-3, 200, 0.1)
   c.train.num_steps, c.train.batch_size = (600, 32) if small else (5_000, 64)
   c.train.eval_every = c.train.checkpoint_every = 300 if small else 1_000
   c.train.eval_batches = 20 if small else 50
