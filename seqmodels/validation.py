@@ -7,6 +7,7 @@ import os
 from seqmodels.layers.minrnn import MIN_GATES
 from seqmodels.layers.recurrent import GATES
 from seqmodels.models import registry
+from seqmodels.train.optim import OPTIMIZERS
 
 SYNTHETIC = ('copy', 'reverse', 'sort')
 # dataset name -> the kind of task its batches are (seqmodels.train.steps.OBJECTIVES)
@@ -161,6 +162,8 @@ def validate(config) -> None:
            f'validation part of one window: use a longer file or a smaller config.data.seq_len={d.seq_len}')
 
   _check_seq2seq(config)
+  _check(o.name in OPTIMIZERS, f'config.optim.name={o.name!r} is not an optimizer: choose one of '
+         f'{", ".join(OPTIMIZERS)}')
   _check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
   _check(o.warmup_steps >= 0, f'config.optim.warmup_steps={o.warmup_steps!r} must be >= 0')
   _fraction(o.min_lr_ratio, 'optim.min_lr_ratio', upper_inclusive=True)

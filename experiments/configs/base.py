@@ -67,10 +67,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.decode.attention_maps = 4      # sentences whose attention weights go to attention_maps.npz
 
   c.optim = ml_collections.ConfigDict()
+  c.optim.name = 'adamw'           # adamw | sgd | momentum (SGD with heavy-ball momentum b1)
   c.optim.lr = 3e-3                # peak learning rate
   c.optim.warmup_steps = 100
   c.optim.min_lr_ratio = 0.1       # cosine decays to lr * min_lr_ratio
-  c.optim.b1 = 0.9
+  c.optim.b1 = 0.9                 # Adam's first-moment decay; the momentum of 'momentum'
   c.optim.b2 = 0.99
   c.optim.eps = 1e-8
   c.optim.weight_decay = 0.01      # AdamW, on matrices only

@@ -1,4 +1,4 @@
-"""Optimizer: AdamW with linear warmup and cosine decay, gradients clipped by global norm."""
+"""Optimizer: AdamW, or SGD (plain or heavy-ball), with warmup + cosine decay, gradients clipped by global norm."""
 
 from __future__ import annotations
 
@@ -42,6 +42,20 @@ def _decay_mask(params):
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
+def _sgd_decayed(schedule: optax.Schedule, o, momentum: float | None) -> optax.GradientTransformation:
+  # Weight decay on matrices, added to the gradient before the step: for SGD the same as AdamW's decoupled decay.
+  return optax.chain(optax.add_decayed_weights(o.weight_decay, mask=_decay_mask), optax.sgd(schedule, momentum))
+
+
+# optim.name -> (schedule, optim_cfg) -> the update rule, weight decay (matrices only) included
+OPTIMIZERS = {
+    'adamw': lambda schedule, o: optax.adamw(schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
+                                             mask=_decay_mask),
+    'sgd': lambda schedule, o: _sgd_decayed(schedule, o, None),
+    'momentum': lambda schedule, o: _sgd_decayed(schedule, o, o.b1),  # heavy-ball momentum b1 (Polyak 1964)
+}
+
+
 def is_frozen(path: tuple, prefixes: tuple[str, ...]) -> bool:
   """Whether a parameter at `path` (a key path) lies under one of the '/'-joined `prefixes`."""
   name = '/'.join(str(getattr(k, 'key', k)) for k in path)
@@ -57,7 +71,7 @@ def make_optimizer(optim_cfg, num_steps: int) -> tuple[optax.GradientTransformat
   o = optim_cfg
   schedule = learning_rate_schedule(o, num_steps)
   parts = [clip_by_global_norm(o.clip_norm)] if o.clip_norm > 0 else []
-  parts.append(optax.adamw(schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay, mask=_decay_mask))
+  parts.append(OPTIMIZERS[o.name](schedule, o))
   tx = optax.chain(*parts)
   prefixes = tuple(p.strip().strip('/') for p in o.freeze.split(',') if p.strip())
   if prefixes:

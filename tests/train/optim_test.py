@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import pytest
 
 from experiments.configs.base import get_base_config
 from seqmodels.train import optim
@@ -58,3 +59,63 @@ def test_clipping_survives_gradients_whose_squares_overflow_float32():
   ref = optax.clip_by_global_norm(1.0)
   g = {'a': jnp.array([3.0, 4.0]), 'b': jnp.array([12.0])}
   np.testing.assert_allclose(clip.update(g, None)[0]['a'], ref.update(g, ref.init(g))[0]['a'], rtol=1e-6)
+
+
+def _adding_rnn_losses(clip_norms: tuple[float, ...], num_steps: int = 80) -> list[np.ndarray]:
+  """Train losses of experiments/configs/exploding_gradients.py:small (tanh RNN, recurrent init x2, momentum SGD)
+  on the adding problem for each optim.clip_norm, from the same initial parameters and batches."""
+  from experiments.configs import exploding_gradients
+  from seqmodels.data import tasks
+  from seqmodels.models.rnn_regressor import RNNRegressor, RNNRegressorConfig
+  from seqmodels.train import state as state_lib
+  from seqmodels.train import steps
+  c = exploding_gradients.get_config('small')
+  T, B = c.data.max_len, c.train.batch_size
+  model = RNNRegressor(RNNRegressorConfig(cell='rnn', H=c.model.width,
+                                         recurrent_init_scale=c.model.recurrent_init_scale))
+  ex = [tasks.adding_example(seed=0, split='train', index=i, min_len=T, max_len=T) for i in range(num_steps * B)]
+  stack = lambda key, rows: np.stack([e[key] for e in rows])
+  batches = [{'values': stack('values', ex[i:i + B]), 'markers': stack('markers', ex[i:i + B]),
+              'target': stack('target', ex[i:i + B]), 'mask': np.ones((B, T), np.float32)}
+             for i in range(0, len(ex), B)]
+  out, state0 = [], None
+  for clip_norm in clip_norms:
+    c.optim.clip_norm = clip_norm
+    tx, schedule = optim.make_optimizer(c.optim, c.train.num_steps)
+    if state0 is None:
+      state0 = jax.jit(lambda rng: state_lib.create(model, tx, rng, steps.REGRESSION.inputs(batches[0])))(
+          jax.random.PRNGKey(c.seed))
+    state = state0.replace(opt_state=tx.init(state0.params))
+    train_step = jax.jit(steps.make_train_step(model, tx, schedule, steps.REGRESSION))
+    losses = []
+    for batch in batches:
+      state, m = train_step(state, batch)
+      losses.append(float(m['loss']))
+    out.append(np.array(losses))
+  return out
+
+
+def test_momentum_sgd_on_an_exploding_rnn_diverges_unclipped_and_trains_clipped():
+  unclipped, clipped = _adding_rnn_losses((0.0, 1.0))
+  assert unclipped[0] < 3 and not np.all(np.isfinite(unclipped)), unclipped  # inf/nan within 80 steps (~68)
+  assert np.all(np.isfinite(clipped)) and clipped.max() < 3, clipped  # same parameters and batches: bounded
+  assert clipped[-10:].mean() < clipped[:5].mean() / 2  # and learning
+
+
+def test_optimizer_names_build_their_rule_and_unknown_names_fail_validation():
+  params = {'w': jnp.ones((2, 2))}
+  g = {'w': jnp.full((2, 2), 2.0)}
+  for name, b1, second in (('sgd', 0.9, -0.2), ('momentum', 0.5, -0.3)):  # momentum: v2 = g + b1 * v1 = 3
+    tx, _ = optim.make_optimizer(_optim_cfg(name=name, lr=0.1, warmup_steps=0, min_lr_ratio=1.0, b1=b1,
+                                            weight_decay=0.0, clip_norm=0.0), 10)
+    s = tx.init(params)
+    u1, s = tx.update(g, s, params)
+    u2, s = tx.update(g, s, params)
+    np.testing.assert_allclose(u1['w'], -0.2, rtol=1e-6)  # -lr * g
+    np.testing.assert_allclose(u2['w'], second, rtol=1e-6)
+  from seqmodels import validation
+  c = get_base_config()
+  c.optim.name = 'adam_typo'
+  with pytest.raises(validation.ConfigError, match=r"config.optim.name='adam_typo' is not an optimizer: choose one of "
+                     r'adamw, sgd, momentum'):
+    validation.validate(c)
