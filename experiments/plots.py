@@ -62,9 +62,13 @@ def _save_with_legend(fig, handles, path: str) -> str:
 
 def curve_series(runs: list[dict[str, Any]], axis) -> dict[str, list[dict[str, Any]]]:
   """{legend label: runs}: finished runs by setting (their seeds share a colour), then every run that did not
-  finish (a crashed or diverged sweep trial) alone, its metrics.jsonl drawn up to its last logged step."""
+  finish (a crashed or diverged sweep trial) alone, labelled with the step its loss diverged at if it did."""
   series = by_setting(runs, axis)
-  series.update({f'{r["name"]} ({r["status"]})': [r] for r in runs if r['status'] != 'done'})
+  for r in runs:
+    if r['status'] != 'done':
+      diverged = re.search(r'loss became (\S+) at step (\d+)', r['error'])
+      how = f': loss {diverged[1]} at step {diverged[2]}' if diverged else ''
+      series.setdefault(f'{r["name"]} ({r["status"]}{how})', []).append(r)
   return series
 
 
@@ -95,7 +99,7 @@ def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[st
     axes = [[ax] for ax in grid[0]]
   colours = plt.get_cmap('tab10' if len(series) <= 10 else 'tab20')
   names = list(series)
-  tops = {}
+  tops, lows, ends = {}, {}, []
   for i, r, metrics in curves:
     col = lengths.index(length_of(r)) if length_of(r) in lengths else 0
     for row, (split, key, _, _) in enumerate(panels):
@@ -104,13 +108,13 @@ def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[st
       pts = [(s, v) for s, v in pts if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
       if not pts:
         continue
-      ax = axes[row][col]
-      ax.plot(*zip(*pts), color=colours(i % colours.N), marker='o' if split == 'eval' else None, markersize=3,
-              linewidth=1.3, alpha=0.85)
+      axes[row][col].plot(*zip(*pts), color=colours(i % colours.N), marker='o' if split == 'eval' else None,
+                          markersize=3, linewidth=1.3, alpha=0.85)
+      lows[row, col] = min(lows.get((row, col), math.inf), min(v for _, v in pts))
       if r['status'] == 'done':
         tops[row] = max(tops.get(row, 0.0), max(v for _, v in pts))
       else:
-        ax.plot(*pts[-1], marker='x', color=colours(i % colours.N), markersize=9, markeredgewidth=2)
+        ends.append((row, col, *pts[-1], colours(i % colours.N)))
   handles = [Line2D([], [], color=colours(i % colours.N), label=n) for i, n in enumerate(names)]
   thresholds = sorted({v for _, r, _ in curves if (v := as_float(get_field(r['config'], threshold))) > 0}
                       ) if threshold else []
@@ -122,9 +126,13 @@ def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[st
       where = f' ({axis[0]}={length})' if axis else ''
       ax.set(title=f'{name}{where}', xlabel='training step', ylabel=ylabel, yscale='log')
       if key == 'loss' and row in tops and ax.get_ylim()[1] > 100 * tops[row]:
-        ax.set_ylim(top=100 * tops[row])
+        ax.set_ylim(min(lows.get((row, col), tops[row]), tops[row]) / 2, 100 * tops[row])
       _plain_log_labels(ax)
       ax.grid(True, which='both', alpha=0.3)
+  for row, col, step, value, colour in ends:  # a diverged run's end stays in view, at the top edge if above it
+    ax = axes[row][col]
+    ax.plot(step, min(value, ax.get_ylim()[1] / 1.3), marker='x', color=colour, markersize=9, markeredgewidth=2,
+            clip_on=False)
   handles += [Line2D([], [], color='0.3', linestyle=':', label=f'{threshold}={v:g}') for v in thresholds]
   if any(r['status'] != 'done' for _, r, _ in curves):
     handles.append(Line2D([], [], color='0.3', marker='x', linestyle='', label='last step logged before it failed'))
