@@ -27,8 +27,9 @@ Inputs, found in every run directory under the paths (recursively):
       -> bleu_by_length.png.
 Plots over the runs: learning_curves.png (train and eval loss vs step; a column per length when the runs differ in
 data.max_len or data.seq_len; a failed run up to its last logged step, marked x), grad_norm.png (the training
-gradient's global norm before clipping vs step, log scale, optim.clip_norm dotted) and metric_vs_length.png (final eval
-bits/token, MSE for regression runs with the mean predictor's MSE dashed, and accuracy vs that length, a line per model).
+gradient's global norm before clipping vs step, log scale, optim.clip_norm dotted) and metric_vs_length.png (final
+eval bits/token, MSE for regression runs with the mean predictor's MSE dashed, and accuracy vs that length, a line
+per model).
 The plots are drawn by experiments/plots.py.
 """
 

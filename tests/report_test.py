@@ -203,8 +203,8 @@ def test_failed_runs_curves_and_grad_norm_are_plotted(adding_dir, tmp_path):
               status='failed', clip_norm=0.0)
   runs = report.load_runs(report.find_runs([str(adding_dir)]))
   series = plots.curve_series(runs, report.length_axis(runs))
-  assert [r['name'] for r in series['model.name=rnn,data.max_len=10,seed=0,optim.clip_norm=0 (failed)']] == [
-      'model.name=rnn,data.max_len=10,seed=0,optim.clip_norm=0']
+  name = 'model.name=rnn,data.max_len=10,seed=0,optim.clip_norm=0'
+  assert [r['name'] for r in series[f'{name} (failed: loss nan at step 401)']] == [name]
   files = report.write_report([str(adding_dir)], str(tmp_path / 'out'))
   for kind in ('learning_curves', 'grad_norm', 'metric_vs_length'):
     with open(files[kind], 'rb') as f:
