@@ -137,7 +137,7 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
   compiled = train_step.lower(state, batch).compile()
   known = {'compile_seconds': time.perf_counter() - t, 'compiled_memory_bytes': compiled_bytes(compiled),
            'params': int(sum(np.prod(p.shape) for p in jax.tree.leaves(state.params))),
-           'device_kind': device.device_kind}
+           'device_kind': device.device_kind, 'platform': device.platform}
   start = time.perf_counter()  # the budget counts steps: compile time varies with load, not with T alone
 
   def step(state):
@@ -235,6 +235,7 @@ def run(config, out_dir: str = '', command: str = '', log=print) -> dict[str, An
         if entry['status'] != 'ok':
           stopped = f'T={T} was {entry["status"]}'
       record['device'] = record['device'] or entry.get('device_kind')
+      record['platform'] = record['platform'] or entry.get('platform')
       record['entries'].append(entry)
       if path:
         with open(path + '.tmp', 'w') as f:

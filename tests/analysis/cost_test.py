@@ -44,7 +44,8 @@ def test_one_entry_per_model_and_length_with_time_and_memory(measured):
   for m in MODELS:  # activations grow with T: the memory plan must too
     assert entries[m, 16]['compiled_memory_bytes'] > entries[m, 8]['compiled_memory_bytes']
   assert entries['gpt', 16]['params'] > entries['gpt', 8]['params']  # the position table covers T
-  assert record['device'] == 'cpu' and record['commit'] and record['config']['cost']['seq_lens'] == '8,16'
+  assert record['device'] == record['platform'] == 'cpu' and {e['platform'] for e in entries.values()} == {'cpu'}
+  assert record['commit'] and record['config']['cost']['seq_lens'] == '8,16'
 
 
 def test_the_report_plots_the_measured_cost_json(measured, tmp_path):
@@ -78,6 +79,8 @@ def test_an_isolated_case_runs_in_its_own_process(monkeypatch):
   e = cost.run_case_isolated(_config(), 'rnn', 8)
   assert not calls and e['status'] == 'ok' and e['step_ms'] > 0 and e['compiled_memory_bytes'] > 0
   assert e['memory_source'] == 'compiled' and e['device_peak_bytes'] is None  # CPU: no allocator statistics
+  assert e['platform'] == 'cpu'
+  assert e['platform'] == 'cpu'
 
 
 @pytest.mark.parametrize('flags,expected', [
