@@ -1,7 +1,7 @@
 """Cost vs sequence length: training step time, memory and compile time per architecture.
 
 For each model of config.cost.models and each T of config.cost.seq_lens: the model from the registry (sized by
-config.model), the optimizer and TrainState a run would use, and the one LM train step
+config.model), the optimizer, TrainState and Objective a run would use, and the one train step
 (seqmodels.train.steps.make_train_step), jitted with the state donated on one device and fed one [B, T] batch of
 random tokens. After compilation (compile_seconds) and cost.warmup_steps untimed steps, cost.timed_steps steps are
 timed one by one to block_until_ready; step_ms is their median, tokens_per_sec = B * T / step_ms.
@@ -130,9 +130,10 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
   tx, schedule = optim.make_optimizer(cfg.optim, cfg.train.num_steps)
   device = jax.devices()[0]
   batch = jax.device_put(data.batch(B, cfg.seed), device)
-  init = lambda rng: state_lib.create(model, tx, rng, (batch['inputs'][:1, :1],))  # config sizes params, not T
-  state = jax.jit(init)(jax.random.PRNGKey(cfg.seed))
-  train_step = jax.jit(steps.make_train_step(model, tx, schedule, steps.LM), donate_argnums=0)
+  objective = steps.OBJECTIVES[registry.MODELS[model_name].objective or data.kind]  # as the loop picks it
+  example = objective.inputs({k: v[:1, :1] for k, v in batch.items()})  # the config sizes parameters, not T
+  state = jax.jit(lambda rng: state_lib.create(model, tx, rng, example))(jax.random.PRNGKey(cfg.seed))
+  train_step = jax.jit(steps.make_train_step(model, tx, schedule, objective), donate_argnums=0)
   t = time.perf_counter()
   compiled = train_step.lower(state, batch).compile()
   known = {'compile_seconds': time.perf_counter() - t, 'compiled_memory_bytes': compiled_bytes(compiled),
