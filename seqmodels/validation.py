@@ -130,6 +130,8 @@ def validate(config) -> None:
     divisors = [h for h in range(1, m.width + 1) if m.width % h == 0][:8]
     _check(m.width % m.heads == 0, f'config.model.heads={m.heads} does not divide config.model.width={m.width}:'
            f' choose heads from {divisors} or change width')
+  if m.name == 'bert':
+    _check(m.pool in ('cls', 'mean'), f'config.model.pool={m.pool!r} is not a pooling: choose cls or mean')
 
   _check(d.name in DATASETS, f'config.data.name={d.name!r} is not a dataset: choose one of {", ".join(DATASETS)}')
   kind = DATASET_KINDS[d.name]

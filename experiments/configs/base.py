@@ -29,6 +29,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.feed_context = False     # seq2seq_*: the context vector feeds every decoder step (Cho et al. 2014)
   c.model.teacher_forcing = 1.0    # seq2seq_*: P(true previous token) in training; < 1 is scheduled sampling
   c.model.cell = 'lstm'            # elmo, elmo_classifier: rnn | lstm | gru | mingru | minlstm of the biLM
+  c.model.pool = 'cls'             # bert classifier reads: cls (BERT's pooler tanh(W h_[CLS])) | mean (of tokens)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b | mlm | classify

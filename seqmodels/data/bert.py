@@ -3,16 +3,16 @@
 Text is UTF-8 bytes (ByteTokenizer after 4 specials), so every source shares one vocabulary and a pre-trained
 encoder fits any classification task. Rows are `[CLS] A [SEP] (B [SEP]) [PAD]...`, segment 0 for A, 1 for B.
 
-data.name='mlm': sentence pairs from the lines of a local text file (data.path) or of TFDS `lm1b` /
-`wiki40b/en` (data.source); B is the next line half of the time (is_next=1), a random line otherwise; fixed per
-example at load. Masking (Devlin et al. 2019): 15% of the real tokens are chosen, of which 80% become [MASK],
+data.name='mlm': sentence pairs from the lines of a local text file (data.path; the first 90% of its lines train,
+the rest validate) or of TFDS `lm1b` / `wiki40b/en` (data.source); B is the next line half of the time (is_next=1),
+a random line of the same split otherwise; fixed per example at load. Masking (Devlin et al. 2019): 15% of the real tokens are chosen, of which 80% become [MASK],
 10% a random byte and 10% stay; it is redrawn for every training row from (seed, global row of the stream), so
 the pipeline's exactness contract holds; validation masks are fixed per example.
 
 data.name='classify': (text[, text_b], label) rows from a local TSV/CSV (data.path), TFDS `glue/sst2` or
 `imdb_reviews` (data.source), or the local task data.source='shuffled': is a line of data.path real (label 1)
 or are its words shuffled (label 0)? Telling them apart takes knowledge of the language, which pre-training on
-the same text can give.
+the same text can give; its validation lines are those that pre-training on data.path holds out.
 """
 
 from __future__ import annotations
@@ -161,14 +161,13 @@ def _rows(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndar
   return {k: v[index] for k, v in arrays.items()}
 
 
-def _split_in_order(n: int) -> tuple[np.ndarray, np.ndarray]:
-  cut = int(n * TRAIN_FRACTION)
-  return np.arange(cut), np.arange(cut, n)
-
-
-def _text_lines(path: str) -> list[str]:
+def split_lines(path: str) -> dict[str, list[str]]:
+  """The non-empty lines of a text file, split in order: the first 90% train, the rest validation. Pre-training
+  (mlm) and the 'shuffled' task split a file alike, so no validation line is ever seen in pre-training."""
   with open(os.path.expanduser(path), encoding='utf-8') as f:
-    return [line.strip() for line in f if line.strip()]
+    lines = [line.strip() for line in f if line.strip()]
+  cut = int(len(lines) * TRAIN_FRACTION)
+  return {'train': lines[:cut], 'validation': lines[cut:]}
 
 
 def _tfds_texts(name: str, split: str, directory: str, limit: int, key: str) -> list[str]:
@@ -243,9 +242,7 @@ def load(data_cfg, directory: str) -> pipeline.Data:
       parts = _lines_from_tfds(data_cfg.source, directory, data_cfg)
       pairs = {split: nsp_pairs(lines, T, seed) for split, lines in parts.items()}
     else:
-      all_pairs = nsp_pairs(_text_lines(data_cfg.path), T, seed)
-      train, validation = _split_in_order(len(all_pairs['next']))
-      pairs = {'train': _rows(all_pairs, train), 'validation': _rows(all_pairs, validation)}
+      pairs = {split: nsp_pairs(lines, T, seed) for split, lines in split_lines(data_cfg.path).items()}
     mask_prob = data_cfg.mask_prob
     train_arrays = pairs['train']
     validation = _masked(pairs['validation'], np.arange(len(pairs['validation']['next'])), _EVAL_SEED, mask_prob)
@@ -254,17 +251,18 @@ def load(data_cfg, directory: str) -> pipeline.Data:
     augment = lambda batch, rows, s: _masked(batch, rows, s, mask_prob)
     return pipeline.Data('mlm', VOCAB_SIZE, T, splits, decode, augment=augment)
 
-  if data_cfg.source in ('', 'shuffled'):
-    if data_cfg.source == 'shuffled':
-      texts, labels_N = shuffled_task(_text_lines(data_cfg.path), seed)
-      texts_b, names = None, ['shuffled', 'real']
-    else:
-      texts, texts_b, labels = read_table(data_cfg.path)
-      labels_N, names = label_ids(labels)
+  if data_cfg.source == 'shuffled':
+    parts, names = {}, ['shuffled', 'real']
+    for split, lines in split_lines(data_cfg.path).items():
+      texts, labels_N = shuffled_task(lines, seed)
+      parts[split] = classification_arrays(texts, None, labels_N, T)
+  elif not data_cfg.source:
+    texts, texts_b, labels = read_table(data_cfg.path)
+    labels_N, names = label_ids(labels)
     arrays = classification_arrays(texts, texts_b, labels_N, T)
-    order = np.random.default_rng([seed, 11]).permutation(len(texts))
-    train, validation = _split_in_order(len(texts))
-    parts = {'train': _rows(arrays, order[train]), 'validation': _rows(arrays, order[validation])}
+    order = np.random.default_rng([seed, 11]).permutation(len(texts))  # a table may be sorted by label
+    cut = int(len(texts) * TRAIN_FRACTION)
+    parts = {'train': _rows(arrays, order[:cut]), 'validation': _rows(arrays, order[cut:])}
   else:
     key = 'sentence' if data_cfg.source == 'glue/sst2' else 'text'
     splits_of = {'train': 'train', 'validation': 'validation' if data_cfg.source == 'glue/sst2' else 'test'}

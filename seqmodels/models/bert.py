@@ -1,8 +1,10 @@
 """BERT (Devlin et al. 2019): a Transformer encoder pre-trained by masked-LM + next-sentence prediction, then
-fine-tuned with a classifier on the [CLS] vector.
+fine-tuned with a classifier on the pooled [CLS] vector, or on the mean of the last layer's token vectors.
 
 The encoder is the submodule `bert` in both models, so `train.init_from` carries it from a pre-training run to a
-classification run, and `optim.freeze=bert` trains only the new head (feature extraction).
+classification run, and `optim.freeze=bert` trains only the new head (feature extraction). The pooler
+tanh(W h_[CLS]) is trained only by next-sentence prediction; where that is not learned (a tiny model on one small
+corpus), the [CLS] features carry little and pool='mean' reads what masked-LM taught every token.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class BERTConfig:
   H: int = 4             # heads
   F: int = 512           # FFN width
   C: int = 2             # classes of the fine-tuning head
+  pool: str = 'cls'      # what the head reads: cls (the pooler on [CLS], as BERT) | mean (of real tokens)
   dropout: float = 0.1
   dtype: Any = jnp.float32
 
@@ -79,13 +82,19 @@ class BERTPretrain(nn.Module):
 
 
 class BERTClassifier(nn.Module):
-  """(tokens_BxT, segments_BxT) -> logits_BxC (float32): a linear head on the pooled [CLS] vector."""
+  """(tokens_BxT, segments_BxT) -> logits_BxC (float32): a linear head on the pooled [CLS] vector (pool='cls')
+  or on the mean of the last layer over the real tokens (pool='mean')."""
   cfg: BERTConfig
 
   @nn.compact
   def __call__(self, tokens_BxT, segments_BxT, *, train: bool = False):
     c = self.cfg
-    _, pooled_BxD = BERTEncoder(c, name='bert')(tokens_BxT, segments_BxT, train=train)
+    h_BxTxD, pooled_BxD = BERTEncoder(c, name='bert')(tokens_BxT, segments_BxT, train=train)
+    if c.pool == 'mean':
+      real_BxTx1 = (tokens_BxT != PAD)[..., None]
+      pooled_BxD = (h_BxTxD * real_BxTx1).sum(1) / jnp.maximum(real_BxTx1.sum(1), 1)
+    elif c.pool != 'cls':
+      raise ValueError(f'Unknown pool {c.pool!r}: choose cls or mean.')
     pooled_BxD = nn.Dropout(c.dropout, deterministic=not train)(pooled_BxD)
     return nn.Dense(c.C, dtype=c.dtype, kernel_init=nn.initializers.normal(0.02),
                     name='classifier')(pooled_BxD).astype(jnp.float32)

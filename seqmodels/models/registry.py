@@ -64,7 +64,7 @@ def _gpt(m, data, dtype: Any) -> nn.Module:
 
 def _bert(m, data, dtype: Any) -> nn.Module:
   c = BERTConfig(V=data.vocab_size, L=data.seq_len, D=m.width, N=m.layers, H=m.heads, F=m.ffn or 4 * m.width,
-                 C=data.meta.get('num_classes', 2), dropout=m.dropout, dtype=dtype)
+                 C=data.meta.get('num_classes', 2), pool=m.pool, dropout=m.dropout, dtype=dtype)
   # The encoder is the submodule 'bert' in both, so train.init_from moves it from pre-training to fine-tuning.
   return BERTPretrain(c) if data.kind == 'mlm' else BERTClassifier(c)
 

@@ -97,6 +97,23 @@ def test_shuffled_task_is_balanced_and_shuffles_words(tmp_path):
     assert (text in ('a b c d e', 'one two three four')) == bool(label)
 
 
+def test_pretraining_never_sees_the_lines_the_classification_task_validates_on(tmp_path):
+  c = data_config(tmp_path, 'mlm', seq_len=128)  # 128 bytes hold any two lines of write_text
+  lines = bert.split_lines(c.path)
+  n = len(lines['train']) + len(lines['validation'])
+  assert len(lines['validation']) == n - int(n * bert.TRAIN_FRACTION)
+  held_out = set(lines['validation']) - set(lines['train'])
+  mlm = pipeline.load(c).splits['train']
+  tokens = mlm.gather(np.arange(mlm.size))['tokens']
+  seen = {s for row in tokens for s in bert.decode(row)[len('[CLS] '):].split(' [SEP] ') if s}
+  assert seen <= set(lines['train']) and not seen & held_out  # sentence B too: random lines of the same split
+  c = data_config(tmp_path, 'classify', 'shuffled', seq_len=128)
+  ev = pipeline.load(c).splits['validation']
+  batch = ev.gather(np.arange(ev.size))
+  real = {bert.decode(row)[len('[CLS] '):-len(' [SEP] ')] for row, y in zip(batch['inputs'], batch['label']) if y}
+  assert real and real <= set(lines['validation'])
+
+
 def test_tfds_sources_read_through_data_source(tmp_path):
   with tfds.testing.mock_data(num_examples=10):
     c = data_config(tmp_path, 'classify', 'imdb_reviews')

@@ -1,14 +1,19 @@
-"""Tests for seqmodels/models/bert.py: output shapes, padding invariance, and feature extraction (a frozen
-pre-trained encoder, only the new head trained) through the training loop with train.init_from + optim.freeze."""
+"""Tests for seqmodels/models/bert.py: output shapes, padding invariance, the mean-pooled head, and feature
+extraction (a frozen pre-trained encoder, only the new head trained) through the training loop with
+train.init_from + optim.freeze."""
+
+import dataclasses
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import traverse_util
 
 from experiments.configs.base import get_base_config
-from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTPretrain
+from seqmodels import validation
+from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTEncoder, BERTPretrain
 from seqmodels.train import loop
 from tests.data.bert_test import write_text
 
@@ -35,6 +40,21 @@ def test_pretraining_and_classifier_heads_share_the_encoder_and_ignore_padding()
   chex.assert_shape(logits, (2, 3))
   unpadded = jax.jit(cls.apply)(cls_params, TOKENS[:1, :8], SEGMENTS[:1, :8])  # row 0 without its 2 PADs
   np.testing.assert_allclose(unpadded, logits[:1], atol=1e-5)
+
+
+def test_mean_pooled_head_reads_the_average_of_the_real_tokens_last_layer():
+  cfg = dataclasses.replace(CFG, pool='mean')
+  model = BERTClassifier(cfg)
+  params = _params(model)
+  logits = jax.jit(model.apply)(params, TOKENS, SEGMENTS)
+  h_BxTxD, _ = BERTEncoder(cfg).apply({'params': params['params']['bert']}, TOKENS, SEGMENTS)
+  mean_BxD = jnp.stack([h_BxTxD[0, :8].mean(0), h_BxTxD[1].mean(0)])  # row 0 has 2 PADs
+  head = params['params']['classifier']
+  np.testing.assert_allclose(logits, mean_BxD @ head['kernel'] + head['bias'], atol=1e-5)
+  c = get_base_config()
+  c.model.name, c.model.pool, c.data.name, c.data.source = 'bert', 'max', 'classify', 'shuffled'
+  with pytest.raises(validation.ConfigError, match='config.model.pool'):
+    validation.validate(c)
 
 
 def _config(tmp_path, name, steps=3):
