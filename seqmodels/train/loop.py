@@ -108,6 +108,8 @@ def _check_resumable(workdir: str, config) -> None:
   for key in fixed:
     a, b = (old.get(key), new.get(key)) if isinstance(key, str) else (
         old.get(key[0], {}).get(key[1]), new.get(key[0], {}).get(key[1]))
+    if isinstance(a, dict) and isinstance(b, dict):  # fields added (or removed) by a newer code version are not
+      a, b = ({k: v for k, v in d.items() if k in a and k in b} for d in (a, b))  # a change of this run's config
     if a != b:
       name = key if isinstance(key, str) else '.'.join(key)
       raise WorkdirError(f'workdir {workdir} holds a run with a different config.{name} ({a} there, {b} now): '

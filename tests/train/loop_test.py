@@ -111,3 +111,18 @@ def test_init_from_loads_pretrained_params_and_frozen_ones_stay_bit_identical(tm
   _assert_trees_equal(pre['state'].params['rnn'], fine['state'].params['rnn'])
   assert not np.allclose(jax.device_get(pre['state'].params['head']['kernel']),
                          jax.device_get(fine['state'].params['head']['kernel']))
+
+
+def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(tmp_path):
+  import json
+  c = tiny_config(tmp_path)
+  saved = json.loads(c.to_json_best_effort())
+  del saved['optim']['name']  # a config.json written before optim.name existed
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  loop._check_resumable(str(tmp_path), c)  # same run: resumes
+  c.model.width = 64
+  with pytest.raises(loop.WorkdirError, match=r'different config\.model .*--workdir'):
+    loop._check_resumable(str(tmp_path), c)
+  c.model.width, c.train.num_steps = 32, 99
+  with pytest.raises(loop.WorkdirError, match=r'config\.train\.num_steps'):
+    loop._check_resumable(str(tmp_path), c)
