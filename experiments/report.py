@@ -63,10 +63,16 @@ COLUMNS = [
      lambda r: math.nan if is_regression(r) else as_float(get_field(r['summary'], 'best_eval_loss')) * NAT_TO_BIT),
     ('best eval MSE', lambda r: as_float(get_field(r['summary'], 'best_eval_loss')) if is_regression(r) else math.nan),
     ('best eval seq. accuracy', lambda r: _best(r, 'sequence_accuracy', max) if is_task_data(r) else math.nan),
+    # objective-specific final eval metrics: a column appears only when some run has it
+    ('BLEU greedy', 'eval.bleu_greedy'), ('BLEU beam', 'eval.bleu_beam'),  # translation (sacrebleu, see runs'
+    ('chrF beam', 'eval.chrf_beam'),                                       # translation_eval.json for signatures)
+    ('MLM accuracy', 'eval.mlm_accuracy'), ('NSP accuracy', 'eval.nsp_accuracy'),  # BERT pre-training
+    ('fwd bits/token', 'eval.fwd_bits_per_token'), ('bwd bits/token', 'eval.bwd_bits_per_token'),  # ELMo biLM
     ('tokens/s', 'tokens_per_sec'), ('train time (s)', 'train_seconds'), ('wall time (s)', 'wall_seconds'),
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),
 ]
 LENGTH_FIELDS = ('data.max_len', 'data.seq_len')
+ANALYSIS_FILES = ('cost.json', 'gradient_flow.json', 'attention_maps.npz')  # reportable without any run
 TEXT_DATA = ('text', 'tiny_shakespeare', 'lm1b')  # windows of running text: 'all tokens right' means nothing there
 REGRESSION_DATA = ('adding',)  # loss = MSE, not nats/token (seqmodels/validation.py DATASET_KINDS 'regression')
 # The adding problem's target is the sum of two independent U(0, 1) values (seqmodels/data/tasks.py adding_example),
@@ -336,10 +342,13 @@ def main() -> None:
                       '(default: the one path given, else ./report)')
   args = parser.parse_args()
   runs = find_runs(args.paths)
-  if not runs:
-    raise SystemExit(f'error: no summary.json or failed.json under {", ".join(args.paths)}: pass finished run or '
-                     'sweep workdirs')
-  print(markdown_table(load_runs(runs)), end='')
+  analyses = [f for p in args.paths for name in ANALYSIS_FILES
+              for f in glob.glob(os.path.join(p, '**', name), recursive=True)]
+  if not runs and not analyses:
+    raise SystemExit(f'error: no summary.json, failed.json or {", ".join(ANALYSIS_FILES)} under '
+                     f'{", ".join(args.paths)}: pass finished run or sweep workdirs, or analysis output directories')
+  if runs:
+    print(markdown_table(load_runs(runs)), end='')
   out = args.out or (args.paths[0] if len(args.paths) == 1 else 'report')
   for kind, path in write_report(args.paths, out).items():
     print(f'{kind}: {path}')

@@ -211,3 +211,28 @@ def test_failed_runs_curves_and_grad_norm_are_plotted(adding_dir, tmp_path):
       data = f.read()
     assert data.startswith(PNG) and len(data) > 10_000, kind
   assert '![grad norm](grad_norm.png)' in open(files['markdown']).read()
+
+
+def test_translation_runs_get_bleu_columns_only_when_some_run_has_them(tmp_path, sweep_dir):
+  run = tmp_path / 'mt' / 'model.name=seq2seq_gru'
+  run.mkdir(parents=True)
+  (run / 'summary.json').write_text(json.dumps({'status': 'done', 'model': 'seq2seq_gru', 'params': 5, 'eval': {
+      'loss': 0.1, 'bits_per_token': 0.144, 'bleu_greedy': 98.16, 'bleu_beam': 98.76, 'chrf_beam': 99.3}}))
+  table = report.markdown_table(report.load_runs(report.find_runs([str(tmp_path / 'mt')])))
+  header, _, row = table.splitlines()
+  cols = [c.strip() for c in header.strip('|').split('|')]
+  cells = dict(zip(cols, (c.strip() for c in row.strip('|').split('|'))))
+  assert (cells['BLEU greedy'], cells['BLEU beam'], cells['chrF beam']) == ('98.16', '98.76', '99.3')
+  assert 'BLEU beam' not in report.markdown_table(report.load_runs(report.find_runs([str(sweep_dir)])))
+
+
+def test_cli_reports_an_analysis_directory_without_runs(tmp_path, monkeypatch, capsys):
+  (tmp_path / 'cost.json').write_text(json.dumps({'entries': [
+      {'model': m, 'seq_len': t, 'batch_size': 2, 'step_ms': t * k, 'peak_memory_bytes': 2**20 * t * k}
+      for m, k in (('lstm', 1.0), ('gpt', 2.0)) for t in (128, 256)]}))
+  monkeypatch.setattr('sys.argv', ['report.py', str(tmp_path), '--out', str(tmp_path / 'out')])
+  report.main()
+  assert open(tmp_path / 'out' / 'cost_vs_length.png', 'rb').read().startswith(PNG)
+  monkeypatch.setattr('sys.argv', ['report.py', str(tmp_path / 'out')])
+  with pytest.raises(SystemExit, match='no summary.json, failed.json or cost.json'):
+    report.main()
