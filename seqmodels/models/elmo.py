@@ -62,10 +62,10 @@ class BiLM(nn.Module):
     flip = lambda y: None if y is None else jnp.flip(y, axis=1)
     x_BxTxH = nn.Embed(c.V, c.H, name='embed')(tokens_BxT)
     layers = [jnp.concatenate([x_BxTxH, x_BxTxH], axis=-1)]
+    rnn = lambda name: Recurrent(c.cell, c.H, 1, forget_bias=c.forget_bias, unroll=c.unroll, dtype=c.dtype,
+                                 name=name)
     f_BxTxH, b_BxTxH = x_BxTxH, flip(x_BxTxH)  # b_ is in reversed time until it is flipped back
     for n in range(c.N):
-      rnn = lambda name: Recurrent(c.cell, c.H, 1, forget_bias=c.forget_bias, unroll=c.unroll, dtype=c.dtype,
-                                   name=name)
       f_BxTxH, _ = rnn(f'fwd{n}')(drop(f_BxTxH), mask_BxT)
       b_BxTxH, _ = rnn(f'bwd{n}')(drop(b_BxTxH), flip(mask_BxT))
       layers.append(jnp.concatenate([f_BxTxH.astype(jnp.float32), flip(b_BxTxH).astype(jnp.float32)], axis=-1))
