@@ -156,7 +156,10 @@ def parse_flags(argv: list[str]) -> list[str]:
     FLAGS.config.keys()  # config files load lazily: surface their errors here
     return rest
   except flags.Error as e:
-    _fail(str(e).splitlines()[0])
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    if 'Error whilst parsing config file' in lines[0] and len(lines) > 1:  # get_config raised: keep its reason
+      _fail(f'{lines[0].split(": Error whilst")[0]}: {lines[-1]}')
+    _fail(lines[0])
   except (AttributeError, KeyError) as e:  # ml_collections: --config.x.y names no field
     _unknown_field(argv, e)
   except OSError as e:

@@ -78,6 +78,8 @@ def _launch(*flags, timeout=120, **kw):
     (['--config.model.width=abc'], 'error: flag --config.model.width=abc: invalid literal'),
     (['--config=experiments/configs/nope.py'], 'error: --config=experiments/configs/nope.py does not exist'),
     (['--bogus=1'], "error: Unknown command line flag 'bogus'"),
+    (['--config=experiments/configs/translate.py:tiny'],
+     "error: flag --config=experiments/configs/translate.py:tiny: ValueError: translate.py:tiny: unknown ['tiny']"),
 ])
 def test_launch_prints_one_line_and_exits_2(tmp_path, flags, expected):
   r = _launch(*(['--config=experiments/configs/copy.py'] if '--config=' not in flags[0] else []), *flags,
