@@ -108,8 +108,11 @@ def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[st
       pts = [(s, v) for s, v in pts if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
       if not pts:
         continue
-      axes[row][col].plot(*zip(*pts), color=colours(i % colours.N), marker='o' if split == 'eval' else None,
-                          markersize=3, linewidth=1.3, alpha=0.85)
+      if len(pts) == 1 and r['status'] == 'done':  # counted, not trained (the n-gram): a level, not a dot
+        axes[row][col].axhline(pts[0][1], color=colours(i % colours.N), linestyle='--', linewidth=1.3, alpha=0.85)
+      else:
+        axes[row][col].plot(*zip(*pts), color=colours(i % colours.N), marker='o' if split == 'eval' else None,
+                            markersize=3, linewidth=1.3, alpha=0.85)
       lows[row, col] = min(lows.get((row, col), math.inf), min(v for _, v in pts))
       if r['status'] == 'done':
         tops[row] = max(tops.get(row, 0.0), max(v for _, v in pts))
@@ -333,5 +336,4 @@ def bleu_by_length(runs: list[dict[str, Any]], path: str) -> str | None:
     ax.plot(*zip(*pts), marker='o', label=label)
   ax.set(title='BLEU vs source sentence length', xlabel='source length (tokens, bucket middle)', ylabel='BLEU')
   ax.grid(True, alpha=0.3)
-  ax.legend(fontsize=8)
-  return _save(fig, path)
+  return _save_with_legend(fig, ax.get_legend_handles_labels()[0], path)
