@@ -45,9 +45,9 @@ def _check_bert_data(d) -> None:
   sources = bert_data.MLM_SOURCES if d.name == 'mlm' else bert_data.CLASSIFY_SOURCES
   _check(d.source in sources, f'config.data.source={d.source!r} is not a {d.name} source: choose one of '
          f'{", ".join(repr(s) for s in sources)} (\'\' reads config.data.path)')
-  if d.source in ('', 'shuffled'):
+  if d.source in ('', *bert_data.CORRUPTIONS):
     _check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)), f'config.data.path={d.path!r} is not a '
-           'file: point it at a local text file (mlm, classify source shuffled) or a TSV/CSV (classify)')
+           'file: point it at a local text file (mlm, classify source shuffled/scrambled) or a TSV/CSV (classify)')
   _check(0 < d.mask_prob < 1, f'config.data.mask_prob={d.mask_prob!r} must be in (0, 1); BERT uses 0.15')
   _check(d.seq_len >= 8, f'config.data.seq_len={d.seq_len!r} is too short for [CLS] A [SEP] B [SEP]: use >= 8')
 

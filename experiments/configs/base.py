@@ -53,7 +53,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.vocab_size = 8000         # translation: sentencepiece vocabulary size (a soft limit)
   c.data.shared_vocab = True       # translation: one vocabulary for source and target
   c.data.source = ''               # mlm: '' (lines of data.path) | lm1b | wiki40b/en; classify: '' (TSV/CSV at
-                                   # data.path) | shuffled (real vs word-shuffled lines of data.path) | glue/sst2 |
+                                   # data.path) | shuffled / scrambled (real lines of data.path vs lines with
+                                   # inner words reordered / words' inner letters reordered) | glue/sst2 |
                                    # imdb_reviews; TFDS sources read at most num_train / num_validation examples
   c.data.mask_prob = 0.15          # mlm: share of tokens chosen for prediction (80% [MASK], 10% random, 10% kept)
   c.data.data_dir = ''             # where TFDS datasets are built and read; '' means ~/.cache/seqmodels/tfds

@@ -10,9 +10,11 @@ a random line of the same split otherwise; fixed per example at load. Masking (D
 the pipeline's exactness contract holds; validation masks are fixed per example.
 
 data.name='classify': (text[, text_b], label) rows from a local TSV/CSV (data.path), TFDS `glue/sst2` or
-`imdb_reviews` (data.source), or the local task data.source='shuffled': is a line of data.path real (label 1)
-or are its words shuffled (label 0)? Telling them apart takes knowledge of the language, which pre-training on
-the same text can give; its validation lines are those that pre-training on data.path holds out.
+`imdb_reviews` (data.source), or a local task on the lines of data.path: is a line real (label 1) or corrupted
+(label 0)? data.source='shuffled' reorders its inner words (first and last kept, so case and final punctuation
+do not tell): telling takes knowledge of word order. 'scrambled' reorders the inner letters of every word of 4 or
+more letters ("Kate" -> "Ktae"; the letters a line holds do not change): telling takes knowledge of spelling.
+Pre-training on the same text can give either; its validation lines are those that pre-training on data.path holds out.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ TOKENIZER = tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
 VOCAB_SIZE = TOKENIZER.vocab_size
 DATASETS = ('mlm', 'classify')
 MLM_SOURCES = ('', 'lm1b', 'wiki40b/en')
-CLASSIFY_SOURCES = ('', 'shuffled', 'glue/sst2', 'imdb_reviews')
+CLASSIFY_SOURCES = ('', 'shuffled', 'scrambled', 'glue/sst2', 'imdb_reviews')
 TRAIN_FRACTION = 0.9
 _EVAL_SEED = 2**31 - 1  # validation masks: fixed, and independent of the training seed
 _NAMES = {PAD: '', CLS: '[CLS] ', SEP: ' [SEP] ', MASK: '[MASK]'}
@@ -108,21 +110,49 @@ def _masked(batch: dict, keys_B: np.ndarray, seed: int, mask_prob: float) -> dic
   return out
 
 
-def shuffled_task(lines: Sequence[str], seed: int) -> tuple[list[str], np.ndarray]:
-  """Lines of >= 4 words: each kept (label 1) or with its words shuffled into another order (label 0), 50/50."""
+def _shuffle_inner_words(words: list[str], rng) -> list[str] | None:
+  """The inner words in another order, the first and last in place; None when no other order reads differently."""
+  inner = words[1:-1]
+  if len(words) < 4 or len(set(inner)) < 2:
+    return None
+  while (shuffled := [inner[i] for i in rng.permutation(len(inner))]) == inner:
+    pass
+  return [words[0], *shuffled, words[-1]]
+
+
+def _scramble_words(words: list[str], rng) -> list[str] | None:
+  """Every word of >= 4 letters (letters only) with its inner letters reordered; None when the line has none."""
+  candidates = [i for i, w in enumerate(words) if len(w) >= 4 and w.isascii() and w.isalpha() and
+                len(set(w[1:-1])) > 1]
+  if not candidates:
+    return None
+  words = list(words)
+  for i in candidates:
+    inner = words[i][1:-1]
+    while (scrambled := ''.join(inner[j] for j in rng.permutation(len(inner)))) == inner:
+      pass
+    words[i] = words[i][0] + scrambled + words[i][-1]
+  return words
+
+
+# data.source -> how a line is corrupted (label 0). The first and last word (shuffled) or letter (scrambled) stay
+# in place: a line's capital first letter and final punctuation would otherwise give it away (on tinyshakespeare,
+# "a fully word-shuffled line starts with a lowercase letter" alone is 86% right).
+CORRUPTIONS = {'shuffled': _shuffle_inner_words, 'scrambled': _scramble_words}
+
+
+def corrupted_task(lines: Sequence[str], seed: int, source: str) -> tuple[list[str], np.ndarray]:
+  """Each line that CORRUPTIONS[source] can corrupt: kept (label 1) or corrupted (label 0), 50/50."""
+  corrupt = CORRUPTIONS[source]
   rng = np.random.default_rng([seed, 7])
   texts, labels = [], []
   for line in lines:
     words = line.split()
-    if len(words) < 4:
+    corrupted = corrupt(words, rng)
+    if corrupted is None:
       continue
     label = int(rng.random() < 0.5)
-    if not label:
-      order = rng.permutation(len(words))
-      while np.all(order == np.arange(len(words))):
-        order = rng.permutation(len(words))
-      words = [words[i] for i in order]
-    texts.append(' '.join(words))
+    texts.append(' '.join(words if label else corrupted))
     labels.append(label)
   return texts, np.array(labels, np.int32)
 
@@ -163,7 +193,7 @@ def _rows(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndar
 
 def split_lines(path: str) -> dict[str, list[str]]:
   """The non-empty lines of a text file, split in order: the first 90% train, the rest validation. Pre-training
-  (mlm) and the 'shuffled' task split a file alike, so no validation line is ever seen in pre-training."""
+  (mlm) and the local classification tasks split a file alike, so no validation line is ever seen in pre-training."""
   with open(os.path.expanduser(path), encoding='utf-8') as f:
     lines = [line.strip() for line in f if line.strip()]
   cut = int(len(lines) * TRAIN_FRACTION)
@@ -208,7 +238,7 @@ class GlueSst2(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 def prepare(data_cfg, directory: str) -> None:
   """Builds the TFDS dataset named by data.source (local sources need nothing)."""
-  if data_cfg.source in ('', 'shuffled'):
+  if data_cfg.source in ('', *CORRUPTIONS):
     return
   kwargs = {'data_dir': directory, 'file_format': 'array_record'}
   if data_cfg.source == 'glue/sst2':
@@ -251,10 +281,10 @@ def load(data_cfg, directory: str) -> pipeline.Data:
     augment = lambda batch, rows, s: _masked(batch, rows, s, mask_prob)
     return pipeline.Data('mlm', VOCAB_SIZE, T, splits, decode, augment=augment)
 
-  if data_cfg.source == 'shuffled':
-    parts, names = {}, ['shuffled', 'real']
+  if data_cfg.source in CORRUPTIONS:
+    parts, names = {}, [data_cfg.source, 'real']
     for split, lines in split_lines(data_cfg.path).items():
-      texts, labels_N = shuffled_task(lines, seed)
+      texts, labels_N = corrupted_task(lines, seed, data_cfg.source)
       parts[split] = classification_arrays(texts, None, labels_N, T)
   elif not data_cfg.source:
     texts, texts_b, labels = read_table(data_cfg.path)

@@ -1,5 +1,6 @@
 """Tests for seqmodels/data/bert.py: MLM masking statistics (15%, 80/10/10), NSP pairs 50/50, exact
-(resumable) masked batches, classification from TSV, the local 'shuffled' task and TFDS sources (mocked)."""
+(resumable) masked batches, classification from TSV, the local 'shuffled'/'scrambled' tasks, no validation line
+seen in pre-training, and TFDS sources (mocked)."""
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -87,14 +88,22 @@ def test_classification_from_tsv_with_pairs_and_named_labels(tmp_path):
   assert text == f'[CLS] first {i} [SEP] second {i} [SEP] ' and batch['label'][0] == (1 if i % 3 else 0)
 
 
-def test_shuffled_task_is_balanced_and_shuffles_words(tmp_path):
-  c = data_config(tmp_path, 'classify', 'shuffled')
-  data = pipeline.load(c)
-  labels = data.splits['train'].gather(np.arange(data.splits['train'].size))['label']
-  assert abs(labels.mean() - 0.5) < 0.1 and data.meta['classes'] == ['shuffled', 'real']
-  texts, labels = bert.shuffled_task(['a b c d e', 'one two three four'] * 20, seed=0)
+def test_local_tasks_are_balanced_and_keep_the_first_and_last_word_or_letter(tmp_path):
+  for source in ('shuffled', 'scrambled'):
+    data = pipeline.load(data_config(tmp_path, 'classify', source))
+    labels = data.splits['train'].gather(np.arange(data.splits['train'].size))['label']
+    assert abs(labels.mean() - 0.5) < 0.1 and data.meta['classes'] == [source, 'real']
+  lines = ['A b c d e.', 'One two three four!', 'So so so end.']
+  texts, labels = bert.corrupted_task(lines * 20, seed=0, source='shuffled')
+  assert len(texts) == 40  # 'So so so end.' has no second order of its inner words
   for text, label in zip(texts, labels):
-    assert (text in ('a b c d e', 'one two three four')) == bool(label)
+    assert (text in lines[:2]) == bool(label)
+    words = text.split()  # only the inner words move: case and final punctuation do not give the label away
+    assert (words[0], words[-1]) in (('A', 'e.'), ('One', 'four!')) and len(words) in (4, 5)
+  lines = ['Kate, be good.', 'I see a crab and Kate', 'You look so']  # words of >= 4 letters, 2 inner ones differ
+  texts, labels = bert.corrupted_task(lines * 20, seed=0, source='scrambled')
+  assert len(texts) == 20 and 0 < labels.sum() < 20  # only 'crab' and 'Kate' qualify ('Kate,' 'good.' 'look' not)
+  assert set(texts) == {lines[1], 'I see a carb and Ktae'} and all((t == lines[1]) == y for t, y in zip(texts, labels))
 
 
 def test_pretraining_never_sees_the_lines_the_classification_task_validates_on(tmp_path):

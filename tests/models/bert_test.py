@@ -12,7 +12,7 @@ import pytest
 from flax import traverse_util
 
 from experiments.configs.base import get_base_config
-from seqmodels import validation
+from seqmodels import sweep, validation
 from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTEncoder, BERTPretrain
 from seqmodels.train import loop
 from tests.data.bert_test import write_text
@@ -55,6 +55,27 @@ def test_mean_pooled_head_reads_the_average_of_the_real_tokens_last_layer():
   c.model.name, c.model.pool, c.data.name, c.data.source = 'bert', 'max', 'classify', 'shuffled'
   with pytest.raises(validation.ConfigError, match='config.model.pool'):
     validation.validate(c)
+
+
+def test_reference_sweep_arms_validate_and_fit_the_pretrained_encoder(tmp_path):
+  from experiments.configs import bert_finetune, bert_pretrain
+  from experiments.sweeps import bert as bert_sweep
+  (tmp_path / 'pt' / 'checkpoints').mkdir(parents=True)
+  text = write_text(tmp_path / 'text.txt')
+  for size in ('small', ''):
+    pre, fine = bert_pretrain.get_config(size), bert_finetune.get_config(size)
+    for field in ('width', 'layers', 'heads', 'ffn'):
+      assert fine.model[field] == pre.model[field]
+    assert fine.data.seq_len == pre.data.seq_len and fine.data.path == pre.data.path
+    pt = str(tmp_path / 'pt')
+    trials = bert_sweep.get_sweep(f'{size},{pt}')
+    assert len(trials) == 15 and {t['seed'] for t in trials} == {0, 1, 2}
+    assert {(t['model.name'], t['train.init_from'], t['optim.freeze']) for t in trials} == {
+        ('bert', pt, ''), ('bert', pt, 'bert'), ('bert', '', 'bert'), ('bert', '', ''), ('lstm_classifier', '', '')}
+    for t in trials:
+      c = sweep.apply(bert_finetune.get_config(size), t)
+      c.data.path = text
+      validation.validate(c)
 
 
 def _config(tmp_path, name, steps=3):
