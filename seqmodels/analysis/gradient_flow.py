@@ -116,7 +116,23 @@ def _loss_at(kind: str, position: int) -> Callable:
   def regression_loss(batch):
     return lambda pred_B: batch['mask'][:, 0] * (pred_B - batch['target']) ** 2
 
-  return regression_loss if kind == 'regression' else lm_loss
+  def bilm_loss(batch):
+    """ELMo: the forward LM's cross-entropy at `position` plus the backward LM's where it reads farthest, predicting
+    x_0 from x_1..x_T. The two stacks share only the embedding, so each direction's sites see only its own loss."""
+    def loss(outputs):
+      fwd_B = optax.softmax_cross_entropy_with_integer_labels(outputs.fwd_BxTxV[:, position],
+                                                              batch['targets'][:, position])
+      bwd_B = optax.softmax_cross_entropy_with_integer_labels(outputs.bwd_BxTxV[:, 1], batch['inputs'][:, 0])
+      real_B = jnp.any(batch['weights'] > 0, axis=1)  # x_0 is real in every row that is (the copy task: unweighted)
+      return fwd_B * batch['weights'][:, position] + bwd_B * real_B
+    return loss
+
+  return {'regression': regression_loss, 'bilm': bilm_loss}.get(kind, lm_loss)
+
+
+def _is_backward_site(site: str) -> bool:
+  """ELMo's backward stacks (BiLM 'bwd{n}'): their scan, and so their site, runs in reversed time."""
+  return any(part.startswith('bwd') and part[3:].isdigit() for part in site.split('/'))
 
 
 def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | None = None) -> list[dict]:
@@ -125,6 +141,8 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   The loss is read at `loss_position` (default: the last position any row of the first validation batch
   weights, for LMs; the last step for regression, whose prediction reads the final state) with the parameters of
   the run's latest checkpoint. Attention models get their sites on the output of every Transformer block.
+  An ELMo biLM adds its backward LM's loss at the far end (predicting x_0); its backward sites' series are in
+  their reading order (reversed time, marked time='reversed'), so loss_position - t is the distance for both.
   """
   import ml_collections  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
   from seqmodels.data import pipeline  # noqa: PLC0415
@@ -137,7 +155,8 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   pipeline.prepare(config.data)
   data = pipeline.load(config.data)
   model = registry.build(config.model, data, jnp.float32)
-  objective = steps.OBJECTIVES[data.kind]
+  kind = registry.MODELS[config.model.name].objective or data.kind  # e.g. 'bilm' for ELMo on lm data
+  objective = steps.OBJECTIVES[kind]
   batch = next(iter(data.eval_batches(batch_size=batch_size, max_batches=1)))
   inputs = objective.inputs(batch)
   params = jax.jit(lambda r: model.init({'params': r}, *inputs, train=False)['params'])(jax.random.PRNGKey(0))
@@ -152,14 +171,20 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
       loss_position = int(np.asarray(batch['mask']).sum(-1).max()) - 1
     else:
       loss_position = int(np.nonzero(np.asarray(batch['weights']).sum(0))[0].max())
-  loss_fn = _loss_at(data.kind, loss_position)(batch)
+  loss_fn = _loss_at(kind, loss_position)(batch)
   try:
     norms = perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False)
   except ValueError:  # no recurrent perturbation site: an attention model, perturbed at each block's output
     norms = perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False,
                                         perturb_outputs_of=(Block,))
-  return [{'model': config.model.name, 'site': site, 'step': step, 'loss_position': loss_position,
-           'norms': [float(v) for v in np.asarray(n)]} for site, n in sorted(norms.items())]
+  series = []
+  for site, n in sorted(norms.items()):
+    s = {'model': config.model.name, 'site': site, 'step': step, 'loss_position': loss_position,
+         'norms': [float(v) for v in np.asarray(n)]}
+    if kind == 'bilm' and _is_backward_site(site):  # its loss reads original position 1, in its own time order
+      s.update(loss_position=len(s['norms']) - 2, time='reversed')
+    series.append(s)
+  return series
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -43,3 +43,18 @@ def test_regression_runs_read_the_loss_at_their_last_step(tmp_path):
   gradient_flow.main(['--workdir', workdir, '--batch_size', '4'])
   (series,) = json.loads((tmp_path / 'runs' / 'gru_adding' / 'gradient_flow.json').read_text())['series']
   assert series['loss_position'] == 3 and len(series['norms']) == 4 and series['site'] == 'rnn/layer0/h'
+
+
+def test_elmo_runs_give_each_direction_its_own_loss_and_reading_order(tmp_path):
+  """The forward LM's loss at the last step, the backward LM's predicting x_0: each direction's states after its
+  loss position (in its reading order) cannot reach it, so their norms are exactly 0 there and only there."""
+  workdir = _run(tmp_path, 'elmo')
+  series = gradient_flow.run_gradient_flow(workdir, batch_size=4)
+  by_direction = {d: [s for s in series if f'/{d}0/' in f'/{s["site"]}'] for d in ('fwd', 'bwd')}
+  assert all(len(v) == 1 for v in by_direction.values()), [s['site'] for s in series]
+  T = 2 * 4 + 2  # the window the biLM reads: x_0..x_T
+  for direction, (s,) in by_direction.items():
+    norms = np.asarray(s['norms'])
+    assert len(norms) == T + 1 and s['loss_position'] == T - 1, (direction, s['loss_position'])
+    assert s.get('time') == ('reversed' if direction == 'bwd' else None)
+    assert np.all(norms[:T] > 0) and norms[T] == 0, (direction, norms)
