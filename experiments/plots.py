@@ -246,7 +246,8 @@ def cost_vs_length(cost_files: list[str], path: str) -> str | None:
 
 
 def gradient_flow(files: list[str], path: str) -> str | None:
-  """||dL/dh_t|| vs the distance from the loss position, log y, one line per model and site."""
+  """||dL/dh_t|| vs the distance from the loss position, log y, one line per model and site: one colour per model,
+  one line style per site of that model (its layers or blocks, in order), the legend beside the axes."""
   series = []
   for p in files:
     data = read_json(p) or {}
@@ -257,18 +258,33 @@ def gradient_flow(files: list[str], path: str) -> str | None:
         pos = pos % len(norms)
         label = s.get('label') or ' '.join(str(x) for x in (s.get('model', ''), s.get('site', '')) if x)
         label += f' (step {s["step"]})' if s.get('step') is not None else ''
-        series.append((label, pos - np.arange(len(norms)), norms))
+        group = s.get('label') or f'{p}:{s.get("model", "")}'
+        series.append((group, label, pos - np.arange(len(norms)), norms))
   if not series:
     return None
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(7.5, 4.8))
-  for label, distance, norms in series:
+  groups = list(dict.fromkeys(g for g, *_ in series))
+  colours = plt.get_cmap('tab10' if len(groups) <= 10 else 'tab20')
+  styles = ['-', '--', ':', '-.']
+  fig, (ax, rel) = plt.subplots(1, 2, figsize=(14, 4.8))
+  seen: dict[str, int] = {}
+  for group, label, distance, norms in series:
     keep = (distance >= 0) & (norms > 0)
-    ax.plot(distance[keep], norms[keep], marker='.', label=label)
+    k = seen[group] = seen.get(group, -1) + 1
+    style = dict(marker='.', markersize=3, color=colours(groups.index(group) % colours.N),
+                 linestyle=styles[k % len(styles)])
+    ax.plot(distance[keep], norms[keep], label=label, **style)
+    at_loss = norms[distance == 0]
+    if at_loss.size and at_loss[0] > 0:  # a well-fit loss has a small gradient: the right panel removes the scale
+      rel.plot(distance[keep], norms[keep] / at_loss[0], **style)
   ax.set(title='Gradient flow through time', xlabel='time-step distance from the loss (T_loss - t)',
          ylabel='||dL/dh_t|| (mean over the batch)', yscale='log')
-  ax.grid(True, which='both', alpha=0.3)
-  ax.legend(fontsize=8)
+  rel.set(title='Relative to the loss position', xlabel='time-step distance from the loss (T_loss - t)',
+          ylabel='||dL/dh_t|| / ||dL/dh_T_loss||', yscale='log')
+  for a in (ax, rel):
+    a.grid(True, which='both', alpha=0.3)
+  rel.legend(*ax.get_legend_handles_labels(), fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0),
+             borderaxespad=0)
   return _save(fig, path)
 
 
