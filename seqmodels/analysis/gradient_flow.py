@@ -123,8 +123,7 @@ def _loss_at(kind: str, position: int) -> Callable:
       fwd_B = optax.softmax_cross_entropy_with_integer_labels(outputs.fwd_BxTxV[:, position],
                                                               batch['targets'][:, position])
       bwd_B = optax.softmax_cross_entropy_with_integer_labels(outputs.bwd_BxTxV[:, 1], batch['inputs'][:, 0])
-      real_B = jnp.any(batch['weights'] > 0, axis=1)  # x_0 is real in every row that is (the copy task: unweighted)
-      return fwd_B * batch['weights'][:, position] + bwd_B * real_B
+      return fwd_B * batch['weights'][:, position] + bwd_B * batch['weights'][:, 0]
     return loss
 
   return {'regression': regression_loss, 'bilm': bilm_loss}.get(kind, lm_loss)

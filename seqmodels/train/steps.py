@@ -175,12 +175,10 @@ OBJECTIVES['regression'] = REGRESSION
 
 
 def _bilm_window(batch):
-  """A biLM reads the whole window x_0..x_T (the inputs and the last target). Padding only trails a row, so a
-  position is real up to the last weighted target (text windows: every position; lm1b sentences: up to EOS); a
-  task may leave real tokens unweighted (the copy task's source), and those the biLM must read."""
+  """A biLM reads the whole window x_0..x_T (the inputs and the last target); a position is real where the
+  target after it is, so x_0 counts with x_1 (text windows: every position; lm1b sentences: up to EOS)."""
   tokens_BxL = jnp.concatenate([batch['inputs'][:, :1], batch['targets']], axis=1)
-  w_BxL = jnp.concatenate([batch['weights'][:, :1], batch['weights']], axis=1)
-  mask_BxL = (jnp.flip(jnp.cumsum(jnp.flip(w_BxL, axis=1), axis=1), axis=1) > 0).astype(w_BxL.dtype)
+  mask_BxL = jnp.concatenate([batch['weights'][:, :1], batch['weights']], axis=1)
   return tokens_BxL, mask_BxL
 
 

@@ -6,8 +6,10 @@ import numpy as np
 
 from experiments import report
 from experiments.configs.base import get_base_config
+from seqmodels import validation
 from seqmodels.analysis import gradient_flow
 from seqmodels.train import loop
+from tests.data.bert_test import write_text
 
 
 def _run(tmp_path, name, data='copy'):
@@ -15,6 +17,9 @@ def _run(tmp_path, name, data='copy'):
   c.data.name, c.data.min_len, c.data.max_len, c.data.num_symbols = data, 4, 4, 4
   c.data.num_train, c.data.num_validation, c.data.num_test = 64, 16, 8
   c.data.data_dir = str(tmp_path / 'tfds')
+  if data == 'text':  # a biLM reads running text (seqmodels/validation.py): windows of 10 next-token pairs
+    c.data.path, c.data.seq_len, c.data.byte_level = write_text(tmp_path / 'text.txt'), 10, True
+  validation.validate(c)
   c.model.name, c.model.width, c.model.layers, c.model.heads = name, 16, 1, 2
   c.train.num_steps, c.train.batch_size, c.train.log_every = 2, 8, 1
   c.train.eval_every = c.train.checkpoint_every = 2
@@ -48,11 +53,11 @@ def test_regression_runs_read_the_loss_at_their_last_step(tmp_path):
 def test_elmo_runs_give_each_direction_its_own_loss_and_reading_order(tmp_path):
   """The forward LM's loss at the last step, the backward LM's predicting x_0: each direction's states after its
   loss position (in its reading order) cannot reach it, so their norms are exactly 0 there and only there."""
-  workdir = _run(tmp_path, 'elmo')
+  workdir = _run(tmp_path, 'elmo', 'text')
   series = gradient_flow.run_gradient_flow(workdir, batch_size=4)
   by_direction = {d: [s for s in series if f'/{d}0/' in f'/{s["site"]}'] for d in ('fwd', 'bwd')}
   assert all(len(v) == 1 for v in by_direction.values()), [s['site'] for s in series]
-  T = 2 * 4 + 2  # the window the biLM reads: x_0..x_T
+  T = 10  # data.seq_len: the biLM reads x_0..x_T
   for direction, (s,) in by_direction.items():
     norms = np.asarray(s['norms'])
     assert len(norms) == T + 1 and s['loss_position'] == T - 1, (direction, s['loss_position'])
