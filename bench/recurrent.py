@@ -39,6 +39,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
+from seqmodels.layers.recurrent import default_unroll  # noqa: E402
 from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig  # noqa: E402
 
 V = 65  # tiny-shakespeare characters
@@ -236,7 +237,7 @@ def main(argv=None) -> None:
   args = p.parse_args(argv)
   on_cpu = jax.devices()[0].platform == 'cpu'
   if args.unroll is None:
-    args.unroll = 1 if on_cpu else 8
+    args.unroll = default_unroll()  # the training default: 8 on GPU/TPU, 1 on CPU
   names = args.cases.split(',') if args.cases else (['quick', 'long_cpu'] if args.quick
                                                     else ['2x512_b64', '2x1024_b128', 'long'])
   unknown = [n for n in names if n not in CASES]

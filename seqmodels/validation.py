@@ -111,7 +111,9 @@ def validate(config) -> None:
   m, d, o, t = config.model, config.data, config.optim, config.train
   names = ', '.join(sorted(registry.MODELS))
   _check(m.name in registry.MODELS, f'config.model.name={m.name!r} is not a model: choose one of {names}')
-  _positive(config, 'model', 'width', 'layers', 'unroll')
+  _positive(config, 'model', 'width', 'layers')
+  _check(isinstance(m.unroll, int) and m.unroll >= 0,
+         f'config.model.unroll={m.unroll!r} must be an integer >= 0 (0 chooses per platform: 8 on GPU/TPU, 1 on CPU)')
   _check(m.embed >= 0, f'config.model.embed={m.embed!r} must be >= 0 (0 means the same as width)')
   _check(m.ffn >= 0, f'config.model.ffn={m.ffn!r} must be >= 0 (0 means 4 * width)')
   _fraction(m.dropout, 'model.dropout')

@@ -68,6 +68,15 @@ def zero_state(cell: str, batch: int, hidden: int) -> tuple[Array, ...]:
   return (h, h) if cell == 'lstm' else (h,)
 
 
+def default_unroll() -> int:
+  """lax.scan unroll when config.model.unroll is 0 (auto): 8 on GPU/TPU, 1 on CPU.
+
+  GPU: DESIGN.md's H100 figure for the hoisted bf16 LSTM scan was taken at unroll 8. CPU: unroll 8 made the
+  2x128 LSTM char-LM step about 1.6x slower than unroll 1 (bench/recurrent.py --quick, 2-core CPU, 2026-11-24).
+  """
+  return 1 if jax.default_backend() == 'cpu' else 8
+
+
 # jit: eager callers compile the driver once per shape instead of dispatching its ops one by one; under an outer
 # jit it is inlined.
 @functools.partial(jax.jit, static_argnames=('cell', 'reverse', 'unroll', 'dtype'))

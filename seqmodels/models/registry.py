@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
+from seqmodels.layers.recurrent import default_unroll
 from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTPretrain
 from seqmodels.models.elmo import ELMo, ELMoClassifier, ELMoConfig
 from seqmodels.models.gpt import GPT, GPTConfig
@@ -124,5 +125,11 @@ MODELS: dict[str, Entry] = {
 
 
 def build(model_cfg, data, dtype: Any) -> nn.Module:
-  """The model named by `model_cfg.name`, sized by its fields, for `data` (vocab_size, seq_len, ...)."""
+  """The model named by `model_cfg.name`, sized by its fields, for `data` (vocab_size, seq_len, ...).
+
+  model.unroll = 0 (auto) becomes `default_unroll()` for this platform; a speed knob only, the function is the same.
+  """
+  if model_cfg.get('unroll', 1) == 0:
+    model_cfg = model_cfg.copy_and_resolve_references()
+    model_cfg.unroll = default_unroll()
   return MODELS[model_cfg.name].build(model_cfg, data, dtype)

@@ -105,11 +105,13 @@ def _check_resumable(workdir: str, config) -> None:
     old = json.load(f)
   new = json.loads(config.to_json_best_effort())
   fixed = ['seed', 'model', 'data', 'optim', ('train', 'batch_size'), ('train', 'num_steps'), ('train', 'dtype')]
+  speed_only = {'model': ('unroll',)}  # the same function however it is run: a run may resume on another platform
   for key in fixed:
     a, b = (old.get(key), new.get(key)) if isinstance(key, str) else (
         old.get(key[0], {}).get(key[1]), new.get(key[0], {}).get(key[1]))
-    if isinstance(a, dict) and isinstance(b, dict):  # fields added (or removed) by a newer code version are not
-      a, b = ({k: v for k, v in d.items() if k in a and k in b} for d in (a, b))  # a change of this run's config
+    if isinstance(a, dict) and isinstance(b, dict):
+      # Fields added (or removed) by a newer code version are not a change of this run's config, nor speed knobs.
+      a, b = ({k: v for k, v in d.items() if k in a and k in b and k not in speed_only.get(key, ())} for d in (a, b))
     if a != b:
       name = key if isinstance(key, str) else '.'.join(key)
       raise WorkdirError(f'workdir {workdir} holds a run with a different config.{name} ({a} there, {b} now): '

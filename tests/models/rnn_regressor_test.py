@@ -100,3 +100,15 @@ def test_lstm_learns_the_adding_problem_below_the_trivial_baseline(tmp_path):
   # Predicting 1.0 (the mean target) scores E[(u1 + u2 - 1)^2] = 1/6.
   assert summary['eval']['mse'] < 0.05, summary['eval']
   assert summary['eval']['loss'] == summary['eval']['mse']
+
+
+def test_auto_unroll_is_resolved_per_platform_and_explicit_values_are_kept(monkeypatch):
+  m = get_base_config().model
+  assert m.unroll == 0  # the default: auto
+  data = types.SimpleNamespace(kind='lm', vocab_size=V, seq_len=T, meta={})
+  assert registry.build(m, data, jnp.float32).cfg.unroll == 1  # the tests run on CPU
+  assert m.unroll == 0  # the caller's config is not changed
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  assert registry.build(m, data, jnp.float32).cfg.unroll == 8
+  m.unroll = 4
+  assert registry.build(m, data, jnp.float32).cfg.unroll == 4
