@@ -7,12 +7,11 @@ import sys
 import time
 
 import jax
-import orbax.checkpoint as ocp
 import pytest
 
 from experiments.configs.copy import get_config
 from seqmodels import validation
-from seqmodels.train.checkpoint import Checkpointer
+from seqmodels.train import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,7 +109,5 @@ def test_sigterm_saves_a_complete_checkpoint_and_exits_resumable(tmp_path):
   steps = [d.name for d in (work / 'checkpoints').iterdir()]
   assert len(steps) == 1 and steps[0].isdigit() and int(steps[0]) >= 10, steps  # no leftover tmp directories
   assert not (work / 'summary.json').exists()
-  one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  tree = ocp.StandardCheckpointer().metadata(str(work / 'checkpoints' / steps[0] / 'state')).item_metadata.tree
-  state, _ = Checkpointer(str(work), 100000, 3).restore_latest(jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one), tree))
-  assert int(state['step']) == int(steps[0])
+  step, state = checkpoint.restore_saved(str(work), sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  assert int(state['step']) == step == int(steps[0])

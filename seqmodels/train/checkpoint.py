@@ -18,23 +18,39 @@ class CheckpointError(RuntimeError):
   """No readable checkpoint where one was expected."""
 
 
+def restore_saved(workdir: str, step: int | None = None, sharding=None) -> tuple[int, Any]:
+  """(step, state) of the checkpoint of `workdir` at `step` (default: the latest), without a model or config.
+
+  Shapes and dtypes come from the array metadata orbax keeps; every array is placed with `sharding` (default:
+  replicated over all devices), so a state saved on 8 devices reads on 1 and the other way round.
+  """
+  directory = epath.Path(os.path.abspath(workdir)) / 'checkpoints'
+  steps = sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True) \
+      if directory.exists() else []
+  if step is None and not steps or step is not None and step not in steps:
+    raise CheckpointError(f'{workdir} has no checkpoint{"" if step is None else f" at step {step}"}: point it at '
+                          'the workdir of a run that saved one')
+  step = steps[0] if step is None else step
+  path = directory / str(step) / 'state'
+  tree = ocp.StandardCheckpointer().metadata(path).item_metadata.tree
+  sharding = sharding or jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)),
+                                                    jax.sharding.PartitionSpec())
+  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), tree)
+  return step, ocp.StandardCheckpointer().restore(path, abstract)
+
+
 def load_matching_params(workdir: str, params, shardings):
   """`params` with every array whose path and shape also appear in the latest checkpoint of `workdir` replaced.
 
   For fine-tuning from a pre-trained run: shared parts (e.g. the encoder) come from the checkpoint, new parts
   (e.g. a classification head) keep their fresh initialisation. Returns (params, loaded paths, fresh paths).
   """
-  directory = epath.Path(os.path.abspath(workdir)) / 'checkpoints'
-  steps = sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True) \
-      if directory.exists() else []
-  if not steps:
+  try:
+    _, saved = restore_saved(workdir)
+  except CheckpointError:
     raise CheckpointError(f'config.train.init_from={workdir} has no checkpoint: point it at the workdir of a '
-                          'finished run')
-  path = directory / str(steps[0]) / 'state'
-  tree = ocp.StandardCheckpointer().metadata(path).item_metadata.tree
-  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
-  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=replicated), tree)
-  source = traverse_util.flatten_dict(ocp.StandardCheckpointer().restore(path, abstract)['params'], sep='/')
+                          'finished run') from None
+  source = traverse_util.flatten_dict(saved['params'], sep='/')
   target = traverse_util.flatten_dict(params, sep='/')
   flat_shardings = traverse_util.flatten_dict(shardings, sep='/')
   loaded = [k for k, v in target.items() if k in source and tuple(source[k].shape) == tuple(v.shape)]

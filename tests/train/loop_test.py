@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.base import get_base_config
-from seqmodels.train import loop
+from seqmodels.train import checkpoint, loop
 from seqmodels.train.checkpoint import Checkpointer
 
 
@@ -128,3 +128,10 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
     loop._check_resumable(str(tmp_path), c)
   c.train.num_steps, c.model.unroll = saved['train']['num_steps'], 8  # a speed knob: e.g. resumed on a GPU
   loop._check_resumable(str(tmp_path), c)
+
+
+def test_restore_saved_names_a_missing_checkpoint(tmp_path):
+  with pytest.raises(checkpoint.CheckpointError, match=r'has no checkpoint: point it at the workdir'):
+    checkpoint.restore_saved(str(tmp_path))
+  with pytest.raises(checkpoint.CheckpointError, match=r'has no checkpoint at step 7'):
+    checkpoint.restore_saved(str(tmp_path), 7)

@@ -7,9 +7,8 @@ import sys
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
-from seqmodels.train.checkpoint import Checkpointer
+from seqmodels.train import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLAGS = ['--config=experiments/configs/copy.py', '--config.model.width=32', '--config.model.layers=1',
@@ -33,10 +32,7 @@ def _free_port() -> int:
 
 def _final_params(workdir):
   """The parameters of the step-8 checkpoint, restored onto one device from the array metadata orbax keeps."""
-  one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  tree = ocp.StandardCheckpointer().metadata(os.path.join(workdir, 'checkpoints', '8', 'state')).item_metadata.tree
-  abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one), tree)
-  state, _ = Checkpointer(str(workdir), 8, 1).restore_latest(abstract)
+  _, state = checkpoint.restore_saved(str(workdir), 8, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
   return state['params']
 
 
