@@ -1,7 +1,9 @@
 """ELMo (Peters et al. 2018): a byte-level biLM pre-trained on a local text file, then its frozen features classify.
 
 get_config('SIZE,STAGE'), both optional: SIZE 'small' is CPU-sized (minutes on 2 cores); STAGE 'classify' is the
-downstream task: is a line of data.path real or word-shuffled (data.source='shuffled', as bert_finetune.py)?
+downstream task: is a line of data.path real, or are the inner letters of its words scrambled (data.source=
+'scrambled', as bert_finetune.py)? The harder word-order task, data.source='shuffled', left every arm at chance
+in 300 steps (docs/RESULTS.md, experiment 6).
   python launch.py --config=experiments/configs/char_elmo.py:small --workdir=runs/elmo \
       --config.data.path=../shared/data/tinyshakespeare.txt              # pre-train the biLM
   python launch.py --config=experiments/configs/char_elmo.py:small,classify --workdir=runs/elmo_cls \
@@ -33,7 +35,7 @@ def get_config(arg: str = ''):
   c.train.eval_batches = 20 if small else 50
   if 'classify' in parts:
     c.model.name = 'elmo_classifier'
-    c.data.name, c.data.source, c.data.byte_level = 'classify', 'shuffled', False
+    c.data.name, c.data.source, c.data.byte_level = 'classify', 'scrambled', False
     c.optim.freeze = 'elmo'  # feature extraction: only the scalar mix and the head learn
     c.train.init_from = ''   # the pre-training workdir, e.g. runs/elmo
     c.optim.lr, c.optim.warmup_steps, c.optim.weight_decay = 2e-3, 20, 0.01
