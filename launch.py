@@ -67,6 +67,7 @@ def main(argv) -> None:
   from experiments import report
   from seqmodels import sweep, validation
   from seqmodels.train import loop, sharding
+  from seqmodels.data.builders import DataError
   from seqmodels.train.checkpoint import CheckpointError
 
   defaults = not FLAGS['config'].present and not FLAGS.sweep
@@ -99,7 +100,7 @@ def main(argv) -> None:
   if not sweep_path:  # one run: its errors end the launcher, as one line
     try:
       summary = loop.train_and_evaluate(trials[0].config, workdir)
-    except (loop.NonFiniteLossError, loop.WorkdirError, CheckpointError) as e:
+    except (loop.NonFiniteLossError, loop.WorkdirError, CheckpointError, DataError) as e:
       _fail(str(e), 1)
     if summary['status'] == 'preempted':
       _fail(f'stopped early at step {summary["step"]}; checkpoint saved in {workdir}: rerun the same command '

@@ -246,9 +246,14 @@ def prepare(data_cfg, directory: str) -> None:
   elif data_cfg.source == 'lm1b':
     builder = builders.Lm1b(**kwargs)  # TF-free, same files as the official builder
   else:
-    builder = tfds.builder(data_cfg.source, **kwargs)
-  if not builder.is_prepared():
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    try:
+      builder = tfds.builder(data_cfg.source, **kwargs)
+    except tfds.core.registered.DatasetNotFoundError:  # wiki40b: its builder imports TensorFlow (and Beam)
+      raise builders.DataError(
+          f'config.data.source={data_cfg.source} is not prepared in {directory} and its TFDS builder needs '
+          f'TensorFlow and Apache Beam: run `tfds build {data_cfg.source} --file_format=array_record '
+          '--data_dir=DIR` once where they are installed, then pass --config.data.data_dir=DIR') from None
+  builders.build_if_needed(builder, f'config.data.source={data_cfg.source}')
 
 
 def _lines_from_tfds(source: str, directory: str, data_cfg) -> dict[str, list[str]]:

@@ -31,6 +31,22 @@ TRAIN_FRACTION = 0.9  # local_text: first 90% of characters train, last 10% vali
 _CODE_PATH = epath.Path(__file__)
 
 
+class DataError(ValueError):
+  """A dataset that cannot be prepared here; the message names it and the fix (the launcher prints one line)."""
+
+
+def build_if_needed(builder: tfds.core.DatasetBuilder, what: str) -> None:
+  """Downloads and prepares `builder` unless it is prepared; a failed download is a DataError naming `what`."""
+  if builder.is_prepared():
+    return
+  try:
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  except OSError as e:  # offline, a refused or missing URL (requests' errors are OSErrors too)
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    raise DataError(f'{what} could not be downloaded and prepared in {builder.data_dir} ({reason}): run once on a '
+                    'machine that is online, or copy a prepared data_dir here and pass --config.data.data_dir') from e
+
+
 @dataclasses.dataclass(eq=False, kw_only=True)
 class SyntheticConfig(tfds.core.BuilderConfig):
   """Parameters of a synthetic task dataset (see `synthetic_config`)."""

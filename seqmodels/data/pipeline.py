@@ -253,10 +253,7 @@ def prepare(data_cfg) -> None:
       return bert_data.prepare(data_cfg, directory)
     if data_cfg.name in translation.NAMES:
       return translation.prepare(data_cfg, directory)
-    builder = _builder(data_cfg, directory)
-    if not builder.is_prepared():
-      builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    builders.build_if_needed(_builder(data_cfg, directory), f'config.data.name={data_cfg.name}')
 
 
 def _sources(name: str, splits, directory: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from seqmodels.data import tasks
+from seqmodels.data import builders, tasks
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 NUM_SPECIALS = 4
@@ -294,8 +294,7 @@ def prepare(data_cfg, directory: str) -> None:
     builder = tfds.builder(data_cfg.name, data_dir=directory, file_format='array_record')
   else:
     builder = ParallelText(config=parallel_config(data_cfg), data_dir=directory, file_format='array_record')
-  if not builder.is_prepared():
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  builders.build_if_needed(builder, f'config.data.name={data_cfg.name}')
   pairs = _pairs(data_cfg, directory)
   tokenizers_for(data_cfg, pairs['train'], _tokenizer_dir(data_cfg, directory), create=True)
 

@@ -3,10 +3,11 @@
 seen in pre-training, and TFDS sources (mocked)."""
 
 import numpy as np
+import pytest
 import tensorflow_datasets as tfds
 
 from experiments.configs.base import get_base_config
-from seqmodels.data import bert, pipeline
+from seqmodels.data import bert, builders, pipeline
 
 WORDS = 'the a king queen lord lady speaks sleeps runs sees loves hates good bad old young here there'.split()
 
@@ -149,3 +150,18 @@ def test_glue_sst2_builds_without_tensorflow_and_loads(tmp_path, monkeypatch):
   assert data.splits['train'].size == 12 and data.splits['validation'].size == 4
   batch = data.splits['validation'].gather(np.arange(4))
   assert batch['label'].tolist() == [0, 1, 0, 1] and bert.decode(batch['inputs'][1]).startswith('[CLS] movie number 1')
+
+
+def test_a_dataset_that_cannot_be_prepared_here_is_one_data_error_naming_the_fix(tmp_path, monkeypatch):
+  c = data_config(tmp_path, 'mlm', 'wiki40b/en')  # its TFDS builder imports TensorFlow, which is not installed
+  with pytest.raises(builders.DataError, match=r'wiki40b/en is not prepared in .*tfds build wiki40b/en '
+                                               r'--file_format=array_record'):
+    pipeline.prepare(c)
+
+  def offline(self, **kwargs):
+    raise OSError('Failed to resolve host: Name or service not known\nmore detail')
+  monkeypatch.setattr(tfds.core.DatasetBuilder, 'download_and_prepare', offline)
+  c = data_config(tmp_path, 'mlm', 'lm1b')
+  with pytest.raises(builders.DataError, match=r'^config\.data\.source=lm1b could not be downloaded and prepared in '
+                                               r'.* \(Failed to resolve host: Name or service not known\): run once'):
+    pipeline.prepare(c)
