@@ -6,8 +6,8 @@ same process on the same shapes; PyTorch (the peer) runs first, on cuDNN when a 
   seqmodels   seqmodels.models.rnn_lm.RNNLM: hoisted input projection + one lax.scan (`--unroll` steps per iter)
   flax        flax.linen.RNN(OptimizedLSTMCell | GRUCell), the same unroll
   torch       torch.nn.LSTM / nn.GRU (bf16 cases: autocast on CUDA; float32 on CPU)
-The `long` case compares minGRU trained by a parallel scan (Feng et al. 2024) with a sequential GRU at T=4096;
-its peer is the sequential GRU.
+The `long` case compares minGRU trained by a parallel scan (Feng et al. 2024) and by a sequential one (the CPU
+default, `model.min_scan`) with a sequential GRU at T=4096; its peer is the sequential GRU.
 
 Prints one JSON line per (case, implementation): ms_per_step is the median over timed steps after warmup,
 ratio_vs_peer = ms_per_step / peer's ms_per_step (below 1: faster than the peer).
@@ -191,16 +191,17 @@ def run_case(case: Case, args, emit: Callable[[dict], None]) -> None:
   dtype_name = jnp.dtype(jax_dtype).name
   jax_device = jax.devices()[0].device_kind
   impls = args.impls.split(',')
-  rnnlm = lambda cell: RNNLM(RNNLMConfig(V, cell=cell, E=case.H, H=case.H, N=case.N, unroll=args.unroll,
-                                         dtype=jax_dtype))
+  rnnlm = lambda cell, parallel=None: RNNLM(RNNLMConfig(V, cell=cell, E=case.H, H=case.H, N=case.N,
+                                                        unroll=args.unroll, parallel_scan=parallel, dtype=jax_dtype))
   groups = [case.cells[::-1]] if case.long else [(cell,) for cell in case.cells]  # gru (the peer) first
   for group in groups:
     rows = []  # (cell, implementation, ms, device, dtype)
     for cell in group:
-      if case.long:  # both sides are seqmodels' RNNLM: only the cell differs
-        name = 'seqmodels-mingru-parallel' if cell == 'mingru' else 'seqmodels-gru-sequential'
-        rows.append((cell, name, jax_step_ms(rnnlm(cell), case, T, args.warmup, args.steps), jax_device,
-                     dtype_name))
+      if case.long:  # every side is seqmodels' RNNLM: only the cell (and minGRU's scan) differs
+        for name, parallel in ([('seqmodels-mingru-parallel', True), ('seqmodels-mingru-sequential', False)]
+                               if cell == 'mingru' else [('seqmodels-gru-sequential', None)]):
+          rows.append((cell, name, jax_step_ms(rnnlm(cell, parallel), case, T, args.warmup, args.steps),
+                       jax_device, dtype_name))
         continue
       if 'torch' in impls:
         try:

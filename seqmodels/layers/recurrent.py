@@ -170,6 +170,7 @@ class Recurrent(nn.Module):
   `carry0` is None or a list with one carry per layer (per direction: [fwd, bwd] per layer when bidirectional).
   `cell` is rnn | lstm | gru (RecurrentLayer) or mingru | minlstm (MinRNNLayer, parallel scan; `forget_bias`
   and `unroll` do not apply to those, nor `recurrent_init_scale`: they have no recurrent matrix).
+  `parallel_scan` applies to mingru | minlstm only: True / False / None (`minrnn.default_parallel()`).
   """
   cell: str
   H: int
@@ -180,11 +181,12 @@ class Recurrent(nn.Module):
   unroll: int = 1
   dtype: Any = jnp.float32
   recurrent_init_scale: float = 1.0  # RecurrentLayer's orthogonal recurrent init is multiplied by this
+  parallel_scan: bool | None = None
 
   @nn.compact
   def __call__(self, x_BxTxD, mask_BxT=None, carry0=None, *, train: bool = False):
     if self.cell in MIN_GATES:
-      layer = functools.partial(MinRNNLayer, self.cell, self.H, dtype=self.dtype)
+      layer = functools.partial(MinRNNLayer, self.cell, self.H, dtype=self.dtype, parallel=self.parallel_scan)
     else:
       layer = functools.partial(RecurrentLayer, self.cell, self.H, self.forget_bias, self.unroll,
                                 dtype=self.dtype, recurrent_init_scale=self.recurrent_init_scale)

@@ -37,6 +37,7 @@ class ELMoConfig:
   dropout: float = 0.0   # on the embedding, between layers, before the softmax and in the classifier's head
   forget_bias: float = 1.0
   unroll: int = 1        # lax.scan unroll factor (speed knob only)
+  parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
 
 
@@ -62,8 +63,8 @@ class BiLM(nn.Module):
     flip = lambda y: None if y is None else jnp.flip(y, axis=1)
     x_BxTxH = nn.Embed(c.V, c.H, name='embed')(tokens_BxT)
     layers = [jnp.concatenate([x_BxTxH, x_BxTxH], axis=-1)]
-    rnn = lambda name: Recurrent(c.cell, c.H, 1, forget_bias=c.forget_bias, unroll=c.unroll, dtype=c.dtype,
-                                 name=name)
+    rnn = lambda name: Recurrent(c.cell, c.H, 1, forget_bias=c.forget_bias, unroll=c.unroll,
+                                 parallel_scan=c.parallel_scan, dtype=c.dtype, name=name)
     f_BxTxH, b_BxTxH = x_BxTxH, flip(x_BxTxH)  # b_ is in reversed time until it is flipped back
     for n in range(c.N):
       f_BxTxH, _ = rnn(f'fwd{n}')(drop(f_BxTxH), mask_BxT)
@@ -116,7 +117,7 @@ class ELMoClassifier(nn.Module):
     drop = lambda y: nn.Dropout(c.dropout, deterministic=not train)(y)
     mask_BxT = (tokens_BxT != PAD).astype(jnp.float32)
     elmo_BxTx2H = ScalarMix(name='mix')(BiLM(c, name='elmo')(tokens_BxT, mask_BxT, train=train))
-    _, finals = Recurrent(c.cell, c.H, 1, forget_bias=c.forget_bias, unroll=c.unroll, dtype=c.dtype,
-                          name='head')(drop(elmo_BxTx2H), mask_BxT)
+    _, finals = Recurrent(c.cell, c.H, 1, forget_bias=c.forget_bias, unroll=c.unroll,
+                          parallel_scan=c.parallel_scan, dtype=c.dtype, name='head')(drop(elmo_BxTx2H), mask_BxT)
     h_BxH = finals[-1][0]  # padded steps leave the carry unchanged: the state after the last real token
     return nn.Dense(c.C, dtype=c.dtype, name='classifier')(drop(h_BxH)).astype(jnp.float32)

@@ -27,6 +27,7 @@ class RNNClassifierConfig:
   dropout: float = 0.0
   forget_bias: float = 1.0
   unroll: int = 1
+  parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
 
 
@@ -42,6 +43,6 @@ class RNNClassifier(nn.Module):
     mask_BxT = (tokens_BxT != PAD).astype(jnp.float32)
     x_BxTxE = drop(nn.Embed(c.V, c.E, name='embed')(tokens_BxT))
     _, finals = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
-                          dtype=c.dtype, name='rnn')(x_BxTxE, mask_BxT, train=train)
+                          parallel_scan=c.parallel_scan, dtype=c.dtype, name='rnn')(x_BxTxE, mask_BxT, train=train)
     h_BxH = finals[-1][0]  # padded steps leave the carry unchanged: this is the state after the last real token
     return nn.Dense(c.C, dtype=c.dtype, name='classifier')(drop(h_BxH)).astype(jnp.float32)

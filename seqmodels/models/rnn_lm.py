@@ -22,6 +22,7 @@ class RNNLMConfig:
   forget_bias: float = 1.0
   recurrent_init_scale: float = 1.0  # multiplies the orthogonal recurrent init (> 1: exploding gradients)
   unroll: int = 1        # lax.scan unroll factor (speed knob only)
+  parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
 
 
@@ -35,6 +36,6 @@ class RNNLM(nn.Module):
     drop = lambda y: nn.Dropout(c.dropout, deterministic=not train)(y)
     x_BxTxE = drop(nn.Embed(c.V, c.E, name='embed')(tokens_BxT))
     h_BxTxH, _ = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
-                           recurrent_init_scale=c.recurrent_init_scale,
+                           parallel_scan=c.parallel_scan, recurrent_init_scale=c.recurrent_init_scale,
                            dtype=c.dtype, name='rnn')(x_BxTxE, train=train)
     return nn.Dense(c.V, dtype=c.dtype, name='head')(drop(h_BxTxH)).astype(jnp.float32)

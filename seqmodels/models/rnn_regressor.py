@@ -29,6 +29,7 @@ class RNNRegressorConfig:
   forget_bias: float = 1.0
   recurrent_init_scale: float = 1.0  # multiplies the orthogonal recurrent init (> 1: exploding gradients)
   unroll: int = 1
+  parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
 
 
@@ -44,7 +45,7 @@ class RNNRegressor(nn.Module):
   def __call__(self, values_BxT, markers_BxT, mask_BxT, *, train: bool = False):
     c = self.cfg
     _, finals = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
-                          recurrent_init_scale=c.recurrent_init_scale, dtype=c.dtype,
+                          parallel_scan=c.parallel_scan, recurrent_init_scale=c.recurrent_init_scale, dtype=c.dtype,
                           name='rnn')(_features(values_BxT, markers_BxT), mask_BxT, train=train)
     h_BxH = finals[-1][0]
     return nn.Dense(1, dtype=c.dtype, name='head')(h_BxH)[:, 0].astype(jnp.float32)

@@ -48,6 +48,7 @@ class Seq2SeqConfig:
   dropout: float = 0.0
   forget_bias: float = 1.0
   unroll: int = 1
+  parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
 
 
@@ -62,7 +63,7 @@ class Seq2Seq(nn.Module):
     self.src_embed = nn.Embed(c.V_src, c.E)
     self.tgt_embed = nn.Embed(c.V_tgt, c.E)
     rnn = lambda bi: Recurrent(c.cell, c.H, c.N, bidirectional=bi, dropout=c.dropout, forget_bias=c.forget_bias,
-                               unroll=c.unroll, dtype=c.dtype)
+                               unroll=c.unroll, parallel_scan=c.parallel_scan, dtype=c.dtype)
     self.encoder = rnn(c.bidirectional)
     self.decoder = rnn(False)
     if c.bidirectional:

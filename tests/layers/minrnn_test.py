@@ -40,7 +40,7 @@ def test_log_g_is_log_of_g_and_g_is_positive():
 def test_parallel_scan_equals_sequential_scan_with_mask_and_initial_state(cell, log_space, reverse):
   layer, v, x = _setup(cell, log_space, reverse)
   h0 = (_normal(2, (B, H)),)  # any real initial state, negative entries too
-  hp, cp = layer.apply(v, x, MASK, h0)
+  hp, cp = layer.apply(v, x, MASK, h0, parallel=True)
   hs, cs = layer.apply(v, x, MASK, h0, parallel=False)
   chex.assert_shape([hp, hs], (B, T, H))
   np.testing.assert_allclose(hp, hs, atol=ATOL)
@@ -50,7 +50,7 @@ def test_parallel_scan_equals_sequential_scan_with_mask_and_initial_state(cell, 
 @pytest.mark.parametrize('cell', ['mingru', 'minlstm'])
 def test_step_by_step_inference_equals_parallel_training_pass(cell):
   layer, v, x = _setup(cell)
-  hp, (hT,) = layer.apply(v, x)
+  hp, (hT,) = layer.apply(v, x, parallel=True)
   carry = (jnp.zeros((B, H)),)
   for t in range(T):
     h, carry = layer.apply(v, x[:, t], carry, method='step')
@@ -60,7 +60,7 @@ def test_step_by_step_inference_equals_parallel_training_pass(cell):
 
 def test_padded_steps_leave_state_unchanged_and_output_zero():
   layer, v, x = _setup('minlstm')
-  h, (hT,) = layer.apply(v, x, MASK)
+  h, (hT,) = layer.apply(v, x, MASK, parallel=True)
   for b, n in enumerate(LENGTHS.tolist()):
     h_b, (hT_b,) = layer.apply(v, x[b:b + 1, :n], parallel=False)  # parallel = sequential is tested above
     np.testing.assert_allclose(h[b, :n], h_b[0], atol=ATOL)
@@ -82,7 +82,7 @@ def test_gradients_of_parallel_and_sequential_forms_agree(cell):
 def test_log_space_scan_stays_finite_and_exact_over_long_sequences():
   # Large inputs push gates to saturation: products of many a_t underflow, which log space must survive.
   layer, v, x = _setup('mingru', t=128, scale=10.0)
-  hp, _ = layer.apply(v, x)
+  hp, _ = layer.apply(v, x, parallel=True)
   hs, _ = layer.apply(v, x, parallel=False)
   assert bool(jnp.isfinite(hp).all())
   np.testing.assert_allclose(hp, hs, rtol=1e-4, atol=1e-4)
@@ -97,3 +97,14 @@ def test_perturbation_gradient_is_the_same_in_parallel_and_sequential_forms():
   chex.assert_shape(gp, (B, T, H))
   np.testing.assert_allclose(gp, gs, atol=ATOL)
   assert float(jnp.abs(gp[:, 0]).sum()) > 0  # the last step's loss reaches the first hidden state
+
+
+def test_the_default_scan_is_sequential_on_cpu_and_parallel_on_accelerators(monkeypatch):
+  layer, v, x = _setup('mingru')
+  jaxpr = lambda **kw: str(jax.make_jaxpr(lambda v: layer.apply(v, x, **kw))(v))
+  assert 'scan[' in jaxpr() and 'scan[' in jaxpr(parallel=False)  # tests run on CPU: lax.scan
+  assert 'scan[' not in jaxpr(parallel=True)  # the associative scan is slices and adds, no loop
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  assert 'scan[' not in jaxpr()
+  assert 'scan[' in jaxpr(parallel=False)
+  assert 'scan[' in str(jax.make_jaxpr(lambda v: layer.clone(parallel=False).apply(v, x))(v))  # the module's own

@@ -112,3 +112,12 @@ def test_auto_unroll_is_resolved_per_platform_and_explicit_values_are_kept(monke
   assert registry.build(m, data, jnp.float32).cfg.unroll == 8
   m.unroll = 4
   assert registry.build(m, data, jnp.float32).cfg.unroll == 4
+
+
+def test_min_scan_reaches_the_min_rnn_layers():
+  m = get_base_config().model
+  m.name, m.width, m.layers = 'mingru', 8, 1
+  data = types.SimpleNamespace(kind='lm', vocab_size=V, seq_len=T, meta={})
+  for scan, expected in (('auto', None), ('parallel', True), ('sequential', False)):
+    m.min_scan = scan
+    assert registry.build(m, data, jnp.float32).cfg.parallel_scan is expected
