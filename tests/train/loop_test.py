@@ -78,13 +78,14 @@ def test_nonfinite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path)
   assert saved and max(saved) < bad_step
 
 
-@pytest.mark.parametrize('name', ['lstm', 'gpt'])
-def test_lm_learns_copy_task_far_below_uniform(tmp_path, name):
-  c = tiny_config(tmp_path, name=name, steps=150)
+# Per-model learning rates: at 1e-2 the GPT plateaus near 0.89 accuracy; at 3e-3 the LSTM is still at 0.83.
+@pytest.mark.parametrize('name,lr,steps', [('lstm', 1e-2, 150), ('gpt', 3e-3, 250)])
+def test_lm_learns_copy_task_far_below_uniform(tmp_path, name, lr, steps):
+  c = tiny_config(tmp_path, name=name, steps=steps)
   c.model.dropout = 0.0
   c.model.width, c.model.layers = 64, 2
-  c.optim.lr, c.optim.warmup_steps = 1e-2, 10
-  c.train.batch_size, c.train.log_every, c.train.eval_every, c.train.checkpoint_every = 32, 50, 150, 150
+  c.optim.lr, c.optim.warmup_steps = lr, 10
+  c.train.batch_size, c.train.log_every, c.train.eval_every, c.train.checkpoint_every = 32, 50, steps, steps
   s = loop.train_and_evaluate(c, str(tmp_path / name))
   uniform = np.log(4 + 4)  # 4 symbols + 4 special tokens
   assert s['eval']['loss'] < 0.2 * uniform, s['eval']
