@@ -97,7 +97,10 @@ def _adding_rnn_losses(clip_norms: tuple[float, ...], num_steps: int = 80) -> li
 
 def test_momentum_sgd_on_an_exploding_rnn_diverges_unclipped_and_trains_clipped():
   unclipped, clipped = _adding_rnn_losses((0.0, 1.0))
-  assert unclipped[0] < 3 and not np.all(np.isfinite(unclipped)), unclipped  # inf/nan within 80 steps (~68)
+  # Unclipped, the loss blows up by orders of magnitude within 80 steps: to inf/nan on some CPUs (step ~68), to
+  # ~500 on others (the exact float path differs between CPU types); either way far above the clipped run's.
+  peak = np.max(np.where(np.isfinite(unclipped), unclipped, np.inf))
+  assert unclipped[0] < 3 and peak > 100, unclipped
   assert np.all(np.isfinite(clipped)) and clipped.max() < 3, clipped  # same parameters and batches: bounded
   assert clipped[-10:].mean() < clipped[:5].mean() / 2  # and learning
 
