@@ -8,7 +8,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from experiments.configs.base import get_base_config
-from seqmodels.data import pipeline, translation
+from seqmodels.data import builders, pipeline, translation
 
 
 def _data_cfg(tmp_path, **kw):
@@ -90,6 +90,25 @@ def test_parallel_text_reads_local_files_with_char_vocabularies(tmp_path):
   assert data.splits['train'].size == 3  # the pair with an empty side is skipped
   assert data.meta['src_vocab_size'] != data.meta['tgt_vocab_size']
   _check_batches(data, data.meta['pairs']['validation'], 12)
+
+
+@pytest.mark.parametrize('train_de,train_en,words', [
+    ('ein Haus\ndas Boot\n'.encode(), b'a house\n', 'has 2 lines but'),
+    ('gro\u00df\n'.encode('latin-1'), b'big\n', 'is not UTF-8 text'),
+])
+def test_unusable_parallel_files_fail_with_one_line_naming_the_file(tmp_path, train_de, train_en, words):
+  corpus = tmp_path / 'corpus'
+  corpus.mkdir()
+  (corpus / 'train.de').write_bytes(train_de)
+  (corpus / 'train.en').write_bytes(train_en)
+  (corpus / 'validation.de').write_text('das Haus\n')
+  (corpus / 'validation.en').write_text('the house\n')
+  d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
+                tgt_path=str(corpus / '{split}.en'), tokenizer='char', seq_len=12)
+  with pytest.raises(builders.DataError) as e:
+    pipeline.prepare(d)
+  message = str(e.value)
+  assert words in message and str(corpus / 'train.de') in message and '\n' not in message
 
 
 @pytest.mark.parametrize('name', ['wmt14_translate/de-en', 'ted_hrlr_translate/pt_to_en'])
