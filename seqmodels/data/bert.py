@@ -159,16 +159,26 @@ def corrupted_task(lines: Sequence[str], seed: int, source: str) -> tuple[list[s
 
 def read_table(path: str) -> tuple[list[str], list[str] | None, list[str]]:
   """(texts, texts_b or None, labels) from a TSV (.tsv) or CSV file of (text[, text_b], label) rows; a first row
-  whose last column is 'label' is a header."""
+  whose last column is 'label' is a header. A file that is not such a table is a DataError naming the row."""
   delimiter = '\t' if path.endswith('.tsv') else ','
-  with open(os.path.expanduser(path), newline='', encoding='utf-8') as f:
-    rows = [r for r in csv.reader(f, delimiter=delimiter) if r]
-  if rows and rows[0][-1].strip().lower() == 'label':
+  try:
+    with open(os.path.expanduser(path), newline='', encoding='utf-8') as f:
+      rows = [(n, r) for n, r in enumerate(csv.reader(f, delimiter=delimiter), 1) if r]
+  except UnicodeDecodeError as e:
+    raise builders.DataError(f'{path} is not UTF-8 text (byte {e.start}: {e.reason}): convert it, e.g. '
+                             'iconv -f latin1 -t utf-8') from e
+  if rows and rows[0][1][-1].strip().lower() == 'label':
     rows = rows[1:]
-  width = len(rows[0])
-  if width not in (2, 3) or any(len(r) != width for r in rows):
-    raise ValueError(f'{path}: every row must be (text, label) or (text, text_b, label)')
-  return [r[0] for r in rows], ([r[1] for r in rows] if width == 3 else None), [r[-1].strip() for r in rows]
+  if not rows:
+    raise builders.DataError(f'{path} has no rows: it needs (text, label) or (text, text_b, label) rows')
+  width = len(rows[0][1])
+  bad = next((n for n, r in rows if len(r) != width or width not in (2, 3)), None)
+  if bad is not None:
+    kind = 'tab' if delimiter == '\t' else 'comma'
+    raise builders.DataError(f'{path}: row {bad} has {len(dict(rows)[bad])} {kind}-separated fields; every row must '
+                             'be (text, label) or (text, text_b, label), with fields holding the separator quoted')
+  return ([r[0] for _, r in rows], [r[1] for _, r in rows] if width == 3 else None,
+          [r[-1].strip() for _, r in rows])
 
 
 def label_ids(labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:

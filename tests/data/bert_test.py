@@ -89,6 +89,20 @@ def test_classification_from_tsv_with_pairs_and_named_labels(tmp_path):
   assert text == f'[CLS] first {i} [SEP] second {i} [SEP] ' and batch['label'][0] == (1 if i % 3 else 0)
 
 
+@pytest.mark.parametrize('name,content,words', [
+    ('ragged.tsv', 'text\tlabel\ngood one\t1\nno label here\n'.encode(), 'row 3 has 1 tab-separated fields'),
+    ('header_only.csv', b'text,label\n', 'has no rows'),
+    ('latin.csv', 'gro\u00df,1\n'.encode('latin-1'), 'is not UTF-8 text'),
+])
+def test_unusable_classification_tables_fail_with_one_line_naming_file_and_row(tmp_path, name, content, words):
+  (tmp_path / name).write_bytes(content)
+  c = data_config(tmp_path, 'classify')
+  c.path = str(tmp_path / name)
+  with pytest.raises(builders.DataError) as e:
+    pipeline.load(c)
+  assert words in str(e.value) and name in str(e.value) and '\n' not in str(e.value)
+
+
 def test_local_tasks_are_balanced_and_keep_the_first_and_last_word_or_letter(tmp_path):
   for source in ('shuffled', 'scrambled'):
     data = pipeline.load(data_config(tmp_path, 'classify', source))
