@@ -13,7 +13,7 @@ class CharTokenizer:
     if len(set(chars)) != len(chars):
       raise ValueError('CharTokenizer chars must be distinct.')
     self.chars = ''.join(sorted(chars))
-    self._codepoints = np.array([ord(c) for c in self.chars], np.int64)
+    self._codepoints = np.array([ord(c) for c in self.chars], np.uint32)
 
   @classmethod
   def from_text(cls, text: str) -> 'CharTokenizer':
@@ -24,15 +24,21 @@ class CharTokenizer:
   def vocab_size(self) -> int:
     return len(self.chars)
 
-  def encode(self, text: str) -> np.ndarray:
-    """Returns int32 ids [len(text)]; raises ValueError on characters outside the vocabulary."""
-    codepoints = np.frombuffer(text.encode('utf-32-le'), np.uint32).astype(np.int64)
-    ids = np.searchsorted(self._codepoints, codepoints)
-    ids = np.minimum(ids, self.vocab_size - 1)
-    unknown = self._codepoints[ids] != codepoints
-    if unknown.any():
-      raise ValueError(f'Characters not in vocabulary: {sorted(set(np.array(list(text))[unknown]))}')
-    return ids.astype(np.int32)
+  def encode(self, text: str, chunk: int = 1 << 22) -> np.ndarray:
+    """Returns int32 ids [len(text)]; raises ValueError on characters outside the vocabulary.
+
+    Works through `chunk` characters at a time, so a corpus of N characters needs about 4N bytes beyond the text.
+    """
+    ids = np.empty(len(text), np.int32)
+    for start in range(0, len(text), chunk):
+      piece = text[start:start + chunk]
+      codepoints = np.frombuffer(piece.encode('utf-32-le'), np.uint32)
+      found = np.minimum(np.searchsorted(self._codepoints, codepoints), self.vocab_size - 1)
+      unknown = self._codepoints[found] != codepoints
+      if unknown.any():
+        raise ValueError(f'Characters not in vocabulary: {sorted(set(np.array(list(piece))[unknown]))}')
+      ids[start:start + len(piece)] = found
+    return ids
 
   def decode(self, ids) -> str:
     return ''.join(self.chars[i] for i in np.asarray(ids).reshape(-1))
