@@ -36,7 +36,7 @@ class CharTokenizer:
       found = np.minimum(np.searchsorted(self._codepoints, codepoints), self.vocab_size - 1)
       unknown = self._codepoints[found] != codepoints
       if unknown.any():
-        raise ValueError(f'Characters not in vocabulary: {sorted(set(np.array(list(piece))[unknown]))}')
+        raise ValueError(f'Characters not in vocabulary: {sorted({piece[i] for i in np.flatnonzero(unknown)})}')
       ids[start:start + len(piece)] = found
     return ids
 

@@ -107,6 +107,10 @@ def test_char_tokenizer_round_trips_and_saves_to_json(tmp_path):
   assert tokenizers.CharTokenizer.load(tmp_path / 'vocab.json').chars == tokenizer.chars
   with pytest.raises(ValueError, match='not in vocabulary'):
     tokenizer.encode('xyz')
+  for chunk in (1, 4, 7):  # encoding works through the text a chunk at a time: boundaries change nothing
+    np.testing.assert_array_equal(tokenizer.encode(text * 3, chunk=chunk), np.tile(ids, 3))
+  with pytest.raises(ValueError, match=r"\['x'\]"):  # an unknown character in a later chunk
+    tokenizer.encode(text + 'x', chunk=4)
 
 
 def test_byte_tokenizer_offsets_bytes_and_round_trips():
