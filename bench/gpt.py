@@ -7,8 +7,10 @@
 Recipes (nanoGPT's README): `cpu` = 4 layers x 128, 4 heads, context 64, batch 12, 2000 iters, dropout 0, lr 1e-3
 cosine to 1e-4, warmup 100, AdamW (0.9, 0.99), weight decay 0.1, clip 1.0; `baby` = shakespeare_char (6 x 384,
 context 256, batch 64, dropout 0.2, 5000 iters). Both sides are timed as whole processes (start-up, compilation,
-periodic evaluation included). Quality: nanoGPT reports its own estimate (eval_iters random batches); seqmodels is
-evaluated on the whole validation split (every window once), after the same number of steps.
+periodic evaluation included). Quality: `val_loss` is the whole validation split (every window of context + 1
+characters once) after the same number of steps, for both (nanoGPT's checkpoint is scored by its own model code);
+`periodic_val_loss` is each side's last estimate during training (eval_iters batches). An `--iters` that
+eval_interval does not divide evaluates only at the end (so that nanoGPT's last checkpoint is its final model).
 `gpt2` = GPT-2 124M (12 x 768, 12 heads, context 1024, batch 32, vocabulary 50304, no dropout): steady-state
 training steps on random tokens after a burn-in, as nanoGPT's bench.py times it (`--real_data=False`; its model has
 no biases, ours has them: 0.1% more parameters). `generate` = `--new_tokens` tokens (default 1024) greedily from a
@@ -239,8 +241,32 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
                             / summary['train_seconds'], config.train.dtype))
 
 
+# The whole validation split, every window once (windows of context + 1 characters every `context`), scored by a
+# nanoGPT checkpoint: the same windows and the same mean as seqmodels' final number.
+_NANOGPT_WHOLE_SPLIT = """
+import sys, numpy as np, torch
+from model import GPT, GPTConfig
+ckpt = torch.load(sys.argv[1], map_location='cpu')
+model = GPT(GPTConfig(**ckpt['model_args']))
+model.load_state_dict({k.removeprefix('_orig_mod.'): v for k, v in ckpt['model'].items()})
+model.eval()
+T, B = int(sys.argv[3]), 64
+ids = np.fromfile(sys.argv[2], dtype=np.uint16).astype(np.int64)
+starts = np.arange(0, len(ids) - T, T)
+total = 0.0
+with torch.no_grad():
+  for i in range(0, len(starts), B):
+    w = torch.from_numpy(np.stack([ids[s:s + T + 1] for s in starts[i:i + B]]))
+    x, y = w[:, :-1].contiguous(), w[:, 1:].contiguous()
+    logits, _ = model(x, y)  # with targets, nanoGPT returns the logits of every position
+    total += torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction='sum').item()
+print('SCORE', total / (len(starts) * T), ckpt['iter_num'])
+"""
+
+
 def run_nanogpt(case: str, recipe: dict, data: str, peer: str) -> dict:
-  """nanoGPT's own train.py with its README recipe, on the same text file."""
+  """nanoGPT's own train.py with its README recipe, on the same text file; its final model is then scored on the
+  whole validation split as seqmodels' is (its own figure is an estimate over eval_iters random batches)."""
   work = tempfile.mkdtemp(prefix='bench-nanogpt-')
   shutil.copytree(peer, os.path.join(work, 'nanoGPT'), ignore=shutil.ignore_patterns('.git'))
   repo = os.path.join(work, 'nanoGPT')
@@ -249,19 +275,32 @@ def run_nanogpt(case: str, recipe: dict, data: str, peer: str) -> dict:
   subprocess.run([sys.executable, 'prepare.py'], cwd=data_dir, check=True, capture_output=True)
   import torch
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
+  out_dir = os.path.join(work, 'out')
+  # always_save_checkpoint=True (the recipe says False: save only on a better estimate) so that the checkpoint
+  # is the model after all max_iters steps; saving a 0.8M-parameter model 8 times costs well under a second.
   args = ['config/train_shakespeare_char.py', f'--device={device}', f'--compile={device == "cuda"}',
           f'--eval_iters={recipe["eval_iters"]}', '--log_interval=50', f'--block_size={recipe["context"]}',
           f'--batch_size={recipe["batch"]}', f'--n_layer={recipe["layers"]}', f'--n_head={recipe["heads"]}',
           f'--n_embd={recipe["width"]}', f'--max_iters={recipe["iters"]}', f'--lr_decay_iters={recipe["iters"]}',
-          f'--dropout={recipe["dropout"]}', f'--eval_interval={recipe["eval_interval"]}', '--always_save_checkpoint=False']
+          f'--dropout={recipe["dropout"]}', f'--eval_interval={recipe["eval_interval"]}',
+          '--always_save_checkpoint=True', f'--out_dir={out_dir}']
   t0 = time.time()
   out = subprocess.run([sys.executable, 'train.py', *args], cwd=repo, capture_output=True, text=True, check=True)
   wall = time.time() - t0
   vals = [float(v) for v in re.findall(r'val loss ([0-9.]+)', out.stdout)]
+  scored = subprocess.run([sys.executable, '-c', _NANOGPT_WHOLE_SPLIT, os.path.join(out_dir, 'ckpt.pt'),
+                           os.path.join(data_dir, 'val.bin'), str(recipe['context'])], cwd=repo,
+                          capture_output=True, text=True, check=False)
+  if scored.returncode:
+    raise SystemExit(f"error: scoring nanoGPT's checkpoint failed: {scored.stderr.strip().splitlines()[-1:]}")
+  scored = scored.stdout.split('SCORE')[-1].split()
   shutil.rmtree(work, ignore_errors=True)
+  if int(scored[1]) != recipe['iters']:
+    raise SystemExit(f'error: nanoGPT\'s last checkpoint is from iteration {scored[1]}, not {recipe["iters"]}')
   return _line(case, 'nanoGPT (PyTorch)', torch.cuda.get_device_name() if device == 'cuda' else 'cpu', wall,
-               recipe['iters'], recipe['batch'] * recipe['context'], vals[-1], f'python train.py {" ".join(args)}',
-               best_val_loss=min(vals))
+               recipe['iters'], recipe['batch'] * recipe['context'], float(scored[0]),
+               f'python train.py {" ".join(args)}', checkpoint_iter=int(scored[1]),
+               periodic_val_loss=vals[-1], best_val_loss=min(vals))
 
 
 def main() -> None:
@@ -276,6 +315,8 @@ def main() -> None:
   for name in ('batch', 'context', 'iters', 'new_tokens'):
     if getattr(args, name):
       recipe[name] = getattr(args, name)
+  if 'eval_interval' in recipe and recipe['iters'] % recipe['eval_interval']:
+    recipe['eval_interval'] = recipe['iters']
   if args.peer and not os.path.isfile(os.path.join(args.peer, 'train.py')):
     raise SystemExit(f'error: --peer={args.peer} is not a nanoGPT checkout (no train.py): fetch karpathy/nanoGPT')
   if args.recipe == 'generate':
