@@ -16,7 +16,8 @@ training steps on random tokens after a burn-in, as nanoGPT's bench.py times it 
 no biases, ours has them: 0.1% more parameters). `generate` = `--new_tokens` tokens (default 1024) greedily from a
 one-token prompt with a baby-sized GPT whose context holds them, with the KV cache and by recomputing the whole
 prefix every step (the two must give identical tokens).
-`--batch`, `--context`, `--iters` override a recipe (e.g. a CPU-sized gpt2 run); the command line is recorded.
+`--batch`, `--context`, `--iters` override a recipe (e.g. a CPU-sized gpt2 run), `--seed` sets seqmodels' seed; the
+command line is recorded.
 MFU: FLOPs per token 6N + 12 L H Q T (PaLM appendix B, as nanoGPT's estimate_mfu: N without position embeddings)
 against the peak measured here by a large matmul in the compute dtype (8192^3 bfloat16 on GPU, 2048^3 float32 on
 CPU), reported as `peak_tflops`.
@@ -210,6 +211,7 @@ def seqmodels_config(recipe: dict, data: str, device_dtype: str):
   c.train.eval_every, c.train.eval_batches = recipe['eval_interval'], recipe['eval_iters']
   c.train.checkpoint_every, c.train.log_every = recipe['iters'], recipe['eval_interval']
   c.train.dtype = device_dtype
+  c.seed = recipe.get('seed', 0)
   return c
 
 
@@ -310,11 +312,13 @@ def main() -> None:
   parser.add_argument('--peer', default='', help='a nanoGPT checkout to run beside, e.g. third_party/nanoGPT')
   for name in ('batch', 'context', 'iters', 'new_tokens'):
     parser.add_argument(f'--{name}', type=int, default=0, help=f'override the recipe\'s {name}')
+  parser.add_argument('--seed', type=int, default=0, help='seqmodels\' seed (nanoGPT keeps its own, 1337)')
   args = parser.parse_args()
   recipe = dict(RECIPES[args.recipe])
   for name in ('batch', 'context', 'iters', 'new_tokens'):
     if getattr(args, name):
       recipe[name] = getattr(args, name)
+  recipe['seed'] = args.seed
   if 'eval_interval' in recipe and recipe['iters'] % recipe['eval_interval']:
     recipe['eval_interval'] = recipe['iters']
   if args.peer and not os.path.isfile(os.path.join(args.peer, 'train.py')):
