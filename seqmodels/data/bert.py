@@ -172,11 +172,11 @@ def read_table(path: str) -> tuple[list[str], list[str] | None, list[str]]:
   if not rows:
     raise builders.DataError(f'{path} has no rows: it needs (text, label) or (text, text_b, label) rows')
   width = len(rows[0][1])
-  bad = next((n for n, r in rows if len(r) != width or width not in (2, 3)), None)
+  bad = next(((n, r) for n, r in rows if len(r) != width or width not in (2, 3)), None)
   if bad is not None:
     kind = 'tab' if delimiter == '\t' else 'comma'
-    raise builders.DataError(f'{path}: row {bad} has {len(dict(rows)[bad])} {kind}-separated fields; every row must '
-                             'be (text, label) or (text, text_b, label), with fields holding the separator quoted')
+    raise builders.DataError(f'{path}: row {bad[0]} has {len(bad[1])} {kind}-separated fields; every row must be '
+                             '(text, label) or (text, text_b, label), with fields holding the separator quoted')
   return ([r[0] for _, r in rows], [r[1] for _, r in rows] if width == 3 else None,
           [r[-1].strip() for _, r in rows])
 

@@ -172,7 +172,7 @@ def _lines(path: str) -> list[str]:
     return epath.Path(path).read_text(encoding='utf-8').splitlines()
   except UnicodeDecodeError as e:
     raise builders.DataError(f'{path} is not UTF-8 text (byte {e.start}: {e.reason}): convert it, e.g. '
-                             f'iconv -f latin1 -t utf-8') from e
+                             'iconv -f latin1 -t utf-8') from e
 
 
 # ---- tokenizers ----------------------------------------------------------------------------------------------
