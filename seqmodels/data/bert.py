@@ -165,8 +165,7 @@ def read_table(path: str) -> tuple[list[str], list[str] | None, list[str]]:
     with open(os.path.expanduser(path), newline='', encoding='utf-8') as f:
       rows = [(n, r) for n, r in enumerate(csv.reader(f, delimiter=delimiter), 1) if r]
   except UnicodeDecodeError as e:
-    raise builders.DataError(f'{path} is not UTF-8 text (byte {e.start}: {e.reason}): convert it, e.g. '
-                             'iconv -f latin1 -t utf-8') from e
+    raise builders.not_utf8(path, e) from e
   if rows and rows[0][1][-1].strip().lower() == 'label':
     rows = rows[1:]
   if not rows:
@@ -204,8 +203,7 @@ def _rows(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndar
 def split_lines(path: str) -> dict[str, list[str]]:
   """The non-empty lines of a text file, split in order: the first 90% train, the rest validation. Pre-training
   (mlm) and the local classification tasks split a file alike, so no validation line is ever seen in pre-training."""
-  with open(os.path.expanduser(path), encoding='utf-8') as f:
-    lines = [line.strip() for line in f if line.strip()]
+  lines = [line.strip() for line in builders.read_text(path).split('\n') if line.strip()]
   cut = int(len(lines) * TRAIN_FRACTION)
   return {'train': lines[:cut], 'validation': lines[cut:]}
 

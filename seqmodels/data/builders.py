@@ -35,6 +35,19 @@ class DataError(ValueError):
   """A dataset that cannot be prepared here; the message names it and the fix (the launcher prints one line)."""
 
 
+def not_utf8(path: str, e: UnicodeDecodeError) -> DataError:
+  return DataError(f'{path} is not UTF-8 text (byte {e.start}: {e.reason}): convert it, e.g. '
+                   f'iconv -f latin1 -t utf-8 {os.path.basename(path)} > new.txt')
+
+
+def read_text(path: str) -> str:
+  """A local text file, decoded as UTF-8; any other encoding is a DataError naming the file and the fix."""
+  try:
+    return epath.Path(os.path.expanduser(path)).read_text(encoding='utf-8')
+  except UnicodeDecodeError as e:
+    raise not_utf8(path, e) from e
+
+
 def build_if_needed(builder: tfds.core.DatasetBuilder, what: str) -> None:
   """Downloads and prepares `builder` unless it is prepared; a failed download is a DataError naming `what`."""
   if builder.is_prepared():
@@ -174,7 +187,7 @@ class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     cfg = self.builder_config
     if _text_digest(cfg.path) != cfg.digest:
       raise ValueError(f'{cfg.path} changed after its config was made; make the config again.')
-    text = epath.Path(cfg.path).read_text(encoding='utf-8')
+    text = read_text(cfg.path)
     tokenizer = tokenizers.CharTokenizer.from_text(text)
     self.info.metadata['chars'] = tokenizer.chars
     ids_N = tokenizer.encode(text)

@@ -158,21 +158,13 @@ class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                                max_len=p['max_len'], num_words=p['num_words'])
 
   def _files(self, src_path: str, tgt_path: str):
-    src, tgt = _lines(src_path), _lines(tgt_path)
+    src, tgt = builders.read_text(src_path).splitlines(), builders.read_text(tgt_path).splitlines()
     if len(src) != len(tgt):
       raise builders.DataError(f'{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: the files must '
                                'align, one sentence pair per line')
     for index, (s, t) in enumerate(zip(src, tgt)):
       if s.strip() and t.strip():
         yield index, {'src': s.strip(), 'tgt': t.strip()}
-
-
-def _lines(path: str) -> list[str]:
-  try:
-    return epath.Path(path).read_text(encoding='utf-8').splitlines()
-  except UnicodeDecodeError as e:
-    raise builders.DataError(f'{path} is not UTF-8 text (byte {e.start}: {e.reason}): convert it, e.g. '
-                             'iconv -f latin1 -t utf-8') from e
 
 
 # ---- tokenizers ----------------------------------------------------------------------------------------------

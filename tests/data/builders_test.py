@@ -97,6 +97,18 @@ def test_local_text_refuses_a_file_changed_after_its_config_was_made(tmp_path):
     _prepare(builders.LocalText, tmp_path / 'tfds', config=config)
 
 
+@pytest.mark.parametrize('name', ['text', 'mlm'])
+def test_text_that_is_not_utf8_fails_with_one_line_naming_the_file_and_the_fix(tmp_path, name):
+  from experiments.configs.base import get_base_config
+  path = tmp_path / 'latin.txt'
+  path.write_bytes(('gro\u00df\n' * 200).encode('latin-1'))
+  d = get_base_config().data
+  d.name, d.path, d.data_dir, d.seq_len = name, str(path), str(tmp_path / 'tfds'), 16
+  with pytest.raises(builders.DataError, match=r'latin.txt is not UTF-8 text \(byte 3: .*\): convert it, e.g. iconv'):
+    pipeline.prepare(d)
+    pipeline.load(d)
+
+
 def test_char_tokenizer_round_trips_and_saves_to_json(tmp_path):
   text = 'To be, or not to be: ünïcode\n'
   tokenizer = tokenizers.CharTokenizer.from_text(text)
