@@ -162,7 +162,8 @@ def validate(config) -> None:
     _check(bool(d.path), "config.data.path is empty: set it to a text file, e.g. "
            "--config.data.path=../shared/data/tinyshakespeare.txt")
     path = os.path.expanduser(d.path)
-    _check(os.path.isfile(path), f'config.data.path={d.path!r} does not exist: point it at a local text file')
+    _check(os.path.isfile(path), f'config.data.path={d.path!r} '
+           f'{"is a directory" if os.path.isdir(path) else "does not exist"}: point it at a local text file')
     size = os.path.getsize(path)
     _check(size >= 10 * (d.seq_len + 1), f'config.data.path={d.path!r} has {size} bytes, too few for a 10% '
            f'validation part of one window: use a longer file or a smaller config.data.seq_len={d.seq_len}')

@@ -54,6 +54,9 @@ def test_missing_text_file_is_named():
   c.data.name, c.data.path = 'text', '/nonexistent/corpus.txt'
   with pytest.raises(validation.ConfigError, match=r"config.data.path='/nonexistent/corpus.txt' does not exist"):
     validation.validate(c)
+  c.data.path = '/'
+  with pytest.raises(validation.ConfigError, match=r"config.data.path='/' is a directory: point it at a local text"):
+    validation.validate(c)
 
 
 def test_batch_not_divisible_by_devices_is_named():

@@ -162,9 +162,12 @@ class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     if len(src) != len(tgt):
       raise builders.DataError(f'{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: the files must '
                                'align, one sentence pair per line')
-    for index, (s, t) in enumerate(zip(src, tgt)):
-      if s.strip() and t.strip():
-        yield index, {'src': s.strip(), 'tgt': t.strip()}
+    pairs = [(index, s.strip(), t.strip()) for index, (s, t) in enumerate(zip(src, tgt)) if s.strip() and t.strip()]
+    if not pairs:
+      raise builders.DataError(f'{src_path} and {tgt_path} hold no sentence pair (no line non-empty on both '
+                               'sides): fill them, one sentence per line')
+    for index, s, t in pairs:
+      yield index, {'src': s, 'tgt': t}
 
 
 # ---- tokenizers ----------------------------------------------------------------------------------------------

@@ -95,6 +95,7 @@ def test_parallel_text_reads_local_files_with_char_vocabularies(tmp_path):
 @pytest.mark.parametrize('train_de,train_en,words', [
     ('ein Haus\ndas Boot\n'.encode(), b'a house\n', 'has 2 lines but'),
     ('gro\u00df\n'.encode('latin-1'), b'big\n', 'is not UTF-8 text'),
+    (b'ein Haus\n\n', b'\nthe boat\n', 'hold no sentence pair'),
 ])
 def test_unusable_parallel_files_fail_with_one_line_naming_the_file(tmp_path, train_de, train_en, words):
   corpus = tmp_path / 'corpus'
