@@ -334,7 +334,11 @@ def main() -> None:
     if not os.path.isfile(args.data):
       raise SystemExit(f'error: --data={args.data!r} is not a file: pass a text file, e.g. '
                        '--data=../shared/data/tinyshakespeare.txt')
-    rows = [run_seqmodels(args.recipe, recipe, args.data)]
+    from seqmodels.data.builders import DataError
+    try:
+      rows = [run_seqmodels(args.recipe, recipe, args.data)]
+    except DataError as e:
+      raise SystemExit(f'error: {e}') from None
     if args.peer:
       rows.append(run_nanogpt(args.recipe, recipe, args.data, args.peer))
       rows[0]['speedup_vs_peer'] = round(rows[1]['wall_s'] / rows[0]['wall_s'], 3)
