@@ -4,6 +4,8 @@ One training step = embedding -> N-layer cell -> softmax over 65 symbols, mean c
 weight decay 0.01), jitted with the (params, opt_state) state donated. Every implementation of a case runs in the
 same process on the same shapes; PyTorch (the peer) runs first, on cuDNN when a GPU is visible to torch.
   seqmodels   seqmodels.models.rnn_lm.RNNLM: hoisted input projection + one lax.scan (`--unroll` steps per iter)
+  seqmodels-hoisted  the same with `hoisted_grad`: the recurrent weights' gradient as one matmul after the
+              backward loop (a custom VJP, as cuDNN does) instead of autodiff's per-step accumulation
   flax        flax.linen.RNN(OptimizedLSTMCell | GRUCell), the same unroll
   torch       torch.nn.LSTM / nn.GRU (bf16 cases: autocast on CUDA; float32 on CPU)
 The `long` case compares minGRU trained by a parallel scan (Feng et al. 2024) and by a sequential one (the CPU
@@ -191,8 +193,9 @@ def run_case(case: Case, args, emit: Callable[[dict], None]) -> None:
   dtype_name = jnp.dtype(jax_dtype).name
   jax_device = jax.devices()[0].device_kind
   impls = args.impls.split(',')
-  rnnlm = lambda cell, parallel=None: RNNLM(RNNLMConfig(V, cell=cell, E=case.H, H=case.H, N=case.N,
-                                                        unroll=args.unroll, parallel_scan=parallel, dtype=jax_dtype))
+  rnnlm = lambda cell, parallel=None, hoisted=False: RNNLM(RNNLMConfig(
+      V, cell=cell, E=case.H, H=case.H, N=case.N, unroll=args.unroll, parallel_scan=parallel, dtype=jax_dtype,
+      hoisted_grad=hoisted))
   groups = [case.cells[::-1]] if case.long else [(cell,) for cell in case.cells]  # gru (the peer) first
   for group in groups:
     rows = []  # (cell, implementation, ms, device, dtype)
@@ -212,6 +215,9 @@ def run_case(case: Case, args, emit: Callable[[dict], None]) -> None:
       if 'seqmodels' in impls:
         rows.append((cell, 'seqmodels', jax_step_ms(rnnlm(cell), case, T, args.warmup, args.steps), jax_device,
                      dtype_name))
+      if 'seqmodels-hoisted' in impls:
+        rows.append((cell, 'seqmodels-hoisted', jax_step_ms(rnnlm(cell, hoisted=True), case, T, args.warmup,
+                                                            args.steps), jax_device, dtype_name))
       if 'flax' in impls:
         model = FlaxRNNLM(cell, case.H, case.N, args.unroll, jax_dtype)
         rows.append((cell, 'flax-nn.RNN', jax_step_ms(model, case, T, args.warmup, args.steps), jax_device,
@@ -228,7 +234,7 @@ def main(argv=None) -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument('--quick', action='store_true', help='CPU-sized cases: quick and long_cpu')
   p.add_argument('--cases', default=None, help=f'comma-separated subset of {",".join(CASES)}')
-  p.add_argument('--impls', default='torch,seqmodels,flax', help='which implementations to run')
+  p.add_argument('--impls', default='torch,seqmodels,seqmodels-hoisted,flax', help='which implementations to run')
   p.add_argument('--T', type=int, default=256, help='sequence length of the char-LM cases')
   p.add_argument('--long_T', type=int, default=4096, help='sequence length of the minGRU-vs-GRU cases')
   p.add_argument('--unroll', type=int, default=None, help='lax.scan unroll (default: 8 on GPU, 1 on CPU)')
