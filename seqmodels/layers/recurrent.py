@@ -93,8 +93,9 @@ def scan_recurrence(cell: str, xw_BxTxG: Array, wh_HxG: Array, bh_G: Array, carr
 
   `hoisted_grad`: differentiate through `_recurrence`'s custom VJP (the recurrent weights' gradient taken out of
   the backward loop, as cuDNN does) instead of autodiff of the scan; the same gradients (tested). A speed option
-  still being measured: on a 2-core CPU it made the 2x128 LSTM char-LM step about 11% faster and the GRU's 10-15%
-  slower (bench/recurrent.py, `seqmodels-hoisted`); the GPU figure is to be taken.
+  still being measured: on a 2-core CPU the layer's forward + backward alone got 15-25% faster, but the whole
+  2x128 char-LM training step moved by +-10% either way from run to run, within the noise (bench/recurrent.py
+  --quick, `seqmodels-hoisted`); the GPU figure is to be taken before it becomes the default.
   """
   carry0 = tuple(c.astype(jnp.float32) for c in carry0)  # the carry is float32 whatever the compute dtype
   bh_G = jnp.broadcast_to(jnp.asarray(bh_G, jnp.float32), wh_HxG.shape[-1:])
