@@ -106,8 +106,8 @@ def scan_recurrence(cell: str, xw_BxTxG: Array, wh_HxG: Array, bh_G: Array, carr
     h_TxBxH, carry = _recurrence(cell, reverse, unroll, dtype)(xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1,
                                                                  dh_TxBxH)
   else:
-    carry, (h_TxBxH, _, _) = scan_forward(cell, reverse, unroll, dtype, xw_TxBxG, wh_HxG, bh_G, carry0,
-                                          mask_TxBx1, dh_TxBxH)
+    carry, h_TxBxH = scan_forward(cell, reverse, unroll, dtype, xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1,
+                                  dh_TxBxH)
   return jnp.swapaxes(h_TxBxH, 0, 1), carry
 
 
@@ -129,8 +129,9 @@ def _cell_step(cell: str, dtype: Any) -> Callable:
 
 
 def scan_forward(cell: str, reverse: bool, unroll: int, dtype: Any, xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1,
-                 dh_TxBxH):
-  """The recurrence, time-major: (final carry, (h_TxBxH, carry before each step, r_TxBxG = h_{t-1} W_h + b_h)).
+                 dh_TxBxH, residuals: bool = False):
+  """The recurrence, time-major: (final carry, h_TxBxH), or with `residuals` (final carry, (h_TxBxH, the carry
+  before each step, r_TxBxG = h_{t-1} W_h + b_h)) for `_recurrence`'s backward pass.
 
   Differentiated by plain autodiff unless `hoisted_grad` (the reference `_recurrence`'s gradient is tested against).
   """
@@ -140,7 +141,7 @@ def scan_forward(cell: str, reverse: bool, unroll: int, dtype: Any, xw_TxBxG, wh
     a_BxG, m_Bx1, dh_BxH = inputs
     r_BxG = jnp.dot(carry[0].astype(dtype), wh_HxG.astype(dtype), preferred_element_type=jnp.float32) + bh_G
     new_carry, h = step(carry, a_BxG, r_BxG, m_Bx1, dh_BxH)
-    return new_carry, (h, carry, r_BxG)
+    return new_carry, ((h, carry, r_BxG) if residuals else h)
 
   return jax.lax.scan(body, carry0, (xw_TxBxG, mask_TxBx1, dh_TxBxH), reverse=reverse, unroll=unroll)
 
@@ -159,13 +160,13 @@ def _recurrence(cell: str, reverse: bool, unroll: int, dtype: Any) -> Callable:
 
   @jax.custom_vjp
   def run(xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1, dh_TxBxH):
-    carry, (h_TxBxH, _, _) = scan_forward(cell, reverse, unroll, dtype, xw_TxBxG, wh_HxG, bh_G, carry0,
-                                          mask_TxBx1, dh_TxBxH)
+    carry, h_TxBxH = scan_forward(cell, reverse, unroll, dtype, xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1,
+                                  dh_TxBxH)
     return h_TxBxH, carry
 
   def run_fwd(xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1, dh_TxBxH):
     carry, (h_TxBxH, prev, r_TxBxG) = scan_forward(cell, reverse, unroll, dtype, xw_TxBxG, wh_HxG, bh_G, carry0,
-                                                   mask_TxBx1, dh_TxBxH)
+                                                   mask_TxBx1, dh_TxBxH, residuals=True)
     return (h_TxBxH, carry), (xw_TxBxG, wh_HxG, prev, r_TxBxG, mask_TxBx1, dh_TxBxH)
 
   def run_bwd(residuals, cotangents):

@@ -250,7 +250,7 @@ def test_hoisted_weight_gradient_equals_autodiff_of_the_scan(cell, reverse):
 
   def autodiff(xw, wh, bh, carry0, dh):
     sw = lambda a: jnp.swapaxes(a, 0, 1)
-    carry, (h, _, _) = scan_forward(cell, reverse, 1, jnp.float32, sw(xw), wh, bh, carry0, sw(mask)[..., None], sw(dh))
+    carry, h = scan_forward(cell, reverse, 1, jnp.float32, sw(xw), wh, bh, carry0, sw(mask)[..., None], sw(dh))
     return loss(sw(h), carry)
 
   args = (xw, wh, bh, carry0, dh)
