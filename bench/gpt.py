@@ -11,6 +11,8 @@ periodic evaluation included). Quality: `val_loss` is the whole validation split
 characters once) after the same number of steps, for both (nanoGPT's checkpoint is scored by its own model code);
 `periodic_val_loss` is each side's last estimate during training (eval_iters batches). An `--iters` that
 eval_interval does not divide evaluates only at the end (so that nanoGPT's last checkpoint is its final model).
+`step` = the `cpu` recipe's model and batch (vocabulary 65): its bare training step, timed as `gpt2` is, with
+`--dtype` and the XLA_FLAGS of the environment recorded (for profiling the step, e.g. under XLA flags).
 `gpt2` = GPT-2 124M (12 x 768, 12 heads, context 1024, batch 32, vocabulary 50304, no dropout): steady-state
 training steps on random tokens after a burn-in, as nanoGPT's bench.py times it (`--real_data=False`; its model has
 no biases, ours has them: 0.1% more parameters). `generate` = `--new_tokens` tokens (default 1024) greedily from a
@@ -48,6 +50,7 @@ RECIPES = {
                  eval_iters=200),
     'gpt2': dict(layers=12, heads=12, width=768, context=1024, batch=32, iters=20, dropout=0.0, vocab=50304,
                  burn_in=10),
+    'step': dict(layers=4, heads=4, width=128, context=64, batch=12, iters=60, dropout=0.0, vocab=65, burn_in=10),
     'generate': dict(layers=6, heads=6, width=384, batch=1, new_tokens=1024, vocab=65),
 }
 COMMAND = ' '.join(['python', *sys.argv])
@@ -120,9 +123,9 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
   from experiments.configs.base import get_base_config
   from seqmodels.train import optim, sharding, state as train_state, steps
   on_gpu = jax.devices()[0].platform == 'gpu'
-  dtype = 'bfloat16' if on_gpu else 'float32'
+  dtype = recipe.get('dtype') or ('bfloat16' if on_gpu else 'float32')
   t_start = time.time()
-  model = _gpt_model(recipe, jnp.bfloat16 if on_gpu else jnp.float32)
+  model = _gpt_model(recipe, jnp.dtype(dtype))
   optim_cfg = get_base_config().optim
   optim_cfg.lr, optim_cfg.b1, optim_cfg.b2, optim_cfg.weight_decay = 1e-4, 0.9, 0.95, 1e-2  # nanoGPT bench.py
   tx, schedule = optim.make_optimizer(optim_cfg, 1000)
@@ -145,6 +148,7 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
   dt = time.perf_counter() - t0
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, time.time() - t_start, recipe['iters'], B * T,
                float('nan'), COMMAND, train_s=dt, dtype=dtype, batch=B, context=T,
+               xla_flags=os.environ.get('XLA_FLAGS', ''),
                **mfu_fields(state.params, recipe, B * T * recipe['iters'] / dt, dtype))
 
 
@@ -313,19 +317,23 @@ def main() -> None:
   for name in ('batch', 'context', 'iters', 'new_tokens'):
     parser.add_argument(f'--{name}', type=int, default=0, help=f'override the recipe\'s {name}')
   parser.add_argument('--seed', type=int, default=0, help='seqmodels\' seed (nanoGPT keeps its own, 1337)')
+  parser.add_argument('--dtype', default='', choices=['', 'float32', 'bfloat16'],
+                      help='compute dtype of the gpt2 and step recipes (default: bfloat16 on GPU, float32 on CPU)')
   args = parser.parse_args()
   recipe = dict(RECIPES[args.recipe])
   for name in ('batch', 'context', 'iters', 'new_tokens'):
     if getattr(args, name):
       recipe[name] = getattr(args, name)
-  recipe['seed'] = args.seed
+  recipe['seed'], recipe['dtype'] = args.seed, args.dtype
   if 'eval_interval' in recipe and recipe['iters'] % recipe['eval_interval']:
     recipe['eval_interval'] = recipe['iters']
   if args.peer and not os.path.isfile(os.path.join(args.peer, 'train.py')):
     raise SystemExit(f'error: --peer={args.peer} is not a nanoGPT checkout (no train.py): fetch karpathy/nanoGPT')
   if args.recipe == 'generate':
     rows = [run_generate(args.recipe, recipe)]
-  elif args.recipe == 'gpt2':
+  elif args.recipe in ('gpt2', 'step'):
+    if args.peer and args.recipe == 'step':
+      raise SystemExit('error: --recipe=step has no peer (nanoGPT\'s bench.py builds GPT-2 124M only): drop --peer')
     rows = [run_seqmodels_throughput(args.recipe, recipe)]
     if args.peer:
       rows.append(run_nanogpt_throughput(args.recipe, recipe, args.peer))
