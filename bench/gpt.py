@@ -248,7 +248,8 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
 
 
 # The whole validation split, every window once (windows of context + 1 characters every `context`), scored by a
-# nanoGPT checkpoint: the same windows and the same mean as seqmodels' final number.
+# nanoGPT checkpoint: the same windows and the same mean as seqmodels' final number. `starts` below restates
+# seqmodels.data.builders.window_starts(len(ids), T + 1, T) (this runs in nanoGPT's process, without seqmodels).
 _NANOGPT_WHOLE_SPLIT = """
 import sys, numpy as np, torch
 from model import GPT, GPTConfig
