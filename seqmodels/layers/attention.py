@@ -72,7 +72,13 @@ def reference_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS=None):
 
 
 class MultiHeadAttention(nn.Module):
-  """Multi-head attention: project to H heads of D/H, attend, project back to D."""
+  """Multi-head attention: project to H heads of D/H, attend, project back to D.
+
+  The projections are fused: self-attention computes queries, keys and values as one matmul ('qkv', kernel
+  [D, 3, H, K] in that order), cross-attention its queries ('query') and the memory's keys and values ('kv',
+  [D, 2, H, K]). One wide matmul instead of three narrow ones made a 4 x 128 GPT training step ~7% faster on CPU
+  (bench/gpt.py --recipe=step), as nanoGPT's fused c_attn does on GPU.
+  """
   H: int
   dtype: Any = jnp.float32
   kernel_init: Any = nn.initializers.normal(0.02)
@@ -87,12 +93,13 @@ class MultiHeadAttention(nn.Module):
     batch leading), which is created, zeroed, when the module is initialised with a full-length x."""
     D = x_BxTxD.shape[-1]
     K = D // self.H
-    dense = lambda name, init: nn.DenseGeneral((self.H, K), dtype=self.dtype, kernel_init=init,
-                                               use_bias=self.use_bias, name=name)
-    kv = x_BxTxD if kv_BxSxD is None else kv_BxSxD
-    q_BxTxHxK = dense('query', self.kernel_init)(x_BxTxD)
-    k_BxSxHxK = dense('key', self.kernel_init)(kv)
-    v_BxSxHxK = dense('value', self.kernel_init)(kv)
+    dense = lambda name, *n: nn.DenseGeneral((*n, self.H, K), dtype=self.dtype, kernel_init=self.kernel_init,
+                                             use_bias=self.use_bias, name=name)
+    if kv_BxSxD is None:
+      q_BxTxHxK, k_BxSxHxK, v_BxSxHxK = jnp.unstack(dense('qkv', 3)(x_BxTxD), axis=2)
+    else:
+      q_BxTxHxK = dense('query')(x_BxTxD)
+      k_BxSxHxK, v_BxSxHxK = jnp.unstack(dense('kv', 2)(kv_BxSxD), axis=2)
     mask_BxHxTxS = None
     if decode_position is not None:
       k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS, kv_lengths_B = self._kv_cache(k_BxSxHxK, v_BxSxHxK, decode_position)

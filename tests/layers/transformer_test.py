@@ -67,6 +67,45 @@ def test_xla_attention_path_equals_jax_dot_product_attention(dtype):
                                atol=1e-5 if dtype == jnp.float32 else 2e-2, err_msg=str(case))
 
 
+def _paper_multi_head(x_TxD, kv_SxD, wq, wk, wv, bq, bk, bv, wo, bo, causal):
+  """MultiHead(Q, K, V) = Concat(head_1..head_H) W^O, head_i = Attention(x W_i^Q, kv W_i^K, kv W_i^V), float64;
+  w* are [D, H, K] (head i's projection is w[:, i]), wo is [H, K, D]."""
+  heads = []
+  for i in range(wq.shape[1]):
+    q, k, v = x_TxD @ wq[:, i] + bq[i], kv_SxD @ wk[:, i] + bk[i], kv_SxD @ wv[:, i] + bv[i]
+    s = q @ k.T / np.sqrt(q.shape[-1])
+    if causal:
+      s = np.where(np.tril(np.ones(s.shape, bool)), s, -np.inf)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    heads.append((p / p.sum(-1, keepdims=True)) @ v)
+  return np.concatenate(heads, -1) @ wo.reshape(-1, wo.shape[-1]) + bo
+
+
+def test_multi_head_attention_is_the_papers_per_head_formula_for_self_and_cross_attention():
+  """The fused projections ('qkv' for self-attention, 'query' + 'kv' for cross-attention) hold each head's
+  W^Q, W^K, W^V in the documented slots: the module equals the per-head formula computed from its parameters."""
+  mha = MultiHeadAttention(H)
+  x, memory = _normal(30, (B, T, D)), _normal(31, (B, S, D))
+  f64 = lambda a: np.asarray(a, np.float64)
+  self_params = _init(mha, x)
+  p = jax.tree.map(f64, self_params['params'])
+  out = jax.jit(lambda p, x: mha.apply(p, x, causal=True))(self_params, x)
+  qkv_w, qkv_b = p['qkv']['kernel'], p['qkv']['bias']  # [D, 3, H, K], [3, H, K]
+  for b in range(B):
+    ref = _paper_multi_head(f64(x[b]), f64(x[b]), *(qkv_w[:, j] for j in range(3)), *qkv_b,
+                            p['out']['kernel'], p['out']['bias'], causal=True)
+    np.testing.assert_allclose(out[b], ref, atol=1e-5)
+  cross_params = _init(mha, x, memory)
+  p = jax.tree.map(f64, cross_params['params'])
+  out = jax.jit(lambda p, x, m: mha.apply(p, x, m))(cross_params, x, memory)
+  kv_w, kv_b = p['kv']['kernel'], p['kv']['bias']  # [D, 2, H, K], [2, H, K]
+  for b in range(B):
+    ref = _paper_multi_head(f64(x[b]), f64(memory[b]), p['query']['kernel'], kv_w[:, 0], kv_w[:, 1],
+                            p['query']['bias'], kv_b[0], kv_b[1], p['out']['kernel'], p['out']['bias'],
+                            causal=False)
+    np.testing.assert_allclose(out[b], ref, atol=1e-5)
+
+
 @pytest.mark.parametrize('pre_ln', [False, True])
 def test_causal_mask_hides_future_tokens(pre_ln):
   block = Block(H, 32, causal=True, pre_ln=pre_ln)
