@@ -137,6 +137,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
 
   pipeline.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
   data = pipeline.load(config.data)
+  sharding.wait_for_all_processes('preparing the data')
   mesh = sharding.make_mesh()
   batch_sh = sharding.batch_sharding(mesh)
   local_batch = tc.batch_size // jax.process_count()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+_BARRIERS = itertools.count()  # every process passes the same barriers in the same order
 
 
 def initialize_distributed(dist_cfg) -> None:
@@ -20,6 +24,23 @@ def initialize_distributed(dist_cfg) -> None:
   else:  # cluster auto-detection (SLURM, Open MPI, TPU pods, ...)
     jax.distributed.initialize()
   logging.info('process %d of %d joined', jax.process_index(), jax.process_count())
+
+
+def wait_for_all_processes(what: str, timeout_s: int = 3600) -> None:
+  """Blocks until every process of a multi-process run gets here (the coordination service's barrier).
+
+  Called before the first collective: processes that prepare data at different speeds (a host that builds a
+  dataset another host finds built) would otherwise first meet inside a collective, whose CPU (gloo) set-up gives
+  up after 30 s with an opaque timeout.
+  """
+  if jax.process_count() == 1:
+    return
+  client = ocp.multihost.get_jax_distributed_client()
+  try:
+    client.wait_at_barrier(f'seqmodels/{what}/{next(_BARRIERS)}', timeout_in_ms=timeout_s * 1000)
+  except Exception as e:  # the coordination service's DEADLINE_EXCEEDED or a peer's failure, as an XlaRuntimeError
+    raise RuntimeError(f'process {jax.process_index()} of {jax.process_count()} waited for the others to finish '
+                       f'{what}, and they did not ({str(e).splitlines()[0]}): see the other processes\' logs') from e
 
 
 def make_mesh() -> Mesh:

@@ -30,6 +30,11 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+def _tails(outs) -> str:
+  """Both processes' stderr tails: when one fails, the other's error is often only the symptom."""
+  return '\n'.join(f'--- process {i} stderr:\n{err[-2500:]}' for i, (_, err) in enumerate(outs))
+
+
 def _final_params(workdir):
   """The parameters of the step-8 checkpoint, restored onto one device from the array metadata orbax keeps."""
   _, state = checkpoint.restore_saved(str(workdir), 8, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
@@ -48,9 +53,32 @@ def test_two_processes_train_to_the_same_parameters_as_one(tmp_path):
        f'--config.distributed.process_id={i}'],
       cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
   outs = [p.communicate(timeout=300) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
+  assert [p.returncode for p in procs] == [0, 0], _tails(outs)
   assert 'process 1 of 2 joined' in outs[1][1]
   p1, p2 = _final_params(tmp_path / 'one'), _final_params(tmp_path / 'two')
   for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+_BARRIER = """
+import sys, time
+import jax
+from seqmodels.train import sharding
+jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+jax.distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
+if jax.process_index() == 1:
+  time.sleep(3)  # e.g. building a dataset the other host found built
+t0 = time.time()
+sharding.wait_for_all_processes('a test')
+print('waited', time.time() - t0)
+"""
+
+
+def test_wait_for_all_processes_holds_each_process_until_the_slowest_arrives():
+  port = _free_port()
+  procs = [subprocess.Popen([sys.executable, '-c', _BARRIER, f'127.0.0.1:{port}', str(i)], cwd=ROOT, env=_env(1),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = [p.communicate(timeout=120) for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], _tails(outs)
+  waited = [float(out.split('waited')[-1]) for out, _ in outs]
+  assert waited[0] > 2.5 and waited[1] < 2.5, waited
