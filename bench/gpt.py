@@ -6,7 +6,10 @@
 
 Recipes (nanoGPT's README): `cpu` = 4 layers x 128, 4 heads, context 64, batch 12, 2000 iters, dropout 0, lr 1e-3
 cosine to 1e-4, warmup 100, AdamW (0.9, 0.99), weight decay 0.1, clip 1.0; `baby` = shakespeare_char (6 x 384,
-context 256, batch 64, dropout 0.2, 5000 iters). Both sides are timed as whole processes (start-up, compilation,
+context 256, batch 64, dropout 0.2, 5000 iters). `cpu_tuned` = the `cpu` recipe with its depth, learning rate and
+length tuned on a 2-core CPU for the time to reach the `cpu` recipe's validation loss: 1 layer, lr 4e-3 cosine to
+4e-4, 1200 iters (same data, context, batch, optimizer and validation windows; the trials are in docs/RESULTS.md
+section 8); with --peer, nanoGPT runs it too. Both sides are timed as whole processes (start-up, compilation,
 periodic evaluation included). Quality: `val_loss` is the whole validation split (every window of context + 1
 characters once) after the same number of steps, for both (nanoGPT's checkpoint is scored by its own model code);
 `periodic_val_loss` is each side's last estimate during training (eval_iters batches). An `--iters` that
@@ -44,10 +47,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout without installing
 RECIPES = {
-    'cpu': dict(layers=4, heads=4, width=128, context=64, batch=12, iters=2000, dropout=0.0, eval_interval=250,
-                eval_iters=20),
-    'baby': dict(layers=6, heads=6, width=384, context=256, batch=64, iters=5000, dropout=0.2, eval_interval=250,
-                 eval_iters=200),
+    'cpu': dict(layers=4, heads=4, width=128, context=64, batch=12, iters=2000, dropout=0.0, lr=1e-3,
+                eval_interval=250, eval_iters=20),
+    'cpu_tuned': dict(layers=1, heads=4, width=128, context=64, batch=12, iters=1200, dropout=0.0, lr=4e-3,
+                      eval_interval=250, eval_iters=20),
+    'baby': dict(layers=6, heads=6, width=384, context=256, batch=64, iters=5000, dropout=0.2, lr=1e-3,
+                 eval_interval=250, eval_iters=200),
     'gpt2': dict(layers=12, heads=12, width=768, context=1024, batch=32, iters=20, dropout=0.0, vocab=50304,
                  burn_in=10),
     'step': dict(layers=4, heads=4, width=128, context=64, batch=12, iters=60, dropout=0.0, vocab=65, burn_in=10),
@@ -209,7 +214,7 @@ def seqmodels_config(recipe: dict, data: str, device_dtype: str):
   c.data.name, c.data.path, c.data.seq_len, c.data.stride = 'text', os.path.abspath(data), recipe['context'], 1
   c.model.name, c.model.layers, c.model.heads, c.model.width = 'gpt', recipe['layers'], recipe['heads'], recipe['width']
   c.model.dropout = recipe['dropout']
-  c.optim.lr, c.optim.min_lr_ratio, c.optim.warmup_steps = 1e-3, 0.1, 100
+  c.optim.lr, c.optim.min_lr_ratio, c.optim.warmup_steps = recipe['lr'], 0.1, 100
   c.optim.b1, c.optim.b2, c.optim.weight_decay, c.optim.clip_norm = 0.9, 0.99, 0.1, 1.0
   c.train.num_steps, c.train.batch_size = recipe['iters'], recipe['batch']
   c.train.eval_every, c.train.eval_batches = recipe['eval_interval'], recipe['eval_iters']
@@ -290,6 +295,7 @@ def run_nanogpt(case: str, recipe: dict, data: str, peer: str) -> dict:
           f'--batch_size={recipe["batch"]}', f'--n_layer={recipe["layers"]}', f'--n_head={recipe["heads"]}',
           f'--n_embd={recipe["width"]}', f'--max_iters={recipe["iters"]}', f'--lr_decay_iters={recipe["iters"]}',
           f'--dropout={recipe["dropout"]}', f'--eval_interval={recipe["eval_interval"]}',
+          f'--learning_rate={recipe["lr"]}', f'--min_lr={recipe["lr"] / 10}',
           '--always_save_checkpoint=True', f'--out_dir={out_dir}']
   t0 = time.time()
   out = subprocess.run([sys.executable, 'train.py', *args], cwd=repo, capture_output=True, text=True, check=True)
