@@ -1,0 +1,44 @@
+"""Tests for seqmodels/train/metrics.py: the JSONL record, TensorBoard scalars, and a start-up without PyTorch."""
+
+import json
+import os
+import subprocess
+import sys
+
+from seqmodels.train.metrics import MetricWriter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_writer_appends_jsonl_rows_and_tensorboard_event_files(tmp_path):
+  writer = MetricWriter(str(tmp_path))
+  writer.write(10, 'train', {'loss': 2.5, 'lr': 1e-3})
+  writer.write(20, 'eval', {'loss': float('nan')})  # non-finite: kept in JSONL, skipped for TensorBoard
+  writer.close()
+  rows = [json.loads(line) for line in open(tmp_path / 'metrics.jsonl')]
+  assert [(r['step'], r['split'], r['loss']) for r in rows[:1]] == [(10, 'train', 2.5)]
+  assert rows[1]['step'] == 20 and rows[1]['loss'] != rows[1]['loss']  # NaN
+  events = os.listdir(tmp_path / 'tensorboard')
+  assert events and all(e.startswith('events.out.tfevents') for e in events)
+  assert os.path.getsize(tmp_path / 'tensorboard' / events[0]) > 0
+
+
+_FAKE_TORCH = """
+import sys
+sys.path.insert(0, sys.argv[1])  # holds a package named torch that prints when imported
+from seqmodels.train.metrics import MetricWriter
+MetricWriter(sys.argv[2]).close()
+print('after writer:', 'torch' in sys.modules)
+import torch
+print('then:', torch.__name__)
+"""
+
+
+def test_writer_does_not_import_an_installed_torch_but_leaves_it_importable(tmp_path):
+  (tmp_path / 'torch').mkdir()
+  (tmp_path / 'torch' / '__init__.py').write_text("print('torch imported')\n")
+  (tmp_path / 'run').mkdir()
+  out = subprocess.run([sys.executable, '-c', _FAKE_TORCH, str(tmp_path), str(tmp_path / 'run')], cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split() == ['after', 'writer:', 'False', 'torch', 'imported', 'then:', 'torch'], out.stdout
