@@ -21,8 +21,8 @@ training steps on random tokens after a burn-in, as nanoGPT's bench.py times it 
 no biases, ours has them: 0.1% more parameters). `generate` = `--new_tokens` tokens (default 1024) greedily from a
 one-token prompt with a baby-sized GPT whose context holds them, with the KV cache and by recomputing the whole
 prefix every step (the two must give identical tokens).
-`--batch`, `--context`, `--iters` override a recipe (e.g. a CPU-sized gpt2 run), `--seed` sets seqmodels' seed; the
-command line is recorded.
+`--batch`, `--context`, `--iters`, `--layers`, `--lr` override a recipe (e.g. a CPU-sized gpt2 run, or a trial of
+the cpu_tuned search), `--seed` sets seqmodels' seed; the command line is recorded.
 MFU: FLOPs per token 6N + 12 L H Q T (PaLM appendix B, as nanoGPT's estimate_mfu: N without position embeddings)
 against the peak measured here by a large matmul in the compute dtype (8192^3 bfloat16 on GPU, 2048^3 float32 on
 CPU), reported as `peak_tflops`.
@@ -59,6 +59,7 @@ RECIPES = {
     'step': dict(layers=4, heads=4, width=128, context=64, batch=12, iters=60, dropout=0.0, vocab=65, burn_in=10),
     'generate': dict(layers=6, heads=6, width=384, batch=1, new_tokens=1024, vocab=65),
 }
+OVERRIDES = {'batch': int, 'context': int, 'iters': int, 'layers': int, 'lr': float, 'new_tokens': int}
 COMMAND = ' '.join(['python', *sys.argv])
 
 
@@ -322,14 +323,18 @@ def main() -> None:
   parser.add_argument('--data', default='', help='a text file (e.g. ../shared/data/tinyshakespeare.txt)')
   parser.add_argument('--recipe', default='cpu', choices=sorted(RECIPES))
   parser.add_argument('--peer', default='', help='a nanoGPT checkout to run beside, e.g. third_party/nanoGPT')
-  for name in ('batch', 'context', 'iters', 'new_tokens'):
-    parser.add_argument(f'--{name}', type=int, default=0, help=f'override the recipe\'s {name}')
+  for name, kind in OVERRIDES.items():
+    parser.add_argument(f'--{name}', type=kind, default=0, help=f'override the recipe\'s {name}')
   parser.add_argument('--seed', type=int, default=0, help='seqmodels\' seed (nanoGPT keeps its own, 1337)')
   parser.add_argument('--dtype', default='', choices=['', 'float32', 'bfloat16'],
                       help='compute dtype of the gpt2 and step recipes (default: bfloat16 on GPU, float32 on CPU)')
   args = parser.parse_args()
   recipe = dict(RECIPES[args.recipe])
-  for name in ('batch', 'context', 'iters', 'new_tokens'):
+  if args.lr and 'lr' not in recipe:
+    training = ', '.join(name for name, r in RECIPES.items() if 'lr' in r)
+    raise SystemExit(f'error: --lr sets the learning rate of a training recipe ({training}); --recipe={args.recipe} '
+                     'times steps at a fixed one: drop --lr')
+  for name in OVERRIDES:
     if getattr(args, name):
       recipe[name] = getattr(args, name)
   recipe['seed'], recipe['dtype'] = args.seed, args.dtype
