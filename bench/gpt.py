@@ -128,7 +128,7 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
   import jax.numpy as jnp
   import numpy as np
   from experiments.configs.base import get_base_config
-  from seqmodels.train import optim, sharding, state as train_state, steps
+  from seqmodels.train import loop, optim, sharding, state as train_state, steps
   on_gpu = jax.devices()[0].platform == 'gpu'
   dtype = recipe.get('dtype') or ('bfloat16' if on_gpu else 'float32')
   t_start = time.time()
@@ -149,8 +149,11 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
     state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
   t0 = time.perf_counter()
+  dispatched = []
   for _ in range(recipe['iters']):
     state, metrics = step(state, batch)
+    dispatched.append(metrics)
+    loop.bound_in_flight(dispatched)  # as the training loop does (several CPU devices deadlock without)
   float(metrics['loss'])  # waits for the last step
   dt = time.perf_counter() - t0
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, time.time() - t_start, recipe['iters'], B * T,

@@ -26,6 +26,19 @@ from seqmodels.train.checkpoint import Checkpointer
 from seqmodels.train.metrics import MetricWriter, Progress
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+# Training steps dispatched but not yet finished, at most. Unbounded, the host queues hundreds of steps (each
+# holding its batch in device memory), and XLA:CPU with several devices per process (the tests' 8, or one per
+# core) deadlocks: queued executions of later steps take every worker thread while waiting in an all-reduce for
+# devices whose earlier steps cannot run (measured on 2 cores: 4 of 4 500-step runs aborted after the 40 s
+# rendezvous timeout, 0 of 12 with this bound). Two keep the device busy while the host prepares the next step.
+MAX_STEPS_IN_FLIGHT = 2
+
+
+def bound_in_flight(dispatched: list) -> None:
+  """Waits until at most MAX_STEPS_IN_FLIGHT of the steps whose outputs are in `dispatched` (oldest first) are
+  unfinished: the host stays ahead of the devices, by a bounded number of steps."""
+  if len(dispatched) > MAX_STEPS_IN_FLIGHT:
+    jax.block_until_ready(dispatched[-MAX_STEPS_IN_FLIGHT - 1])
 
 
 class NonFiniteLossError(RuntimeError):
@@ -222,6 +235,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
     for step in range(start + 1, tc.num_steps + 1):
       state, m = train_step(state, sharding.global_batch(next(batches), batch_sh))
       pending.append(m)
+      bound_in_flight(pending)
       last = step == tc.num_steps
       stopping = preemption.reached(step) or (stop_after is not None and step - start >= stop_after)
       checkpoint_due = ckpt.should_save(step) or last or stopping
