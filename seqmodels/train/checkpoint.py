@@ -63,6 +63,22 @@ def load_matching_params(workdir: str, params, shardings):
   return traverse_util.unflatten_dict(target, sep='/'), loaded, fresh
 
 
+def _params_difference(path: epath.Path, abstract_params) -> str:
+  """How the parameters saved at `path` (names, shapes) differ from the model's, at most three ways; '' if they do
+  not, or if the checkpoint's metadata is unreadable (a corrupt checkpoint, which restoring then reports)."""
+  try:
+    saved = ocp.StandardCheckpointer().metadata(path).item_metadata.tree['params']
+  except Exception:  # orbax raises many types for truncated or garbled files
+    return ''
+  shapes = lambda tree: {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(tree, sep='/').items()}
+  there, here = shapes(saved), shapes(abstract_params)
+  diffs = ([f'{k} is not in the model' for k in sorted(set(there) - set(here))] +
+           [f'{k} is not in the checkpoint' for k in sorted(set(here) - set(there))] +
+           [f'{k} has shape {there[k]} there, {here[k]} here' for k in sorted(set(here) & set(there))
+            if there[k] != here[k]])
+  return '; '.join(diffs[:3]) + (f'; {len(diffs) - 3} more' if len(diffs) > 3 else '')
+
+
 class Checkpointer:
   """Keeps the last `keep` checkpoints under workdir/checkpoints; saves every `every` steps.
 
@@ -99,6 +115,11 @@ class Checkpointer:
     """
     steps = sorted(self._manager.all_steps(), reverse=True)
     for step in steps:
+      difference = _params_difference(self._dir / str(step) / 'state', abstract_state.params)
+      if difference:  # a readable checkpoint of another model: not corrupt, so not moved aside
+        raise CheckpointError(f'the checkpoint at step {step} in {self._dir} holds other parameters than this model '
+                              f'({difference}): it was saved by another model or seqmodels version; resume with '
+                              'that one, or start over with a new --workdir')
       try:
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))

@@ -159,3 +159,19 @@ def test_long_run_on_eight_cpu_devices_does_not_deadlock_in_its_all_reduces(tmp_
   out = subprocess.run([sys.executable, '-c', _LONG_RUN, str(tmp_path)], cwd=root, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(root)), timeout=300)
   assert out.returncode == 0 and out.stdout.split()[-1:] == ['done'], out.stderr[-2000:]
+
+
+def test_a_checkpoint_of_other_parameters_is_named_not_quarantined_as_corrupt(tmp_path):
+  """A readable checkpoint whose parameters differ from the model's (another seqmodels version's layout) stops the
+  resume with a message naming the difference, and stays where it is."""
+  c = tiny_config(tmp_path, name='gpt')
+  s = loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  params = dict(s['state'].params)
+  params['block0'] = {('attn_renamed' if k == 'attn' else k): v for k, v in params['block0'].items()}
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+                          s['state'].replace(params=params))
+  with pytest.raises(checkpoint.CheckpointError, match=r'step 12 .* holds other parameters than this model \('
+                     r'block0/attn/out/bias is not in the model; .*; \d+ more\): .*new --workdir'):
+    Checkpointer(str(tmp_path / 'run'), 4, 3).restore_latest(abstract)
+  assert (tmp_path / 'run' / 'checkpoints' / '12').is_dir()
+  assert not (tmp_path / 'run' / 'corrupt_checkpoints').exists()
