@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The GPU figures issues 3 and 5 ask for, as one prepared run per part on a lent GPU (one JSON line per case).
+#
+#   bash bench/gpu_checks.sh gpt        # GPT: baby recipe and GPT-2 124M beside nanoGPT, KV-cache generation
+#   bash bench/gpu_checks.sh recurrent  # LSTM/GRU beside cuDNN at 2x512/b64 and 2x1024/b128, minGRU at T=4096,
+#                                       # and unroll 4 / 16 against the GPU default 8
+#   QUICK=1 PYTHON=.venv/bin/python bash bench/gpu_checks.sh gpt recurrent   # tiny sizes: this script's
+#                                       # plumbing, checked on a CPU (PYTHON: the interpreter, default python3)
+#
+# Each part writes $OUT/<part>.jsonl and $OUT/<part>.log ($OUT defaults to runs/gpu_checks) and must fit one
+# device call (10 minutes): run the parts as separate calls, the GPT part first. Before the call, here:
+#   ../shared/gpu/get-wheels                  # .whl/: the data stack the GPU image lacks (tfds, grain, ...)
+#   a karpathy/nanoGPT checkout in third_party/nanoGPT, and the text in third_party/data/tinyshakespeare.txt
+#   (../shared does not travel); then carry [".whl", "third_party"] in the device call.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-runs/gpu_checks}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} || { echo "error: installing .whl/ failed" >&2; exit 1; }
+fi
+data=third_party/data/tinyshakespeare.txt
+peer=third_party/nanoGPT
+[ -f "$data" ] || data=../shared/data/tinyshakespeare.txt
+if [ -n "${QUICK:-}" ]; then  # plumbing only: every case, at sizes a CPU runs in minutes
+  baby=(--iters=20 --batch=2 --context=64) gpt2=(--iters=3 --batch=1 --context=64) gen=(--new_tokens=16)
+  rec=(--quick --steps=2 --warmup=1 --T=32 --long_T=64) unroll=(--quick --cases=quick --steps=2 --warmup=1 --T=32)
+else
+  baby=() gpt2=() gen=() rec=() unroll=(--cases=2x1024_b128 --impls=seqmodels)
+fi
+python=${PYTHON:-python3}
+status=0
+run() {  # run PART COMMAND...: JSON lines to $out/PART.jsonl, everything to $out/PART.log
+  local part=$1; shift
+  echo "+ $*" | tee -a "$out/$part.log"
+  "$@" 2>>"$out/$part.log" | tee -a "$out/$part.jsonl" || status=1
+}
+for part in "$@"; do
+  case $part in
+    gpt)
+      [ -f "$peer/train.py" ] || { echo "error: no nanoGPT checkout at $peer: see this script's header" >&2; exit 2; }
+      run gpt "$python" bench/gpt.py --recipe=baby --data="$data" --peer="$peer" "${baby[@]}"
+      run gpt "$python" bench/gpt.py --recipe=gpt2 --peer="$peer" "${gpt2[@]}"
+      run gpt "$python" bench/gpt.py --recipe=generate "${gen[@]}" ;;
+    recurrent)
+      run recurrent "$python" bench/recurrent.py "${rec[@]}"
+      for u in 4 16; do run recurrent "$python" bench/recurrent.py "${unroll[@]}" --unroll=$u; done ;;
+    *) echo "error: unknown part '$part': choose gpt or recurrent" >&2; exit 2 ;;
+  esac
+done
+exit $status
