@@ -4,8 +4,8 @@
 #   bash bench/gpu_checks.sh gpt        # GPT: baby recipe and GPT-2 124M beside nanoGPT, KV-cache generation
 #   bash bench/gpu_checks.sh recurrent  # LSTM/GRU beside cuDNN at 2x512/b64 and 2x1024/b128, minGRU at T=4096,
 #                                       # and unroll 4 / 16 against the GPU default 8
-#   QUICK=1 PYTHON=.venv/bin/python bash bench/gpu_checks.sh gpt recurrent   # tiny sizes: this script's
-#                                       # plumbing, checked on a CPU (PYTHON: the interpreter, default python3)
+#   QUICK=1 bash bench/gpu_checks.sh gpt recurrent   # tiny sizes: this script's plumbing, checked on a CPU
+# The interpreter is $PYTHON, else .venv/bin/python where it exists, else python3 (the GPU image's).
 #
 # Each part writes $OUT/<part>.jsonl and $OUT/<part>.log ($OUT defaults to runs/gpu_checks) and must fit one
 # device call (10 minutes): run the parts as separate calls, the GPT part first. Before the call, here:
@@ -14,6 +14,7 @@
 #   (../shared does not travel); then carry [".whl", "third_party"] in the device call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+[ $# -gt 0 ] || { echo "usage: bench/gpu_checks.sh gpt|recurrent ... (see its header)" >&2; exit 2; }
 out=${OUT:-runs/gpu_checks}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -31,6 +32,7 @@ else
   baby=() gpt2=() gen=() rec=() unroll=(--cases=2x1024_b128 --impls=seqmodels)
 fi
 python=${PYTHON:-python3}
+[ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ] && python=.venv/bin/python  # the README's venv, where there is one
 status=0
 run() {  # run PART COMMAND...: JSON lines to $out/PART.jsonl, everything to $out/PART.log
   local part=$1; shift
