@@ -1,7 +1,10 @@
 """The training loop end to end: learning, exact resume, corrupt-checkpoint fallback, non-finite loss."""
 
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -139,10 +142,10 @@ def test_restore_saved_names_a_missing_checkpoint(tmp_path):
 
 
 _LONG_RUN = """
-import sys
-from tests.train.loop_test import tiny_config
-from seqmodels.train import loop
 import pathlib
+import sys
+from seqmodels.train import loop
+from tests.train.loop_test import tiny_config
 c = tiny_config(pathlib.Path(sys.argv[1]), 'gpt', steps=600)
 c.train.log_every = c.train.eval_every = c.train.checkpoint_every = 600  # nothing waits on a step until the end
 print(loop.train_and_evaluate(c, sys.argv[1] + '/run')['status'])
@@ -152,9 +155,6 @@ print(loop.train_and_evaluate(c, sys.argv[1] + '/run')['status'])
 def test_long_run_on_eight_cpu_devices_does_not_deadlock_in_its_all_reduces(tmp_path):
   """600 steps with no metric fetch until the end. Queued without bound, steps of 8 devices sharing 2 cores
   deadlocked XLA:CPU's all-reduce (the process aborts after 40 s); loop.MAX_STEPS_IN_FLIGHT prevents it."""
-  import os
-  import subprocess
-  import sys
   root = pathlib.Path(__file__).resolve().parents[2]
   out = subprocess.run([sys.executable, '-c', _LONG_RUN, str(tmp_path)], cwd=root, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(root)), timeout=300)
