@@ -128,10 +128,11 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
   import jax.numpy as jnp
   import numpy as np
   from experiments.configs.base import get_base_config
-  from seqmodels.train import loop, optim, sharding, state as train_state, steps
+  from seqmodels.train import host_memory, loop, optim, sharding, state as train_state, steps
   on_gpu = jax.devices()[0].platform == 'gpu'
   dtype = recipe.get('dtype') or ('bfloat16' if on_gpu else 'float32')
   t_start = time.time()
+  malloc = jax.default_backend() == 'cpu' and host_memory.keep_freed_memory()  # as the training loop does
   model = _gpt_model(recipe, jnp.dtype(dtype))
   optim_cfg = get_base_config().optim
   optim_cfg.lr, optim_cfg.b1, optim_cfg.b2, optim_cfg.weight_decay = 1e-4, 0.9, 0.95, 1e-2  # nanoGPT bench.py
@@ -158,7 +159,7 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
   dt = time.perf_counter() - t0
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, time.time() - t_start, recipe['iters'], B * T,
                float('nan'), COMMAND, train_s=dt, dtype=dtype, batch=B, context=T,
-               xla_flags=os.environ.get('XLA_FLAGS', ''),
+               xla_flags=os.environ.get('XLA_FLAGS', ''), keep_freed_memory=malloc,
                **mfu_fields(state.params, recipe, B * T * recipe['iters'] / dt, dtype))
 
 
@@ -234,7 +235,7 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   periodic eval), as nanoGPT's train.py is; the whole-split score afterwards is not timed, on either side."""
   import jax
   from seqmodels.data import pipeline
-  from seqmodels.train import loop
+  from seqmodels.train import host_memory, loop
   device = jax.devices()[0].platform
   config = seqmodels_config(recipe, data, 'bfloat16' if device == 'gpu' else 'float32')
   workdir = tempfile.mkdtemp(prefix='bench-gpt-')
@@ -252,7 +253,7 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   shutil.rmtree(workdir, ignore_errors=True)
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, wall, recipe['iters'],
                recipe['batch'] * recipe['context'], full['loss'], COMMAND, train_s=summary['train_seconds'],
-               periodic_val_loss=round(summary['eval']['loss'], 4),
+               periodic_val_loss=round(summary['eval']['loss'], 4), keep_freed_memory=host_memory.keep_freed_memory(),
                **mfu_fields(summary['state'].params, recipe, recipe['batch'] * recipe['context'] * recipe['iters']
                             / summary['train_seconds'], config.train.dtype))
 

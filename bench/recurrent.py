@@ -43,6 +43,7 @@ import optax  # noqa: E402
 
 from seqmodels.layers.recurrent import default_unroll  # noqa: E402
 from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig  # noqa: E402
+from seqmodels.train import host_memory  # noqa: E402
 
 V = 65  # tiny-shakespeare characters
 LR, WD = 1e-3, 0.01
@@ -243,6 +244,8 @@ def main(argv=None) -> None:
   p.add_argument('--steps', type=int, default=20, help='timed steps; the median is reported')
   args = p.parse_args(argv)
   on_cpu = jax.devices()[0].platform == 'cpu'
+  # As the training loop does on CPU; process-wide, so the in-process PyTorch peer runs under it too.
+  malloc = on_cpu and host_memory.keep_freed_memory()
   if args.unroll is None:
     args.unroll = default_unroll()  # the training default: 8 on GPU/TPU, 1 on CPU
   names = args.cases.split(',') if args.cases else (['quick', 'long_cpu'] if args.quick
@@ -251,7 +254,7 @@ def main(argv=None) -> None:
   if unknown:
     raise SystemExit(f'--cases: unknown {unknown}; choose from {list(CASES)}')
   common = {'command': ' '.join([os.path.basename(sys.executable)] + sys.argv), 'git_commit': _git_commit(),
-            'xla_flags': os.environ.get('XLA_FLAGS', ''),
+            'xla_flags': os.environ.get('XLA_FLAGS', ''), 'keep_freed_memory': malloc,
             'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
   for n in names:
     run_case(CASES[n], args, lambda rec: print(json.dumps({**rec, **common}), flush=True))

@@ -13,3 +13,7 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from seqmodels.train import host_memory  # noqa: E402  (the repo is on sys.path from here)
+
+host_memory.keep_freed_memory()  # as the training loop does on CPU (subprocesses set it in their own loop)
