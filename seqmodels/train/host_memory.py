@@ -15,7 +15,7 @@ empty), so a step's buffers reuse the pages of the previous step's. The cost: th
 (800 MB resident instead of 590 MB for the run above), as a caching allocator does. Limit: the arenas of threads
 other than the main one are made of heaps of at most 64 MB, so a buffer over 64 MB that such a thread allocates is
 still mapped afresh each time. Putting every thread on the main arena (M_ARENA_MAX=1) would lift that, but made the
-step slower (33 ms against 28 for the same step, timed unsharded: XLA's threads then contend for one lock).
+GPT step slower (33.4-33.8 ms against 29.6-29.9, docs/RESULTS.md section 8).
 """
 
 from __future__ import annotations
