@@ -43,7 +43,7 @@ import numpy as np
 
 from seqmodels import sweep, validation
 from seqmodels.models import registry
-from seqmodels.train import optim, steps
+from seqmodels.train import host_memory, optim, steps
 from seqmodels.train import state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -124,6 +124,9 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
   Out-of-memory errors propagate. `device_peak`: read the allocator's peak (meaningful in a fresh process only).
   """
   c, B = config.cost, config.train.batch_size
+  # As the training loop does on CPU: without it, a step's temporaries over 32 MB are faulted in afresh every step,
+  # which grows with T and would be timed as the model's cost.
+  kept = jax.default_backend() == 'cpu' and host_memory.keep_freed_memory()
   cfg = sweep.apply(config, {'model.name': model_name})
   data = RandomTokens(c.vocab_size, T)
   model = registry.build(cfg.model, data, jnp.dtype(cfg.train.dtype))
@@ -138,7 +141,7 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
   compiled = train_step.lower(state, batch).compile()
   known = {'compile_seconds': time.perf_counter() - t, 'compiled_memory_bytes': compiled_bytes(compiled),
            'params': int(sum(np.prod(p.shape) for p in jax.tree.leaves(state.params))),
-           'device_kind': device.device_kind, 'platform': device.platform}
+           'device_kind': device.device_kind, 'platform': device.platform, 'keep_freed_memory': kept}
   start = time.perf_counter()  # the budget counts steps: compile time varies with load, not with T alone
 
   def step(state):
