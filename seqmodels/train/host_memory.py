@@ -43,13 +43,14 @@ def keep_freed_memory() -> bool:
   """Sets glibc's malloc to keep freed memory for reuse (see the module docstring); True when it is set.
 
   Process-wide and idempotent; later allocations follow it. Does nothing (False) on a C library other than glibc,
-  when the environment sets `OPT_OUT` to 0, or when it has one of `USER_SETTINGS` (the user tuned malloc already).
+  when the environment sets `OPT_OUT` to 0, or when it has one of `USER_SETTINGS` or a glibc.malloc tunable in
+  GLIBC_TUNABLES (the user tuned malloc already).
   """
   global _applied
   if _applied:
     return True
   if (platform.libc_ver()[0] != 'glibc' or os.environ.get(OPT_OUT, '1') == '0'
-      or any(v in os.environ for v in USER_SETTINGS)):
+      or any(v in os.environ for v in USER_SETTINGS) or 'glibc.malloc.' in os.environ.get('GLIBC_TUNABLES', '')):
     return False
   libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
   if not all(libc.mallopt(param, value) for param, value in
