@@ -253,7 +253,7 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   shutil.rmtree(workdir, ignore_errors=True)
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, wall, recipe['iters'],
                recipe['batch'] * recipe['context'], full['loss'], COMMAND, train_s=summary['train_seconds'],
-               periodic_val_loss=round(summary['eval']['loss'], 4), keep_freed_memory=host_memory.keep_freed_memory(),
+               periodic_val_loss=round(summary['eval']['loss'], 4), keep_freed_memory=host_memory.applied(),
                **mfu_fields(summary['state'].params, recipe, recipe['batch'] * recipe['context'] * recipe['iters']
                             / summary['train_seconds'], config.train.dtype))
 

@@ -60,3 +60,8 @@ def keep_freed_memory() -> bool:
     return False
   _applied = True
   return True
+
+
+def applied() -> bool:
+  """Whether keep_freed_memory has set glibc's policy in this process (a query: it sets nothing)."""
+  return _applied

@@ -50,7 +50,7 @@ def _median_faults(**env):
 
 def test_xla_cpu_buffers_are_reused_instead_of_faulted_in_again_each_call():
   applied, before, after = _median_faults()
-  assert applied
+  assert applied is True
   assert before > 0.9 * PAGES, (before, after)  # a fresh mapping each call
   assert after < 0.01 * PAGES, (before, after)  # the freed pages again
 
@@ -61,9 +61,11 @@ def test_the_opt_out_leaves_glibc_mapping_each_buffer_afresh():
   assert before > 0.9 * PAGES and after > 0.9 * PAGES, (before, after)
 
 
-@pytest.mark.parametrize('env', [{'MALLOC_ARENA_MAX': '2'}, {'GLIBC_TUNABLES': 'glibc.malloc.mmap_threshold=1048576'}])
+@pytest.mark.parametrize('env', [{'MALLOC_ARENA_MAX': '2'},
+                                 {'GLIBC_TUNABLES': 'glibc.malloc.mmap_threshold=1048576'}])
 def test_a_users_own_malloc_tuning_is_left_as_it_is(monkeypatch, env):
   monkeypatch.setattr(host_memory, '_applied', False)
   for k, v in env.items():
     monkeypatch.setenv(k, v)
   assert host_memory.keep_freed_memory() is False
+  assert not host_memory.applied()
