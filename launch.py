@@ -27,10 +27,14 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _unknown_field(argv: list[str], e: Exception) -> None:
-  bad = next((a for a in argv[1:] if a.startswith('--config.')), '--config.*')
+  overrides = [a.split('=')[0] for a in argv[1:] if a.startswith('--config.')]
+  # ml_collections names the missing key, quoted and escaped a level or two: "'nonexistent'", "'\\'modl\\'..."
+  key = re.search(r"'(\w+)'", str(e).replace('\\', '').replace('"', "'"))
+  named = [a for a in overrides if key and key.group(1) in a.split('.')[1:]]
+  bad = (named or overrides or ['--config.*'])[0]
   hint = re.search(r'Did you mean "[^"]+"', str(e))
   hint = f' ({hint.group(0)}?)' if hint else ''
-  _fail(f'{bad.split("=")[0]} names no config field{hint}: see the fields in experiments/configs/base.py')
+  _fail(f'{bad} names no config field{hint}: see the fields in experiments/configs/base.py')
 
 
 try:  # config_flags applies --config.* overrides to the default config here, at definition

@@ -77,6 +77,9 @@ def _launch(*flags, timeout=120, **kw):
     (['--config.data.name=text', '--config.data.path=missing.txt'], "error: config.data.path='missing.txt' does"),
     (['--sweep=experiments/sweeps/nope.py'], 'error: --sweep=experiments/sweeps/nope.py does not exist'),
     (['--config.model.nme=gpt'], 'error: --config.model.nme names no config field (Did you mean "name"?)'),
+    (['--config.model.width=32', '--config.train.nonexistent=1'],  # the bad one, not the first override
+     'error: --config.train.nonexistent names no config field'),
+    (['--config.model.width=32', '--config.modl.width=1'], 'error: --config.modl.width names no config field'),
     (['--config.model.width=abc'], 'error: flag --config.model.width=abc: invalid literal'),
     (['--config=experiments/configs/nope.py'], 'error: --config=experiments/configs/nope.py does not exist'),
     (['--bogus=1'], "error: Unknown command line flag 'bogus'"),
