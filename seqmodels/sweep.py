@@ -53,6 +53,17 @@ def seeds(n: int, field: str = 'seed') -> list[Overrides]:
   return sweep(field, list(range(n)))
 
 
+def variant(arg: str, choices: Sequence[str], default: str, where: str) -> str:
+  """A sweep file's `:arg` checked against the variants it has ('' gives `default`); `where` names the file."""
+  if not arg:
+    return default
+  if not choices:
+    raise ValueError(f'{where}:{arg}: this sweep has no variants: drop the ":{arg}" suffix')
+  if arg not in choices:
+    raise ValueError(f'{where}:{arg}: unknown variant {arg!r}; use one of {", ".join(choices)} (none: {default})')
+  return arg
+
+
 def split_arg(path: str) -> tuple[str, str]:
   """'sweeps/x.py:small' -> ('sweeps/x.py', 'small'); no colon -> (path, '')."""
   file, _, arg = path.partition(':')

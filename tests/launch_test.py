@@ -76,6 +76,8 @@ def _launch(*flags, timeout=120, **kw):
     (['--config.model.name=gpt', '--config.model.heads=5'], 'error: config.model.heads=5 does not divide'),
     (['--config.data.name=text', '--config.data.path=missing.txt'], "error: config.data.path='missing.txt' does"),
     (['--sweep=experiments/sweeps/nope.py'], 'error: --sweep=experiments/sweeps/nope.py does not exist'),
+    (['--sweep=experiments/sweeps/copy_vs_length.py:smal'],
+     "error: copy_vs_length.py:smal: unknown variant 'smal'; use one of small, full"),
     (['--config.model.nme=gpt'], 'error: --config.model.nme names no config field (Did you mean "name"?)'),
     (['--config.model.width=32', '--config.train.nonexistent=1'],  # the bad one, not the first override
      'error: --config.train.nonexistent names no config field'),

@@ -35,6 +35,15 @@ def test_load_passes_the_arg_and_rejects_repeated_trials(tmp_path):
     sweep.load(str(f))
 
 
+@pytest.mark.parametrize('sweep_file', sorted(f for f in os.listdir(os.path.join(ROOT, 'experiments/sweeps'))
+                                          if f.endswith('.py') and f not in ('__init__.py', 'bert.py')))
+def test_every_reference_sweep_refuses_a_variant_it_does_not_have(sweep_file):
+  path = os.path.join(ROOT, 'experiments/sweeps', sweep_file)
+  assert sweep.load(path)  # no variant: its default grid
+  with pytest.raises(ValueError, match=f'{sweep_file}:bogus: (unknown variant|this sweep has no variants)'):
+    sweep.load(f'{path}:bogus')
+
+
 def test_reference_sweeps_use_registered_models_and_valid_fields():
   from experiments.configs import char_lm, copy_memory
   from seqmodels.models import registry

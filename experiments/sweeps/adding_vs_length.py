@@ -21,7 +21,7 @@ LENGTHS = {'small': [10, 20, 50, 100], 'full': [10, 20, 50, 100, 200, 500]}
 
 
 def get_sweep(arg: str = ''):
-  size = arg or 'full'
+  size = sweep.variant(arg, list(SIZES), 'full', 'adding_vs_length.py')
   models = {m: wl for m, wl in SIZES[size].items() if m in registry.MODELS}
   return sweep.product(
       sweep.zip_(sweep.sweep('model.name', list(models)), sweep.sweep('model.width', [w for w, _ in models.values()]),

@@ -8,6 +8,7 @@ for the full char_lm config on a GPU). The n-gram is counted, not trained: its s
 seqmodels.models.registry are left out.
 """
 
+from seqmodels import sweep
 from seqmodels.models import registry
 
 # model -> the overrides that give it about the same parameter count (vocabulary ~65 characters)
@@ -34,4 +35,5 @@ SIZES = {
 
 
 def get_sweep(arg: str = ''):
-  return [{'model.name': m, **o} for m, o in SIZES[arg or 'full'].items() if m in registry.MODELS]
+  size = sweep.variant(arg, list(SIZES), 'full', 'char_lm_archs.py')
+  return [{'model.name': m, **o} for m, o in SIZES[size].items() if m in registry.MODELS]

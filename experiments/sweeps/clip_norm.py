@@ -14,6 +14,6 @@ from seqmodels import sweep
 
 
 def get_sweep(arg: str = ''):
-  del arg  # the same grid for the small and the full config
+  sweep.variant(arg, ['small', 'full'], 'full', 'clip_norm.py')  # the same grid for the small and the full config
   return sweep.product(sweep.sweep('model.recurrent_init_scale', [1.0, 2.0]),
                        sweep.sweep('optim.clip_norm', [0.0, 1.0]))

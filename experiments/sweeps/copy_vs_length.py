@@ -36,7 +36,7 @@ LENGTHS = {'small': [5, 10, 20, 40], 'full': [10, 20, 50, 100, 200, 500]}
 
 
 def get_sweep(arg: str = ''):
-  size = arg or 'full'
+  size = sweep.variant(arg, list(SIZES), 'full', 'copy_vs_length.py')
   models = [{'model.name': m, **o} for m, o in SIZES[size].items() if m in registry.MODELS]
   return sweep.product(models, sweep.zip_(sweep.sweep('data.max_len', LENGTHS[size]),
                                           sweep.sweep('data.min_len', LENGTHS[size])))

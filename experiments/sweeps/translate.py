@@ -6,7 +6,9 @@ LSTM + general attention, Transformer.
 """
 
 from experiments.configs.translate import VARIANTS, variant_overrides
+from seqmodels import sweep
 
 
-def get_sweep(size: str = 'cpu'):
+def get_sweep(arg: str = ''):
+  size = sweep.variant(arg, ['cpu', 'full'], 'cpu', 'translate.py')
   return [variant_overrides(v, size) for v in VARIANTS]
