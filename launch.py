@@ -166,6 +166,10 @@ def parse_flags(argv: list[str]) -> list[str]:
       _fail(f'{lines[0].split(": Error whilst")[0]}: {lines[-1]}')
     _fail(lines[0])
   except (AttributeError, KeyError) as e:  # ml_collections: --config.x.y names no field
+    if "attribute 'get_config'" in str(e):
+      given = [a for a in argv[1:] if a.startswith('--config=')][-1:] or ['--config']
+      _fail(f'{given[0]} defines no get_config(): pass a file from experiments/configs/ (base.py holds the '
+            'defaults the others start from)')
     _unknown_field(argv, e)
   except OSError as e:
     _fail(f'--config={FLAGS["config"].config_filename} could not be loaded ({str(e).splitlines()[-1].strip()}):'

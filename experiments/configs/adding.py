@@ -8,14 +8,16 @@ Used by experiments/sweeps/adding_vs_length.py; get_config('small') is CPU-sized
 """
 
 from experiments.configs.base import get_base_config
+from seqmodels.sweep import variant
 
 
 def get_config(arg: str = ''):
+  size = variant(arg, ['small', 'full'], 'full', 'adding.py')
   c = get_base_config()
   c.data.name = 'adding'
   c.model.name = 'lstm'
   c.optim.lr, c.optim.clip_norm = 3e-3, 1.0
-  if arg == 'small':  # a shared 2-core CPU: ~20 s a run at T <= 100
+  if size == 'small':  # a shared 2-core CPU: ~20 s a run at T <= 100
     c.data.min_len = c.data.max_len = 20
     c.data.num_train, c.data.num_validation, c.data.num_test = 8_000, 256, 8
     c.model.width, c.model.layers, c.model.heads = 32, 1, 2

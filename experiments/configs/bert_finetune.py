@@ -17,16 +17,18 @@ features classify at chance.
 """
 
 from experiments.configs import bert_pretrain
+from seqmodels.sweep import variant
 
 
 def get_config(arg: str = ''):
-  c = bert_pretrain.get_config(arg)
+  size = variant(arg, ['small', 'full'], 'full', 'bert_finetune.py')
+  c = bert_pretrain.get_config(size)
   c.data.name, c.data.source = 'classify', 'scrambled'
   c.train.init_from = ''  # the pre-training workdir, e.g. runs/bert_pt
   c.optim.lr, c.optim.warmup_steps = 1e-4, 100
   c.train.num_steps, c.train.eval_every, c.train.checkpoint_every = 2_000, 500, 500
   c.train.eval_batches = 0
-  if arg == 'small':
+  if size == 'small':
     c.model.pool = 'mean'
     c.optim.lr, c.optim.warmup_steps = 1.5e-3, 20
     c.train.num_steps, c.train.eval_every, c.train.checkpoint_every = 300, 50, 300

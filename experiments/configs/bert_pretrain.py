@@ -8,9 +8,11 @@ steps it stayed near them, and lr 1e-2 collapsed to predicting spaces), hence 3,
 """
 
 from experiments.configs.base import get_base_config
+from seqmodels.sweep import variant
 
 
 def get_config(arg: str = ''):
+  size = variant(arg, ['small', 'full'], 'full', 'bert_pretrain.py')
   c = get_base_config()
   c.data.name, c.data.source, c.data.path = 'mlm', '', '../shared/data/tinyshakespeare.txt'
   c.data.seq_len, c.data.mask_prob = 128, 0.15
@@ -19,7 +21,7 @@ def get_config(arg: str = ''):
   c.optim.lr, c.optim.warmup_steps, c.optim.weight_decay = 1e-3, 200, 0.01
   c.train.num_steps, c.train.batch_size = 10_000, 64
   c.train.eval_every, c.train.checkpoint_every, c.train.eval_batches = 1_000, 1_000, 50
-  if arg == 'small':
+  if size == 'small':
     c.data.seq_len = 64
     c.model.width, c.model.layers, c.model.heads, c.model.ffn, c.model.dropout = 64, 2, 4, 256, 0.0
     c.optim.lr, c.optim.warmup_steps = 3e-3, 50

@@ -7,9 +7,11 @@ crops; validation tiles the last 10% of the text. get_config('small') is a CPU-s
 """
 
 from experiments.configs.base import get_base_config
+from seqmodels.sweep import variant
 
 
 def get_config(arg: str = ''):
+  size = variant(arg, ['small', 'full'], 'full', 'char_gpt.py')
   c = get_base_config()
   c.data.name, c.data.path = 'text', '../shared/data/tinyshakespeare.txt'
   c.data.seq_len, c.data.stride = 256, 1          # block_size 256; every offset is a training window
@@ -22,7 +24,7 @@ def get_config(arg: str = ''):
   c.train.log_every, c.train.eval_every, c.train.eval_batches = 50, 250, 200
   c.train.checkpoint_every = 1_000
   c.train.dtype = 'bfloat16'                        # as nanoGPT on GPU; use float32 on CPU
-  if arg == 'small':
+  if size == 'small':
     c.data.seq_len, c.data.stride = 64, 8
     c.model.width, c.model.layers, c.model.heads, c.model.dropout = 128, 4, 4, 0.0
     c.train.num_steps, c.train.batch_size = 1_000, 32

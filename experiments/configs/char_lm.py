@@ -5,9 +5,11 @@
 """
 
 from experiments.configs.base import get_base_config
+from seqmodels.sweep import variant
 
 
 def get_config(arg: str = ''):
+  size = variant(arg, ['small', 'full'], 'full', 'char_lm.py')
   c = get_base_config()
   c.data.name = 'text'
   c.data.path = ''
@@ -18,7 +20,7 @@ def get_config(arg: str = ''):
   c.optim.lr, c.optim.warmup_steps, c.optim.weight_decay = 2e-3, 200, 0.1
   c.train.num_steps, c.train.batch_size = 5_000, 64
   c.train.eval_every, c.train.checkpoint_every, c.train.eval_batches = 500, 500, 50
-  if arg == 'small':
+  if size == 'small':
     c.data.seq_len = 64
     c.model.width, c.model.layers, c.model.heads, c.model.dropout = 128, 2, 4, 0.0
     c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.eval_batches = 1_000, 32, 250, 20

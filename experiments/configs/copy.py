@@ -5,12 +5,14 @@ Default: a 2-layer LSTM. `--config.model.name=gpt` (or the sweep experiments/swe
 """
 
 from experiments.configs.base import get_base_config
+from seqmodels.sweep import variant
 
 
 def get_config(arg: str = ''):
+  length = variant(arg, ['short', 'long'], 'short', 'copy.py')
   c = get_base_config()
   c.data.name = 'copy'
-  c.data.min_len, c.data.max_len = 1, (64 if arg == 'long' else 16)
+  c.data.min_len, c.data.max_len = 1, (64 if length == 'long' else 16)
   c.data.num_symbols = 8
   c.data.num_train, c.data.num_validation = 20_000, 512
   c.model.name = 'lstm'

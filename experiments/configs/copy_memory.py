@@ -8,15 +8,17 @@ learned to copy even 10 symbols, which says more about the budget than about the
 """
 
 from experiments.configs.base import get_base_config
+from seqmodels.sweep import variant
 
 
 def get_config(arg: str = ''):
+  size = variant(arg, ['small', 'full'], 'full', 'copy_memory.py')
   c = get_base_config()
   c.data.name = 'copy'
   c.data.num_symbols = 8
   c.model.name = 'lstm'
   c.optim.lr, c.optim.warmup_steps = 3e-3, 100
-  if arg == 'small':  # sized for 2 CPU cores: ~15 minutes for the 28 runs of copy_vs_length.py:small
+  if size == 'small':  # sized for 2 CPU cores: ~15 minutes for the 28 runs of copy_vs_length.py:small
     c.data.min_len = c.data.max_len = 10
     c.data.num_train, c.data.num_validation = 4_000, 128
     c.model.width, c.model.layers, c.model.heads = 64, 2, 4

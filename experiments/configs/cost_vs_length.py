@@ -11,9 +11,11 @@ get_config('small') is the CPU size (T <= 2048, width 128); get_config() the GPU
 import ml_collections
 
 from experiments.configs.base import get_base_config
+from seqmodels.sweep import variant
 
 
 def get_config(arg: str = ''):
+  size = variant(arg, ['small', 'full'], 'full', 'cost_vs_length.py')
   c = get_base_config()
   c.model.name = 'lstm'            # replaced by each of cost.models in turn
   c.model.layers, c.model.dropout = 2, 0.0
@@ -29,7 +31,7 @@ def get_config(arg: str = ''):
   c.cost.case_budget_s = 300.0     # seconds of steps per (model, T) (compilation is timed apart); over it: null
   c.cost.isolate = True            # each case in its own process: a clean device peak, a hard time limit, and
                                    # an out-of-memory crash costs that case only
-  if arg == 'small':  # 30 cases, mostly compilation: 16.5 min (7.5 min of CPU) on 2 cores shared with other jobs
+  if size == 'small':  # 30 cases, mostly compilation: 16.5 min (7.5 min of CPU) on 2 cores shared with other jobs
     c.cost.seq_lens = '128,256,512,1024,2048'
     c.cost.warmup_steps, c.cost.timed_steps, c.cost.case_budget_s, c.cost.isolate = 1, 3, 60.0, False
     c.model.width, c.model.heads = 128, 4

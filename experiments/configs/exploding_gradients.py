@@ -14,17 +14,19 @@ reached inf by step ~290 in 3 seeds, scale 1 unclipped and scale 2 clipped kept 
 """
 
 from experiments.configs.adding import get_config as adding_config
+from seqmodels.sweep import variant
 
 
 def get_config(arg: str = ''):
-  c = adding_config(arg)
+  size = variant(arg, ['small', 'full'], 'full', 'exploding_gradients.py')
+  c = adding_config(size)
   c.model.name, c.model.layers = 'rnn', 1
   c.model.recurrent_init_scale = 2.0
   c.optim.name, c.optim.lr, c.optim.b1 = 'momentum', 0.04, 0.9
   c.optim.weight_decay = 0.0
   c.optim.clip_norm = 0.0          # the sweep turns it on
   c.train.log_every = 5
-  if arg == 'small':
+  if size == 'small':
     c.data.min_len = c.data.max_len = 20
     c.model.width = 64
     c.train.num_steps, c.train.eval_every, c.train.checkpoint_every = 1_500, 250, 1_500
