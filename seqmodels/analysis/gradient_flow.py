@@ -26,6 +26,7 @@ from typing import Any, Callable
 import argparse
 import json
 import os
+import sys
 
 import flax.linen as nn
 import jax
@@ -186,6 +187,11 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   return series
 
 
+def _fail(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description='||dL/dh_t|| of finished runs -> gradient_flow.json')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
@@ -193,9 +199,19 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
   parser.add_argument('--loss_position', type=int, default=None, help='where the loss is read (default: last)')
   args = parser.parse_args(argv)
+  from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
+  for workdir in args.workdir:  # all checked before any is run
+    ckpts = os.path.join(workdir, 'checkpoints')
+    if not os.path.isfile(os.path.join(workdir, 'config.json')):
+      _fail(f'--workdir={workdir} holds no run (no config.json): pass the --workdir of a launch.py run')
+    if not (os.path.isdir(ckpts) and any(d.isdigit() for d in os.listdir(ckpts))):
+      _fail(f'--workdir={workdir} has no checkpoint yet: train it first (rerunning its launch.py command resumes)')
   everything = []
   for workdir in args.workdir:
-    series = run_gradient_flow(workdir, args.batch_size, args.loss_position)
+    try:
+      series = run_gradient_flow(workdir, args.batch_size, args.loss_position)
+    except (CheckpointError, ValueError) as e:
+      _fail(f'--workdir={workdir}: {e}')
     everything += series
     if not args.out:
       with open(os.path.join(workdir, 'gradient_flow.json'), 'w') as f:

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from experiments import report
 from experiments.configs.base import get_base_config
@@ -63,3 +64,17 @@ def test_elmo_runs_give_each_direction_its_own_loss_and_reading_order(tmp_path):
     assert len(norms) == T + 1 and s['loss_position'] == T - 1, (direction, s['loss_position'])
     assert s.get('time') == ('reversed' if direction == 'bwd' else None)
     assert np.all(norms[:T] > 0) and norms[T] == 0, (direction, norms)
+
+
+def test_a_workdir_without_a_run_or_a_checkpoint_is_one_line_naming_it(tmp_path, capsys):
+  empty, untrained = tmp_path / 'empty', tmp_path / 'untrained'
+  empty.mkdir()
+  (untrained / 'checkpoints').mkdir(parents=True)
+  (untrained / 'config.json').write_text('{}')
+  for workdir, reason in [(empty, 'holds no run (no config.json)'), (untrained, 'has no checkpoint yet')]:
+    with pytest.raises(SystemExit) as e:
+      gradient_flow.main(['--workdir', str(workdir)])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == f'error: --workdir={workdir} {reason}' + (
+        ': pass the --workdir of a launch.py run\n' if workdir == empty else
+        ': train it first (rerunning its launch.py command resumes)\n')
