@@ -6,7 +6,8 @@ when the run ends. The next step then touches every page of a new mapping again:
 each one the kernel zeroing the page. For the 4 x 128 GPT step (12 x 64 tokens) of
 `python bench/gpt.py --recipe=step --iters=500`, that was 6.5 million faults in the run and a quarter of the step:
 38.2 ms a step with glibc's defaults (`SEQMODELS_KEEP_FREED_MEMORY=0`), 29.2 ms with the settings below (0.57
-million faults; means of three alternating runs, 2-core Intel Xeon, jax 0.10.2, 2026-12-01). PyTorch's CPU step of
+million faults; means of three alternating runs, 2-core Intel Xeon, jax 0.10.2, 2026-12-01; 37.3 and 28.3 ms in
+three more at commit 0ef3ee1). PyTorch's CPU step of
 the same model does not pay this: its tensors are allocated one by one, each small enough for glibc's heap.
 
 `keep_freed_memory` tells glibc to serve every allocation from its heaps (no mmap per buffer), never to trim them,
