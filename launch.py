@@ -68,6 +68,8 @@ def main(argv) -> None:
   sys.path.insert(0, HERE)
   # Imported here so `--help` and flag errors are instant.
   import jax
+  from seqmodels.train import host_memory
+  host_memory.run_cpu_steps_inline()  # before JAX's first computation (see there: a faster CPU step)
   from experiments import report
   from seqmodels import sweep, validation
   from seqmodels.train import loop, sharding

@@ -160,6 +160,7 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, time.time() - t_start, recipe['iters'], B * T,
                float('nan'), COMMAND, train_s=dt, dtype=dtype, batch=B, context=T,
                xla_flags=os.environ.get('XLA_FLAGS', ''), keep_freed_memory=malloc,
+               cpu_steps_inline=host_memory.cpu_steps_inline(),
                **mfu_fields(state.params, recipe, B * T * recipe['iters'] / dt, dtype))
 
 
@@ -254,6 +255,7 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, wall, recipe['iters'],
                recipe['batch'] * recipe['context'], full['loss'], COMMAND, train_s=summary['train_seconds'],
                periodic_val_loss=round(summary['eval']['loss'], 4), keep_freed_memory=host_memory.applied(),
+               cpu_steps_inline=host_memory.cpu_steps_inline(),
                **mfu_fields(summary['state'].params, recipe, recipe['batch'] * recipe['context'] * recipe['iters']
                             / summary['train_seconds'], config.train.dtype))
 
@@ -333,6 +335,8 @@ def main() -> None:
   parser.add_argument('--dtype', default='', choices=['', 'float32', 'bfloat16'],
                       help='compute dtype of the gpt2 and step recipes (default: bfloat16 on GPU, float32 on CPU)')
   args = parser.parse_args()
+  from seqmodels.train import host_memory
+  host_memory.run_cpu_steps_inline()  # as launch.py does, before JAX's first computation
   recipe = dict(RECIPES[args.recipe])
   if args.lr and 'lr' not in recipe:
     training = ', '.join(name for name, r in RECIPES.items() if 'lr' in r)

@@ -243,6 +243,7 @@ def main(argv=None) -> None:
   p.add_argument('--warmup', type=int, default=3, help='untimed steps first (the first compiles)')
   p.add_argument('--steps', type=int, default=20, help='timed steps; the median is reported')
   args = p.parse_args(argv)
+  host_memory.run_cpu_steps_inline()  # as launch.py does, before JAX's first computation
   on_cpu = jax.devices()[0].platform == 'cpu'
   # As the training loop does on CPU; process-wide, so the in-process PyTorch peer runs under it too.
   malloc = on_cpu and host_memory.keep_freed_memory()
@@ -255,6 +256,7 @@ def main(argv=None) -> None:
     raise SystemExit(f'--cases: unknown {unknown}; choose from {list(CASES)}')
   common = {'command': ' '.join([os.path.basename(sys.executable)] + sys.argv), 'git_commit': _git_commit(),
             'xla_flags': os.environ.get('XLA_FLAGS', ''), 'keep_freed_memory': malloc,
+            'cpu_steps_inline': host_memory.cpu_steps_inline(),
             'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
   for n in names:
     run_case(CASES[n], args, lambda rec: print(json.dumps({**rec, **common}), flush=True))

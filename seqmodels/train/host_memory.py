@@ -17,6 +17,14 @@ empty), so a step's buffers reuse the pages of the previous step's. The cost: th
 other than the main one are made of heaps of at most 64 MB, so a buffer over 64 MB that such a thread allocates is
 still mapped afresh each time. Putting every thread on the main arena (M_ARENA_MAX=1) would lift that, but made the
 GPT step slower (33.4-33.8 ms against 29.6-29.9, docs/RESULTS.md section 8).
+
+`run_cpu_steps_inline` lifts it another way: JAX then runs a single-device CPU computation on the thread that calls
+it (`jax_cpu_enable_async_dispatch=False`), the main thread, whose arena has no such limit. With both, the 2 x 128
+LSTM char-LM step of `python bench/recurrent.py --quick --cases=quick` (88.7 MB of temporaries) went from 86.5 to
+72.2 ms (with hoisted_grad 81.1 to 59.4, GRU 68.7 to 50.5), the 4 x 128 GPT recipe `bench/gpt.py --recipe=cpu`
+from 68.1 to 64.7 s; the 1-layer `cpu_tuned` recipe, whose step is 9 ms, lost 4% (12.5-12.8 s against 12.9-13.3):
+the host no longer prepares the next batch while a step runs (2026-12-01, docs/RESULTS.md section 8). Computations
+over several devices stay asynchronous either way.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ USER_SETTINGS = ('MALLOC_TRIM_THRESHOLD_', 'MALLOC_MMAP_MAX_', 'MALLOC_MMAP_THRE
                  'MALLOC_ARENA_MAX')
 
 _applied = False
+_inline = False
 
 
 def keep_freed_memory() -> bool:
@@ -66,3 +75,29 @@ def keep_freed_memory() -> bool:
 def applied() -> bool:
   """Whether keep_freed_memory has set glibc's policy in this process (a query: it sets nothing)."""
   return _applied
+
+
+ASYNC_DISPATCH = 'JAX_CPU_ENABLE_ASYNC_DISPATCH'  # JAX's own variable: set, it is the user's choice and kept
+
+
+def run_cpu_steps_inline() -> bool:
+  """Has JAX run single-device CPU computations on the calling thread (see the module docstring); True if set.
+
+  JAX reads this when it makes its CPU client, so call it before the first computation (launch.py does, first
+  thing): once JAX's backends exist, or when the environment sets ASYNC_DISPATCH, this does nothing (False).
+  Accelerator backends are not affected.
+  """
+  import jax  # noqa: PLC0415
+  from jax._src import xla_bridge  # noqa: PLC0415
+  global _inline
+  if ASYNC_DISPATCH in os.environ or xla_bridge.backends_are_initialized():
+    return False
+  jax.config.update('jax_cpu_enable_async_dispatch', False)
+  _inline = True
+  return True
+
+
+def cpu_steps_inline() -> bool:
+  """Whether this process runs single-device CPU computations inline (by run_cpu_steps_inline or the user's
+  ASYNC_DISPATCH=false): a query for benchmark records."""
+  return _inline or os.environ.get(ASYNC_DISPATCH, '').lower() in ('0', 'false')
