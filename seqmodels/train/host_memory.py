@@ -46,7 +46,6 @@ USER_SETTINGS = ('MALLOC_TRIM_THRESHOLD_', 'MALLOC_MMAP_MAX_', 'MALLOC_MMAP_THRE
                  'MALLOC_ARENA_MAX')
 
 _applied = False
-_inline = False
 
 
 def keep_freed_memory() -> bool:
@@ -77,27 +76,25 @@ def applied() -> bool:
   return _applied
 
 
-ASYNC_DISPATCH = 'JAX_CPU_ENABLE_ASYNC_DISPATCH'  # JAX's own variable: set, it is the user's choice and kept
+INLINE_OPT_OUT = 'SEQMODELS_CPU_STEPS_INLINE'  # =0: JAX's asynchronous dispatch on CPU, as it comes
 
 
 def run_cpu_steps_inline() -> bool:
   """Has JAX run single-device CPU computations on the calling thread (see the module docstring); True if set.
 
   JAX reads this when it makes its CPU client, so call it before the first computation (launch.py does, first
-  thing): once JAX's backends exist, or when the environment sets ASYNC_DISPATCH, this does nothing (False).
-  Accelerator backends are not affected.
+  thing): once JAX's backends exist, or when the environment sets INLINE_OPT_OUT to 0, this does nothing (False).
+  Accelerator backends are not affected. (JAX ignores a JAX_CPU_ENABLE_ASYNC_DISPATCH environment variable.)
   """
   import jax  # noqa: PLC0415
   from jax._src import xla_bridge  # noqa: PLC0415
-  global _inline
-  if ASYNC_DISPATCH in os.environ or xla_bridge.backends_are_initialized():
+  if os.environ.get(INLINE_OPT_OUT, '1') == '0' or xla_bridge.backends_are_initialized():
     return False
   jax.config.update('jax_cpu_enable_async_dispatch', False)
-  _inline = True
   return True
 
 
 def cpu_steps_inline() -> bool:
-  """Whether this process runs single-device CPU computations inline (by run_cpu_steps_inline or the user's
-  ASYNC_DISPATCH=false): a query for benchmark records."""
-  return _inline or os.environ.get(ASYNC_DISPATCH, '').lower() in ('0', 'false')
+  """Whether JAX runs single-device CPU computations inline in this process (a query, for benchmark records)."""
+  import jax  # noqa: PLC0415
+  return not jax.config.values.get('jax_cpu_enable_async_dispatch', True)

@@ -83,9 +83,9 @@ print(json.dumps([set_, host_memory.cpu_steps_inline(), dispatched / (time.perf_
 
 
 @pytest.mark.parametrize('env,expect_set', [({}, True), ({'LATE': '1'}, False),
-                                            ({host_memory.ASYNC_DISPATCH: 'true'}, False)])
-def test_cpu_steps_run_inline_only_when_set_before_jax_computes_and_not_against_the_users_choice(env, expect_set):
-  env = {**{k: v for k, v in os.environ.items() if k != host_memory.ASYNC_DISPATCH}, 'XLA_FLAGS': '', **env}
+                                            ({host_memory.INLINE_OPT_OUT: '0'}, False)])
+def test_cpu_steps_run_inline_only_when_set_before_jax_computes_and_not_when_opted_out(env, expect_set):
+  env = {**{k: v for k, v in os.environ.items() if k != host_memory.INLINE_OPT_OUT}, 'XLA_FLAGS': '', **env}
   out = subprocess.run([sys.executable, '-c', _DISPATCH], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=120)
   assert out.returncode == 0, out.stderr[-2000:]
