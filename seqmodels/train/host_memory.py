@@ -20,11 +20,12 @@ GPT step slower (33.4-33.8 ms against 29.6-29.9, docs/RESULTS.md section 8).
 
 `run_cpu_steps_inline` lifts it another way: JAX then runs a single-device CPU computation on the thread that calls
 it (`jax_cpu_enable_async_dispatch=False`), the main thread, whose arena has no such limit. With both, the 2 x 128
-LSTM char-LM step of `python bench/recurrent.py --quick --cases=quick` (88.7 MB of temporaries) went from 86.5 to
-72.2 ms (with hoisted_grad 81.1 to 59.4, GRU 68.7 to 50.5), the 4 x 128 GPT recipe `bench/gpt.py --recipe=cpu`
-from 68.1 to 64.7 s; the 1-layer `cpu_tuned` recipe, whose step is 9 ms, lost 4% (12.5-12.8 s against 12.9-13.3):
-the host no longer prepares the next batch while a step runs (2026-12-01, docs/RESULTS.md section 8). Computations
-over several devices stay asynchronous either way.
+char-LM steps of `python bench/recurrent.py --quick --cases=quick` (88.7 MB of temporaries) took 15-17% less: LSTM
+89.0 ms against 106.3 with `SEQMODELS_CPU_STEPS_INLINE=0`, GRU 67.7 against 79.7 (two alternating runs each,
+commit f4a5d17). The GPT recipes of bench/gpt.py, whose temporaries fit a worker's heap, do not gain: the 4 x 128
+`cpu` recipe is within its run-to-run spread, and the 1-layer `cpu_tuned` one, whose step is 10 ms, is 1.5-4%
+slower, since the host no longer prepares the next batch while a step runs (docs/RESULTS.md section 8).
+Computations over several devices stay asynchronous either way.
 """
 
 from __future__ import annotations
