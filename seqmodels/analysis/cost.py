@@ -141,7 +141,8 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
   compiled = train_step.lower(state, batch).compile()
   known = {'compile_seconds': time.perf_counter() - t, 'compiled_memory_bytes': compiled_bytes(compiled),
            'params': int(sum(np.prod(p.shape) for p in jax.tree.leaves(state.params))),
-           'device_kind': device.device_kind, 'platform': device.platform, 'keep_freed_memory': kept}
+           'device_kind': device.device_kind, 'platform': device.platform, 'keep_freed_memory': kept,
+           'cpu_steps_inline': host_memory.cpu_steps_inline()}
   start = time.perf_counter()  # the budget counts steps: compile time varies with load, not with T alone
 
   def step(state):
@@ -190,6 +191,7 @@ def run_case(config, model_name: str, T: int) -> dict[str, Any]:
 def _case_main() -> None:
   """The process of an isolated case: {config, model, seq_len} JSON on stdin -> its entry as one JSON line."""
   import ml_collections  # noqa: PLC0415
+  host_memory.run_cpu_steps_inline()  # as launch.py does, before JAX's first computation
   job = json.load(sys.stdin)
   entry = measure(ml_collections.ConfigDict(job['config']), job['model'], job['seq_len'], device_peak=True)
   print(json.dumps(entry), flush=True)
@@ -260,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
   """The command line; returns the exit code (2: bad input, 1: a case failed other than by time or memory)."""
   from absl import flags  # noqa: PLC0415
   from ml_collections import config_flags  # noqa: PLC0415
+  host_memory.run_cpu_steps_inline()  # as launch.py does, before JAX's first computation
   argv = list(sys.argv if argv is None else argv)
   fail = lambda message: print(f'error: {message}', file=sys.stderr) or 2
   given = ([a.split('=', 1)[1] for a in argv[1:] if a.startswith('--config=')] or [''])[-1]  # the last one wins
