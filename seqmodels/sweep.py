@@ -54,7 +54,8 @@ def seeds(n: int, field: str = 'seed') -> list[Overrides]:
 
 
 def variant(arg: str, choices: Sequence[str], default: str, where: str) -> str:
-  """A sweep file's `:arg` checked against the variants it has ('' gives `default`); `where` names the file."""
+  """A config or sweep file's `:arg` checked against the variants it has ('' gives `default`); `where` names the
+  file. A variant it does not have is a ValueError naming the choices, which launch.py prints as one line."""
   if not arg:
     return default
   if not choices:

@@ -1,4 +1,4 @@
-"""Host memory: keep the memory XLA:CPU frees, instead of handing it back to the OS and faulting it in again.
+"""Host memory: XLA:CPU's freed buffers kept for the next step, instead of handed back to the OS and faulted in again.
 
 An XLA:CPU executable allocates its temporaries (every intermediate of a training step) as one buffer per run (44 MB
 for the GPT step below), and glibc's malloc serves a buffer over 32 MB with a fresh mmap and returns it with munmap
