@@ -132,7 +132,7 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
   on_gpu = jax.devices()[0].platform == 'gpu'
   dtype = recipe.get('dtype') or ('bfloat16' if on_gpu else 'float32')
   t_start = time.time()
-  malloc = jax.default_backend() == 'cpu' and host_memory.keep_freed_memory()  # as the training loop does
+  malloc = host_memory.keep_freed_memory()  # on CPU, as the training loop does
   model = _gpt_model(recipe, jnp.dtype(dtype))
   optim_cfg = get_base_config().optim
   optim_cfg.lr, optim_cfg.b1, optim_cfg.b2, optim_cfg.weight_decay = 1e-4, 0.9, 0.95, 1e-2  # nanoGPT bench.py

@@ -244,9 +244,8 @@ def main(argv=None) -> None:
   p.add_argument('--steps', type=int, default=20, help='timed steps; the median is reported')
   args = p.parse_args(argv)
   host_memory.run_cpu_steps_inline()  # as launch.py does, before JAX's first computation
-  on_cpu = jax.devices()[0].platform == 'cpu'
   # As the training loop does on CPU; process-wide, so the in-process PyTorch peer runs under it too.
-  malloc = on_cpu and host_memory.keep_freed_memory()
+  malloc = host_memory.keep_freed_memory()
   if args.unroll is None:
     args.unroll = default_unroll()  # the training default: 8 on GPU/TPU, 1 on CPU
   names = args.cases.split(',') if args.cases else (['quick', 'long_cpu'] if args.quick

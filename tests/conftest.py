@@ -16,5 +16,5 @@ sys.path.insert(0, ROOT)
 
 from seqmodels.train import host_memory  # noqa: E402  (the repo is on sys.path from here)
 
+host_memory.run_cpu_steps_inline()  # as launch.py does, before the first computation (keep_freed_memory's is one)
 host_memory.keep_freed_memory()  # as the training loop does on CPU (subprocesses set it in their own loop)
-host_memory.run_cpu_steps_inline()  # as launch.py does, before the first computation

@@ -126,7 +126,7 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
   c, B = config.cost, config.train.batch_size
   # As the training loop does on CPU: without it, a step's temporaries over 32 MB are faulted in afresh every step,
   # which grows with T and would be timed as the model's cost.
-  kept = jax.default_backend() == 'cpu' and host_memory.keep_freed_memory()
+  kept = host_memory.keep_freed_memory()
   cfg = sweep.apply(config, {'model.name': model_name})
   data = RandomTokens(c.vocab_size, T)
   model = registry.build(cfg.model, data, jnp.dtype(cfg.train.dtype))

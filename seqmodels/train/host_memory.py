@@ -54,13 +54,17 @@ def keep_freed_memory() -> bool:
 
   Process-wide and idempotent; later allocations follow it. Does nothing (False) on a C library other than glibc,
   when the environment sets `OPT_OUT` to 0, or when it has one of `USER_SETTINGS` or a glibc.malloc tunable in
-  GLIBC_TUNABLES (the user tuned malloc already).
+  GLIBC_TUNABLES (the user tuned malloc already), or when JAX computes on an accelerator, not the CPU (this asks
+  JAX for its default backend, which makes the backends: call run_cpu_steps_inline first).
   """
   global _applied
   if _applied:
     return True
   if (platform.libc_ver()[0] != 'glibc' or os.environ.get(OPT_OUT, '1') == '0'
       or any(v in os.environ for v in USER_SETTINGS) or 'glibc.malloc.' in os.environ.get('GLIBC_TUNABLES', '')):
+    return False
+  import jax  # noqa: PLC0415
+  if jax.default_backend() != 'cpu':
     return False
   libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
   if not all(libc.mallopt(param, value) for param, value in

@@ -141,8 +141,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   if registry.MODELS[config.model.name].trained_by == 'counting':  # the n-gram LM: one counting pass, no steps
     return count.fit_and_evaluate(config, workdir)
   t_start = time.time()
-  if jax.default_backend() == 'cpu':
-    host_memory.keep_freed_memory()  # a quarter of a small GPT's CPU step was page faults (see host_memory)
+  host_memory.keep_freed_memory()  # on CPU: a quarter of a small GPT's step was page faults (see host_memory)
   tc = config.train
   primary = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
