@@ -114,6 +114,8 @@ def validate(config) -> None:
   _positive(config, 'model', 'width', 'layers')
   _check(m.min_scan in ('auto', 'parallel', 'sequential'), f'config.model.min_scan={m.min_scan!r} is not a scan: '
          'choose auto, parallel or sequential')
+  _check(m.bptt in ('auto', 'hoisted', 'autodiff'), f'config.model.bptt={m.bptt!r} is not a backward pass: '
+         'choose auto, hoisted or autodiff')
   _check(isinstance(m.unroll, int) and m.unroll >= 0,
          f'config.model.unroll={m.unroll!r} must be an integer >= 0 (0 chooses per platform: 8 on GPU/TPU, 1 on CPU)')
   _check(m.embed >= 0, f'config.model.embed={m.embed!r} must be >= 0 (0 means the same as width)')

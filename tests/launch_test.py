@@ -20,6 +20,7 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('model.width', -8, ['config.model.width', 'positive']),
     ('model.layers', 0, ['config.model.layers', 'positive']),
     ('model.dropout', 1.5, ['config.model.dropout', '[0, 1)']),
+    ('model.bptt', 'cudnn', ["config.model.bptt='cudnn'", 'auto, hoisted or autodiff']),
     ('model.heads', 3, ['config.model.heads=3', 'does not divide', 'config.model.width']),
     ('data.name', 'imagenet', ['config.data.name', 'choose one of']),
     ('model.name', 'transformer_regressor', ["config.model.name='transformer_regressor' cannot train on "

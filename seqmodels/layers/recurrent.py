@@ -77,6 +77,16 @@ def default_unroll() -> int:
   return 1 if jax.default_backend() == 'cpu' else 8
 
 
+def default_hoisted_grad() -> bool:
+  """`scan_recurrence`'s hoisted_grad when config.model.bptt is 'auto': on CPU only, until measured on a GPU.
+
+  CPU: the 2x128 char-LM training step (T=256, B=16) took 80.6 against 95.6 ms (LSTM) and 67.7 against 72.3 ms
+  (GRU) (bench/recurrent.py --quick --cases=quick, 2-core Xeon, 785d60e). GPU: `bash bench/gpu_checks.sh recurrent`
+  runs the A/B (`seqmodels-hoisted` against `seqmodels`).
+  """
+  return jax.default_backend() == 'cpu'
+
+
 # jit: eager callers compile the driver once per shape instead of dispatching its ops one by one; under an outer
 # jit it is inlined.
 @functools.partial(jax.jit, static_argnames=('cell', 'reverse', 'unroll', 'dtype', 'hoisted_grad'))
@@ -92,10 +102,8 @@ def scan_recurrence(cell: str, xw_BxTxG: Array, wh_HxG: Array, bh_G: Array, carr
   backpropagation through time (seqmodels/analysis/gradient_flow.py). Returns (h_BxTxH, final carry).
 
   `hoisted_grad`: differentiate through `_recurrence`'s custom VJP (the recurrent weights' gradient taken out of
-  the backward loop, as cuDNN does) instead of autodiff of the scan; the same gradients (tested). A speed option
-  still being measured: on a 2-core CPU the layer's forward + backward alone got 15-25% faster, but the whole
-  2x128 char-LM training step moved by +-10% either way from run to run, within the noise (bench/recurrent.py
-  --quick, `seqmodels-hoisted`); the GPU figure is to be taken before it becomes the default.
+  the backward loop, as cuDNN does) instead of autodiff of the scan; the same gradients (tested). A speed option:
+  config.model.bptt chooses it, by default on CPU only (`default_hoisted_grad`, with the figures).
   """
   carry0 = tuple(c.astype(jnp.float32) for c in carry0)  # the carry is float32 whatever the compute dtype
   bh_G = jnp.broadcast_to(jnp.asarray(bh_G, jnp.float32), wh_HxG.shape[-1:])

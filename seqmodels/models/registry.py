@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-from seqmodels.layers.recurrent import default_unroll
+from seqmodels.layers.recurrent import default_hoisted_grad, default_unroll
 from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTPretrain
 from seqmodels.models.elmo import ELMo, ELMoClassifier, ELMoConfig
 from seqmodels.models.gpt import GPT, GPTConfig
@@ -31,7 +31,8 @@ def _rnn_lm(cell: str) -> Callable[..., nn.Module]:
   def build(m, data, dtype: Any) -> nn.Module:
     return RNNLM(RNNLMConfig(V=data.vocab_size, cell=cell, E=m.embed or m.width, H=m.width, N=m.layers,
                              dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll,
-                             parallel_scan=_parallel_scan(m), recurrent_init_scale=m.recurrent_init_scale, dtype=dtype))
+                             parallel_scan=_parallel_scan(m), recurrent_init_scale=m.recurrent_init_scale,
+                             hoisted_grad=_hoisted_grad(m), dtype=dtype))
   return build
 
 
@@ -44,7 +45,8 @@ def _recurrent(cell: str) -> Callable[..., nn.Module]:
       return lm(m, data, dtype)
     return RNNRegressor(RNNRegressorConfig(cell=cell, H=m.width, N=m.layers, dropout=m.dropout,
                                            forget_bias=m.forget_bias, recurrent_init_scale=m.recurrent_init_scale,
-                                           unroll=m.unroll, parallel_scan=_parallel_scan(m), dtype=dtype))
+                                           unroll=m.unroll, parallel_scan=_parallel_scan(m),
+                                           hoisted_grad=_hoisted_grad(m), dtype=dtype))
   return build
 
 
@@ -83,14 +85,15 @@ def _rnn_classifier(cell: str) -> Callable[..., nn.Module]:
     return RNNClassifier(RNNClassifierConfig(V=data.vocab_size, C=data.meta.get('num_classes', 2), cell=cell,
                                              E=m.embed or m.width, H=m.width, N=m.layers, dropout=m.dropout,
                                              forget_bias=m.forget_bias, unroll=m.unroll,
-                                             parallel_scan=_parallel_scan(m), dtype=dtype))
+                                             parallel_scan=_parallel_scan(m), hoisted_grad=_hoisted_grad(m),
+                                             dtype=dtype))
   return build
 
 
 def _elmo(m, data, dtype: Any) -> nn.Module:
   c = ELMoConfig(V=data.vocab_size, cell=m.cell, H=m.width, N=m.layers, C=data.meta.get('num_classes', 2),
                  dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll, parallel_scan=_parallel_scan(m),
-                 dtype=dtype)
+                 hoisted_grad=_hoisted_grad(m), dtype=dtype)
   # The biLM is the submodule 'elmo' in both, so train.init_from moves it from pre-training to classification.
   return ELMoClassifier(c) if data.kind == 'classify' else ELMo(c)
 
@@ -102,7 +105,8 @@ def _seq2seq(cell: str) -> Callable[..., nn.Module]:
         V_src=meta.get('src_vocab_size', data.vocab_size), V_tgt=data.vocab_size, cell=cell, E=m.embed or m.width,
         H=m.width, N=m.layers, bidirectional=m.encoder_bidirectional, attention=m.attention, A=m.attention_width,
         feed_context=m.feed_context, teacher_forcing=m.teacher_forcing, dropout=m.dropout,
-        forget_bias=m.forget_bias, unroll=m.unroll, parallel_scan=_parallel_scan(m), dtype=dtype))
+        forget_bias=m.forget_bias, unroll=m.unroll, parallel_scan=_parallel_scan(m), hoisted_grad=_hoisted_grad(m),
+        dtype=dtype))
   return build
 
 
@@ -129,6 +133,11 @@ MODELS: dict[str, Entry] = {
 def _parallel_scan(m) -> bool | None:
   """config.model.min_scan (mingru/minlstm training path) as the layers take it: True, False or None (auto)."""
   return {'auto': None, 'parallel': True, 'sequential': False}[m.get('min_scan', 'auto')]
+
+
+def _hoisted_grad(m) -> bool:
+  """config.model.bptt (rnn/lstm/gru backward pass) as the layers take it; 'auto': `default_hoisted_grad()`."""
+  return {'auto': default_hoisted_grad(), 'hoisted': True, 'autodiff': False}[m.get('bptt', 'auto')]
 
 
 def build(model_cfg, data, dtype: Any) -> nn.Module:

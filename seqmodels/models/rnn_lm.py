@@ -24,7 +24,7 @@ class RNNLMConfig:
   unroll: int = 1        # lax.scan unroll factor (speed knob only)
   parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
-  hoisted_grad: bool = False  # rnn/lstm/gru: recurrent weight gradient after the loop (bench/recurrent.py A/B)
+  hoisted_grad: bool = False  # rnn/lstm/gru: recurrent weights' gradient after the backward loop (scan_recurrence)
 
 
 class RNNLM(nn.Module):

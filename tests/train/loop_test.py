@@ -132,6 +132,8 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
     loop._check_resumable(str(tmp_path), c)
   c.train.num_steps, c.model.unroll = saved['train']['num_steps'], 8  # a speed knob: e.g. resumed on a GPU
   loop._check_resumable(str(tmp_path), c)
+  c.model.bptt = 'autodiff'  # another speed knob, the same gradients
+  loop._check_resumable(str(tmp_path), c)
 
 
 def test_restore_saved_names_a_missing_checkpoint(tmp_path):
