@@ -98,7 +98,7 @@ def main(argv) -> None:
     else:
       sharding.initialize_distributed(FLAGS.config.distributed)
       for t in trials:
-        validation.validate_devices(t.config, jax.device_count(), jax.process_count())
+        validation.validate_devices(t.config, jax.device_count(), jax.process_count(), jax.default_backend())
   except (validation.ConfigError, KeyError, TypeError, ValueError) as e:
     _fail(str(e).strip('"\''))
 

@@ -2,8 +2,9 @@
 # The GPU figures issues 3 and 5 ask for, as one prepared run per part on a lent GPU (one JSON line per case).
 #
 #   bash bench/gpu_checks.sh gpt        # GPT: baby recipe and GPT-2 124M beside nanoGPT, KV-cache generation
-#   bash bench/gpu_checks.sh recurrent  # LSTM/GRU beside cuDNN at 2x512/b64 and 2x1024/b128, minGRU at T=4096,
-#                                       # and unroll 4 / 16 against the GPU default 8
+#   bash bench/gpu_checks.sh recurrent  # LSTM/GRU beside PyTorch's cuDNN at 2x512/b64 (float32) and 2x1024/b128
+#                                       # (bf16), recurrence scan / hoisted / cudnn, minGRU at T=4096, and
+#                                       # unroll 4 / 16 against the GPU default 8
 #   QUICK=1 bash bench/gpu_checks.sh gpt recurrent   # tiny sizes: this script's plumbing, checked on a CPU
 # The interpreter is $PYTHON, else .venv/bin/python where it exists, else python3 (the GPU image's).
 #

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from seqmodels.layers.minrnn import MIN_GATES
-from seqmodels.layers.recurrent import GATES
+from seqmodels.layers.recurrent import GATES, RECURRENCES
 from seqmodels.models import registry
 from seqmodels.train.optim import OPTIMIZERS
 
@@ -106,6 +106,17 @@ def _check_elmo(config) -> None:
            'token is real; the synthetic tasks weight only their answers')
 
 
+def _recurrent_cell(m) -> str:
+  """The cell of the model's RecurrentLayers (rnn | lstm | gru), or '' where it has none."""
+  cell = m.cell if m.name.startswith('elmo') else m.name.removeprefix('seq2seq_').removesuffix('_classifier')
+  return cell if cell in GATES else ''
+
+
+def _runs_cudnn(m) -> bool:
+  """config.model.recurrence='cudnn' on a model it applies to (GPT, BERT, minGRU, ... have no RecurrentLayer)."""
+  return m.get('recurrence') == 'cudnn' and bool(_recurrent_cell(m))
+
+
 def validate(config) -> None:
   """Raises ConfigError for the first problem found in `config` (no JAX devices are touched)."""
   m, d, o, t = config.model, config.data, config.optim, config.train
@@ -114,8 +125,14 @@ def validate(config) -> None:
   _positive(config, 'model', 'width', 'layers')
   _check(m.min_scan in ('auto', 'parallel', 'sequential'), f'config.model.min_scan={m.min_scan!r} is not a scan: '
          'choose auto, parallel or sequential')
-  _check(m.bptt in ('auto', 'hoisted', 'autodiff'), f'config.model.bptt={m.bptt!r} is not a backward pass: '
-         'choose auto, hoisted or autodiff')
+  _check(m.recurrence in ('auto', *RECURRENCES), f'config.model.recurrence={m.recurrence!r} is not a way to run '
+         f'a recurrence: choose auto, {", ".join(RECURRENCES)}')
+  if _runs_cudnn(m):
+    cell = _recurrent_cell(m)
+    _check(cell == 'lstm' and config.train.dtype == 'float32', "config.model.recurrence='cudnn' runs float32 "
+           f'LSTMs only (jax.experimental.rnn), not model.name={m.name!r}'
+           + (f', cell={m.cell!r}' if m.name.startswith('elmo') else '') + f', train.dtype={config.train.dtype!r}: '
+           'use recurrence=auto, or an LSTM in float32')
   _check(isinstance(m.unroll, int) and m.unroll >= 0,
          f'config.model.unroll={m.unroll!r} must be an integer >= 0 (0 chooses per platform: 8 on GPU/TPU, 1 on CPU)')
   _check(m.embed >= 0, f'config.model.embed={m.embed!r} must be >= 0 (0 means the same as width)')
@@ -191,8 +208,11 @@ def validate(config) -> None:
   _check(t.dtype in DTYPES, f'config.train.dtype={t.dtype!r} is not supported: choose one of {", ".join(DTYPES)}')
 
 
-def validate_devices(config, device_count: int, process_count: int) -> None:
-  """The checks that need the device count: the global batch must split evenly over devices."""
+def validate_devices(config, device_count: int, process_count: int, platform: str) -> None:
+  """The checks that need the devices: the global batch must split evenly over them; cuDNN needs CUDA GPUs."""
+  _check(not _runs_cudnn(config.model) or platform in ('gpu', 'cuda'),
+         f"config.model.recurrence='cudnn' needs a CUDA GPU, and this run computes on {platform}: use "
+         'recurrence=auto (or scan, hoisted)')
   b = config.train.batch_size
   _check(b % device_count == 0, f'config.train.batch_size={b} does not split over {device_count} devices: '
          f'use a multiple of {device_count}')

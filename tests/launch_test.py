@@ -20,7 +20,7 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('model.width', -8, ['config.model.width', 'positive']),
     ('model.layers', 0, ['config.model.layers', 'positive']),
     ('model.dropout', 1.5, ['config.model.dropout', '[0, 1)']),
-    ('model.bptt', 'cudnn', ["config.model.bptt='cudnn'", 'auto, hoisted or autodiff']),
+    ('model.recurrence', 'fused', ["config.model.recurrence='fused'", 'auto, scan, hoisted, cudnn']),
     ('model.heads', 3, ['config.model.heads=3', 'does not divide', 'config.model.width']),
     ('data.name', 'imagenet', ['config.data.name', 'choose one of']),
     ('model.name', 'transformer_regressor', ["config.model.name='transformer_regressor' cannot train on "
@@ -64,7 +64,29 @@ def test_batch_not_divisible_by_devices_is_named():
   c = get_config()
   c.train.batch_size = 12
   with pytest.raises(validation.ConfigError, match='batch_size=12 does not split over 8 devices: use a multiple'):
-    validation.validate_devices(c, 8, 1)
+    validation.validate_devices(c, 8, 1, 'cpu')
+
+
+def test_cudnn_recurrence_is_refused_where_it_cannot_run():
+  c = get_config()  # an LSTM on the copy task, float32
+  c.model.recurrence = 'cudnn'
+  validation.validate(c)
+  validation.validate_devices(c, 8, 1, 'gpu')
+  with pytest.raises(validation.ConfigError, match=r"recurrence='cudnn' needs a CUDA GPU, and this run computes on "
+                                                   r'cpu: use recurrence=auto'):
+    validation.validate_devices(c, 8, 1, 'cpu')
+  c.model.name = 'gru'
+  with pytest.raises(validation.ConfigError, match=r"runs float32 LSTMs only .*not model.name='gru'"):
+    validation.validate(c)
+  c.model.name, c.model.cell = 'elmo', 'gru'
+  with pytest.raises(validation.ConfigError, match=r"not model.name='elmo', cell='gru'"):
+    validation.validate(c)
+  c.model.name, c.model.cell, c.train.dtype = 'seq2seq_lstm', 'lstm', 'bfloat16'
+  with pytest.raises(validation.ConfigError, match=r"train.dtype='bfloat16'"):
+    validation.validate(c)
+  c.model.name, c.train.dtype = 'gpt', 'float32'  # no recurrent layer: the field does not apply (a sweep sets it)
+  validation.validate(c)
+  validation.validate_devices(c, 8, 1, 'cpu')
 
 
 def _launch(*flags, timeout=120, **kw):

@@ -20,9 +20,11 @@ def get_base_config() -> ml_collections.ConfigDict:
                                    # 1 on CPU (seqmodels.layers.recurrent.default_unroll)
   c.model.min_scan = 'auto'        # mingru/minlstm training: parallel (associative scan) | sequential | auto
                                    # (parallel on GPU/TPU, sequential on CPU: seqmodels.layers.minrnn.default_parallel)
-  c.model.bptt = 'auto'            # rnn/lstm/gru backward pass (speed knob; same gradients): hoisted (recurrent
-                                   # weights' gradient as one matmul after the loop, as cuDNN) | autodiff (of the
-                                   # scan) | auto (hoisted on CPU: seqmodels.layers.recurrent.default_hoisted_grad)
+  c.model.recurrence = 'auto'      # how rnn/lstm/gru layers run (speed knob; the same function): scan (lax.scan,
+                                   # autodiff) | hoisted (lax.scan; the recurrent weights' gradient as one matmul
+                                   # after the backward loop, as cuDNN does) | cudnn (jax.experimental.rnn: float32
+                                   # LSTMs on a CUDA GPU) | auto (hoisted on CPU, scan on GPU/TPU:
+                                   # seqmodels.layers.recurrent.default_recurrence)
   c.model.recurrent_init_scale = 1.0  # rnn/lstm/gru: multiplies the orthogonal recurrent init (> 1: exploding)
   c.model.order = 3                # ngram: n, the longest n-gram counted (context of n - 1 tokens)
   c.model.discount = 0.0           # ngram: Kneser-Ney discount D in (0, 1]; 0 means modified KN (D1, D2, D3+

@@ -15,6 +15,9 @@ sits inside r * (U_n h + b_hn)). Mapping to flax.linen cells (tested in tests/la
   GRUCell: wx -> i{r,z,n}.kernel, wh -> h{r,z,n}.kernel, b_r + bh_r -> ir.bias, b_z + bh_z -> iz.bias,
     b_n -> in.bias, bh_n -> hn.bias (flax has no hr/hz biases: ours are redundant there, as in PyTorch).
 The cells 'mingru' and 'minlstm' (seqmodels/layers/minrnn.py) plug into the same `Recurrent` stack.
+
+The same function runs three ways (`RECURRENCES`, config.model.recurrence), tested equal: `scan` (lax.scan and
+autodiff), `hoisted` (lax.scan with a custom backward pass) and `cudnn` (jax.experimental.rnn, LSTM on CUDA).
 """
 
 from __future__ import annotations
@@ -61,6 +64,13 @@ def _gru_update(carry, a_BxG, r_BxG):
 
 UPDATES: dict[str, Callable] = {'rnn': _rnn_update, 'lstm': _lstm_update, 'gru': _gru_update}
 
+# How a RecurrentLayer runs its recurrence (config.model.recurrence): one function, three implementations.
+RECURRENCES = {
+    'scan': 'lax.scan, differentiated by autodiff',
+    'hoisted': "lax.scan; its backward pass forms the recurrent weights' gradient as one matmul after the loop",
+    'cudnn': 'cuDNN (jax.experimental.rnn.lstm): LSTM only, float32, CUDA GPUs only',
+}
+
 
 def zero_state(cell: str, batch: int, hidden: int) -> tuple[Array, ...]:
   """The all-zeros initial carry of a cell: (h,) or (h, c) for the LSTM, float32 [B, H]."""
@@ -77,14 +87,14 @@ def default_unroll() -> int:
   return 1 if jax.default_backend() == 'cpu' else 8
 
 
-def default_hoisted_grad() -> bool:
-  """`scan_recurrence`'s hoisted_grad when config.model.bptt is 'auto': on CPU only, until measured on a GPU.
+def default_recurrence() -> str:
+  """config.model.recurrence = 'auto': 'hoisted' on CPU, 'scan' elsewhere until measured on a GPU.
 
-  CPU: the 2x128 char-LM training step (T=256, B=16) took 80.6 against 95.6 ms (LSTM) and 67.7 against 72.3 ms
-  (GRU) (bench/recurrent.py --quick --cases=quick, 2-core Xeon, 785d60e). GPU: `bash bench/gpu_checks.sh recurrent`
-  runs the A/B (`seqmodels-hoisted` against `seqmodels`).
+  CPU: the 2x128 char-LM training step (T=256, B=16) took 77.3 / 76.7 against 92.3 / 93.8 ms (LSTM) and 66.8 / 64.0
+  against 73.1 / 70.0 ms (GRU) (bench/recurrent.py --quick --cases=quick, 2-core Xeon, a5c0716, two runs).
+  GPU: `bash bench/gpu_checks.sh recurrent` runs the A/B (`seqmodels-hoisted`, `seqmodels-cudnn`, `seqmodels`).
   """
-  return jax.default_backend() == 'cpu'
+  return 'hoisted' if jax.default_backend() == 'cpu' else 'scan'
 
 
 # jit: eager callers compile the driver once per shape instead of dispatching its ops one by one; under an outer
@@ -101,9 +111,9 @@ def scan_recurrence(cell: str, xw_BxTxG: Array, wh_HxG: Array, bh_G: Array, carr
   recurrence (so it reaches both the output and step t+1): its gradient at zero is the full dL/dh_t of
   backpropagation through time (seqmodels/analysis/gradient_flow.py). Returns (h_BxTxH, final carry).
 
-  `hoisted_grad`: differentiate through `_recurrence`'s custom VJP (the recurrent weights' gradient taken out of
-  the backward loop, as cuDNN does) instead of autodiff of the scan; the same gradients (tested). A speed option:
-  config.model.bptt chooses it, by default on CPU only (`default_hoisted_grad`, with the figures).
+  `hoisted_grad`: differentiate through `_hoisted_recurrence`'s custom VJP (the recurrent weights' gradient taken
+  out of the backward loop, as cuDNN does) instead of autodiff of the scan; the same gradients (tested). A speed option:
+  config.model.recurrence='hoisted' chooses it, the default on CPU (`default_recurrence`, with the figures).
   """
   carry0 = tuple(c.astype(jnp.float32) for c in carry0)  # the carry is float32 whatever the compute dtype
   bh_G = jnp.broadcast_to(jnp.asarray(bh_G, jnp.float32), wh_HxG.shape[-1:])
@@ -111,8 +121,8 @@ def scan_recurrence(cell: str, xw_BxTxG: Array, wh_HxG: Array, bh_G: Array, carr
   dh_TxBxH = None if dh_BxTxH is None else jnp.swapaxes(dh_BxTxH, 0, 1)
   xw_TxBxG = jnp.swapaxes(xw_BxTxG, 0, 1)
   if hoisted_grad:
-    h_TxBxH, carry = _recurrence(cell, reverse, unroll, dtype)(xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1,
-                                                                 dh_TxBxH)
+    h_TxBxH, carry = _hoisted_recurrence(cell, reverse, unroll, dtype)(xw_TxBxG, wh_HxG, bh_G, carry0,
+                                                                         mask_TxBx1, dh_TxBxH)
   else:
     carry, h_TxBxH = scan_forward(cell, reverse, unroll, dtype, xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1,
                                   dh_TxBxH)
@@ -139,9 +149,10 @@ def _cell_step(cell: str, dtype: Any) -> Callable:
 def scan_forward(cell: str, reverse: bool, unroll: int, dtype: Any, xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1,
                  dh_TxBxH, residuals: bool = False):
   """The recurrence, time-major: (final carry, h_TxBxH), or with `residuals` (final carry, (h_TxBxH, the carry
-  before each step, r_TxBxG = h_{t-1} W_h + b_h)) for `_recurrence`'s backward pass.
+  before each step, r_TxBxG = h_{t-1} W_h + b_h)) for `_hoisted_recurrence`'s backward pass.
 
-  Differentiated by plain autodiff unless `hoisted_grad` (the reference `_recurrence`'s gradient is tested against).
+  Differentiated by plain autodiff unless `hoisted_grad` (the reference `_hoisted_recurrence`'s gradient is tested
+  against).
   """
   step = _cell_step(cell, dtype)
 
@@ -155,7 +166,7 @@ def scan_forward(cell: str, reverse: bool, unroll: int, dtype: Any, xw_TxBxG, wh
 
 
 @functools.lru_cache(maxsize=None)
-def _recurrence(cell: str, reverse: bool, unroll: int, dtype: Any) -> Callable:
+def _hoisted_recurrence(cell: str, reverse: bool, unroll: int, dtype: Any) -> Callable:
   """scan_forward's (h_TxBxH, final carry) with a custom VJP.
 
   Autodiff of the scan would add the outer product h_{t-1}^T dr_t into dL/dW_h inside the backward loop, one
@@ -199,11 +210,57 @@ def _recurrence(cell: str, reverse: bool, unroll: int, dtype: Any) -> Callable:
   return run
 
 
+def cudnn_weights(wx_DxG: Array, b_G: Array, wh_HxG: Array) -> Array:
+  """One LSTM layer's parameters in cuDNN's flat layout (jax.experimental.rnn): W_ih [G, D], W_hh [G, H], b_ih,
+  b_hh, each flattened. Both use the gate order i, f, g, o, as this module does; b_hh is zero (b holds both)."""
+  return jnp.concatenate([wx_DxG.T.ravel(), wh_HxG.T.ravel(), b_G, jnp.zeros_like(b_G)])
+
+
+def _flip_real(x_BxTxF: Array, lengths_B: Array) -> Array:
+  """Each row's first lengths_B[b] steps in reverse order, its padding kept at the end (its own inverse)."""
+  T = x_BxTxF.shape[1]
+  return jnp.flip(jax.vmap(lambda x, n: jnp.roll(x, T - n, axis=0))(x_BxTxF, lengths_B), axis=1)
+
+
+def cudnn_lstm(x_BxTxD: Array, wx_DxG: Array, b_G: Array, wh_HxG: Array, carry0: tuple[Array, Array],
+               mask_BxT: Array | None = None, reverse: bool = False,
+               lstm: Callable | None = None) -> tuple[Array, tuple[Array, Array]]:
+  """One LSTM layer by cuDNN: the function `scan_recurrence('lstm', x W_x + b, W_h, 0, carry0, mask, reverse)`
+  computes, as (h_BxTxH float32, (h, c)).
+
+  cuDNN takes sequence lengths, not a mask: `mask_BxT` must mark a prefix of each row (padding after the tokens,
+  as every pipeline here makes). A row with no real token keeps `carry0` and outputs zeros, as the scan does.
+  `lstm` is jax.experimental.rnn.lstm (CUDA only, float32); tests pass jax's reference of it (`lstm_ref`), which
+  runs anywhere. Under a mesh of several devices XLA may gather the batch for the cuDNN call: measured on one GPU.
+  """
+  if lstm is None:
+    from jax.experimental import rnn  # noqa: PLC0415 (imported where it is used: a GPU-only path)
+    lstm = rnn.lstm
+  B, T, D = x_BxTxD.shape
+  H = wh_HxG.shape[0]
+  real_B = jnp.full((B,), T, jnp.int32) if mask_BxT is None else jnp.sum(mask_BxT > 0, axis=1).astype(jnp.int32)
+  lengths_B = jnp.maximum(real_B, 1)  # cuDNN needs a step; an empty row's outputs and state are reset below
+  x = x_BxTxD.astype(jnp.float32)
+  if reverse:
+    x = _flip_real(x, lengths_B)
+  h0_BxH, c0_BxH = (c.astype(jnp.float32) for c in carry0)
+  y_BxTxH, h_n, c_n = lstm(x, h0_BxH[None], c0_BxH[None], cudnn_weights(wx_DxG, b_G, wh_HxG), lengths_B,
+                           input_size=D, hidden_size=H, num_layers=1, dropout=0.0, bidirectional=False)
+  if reverse:
+    y_BxTxH = _flip_real(y_BxTxH, lengths_B)
+  empty_Bx1 = (real_B == 0)[:, None]
+  if mask_BxT is not None:
+    y_BxTxH = jnp.where(mask_BxT[..., None] > 0, y_BxTxH, 0.0)
+  return y_BxTxH, (jnp.where(empty_Bx1, h0_BxH, h_n[0]), jnp.where(empty_Bx1, c0_BxH, c_n[0]))
+
+
 class RecurrentLayer(nn.Module):
   """One unidirectional layer of `cell` with H units; x_BxTxD -> (h_BxTxH, final carry).
 
   Under a mutable or given 'perturbations' collection (flax `perturb`), the hidden states get a zero
   perturbation named 'h' inside the recurrence, for gradient-flow analysis; otherwise nothing is added.
+  `recurrence` (RECURRENCES) chooses how the same function runs; the perturbed analysis always takes the scan,
+  which has the hook inside the loop that cuDNN lacks.
   """
   cell: str
   H: int
@@ -214,7 +271,7 @@ class RecurrentLayer(nn.Module):
   kernel_init: Callable = nn.initializers.lecun_normal()
   recurrent_init: Callable = nn.initializers.orthogonal()
   recurrent_init_scale: float = 1.0  # multiplies recurrent_init (> 1 with tanh: exploding gradients, Pascanu 2013)
-  hoisted_grad: bool = False  # see scan_recurrence (same gradients, a speed option)
+  recurrence: str = 'scan'  # scan | hoisted | cudnn: RECURRENCES (the same function; a speed option)
 
   @nn.compact
   def __call__(self, x_BxTxD, mask_BxT=None, carry0=None):
@@ -225,8 +282,8 @@ class RecurrentLayer(nn.Module):
     wh_HxG = self.param('wh', self._recurrent_init, (self.H, G), jnp.float32)
     # The GRU's n gate needs its own recurrent bias inside r * (U_n h + b_hn); other cells fold it into b.
     bh_G = self.param('bh', nn.initializers.zeros, (G,), jnp.float32) if self.cell == 'gru' else 0.0
-    xw_BxTxG = jnp.dot(x_BxTxD.astype(self.dtype), wx_DxG.astype(self.dtype),
-                       preferred_element_type=jnp.float32) + b_G
+    if self.recurrence not in RECURRENCES:
+      raise ValueError(f'unknown recurrence {self.recurrence!r}: choose one of {", ".join(RECURRENCES)}')
     B, T = x_BxTxD.shape[:2]
     if carry0 is None:
       carry0 = zero_state(self.cell, B, self.H)
@@ -235,8 +292,16 @@ class RecurrentLayer(nn.Module):
     if not self.is_initializing() and (self.is_mutable_collection('perturbations')
                                        or self.has_variable('perturbations', 'h')):
       dh_BxTxH = self.perturb('h', jnp.zeros((B, T, self.H), jnp.float32))
+    if self.recurrence == 'cudnn' and dh_BxTxH is None:
+      if self.cell != 'lstm' or jnp.dtype(self.dtype) != jnp.float32:
+        raise ValueError(f"recurrence 'cudnn' runs float32 LSTMs only, not a {jnp.dtype(self.dtype).name} "
+                         f"{self.cell}: use 'scan' or 'hoisted'")
+      h_BxTxH, carry = cudnn_lstm(x_BxTxD, wx_DxG, b_G, wh_HxG, carry0, mask_BxT, self.reverse)
+      return h_BxTxH.astype(self.dtype), carry
+    xw_BxTxG = jnp.dot(x_BxTxD.astype(self.dtype), wx_DxG.astype(self.dtype),
+                       preferred_element_type=jnp.float32) + b_G
     return scan_recurrence(self.cell, xw_BxTxG, wh_HxG, bh_G, carry0, mask_BxT, self.reverse, self.unroll,
-                           self.dtype, dh_BxTxH, self.hoisted_grad)
+                           self.dtype, dh_BxTxH, self.recurrence == 'hoisted')
 
   def _bias_init(self, key, shape, dtype):
     b = jnp.zeros(shape, dtype)
@@ -256,8 +321,8 @@ class Recurrent(nn.Module):
 
   x_BxTxD -> (y_BxTxH or y_BxTx2H when bidirectional, final carries: one per layer and direction).
   `carry0` is None or a list with one carry per layer (per direction: [fwd, bwd] per layer when bidirectional).
-  `cell` is rnn | lstm | gru (RecurrentLayer) or mingru | minlstm (MinRNNLayer, parallel scan; `forget_bias`
-  and `unroll` do not apply to those, nor `recurrent_init_scale`: they have no recurrent matrix).
+  `cell` is rnn | lstm | gru (RecurrentLayer) or mingru | minlstm (MinRNNLayer, parallel scan; `forget_bias`,
+  `unroll` and `recurrence` do not apply to those, nor `recurrent_init_scale`: they have no recurrent matrix).
   `parallel_scan` applies to mingru | minlstm only: True / False / None (`minrnn.default_parallel()`).
   """
   cell: str
@@ -270,7 +335,7 @@ class Recurrent(nn.Module):
   dtype: Any = jnp.float32
   recurrent_init_scale: float = 1.0  # RecurrentLayer's orthogonal recurrent init is multiplied by this
   parallel_scan: bool | None = None
-  hoisted_grad: bool = False  # rnn | lstm | gru: see scan_recurrence
+  recurrence: str = 'scan'  # rnn | lstm | gru: scan | hoisted | cudnn (RECURRENCES)
 
   @nn.compact
   def __call__(self, x_BxTxD, mask_BxT=None, carry0=None, *, train: bool = False):
@@ -279,7 +344,7 @@ class Recurrent(nn.Module):
     else:
       layer = functools.partial(RecurrentLayer, self.cell, self.H, self.forget_bias, self.unroll,
                                 dtype=self.dtype, recurrent_init_scale=self.recurrent_init_scale,
-                                hoisted_grad=self.hoisted_grad)
+                                recurrence=self.recurrence)
     dirs = 2 if self.bidirectional else 1
     finals = []
     x = x_BxTxD

@@ -39,7 +39,7 @@ class ELMoConfig:
   unroll: int = 1        # lax.scan unroll factor (speed knob only)
   parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
-  hoisted_grad: bool = False  # rnn/lstm/gru: recurrent weights' gradient after the backward loop (scan_recurrence)
+  recurrence: str = 'scan'  # rnn/lstm/gru: scan | hoisted | cudnn (seqmodels.layers.recurrent.RECURRENCES)
 
 
 class BiLMLogits(NamedTuple):
@@ -65,7 +65,7 @@ class BiLM(nn.Module):
     x_BxTxH = nn.Embed(c.V, c.H, name='embed')(tokens_BxT)
     layers = [jnp.concatenate([x_BxTxH, x_BxTxH], axis=-1)]
     rnn = lambda name: Recurrent(c.cell, c.H, 1, forget_bias=c.forget_bias, unroll=c.unroll,
-                                 parallel_scan=c.parallel_scan, dtype=c.dtype, hoisted_grad=c.hoisted_grad, name=name)
+                                 parallel_scan=c.parallel_scan, dtype=c.dtype, recurrence=c.recurrence, name=name)
     f_BxTxH, b_BxTxH = x_BxTxH, flip(x_BxTxH)  # b_ is in reversed time until it is flipped back
     for n in range(c.N):
       f_BxTxH, _ = rnn(f'fwd{n}')(drop(f_BxTxH), mask_BxT)
@@ -119,7 +119,7 @@ class ELMoClassifier(nn.Module):
     mask_BxT = (tokens_BxT != PAD).astype(jnp.float32)
     elmo_BxTx2H = ScalarMix(name='mix')(BiLM(c, name='elmo')(tokens_BxT, mask_BxT, train=train))
     _, finals = Recurrent(c.cell, c.H, 1, forget_bias=c.forget_bias, unroll=c.unroll,
-                          parallel_scan=c.parallel_scan, dtype=c.dtype, hoisted_grad=c.hoisted_grad,
+                          parallel_scan=c.parallel_scan, dtype=c.dtype, recurrence=c.recurrence,
                           name='head')(drop(elmo_BxTx2H), mask_BxT)
     h_BxH = finals[-1][0]  # padded steps leave the carry unchanged: the state after the last real token
     return nn.Dense(c.C, dtype=c.dtype, name='classifier')(drop(h_BxH)).astype(jnp.float32)

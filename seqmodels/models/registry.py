@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-from seqmodels.layers.recurrent import default_hoisted_grad, default_unroll
+from seqmodels.layers.recurrent import default_recurrence, default_unroll
 from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTPretrain
 from seqmodels.models.elmo import ELMo, ELMoClassifier, ELMoConfig
 from seqmodels.models.gpt import GPT, GPTConfig
@@ -32,7 +32,7 @@ def _rnn_lm(cell: str) -> Callable[..., nn.Module]:
     return RNNLM(RNNLMConfig(V=data.vocab_size, cell=cell, E=m.embed or m.width, H=m.width, N=m.layers,
                              dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll,
                              parallel_scan=_parallel_scan(m), recurrent_init_scale=m.recurrent_init_scale,
-                             hoisted_grad=_hoisted_grad(m), dtype=dtype))
+                             recurrence=_recurrence(m), dtype=dtype))
   return build
 
 
@@ -46,7 +46,7 @@ def _recurrent(cell: str) -> Callable[..., nn.Module]:
     return RNNRegressor(RNNRegressorConfig(cell=cell, H=m.width, N=m.layers, dropout=m.dropout,
                                            forget_bias=m.forget_bias, recurrent_init_scale=m.recurrent_init_scale,
                                            unroll=m.unroll, parallel_scan=_parallel_scan(m),
-                                           hoisted_grad=_hoisted_grad(m), dtype=dtype))
+                                           recurrence=_recurrence(m), dtype=dtype))
   return build
 
 
@@ -85,7 +85,7 @@ def _rnn_classifier(cell: str) -> Callable[..., nn.Module]:
     return RNNClassifier(RNNClassifierConfig(V=data.vocab_size, C=data.meta.get('num_classes', 2), cell=cell,
                                              E=m.embed or m.width, H=m.width, N=m.layers, dropout=m.dropout,
                                              forget_bias=m.forget_bias, unroll=m.unroll,
-                                             parallel_scan=_parallel_scan(m), hoisted_grad=_hoisted_grad(m),
+                                             parallel_scan=_parallel_scan(m), recurrence=_recurrence(m),
                                              dtype=dtype))
   return build
 
@@ -93,7 +93,7 @@ def _rnn_classifier(cell: str) -> Callable[..., nn.Module]:
 def _elmo(m, data, dtype: Any) -> nn.Module:
   c = ELMoConfig(V=data.vocab_size, cell=m.cell, H=m.width, N=m.layers, C=data.meta.get('num_classes', 2),
                  dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll, parallel_scan=_parallel_scan(m),
-                 hoisted_grad=_hoisted_grad(m), dtype=dtype)
+                 recurrence=_recurrence(m), dtype=dtype)
   # The biLM is the submodule 'elmo' in both, so train.init_from moves it from pre-training to classification.
   return ELMoClassifier(c) if data.kind == 'classify' else ELMo(c)
 
@@ -105,7 +105,7 @@ def _seq2seq(cell: str) -> Callable[..., nn.Module]:
         V_src=meta.get('src_vocab_size', data.vocab_size), V_tgt=data.vocab_size, cell=cell, E=m.embed or m.width,
         H=m.width, N=m.layers, bidirectional=m.encoder_bidirectional, attention=m.attention, A=m.attention_width,
         feed_context=m.feed_context, teacher_forcing=m.teacher_forcing, dropout=m.dropout,
-        forget_bias=m.forget_bias, unroll=m.unroll, parallel_scan=_parallel_scan(m), hoisted_grad=_hoisted_grad(m),
+        forget_bias=m.forget_bias, unroll=m.unroll, parallel_scan=_parallel_scan(m), recurrence=_recurrence(m),
         dtype=dtype))
   return build
 
@@ -135,9 +135,10 @@ def _parallel_scan(m) -> bool | None:
   return {'auto': None, 'parallel': True, 'sequential': False}[m.get('min_scan', 'auto')]
 
 
-def _hoisted_grad(m) -> bool:
-  """config.model.bptt (rnn/lstm/gru backward pass) as the layers take it; 'auto': `default_hoisted_grad()`."""
-  return {'auto': default_hoisted_grad(), 'hoisted': True, 'autodiff': False}[m.get('bptt', 'auto')]
+def _recurrence(m) -> str:
+  """config.model.recurrence (how rnn/lstm/gru layers run) as the layers take it; 'auto': `default_recurrence()`."""
+  r = m.get('recurrence', 'auto')
+  return default_recurrence() if r == 'auto' else r
 
 
 def build(model_cfg, data, dtype: Any) -> nn.Module:

@@ -29,7 +29,7 @@ class RNNClassifierConfig:
   unroll: int = 1
   parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
-  hoisted_grad: bool = False  # rnn/lstm/gru: recurrent weights' gradient after the backward loop (scan_recurrence)
+  recurrence: str = 'scan'  # rnn/lstm/gru: scan | hoisted | cudnn (seqmodels.layers.recurrent.RECURRENCES)
 
 
 class RNNClassifier(nn.Module):
@@ -44,7 +44,7 @@ class RNNClassifier(nn.Module):
     mask_BxT = (tokens_BxT != PAD).astype(jnp.float32)
     x_BxTxE = drop(nn.Embed(c.V, c.E, name='embed')(tokens_BxT))
     _, finals = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
-                          parallel_scan=c.parallel_scan, dtype=c.dtype, hoisted_grad=c.hoisted_grad,
+                          parallel_scan=c.parallel_scan, dtype=c.dtype, recurrence=c.recurrence,
                           name='rnn')(x_BxTxE, mask_BxT, train=train)
     h_BxH = finals[-1][0]  # padded steps leave the carry unchanged: this is the state after the last real token
     return nn.Dense(c.C, dtype=c.dtype, name='classifier')(drop(h_BxH)).astype(jnp.float32)

@@ -24,7 +24,7 @@ class RNNLMConfig:
   unroll: int = 1        # lax.scan unroll factor (speed knob only)
   parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
-  hoisted_grad: bool = False  # rnn/lstm/gru: recurrent weights' gradient after the backward loop (scan_recurrence)
+  recurrence: str = 'scan'  # rnn/lstm/gru: scan | hoisted | cudnn (seqmodels.layers.recurrent.RECURRENCES)
 
 
 class RNNLM(nn.Module):
@@ -38,5 +38,5 @@ class RNNLM(nn.Module):
     x_BxTxE = drop(nn.Embed(c.V, c.E, name='embed')(tokens_BxT))
     h_BxTxH, _ = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
                            parallel_scan=c.parallel_scan, recurrent_init_scale=c.recurrent_init_scale,
-                           dtype=c.dtype, hoisted_grad=c.hoisted_grad, name='rnn')(x_BxTxE, train=train)
+                           dtype=c.dtype, recurrence=c.recurrence, name='rnn')(x_BxTxE, train=train)
     return nn.Dense(c.V, dtype=c.dtype, name='head')(drop(h_BxTxH)).astype(jnp.float32)

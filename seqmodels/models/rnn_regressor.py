@@ -31,7 +31,7 @@ class RNNRegressorConfig:
   unroll: int = 1
   parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
-  hoisted_grad: bool = False  # rnn/lstm/gru: recurrent weights' gradient after the backward loop (scan_recurrence)
+  recurrence: str = 'scan'  # rnn/lstm/gru: scan | hoisted | cudnn (seqmodels.layers.recurrent.RECURRENCES)
 
 
 def _features(values_BxT, markers_BxT):
@@ -47,7 +47,7 @@ class RNNRegressor(nn.Module):
     c = self.cfg
     rnn = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
                     parallel_scan=c.parallel_scan, recurrent_init_scale=c.recurrent_init_scale, dtype=c.dtype,
-                    hoisted_grad=c.hoisted_grad, name='rnn')
+                    recurrence=c.recurrence, name='rnn')
     _, finals = rnn(_features(values_BxT, markers_BxT), mask_BxT, train=train)
     h_BxH = finals[-1][0]
     return nn.Dense(1, dtype=c.dtype, name='head')(h_BxH)[:, 0].astype(jnp.float32)

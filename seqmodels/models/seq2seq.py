@@ -50,7 +50,7 @@ class Seq2SeqConfig:
   unroll: int = 1
   parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
-  hoisted_grad: bool = False  # rnn/lstm/gru: recurrent weights' gradient after the backward loop (scan_recurrence)
+  recurrence: str = 'scan'  # rnn/lstm/gru: scan | hoisted | cudnn (seqmodels.layers.recurrent.RECURRENCES)
 
 
 class Seq2Seq(nn.Module):
@@ -65,7 +65,7 @@ class Seq2Seq(nn.Module):
     self.tgt_embed = nn.Embed(c.V_tgt, c.E)
     rnn = lambda bi: Recurrent(c.cell, c.H, c.N, bidirectional=bi, dropout=c.dropout, forget_bias=c.forget_bias,
                                unroll=c.unroll, parallel_scan=c.parallel_scan, dtype=c.dtype,
-                               hoisted_grad=c.hoisted_grad)
+                               recurrence=c.recurrence)
     self.encoder = rnn(c.bidirectional)
     self.decoder = rnn(False)
     if c.bidirectional:

@@ -119,7 +119,7 @@ def _check_resumable(workdir: str, config) -> None:
     old = json.load(f)
   new = json.loads(config.to_json_best_effort())
   fixed = ['seed', 'model', 'data', 'optim', ('train', 'batch_size'), ('train', 'num_steps'), ('train', 'dtype')]
-  speed_only = {'model': ('unroll', 'min_scan', 'bptt')}  # the same function either way: a run may resume on another platform
+  speed_only = {'model': ('unroll', 'min_scan', 'recurrence')}  # the same function either way: a run may resume on another platform
   for key in fixed:
     a, b = (old.get(key), new.get(key)) if isinstance(key, str) else (
         old.get(key[0], {}).get(key[1]), new.get(key[0], {}).get(key[1]))

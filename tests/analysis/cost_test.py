@@ -80,7 +80,6 @@ def test_an_isolated_case_runs_in_its_own_process(monkeypatch):
   assert not calls and e['status'] == 'ok' and e['step_ms'] > 0 and e['compiled_memory_bytes'] > 0
   assert e['memory_source'] == 'compiled' and e['device_peak_bytes'] is None  # CPU: no allocator statistics
   assert e['platform'] == 'cpu'
-  assert e['platform'] == 'cpu'
 
 
 @pytest.mark.parametrize('flags,expected', [

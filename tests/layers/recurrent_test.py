@@ -260,3 +260,55 @@ def test_hoisted_weight_gradient_equals_autodiff_of_the_scan(cell, reverse):
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
   assert float(jnp.abs(got[1]).max()) > 0 and float(jnp.abs(got[4]).max()) > 0  # W_h and dh gradients are live
+
+
+def _cudnn_reference(x, h_0, c_0, weights, seq_lengths, *, input_size, hidden_size, num_layers, dropout,
+                     bidirectional):
+  """jax.experimental.rnn.lstm's signature, computed by jax's own reference of the cuDNN op (runs on CPU)."""
+  from jax.experimental import rnn
+  unpacked = rnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers, bidirectional)
+  return rnn.lstm_ref(x, h_0, c_0, *unpacked, seq_lengths, input_size, hidden_size, num_layers, dropout,
+                      bidirectional)
+
+
+@pytest.mark.parametrize('reverse', [False, True])
+def test_cudnn_lstm_computes_the_scan_layer_function(reverse):
+  """The cuDNN path (weights packed in cuDNN's layout, lengths instead of a mask, reverse by flipping each row's
+  real steps) against the scan, outputs, final state and gradients, with jax's reference of the cuDNN op; a row
+  with no real token keeps its initial state."""
+  from seqmodels.layers.recurrent import cudnn_lstm, scan_recurrence
+  p = _random_params('lstm')
+  x = _inputs()
+  carry0 = (_normal(7, (B, H), 0.5), _normal(8, (B, H), 0.5))
+  mask = jnp.asarray(np.arange(T)[None, :] < np.array([T, 3, 0])[:, None], jnp.float32)
+  w_out = _normal(9, (B, T, H))
+
+  def loss(h, carry):
+    return jnp.sum(h * w_out) + sum(jnp.sum(jnp.sin(c)) for c in carry)
+
+  def by_cudnn(p, x, carry0):
+    return cudnn_lstm(x, p['wx'], p['b'], p['wh'], carry0, mask, reverse, lstm=_cudnn_reference)
+
+  def by_scan(p, x, carry0):
+    return scan_recurrence('lstm', x @ p['wx'] + p['b'], p['wh'], 0.0, carry0, mask, reverse)
+
+  got, want = by_cudnn(p, x, carry0), by_scan(p, x, carry0)
+  chex.assert_trees_all_close(got, want, atol=ATOL)
+  np.testing.assert_array_equal(got[0][2], 0.0)
+  chex.assert_trees_all_close(tuple(c[2] for c in got[1]), tuple(c[2] for c in carry0))
+  grads = [jax.grad(lambda *a: loss(*f(*a)), argnums=(0, 1, 2))(p, x, carry0) for f in (by_cudnn, by_scan)]
+  chex.assert_trees_all_close(grads[0], grads[1], atol=1e-4)
+
+
+def test_cudnn_recurrence_of_the_stack_equals_the_scan(monkeypatch):
+  """Recurrent(recurrence='cudnn'), bidirectional and two layers deep, with jax.experimental.rnn.lstm replaced by
+  its reference (there is no cuDNN here): the same outputs and states as the scan, from the same parameters."""
+  from jax.experimental import rnn
+  monkeypatch.setattr(rnn, 'lstm', _cudnn_reference)
+  x = _inputs()
+  scan = Recurrent('lstm', H, N=2, bidirectional=True)
+  v = _init(scan, x)
+  got = Recurrent('lstm', H, N=2, bidirectional=True, recurrence='cudnn').apply(v, x, MASK)
+  chex.assert_trees_all_close(got, scan.apply(v, x, MASK), atol=ATOL)
+  with pytest.raises(ValueError, match="'cudnn' runs float32 LSTMs only, not a float32 gru"):
+    RecurrentLayer('gru', H, recurrence='cudnn').init(jax.random.key(0), x)

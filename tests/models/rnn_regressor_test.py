@@ -134,22 +134,22 @@ def _inputs(kind: str):
 @pytest.mark.parametrize('name,kind', [('rnn', 'lm'), ('lstm', 'lm'), ('gru', 'regression'),
                                        ('lstm_classifier', 'classify'), ('elmo', 'lm'),
                                        ('elmo_classifier', 'classify'), ('seq2seq_gru', 'seq2seq')])
-def test_bptt_reaches_every_recurrent_model_and_gives_the_same_gradients(name, kind, monkeypatch):
+def test_recurrence_reaches_every_recurrent_model_and_gives_the_same_gradients(name, kind, monkeypatch):
   m = get_base_config().model
   m.name, m.width, m.layers, m.cell = name, 8, 1, 'gru'
   data = types.SimpleNamespace(kind=kind, vocab_size=V, seq_len=T, meta={})
   inputs = _inputs(kind)
   params = registry.build(m, data, jnp.float32).init(jax.random.PRNGKey(0), *inputs)
 
-  def grads(bptt: str):
-    m.bptt = bptt
+  def grads(recurrence: str):
+    m.recurrence = recurrence
     model = registry.build(m, data, jnp.float32)
     loss = lambda p: sum(jnp.sum(jnp.square(y)) for y in jax.tree.leaves(model.apply(p, *inputs)))
     # The hoisted backward pass is a custom VJP: it shows in the model's jaxpr, or the flag did not arrive.
     return jax.grad(loss)(params), 'custom_vjp_call' in str(jax.make_jaxpr(loss)(params))
 
   hoisted, with_vjp = grads('hoisted')
-  autodiff, without_vjp = grads('autodiff')
+  autodiff, without_vjp = grads('scan')
   assert with_vjp and not without_vjp
   chex.assert_trees_all_close(hoisted, autodiff, rtol=2e-5, atol=2e-6)
   assert grads('auto')[1]  # the tests run on CPU, where auto means hoisted

@@ -132,7 +132,7 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
     loop._check_resumable(str(tmp_path), c)
   c.train.num_steps, c.model.unroll = saved['train']['num_steps'], 8  # a speed knob: e.g. resumed on a GPU
   loop._check_resumable(str(tmp_path), c)
-  c.model.bptt = 'autodiff'  # another speed knob, the same gradients
+  c.model.recurrence = 'scan'  # another speed knob, the same function
   loop._check_resumable(str(tmp_path), c)
 
 
