@@ -16,7 +16,7 @@ DATASET_KINDS = {'copy': 'lm', 'reverse': 'lm', 'sort': 'lm', 'adding': 'regress
 TRANSLATION = ('toy_translation', 'parallel_text', 'wmt14_translate/de-en', 'ted_hrlr_translate/pt_to_en')
 DATASET_KINDS.update({name: 'seq2seq' for name in TRANSLATION})
 DATASETS = tuple(DATASET_KINDS)
-DTYPES = ('float32', 'bfloat16')
+DTYPES = ('auto', 'float32', 'bfloat16')
 
 
 class ConfigError(ValueError):
@@ -129,7 +129,7 @@ def validate(config) -> None:
          f'a recurrence: choose auto, {", ".join(RECURRENCES)}')
   if _runs_cudnn(m):
     cell = _recurrent_cell(m)
-    _check(cell == 'lstm' and config.train.dtype == 'float32', "config.model.recurrence='cudnn' runs float32 "
+    _check(cell == 'lstm' and config.train.dtype != 'bfloat16', "config.model.recurrence='cudnn' runs float32 "
            f'LSTMs only (jax.experimental.rnn), not model.name={m.name!r}'
            + (f', cell={m.cell!r}' if m.name.startswith('elmo') else '') + f', train.dtype={config.train.dtype!r}: '
            'use recurrence=auto, or an LSTM in float32')
@@ -213,6 +213,9 @@ def validate_devices(config, device_count: int, process_count: int, platform: st
   _check(not _runs_cudnn(config.model) or platform in ('gpu', 'cuda'),
          f"config.model.recurrence='cudnn' needs a CUDA GPU, and this run computes on {platform}: use "
          'recurrence=auto (or scan, hoisted)')
+  _check(not _runs_cudnn(config.model) or config.train.dtype != 'auto',  # (reached on a GPU only)
+         f"config.model.recurrence='cudnn' runs float32 LSTMs, and train.dtype='auto' computes in bfloat16 on "
+         f'{platform}: set train.dtype=float32')
   b = config.train.batch_size
   _check(b % device_count == 0, f'config.train.batch_size={b} does not split over {device_count} devices: '
          f'use a multiple of {device_count}')

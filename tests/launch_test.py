@@ -68,9 +68,13 @@ def test_batch_not_divisible_by_devices_is_named():
 
 
 def test_cudnn_recurrence_is_refused_where_it_cannot_run():
-  c = get_config()  # an LSTM on the copy task, float32
+  c = get_config()  # an LSTM on the copy task
   c.model.recurrence = 'cudnn'
   validation.validate(c)
+  with pytest.raises(validation.ConfigError, match=r"train.dtype='auto' computes in bfloat16 on gpu: set "
+                                                   r'train.dtype=float32'):
+    validation.validate_devices(c, 8, 1, 'gpu')
+  c.train.dtype = 'float32'
   validation.validate_devices(c, 8, 1, 'gpu')
   with pytest.raises(validation.ConfigError, match=r"recurrence='cudnn' needs a CUDA GPU, and this run computes on "
                                                    r'cpu: use recurrence=auto'):

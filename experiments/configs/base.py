@@ -91,7 +91,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1_000
   c.train.batch_size = 64          # global, split over devices and processes
-  c.train.dtype = 'float32'        # compute dtype: float32 | bfloat16 (parameters are always float32)
+  c.train.dtype = 'auto'           # compute dtype: float32 | bfloat16 | auto (bfloat16 on GPU/TPU, float32 on
+                                   # CPU); parameters are always float32
   c.train.log_every = 50
   c.train.eval_every = 500
   c.train.eval_batches = 0         # 0 evaluates the whole validation split

@@ -43,7 +43,7 @@ import numpy as np
 
 from seqmodels import sweep, validation
 from seqmodels.models import registry
-from seqmodels.train import host_memory, optim, steps
+from seqmodels.train import host_memory, loop, optim, steps
 from seqmodels.train import state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -129,7 +129,7 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
   kept = host_memory.keep_freed_memory()
   cfg = sweep.apply(config, {'model.name': model_name})
   data = RandomTokens(c.vocab_size, T)
-  model = registry.build(cfg.model, data, jnp.dtype(cfg.train.dtype))
+  model = registry.build(cfg.model, data, loop.compute_dtype(cfg.train.dtype))
   tx, schedule = optim.make_optimizer(cfg.optim, cfg.train.num_steps)
   device = jax.devices()[0]
   batch = jax.device_put(data.batch(B, cfg.seed), device)
@@ -226,7 +226,7 @@ def run(config, out_dir: str = '', command: str = '', log=print) -> dict[str, An
   isolate = bool(config.cost.get('isolate', False))
   record = {'device': None if isolate else jax.devices()[0].device_kind,  # isolated: the first case tells
             'platform': None if isolate else jax.devices()[0].platform, 'jax_version': jax.__version__,
-            'commit': code_version(), 'dtype': config.train.dtype, 'batch_size': config.train.batch_size,
+            'commit': code_version(), 'dtype': loop.compute_dtype(config.train.dtype).name, 'batch_size': config.train.batch_size,
             'command': command, 'config': config.to_dict(), 'entries': []}
   path = os.path.join(out_dir, 'cost.json') if out_dir else ''
   if path:

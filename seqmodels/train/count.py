@@ -99,7 +99,7 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
       'train': train_metrics, 'eval': eval_metrics, 'best_eval_loss': eval_metrics['loss'], 'best_step': 1,
       'tokens_per_sec': train_metrics['tokens_per_sec'], 'train_seconds': fit_seconds,
       'wall_seconds': time.time() - t_start, 'devices': jax.device_count(), 'processes': jax.process_count(),
-      'platform': 'cpu', 'commit': loop.code_version(),
+      'platform': 'cpu', 'dtype': 'float64', 'commit': loop.code_version(),  # NumPy counts
       'peak_memory_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
       'order': model.order, 'discounts': {k + 1: list(t.discounts) for k, t in enumerate(model.tables)},
       'unseen_context_fraction': unseen,

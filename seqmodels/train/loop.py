@@ -26,6 +26,14 @@ from seqmodels.train.checkpoint import Checkpointer
 from seqmodels.train.metrics import MetricWriter, Progress
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def compute_dtype(name: str) -> jnp.dtype:
+  """config.train.dtype as a dtype; 'auto' is bfloat16 on GPU/TPU (DESIGN.md) and float32 on CPU, where bfloat16
+  matmuls are emulated and slower."""
+  if name == 'auto':
+    name = 'float32' if jax.default_backend() == 'cpu' else 'bfloat16'
+  return jnp.dtype(DTYPES[name])
 # Training steps dispatched but not yet finished, at most. Unbounded, the host queues hundreds of steps (each
 # holding its batch in device memory), and XLA:CPU (jax 0.10.2) with several devices per process (the tests' 8,
 # or one per core) deadlocks in an all-reduce, likely as executions of later steps take every worker thread while
@@ -157,7 +165,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   batch_sh = sharding.batch_sharding(mesh)
   local_batch = tc.batch_size // jax.process_count()
 
-  dtype = DTYPES[tc.dtype]
+  dtype = compute_dtype(tc.dtype)
   model = registry.build(config.model, data, dtype)
   tx, schedule = optim.make_optimizer(config.optim, tc.num_steps)
   objective = steps.OBJECTIVES[registry.MODELS[config.model.name].objective or data.kind]
@@ -274,7 +282,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
       'best_eval_loss': meta['best_eval_loss'], 'best_step': meta['best_step'],
       'tokens_per_sec': train_metrics.get('tokens_per_sec', float('nan')),
       'train_seconds': meta['train_seconds'], 'wall_seconds': time.time() - t_start,
-      'devices': jax.device_count(), 'processes': jax.process_count(),
+      'devices': jax.device_count(), 'processes': jax.process_count(), 'dtype': dtype.name,
       'platform': jax.devices()[0].platform, 'commit': code_version(),
       'peak_memory_bytes': (jax.local_devices()[0].memory_stats() or {}).get('peak_bytes_in_use')  # GPU/TPU;
                            or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # CPU: process max RSS

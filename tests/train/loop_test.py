@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -37,6 +38,7 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
   c = tiny_config(tmp_path)
   full = loop.train_and_evaluate(c, str(tmp_path / 'full'))
   assert full['status'] == 'done' and full['step'] == 12
+  assert full['dtype'] == 'float32'  # train.dtype 'auto' on CPU
   part = loop.train_and_evaluate(c, str(tmp_path / 'resumed'), stop_after=5)
   assert part['status'] == 'preempted' and part['step'] == 5
   assert not (tmp_path / 'resumed' / 'summary.json').exists()
@@ -177,3 +179,12 @@ def test_a_checkpoint_of_other_parameters_is_named_not_quarantined_as_corrupt(tm
     Checkpointer(str(tmp_path / 'run'), 4, 3).restore_latest(abstract)
   assert (tmp_path / 'run' / 'checkpoints' / '12').is_dir()
   assert not (tmp_path / 'run' / 'corrupt_checkpoints').exists()
+
+
+def test_auto_compute_dtype_is_bfloat16_on_accelerators_and_float32_on_cpu(monkeypatch):
+  assert get_base_config().train.dtype == 'auto'
+  assert loop.compute_dtype('auto') == jnp.float32  # the tests run on CPU
+  assert loop.compute_dtype('bfloat16') == jnp.bfloat16
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
+  assert loop.compute_dtype('auto') == jnp.bfloat16
+  assert loop.compute_dtype('float32') == jnp.float32
