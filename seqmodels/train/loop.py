@@ -127,10 +127,13 @@ def _check_resumable(workdir: str, config) -> None:
     old = json.load(f)
   new = json.loads(config.to_json_best_effort())
   fixed = ['seed', 'model', 'data', 'optim', ('train', 'batch_size'), ('train', 'num_steps'), ('train', 'dtype')]
-  speed_only = {'model': ('unroll', 'min_scan', 'recurrence')}  # the same function either way: a run may resume on another platform
+  # The same function either way: a run may resume on another platform.
+  speed_only = {'model': ('unroll', 'min_scan', 'recurrence')}
   for key in fixed:
     a, b = (old.get(key), new.get(key)) if isinstance(key, str) else (
         old.get(key[0], {}).get(key[1]), new.get(key[0], {}).get(key[1]))
+    if key == ('train', 'dtype') and {a, b} <= {*DTYPES, 'auto'}:
+      a, b = compute_dtype(a).name, compute_dtype(b).name  # 'auto' here is what it computes in (float32 on CPU)
     if isinstance(a, dict) and isinstance(b, dict):
       # Fields added (or removed) by a newer code version are not a change of this run's config, nor speed knobs.
       a, b = ({k: v for k, v in d.items() if k in a and k in b and k not in speed_only.get(key, ())} for d in (a, b))

@@ -136,6 +136,13 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
   loop._check_resumable(str(tmp_path), c)
   c.model.recurrence = 'scan'  # another speed knob, the same function
   loop._check_resumable(str(tmp_path), c)
+  c.train.dtype = 'float32'  # a run saved with train.dtype=float32 resumes under 'auto' on CPU, not in bfloat16
+  (tmp_path / 'config.json').write_text(c.to_json_best_effort())
+  c.train.dtype = 'auto'
+  loop._check_resumable(str(tmp_path), c)
+  c.train.dtype = 'bfloat16'
+  with pytest.raises(loop.WorkdirError, match=r'config\.train\.dtype \(float32 there, bfloat16 now\)'):
+    loop._check_resumable(str(tmp_path), c)
 
 
 def test_restore_saved_names_a_missing_checkpoint(tmp_path):
