@@ -12,7 +12,8 @@ same process on the same shapes; PyTorch (the peer) runs first, on cuDNN when a 
   flax        flax.linen.RNN(OptimizedLSTMCell | GRUCell), the same unroll
   torch       torch.nn.LSTM / nn.GRU (bf16 cases: autocast on CUDA; float32 on CPU)
 The `long` case compares minGRU trained by a parallel scan (Feng et al. 2024) and by a sequential one (the CPU
-default, `model.min_scan`) with a sequential GRU at T=4096; its peer is the sequential GRU.
+default, `model.min_scan`) with a sequential GRU at T=4096; its peer is the sequential GRU, run as
+`model.recurrence=auto` runs it (hoisted on CPU, scan on GPU).
 
 Prints one JSON line per (case, implementation): ms_per_step is the median over timed steps after warmup,
 ratio_vs_peer = ms_per_step / peer's ms_per_step (below 1: faster than the peer).
@@ -44,7 +45,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from seqmodels.layers.recurrent import default_unroll  # noqa: E402
+from seqmodels.layers.recurrent import default_recurrence, default_unroll  # noqa: E402
 from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig  # noqa: E402
 from seqmodels.train import host_memory  # noqa: E402
 
@@ -232,8 +233,9 @@ def run_case(case: Case, args, emit: Callable[[dict], None]) -> None:
       if case.long:  # every side is seqmodels' RNNLM: only the cell (and minGRU's scan) differs
         for name, parallel in ([('seqmodels-mingru-parallel', True), ('seqmodels-mingru-sequential', False)]
                                if cell == 'mingru' else [('seqmodels-gru-sequential', None)]):
-          rows.append((cell, name, jax_step_ms(rnnlm(cell, parallel), case, T, args.warmup, args.steps),
-                       jax_device, dtype_name))
+          # The GRU runs as training runs it here (model.recurrence=auto): the fastest sequential GRU on CPU.
+          rnn = rnnlm(cell, parallel, recurrence=default_recurrence())
+          rows.append((cell, name, jax_step_ms(rnn, case, T, args.warmup, args.steps), jax_device, dtype_name))
         continue
       if 'torch' in impls:
         try:

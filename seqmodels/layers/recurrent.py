@@ -35,6 +35,11 @@ Array = jax.Array
 GATES = {'rnn': 1, 'lstm': 4, 'gru': 3}
 
 
+def _gates(x_BxG: Array | tuple[Array, ...], n: int) -> tuple[Array, ...]:
+  """A step's [B, G] pre-activations as n [B, H] gates; already split (a tuple: `_by_gate`), as they are."""
+  return x_BxG if isinstance(x_BxG, tuple) else tuple(jnp.split(x_BxG, n, axis=-1))
+
+
 def _rnn_update(carry, a_BxG, r_BxG):
   """Elman: h_t = tanh(W_x x_t + W_h h_{t-1} + b)."""
   h = jnp.tanh(a_BxG + r_BxG)
@@ -44,7 +49,7 @@ def _rnn_update(carry, a_BxG, r_BxG):
 def _lstm_update(carry, a_BxG, r_BxG):
   """LSTM (Hochreiter & Schmidhuber 1997, with forget gate of Gers et al. 2000)."""
   _, c = carry
-  i, f, g, o = jnp.split(a_BxG + r_BxG, 4, axis=-1)
+  i, f, g, o = (a + r for a, r in zip(_gates(a_BxG, 4), _gates(r_BxG, 4)))
   c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
   h = jax.nn.sigmoid(o) * jnp.tanh(c)
   return (h, c), h
@@ -53,8 +58,8 @@ def _lstm_update(carry, a_BxG, r_BxG):
 def _gru_update(carry, a_BxG, r_BxG):
   """GRU (Cho et al. 2014), reset gate applied to the recurrent projection (cuDNN layout)."""
   (h,) = carry
-  ar, az, an = jnp.split(a_BxG, 3, axis=-1)
-  rr, rz, rn = jnp.split(r_BxG, 3, axis=-1)
+  ar, az, an = _gates(a_BxG, 3)
+  rr, rz, rn = _gates(r_BxG, 3)
   r = jax.nn.sigmoid(ar + rr)
   z = jax.nn.sigmoid(az + rz)
   n = jnp.tanh(an + r * rn)
@@ -134,7 +139,7 @@ def _cell_step(cell: str, dtype: Any) -> Callable:
   update = UPDATES[cell]
 
   def step(carry, a_BxG, r_BxG, m_Bx1, dh_BxH):
-    new_carry, h = update(carry, a_BxG.astype(jnp.float32), r_BxG)
+    new_carry, h = update(carry, jax.tree.map(lambda a: a.astype(jnp.float32), a_BxG), r_BxG)
     if dh_BxH is not None:
       h = h + dh_BxH
       new_carry = (h,) + tuple(new_carry[1:])
@@ -146,10 +151,31 @@ def _cell_step(cell: str, dtype: Any) -> Callable:
   return step
 
 
+def _split_gates(cell: str) -> bool:
+  """Whether the scans take and give [T, B, G] arrays as one [T, B, H] array per gate (on CPU).
+
+  XLA:CPU compiles a fused step that reads several gate slices of one dynamically sliced row into slow code: the
+  2x128 LSTM's forward step (H=128, B=16) took 43 us that way and 23 us from per-gate arrays (2-core Xeon,
+  jax 0.10.2). Elsewhere the arrays stay whole, as measured on GPUs.
+  """
+  return GATES[cell] > 1 and jax.default_backend() == 'cpu'
+
+
+def _by_gate(cell: str, x: Array) -> Array | tuple[Array, ...]:
+  """[..., G] as a tuple of its gates' [..., H] parts where `_split_gates`; else as it is."""
+  return tuple(jnp.split(x, GATES[cell], axis=-1)) if _split_gates(cell) else x
+
+
+def _joined(x: Array | tuple[Array, ...]) -> Array:
+  """The inverse of `_by_gate`."""
+  return jnp.concatenate(x, axis=-1) if isinstance(x, tuple) else x
+
+
 def scan_forward(cell: str, reverse: bool, unroll: int, dtype: Any, xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1,
                  dh_TxBxH, residuals: bool = False):
   """The recurrence, time-major: (final carry, h_TxBxH), or with `residuals` (final carry, (h_TxBxH, the carry
-  before each step, r_TxBxG = h_{t-1} W_h + b_h)) for `_hoisted_recurrence`'s backward pass.
+  before each step, r_TxBxG = h_{t-1} W_h + b_h, per gate where `_split_gates`)) for `_hoisted_recurrence`'s
+  backward pass.
 
   Differentiated by plain autodiff unless `hoisted_grad` (the reference `_hoisted_recurrence`'s gradient is tested
   against).
@@ -160,9 +186,10 @@ def scan_forward(cell: str, reverse: bool, unroll: int, dtype: Any, xw_TxBxG, wh
     a_BxG, m_Bx1, dh_BxH = inputs
     r_BxG = jnp.dot(carry[0].astype(dtype), wh_HxG.astype(dtype), preferred_element_type=jnp.float32) + bh_G
     new_carry, h = step(carry, a_BxG, r_BxG, m_Bx1, dh_BxH)
-    return new_carry, ((h, carry, r_BxG) if residuals else h)
+    return new_carry, ((h, carry, _by_gate(cell, r_BxG)) if residuals else h)
 
-  return jax.lax.scan(body, carry0, (xw_TxBxG, mask_TxBx1, dh_TxBxH), reverse=reverse, unroll=unroll)
+  return jax.lax.scan(body, carry0, (_by_gate(cell, xw_TxBxG), mask_TxBx1, dh_TxBxH), reverse=reverse,
+                      unroll=unroll)
 
 
 @functools.lru_cache(maxsize=None)
@@ -194,15 +221,18 @@ def _hoisted_recurrence(cell: str, reverse: bool, unroll: int, dtype: Any) -> Ca
     wh_GxH = wh_HxG.T.astype(dtype)
 
     def body(d_carry, inputs):
-      carry, a_BxG, r_BxG, m_Bx1, dh_BxH, g_BxH = inputs
+      carry, a_BxG, r_BxG, m_Bx1, dh_BxH, g_BxH = inputs  # a, r: per gate where _split_gates
       _, vjp = jax.vjp(lambda c, a, r, dh: step(c, a, r, m_Bx1, dh), carry, a_BxG, r_BxG, dh_BxH)
       d_prev, d_a, d_r, d_dh = vjp((d_carry, g_BxH.astype(dtype)))
-      d_h = d_prev[0] + jnp.dot(d_r.astype(dtype), wh_GxH, preferred_element_type=jnp.float32)
-      return (d_h,) + tuple(d_prev[1:]), (d_a, d_r, d_dh)
+      d_h = d_prev[0] + jnp.dot(_joined(d_r).astype(dtype), wh_GxH, preferred_element_type=jnp.float32)
+      # rnn, lstm: a and r enter as a + r, so d_a = d_r, one array to write per step; the GRU's n gate differs.
+      return (d_h,) + tuple(d_prev[1:]), (d_a if cell == 'gru' else None, d_r, d_dh)
 
     d_carry0, (d_xw, d_r, d_dh) = jax.lax.scan(
-        body, g_carry, (prev, xw_TxBxG, r_TxBxG, mask_TxBx1, dh_TxBxH, g_TxBxH), reverse=not reverse,
-        unroll=unroll)
+        body, g_carry, (prev, _by_gate(cell, xw_TxBxG), r_TxBxG, mask_TxBx1, dh_TxBxH, g_TxBxH),
+        reverse=not reverse, unroll=unroll)
+    d_r = _joined(d_r)
+    d_xw = d_r if d_xw is None else _joined(d_xw)
     d_wh = jnp.einsum('tbh,tbg->hg', prev[0].astype(dtype), d_r.astype(dtype), preferred_element_type=jnp.float32)
     return d_xw.astype(xw_TxBxG.dtype), d_wh, d_r.sum((0, 1)), d_carry0, None, d_dh
 
