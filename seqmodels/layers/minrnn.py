@@ -21,6 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqmodels.layers import gates
+
 Array = jax.Array
 MIN_GATES = {'mingru': 2, 'minlstm': 3}
 
@@ -50,14 +52,17 @@ def min_coefficients(cell: str, xw_BxTxG: Array, log_space: bool = True) -> tupl
   return jnp.exp(log_a), jnp.exp(log_z) * u
 
 
-def min_step(cell: str, xw_BxG: Array, h_BxH: Array, log_space: bool = True) -> Array:
-  """One step of the sequential form, written from the paper's equations (not from `min_coefficients`)."""
+def min_step(cell: str, xw_BxG: gates.Gates, h_BxH: Array, log_space: bool = True) -> Array:
+  """One step of the sequential form, written from the paper's equations (not from `min_coefficients`).
+
+  `xw_BxG` may come split by gate (seqmodels/layers/gates.py), as the sequential scan gives it on CPU.
+  """
   act = g if log_space else (lambda v: v)
   if cell == 'mingru':
-    k, u = jnp.split(xw_BxG, 2, axis=-1)
+    k, u = gates.parts(xw_BxG, 2)
     z = jax.nn.sigmoid(k)
     return (1.0 - z) * h_BxH + z * act(u)
-  kf, ki, u = jnp.split(xw_BxG, 3, axis=-1)
+  kf, ki, u = gates.parts(xw_BxG, 3)
   f, i = jax.nn.sigmoid(kf), jax.nn.sigmoid(ki)
   return f / (f + i) * h_BxH + i / (f + i) * act(u)
 
@@ -161,7 +166,8 @@ class MinRNNLayer(nn.Module):
       return new_BxH, new_BxH
 
     swap = lambda v: None if v is None else jnp.swapaxes(v, 0, 1)
-    hT_BxH, h_TxBxH = jax.lax.scan(body, h0_BxH, (swap(xw_BxTxG), swap(m_BxTx1), swap(dh_BxTxH)))
+    xw_TxBxG = gates.by_gate(swap(xw_BxTxG), MIN_GATES[self.cell])
+    hT_BxH, h_TxBxH = jax.lax.scan(body, h0_BxH, (xw_TxBxG, swap(m_BxTx1), swap(dh_BxTxH)))
     return hT_BxH, swap(h_TxBxH)
 
   def step(self, x_BxD: Array, carry: tuple[Array]) -> tuple[Array, tuple[Array]]:

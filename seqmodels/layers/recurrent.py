@@ -29,15 +29,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqmodels.layers import gates
 from seqmodels.layers.minrnn import MIN_GATES, MinRNNLayer
 
 Array = jax.Array
 GATES = {'rnn': 1, 'lstm': 4, 'gru': 3}
-
-
-def _gates(x_BxG: Array | tuple[Array, ...], n: int) -> tuple[Array, ...]:
-  """A step's [B, G] pre-activations as n [B, H] gates; already split (a tuple: `_by_gate`), as they are."""
-  return x_BxG if isinstance(x_BxG, tuple) else tuple(jnp.split(x_BxG, n, axis=-1))
 
 
 def _rnn_update(carry, a_BxG, r_BxG):
@@ -49,7 +45,7 @@ def _rnn_update(carry, a_BxG, r_BxG):
 def _lstm_update(carry, a_BxG, r_BxG):
   """LSTM (Hochreiter & Schmidhuber 1997, with forget gate of Gers et al. 2000)."""
   _, c = carry
-  i, f, g, o = (a + r for a, r in zip(_gates(a_BxG, 4), _gates(r_BxG, 4)))
+  i, f, g, o = (a + r for a, r in zip(gates.parts(a_BxG, 4), gates.parts(r_BxG, 4)))
   c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
   h = jax.nn.sigmoid(o) * jnp.tanh(c)
   return (h, c), h
@@ -58,8 +54,8 @@ def _lstm_update(carry, a_BxG, r_BxG):
 def _gru_update(carry, a_BxG, r_BxG):
   """GRU (Cho et al. 2014), reset gate applied to the recurrent projection (cuDNN layout)."""
   (h,) = carry
-  ar, az, an = _gates(a_BxG, 3)
-  rr, rz, rn = _gates(r_BxG, 3)
+  ar, az, an = gates.parts(a_BxG, 3)
+  rr, rz, rn = gates.parts(r_BxG, 3)
   r = jax.nn.sigmoid(ar + rr)
   z = jax.nn.sigmoid(az + rz)
   n = jnp.tanh(an + r * rn)
@@ -95,8 +91,8 @@ def default_unroll() -> int:
 def default_recurrence() -> str:
   """config.model.recurrence = 'auto': 'hoisted' on CPU, 'scan' elsewhere until measured on a GPU.
 
-  CPU: the 2x128 char-LM training step (T=256, B=16) took 77.3 / 76.7 against 92.3 / 93.8 ms (LSTM) and 66.8 / 64.0
-  against 73.1 / 70.0 ms (GRU) (bench/recurrent.py --quick --cases=quick, 2-core Xeon, a5c0716, two runs).
+  CPU: the 2x128 char-LM training step (T=256, B=16) took 55.7 against 91.0 ms (LSTM) and 46.6 against 64.7 ms
+  (GRU) (python bench/recurrent.py --quick, 2-core Xeon, 720f02c; docs/RESULTS.md section 8).
   GPU: `bash bench/gpu_checks.sh recurrent` runs the A/B (`seqmodels-hoisted`, `seqmodels-cudnn`, `seqmodels`).
   """
   return 'hoisted' if jax.default_backend() == 'cpu' else 'scan'
@@ -151,31 +147,11 @@ def _cell_step(cell: str, dtype: Any) -> Callable:
   return step
 
 
-def _split_gates(cell: str) -> bool:
-  """Whether the scans take and give [T, B, G] arrays as one [T, B, H] array per gate (on CPU).
-
-  XLA:CPU compiles a fused step that reads several gate slices of one dynamically sliced row into slow code: the
-  2x128 LSTM's forward step (H=128, B=16) took 43 us that way and 23 us from per-gate arrays (2-core Xeon,
-  jax 0.10.2). Elsewhere the arrays stay whole, as measured on GPUs.
-  """
-  return GATES[cell] > 1 and jax.default_backend() == 'cpu'
-
-
-def _by_gate(cell: str, x: Array) -> Array | tuple[Array, ...]:
-  """[..., G] as a tuple of its gates' [..., H] parts where `_split_gates`; else as it is."""
-  return tuple(jnp.split(x, GATES[cell], axis=-1)) if _split_gates(cell) else x
-
-
-def _joined(x: Array | tuple[Array, ...]) -> Array:
-  """The inverse of `_by_gate`."""
-  return jnp.concatenate(x, axis=-1) if isinstance(x, tuple) else x
-
-
 def scan_forward(cell: str, reverse: bool, unroll: int, dtype: Any, xw_TxBxG, wh_HxG, bh_G, carry0, mask_TxBx1,
                  dh_TxBxH, residuals: bool = False):
   """The recurrence, time-major: (final carry, h_TxBxH), or with `residuals` (final carry, (h_TxBxH, the carry
-  before each step, r_TxBxG = h_{t-1} W_h + b_h, per gate where `_split_gates`)) for `_hoisted_recurrence`'s
-  backward pass.
+  before each step, r_TxBxG = h_{t-1} W_h + b_h, per gate on CPU: seqmodels/layers/gates.py)) for
+  `_hoisted_recurrence`'s backward pass.
 
   Differentiated by plain autodiff unless `hoisted_grad` (the reference `_hoisted_recurrence`'s gradient is tested
   against).
@@ -186,10 +162,10 @@ def scan_forward(cell: str, reverse: bool, unroll: int, dtype: Any, xw_TxBxG, wh
     a_BxG, m_Bx1, dh_BxH = inputs
     r_BxG = jnp.dot(carry[0].astype(dtype), wh_HxG.astype(dtype), preferred_element_type=jnp.float32) + bh_G
     new_carry, h = step(carry, a_BxG, r_BxG, m_Bx1, dh_BxH)
-    return new_carry, ((h, carry, _by_gate(cell, r_BxG)) if residuals else h)
+    return new_carry, ((h, carry, gates.by_gate(r_BxG, GATES[cell])) if residuals else h)
 
-  return jax.lax.scan(body, carry0, (_by_gate(cell, xw_TxBxG), mask_TxBx1, dh_TxBxH), reverse=reverse,
-                      unroll=unroll)
+  xs = (gates.by_gate(xw_TxBxG, GATES[cell]), mask_TxBx1, dh_TxBxH)
+  return jax.lax.scan(body, carry0, xs, reverse=reverse, unroll=unroll)
 
 
 @functools.lru_cache(maxsize=None)
@@ -221,18 +197,18 @@ def _hoisted_recurrence(cell: str, reverse: bool, unroll: int, dtype: Any) -> Ca
     wh_GxH = wh_HxG.T.astype(dtype)
 
     def body(d_carry, inputs):
-      carry, a_BxG, r_BxG, m_Bx1, dh_BxH, g_BxH = inputs  # a, r: per gate where _split_gates
+      carry, a_BxG, r_BxG, m_Bx1, dh_BxH, g_BxH = inputs  # a, r: per gate on CPU (gates.py)
       _, vjp = jax.vjp(lambda c, a, r, dh: step(c, a, r, m_Bx1, dh), carry, a_BxG, r_BxG, dh_BxH)
       d_prev, d_a, d_r, d_dh = vjp((d_carry, g_BxH.astype(dtype)))
-      d_h = d_prev[0] + jnp.dot(_joined(d_r).astype(dtype), wh_GxH, preferred_element_type=jnp.float32)
+      d_h = d_prev[0] + jnp.dot(gates.joined(d_r).astype(dtype), wh_GxH, preferred_element_type=jnp.float32)
       # rnn, lstm: a and r enter as a + r, so d_a = d_r, one array to write per step; the GRU's n gate differs.
       return (d_h,) + tuple(d_prev[1:]), (d_a if cell == 'gru' else None, d_r, d_dh)
 
     d_carry0, (d_xw, d_r, d_dh) = jax.lax.scan(
-        body, g_carry, (prev, _by_gate(cell, xw_TxBxG), r_TxBxG, mask_TxBx1, dh_TxBxH, g_TxBxH),
+        body, g_carry, (prev, gates.by_gate(xw_TxBxG, GATES[cell]), r_TxBxG, mask_TxBx1, dh_TxBxH, g_TxBxH),
         reverse=not reverse, unroll=unroll)
-    d_r = _joined(d_r)
-    d_xw = d_r if d_xw is None else _joined(d_xw)
+    d_r = gates.joined(d_r)
+    d_xw = d_r if d_xw is None else gates.joined(d_xw)
     d_wh = jnp.einsum('tbh,tbg->hg', prev[0].astype(dtype), d_r.astype(dtype), preferred_element_type=jnp.float32)
     return d_xw.astype(xw_TxBxG.dtype), d_wh, d_r.sum((0, 1)), d_carry0, None, d_dh
 
