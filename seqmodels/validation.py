@@ -128,11 +128,11 @@ def validate(config) -> None:
   _check(m.recurrence in ('auto', *RECURRENCES), f'config.model.recurrence={m.recurrence!r} is not a way to run '
          f'a recurrence: choose auto, {", ".join(RECURRENCES)}')
   if _runs_cudnn(m):
-    cell = _recurrent_cell(m)
-    _check(cell == 'lstm' and config.train.dtype != 'bfloat16', "config.model.recurrence='cudnn' runs float32 "
-           f'LSTMs only (jax.experimental.rnn), not model.name={m.name!r}'
-           + (f', cell={m.cell!r}' if m.name.startswith('elmo') else '') + f', train.dtype={config.train.dtype!r}: '
-           'use recurrence=auto, or an LSTM in float32')
+    wrong = [] if _recurrent_cell(m) == 'lstm' else [f'model.name={m.name!r}' + (
+        f' with cell={m.cell!r}' if m.name.startswith('elmo') else '')]
+    wrong += [f'train.dtype={config.train.dtype!r}'] if config.train.dtype == 'bfloat16' else []
+    _check(not wrong, "config.model.recurrence='cudnn' runs float32 LSTMs only (jax.experimental.rnn), not "
+           f'{" and ".join(wrong)}: use recurrence=auto, or an LSTM in float32')
   _check(isinstance(m.unroll, int) and m.unroll >= 0,
          f'config.model.unroll={m.unroll!r} must be an integer >= 0 (0 chooses per platform: 8 on GPU/TPU, 1 on CPU)')
   _check(m.embed >= 0, f'config.model.embed={m.embed!r} must be >= 0 (0 means the same as width)')
