@@ -129,7 +129,8 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
   kept = host_memory.keep_freed_memory()
   cfg = sweep.apply(config, {'model.name': model_name})
   data = RandomTokens(c.vocab_size, T)
-  model = registry.build(cfg.model, data, loop.compute_dtype(cfg.train.dtype))
+  dtype = loop.compute_dtype(cfg.train.dtype)
+  model = registry.build(cfg.model, data, dtype)
   tx, schedule = optim.make_optimizer(cfg.optim, cfg.train.num_steps)
   device = jax.devices()[0]
   batch = jax.device_put(data.batch(B, cfg.seed), device)
@@ -141,7 +142,8 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
   compiled = train_step.lower(state, batch).compile()
   known = {'compile_seconds': time.perf_counter() - t, 'compiled_memory_bytes': compiled_bytes(compiled),
            'params': int(sum(np.prod(p.shape) for p in jax.tree.leaves(state.params))),
-           'device_kind': device.device_kind, 'platform': device.platform, 'keep_freed_memory': kept,
+           'device_kind': device.device_kind, 'platform': device.platform, 'dtype': dtype.name,
+           'keep_freed_memory': kept,
            'cpu_steps_inline': host_memory.cpu_steps_inline()}
   start = time.perf_counter()  # the budget counts steps: compile time varies with load, not with T alone
 
@@ -226,7 +228,8 @@ def run(config, out_dir: str = '', command: str = '', log=print) -> dict[str, An
   isolate = bool(config.cost.get('isolate', False))
   record = {'device': None if isolate else jax.devices()[0].device_kind,  # isolated: the first case tells
             'platform': None if isolate else jax.devices()[0].platform, 'jax_version': jax.__version__,
-            'commit': code_version(), 'dtype': loop.compute_dtype(config.train.dtype).name, 'batch_size': config.train.batch_size,
+            'commit': code_version(), 'batch_size': config.train.batch_size,
+            'dtype': None if isolate else loop.compute_dtype(config.train.dtype).name,  # the one computed in
             'command': command, 'config': config.to_dict(), 'entries': []}
   path = os.path.join(out_dir, 'cost.json') if out_dir else ''
   if path:
@@ -242,6 +245,7 @@ def run(config, out_dir: str = '', command: str = '', log=print) -> dict[str, An
           stopped = f'T={T} was {entry["status"]}'
       record['device'] = record['device'] or entry.get('device_kind')
       record['platform'] = record['platform'] or entry.get('platform')
+      record['dtype'] = record['dtype'] or entry.get('dtype')
       record['entries'].append(entry)
       if path:
         with open(path + '.tmp', 'w') as f:

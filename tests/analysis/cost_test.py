@@ -46,6 +46,7 @@ def test_one_entry_per_model_and_length_with_time_and_memory(measured):
   assert entries['gpt', 16]['params'] > entries['gpt', 8]['params']  # the position table covers T
   assert record['device'] == record['platform'] == 'cpu' and {e['platform'] for e in entries.values()} == {'cpu'}
   assert record['commit'] and record['config']['cost']['seq_lens'] == '8,16'
+  assert record['dtype'] == 'float32' and {e['dtype'] for e in entries.values()} == {'float32'}
 
 
 def test_the_report_plots_the_measured_cost_json(measured, tmp_path):
@@ -79,7 +80,7 @@ def test_an_isolated_case_runs_in_its_own_process(monkeypatch):
   e = cost.run_case_isolated(_config(), 'rnn', 8)
   assert not calls and e['status'] == 'ok' and e['step_ms'] > 0 and e['compiled_memory_bytes'] > 0
   assert e['memory_source'] == 'compiled' and e['device_peak_bytes'] is None  # CPU: no allocator statistics
-  assert e['platform'] == 'cpu'
+  assert e['platform'] == 'cpu' and e['dtype'] == 'float32'
 
 
 @pytest.mark.parametrize('flags,expected', [
