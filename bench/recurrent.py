@@ -301,6 +301,8 @@ def main(argv=None) -> None:
   common = {'command': ' '.join([os.path.basename(sys.executable)] + sys.argv), 'git_commit': _git_commit(),
             'xla_flags': os.environ.get('XLA_FLAGS', ''), 'keep_freed_memory': malloc,
             'cpu_steps_inline': host_memory.cpu_steps_inline(),
+            # float32 cases: None is XLA's default (TF32 on recent NVIDIA GPUs); PyTorch's cuDNN RNNs allow TF32 too
+            'jax_default_matmul_precision': jax.config.jax_default_matmul_precision,
             'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
   for n in names:
     run_case(CASES[n], args, lambda rec: print(json.dumps({**rec, **common}), flush=True))
