@@ -306,8 +306,9 @@ class RecurrentLayer(nn.Module):
       return h_BxTxH.astype(self.dtype), carry
     xw_BxTxG = jnp.dot(x_BxTxD.astype(self.dtype), wx_DxG.astype(self.dtype),
                        preferred_element_type=jnp.float32) + b_G
+    # One step (a decoder stepping through time) has nothing to hoist: its weight gradient is one matmul anyway.
     return scan_recurrence(self.cell, xw_BxTxG, wh_HxG, bh_G, carry0, mask_BxT, self.reverse, self.unroll,
-                           self.dtype, dh_BxTxH, self.recurrence == 'hoisted')
+                           self.dtype, dh_BxTxH, self.recurrence == 'hoisted' and T > 1)
 
   def _bias_init(self, key, shape, dtype):
     b = jnp.zeros(shape, dtype)
