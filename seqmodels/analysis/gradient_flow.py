@@ -199,12 +199,11 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
   parser.add_argument('--loss_position', type=int, default=None, help='where the loss is read (default: last)')
   args = parser.parse_args(argv)
-  from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
+  from seqmodels.train.checkpoint import CheckpointError, saved_steps  # noqa: PLC0415
   for workdir in args.workdir:  # all checked before any is run
-    ckpts = os.path.join(workdir, 'checkpoints')
     if not os.path.isfile(os.path.join(workdir, 'config.json')):
       _fail(f'--workdir={workdir} holds no run (no config.json): pass the --workdir of a launch.py run')
-    if not (os.path.isdir(ckpts) and any(d.isdigit() for d in os.listdir(ckpts))):
+    if not saved_steps(workdir):
       _fail(f'--workdir={workdir} has no checkpoint yet: train it first (rerunning its launch.py command resumes)')
   everything = []
   for workdir in args.workdir:

@@ -18,6 +18,13 @@ class CheckpointError(RuntimeError):
   """No readable checkpoint where one was expected."""
 
 
+def saved_steps(workdir: str) -> list[int]:
+  """The steps `workdir` holds a checkpoint directory for, latest first ([] when it has none)."""
+  directory = epath.Path(os.path.abspath(workdir)) / 'checkpoints'
+  return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True) \
+      if directory.is_dir() else []
+
+
 def restore_saved(workdir: str, step: int | None = None, sharding=None) -> tuple[int, Any]:
   """(step, state) of the checkpoint of `workdir` at `step` (default: the latest), without a model or config.
 
@@ -25,8 +32,7 @@ def restore_saved(workdir: str, step: int | None = None, sharding=None) -> tuple
   replicated over all devices), so a state saved on 8 devices reads on 1 and the other way round.
   """
   directory = epath.Path(os.path.abspath(workdir)) / 'checkpoints'
-  steps = sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True) \
-      if directory.exists() else []
+  steps = saved_steps(workdir)
   if step is None and not steps or step is not None and step not in steps:
     raise CheckpointError(f'{workdir} has no checkpoint{"" if step is None else f" at step {step}"}: point it at '
                           'the workdir of a run that saved one')
