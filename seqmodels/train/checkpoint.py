@@ -10,8 +10,9 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 from flax import traverse_util
-from jax.experimental import multihost_utils
 from etils import epath
+
+from seqmodels.train import sharding
 
 
 class CheckpointError(RuntimeError):
@@ -148,8 +149,7 @@ class Checkpointer:
       if dst.exists():
         shutil.rmtree(os.fspath(dst))
       shutil.move(os.fspath(src), os.fspath(dst))
-    if jax.process_count() > 1:
-      multihost_utils.sync_global_devices(f'quarantined checkpoint {step}')
+    sharding.wait_for_all_processes(f'moving aside checkpoint {step}')
     self._manager.close()
     self._manager = self._open()
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from seqmodels.data import pipeline
 from seqmodels.models import ngram
-from seqmodels.train import steps
+from seqmodels.train import sharding, steps
 from seqmodels.train.metrics import MetricWriter
 
 TEXT_STREAMS = ('text', 'tiny_shakespeare')  # datasets whose training rows are windows of one running text
@@ -75,8 +75,7 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
   primary = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   if primary:
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
+    loop.write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json_best_effort()))
   pipeline.prepare(config.data)
   data = pipeline.load(config.data)
   if data.kind != 'lm':
@@ -104,7 +103,7 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
       'order': model.order, 'discounts': {k + 1: list(t.discounts) for k, t in enumerate(model.tables)},
       'unseen_context_fraction': unseen,
   }
+  sharding.wait_for_all_processes('the run')  # as loop's runs end: a process that failed says so here
   if primary:
-    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
-      json.dump(summary, f, indent=2)
+    loop.write_json(os.path.join(workdir, 'summary.json'), summary)
   return summary

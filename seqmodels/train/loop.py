@@ -124,8 +124,12 @@ def _check_resumable(workdir: str, config) -> None:
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     return
-  with open(path) as f:
-    old = json.load(f)
+  try:
+    with open(path) as f:
+      old = json.load(f)
+  except (OSError, ValueError) as e:
+    raise WorkdirError(f'workdir {workdir} has an unreadable config.json ({type(e).__name__}: {e}): use a new '
+                       '--workdir, or delete that file to resume with this config') from e
   new = json.loads(config.to_json_best_effort())
   fixed = ['seed', 'model', 'data', 'optim', ('train', 'batch_size'), ('train', 'num_steps'), ('train', 'dtype')]
   # The same function either way: a run may resume on another platform.
@@ -144,12 +148,31 @@ def _check_resumable(workdir: str, config) -> None:
                        'use a new --workdir, or the same config to resume')
 
 
+def write_json(path: str, obj: Any) -> None:
+  """Writes whole or not at all: other processes (or a report) may read the file while it is written."""
+  with open(path + '.tmp', 'w') as f:
+    json.dump(obj, f, indent=2)
+  os.replace(path + '.tmp', path)
+
+
 def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> dict[str, Any]:
   """Trains config.model on config.data to config.train.num_steps, resuming from workdir if it has checkpoints.
 
   Returns the run summary (also written to workdir/summary.json on completion). `stop_after` ends this call
   after that many steps as if preempted (checkpoint saved, status 'preempted'); rerunning resumes exactly.
+  In a multi-process run, a process that fails tells the others, which stop at their next barrier with its
+  reason (`sharding.PeerFailedError`) instead of waiting for it.
   """
+  try:
+    return _train_and_evaluate(config, workdir, stop_after)
+  except sharding.PeerFailedError:  # the failure of another process, which announced it itself
+    raise
+  except BaseException as e:
+    sharding.announce_failure(f'{type(e).__name__}: {str(e).splitlines()[0]}' if str(e) else type(e).__name__)
+    raise
+
+
+def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[str, Any]:
   if registry.MODELS[config.model.name].trained_by == 'counting':  # the n-gram LM: one counting pass, no steps
     return count.fit_and_evaluate(config, workdir)
   t_start = time.time()
@@ -159,8 +182,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   os.makedirs(workdir, exist_ok=True)
   _check_resumable(workdir, config)
   if primary:
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
+    write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json_best_effort()))
 
   pipeline.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
   data = pipeline.load(config.data)
@@ -291,8 +313,8 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
       'peak_memory_bytes': (jax.local_devices()[0].memory_stats() or {}).get('peak_bytes_in_use')  # GPU/TPU;
                            or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # CPU: process max RSS
   }
+  sharding.wait_for_all_processes('the run')  # a process that failed late says so here, not in jax's shutdown
   if status == 'done' and primary:
-    with open(os.path.join(workdir, 'summary.json'), 'w') as f:
-      json.dump(summary, f, indent=2)
+    write_json(os.path.join(workdir, 'summary.json'), summary)
   summary['state'] = state
   return summary

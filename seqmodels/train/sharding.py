@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 
 import jax
 import numpy as np
@@ -11,6 +12,11 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 _BARRIERS = itertools.count()  # every process passes the same barriers in the same order
+_ARRIVED, _FAILED = 'seqmodels/arrived', 'seqmodels/failed'
+
+
+class PeerFailedError(RuntimeError):
+  """Another process of a multi-process run failed (or never arrived): the reason is in the message."""
 
 
 def initialize_distributed(dist_cfg) -> None:
@@ -27,20 +33,57 @@ def initialize_distributed(dist_cfg) -> None:
 
 
 def wait_for_all_processes(what: str, timeout_s: int = 3600) -> None:
-  """Blocks until every process of a multi-process run gets here (the coordination service's barrier).
+  """Blocks until every process of a multi-process run gets here, or one of them fails on its way.
 
   Called before the first collective: processes that prepare data at different speeds (a host that builds a
   dataset another host finds built) would otherwise first meet inside a collective, whose CPU (gloo) set-up gives
-  up after 30 s with an opaque timeout.
+  up after 30 s with an opaque timeout. A process that fails before it gets here says so (`announce_failure`), and
+  the others stop with its reason at once rather than wait for it until the timeout.
+
+  The barrier is the coordination service's key-value store, polled: its own `wait_at_barrier` cannot be woken by
+  another process's failure.
   """
   if jax.process_count() == 1:
     return
   client = ocp.multihost.get_jax_distributed_client()
+  n, me, index = jax.process_count(), jax.process_index(), next(_BARRIERS)
+  deadline, pause = time.monotonic() + timeout_s, 0.01
   try:
-    client.wait_at_barrier(f'seqmodels/{what}/{next(_BARRIERS)}', timeout_in_ms=timeout_s * 1000)
-  except Exception as e:  # the coordination service's DEADLINE_EXCEEDED or a peer's failure, as an XlaRuntimeError
-    raise RuntimeError(f'process {jax.process_index()} of {jax.process_count()} waited for the others to finish '
-                       f'{what}, and they did not ({str(e).splitlines()[0]}): see the other processes\' logs') from e
+    client.key_value_set(f'{_ARRIVED}/{index}/{me}', what)
+    while True:
+      failed = client.key_value_dir_get(f'{_FAILED}/{index}')
+      if failed:
+        raise PeerFailedError('; '.join(f'process {key.rsplit("/", 1)[-1]} of {n} failed: {reason}'
+                                        for key, reason in sorted(failed)))
+      arrived = {int(key.rsplit('/', 1)[-1]) for key, _ in client.key_value_dir_get(f'{_ARRIVED}/{index}')}
+      if len(arrived) == n:
+        return
+      if time.monotonic() > deadline:
+        missing = ', '.join(str(i) for i in range(n) if i not in arrived)
+        raise PeerFailedError(f'process {me} of {n} waited {timeout_s} s for process {missing} to finish {what}, '
+                              'and it did not: see its log')
+      time.sleep(pause)
+      pause = min(2 * pause, 1.0)
+  except PeerFailedError:
+    raise
+  except Exception as e:  # the coordination service is gone: a peer (or the coordinator, process 0) crashed
+    raise PeerFailedError(f'process {me} of {n} lost the other processes while waiting for them to finish {what} '
+                          f'({str(e).splitlines()[0]}): see their logs') from e
+
+
+def announce_failure(reason: str) -> None:
+  """Tells the other processes that this one is failing, with its one-line reason.
+
+  They raise it at the barrier this process will now never reach (the next one in the order all processes pass
+  them). This process takes that barrier's place in the order, so a sweep's next trial still pairs up.
+  """
+  if not jax.distributed.is_initialized() or jax.process_count() == 1:
+    return
+  index = next(_BARRIERS)
+  try:
+    ocp.multihost.get_jax_distributed_client().key_value_set(f'{_FAILED}/{index}/{jax.process_index()}', reason)
+  except Exception as e:  # the service is gone too; the others will hear of that from it
+    logging.warning('could not tell the other processes of this failure: %s', str(e).splitlines()[0])
 
 
 def make_mesh() -> Mesh:

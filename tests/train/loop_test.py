@@ -145,6 +145,12 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
     loop._check_resumable(str(tmp_path), c)
 
 
+def test_a_truncated_config_json_is_named_with_the_fix(tmp_path):
+  (tmp_path / 'config.json').write_text('{"seed": 0, "mod')
+  with pytest.raises(loop.WorkdirError, match=r'unreadable config\.json \(JSONDecodeError: .*delete that file'):
+    loop._check_resumable(str(tmp_path), tiny_config(tmp_path))
+
+
 def test_restore_saved_names_a_missing_checkpoint(tmp_path):
   with pytest.raises(checkpoint.CheckpointError, match=r'has no checkpoint: point it at the workdir'):
     checkpoint.restore_saved(str(tmp_path))

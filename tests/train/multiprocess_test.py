@@ -1,9 +1,11 @@
 """A real 2-process run (jax.distributed over loopback, gloo CPU collectives) trains to the 1-process result."""
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -35,6 +37,26 @@ def _tails(outs) -> str:
   return '\n'.join(f'--- process {i} stderr:\n{err[-2500:]}' for i, (_, err) in enumerate(outs))
 
 
+def _finish(procs, timeout: int = 300) -> list[tuple[str, str]]:
+  """Each process's (stdout, stderr); a hang kills them all and fails with both stderr tails, not a timeout."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+    time.sleep(0.2)
+  hung = [i for i, p in enumerate(procs) if p.poll() is None]
+  for i in hung:
+    procs[i].kill()
+  outs = [p.communicate() for p in procs]
+  assert not hung, f'process {hung} still running after {timeout} s\n{_tails(outs)}'
+  return outs
+
+
+def _launch(flags: list[str], port: int) -> list[subprocess.Popen]:
+  return [subprocess.Popen(
+      [sys.executable, 'launch.py', *FLAGS, *flags[i], f'--config.distributed.coordinator_address=127.0.0.1:{port}',
+       '--config.distributed.num_processes=2', f'--config.distributed.process_id={i}'],
+      cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+
+
 def _final_params(workdir):
   """The parameters of the step-8 checkpoint, restored onto one device from the array metadata orbax keeps."""
   _, state = checkpoint.restore_saved(str(workdir), 8, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
@@ -46,18 +68,58 @@ def test_two_processes_train_to_the_same_parameters_as_one(tmp_path):
   one = subprocess.run([sys.executable, 'launch.py', *FLAGS, data_dir, f'--workdir={tmp_path / "one"}'],
                        cwd=ROOT, env=_env(2), capture_output=True, text=True, timeout=300)
   assert one.returncode == 0, one.stderr[-3000:]
-  port = _free_port()
-  procs = [subprocess.Popen(
-      [sys.executable, 'launch.py', *FLAGS, data_dir, f'--workdir={tmp_path / "two"}',
-       f'--config.distributed.coordinator_address=127.0.0.1:{port}', '--config.distributed.num_processes=2',
-       f'--config.distributed.process_id={i}'],
-      cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-  outs = [p.communicate(timeout=300) for p in procs]
+  procs = _launch([[data_dir, f'--workdir={tmp_path / "two"}']] * 2, _free_port())
+  outs = _finish(procs)
   assert [p.returncode for p in procs] == [0, 0], _tails(outs)
   assert 'process 1 of 2 joined' in outs[1][1]
   p1, p2 = _final_params(tmp_path / 'one'), _final_params(tmp_path / 'two')
   for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+def test_a_process_that_fails_stops_the_other_at_once_with_its_reason(tmp_path):
+  """Process 1 finds a workdir of another run; process 0, at the data barrier, fails with that reason."""
+  data_dir = f'--config.data.data_dir={tmp_path / "tfds"}'
+  other = tmp_path / 'other'
+  other.mkdir()
+  (other / 'config.json').write_text(json.dumps({'seed': 0, 'model': {'name': 'gru'}}))
+  t0 = time.monotonic()
+  procs = _launch([[data_dir, f'--workdir={tmp_path / "run"}'], [data_dir, f'--workdir={other}']], _free_port())
+  outs = _finish(procs, timeout=120)
+  assert [p.returncode for p in procs] == [1, 1], _tails(outs)
+  last = [err.strip().splitlines()[-1] for _, err in outs]
+  assert last[1].startswith(f'error: workdir {other} holds a run with a different config.model'), _tails(outs)
+  assert last[0].startswith(f'error: process 1 of 2 failed: WorkdirError: workdir {other} holds'), _tails(outs)
+  assert time.monotonic() - t0 < 60, 'the barrier waited for its timeout instead of hearing of the failure'
+
+
+_FAILURE = """
+import sys
+import jax
+from seqmodels.train import sharding
+jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+jax.distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
+sharding.wait_for_all_processes('a first step')
+if jax.process_index() == 1:
+  sharding.announce_failure('ValueError: no such file')
+else:
+  try:
+    sharding.wait_for_all_processes('a second step')
+  except sharding.PeerFailedError as e:
+    print('raised', e)
+sharding.wait_for_all_processes('the next trial')  # still paired: the failure took the barrier's place in the order
+print('paired')
+"""
+
+
+def test_an_announced_failure_is_raised_at_the_barrier_it_replaces():
+  port = _free_port()
+  procs = [subprocess.Popen([sys.executable, '-c', _FAILURE, f'127.0.0.1:{port}', str(i)], cwd=ROOT, env=_env(1),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = _finish(procs, timeout=120)
+  assert [p.returncode for p in procs] == [0, 0], _tails(outs)
+  assert 'raised process 1 of 2 failed: ValueError: no such file' in outs[0][0], outs[0][0]
+  assert all('paired' in out for out, _ in outs), outs
 
 
 _BARRIER = """
@@ -78,7 +140,7 @@ def test_wait_for_all_processes_holds_each_process_until_the_slowest_arrives():
   port = _free_port()
   procs = [subprocess.Popen([sys.executable, '-c', _BARRIER, f'127.0.0.1:{port}', str(i)], cwd=ROOT, env=_env(1),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-  outs = [p.communicate(timeout=120) for p in procs]
+  outs = _finish(procs, timeout=120)
   assert [p.returncode for p in procs] == [0, 0], _tails(outs)
   waited = [float(out.split('waited')[-1]) for out, _ in outs]
   assert waited[0] > 2.5 and waited[1] < 2.5, waited
