@@ -129,8 +129,7 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
   import numpy as np
   from experiments.configs.base import get_base_config
   from seqmodels.train import host_memory, loop, optim, sharding, state as train_state, steps
-  on_gpu = jax.devices()[0].platform == 'gpu'
-  dtype = recipe.get('dtype') or ('bfloat16' if on_gpu else 'float32')
+  dtype = loop.compute_dtype(recipe.get('dtype') or 'auto').name  # as a run's train.dtype: bf16 off CPU
   t_start = time.time()
   malloc = host_memory.keep_freed_memory()  # on CPU, as the training loop does
   model = _gpt_model(recipe, jnp.dtype(dtype))
@@ -193,8 +192,9 @@ def run_generate(case: str, recipe: dict) -> dict:
   from seqmodels.models import gpt
   n = recipe['new_tokens']
   r = dict(recipe, context=n, dropout=0.0)
-  on_gpu = jax.devices()[0].platform == 'gpu'
-  model = _gpt_model(r, jnp.bfloat16 if on_gpu else jnp.float32)
+  from seqmodels.train import loop
+  dtype = loop.compute_dtype('auto')
+  model = _gpt_model(r, dtype)
   params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, n), jnp.int32))['params']
   prompt = jnp.asarray(np.random.default_rng(0).integers(0, r['vocab'], (r['batch'], 1)), jnp.int32)
   out, ms = {}, {}
@@ -209,13 +209,13 @@ def run_generate(case: str, recipe: dict) -> dict:
     ms[use_cache] = 1000 * min(times) / n
   same = bool(np.array_equal(np.asarray(out[True]), np.asarray(out[False])))
   return {'case': case, 'implementation': 'seqmodels', 'device': jax.devices()[0].device_kind,
-          'dtype': 'bfloat16' if on_gpu else 'float32', 'layers': r['layers'], 'width': r['width'], 'batch': r['batch'],
+          'dtype': dtype.name, 'layers': r['layers'], 'width': r['width'], 'batch': r['batch'],
           'new_tokens': n, 'ms_per_token_cached': round(ms[True], 3), 'ms_per_token_recomputed': round(ms[False], 3),
           'speedup': round(ms[False] / ms[True], 2), 'identical_tokens': same, 'command': COMMAND,
           'commit': _commit(), 'date': datetime.date.today().isoformat()}
 
 
-def seqmodels_config(recipe: dict, data: str, device_dtype: str):
+def seqmodels_config(recipe: dict, data: str):
   from experiments.configs.base import get_base_config
   c = get_base_config()
   c.data.name, c.data.path, c.data.seq_len, c.data.stride = 'text', os.path.abspath(data), recipe['context'], 1
@@ -226,7 +226,7 @@ def seqmodels_config(recipe: dict, data: str, device_dtype: str):
   c.train.num_steps, c.train.batch_size = recipe['iters'], recipe['batch']
   c.train.eval_every, c.train.eval_batches = recipe['eval_interval'], recipe['eval_iters']
   c.train.checkpoint_every, c.train.log_every = recipe['iters'], recipe['eval_interval']
-  c.train.dtype = device_dtype
+  c.train.dtype = recipe.get('dtype') or 'auto'
   c.seed = recipe.get('seed', 0)
   return c
 
@@ -237,8 +237,8 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   import jax
   from seqmodels.data import pipeline
   from seqmodels.train import host_memory, loop
-  device = jax.devices()[0].platform
-  config = seqmodels_config(recipe, data, 'bfloat16' if device == 'gpu' else 'float32')
+  config = seqmodels_config(recipe, data)
+  dtype = loop.compute_dtype(config.train.dtype)
   workdir = tempfile.mkdtemp(prefix='bench-gpt-')
   summary = loop.train_and_evaluate(config, workdir)
   wall = time.time() - STARTED
@@ -246,7 +246,7 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   from seqmodels.models import registry
   from seqmodels.train import sharding, steps
   data_obj = pipeline.load(config.data)
-  model = registry.build(config.model, data_obj, loop.DTYPES[config.train.dtype])
+  model = registry.build(config.model, data_obj, dtype)
   mesh = sharding.make_mesh()
   eval_step = jax.jit(steps.make_eval_step(model))
   full = loop.evaluate(eval_step, steps.LM, summary['state'].params, data_obj, config.train.batch_size,
@@ -254,10 +254,10 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   shutil.rmtree(workdir, ignore_errors=True)
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, wall, recipe['iters'],
                recipe['batch'] * recipe['context'], full['loss'], COMMAND, train_s=summary['train_seconds'],
-               periodic_val_loss=round(summary['eval']['loss'], 4), keep_freed_memory=host_memory.applied(),
+               periodic_val_loss=round(summary['eval']['loss'], 4), dtype=dtype.name, keep_freed_memory=host_memory.applied(),
                cpu_steps_inline=host_memory.cpu_steps_inline(),
                **mfu_fields(summary['state'].params, recipe, recipe['batch'] * recipe['context'] * recipe['iters']
-                            / summary['train_seconds'], config.train.dtype))
+                            / summary['train_seconds'], dtype.name))
 
 
 # The whole validation split, every window once (windows of context + 1 characters every `context`), scored by a
@@ -333,7 +333,8 @@ def main() -> None:
     parser.add_argument(f'--{name}', type=kind, default=0, help=f'override the recipe\'s {name}')
   parser.add_argument('--seed', type=int, default=0, help='seqmodels\' seed (nanoGPT keeps its own, 1337)')
   parser.add_argument('--dtype', default='', choices=['', 'float32', 'bfloat16'],
-                      help='compute dtype of the gpt2 and step recipes (default: bfloat16 on GPU, float32 on CPU)')
+                      help='compute dtype of seqmodels\' side (default: as train.dtype=auto, bfloat16 on GPU/TPU and float32 '
+                      'on CPU)')
   args = parser.parse_args()
   from seqmodels.train import host_memory
   host_memory.run_cpu_steps_inline()  # as launch.py does, before JAX's first computation
