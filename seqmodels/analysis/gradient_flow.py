@@ -161,11 +161,11 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   inputs = objective.inputs(batch)
   params = jax.jit(lambda r: model.init({'params': r}, *inputs, train=False)['params'])(jax.random.PRNGKey(0))
   replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
-  params, _, fresh = checkpoint.load_matching_params(workdir, params, jax.tree.map(lambda _: replicated, params))
+  params, _, fresh = checkpoint.load_matching_params(workdir, params, jax.tree.map(lambda _: replicated, params),
+                                                     flag='--workdir')
   if fresh:
     raise ValueError(f'{workdir}: the latest checkpoint lacks parameters {fresh}: is config.json from this run?')
-  ckpts = os.path.join(workdir, 'checkpoints')
-  step = max(int(d) for d in os.listdir(ckpts) if d.isdigit())
+  step = checkpoint.saved_steps(workdir)[0]
   if loss_position is None:
     if data.kind == 'regression':
       loss_position = int(np.asarray(batch['mask']).sum(-1).max()) - 1

@@ -46,24 +46,24 @@ def restore_saved(workdir: str, step: int | None = None, sharding=None) -> tuple
   return step, ocp.StandardCheckpointer().restore(path, abstract)
 
 
-def load_matching_params(workdir: str, params, shardings):
+def load_matching_params(workdir: str, params, shardings, flag: str = 'config.train.init_from'):
   """`params` with every array whose path and shape also appear in the latest checkpoint of `workdir` replaced.
 
   For fine-tuning from a pre-trained run: shared parts (e.g. the encoder) come from the checkpoint, new parts
   (e.g. a classification head) keep their fresh initialisation. Returns (params, loaded paths, fresh paths).
+  `flag` is the setting that named `workdir`, for the errors.
   """
   try:
     _, saved = restore_saved(workdir)
   except CheckpointError:
-    raise CheckpointError(f'config.train.init_from={workdir} has no checkpoint: point it at the workdir of a '
-                          'finished run') from None
+    raise CheckpointError(f'{flag}={workdir} has no checkpoint: point it at the workdir of a finished run') from None
   source = traverse_util.flatten_dict(saved['params'], sep='/')
   target = traverse_util.flatten_dict(params, sep='/')
   flat_shardings = traverse_util.flatten_dict(shardings, sep='/')
   loaded = [k for k, v in target.items() if k in source and tuple(source[k].shape) == tuple(v.shape)]
   if not loaded:
-    raise CheckpointError(f'config.train.init_from={workdir}: no parameter of this model (same name and shape) '
-                          'is in that checkpoint: check config.model against the pre-trained run')
+    raise CheckpointError(f'{flag}={workdir}: no parameter of this model (same name and shape) is in its latest '
+                          'checkpoint: config.model must match that of the run that saved it')
   for k in loaded:
     target[k] = jax.device_put(source[k].astype(target[k].dtype), flat_shardings[k])
   fresh = sorted(set(target) - set(loaded))

@@ -117,6 +117,10 @@ def test_init_from_loads_pretrained_params_and_frozen_ones_stay_bit_identical(tm
   _assert_trees_equal(pre['state'].params['rnn'], fine['state'].params['rnn'])
   assert not np.allclose(jax.device_get(pre['state'].params['head']['kernel']),
                          jax.device_get(fine['state'].params['head']['kernel']))
+  c.model.name, c.model.width = 'gpt', 48  # no array of it has the name and shape of one of the LSTM's
+  with pytest.raises(checkpoint.CheckpointError, match=r'config\.train\.init_from=.*no parameter of this model'
+                                                       r'.*config\.model must match'):
+    loop.train_and_evaluate(c, str(tmp_path / 'other'))
 
 
 def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(tmp_path):
