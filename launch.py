@@ -113,9 +113,10 @@ def main(argv) -> None:
             'to resume', 143)
     dirs = [workdir]
   else:
-    with open(os.path.join(workdir, 'sweep.json'), 'w') as f:
-      json.dump({'sweep': sweep_path, 'config': FLAGS['config'].config_filename, 'trials': overrides}, f, indent=2,
-                default=str)
+    if parallel or jax.process_index() == 0:
+      with open(os.path.join(workdir, 'sweep.json'), 'w') as f:
+        json.dump({'sweep': sweep_path, 'config': FLAGS['config'].config_filename, 'trials': overrides}, f,
+                  indent=2, default=str)
     if parallel:
       cli = _command_line_overrides(sys.argv, FLAGS.config)
       command = lambda t: sweep.trial_command(FLAGS['config'].config_filename, {**cli, **t.overrides}, t.workdir,

@@ -11,6 +11,7 @@ list of override dicts. Each trial runs in `<sweep workdir>/<trial name>`:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import itertools
@@ -131,14 +132,15 @@ def record_failure(run_dir: str, error: str, detail: str = '') -> None:
   """Writes run_dir/failed.json: the error's last line, and the traceback or log tail that led to it."""
   os.makedirs(run_dir, exist_ok=True)
   lines = [l for l in error.strip().splitlines() if l.strip()]
-  with open(os.path.join(run_dir, 'failed.json'), 'w') as f:
+  path = os.path.join(run_dir, 'failed.json')
+  with open(f'{path}.{os.getpid()}.tmp', 'w') as f:  # every process of a multi-process sweep writes its own, whole
     json.dump({'error': lines[-1] if lines else 'unknown error', 'detail': detail, 'time': time.time()}, f, indent=2)
+  os.replace(f'{path}.{os.getpid()}.tmp', path)
 
 
 def _clear_failure(run_dir: str) -> None:
-  path = os.path.join(run_dir, 'failed.json')
-  if os.path.exists(path):
-    os.remove(path)
+  with contextlib.suppress(FileNotFoundError):  # another process of the run may have removed it first
+    os.remove(os.path.join(run_dir, 'failed.json'))
 
 
 def _reset_peak_memory() -> None:

@@ -150,9 +150,9 @@ def _check_resumable(workdir: str, config) -> None:
 
 def write_json(path: str, obj: Any) -> None:
   """Writes whole or not at all: other processes (or a report) may read the file while it is written."""
-  with open(path + '.tmp', 'w') as f:
+  with open(f'{path}.{os.getpid()}.tmp', 'w') as f:
     json.dump(obj, f, indent=2)
-  os.replace(path + '.tmp', path)
+  os.replace(f'{path}.{os.getpid()}.tmp', path)
 
 
 def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> dict[str, Any]:
