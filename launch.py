@@ -102,7 +102,10 @@ def main(argv) -> None:
   except (validation.ConfigError, KeyError, TypeError, ValueError) as e:
     _fail(str(e).strip('"\''))
 
-  os.makedirs(workdir, exist_ok=True)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:  # a file of that name, no permission, a read-only disk
+    _fail(f'--workdir={workdir} cannot be made a directory ({e.strerror}): pass another --workdir')
   if not sweep_path:  # one run: its errors end the launcher, as one line
     try:
       summary = loop.train_and_evaluate(trials[0].config, workdir)

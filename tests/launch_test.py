@@ -127,6 +127,15 @@ def test_launch_prints_one_line_and_exits_2(tmp_path, flags, expected):
   assert 'Traceback' not in r.stderr
 
 
+def test_a_workdir_that_is_a_file_is_one_line_naming_it(tmp_path):
+  (tmp_path / 'afile').write_text('')
+  r = _launch('--config=experiments/configs/copy.py', f'--workdir={tmp_path / "afile"}')
+  assert r.returncode == 2
+  assert r.stderr.strip().splitlines()[-1] == (f'error: --workdir={tmp_path / "afile"} cannot be made a directory '
+                                               '(File exists): pass another --workdir')
+  assert 'Traceback' not in r.stderr
+
+
 def test_sigterm_saves_a_complete_checkpoint_and_exits_resumable(tmp_path):
   work = tmp_path / 'run'
   flags = ['--config=experiments/configs/copy.py', '--config.model.width=32', '--config.train.num_steps=100000',
