@@ -20,7 +20,8 @@ Inputs, found in every run directory under the paths (recursively):
        training step>, "label": "<optional>", "norms": [T floats]}, ...]} -> gradient_flow.png, the norm vs
       the distance loss_position - t on a log scale.
   attention_maps.npz attention weights, rows summing to 1, in either layout -> attention_<run>.png heatmaps:
-      self-attention of one example: `layer<l>` float [heads, T_query, T_key] (or [T_query, T_key]), optional
+      one example's attention per layer (seqmodels/analysis/attention_maps.py): `layer<l>` float
+      [heads, T_query, T_key] (or [T_query, T_key]), optional
       `tokens` (or `query_tokens` / `key_tokens`) 1-D str arrays for tick labels; a panel per layer and head;
       seq2seq examples (seqmodels/data/translation.py): `count`, `weights_<i>` [T_tgt, T_src], `src_<i>`, `tgt_<i>`.
   bleu_by_length.json {"<decoding>": [{"min_len", "max_len", "sentences", "bleu"}, ...]} (seq2seq final eval)

@@ -43,6 +43,19 @@ def scaled_dot_product_attention(q_BxTxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: 
     return jax.nn.dot_product_attention(
         q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask=mask_BxHxTxS, is_causal=causal,
         query_seq_lengths=q_lengths_B, key_value_seq_lengths=kv_lengths_B, implementation=implementation)
+  T = q_BxTxHxK.shape[1]
+  p_BxHxTxS = attention_weights(q_BxTxHxK, k_BxSxHxK, causal=causal, kv_lengths_B=kv_lengths_B,
+                                mask_BxHxTxS=mask_BxHxTxS).astype(v_BxSxHxK.dtype)
+  out_BxTxHxK = jnp.einsum('bhts,bshk->bthk', p_BxHxTxS, v_BxSxHxK).astype(q_BxTxHxK.dtype)
+  if q_lengths_B is not None:
+    out_BxTxHxK = jnp.where((jnp.arange(T)[None, :] < q_lengths_B[:, None])[:, :, None, None], out_BxTxHxK, 0)
+  return out_BxTxHxK
+
+
+def attention_weights(q_BxTxHxK: Array, k_BxSxHxK: Array, *, causal: bool = False,
+                      kv_lengths_B: Array | None = None, mask_BxHxTxS: Array | None = None) -> Array:
+  """softmax(Q K^T / sqrt(K)) under the masks of `scaled_dot_product_attention`: p_BxHxTxS in float32, each row
+  summing to 1 over the keys a query may see (its XLA path, and the maps of seqmodels.analysis.attention_maps)."""
   T, S = q_BxTxHxK.shape[1], k_BxSxHxK.shape[1]
   s_BxHxTxS = jnp.einsum('bthk,bshk->bhts', q_BxTxHxK, k_BxSxHxK, preferred_element_type=jnp.float32)
   s_BxHxTxS = s_BxHxTxS * q_BxTxHxK.shape[-1] ** -0.5
@@ -54,11 +67,7 @@ def scaled_dot_product_attention(q_BxTxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: 
     mask = keep((jnp.arange(S)[None, :] < kv_lengths_B[:, None])[:, None, None, :])
   if mask is not None:
     s_BxHxTxS = jnp.where(mask, s_BxHxTxS, jnp.finfo(jnp.float32).min)
-  p_BxHxTxS = jax.nn.softmax(s_BxHxTxS, axis=-1).astype(v_BxSxHxK.dtype)
-  out_BxTxHxK = jnp.einsum('bhts,bshk->bthk', p_BxHxTxS, v_BxSxHxK).astype(q_BxTxHxK.dtype)
-  if q_lengths_B is not None:
-    out_BxTxHxK = jnp.where((jnp.arange(T)[None, :] < q_lengths_B[:, None])[:, :, None, None], out_BxTxHxK, 0)
-  return out_BxTxHxK
+  return jax.nn.softmax(s_BxHxTxS, axis=-1)
 
 
 def reference_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS=None):
@@ -90,7 +99,9 @@ class MultiHeadAttention(nn.Module):
                decode_position=None):
     """`decode_position` (self-attention only): x holds the tokens at positions p..p+T-1 of a causal sequence;
     keys/values of earlier positions come from the 'cache' collection (cached_key, cached_value: [B, L, H, K],
-    batch leading), which is created, zeroed, when the module is initialised with a full-length x."""
+    batch leading), which is created, zeroed, when the module is initialised with a full-length x.
+    Applied with the 'attention' collection mutable, it also sows its weights there ('weights': a tuple of
+    p_BxHxTxS, float32), computed only then."""
     D = x_BxTxD.shape[-1]
     K = D // self.H
     dense = lambda name, *n: nn.DenseGeneral((*n, self.H, K), dtype=self.dtype, kernel_init=self.kernel_init,
@@ -107,6 +118,9 @@ class MultiHeadAttention(nn.Module):
     out_BxTxHxK = scaled_dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, causal=causal,
                                                q_lengths_B=q_lengths_B, kv_lengths_B=kv_lengths_B,
                                                mask_BxHxTxS=mask_BxHxTxS)
+    if self.is_mutable_collection('attention') and not self.is_initializing():  # apply(..., mutable=['attention'])
+      self.sow('attention', 'weights', attention_weights(q_BxTxHxK, k_BxSxHxK, causal=causal,
+                                                         kv_lengths_B=kv_lengths_B, mask_BxHxTxS=mask_BxHxTxS))
     return nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, kernel_init=self.out_init,
                            use_bias=self.use_bias, name='out')(out_BxTxHxK)
 

@@ -182,7 +182,9 @@ def final_eval(model: nn.Module, params, data, config, workdir: str) -> dict[str
   `step_function(model, params, src_BxS) -> (decoding.StepFn, cache)` (this one, the Transformer).
 
   Files: translation_eval.json (scores, sacrebleu signatures, decoding settings, sample translations),
-  bleu_by_length.json, attention_maps.npz (+ PNGs) for models that return attention weights.
+  bleu_by_length.json, attention_maps.npz (+ PNGs) for models with attention: an RNN decoder's own weights, or the
+  Transformer's top encoder-decoder attention averaged over its heads (seqmodels.analysis.attention_maps has each
+  head of each layer).
   """
   import importlib
   import json
@@ -191,6 +193,7 @@ def final_eval(model: nn.Module, params, data, config, workdir: str) -> dict[str
   import numpy as np
 
   from seqmodels import decoding
+  from seqmodels.analysis import attention_maps
   from seqmodels.data import translation
 
   dc = config.decode
@@ -240,9 +243,14 @@ def final_eval(model: nn.Module, params, data, config, workdir: str) -> dict[str
   if k:
     tgt_out = np.asarray(greedy[:k])
     tgt_in = np.concatenate([np.full((k, 1), bos, np.int32), tgt_out[:, :-1]], axis=1)
-    outputs = model.apply({'params': params}, src[:k], tgt_in)
-    if isinstance(outputs, tuple) and outputs[1] is not None:
+    outputs, sown = attention_maps.sown_weights(model, {'params': params}, src[:k], tgt_in)
+    cross = sorted((p for p in sown if p.endswith('cross_attn')), key=attention_maps.layer_order)
+    w = None
+    if isinstance(outputs, tuple) and outputs[1] is not None:  # an RNN decoder's additive/multiplicative attention
       w = np.asarray(outputs[1])
+    elif cross:  # the Transformer: its top decoder block's encoder-decoder attention, averaged over the heads
+      w = sown[cross[-1]].mean(axis=1)
+    if w is not None:
       src_tok, tgt_tok = data.meta['src_tokenizer'], data.meta['tgt_tokenizer']
       maps = []
       for i in range(k):

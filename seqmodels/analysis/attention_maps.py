@@ -1,0 +1,140 @@
+"""Attention maps: the weights softmax(Q K^T / sqrt(d)) of every multi-head attention, on one example of a run.
+
+Every `MultiHeadAttention` sows its weights when applied with the 'attention' collection mutable (and computes
+them only then), so any Transformer-family model gives its maps without a line of its own:
+  * `sown_weights(model, variables, *inputs)`: (outputs, {module path: p_BxHxTxS}) for one forward pass.
+  * `run_attention_maps(workdir)`: one validation example of a finished run through its latest checkpoint, as the
+    arrays of attention_maps.npz: `layer<l>` float32 [heads, T_query, T_key] and the tokens on each axis.
+    GPT, BERT and the Transformer regressor give each block's self-attention (`tokens`); the encoder-decoder
+    Transformer gives each decoder block's encoder-decoder attention (`query_tokens`: the target fed in,
+    `key_tokens`: the source), the alignment a translation learns. Padding is cut off first.
+
+From the command line, for finished runs (config.json + the latest checkpoint in each workdir):
+  python -m seqmodels.analysis.attention_maps --workdir=RUN [--workdir=RUN2 ...] [--example=0] [--length=64]
+writes RUN/attention_maps.npz, which `python experiments/report.py RUN` draws as attention_<run>.png (a row per
+layer, a column per head). Seq2seq RNNs with additive or multiplicative attention write their maps in their final
+evaluation instead (seqmodels.models.seq2seq.final_eval), as does the Transformer for translations it decoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Any
+
+import jax
+import numpy as np
+from flax import traverse_util
+
+PAD = 0  # every dataset's padding id (seqmodels.data.pipeline.PAD)
+
+
+def sown_weights(model, variables, *inputs, **kwargs) -> tuple[Any, dict[str, np.ndarray]]:
+  """`model.apply(variables, *inputs, **kwargs)` and the weights its attention modules computed on the way:
+  {'block0/attn': p_BxHxTxS, 'decoder_1/cross_attn': ...} (float32; empty for a model without any)."""
+  outputs, state = model.apply(variables, *inputs, mutable=['attention'], **kwargs)
+  flat = traverse_util.flatten_dict(state.get('attention', {}), sep='/')
+  return outputs, {path.removesuffix('/weights'): np.asarray(w[-1], np.float32) for path, w in flat.items()}
+
+
+def layer_order(path: str) -> tuple[int, ...]:
+  """Sort key of module paths by their layer numbers ('block2/attn' before 'block10/attn')."""
+  return tuple(int(n) for n in re.findall(r'\d+', path))
+
+
+def _real_length(tokens_T: np.ndarray) -> int:
+  """Positions up to the last non-padding token (at least 1)."""
+  real = np.nonzero(np.asarray(tokens_T) != PAD)[0]
+  return int(real[-1]) + 1 if real.size else 1
+
+
+def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict[str, np.ndarray]:
+  """The attention_maps.npz arrays of validation example `example` of the run in `workdir` (module docstring).
+
+  The example is cut to its real tokens and then to its first `length` positions (for a causal model the first
+  rows of the whole example's maps; for a bidirectional one, the maps of that shorter input).
+  """
+  import jax.numpy as jnp  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
+  import ml_collections  # noqa: PLC0415
+  from seqmodels.data import pipeline  # noqa: PLC0415
+  from seqmodels.models import registry  # noqa: PLC0415
+  from seqmodels.train import checkpoint, steps  # noqa: PLC0415
+
+  with open(os.path.join(workdir, 'config.json')) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  pipeline.prepare(config.data)
+  data = pipeline.load(config.data)
+  model = registry.build(config.model, data, jnp.float32)
+  kind = registry.MODELS[config.model.name].objective or data.kind
+  objective = steps.OBJECTIVES[kind]
+  batch = next(iter(data.eval_batches(batch_size=example + 1, max_batches=1)))
+  rows = [np.asarray(x)[example:example + 1] for x in objective.inputs(batch)]
+  if len(rows[0]) == 0:
+    raise ValueError(f'--example={example} is past the first validation batch: pick a smaller one')
+  if kind == 'seq2seq':  # source and target fed in, each cut to its own real tokens
+    rows = [r[:, :min(_real_length(r[0]), length)] for r in rows]
+  elif kind == 'regression':  # values, markers, mask: the mask says how long the sequence is
+    n = min(max(int(rows[-1][0].sum()), 1), length)
+    rows = [r[:, :n] for r in rows]
+  else:  # tokens first, then (BERT) the segments of the same positions
+    n = min(_real_length(rows[0][0]), length)
+    rows = [r[:, :n] for r in rows]
+
+  params = jax.jit(lambda r: model.init({'params': r}, *rows, train=False)['params'])(jax.random.PRNGKey(0))
+  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
+  params, _, fresh = checkpoint.load_matching_params(workdir, params, jax.tree.map(lambda _: replicated, params),
+                                                     flag='--workdir')
+  if fresh:
+    raise ValueError(f'{workdir}: the latest checkpoint lacks parameters {fresh}: is config.json from this run?')
+  _, weights = sown_weights(model, {'params': params}, *rows, train=False)
+  if kind == 'seq2seq':
+    weights = {p: w for p, w in weights.items() if p.endswith('cross_attn')}
+  if not weights:
+    raise ValueError(f'config.model.name={config.model.name} has no multi-head attention (seq2seq models with '
+                     'additive or multiplicative attention write attention_maps.npz in their final evaluation)')
+  out = {f'layer{i}': weights[p][0] for i, p in enumerate(sorted(weights, key=layer_order))}
+  if kind == 'seq2seq':
+    src_tok, tgt_tok = data.meta['src_tokenizer'], data.meta['tgt_tokenizer']
+    out['key_tokens'] = np.array(src_tok.pieces(rows[0][0].tolist()))
+    out['query_tokens'] = np.array(['<s>'] + tgt_tok.pieces(rows[1][0, 1:].tolist()))
+  elif kind != 'regression':
+    out['tokens'] = np.array([data.decode([t]) or ' ' for t in rows[0][0].tolist()])
+  out['step'], out['example'] = np.asarray(checkpoint.saved_steps(workdir)[0]), np.asarray(example)
+  return out
+
+
+def _fail(message: str) -> None:
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+  parser = argparse.ArgumentParser(description='attention weights of finished runs -> RUN/attention_maps.npz')
+  parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
+  parser.add_argument('--example', type=int, default=0, help='which example of the first validation batch')
+  parser.add_argument('--length', type=int, default=64, help='positions kept (the heatmaps label up to 40)')
+  args = parser.parse_args(argv)
+  if args.example < 0 or args.length < 1:
+    _fail(f'--example={args.example} --length={args.length}: the example is >= 0 and the length >= 1')
+  from seqmodels.train.checkpoint import CheckpointError, saved_steps  # noqa: PLC0415
+  for workdir in args.workdir:  # all checked before any is run
+    if not os.path.isfile(os.path.join(workdir, 'config.json')):
+      _fail(f'--workdir={workdir} holds no run (no config.json): pass the --workdir of a launch.py run')
+    if not saved_steps(workdir):
+      _fail(f'--workdir={workdir} has no checkpoint yet: train it first (rerunning its launch.py command resumes)')
+  for workdir in args.workdir:
+    try:
+      maps = run_attention_maps(workdir, args.example, args.length)
+    except (CheckpointError, ValueError) as e:
+      _fail(f'--workdir={workdir}: {e}')
+    path = os.path.join(workdir, 'attention_maps.npz')
+    np.savez(path, **maps)
+    n, (heads, queries, keys) = sum(k.startswith('layer') for k in maps), maps['layer0'].shape
+    print(f'{workdir}: {n} layer{"s" * (n > 1)} x {heads} heads, {queries} x {keys} positions -> {path}')
+
+
+if __name__ == '__main__':
+  main()

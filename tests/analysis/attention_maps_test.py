@@ -1,0 +1,85 @@
+"""Attention maps: the weights every MultiHeadAttention sows are the ones it attended with; the CLI writes them for
+a finished run in the layout experiments/report.py draws, and the Transformer's translations get theirs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import report
+from experiments.configs.translate import get_config as translate_config
+from seqmodels import validation
+from seqmodels.analysis import attention_maps
+from seqmodels.layers.attention import MultiHeadAttention
+from seqmodels.train import loop
+from tests.analysis.gradient_flow_cli_test import _run
+
+
+def test_the_sown_weights_are_the_ones_the_attention_used():
+  B, T, D, H = 2, 5, 8, 2
+  x = jax.random.normal(jax.random.PRNGKey(0), (B, T, D))
+  lengths = jnp.array([5, 3])
+  mha = MultiHeadAttention(H)
+  variables = mha.init(jax.random.PRNGKey(1), x)
+  assert set(variables) == {'params'}  # init sows nothing (it makes every collection mutable)
+  params = variables['params']
+  kw = dict(causal=True, q_lengths_B=lengths, kv_lengths_B=lengths)
+  plain = mha.apply({'params': params}, x, **kw)
+  out, sown = attention_maps.sown_weights(mha, {'params': params}, x, **kw)
+  np.testing.assert_array_equal(out, plain)  # asking for the weights changes nothing else
+  (p,) = sown.values()
+  assert p.shape == (B, H, T, T)
+  allowed = (np.arange(T)[:, None] >= np.arange(T)) & (np.arange(T) < np.asarray(lengths)[:, None, None])
+  assert np.all(p[~np.broadcast_to(allowed[:, None], p.shape)] == 0)  # no weight on the future or on padding
+  np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
+  # The module's output, rebuilt from these weights and its own value and output projections.
+  qkv = jnp.einsum('btd,dchk->btchk', x, params['qkv']['kernel']) + params['qkv']['bias']
+  ctx = jnp.einsum('bhts,bshk->bthk', p, qkv[:, :, 2])
+  ctx = jnp.where((jnp.arange(T) < lengths[:, None])[:, :, None, None], ctx, 0)
+  rebuilt = jnp.einsum('bthk,hkd->btd', ctx, params['out']['kernel']) + params['out']['bias']
+  np.testing.assert_allclose(rebuilt, out, rtol=1e-5, atol=1e-6)
+
+
+def test_cli_writes_causal_maps_of_every_block_that_the_report_draws(tmp_path, capsys):
+  workdir = _run(tmp_path, 'gpt')
+  attention_maps.main(['--workdir', workdir])
+  maps = np.load(f'{workdir}/attention_maps.npz')
+  T = 2 * 4 + 2  # BOS, 4 symbols, SEP, 4 symbols, EOS: no padding in this copy task
+  assert maps['layer0'].shape == (2, T, T) and 'layer1' not in maps and int(maps['step']) == 2
+  assert list(maps['tokens'][:2]) == ['<bos>', maps['tokens'][1]] and len(maps['tokens']) == T
+  np.testing.assert_allclose(maps['layer0'].sum(-1), 1, rtol=1e-5)
+  assert np.all(np.triu(maps['layer0'], 1) == 0)  # a causal model: no query sees a later key
+  assert capsys.readouterr().out.splitlines()[-1] == (f'{workdir}: 1 layer x 2 heads, {T} x {T} positions -> '
+                                                     f'{workdir}/attention_maps.npz')
+  report.write_report([workdir], str(tmp_path / 'report'))
+  assert (tmp_path / 'report' / 'attention_gpt_copy.png').stat().st_size > 0
+
+
+def test_a_model_without_multi_head_attention_is_one_line(tmp_path, capsys):
+  workdir = _run(tmp_path, 'rnn')
+  capsys.readouterr()  # the run's own output
+  with pytest.raises(SystemExit) as e:
+    attention_maps.main(['--workdir', workdir])
+  assert e.value.code == 2
+  assert capsys.readouterr().err.strip().splitlines()[-1] == (
+      f'error: --workdir={workdir}: config.model.name=rnn has no multi-head attention (seq2seq models with additive '
+      'or multiplicative attention write attention_maps.npz in their final evaluation)')
+
+
+def test_a_transformer_translation_writes_its_encoder_decoder_attention(tmp_path):
+  c = translate_config('cpu,transformer')
+  c.data.data_dir = str(tmp_path / 'tfds')
+  c.data.num_symbols, c.data.min_len, c.data.max_len = 8, 2, 5
+  c.data.num_train, c.data.num_validation, c.data.num_test = 64, 8, 0
+  c.data.vocab_size, c.data.seq_len = 32, 10
+  c.model.width, c.model.layers, c.model.heads = 16, 2, 2
+  c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.checkpoint_every = 2, 8, 2, 2
+  c.decode.beam_size, c.decode.attention_maps, c.decode.num_examples = 1, 2, 8
+  validation.validate(c)
+  loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  maps = np.load(tmp_path / 'run' / 'attention_maps.npz')
+  assert int(maps['count']) == 2
+  for i in range(2):
+    w = maps[f'weights_{i}']
+    assert w.shape == (len(maps[f'tgt_{i}']), len(maps[f'src_{i}']))
+    np.testing.assert_allclose(w.sum(-1), 1, rtol=1e-5)  # every real source token, and only those
