@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -50,9 +52,10 @@ def _finish(procs, timeout: int = 300) -> list[tuple[str, str]]:
   return outs
 
 
-def _launch(flags: list[str], port: int) -> list[subprocess.Popen]:
+def _launch(flags: list[list[str]], port: int) -> list[subprocess.Popen]:
+  """Process i of 2 runs launch.py with flags[i], joined through the coordinator on 127.0.0.1:port."""
   return [subprocess.Popen(
-      [sys.executable, 'launch.py', *FLAGS, *flags[i], f'--config.distributed.coordinator_address=127.0.0.1:{port}',
+      [sys.executable, 'launch.py', *flags[i], f'--config.distributed.coordinator_address=127.0.0.1:{port}',
        '--config.distributed.num_processes=2', f'--config.distributed.process_id={i}'],
       cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
 
@@ -68,7 +71,7 @@ def test_two_processes_train_to_the_same_parameters_as_one(tmp_path):
   one = subprocess.run([sys.executable, 'launch.py', *FLAGS, data_dir, f'--workdir={tmp_path / "one"}'],
                        cwd=ROOT, env=_env(2), capture_output=True, text=True, timeout=300)
   assert one.returncode == 0, one.stderr[-3000:]
-  procs = _launch([[data_dir, f'--workdir={tmp_path / "two"}']] * 2, _free_port())
+  procs = _launch([[*FLAGS, data_dir, f'--workdir={tmp_path / "two"}']] * 2, _free_port())
   outs = _finish(procs)
   assert [p.returncode for p in procs] == [0, 0], _tails(outs)
   assert 'process 1 of 2 joined' in outs[1][1]
@@ -84,13 +87,35 @@ def test_a_process_that_fails_stops_the_other_at_once_with_its_reason(tmp_path):
   other.mkdir()
   (other / 'config.json').write_text(json.dumps({'seed': 0, 'model': {'name': 'gru'}}))
   t0 = time.monotonic()
-  procs = _launch([[data_dir, f'--workdir={tmp_path / "run"}'], [data_dir, f'--workdir={other}']], _free_port())
+  procs = _launch([[*FLAGS, data_dir, f'--workdir={tmp_path / "run"}'], [*FLAGS, data_dir, f'--workdir={other}']],
+                  _free_port())
   outs = _finish(procs, timeout=120)
   assert [p.returncode for p in procs] == [1, 1], _tails(outs)
   last = [err.strip().splitlines()[-1] for _, err in outs]
   assert last[1].startswith(f'error: workdir {other} holds a run with a different config.model'), _tails(outs)
   assert last[0].startswith(f'error: process 1 of 2 failed: WorkdirError: workdir {other} holds'), _tails(outs)
   assert time.monotonic() - t0 < 60, 'the barrier waited for its timeout instead of hearing of the failure'
+
+
+def test_sigterm_to_one_process_stops_both_at_the_same_step_with_one_checkpoint(tmp_path):
+  """Preemption of one host: JAX's coordination service has every process reach the same sync step and save."""
+  flags = [f for f in FLAGS if not f.startswith(('--config.train.num_steps', '--config.train.checkpoint_every',
+                                                 '--config.train.eval_every'))]
+  flags += ['--config.train.num_steps=1000000', '--config.train.checkpoint_every=1000000',
+            '--config.train.eval_every=1000000', f'--config.data.data_dir={tmp_path / "tfds"}']
+  work = tmp_path / 'run'
+  procs = _launch([[*flags, f'--workdir={work}']] * 2, _free_port())
+  deadline = time.monotonic() + 120
+  while not (work / 'config.json').exists() and time.monotonic() < deadline and procs[0].poll() is None:
+    time.sleep(0.2)
+  time.sleep(2)  # into the training steps
+  procs[1].send_signal(signal.SIGTERM)
+  outs = _finish(procs, timeout=120)
+  assert [p.returncode for p in procs] == [143, 143], _tails(outs)
+  stopped = [re.search(r'error: stopped early at step (\d+)', err) for _, err in outs]
+  assert all(stopped), _tails(outs)
+  steps = {int(m.group(1)) for m in stopped}
+  assert len(steps) == 1 and checkpoint.saved_steps(str(work)) == list(steps), (steps, _tails(outs))
 
 
 _FAILURE = """
