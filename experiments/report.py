@@ -19,11 +19,13 @@ Inputs, found in every run directory under the paths (recursively):
       {"loss_position": <optional int>, "series": [{"model": "rnn", "site": "layer0/h", "step": <optional
        training step>, "label": "<optional>", "norms": [T floats]}, ...]} -> gradient_flow.png, the norm vs
       the distance loss_position - t on a log scale.
-  attention_maps.npz attention weights, rows summing to 1, in either layout -> attention_<run>.png heatmaps:
-      one example's attention per layer (seqmodels/analysis/attention_maps.py): `layer<l>` float
-      [heads, T_query, T_key] (or [T_query, T_key]), optional
-      `tokens` (or `query_tokens` / `key_tokens`) 1-D str arrays for tick labels; a panel per layer and head;
-      seq2seq examples (seqmodels/data/translation.py): `count`, `weights_<i>` [T_tgt, T_src], `src_<i>`, `tgt_<i>`.
+  attention_maps.npz / attention_layers.npz attention weights, rows summing to 1, in either layout ->
+      attention_<run>.png / attention_layers_<run>.png heatmaps:
+      one example's attention per layer (attention_layers.npz, from seqmodels/analysis/attention_maps.py):
+      `layer<l>` float [heads, T_query, T_key] (or [T_query, T_key]), optional `tokens` (or `query_tokens` /
+      `key_tokens`) 1-D str arrays for tick labels; a panel per layer and head;
+      seq2seq examples (attention_maps.npz, from a translation run's final evaluation, seqmodels/data/translation.py):
+      `count`, `weights_<i>` [T_tgt, T_src], `src_<i>`, `tgt_<i>`.
   bleu_by_length.json {"<decoding>": [{"min_len", "max_len", "sentences", "bleu"}, ...]} (seq2seq final eval)
       -> bleu_by_length.png.
 Plots over the runs: learning_curves.png (train and eval loss vs step; a column per length when the runs differ in
@@ -73,7 +75,8 @@ COLUMNS = [
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),
 ]
 LENGTH_FIELDS = ('data.max_len', 'data.seq_len')
-ANALYSIS_FILES = ('cost.json', 'gradient_flow.json', 'attention_maps.npz')  # reportable without any run
+# reportable without any run
+ANALYSIS_FILES = ('cost.json', 'gradient_flow.json', 'attention_maps.npz', 'attention_layers.npz')
 TEXT_DATA = ('text', 'tiny_shakespeare', 'lm1b')  # windows of running text: 'all tokens right' means nothing there
 REGRESSION_DATA = ('adding',)  # loss = MSE, not nats/token (seqmodels/validation.py DATASET_KINDS 'regression')
 # The adding problem's target is the sum of two independent U(0, 1) values (seqmodels/data/tasks.py adding_example),
@@ -319,10 +322,12 @@ def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
            'cost_vs_length': plot.cost_vs_length(found('cost.json'), out('cost_vs_length.png')),
            'bleu_by_length': plot.bleu_by_length(runs, out('bleu_by_length.png')),
            'gradient_flow': plot.gradient_flow(found('gradient_flow.json'), out('gradient_flow.png'))}
-  for npz in found('attention_maps.npz'):
-    name = os.path.basename(os.path.dirname(os.path.abspath(npz)))
-    safe = re.sub(r'[^A-Za-z0-9._=+-]', '_', name)
-    plots[f'attention {name}'] = plot.attention(npz, out(f'attention_{safe}.png'), name)
+  for kind in ('maps', 'layers'):
+    for npz in found(f'attention_{kind}.npz'):
+      name = os.path.basename(os.path.dirname(os.path.abspath(npz)))
+      safe = re.sub(r'[^A-Za-z0-9._=+-]', '_', name)
+      prefix = 'attention' if kind == 'maps' else 'attention_layers'
+      plots[f'{prefix.replace("_", " ")} {name}'] = plot.attention(npz, out(f'{prefix}_{safe}.png'), name)
   plots = {k: v for k, v in plots.items() if v}
   md = [f'# Report: {", ".join(paths)}\n', markdown_table(runs) if runs else 'No runs found.\n']
   md += [f'\n![{k if k.startswith("attention") else k.replace("_", " ")}]({os.path.basename(v)})\n'

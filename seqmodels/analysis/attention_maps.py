@@ -4,16 +4,17 @@ Every `MultiHeadAttention` sows its weights when applied with the 'attention' co
 them only then), so any Transformer-family model gives its maps without a line of its own:
   * `sown_weights(model, variables, *inputs)`: (outputs, {module path: p_BxHxTxS}) for one forward pass.
   * `run_attention_maps(workdir)`: one validation example of a finished run through its latest checkpoint, as the
-    arrays of attention_maps.npz: `layer<l>` float32 [heads, T_query, T_key] and the tokens on each axis.
+    arrays of attention_layers.npz: `layer<l>` float32 [heads, T_query, T_key] and the tokens on each axis.
     GPT, BERT and the Transformer regressor give each block's self-attention (`tokens`); the encoder-decoder
     Transformer gives each decoder block's encoder-decoder attention (`query_tokens`: the target fed in,
     `key_tokens`: the source), the alignment a translation learns. Padding is cut off first.
 
 From the command line, for finished runs (config.json + the latest checkpoint in each workdir):
   python -m seqmodels.analysis.attention_maps --workdir=RUN [--workdir=RUN2 ...] [--example=0] [--length=64]
-writes RUN/attention_maps.npz, which `python experiments/report.py RUN` draws as attention_<run>.png (a row per
-layer, a column per head). Seq2seq RNNs with additive or multiplicative attention write their maps in their final
-evaluation instead (seqmodels.models.seq2seq.final_eval), as does the Transformer for translations it decoded.
+writes RUN/attention_layers.npz, which `python experiments/report.py RUN` draws as attention_layers_<run>.png (a
+row per layer, a column per head). Translation runs also write attention_maps.npz in their final evaluation
+(seqmodels.models.seq2seq.final_eval): for several decoded sentences, an RNN decoder's additive or multiplicative
+attention, or the Transformer's top encoder-decoder attention averaged over its heads.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _real_length(tokens_T: np.ndarray) -> int:
 
 
 def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict[str, np.ndarray]:
-  """The attention_maps.npz arrays of validation example `example` of the run in `workdir` (module docstring).
+  """The attention_layers.npz arrays of validation example `example` of the run in `workdir` (module docstring).
 
   The example is cut to its real tokens and then to its first `length` positions (for a causal model the first
   rows of the whole example's maps; for a bidirectional one, the maps of that shorter input).
@@ -112,7 +113,7 @@ def _fail(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description='attention weights of finished runs -> RUN/attention_maps.npz')
+  parser = argparse.ArgumentParser(description='attention weights of finished runs -> RUN/attention_layers.npz')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--example', type=int, default=0, help='which example of the first validation batch')
   parser.add_argument('--length', type=int, default=64, help='positions kept (the heatmaps label up to 40)')
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
       maps = run_attention_maps(workdir, args.example, args.length)
     except (CheckpointError, ValueError) as e:
       _fail(f'--workdir={workdir}: {e}')
-    path = os.path.join(workdir, 'attention_maps.npz')
+    path = os.path.join(workdir, 'attention_layers.npz')
     np.savez(path, **maps)
     n, (heads, queries, keys) = sum(k.startswith('layer') for k in maps), maps['layer0'].shape
     print(f'{workdir}: {n} layer{"s" * (n > 1)} x {heads} heads, {queries} x {keys} positions -> {path}')

@@ -43,16 +43,16 @@ def test_the_sown_weights_are_the_ones_the_attention_used():
 def test_cli_writes_causal_maps_of_every_block_that_the_report_draws(tmp_path, capsys):
   workdir = _run(tmp_path, 'gpt')
   attention_maps.main(['--workdir', workdir])
-  maps = np.load(f'{workdir}/attention_maps.npz')
+  maps = np.load(f'{workdir}/attention_layers.npz')
   T = 2 * 4 + 2  # BOS, 4 symbols, SEP, 4 symbols, EOS: no padding in this copy task
   assert maps['layer0'].shape == (2, T, T) and 'layer1' not in maps and int(maps['step']) == 2
   assert list(maps['tokens'][:2]) == ['<bos>', maps['tokens'][1]] and len(maps['tokens']) == T
   np.testing.assert_allclose(maps['layer0'].sum(-1), 1, rtol=1e-5)
   assert np.all(np.triu(maps['layer0'], 1) == 0)  # a causal model: no query sees a later key
   assert capsys.readouterr().out.splitlines()[-1] == (f'{workdir}: 1 layer x 2 heads, {T} x {T} positions -> '
-                                                     f'{workdir}/attention_maps.npz')
+                                                     f'{workdir}/attention_layers.npz')
   report.write_report([workdir], str(tmp_path / 'report'))
-  assert (tmp_path / 'report' / 'attention_gpt_copy.png').stat().st_size > 0
+  assert (tmp_path / 'report' / 'attention_layers_gpt_copy.png').stat().st_size > 0
 
 
 def test_a_model_without_multi_head_attention_is_one_line(tmp_path, capsys):
