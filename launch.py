@@ -109,7 +109,8 @@ def main(argv) -> None:
   if not sweep_path:  # one run: its errors end the launcher, as one line
     try:
       summary = loop.train_and_evaluate(trials[0].config, workdir)
-    except (loop.NonFiniteLossError, loop.WorkdirError, CheckpointError, DataError, sharding.PeerFailedError) as e:
+    except (loop.NonFiniteLossError, loop.WorkdirError, loop.OutOfMemoryError, CheckpointError, DataError,
+            sharding.PeerFailedError) as e:
       _fail(str(e), 1)
     if summary['status'] == 'preempted':
       _fail(f'stopped early at step {summary["step"]}; checkpoint saved in {workdir}: rerun the same command '

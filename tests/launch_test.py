@@ -93,8 +93,8 @@ def test_cudnn_recurrence_is_refused_where_it_cannot_run():
   validation.validate_devices(c, 8, 1, 'cpu')
 
 
-def _launch(*flags, timeout=120, **kw):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=2')
+def _launch(*flags, timeout=120, devices=2, **kw):
+  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
   return subprocess.run([sys.executable, 'launch.py', *flags], cwd=ROOT, env=env, capture_output=True, text=True,
                         timeout=timeout, **kw)
 
@@ -133,6 +133,18 @@ def test_a_workdir_that_is_a_file_is_one_line_naming_it(tmp_path):
   assert r.returncode == 2
   assert r.stderr.strip().splitlines()[-1] == (f'error: --workdir={tmp_path / "afile"} cannot be made a directory '
                                                '(File exists): pass another --workdir')
+  assert 'Traceback' not in r.stderr
+
+
+def test_running_out_of_memory_is_one_line_naming_the_fixes(tmp_path):
+  flags = ['--config=experiments/configs/copy.py', '--config.model.name=gpt', '--config.model.width=524288',
+           '--config.model.heads=8', '--config.data.num_train=64', '--config.data.num_validation=16',
+           '--config.data.num_test=16', f'--config.data.data_dir={tmp_path / "tfds"}', f'--workdir={tmp_path / "run"}']
+  r = _launch(*flags, devices=1)  # with two CPU devices, XLA's failed allocation hangs instead of raising
+  assert r.returncode == 1, r.stderr[-2000:]
+  last = r.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: the cpu devices ran out of memory (RESOURCE_EXHAUSTED: '), last  # 4 TB of FFN
+  assert last.endswith('or shard parameters and optimizer state with config.train.fsdp=True'), last
   assert 'Traceback' not in r.stderr
 
 

@@ -59,6 +59,20 @@ class WorkdirError(ValueError):
   """The workdir holds a run that this config cannot resume."""
 
 
+class OutOfMemoryError(RuntimeError):
+  """The devices could not hold the model, its optimizer state and a step's activations."""
+
+
+def _one_line(e: BaseException) -> BaseException:
+  """XLA's out-of-memory error as an OutOfMemoryError naming the fixes; any other error as it is."""
+  if isinstance(e, jax.errors.JaxRuntimeError) and 'RESOURCE_EXHAUSTED' in str(e):
+    return OutOfMemoryError(
+        f'the {jax.default_backend()} devices ran out of memory ({str(e).splitlines()[0][:200]}): lower '
+        'config.train.batch_size or the model (config.model.width, config.model.layers), or shard parameters and '
+        'optimizer state with config.train.fsdp=True')
+  return e
+
+
 class _Preemption:
   """SIGTERM / Ctrl-C set a flag; the loop saves a checkpoint at the next step and stops.
 
@@ -168,8 +182,12 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   except sharding.PeerFailedError:  # the failure of another process, which announced it itself
     raise
   except BaseException as e:
-    sharding.announce_failure(f'{type(e).__name__}: {str(e).splitlines()[0]}' if str(e) else type(e).__name__)
-    raise
+    error = _one_line(e)
+    sharding.announce_failure(f'{type(error).__name__}: {str(error).splitlines()[0]}' if str(error)
+                              else type(error).__name__)
+    if error is e:
+      raise
+    raise error from e
 
 
 def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[str, Any]:
