@@ -20,13 +20,10 @@ attention, or the Transformer's top encoder-decoder attention averaged over its 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import sys
 from typing import Any
 
-import jax
 import numpy as np
 from flax import traverse_util
 
@@ -58,21 +55,12 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict
   The example is cut to its real tokens and then to its first `length` positions (for a causal model the first
   rows of the whole example's maps; for a bidirectional one, the maps of that shorter input).
   """
-  import jax.numpy as jnp  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
-  import ml_collections  # noqa: PLC0415
-  from seqmodels.data import pipeline  # noqa: PLC0415
-  from seqmodels.models import registry  # noqa: PLC0415
-  from seqmodels.train import checkpoint, steps  # noqa: PLC0415
+  from seqmodels.analysis import runs  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
 
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  pipeline.prepare(config.data)
-  data = pipeline.load(config.data)
-  model = registry.build(config.model, data, jnp.float32)
-  kind = registry.MODELS[config.model.name].objective or data.kind
-  objective = steps.OBJECTIVES[kind]
+  run = runs.load(workdir)
+  data, kind = run.data, run.kind
   batch = next(iter(data.eval_batches(batch_size=example + 1, max_batches=1)))
-  rows = [np.asarray(x)[example:example + 1] for x in objective.inputs(batch)]
+  rows = [np.asarray(x)[example:example + 1] for x in run.objective.inputs(batch)]
   if len(rows[0]) == 0:
     raise ValueError(f'--example={example} is past the first validation batch: pick a smaller one')
   if kind == 'seq2seq':  # source and target fed in, each cut to its own real tokens
@@ -84,17 +72,12 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict
     n = min(_real_length(rows[0][0]), length)
     rows = [r[:, :n] for r in rows]
 
-  params = jax.jit(lambda r: model.init({'params': r}, *rows, train=False)['params'])(jax.random.PRNGKey(0))
-  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
-  params, _, fresh = checkpoint.load_matching_params(workdir, params, jax.tree.map(lambda _: replicated, params),
-                                                     flag='--workdir')
-  if fresh:
-    raise ValueError(f'{workdir}: the latest checkpoint lacks parameters {fresh}: is config.json from this run?')
-  _, weights = sown_weights(model, {'params': params}, *rows, train=False)
+  params, step = runs.latest_params(run, rows)
+  _, weights = sown_weights(run.model, {'params': params}, *rows, train=False)
   if kind == 'seq2seq':
     weights = {p: w for p, w in weights.items() if p.endswith('cross_attn')}
   if not weights:
-    raise ValueError(f'config.model.name={config.model.name} has no multi-head attention (seq2seq models with '
+    raise ValueError(f'config.model.name={run.config.model.name} has no multi-head attention (seq2seq models with '
                      'additive or multiplicative attention write attention_maps.npz in their final evaluation)')
   out = {f'layer{i}': weights[p][0] for i, p in enumerate(sorted(weights, key=layer_order))}
   if kind == 'seq2seq':
@@ -103,13 +86,8 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict
     out['query_tokens'] = np.array(['<s>'] + tgt_tok.pieces(rows[1][0, 1:].tolist()))
   elif kind != 'regression':
     out['tokens'] = np.array([data.decode([t]) or ' ' for t in rows[0][0].tolist()])
-  out['step'], out['example'] = np.asarray(checkpoint.saved_steps(workdir)[0]), np.asarray(example)
+  out['step'], out['example'] = np.asarray(step), np.asarray(example)
   return out
-
-
-def _fail(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,19 +96,16 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--example', type=int, default=0, help='which example of the first validation batch')
   parser.add_argument('--length', type=int, default=64, help='positions kept (the heatmaps label up to 40)')
   args = parser.parse_args(argv)
+  from seqmodels.analysis import runs  # noqa: PLC0415
+  from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
   if args.example < 0 or args.length < 1:
-    _fail(f'--example={args.example} --length={args.length}: the example is >= 0 and the length >= 1')
-  from seqmodels.train.checkpoint import CheckpointError, saved_steps  # noqa: PLC0415
-  for workdir in args.workdir:  # all checked before any is run
-    if not os.path.isfile(os.path.join(workdir, 'config.json')):
-      _fail(f'--workdir={workdir} holds no run (no config.json): pass the --workdir of a launch.py run')
-    if not saved_steps(workdir):
-      _fail(f'--workdir={workdir} has no checkpoint yet: train it first (rerunning its launch.py command resumes)')
+    runs.fail(f'--example={args.example} --length={args.length}: the example is >= 0 and the length >= 1')
+  runs.check_workdirs(args.workdir)
   for workdir in args.workdir:
     try:
       maps = run_attention_maps(workdir, args.example, args.length)
     except (CheckpointError, ValueError) as e:
-      _fail(f'--workdir={workdir}: {e}')
+      runs.fail(f'--workdir={workdir}: {e}')
     path = os.path.join(workdir, 'attention_layers.npz')
     np.savez(path, **maps)
     n, (heads, queries, keys) = sum(k.startswith('layer') for k in maps), maps['layer0'].shape

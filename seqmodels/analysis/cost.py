@@ -38,7 +38,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from seqmodels import sweep, validation
@@ -48,8 +47,6 @@ from seqmodels.train import state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STARTUP_ALLOWANCE_S = 300.0  # an isolated case's start (imports, devices, init, compilation) is outside its budget
-OOM_MARKERS = ('RESOURCE_EXHAUSTED', 'Out of memory', 'out of memory', 'MemoryError')
-
 
 @dataclasses.dataclass(frozen=True)
 class RandomTokens:
@@ -177,17 +174,13 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
           'status': 'ok'}
 
 
-def _is_oom(text: str) -> bool:
-  return any(m in text for m in OOM_MARKERS)
-
-
 def run_case(config, model_name: str, T: int) -> dict[str, Any]:
   """One case in this process; out of memory -> a null entry with status 'out_of_memory'."""
   try:
     return measure(config, model_name, T)
   except Exception as e:  # pylint: disable=broad-except  # one case must not end the run
     line = f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'
-    return _null(model_name, T, config.train.batch_size, 'out_of_memory' if _is_oom(str(e)) else 'error', line)
+    return _null(model_name, T, config.train.batch_size, 'out_of_memory' if loop.is_out_of_memory(str(e)) else 'error', line)
 
 
 def _case_main() -> None:
@@ -215,8 +208,8 @@ def run_case_isolated(config, model_name: str, T: int) -> dict[str, Any]:
   if p.returncode == 0 and p.stdout.strip():
     return json.loads(p.stdout.strip().splitlines()[-1])
   lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
-  if _is_oom(p.stderr) or p.returncode == -9:  # SIGKILL: the kernel's out-of-memory killer, most likely
-    return _null(model_name, T, B, 'out_of_memory', next((l for l in lines if _is_oom(l)), f'killed by signal '
+  if loop.is_out_of_memory(p.stderr) or p.returncode == -9:  # SIGKILL: the kernel's out-of-memory killer, most likely
+    return _null(model_name, T, B, 'out_of_memory', next((l for l in lines if loop.is_out_of_memory(l)), f'killed by signal '
                  f'{-p.returncode} (out of host memory?)')[-300:])
   return _null(model_name, T, B, 'error', f'exit code {p.returncode}: {lines[-1] if lines else "no output"}'[-300:])
 

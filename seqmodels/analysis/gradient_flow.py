@@ -26,7 +26,6 @@ from typing import Any, Callable
 import argparse
 import json
 import os
-import sys
 
 import flax.linen as nn
 import jax
@@ -144,28 +143,14 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   An ELMo biLM adds its backward LM's loss at the far end (predicting x_0); its backward sites' series are in
   their reading order (reversed time, marked time='reversed'), so loss_position - t is the distance for both.
   """
-  import ml_collections  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
-  from seqmodels.data import pipeline  # noqa: PLC0415
+  from seqmodels.analysis import runs  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
   from seqmodels.layers.transformer import Block  # noqa: PLC0415
-  from seqmodels.models import registry  # noqa: PLC0415
-  from seqmodels.train import checkpoint, steps  # noqa: PLC0415
 
-  with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  pipeline.prepare(config.data)
-  data = pipeline.load(config.data)
-  model = registry.build(config.model, data, jnp.float32)
-  kind = registry.MODELS[config.model.name].objective or data.kind  # e.g. 'bilm' for ELMo on lm data
-  objective = steps.OBJECTIVES[kind]
+  run = runs.load(workdir)
+  config, data, model, kind = run.config, run.data, run.model, run.kind
   batch = next(iter(data.eval_batches(batch_size=batch_size, max_batches=1)))
-  inputs = objective.inputs(batch)
-  params = jax.jit(lambda r: model.init({'params': r}, *inputs, train=False)['params'])(jax.random.PRNGKey(0))
-  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
-  params, _, fresh = checkpoint.load_matching_params(workdir, params, jax.tree.map(lambda _: replicated, params),
-                                                     flag='--workdir')
-  if fresh:
-    raise ValueError(f'{workdir}: the latest checkpoint lacks parameters {fresh}: is config.json from this run?')
-  step = checkpoint.saved_steps(workdir)[0]
+  inputs = run.objective.inputs(batch)
+  params, step = runs.latest_params(run, inputs)
   if loss_position is None:
     if data.kind == 'regression':
       loss_position = int(np.asarray(batch['mask']).sum(-1).max()) - 1
@@ -187,11 +172,6 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   return series
 
 
-def _fail(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv: list[str] | None = None) -> None:
   parser = argparse.ArgumentParser(description='||dL/dh_t|| of finished runs -> gradient_flow.json')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
@@ -199,18 +179,15 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
   parser.add_argument('--loss_position', type=int, default=None, help='where the loss is read (default: last)')
   args = parser.parse_args(argv)
-  from seqmodels.train.checkpoint import CheckpointError, saved_steps  # noqa: PLC0415
-  for workdir in args.workdir:  # all checked before any is run
-    if not os.path.isfile(os.path.join(workdir, 'config.json')):
-      _fail(f'--workdir={workdir} holds no run (no config.json): pass the --workdir of a launch.py run')
-    if not saved_steps(workdir):
-      _fail(f'--workdir={workdir} has no checkpoint yet: train it first (rerunning its launch.py command resumes)')
+  from seqmodels.analysis import runs  # noqa: PLC0415
+  from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
+  runs.check_workdirs(args.workdir)
   everything = []
   for workdir in args.workdir:
     try:
       series = run_gradient_flow(workdir, args.batch_size, args.loss_position)
     except (CheckpointError, ValueError) as e:
-      _fail(f'--workdir={workdir}: {e}')
+      runs.fail(f'--workdir={workdir}: {e}')
     everything += series
     if not args.out:
       with open(os.path.join(workdir, 'gradient_flow.json'), 'w') as f:

@@ -63,9 +63,17 @@ class OutOfMemoryError(RuntimeError):
   """The devices could not hold the model, its optimizer state and a step's activations."""
 
 
+OOM_MARKERS = ('RESOURCE_EXHAUSTED', 'Out of memory', 'out of memory', 'MemoryError')
+
+
+def is_out_of_memory(text: str) -> bool:
+  """Whether an error's text (XLA's on any platform, or Python's MemoryError) says memory ran out."""
+  return any(m in text for m in OOM_MARKERS)
+
+
 def _one_line(e: BaseException) -> BaseException:
   """XLA's out-of-memory error as an OutOfMemoryError naming the fixes; any other error as it is."""
-  if isinstance(e, jax.errors.JaxRuntimeError) and 'RESOURCE_EXHAUSTED' in str(e):
+  if isinstance(e, jax.errors.JaxRuntimeError) and is_out_of_memory(str(e)):
     return OutOfMemoryError(
         f'the {jax.default_backend()} devices ran out of memory ({str(e).splitlines()[0][:200]}): lower '
         'config.train.batch_size or the model (config.model.width, config.model.layers), or shard parameters and '

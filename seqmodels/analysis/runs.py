@@ -1,0 +1,74 @@
+"""Finished runs read back for analysis: a workdir's config, data, model and latest parameters; the CLIs' checks.
+
+Shared by the gradient-flow and attention-map command lines, which read a run the same way: its config.json, its
+dataset (prepared again if this host lacks it), the model built from both, and the parameters of the latest
+checkpoint, checked to be the whole model's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Any, NoReturn, Sequence
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass
+class Run:
+  workdir: str
+  config: Any  # ml_collections.ConfigDict
+  data: Any  # seqmodels.data.pipeline.Data
+  model: Any  # flax module, computing in float32
+  kind: str  # the objective's task kind: 'lm', 'bilm', 'seq2seq', 'regression', ...
+  objective: Any  # seqmodels.train.steps.Objective
+
+
+def load(workdir: str) -> Run:
+  """The run in `workdir`: config, data, float32 model and objective (no parameters yet: `latest_params`)."""
+  import ml_collections  # noqa: PLC0415  (the CLIs' dependencies stay out of the library import)
+  from seqmodels.data import pipeline  # noqa: PLC0415
+  from seqmodels.models import registry  # noqa: PLC0415
+  from seqmodels.train import steps  # noqa: PLC0415
+
+  with open(os.path.join(workdir, 'config.json')) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  pipeline.prepare(config.data)
+  data = pipeline.load(config.data)
+  model = registry.build(config.model, data, jnp.float32)
+  kind = registry.MODELS[config.model.name].objective or data.kind  # e.g. 'bilm' for ELMo on lm data
+  return Run(workdir, config, data, model, kind, steps.OBJECTIVES[kind])
+
+
+def latest_params(run: Run, inputs: Sequence[Any]) -> tuple[Any, int]:
+  """(parameters of the latest checkpoint, replicated on this process's devices, and its step). `inputs` are the
+  model's positional inputs, for the shapes; a checkpoint that lacks any of the model's arrays is a ValueError."""
+  from seqmodels.train import checkpoint  # noqa: PLC0415
+
+  params = jax.jit(lambda r: run.model.init({'params': r}, *inputs, train=False)['params'])(jax.random.PRNGKey(0))
+  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
+  params, _, fresh = checkpoint.load_matching_params(run.workdir, params, jax.tree.map(lambda _: replicated, params),
+                                                     flag='--workdir')
+  if fresh:
+    raise ValueError(f'{run.workdir}: the latest checkpoint lacks parameters {fresh}: is config.json from this run?')
+  return params, checkpoint.saved_steps(run.workdir)[0]
+
+
+def fail(message: str) -> NoReturn:
+  """A command line's one-line error, exit code 2."""
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
+def check_workdirs(workdirs: Sequence[str]) -> None:
+  """Fails with one line unless every workdir holds a launch.py run with a checkpoint (all checked before any
+  is analysed)."""
+  from seqmodels.train.checkpoint import saved_steps  # noqa: PLC0415
+  for workdir in workdirs:
+    if not os.path.isfile(os.path.join(workdir, 'config.json')):
+      fail(f'--workdir={workdir} holds no run (no config.json): pass the --workdir of a launch.py run')
+    if not saved_steps(workdir):
+      fail(f'--workdir={workdir} has no checkpoint yet: train it first (rerunning its launch.py command resumes)')
