@@ -49,6 +49,11 @@ def _real_length(tokens_T: np.ndarray) -> int:
   return int(real[-1]) + 1 if real.size else 1
 
 
+def _label(text: str) -> str:
+  """A token's tick label: '[CLS]' for the '[CLS] ' BERT renders, a lone space or newline as it is."""
+  return text.strip() or text or ' '
+
+
 def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict[str, np.ndarray]:
   """The attention_layers.npz arrays of validation example `example` of the run in `workdir` (module docstring).
 
@@ -85,7 +90,7 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict
     out['key_tokens'] = np.array(src_tok.pieces(rows[0][0].tolist()))
     out['query_tokens'] = np.array(['<s>'] + tgt_tok.pieces(rows[1][0, 1:].tolist()))
   elif kind != 'regression':
-    out['tokens'] = np.array([data.decode([t]) or ' ' for t in rows[0][0].tolist()])
+    out['tokens'] = np.array([_label(data.decode([t])) for t in rows[0][0].tolist()])
   out['step'], out['example'] = np.asarray(step), np.asarray(example)
   return out
 

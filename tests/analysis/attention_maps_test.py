@@ -83,3 +83,15 @@ def test_a_transformer_translation_writes_its_encoder_decoder_attention(tmp_path
     w = maps[f'weights_{i}']
     assert w.shape == (len(maps[f'tgt_{i}']), len(maps[f'src_{i}']))
     np.testing.assert_allclose(w.sum(-1), 1, rtol=1e-5)  # every real source token, and only those
+
+
+def test_a_bert_run_gives_bidirectional_maps_over_its_real_tokens(tmp_path):
+  from tests.models.bert_test import _config as bert_config
+  workdir = str(tmp_path / 'pretrain')
+  loop.train_and_evaluate(bert_config(tmp_path, 'mlm'), workdir)
+  maps = attention_maps.run_attention_maps(workdir)
+  w, tokens = maps['layer0'], list(maps['tokens'])
+  assert w.shape == (2, len(tokens), len(tokens)) and 'layer1' not in maps
+  assert tokens[0] == '[CLS]' and '[PAD]' not in tokens and '[SEP]' in tokens
+  np.testing.assert_allclose(w.sum(-1), 1, rtol=1e-5)
+  assert np.triu(w, 1).sum() > 0.1 * w.sum()  # an encoder: queries see later tokens too
