@@ -27,9 +27,6 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 
-PAD = 0  # every dataset's padding id (seqmodels.data.pipeline.PAD)
-
-
 def sown_weights(model, variables, *inputs, **kwargs) -> tuple[Any, dict[str, np.ndarray]]:
   """`model.apply(variables, *inputs, **kwargs)` and the weights its attention modules computed on the way:
   {'block0/attn': p_BxHxTxS, 'decoder_1/cross_attn': ...} (float32; empty for a model without any)."""
@@ -45,6 +42,7 @@ def layer_order(path: str) -> tuple[int, ...]:
 
 def _real_length(tokens_T: np.ndarray) -> int:
   """Positions up to the last non-padding token (at least 1)."""
+  from seqmodels.data.pipeline import PAD  # noqa: PLC0415  (sown_weights, used in training, stays light)
   real = np.nonzero(np.asarray(tokens_T) != PAD)[0]
   return int(real[-1]) + 1 if real.size else 1
 
