@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -40,14 +41,22 @@ def _tails(outs) -> str:
 
 
 def _finish(procs, timeout: int = 300) -> list[tuple[str, str]]:
-  """Each process's (stdout, stderr); a hang kills them all and fails with both stderr tails, not a timeout."""
+  """Each process's (stdout, stderr), read as they run (a full pipe would stall a process); a hang kills them all
+  and fails with both stderr tails, not a timeout."""
+  outs = [('', '')] * len(procs)
+  def read(i):
+    outs[i] = procs[i].communicate()
+  readers = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(len(procs))]
+  for r in readers:
+    r.start()
   deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline and any(p.poll() is None for p in procs):
-    time.sleep(0.2)
+  for r in readers:
+    r.join(max(0.0, deadline - time.monotonic()))
   hung = [i for i, p in enumerate(procs) if p.poll() is None]
   for i in hung:
     procs[i].kill()
-  outs = [p.communicate() for p in procs]
+  for r in readers:
+    r.join()
   assert not hung, f'process {hung} still running after {timeout} s\n{_tails(outs)}'
   return outs
 
@@ -99,10 +108,9 @@ def test_a_process_that_fails_stops_the_other_at_once_with_its_reason(tmp_path):
 
 def test_sigterm_to_one_process_stops_both_at_the_same_step_with_one_checkpoint(tmp_path):
   """Preemption of one host: JAX's coordination service has every process reach the same sync step and save."""
-  flags = [f for f in FLAGS if not f.startswith(('--config.train.num_steps', '--config.train.checkpoint_every',
-                                                 '--config.train.eval_every'))]
-  flags += ['--config.train.num_steps=1000000', '--config.train.checkpoint_every=1000000',
-            '--config.train.eval_every=1000000', f'--config.data.data_dir={tmp_path / "tfds"}']
+  long_run = {'num_steps': 1000000, 'checkpoint_every': 1000000, 'eval_every': 1000000, 'log_every': 1000}
+  flags = [f for f in FLAGS if f.split('=')[0].removeprefix('--config.train.') not in long_run]
+  flags += [f'--config.train.{k}={v}' for k, v in long_run.items()] + [f'--config.data.data_dir={tmp_path / "tfds"}']
   work = tmp_path / 'run'
   procs = _launch([[*flags, f'--workdir={work}']] * 2, _free_port())
   deadline = time.monotonic() + 120
