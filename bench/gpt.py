@@ -193,7 +193,7 @@ def run_generate(case: str, recipe: dict) -> dict:
   n = recipe['new_tokens']
   r = dict(recipe, context=n, dropout=0.0)
   from seqmodels.train import loop
-  dtype = loop.compute_dtype('auto')
+  dtype = loop.compute_dtype(recipe.get('dtype') or 'auto')
   model = _gpt_model(r, dtype)
   params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, n), jnp.int32))['params']
   prompt = jnp.asarray(np.random.default_rng(0).integers(0, r['vocab'], (r['batch'], 1)), jnp.int32)
@@ -254,8 +254,8 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   shutil.rmtree(workdir, ignore_errors=True)
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, wall, recipe['iters'],
                recipe['batch'] * recipe['context'], full['loss'], COMMAND, train_s=summary['train_seconds'],
-               periodic_val_loss=round(summary['eval']['loss'], 4), dtype=dtype.name, keep_freed_memory=host_memory.applied(),
-               cpu_steps_inline=host_memory.cpu_steps_inline(),
+               periodic_val_loss=round(summary['eval']['loss'], 4), dtype=dtype.name,
+               keep_freed_memory=host_memory.applied(), cpu_steps_inline=host_memory.cpu_steps_inline(),
                **mfu_fields(summary['state'].params, recipe, recipe['batch'] * recipe['context'] * recipe['iters']
                             / summary['train_seconds'], dtype.name))
 
@@ -333,8 +333,8 @@ def main() -> None:
     parser.add_argument(f'--{name}', type=kind, default=0, help=f'override the recipe\'s {name}')
   parser.add_argument('--seed', type=int, default=0, help='seqmodels\' seed (nanoGPT keeps its own, 1337)')
   parser.add_argument('--dtype', default='', choices=['', 'float32', 'bfloat16'],
-                      help='compute dtype of seqmodels\' side (default: as train.dtype=auto, bfloat16 on GPU/TPU and float32 '
-                      'on CPU)')
+                      help='compute dtype of seqmodels\' side (default: as train.dtype=auto, bfloat16 on GPU/TPU '
+                      'and float32 on CPU)')
   args = parser.parse_args()
   from seqmodels.train import host_memory
   host_memory.run_cpu_steps_inline()  # as launch.py does, before JAX's first computation
