@@ -126,12 +126,26 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_with_one_checkpoint(
   assert len(steps) == 1 and checkpoint.saved_steps(str(work)) == list(steps), (steps, _tails(outs))
 
 
-_FAILURE = """
-import sys
+_JOIN = """
+import sys, time
 import jax
 from seqmodels.train import sharding
 jax.config.update('jax_cpu_collectives_implementation', 'gloo')
 jax.distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
+"""
+
+
+def _run_joined(script: str) -> list[tuple[str, str]]:
+  """`script` after _JOIN in two processes joined over loopback: their (stdout, stderr), both exit codes 0."""
+  port = _free_port()
+  procs = [subprocess.Popen([sys.executable, '-c', _JOIN + script, f'127.0.0.1:{port}', str(i)], cwd=ROOT,
+                            env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  outs = _finish(procs, timeout=120)
+  assert [p.returncode for p in procs] == [0, 0], _tails(outs)
+  return outs
+
+
+_FAILURE = """
 sharding.wait_for_all_processes('a first step')
 if jax.process_index() == 1:
   sharding.announce_failure('ValueError: no such file')
@@ -146,21 +160,12 @@ print('paired')
 
 
 def test_an_announced_failure_is_raised_at_the_barrier_it_replaces():
-  port = _free_port()
-  procs = [subprocess.Popen([sys.executable, '-c', _FAILURE, f'127.0.0.1:{port}', str(i)], cwd=ROOT, env=_env(1),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-  outs = _finish(procs, timeout=120)
-  assert [p.returncode for p in procs] == [0, 0], _tails(outs)
+  outs = _run_joined(_FAILURE)
   assert 'raised process 1 of 2 failed: ValueError: no such file' in outs[0][0], outs[0][0]
   assert all('paired' in out for out, _ in outs), outs
 
 
 _BARRIER = """
-import sys, time
-import jax
-from seqmodels.train import sharding
-jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-jax.distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
 if jax.process_index() == 1:
   time.sleep(3)  # e.g. building a dataset the other host found built
 t0 = time.time()
@@ -170,10 +175,6 @@ print('waited', time.time() - t0)
 
 
 def test_wait_for_all_processes_holds_each_process_until_the_slowest_arrives():
-  port = _free_port()
-  procs = [subprocess.Popen([sys.executable, '-c', _BARRIER, f'127.0.0.1:{port}', str(i)], cwd=ROOT, env=_env(1),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-  outs = _finish(procs, timeout=120)
-  assert [p.returncode for p in procs] == [0, 0], _tails(outs)
+  outs = _run_joined(_BARRIER)
   waited = [float(out.split('waited')[-1]) for out, _ in outs]
   assert waited[0] > 2.5 and waited[1] < 2.5, waited
