@@ -28,6 +28,9 @@ Inputs, found in every run directory under the paths (recursively):
       `count`, `weights_<i>` [T_tgt, T_src], `src_<i>`, `tgt_<i>`.
   bleu_by_length.json {"<decoding>": [{"min_len", "max_len", "sentences", "bleu"}, ...]} (seq2seq final eval)
       -> bleu_by_length.png.
+  samples.json       text an LM wrote (seqmodels/analysis/samples.py): {"model", "step", "settings": {...},
+      "samples": [{"source", "prompt", "continuation", "reference" (or null)}, ...]} -> a 'Samples' section of
+      report.md: each prompt, then every run's continuation of it, then the text's own.
 Plots over the runs: learning_curves.png (train and eval loss vs step; a column per length when the runs differ in
 data.max_len or data.seq_len; a failed run up to its last logged step, marked x), grad_norm.png (the training
 gradient's global norm before clipping vs step, log scale, optim.clip_norm dotted) and metric_vs_length.png (final
@@ -76,7 +79,7 @@ COLUMNS = [
 ]
 LENGTH_FIELDS = ('data.max_len', 'data.seq_len')
 # reportable without any run
-ANALYSIS_FILES = ('cost.json', 'gradient_flow.json', 'attention_maps.npz', 'attention_layers.npz')
+ANALYSIS_FILES = ('cost.json', 'gradient_flow.json', 'attention_maps.npz', 'attention_layers.npz', 'samples.json')
 TEXT_DATA = ('text', 'tiny_shakespeare', 'lm1b')  # windows of running text: 'all tokens right' means nothing there
 REGRESSION_DATA = ('adding',)  # loss = MSE, not nats/token (seqmodels/validation.py DATASET_KINDS 'regression')
 # The adding problem's target is the sum of two independent U(0, 1) values (seqmodels/data/tasks.py adding_example),
@@ -306,6 +309,41 @@ def by_setting(runs: list[dict[str, Any]], axis: tuple[str, ...] | None) -> dict
   return out
 
 
+# --- samples ----------------------------------------------------------------------------------------------------
+
+def _fenced(text: str) -> str:
+  """`text` verbatim in a markdown code block, fenced by more backticks than any run of them inside."""
+  fence = '`' * max(3, 1 + max((len(r) for r in re.findall('`+', text)), default=0))
+  return f'{fence}text\n{text}\n{fence}'
+
+
+def samples_section(paths: list[str]) -> str:
+  """Markdown of every samples.json under `paths`: per prompt (grouped by its source and text), each run's
+  continuation under the run's name and settings, then the text's own continuation where there is one."""
+  by_prompt: dict[tuple[str, str], list[tuple[str, dict, int, dict]]] = {}
+  for path in sorted({f for p in paths for f in glob.glob(os.path.join(p, '**', 'samples.json'), recursive=True)}):
+    record = read_json(path)
+    if not record:
+      continue
+    name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    for i, smp in enumerate(record.get('samples', [])):
+      by_prompt.setdefault((smp['source'], smp['prompt']), []).append((name, record, i, smp))
+  if not by_prompt:
+    return ''
+  md = ['\n## Samples\n']
+  for (source, prompt), entries in by_prompt.items():
+    md += [f'### Prompt ({source})\n', _fenced(prompt), '']
+    for name, record, i, smp in entries:
+      st = record.get('settings', {})
+      md += [f'**{name}** ({record.get("model")}, step {record.get("step")}; temperature {st.get("temperature")}, '
+             f'top_k {st.get("top_k")}, top_p {st.get("top_p")}, seed {st.get("seed")}; sample {i}):\n',
+             _fenced(smp['continuation']), '']
+    reference = next((smp['reference'] for _, _, _, smp in entries if smp.get('reference') is not None), None)
+    if reference is not None:
+      md += ['the text itself:\n', _fenced(reference), '']
+  return '\n'.join(md)
+
+
 # --- everything -------------------------------------------------------------------------------------------------
 
 def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
@@ -332,6 +370,7 @@ def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
   md = [f'# Report: {", ".join(paths)}\n', markdown_table(runs) if runs else 'No runs found.\n']
   md += [f'\n![{k if k.startswith("attention") else k.replace("_", " ")}]({os.path.basename(v)})\n'
          for k, v in plots.items()]
+  md.append(samples_section(paths))
   files['markdown'] = os.path.join(out_dir, 'report.md')
   with open(files['markdown'], 'w') as f:
     f.write('\n'.join(md))

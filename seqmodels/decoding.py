@@ -74,19 +74,58 @@ def filter_logits(logits_BxV: Array, top_k: int = 0, top_p: float = 1.0) -> Arra
   return logits_BxV
 
 
+def choose(logits_BxV: Array, key: Array, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Array:
+  """One token per row: a draw from softmax(logits / temperature) restricted by top_k / top_p; the argmax at
+  temperature 0. The rule of `sample`, for samplers that are not a step function (the n-gram's)."""
+  if isinstance(temperature, (int, float)) and temperature == 0:
+    return jnp.argmax(logits_BxV, -1)
+  logits_BxV = filter_logits(logits_BxV / jnp.maximum(temperature, 1e-6), top_k, top_p)
+  return jax.random.categorical(key, logits_BxV, axis=-1)
+
+
 def sample(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, rng: Array, temperature: float = 1.0,
            top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None) -> Array:
   """Ancestral sampling from softmax(logits / temperature), restricted by top_k / top_p; temperature 0 is greedy.
+  Step t draws with key fold_in(rng, t).
 
   Returns tokens_BxL (int32, PAD after EOS).
   """
-  def choose(logits_BxV, t):
-    if isinstance(temperature, (int, float)) and temperature == 0:
-      return jnp.argmax(logits_BxV, -1)
-    logits_BxV = filter_logits(logits_BxV / jnp.maximum(temperature, 1e-6), top_k, top_p)
-    return jax.random.categorical(jax.random.fold_in(rng, t), logits_BxV, axis=-1)
+  pick = lambda logits_BxV, t: choose(logits_BxV, jax.random.fold_in(rng, t), temperature, top_k, top_p)
+  return _loop(step_fn, cache, first_tokens_B, max_len, eos_id, pick)
 
-  return _loop(step_fn, cache, first_tokens_B, max_len, eos_id, choose)
+
+def window_step_function(logits_fn: Callable[[Array], Array], prompt_BxP: Array,
+                         window: int) -> tuple[StepFn, Any, Array]:
+  """(step_fn, cache, first_tokens_B) continuing `prompt_BxP` (P >= 1) with any causal model, by recomputing it
+  on the last `window` tokens at every step: logits_fn(tokens_BxW) -> logits_BxWxV, whose position i may depend
+  on tokens 0..i only (tokens after the filled part are PAD and must not matter).
+
+  The tokens fill the window from position 0; once it is full, it slides by one token a step, so each prediction
+  sees the last `window` tokens at positions 0..window-1, as in training (nanoGPT's sample.py crops the same way).
+  No state but the tokens: the reference a KV cache must reproduce, and the sampler of a model without one.
+  """
+  B, P = prompt_BxP.shape
+  before = prompt_BxP[:, max(0, P - 1 - window):P - 1].astype(jnp.int32)  # the part before the last token
+  n = before.shape[1]
+  tokens_BxW = jnp.full((B, window), PAD, jnp.int32).at[:, :n].set(before)
+
+  def step_fn(last_B, cache, t):
+    n = cache['filled']  # rank 0: decoding passes it through untouched
+    tokens_BxW = jnp.where(n >= window, jnp.roll(cache['tokens'], -1, axis=1), cache['tokens'])
+    p = jnp.minimum(n, window - 1)
+    tokens_BxW = jax.lax.dynamic_update_slice(tokens_BxW, last_B.astype(jnp.int32)[:, None], (0, p))
+    logits_BxV = jax.lax.dynamic_index_in_dim(logits_fn(tokens_BxW), p, axis=1, keepdims=False)
+    return logits_BxV, {'tokens': tokens_BxW, 'filled': jnp.minimum(n + 1, window)}
+
+  return step_fn, {'tokens': tokens_BxW, 'filled': jnp.int32(n)}, prompt_BxP[:, -1].astype(jnp.int32)
+
+
+def cut_after_eos(tokens_BxL: Array, eos_id: int | None) -> Array:
+  """PAD after each row's first EOS (for tokens decoded in pieces, each of which stops at EOS on its own)."""
+  if eos_id is None:
+    return tokens_BxL
+  ended_BxL = jnp.cumsum(tokens_BxL == eos_id, axis=1) - (tokens_BxL == eos_id) > 0
+  return jnp.where(ended_BxL, PAD, tokens_BxL)
 
 
 def length_norm(length: Array, alpha: float) -> Array:

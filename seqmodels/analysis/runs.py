@@ -22,7 +22,7 @@ class Run:
   workdir: str
   config: Any  # ml_collections.ConfigDict
   data: Any  # seqmodels.data.pipeline.Data
-  model: Any  # flax module, computing in float32
+  model: Any  # flax module, computing in float32; None for a model fitted by counting (the n-gram)
   kind: str  # the objective's task kind: 'lm', 'bilm', 'seq2seq', 'regression', ...
   objective: Any  # seqmodels.train.steps.Objective
 
@@ -38,7 +38,8 @@ def load(workdir: str) -> Run:
     config = ml_collections.ConfigDict(json.load(f))
   pipeline.prepare(config.data)
   data = pipeline.load(config.data)
-  model = registry.build(config.model, data, jnp.float32)
+  counted = registry.MODELS[config.model.name].trained_by == 'counting'  # no module: refit it (train/count.py)
+  model = None if counted else registry.build(config.model, data, jnp.float32)
   kind = registry.MODELS[config.model.name].objective or data.kind  # e.g. 'bilm' for ELMo on lm data
   return Run(workdir, config, data, model, kind, steps.OBJECTIVES[kind])
 

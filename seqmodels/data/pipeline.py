@@ -55,6 +55,8 @@ class Data:
   seq_len: int  # T of the [b, T] batch arrays.
   splits: Mapping[str, Examples] = dataclasses.field(default_factory=dict, repr=False)
   decoder: Callable[[Any], str] = dataclasses.field(default=str, repr=False)
+  # text -> token ids, where the task has a text form (character/byte LMs; lm1b: a sentence begun with BOS)
+  encoder: Callable[[str], np.ndarray] | None = dataclasses.field(default=None, repr=False)
   # Facts about the task a model may need, e.g. {'num_classes': 2} for 'classify'.
   meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   # (train batch, global stream rows [b], seed) -> batch: per-row randomness of training batches (BERT's
@@ -101,6 +103,12 @@ class Data:
   def decode(self, tokens) -> str:
     """Renders a token sequence (or adding-problem values) as text."""
     return self.decoder(tokens)
+
+  def encode(self, text: str) -> np.ndarray:
+    """Token ids int32 [n] of `text`; ValueError for a task without a text form or text outside the vocabulary."""
+    if self.encoder is None:
+      raise ValueError('this dataset has no text form to encode: its tokens come from its own examples')
+    return np.asarray(self.encoder(text), np.int32)
 
   def _split(self, split: str) -> Examples:
     if split not in self.splits:
@@ -302,7 +310,7 @@ def load(data_cfg) -> Data:
       return Data('regression', 0, data_cfg.max_len, _decoded(sources, fn), render_values)
     fn = lambda ex: format_seq_example(ex['inputs'], ex['targets'], data_cfg.max_len)
     return Data('lm', data_cfg.num_symbols + NUM_SPECIALS, 2 * data_cfg.max_len + 2,
-                _decoded(sources, fn), render_symbols)
+                _decoded(sources, fn), render_symbols, meta={'eos_id': EOS})
   if name == 'text':
     config = _local_text_config(data_cfg)
     sources = _sources(f'{builders.LocalText.name}/{config.name}', ('train', 'validation'),
@@ -314,7 +322,7 @@ def load(data_cfg) -> Data:
       chars, tokenizer = tokenizer, tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
       ids = {split: tokenizer.encode(chars.decode(split_ids)) for split, split_ids in ids.items()}
     return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
-                tokenizer.decode)
+                tokenizer.decode, tokenizer.encode)
   if name == 'tiny_shakespeare':
     sources = _sources(name, ('train', 'validation', 'test'), directory)
     # The official dataset holds one example (the whole text) per split.
@@ -323,13 +331,15 @@ def load(data_cfg) -> Data:
     tokenizer = tokenizers.CharTokenizer.from_text(''.join(texts.values()))
     ids = {split: tokenizer.encode(text) for split, text in texts.items()}
     return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
-                tokenizer.decode)
+                tokenizer.decode, tokenizer.encode)
   if name == 'lm1b':
     sources = _sources(name, ('train', 'test'), directory)
     splits = _decoded(sources, lambda ex: format_sentence(ex['text'], data_cfg.seq_len))
     splits['validation'] = splits['test']  # lm1b has no validation split.
     byte_tokenizer = tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
-    return Data('lm', byte_tokenizer.vocab_size, data_cfg.seq_len, splits, byte_tokenizer.decode)
+    sentence = lambda text: np.concatenate([[BOS], byte_tokenizer.encode(text)])
+    return Data('lm', byte_tokenizer.vocab_size, data_cfg.seq_len, splits, byte_tokenizer.decode, sentence,
+                meta={'eos_id': EOS})
   raise ValueError(f'Unknown data.name {name!r}.')
 
 

@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds

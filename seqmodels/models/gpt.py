@@ -60,26 +60,19 @@ def init_cache(model: GPT, batch_size: int):
 
 
 def step_function(model: GPT, params, prompt_BxP, use_cache: bool = True) -> tuple[Callable, Any, jax.Array]:
-  """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP` (P >= 1).
+  """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP` (1 <= P <= L).
 
-  step_fn(last_tokens_B, cache, t) -> (logits_BxV, cache) feeds the token at absolute position P - 1 + t.
-  With the cache, the prompt's first P - 1 tokens are run once (prefill) and each step runs one token; without
-  it, every step reruns the whole context window (the reference the cache must reproduce).
+  step_fn(last_tokens_B, cache, t) -> (logits_BxV, cache) feeds the token at absolute position P - 1 + t, for
+  t <= L - P. With the cache, the prompt's first P - 1 tokens are run once (prefill) and each step runs one token;
+  without it, every step reruns the context window (decoding.window_step_function: the reference the cache must
+  reproduce, and the way past the context, where the window slides).
   """
   B, P = prompt_BxP.shape
   prompt_BxP = prompt_BxP.astype(jnp.int32)
-  offset = jnp.int32(P - 1)  # rank 0: decoding passes it through untouched
   if not use_cache:
-    tokens_BxL = jnp.zeros((B, model.cfg.L), jnp.int32).at[:, :P].set(prompt_BxP)
-
-    def full_step(last_B, cache, t):
-      p = cache['offset'] + t
-      tokens_BxL = jax.lax.dynamic_update_slice(cache['tokens'], last_B[:, None], (0, p))
-      logits_BxLxV = model.apply({'params': params}, tokens_BxL)
-      return jax.lax.dynamic_index_in_dim(logits_BxLxV, p, axis=1, keepdims=False), {**cache, 'tokens': tokens_BxL}
-
-    return full_step, {'tokens': tokens_BxL, 'offset': offset}, prompt_BxP[:, -1]
-
+    return decoding.window_step_function(lambda tokens: model.apply({'params': params}, tokens), prompt_BxP,
+                                         model.cfg.L)
+  offset = jnp.int32(P - 1)  # rank 0: decoding passes it through untouched
   kv = init_cache(model, B)
   if P > 1:
     _, mutated = model.apply({'params': params, 'cache': kv}, prompt_BxP[:, :-1], decode_position=0,
@@ -98,11 +91,23 @@ def step_function(model: GPT, params, prompt_BxP, use_cache: bool = True) -> tup
                                              'eos_id'))
 def generate(model: GPT, params, prompt_BxP, rng, *, max_new: int, temperature: float = 0.0, top_k: int = 0,
              top_p: float = 1.0, use_cache: bool = True, eos_id: int | None = None) -> jax.Array:
-  """Continues every prompt row by `max_new` tokens (tokens_BxN): greedy at temperature 0, else sampling
-  from softmax(logits / temperature) cut to top_k / top_p. Prompt length + max_new - 1 must be <= L."""
-  if prompt_BxP.shape[1] + max_new - 1 > model.cfg.L:
-    raise ValueError(f'prompt of {prompt_BxP.shape[1]} tokens + {max_new} new ones exceeds the context '
-                     f'L={model.cfg.L}')
-  step, cache, first_B = step_function(model, params, prompt_BxP, use_cache)
-  return decoding.sample(step, cache, first_B, max_new, rng, temperature=temperature, top_k=top_k, top_p=top_p,
-                         eos_id=eos_id)
+  """Continues every prompt row (any length P >= 1) by `max_new` tokens (tokens_BxN, PAD after EOS): greedy at
+  temperature 0, else sampling from softmax(logits / temperature) cut to top_k / top_p.
+
+  While the text fits the context L, the KV cache (or, with use_cache=False, recomputing the window) gives each
+  token; past it, each token is predicted from the last L tokens, recomputed (nanoGPT's sample.py crops so). The
+  two parts draw with keys fold_in(rng, 0) and fold_in(rng, 1), so both settings give the same tokens.
+  """
+  B, P = prompt_BxP.shape
+  L = model.cfg.L
+  sample = functools.partial(decoding.sample, temperature=temperature, top_k=top_k, top_p=top_p, eos_id=eos_id)
+  in_context = min(max_new, max(L - P + 1, 0))  # tokens whose prediction sees the whole text so far
+  parts = []
+  if in_context:
+    step, cache, first_B = step_function(model, params, prompt_BxP, use_cache)
+    parts.append(sample(step, cache, first_B, in_context, jax.random.fold_in(rng, 0)))
+  if max_new > in_context:
+    text_BxT = jnp.concatenate([prompt_BxP.astype(jnp.int32)] + parts, axis=1)
+    step, cache, first_B = step_function(model, params, text_BxT[:, -L:], use_cache=False)
+    parts.append(sample(step, cache, first_B, max_new - in_context, jax.random.fold_in(rng, 1)))
+  return decoding.cut_after_eos(jnp.concatenate(parts, axis=1), eos_id)

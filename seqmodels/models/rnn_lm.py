@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from seqmodels.layers.recurrent import Recurrent
@@ -28,15 +29,42 @@ class RNNLMConfig:
 
 
 class RNNLM(nn.Module):
-  """tokens_BxT -> logits_BxTxV (float32), many-to-many next-token prediction."""
+  """tokens_BxT -> logits_BxTxV (float32), many-to-many next-token prediction.
+
+  `carry0` (one carry per layer, as `Recurrent` returns them) continues from an earlier state, and
+  `return_carry=True` returns (logits, final carries): how `step_function` decodes a token at a time.
+  """
   cfg: RNNLMConfig
 
   @nn.compact
-  def __call__(self, tokens_BxT, *, train: bool = False):
+  def __call__(self, tokens_BxT, *, train: bool = False, carry0=None, return_carry: bool = False):
     c = self.cfg
     drop = lambda y: nn.Dropout(c.dropout, deterministic=not train)(y)
     x_BxTxE = drop(nn.Embed(c.V, c.E, name='embed')(tokens_BxT))
-    h_BxTxH, _ = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
-                           parallel_scan=c.parallel_scan, recurrent_init_scale=c.recurrent_init_scale,
-                           dtype=c.dtype, recurrence=c.recurrence, name='rnn')(x_BxTxE, train=train)
-    return nn.Dense(c.V, dtype=c.dtype, name='head')(drop(h_BxTxH)).astype(jnp.float32)
+    h_BxTxH, finals = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
+                                parallel_scan=c.parallel_scan, recurrent_init_scale=c.recurrent_init_scale,
+                                dtype=c.dtype, recurrence=c.recurrence, name='rnn')(x_BxTxE, carry0=carry0,
+                                                                                    train=train)
+    logits_BxTxV = nn.Dense(c.V, dtype=c.dtype, name='head')(drop(h_BxTxH)).astype(jnp.float32)
+    return (logits_BxTxV, finals) if return_carry else logits_BxTxV
+
+
+def step_function(model: RNNLM, params, prompt_BxP) -> tuple[Any, Any, jax.Array]:
+  """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP` (P >= 1).
+
+  The cache is the recurrent state (one carry per layer): the prompt's first P - 1 tokens are run once from the
+  zero state, then each step feeds one token. The state summarises the whole text so far, with no window: the
+  same function as running the model over the whole text (tests/models/rnn_lm_test.py).
+  """
+  prompt_BxP = prompt_BxP.astype(jnp.int32)
+  run = lambda tokens_BxT, carry0: model.apply({'params': params}, tokens_BxT, carry0=carry0, return_carry=True)
+  if prompt_BxP.shape[1] > 1:
+    _, carry = run(prompt_BxP[:, :-1], None)
+  else:  # the zero state, in the structure the model returns
+    carry = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(run, prompt_BxP, None)[1])
+
+  def step_fn(last_B, carry, t):
+    logits_Bx1xV, carry = run(last_B[:, None], carry)
+    return logits_Bx1xV[:, 0], carry
+
+  return step_fn, carry, prompt_BxP[:, -1]

@@ -1,7 +1,6 @@
 """Tests that the TFDS builders write array_record files that read back exactly, without TensorFlow."""
 
 import io
-import json
 import sys
 import tarfile
 from unittest import mock

@@ -1,7 +1,6 @@
 """Translation data: the toy task matches its definition; TFDS builders and tokenizers give exact seq2seq batches
 from generated, local and (mocked) online corpora; BLEU of a perfect translation is 100."""
 
-import types
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """Tests for seqmodels/models/gpt.py: causality, KV-cache logits equal full-forward logits, cached generation
-equals uncached generation (greedy and top-k/top-p sampling)."""
+equals uncached generation (greedy and top-k/top-p sampling), past the context too, where the window slides."""
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +53,36 @@ def test_generation_with_and_without_kv_cache_gives_identical_tokens():
   np.testing.assert_array_equal(cached, uncached)
 
 
-def test_generation_longer_than_the_context_is_refused():
-  with pytest.raises(ValueError, match='exceeds the context'):
-    gpt.generate(MODEL, PARAMS, TOKENS[:, :4], jax.random.key(0), max_new=L)
+def _greedy_by_cropping(prompt, n):
+  """nanoGPT's sample.py: every step reruns the model on the last L tokens and takes the last position's argmax."""
+  apply = jax.jit(lambda tokens: MODEL.apply({'params': PARAMS}, tokens))
+  text = np.asarray(prompt)
+  for _ in range(n):
+    text = np.concatenate([text, np.asarray(apply(text[:, -L:])[:, -1].argmax(-1))[:, None]], axis=1)
+  return text[:, prompt.shape[1]:]
+
+
+@pytest.mark.parametrize('P', [1, 5, L + 3])  # short prompts, and one longer than the context
+def test_generation_past_the_context_slides_the_window(P):
+  prompt = jnp.asarray(np.random.default_rng(P).integers(0, V, (2, P)), jnp.int32)
+  n = 2 * L
+  greedy = gpt.generate(MODEL, PARAMS, prompt, jax.random.key(0), max_new=n)
+  np.testing.assert_array_equal(greedy, _greedy_by_cropping(prompt, n))
+  sampling = dict(temperature=1.0, top_k=5, top_p=0.9)
+  cached = gpt.generate(MODEL, PARAMS, prompt, jax.random.key(3), max_new=n, **sampling)
+  uncached = gpt.generate(MODEL, PARAMS, prompt, jax.random.key(3), max_new=n, use_cache=False, **sampling)
+  np.testing.assert_array_equal(cached, uncached)
+  assert cached.shape == (2, n) and not np.array_equal(cached, greedy)
+
+
+def test_tokens_after_an_eos_are_padding_in_both_parts():
+  prompt, n, sampling = TOKENS[:, :2], 2 * L, dict(temperature=1.0)
+  in_context = L - prompt.shape[1] + 1  # the tokens decoded through the cache; the rest slide the window
+  free = np.asarray(gpt.generate(MODEL, PARAMS, prompt, jax.random.key(0), max_new=n, **sampling))
+  first = lambda v: [np.flatnonzero(row == v)[0] if (row == v).any() else n for row in free]
+  # an EOS that ends one row while the cache decodes and another once the window slides
+  eos = next(v for v in range(V) if min(first(v)) < in_context <= max(f for f in first(v) if f < n))
+  out = np.asarray(gpt.generate(MODEL, PARAMS, prompt, jax.random.key(0), max_new=n, eos_id=eos, **sampling))
+  for row_free, row, end in zip(free, out, first(eos)):
+    np.testing.assert_array_equal(row[:end + 1], row_free[:end + 1])  # the same draws up to the EOS
+    assert np.all(row[end + 1:] == 0)

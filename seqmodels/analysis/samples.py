@@ -1,0 +1,256 @@
+"""Samples from trained language models: the text each architecture writes, from the same prompts.
+
+Every LM of the lineage continues a prompt through the one sampler of seqmodels.decoding (temperature, top-k,
+top-p; temperature 0 is greedy), each in its own way of carrying the past:
+  * `ngram`: the last n-1 tokens (the counts are fitted again from the run's training split: counting is fast
+    and deterministic, so this is the run's model);
+  * `rnn`, `lstm`, `gru`, `mingru`, `minlstm`: the recurrent state, over the whole text so far;
+  * `gpt`: the KV cache while the text fits the context, then the last `seq_len` tokens, recomputed;
+  * `elmo`: its forward LM, recomputed on the last `seq_len` tokens.
+
+From the command line, for finished runs (config.json and the latest checkpoint; for the n-gram, summary.json):
+  python -m seqmodels.analysis.samples --workdir=RUN [--workdir=RUN2 ...] [--prompt=TEXT] [--new_tokens=200]
+      [--num_samples=3] [--prompt_tokens=32] [--temperature=0.8] [--top_k=0] [--top_p=1.0] [--seed=0]
+prints the samples and writes RUN/samples.json, which `python experiments/report.py RUN` shows. Without
+`--prompt`, sample i continues the first `--prompt_tokens` tokens of validation example i and is shown beside the
+example's own continuation (`reference`): the same prompts for every run on the same data, for any task, text
+or synthetic. With `--prompt`, every sample continues that text (character and byte LMs, lm1b).
+
+samples.json: {"model", "step", "data", "settings": {"new_tokens", "num_samples", "prompt", "prompt_tokens",
+"temperature", "top_k", "top_p", "seed"}, "commit", "command", "samples": [{"source", "prompt", "continuation",
+"reference" (or null), "tokens": the continuation's ids}, ...]}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  new_tokens: int = 200
+  num_samples: int = 3
+  prompt: str | None = None  # None: validation examples' first `prompt_tokens` tokens
+  prompt_tokens: int = 32
+  temperature: float = 0.8
+  top_k: int = 0
+  top_p: float = 1.0
+  seed: int = 0
+
+
+def _real_length(tokens_T: np.ndarray) -> int:
+  from seqmodels.data.pipeline import PAD  # noqa: PLC0415
+  real = np.nonzero(np.asarray(tokens_T) != PAD)[0]
+  return int(real[-1]) + 1 if real.size else 0
+
+
+def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+  """(source, prompt ids [P], the text's own next ids or None) for each of the s.num_samples samples."""
+  if s.prompt is not None:
+    if data.encoder is None:
+      raise ValueError('--prompt: this task has no text form: leave --prompt out to continue its validation '
+                       'examples')
+    try:
+      ids = data.encode(s.prompt)
+    except ValueError as e:
+      raise ValueError(f'--prompt: {e}: write it in the characters of the run\'s training text') from None
+    if ids.size == 0:
+      raise ValueError('--prompt is empty: give some text, or leave it out to continue validation examples')
+    return [('--prompt', ids, None)] * s.num_samples
+  batch = next(iter(data.eval_batches(batch_size=s.num_samples, max_batches=1)))
+  out = []
+  for i, (inputs_T, targets_T) in enumerate(zip(batch['inputs'], batch['targets'])):
+    text_T = np.concatenate([inputs_T[:1], targets_T])  # the example's whole token sequence
+    n = _real_length(text_T)
+    if n == 0:
+      raise ValueError(f'--num_samples={s.num_samples} is more than the {i} validation examples: pick at most {i}')
+    p = min(s.prompt_tokens, max(n - 1, 1))
+    out.append((f'validation example {i}', text_T[:p], text_T[p:n]))
+  return out
+
+
+def _continue_ngram(model, prompt_BxP: np.ndarray, key, s: Settings, eos_id: int | None) -> np.ndarray:
+  """The n-gram's continuations [B, new_tokens], one token a step from its distribution given the last n-1."""
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  from seqmodels import decoding  # noqa: PLC0415
+  pick = jax.jit(lambda logits, k: decoding.choose(logits, k, s.temperature, s.top_k, s.top_p))
+  text_BxT = np.asarray(prompt_BxP, np.int64)
+  done_B = np.zeros(len(text_BxT), bool)
+  out = np.zeros((len(text_BxT), s.new_tokens), np.int32)
+  for t in range(s.new_tokens):
+    context = text_BxT[:, -(model.order - 1):] if model.order > 1 else text_BxT[:, -1:]
+    p_BxV = model.distribution({'inputs': context, 'targets': np.zeros_like(context)})[:, -1]
+    tok_B = np.asarray(pick(jnp.asarray(np.log(p_BxV), jnp.float32), jax.random.fold_in(key, t)))
+    tok_B = np.where(done_B, 0, tok_B)
+    if eos_id is not None:
+      done_B |= tok_B == eos_id
+    out[:, t] = tok_B
+    text_BxT = np.concatenate([text_BxT, tok_B[:, None]], axis=1)
+    if done_B.all():
+      break
+  return out
+
+
+def continuation_fn(model, window: int, s: Settings, eos_id: int | None):
+  """(params, prompt_BxP, key) -> tokens_BxN for a neural LM; ValueError for a model that is not one."""
+  import jax  # noqa: PLC0415
+  from seqmodels import decoding  # noqa: PLC0415
+  from seqmodels.models import elmo, gpt, rnn_lm  # noqa: PLC0415
+  if isinstance(model, gpt.GPT):
+    return lambda params, prompt, key: gpt.generate(model, params, prompt, key, max_new=s.new_tokens,
+                                                    temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+                                                    eos_id=eos_id)
+  if isinstance(model, rnn_lm.RNNLM):
+    make = lambda params, prompt: rnn_lm.step_function(model, params, prompt)
+  elif isinstance(model, elmo.ELMo):
+    make = lambda params, prompt: decoding.window_step_function(
+        lambda tokens: model.apply({'params': params}, tokens).fwd_BxTxV, prompt, window)
+  else:
+    raise ValueError(f'{type(model).__name__} is not a language model')
+  return jax.jit(lambda params, prompt, key: decoding.sample(
+      *make(params, prompt), s.new_tokens, key, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+      eos_id=eos_id))
+
+
+def _cut(tokens_N: np.ndarray, eos_id: int | None) -> np.ndarray:
+  """The continuation up to and with its first EOS."""
+  tokens_N = np.asarray(tokens_N)
+  if eos_id is not None and (tokens_N == eos_id).any():
+    return tokens_N[:int(np.argmax(tokens_N == eos_id)) + 1]
+  return tokens_N
+
+
+def run_samples(workdir: str, s: Settings) -> dict[str, Any]:
+  """The samples.json record of the run in `workdir` (module docstring)."""
+  import jax  # noqa: PLC0415
+  import jax.numpy as jnp  # noqa: PLC0415
+  from seqmodels.analysis import runs  # noqa: PLC0415
+  from seqmodels.models import ngram, registry  # noqa: PLC0415
+  from seqmodels.train import count, loop  # noqa: PLC0415
+
+  run = runs.load(workdir)
+  data, name = run.data, run.config.model.name
+  if run.kind not in ('lm', 'bilm'):
+    hint = (' (translations are decoded, greedy and beam, in the run\'s final evaluation: translation_eval.json)'
+            if run.kind == 'seq2seq' else '')
+    raise ValueError(f'config.model.name={name} on config.data.name={run.config.data.name} is a {run.kind} '
+                     f'model, not a language model: samples come from LMs{hint}')
+  eos_id = data.meta.get('eos_id')
+  rows = prompts(data, s)
+  key = jax.random.key(s.seed)
+  if registry.MODELS[name].trained_by == 'counting':
+    m = run.config.model
+    model = ngram.fit(count.training_tokens(data, run.config.data), m.order, data.vocab_size,
+                      discount=m.discount or None)
+    step = 1
+    sample = lambda prompt_BxP, k: _continue_ngram(model, prompt_BxP, k, s, eos_id)
+  else:
+    params, step = runs.latest_params(run, [jnp.zeros((1, 2), jnp.int32)])
+    fn = continuation_fn(run.model, data.seq_len, s, eos_id)
+    sample = lambda prompt_BxP, k: np.asarray(fn(params, jnp.asarray(prompt_BxP, jnp.int32), k))
+  # Prompts of one length are one batch (all of them, unless validation examples differ in length).
+  continuations: list[np.ndarray | None] = [None] * len(rows)
+  lengths = sorted({len(p) for _, p, _ in rows})
+  for g, P in enumerate(lengths):
+    members = [i for i, (_, p, _) in enumerate(rows) if len(p) == P]
+    out_BxN = sample(np.stack([rows[i][1] for i in members]), jax.random.fold_in(key, g))
+    for i, tokens_N in zip(members, out_BxN):
+      continuations[i] = _cut(tokens_N, eos_id)
+  samples = [{'source': source, 'prompt': data.decode(prompt), 'continuation': data.decode(c),
+              'reference': None if ref is None else data.decode(ref[:s.new_tokens]), 'tokens': c.tolist()}
+             for (source, prompt, ref), c in zip(rows, continuations)]
+  return {'model': name, 'step': int(step), 'data': run.config.data.name, 'settings': dataclasses.asdict(s),
+          'commit': loop.code_version(), 'command': '', 'samples': samples}
+
+
+def render(workdir: str, record: dict[str, Any]) -> str:
+  """The samples as plain text, each prompt, continuation and reference under its own label."""
+  st = record['settings']
+  lines = [f'=== {workdir}: {record["model"]} at step {record["step"]}; temperature {st["temperature"]}, '
+           f'top_k {st["top_k"]}, top_p {st["top_p"]}, seed {st["seed"]}, {st["new_tokens"]} new tokens']
+  for i, smp in enumerate(record['samples']):
+    lines += [f'--- sample {i} ({smp["source"]})', '[prompt]', smp['prompt'], '[continuation]',
+              smp['continuation']]
+    if smp['reference'] is not None:
+      lines += ['[reference]', smp['reference']]
+  return '\n'.join(lines)
+
+
+def check_workdirs(workdirs: Sequence[str]) -> None:
+  """runs.check_workdirs, but a counted model (the n-gram) is ready once its summary.json exists."""
+  from seqmodels.analysis import runs  # noqa: PLC0415
+  from seqmodels.models import registry  # noqa: PLC0415
+  neural = []
+  for workdir in workdirs:
+    try:
+      with open(os.path.join(workdir, 'config.json')) as f:
+        name = json.load(f).get('model', {}).get('name')
+    except (OSError, ValueError):
+      name = None
+    entry = registry.MODELS.get(name)
+    if entry is not None and entry.trained_by == 'counting':
+      if not os.path.isfile(os.path.join(workdir, 'summary.json')):
+        runs.fail(f'--workdir={workdir} has not finished (no summary.json): rerun its launch.py command')
+    else:
+      neural.append(workdir)
+  runs.check_workdirs(neural)
+
+
+def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
+  from seqmodels.analysis import runs  # noqa: PLC0415
+  d = Settings()
+  parser = argparse.ArgumentParser(description='samples of finished language-model runs -> RUN/samples.json')
+  parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
+  parser.add_argument('--prompt', default=None, help='text every sample continues (default: validation examples)')
+  parser.add_argument('--new_tokens', type=int, default=d.new_tokens, help='tokens generated per sample')
+  parser.add_argument('--num_samples', type=int, default=d.num_samples, help='samples per run')
+  parser.add_argument('--prompt_tokens', type=int, default=d.prompt_tokens,
+                      help='without --prompt: the validation example tokens given as the prompt')
+  parser.add_argument('--temperature', type=float, default=d.temperature, help='0: greedy')
+  parser.add_argument('--top_k', type=int, default=d.top_k, help='keep the k most likely tokens (0: all)')
+  parser.add_argument('--top_p', type=float, default=d.top_p, help='nucleus: the smallest set with this mass')
+  parser.add_argument('--seed', type=int, default=d.seed)
+  a = parser.parse_args(argv)
+  checks = [(a.new_tokens >= 1, f'--new_tokens={a.new_tokens}: generate at least 1 token'),
+            (a.num_samples >= 1, f'--num_samples={a.num_samples}: ask for at least 1 sample'),
+            (a.prompt_tokens >= 1, f'--prompt_tokens={a.prompt_tokens}: give at least 1 token of prompt'),
+            (a.temperature >= 0, f'--temperature={a.temperature}: use 0 (greedy) or more'),
+            (a.top_k >= 0, f'--top_k={a.top_k}: use 0 (all tokens) or more'),
+            (0 < a.top_p <= 1, f'--top_p={a.top_p}: choose it in (0, 1]')]
+  for ok, message in checks:
+    if not ok:
+      runs.fail(message)
+  return a.workdir, Settings(a.new_tokens, a.num_samples, a.prompt, a.prompt_tokens, a.temperature, a.top_k,
+                             a.top_p, a.seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+  workdirs, settings = parse_settings(argv)
+  from seqmodels.analysis import runs  # noqa: PLC0415
+  from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
+  from seqmodels.train.loop import write_json  # noqa: PLC0415
+  check_workdirs(workdirs)
+  command = shlex.join(['python', '-m', 'seqmodels.analysis.samples'] + list(sys.argv[1:] if argv is None else argv))
+  for workdir in workdirs:
+    try:
+      record = run_samples(workdir, settings)
+    except (CheckpointError, ValueError) as e:
+      runs.fail(f'--workdir={workdir}: {e}')
+    record['command'] = command
+    path = os.path.join(workdir, 'samples.json')
+    write_json(path, record)
+    print(render(workdir, record))
+    print(f'-> {path}')
+
+
+if __name__ == '__main__':
+  main()

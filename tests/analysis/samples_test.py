@@ -1,0 +1,115 @@
+"""The samples CLI: every kind of LM continues the same validation prompts (or a --prompt) from its latest
+checkpoint, greedy decoding follows the model's own argmax, and experiments/report.py shows the samples."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import report
+from seqmodels.analysis import runs, samples
+from tests.analysis.gradient_flow_cli_test import _run
+
+NEW = 25  # > data.seq_len = 10: GPT and ELMo slide their window, the recurrent LMs carry their state on
+
+
+@pytest.fixture(scope='module')
+def text_runs(tmp_path_factory):
+  tmp_path = tmp_path_factory.mktemp('samples')
+  return {name: _run(tmp_path, name, data='text') for name in ('gpt', 'lstm', 'ngram', 'elmo')}
+
+
+def _read(workdir):
+  with open(f'{workdir}/samples.json') as f:
+    return json.load(f)
+
+
+def test_every_lm_continues_the_same_validation_prompts(text_runs, tmp_path, capsys):
+  samples.main(sum((['--workdir', w] for w in text_runs.values()), []) +
+               ['--new_tokens', str(NEW), '--num_samples', '2', '--prompt_tokens', '4'])
+  out = capsys.readouterr().out
+  data = runs.load(text_runs['gpt']).data
+  batch = next(iter(data.eval_batches(batch_size=2, max_batches=1)))
+  for name, workdir in text_runs.items():
+    record = _read(workdir)
+    assert record['model'] == name and record['step'] == (1 if name == 'ngram' else 2)
+    assert record['settings']['new_tokens'] == NEW and record['commit'] and 'seqmodels.analysis.samples' in (
+        record['command'])
+    assert f'=== {workdir}: {name} at step {record["step"]}' in out
+    for i, smp in enumerate(record['samples']):
+      text_T = np.concatenate([batch['inputs'][i, :1], batch['targets'][i]])
+      assert smp['source'] == f'validation example {i}'
+      assert smp['prompt'] == data.decode(text_T[:4]) and smp['reference'] == data.decode(text_T[4:])
+      tokens = np.asarray(smp['tokens'])
+      assert len(tokens) == NEW and tokens.min() >= 0 and tokens.max() < data.vocab_size  # text has no EOS
+      assert smp['continuation'] == data.decode(tokens)
+  rep = report.write_report(list(text_runs.values()), str(tmp_path / 'report'))
+  md = open(rep['markdown']).read()
+  section = md[md.index('## Samples'):]
+  assert section.count('### Prompt (validation example') == 2  # one per prompt, each run's continuation under it
+  for name in text_runs:
+    assert section.count(f'**{name}_text** ({name}, step') == 2
+  assert section.count('the text itself:') == 2
+
+
+def test_greedy_samples_are_the_models_argmax_given_all_before(text_runs):
+  s = samples.Settings(new_tokens=NEW, num_samples=2, prompt_tokens=3, temperature=0.0)
+  for name in ('lstm', 'gpt', 'elmo'):
+    record = samples.run_samples(text_runs[name], s)
+    run = runs.load(text_runs[name])
+    params, _ = runs.latest_params(run, [np.zeros((1, 2), np.int32)])
+    for i, smp in enumerate(record['samples']):
+      prompt = samples.prompts(run.data, s)[i][1]
+      text = np.concatenate([prompt, smp['tokens']])
+      ts = np.arange(len(prompt), len(text))  # each generated position, and what the model saw before it
+      if name == 'lstm':  # the state carries everything before t
+        logits = run.model.apply({'params': params}, text[None, :-1])[0, ts - 1]
+      else:  # GPT, ELMo: the last seq_len = 10 tokens before t, from position 0 (causal: what follows is unseen)
+        windows = np.zeros((len(ts), 10), np.int32)
+        for row, t in enumerate(ts):
+          windows[row, :min(t, 10)] = text[max(0, t - 10):t]
+        out = run.model.apply({'params': params}, windows)
+        out = out.fwd_BxTxV if name == 'elmo' else out
+        logits = out[np.arange(len(ts)), np.minimum(ts, 10) - 1]
+      np.testing.assert_array_equal(text[ts], np.argmax(logits, -1), err_msg=name)
+
+
+def test_seeds_and_prompts(text_runs):
+  lstm = text_runs['lstm']
+  draw = lambda **kw: samples.run_samples(lstm, samples.Settings(new_tokens=NEW, num_samples=2, **kw))['samples']
+  assert draw(seed=0) == draw(seed=0) and draw(seed=0) != draw(seed=1)
+  for smp in draw(prompt='ab'):
+    assert smp['prompt'] == 'ab' and smp['source'] == '--prompt' and smp['reference'] is None
+  with pytest.raises(ValueError, match='--prompt is empty'):
+    draw(prompt='')
+  top1 = draw(top_k=1, temperature=1.0)
+  assert top1 == draw(top_k=1, temperature=1.0, seed=5) == draw(temperature=0.0)  # top-1 is greedy
+
+
+def test_what_cannot_be_sampled_is_one_line(tmp_path, capsys):
+  copy, adding = _run(tmp_path, 'gpt'), _run(tmp_path, 'lstm', data='adding')
+  unfinished = tmp_path / 'ngram'
+  unfinished.mkdir()
+  (unfinished / 'config.json').write_text(json.dumps({'model': {'name': 'ngram'}}))
+  cases = [
+      (['--workdir', copy, '--prompt', 'a'],
+       f'--workdir={copy}: --prompt: this task has no text form: leave --prompt out to continue its validation '
+       'examples'),
+      (['--workdir', adding],
+       f'--workdir={adding}: config.model.name=lstm on config.data.name=adding is a regression model, not a '
+       'language model: samples come from LMs'),
+      (['--workdir', str(unfinished)], f'--workdir={unfinished} has not finished (no summary.json): rerun its '
+       'launch.py command'),
+      (['--workdir', copy, '--top_p', '0'], '--top_p=0.0: choose it in (0, 1]'),
+      (['--workdir', copy, '--num_samples', '99'], f'--workdir={copy}: --num_samples=99 is more than the 16 '
+       'validation examples: pick at most 16'),
+  ]
+  for argv, message in cases:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+      samples.main(argv)
+    assert e.value.code == 2 and capsys.readouterr().err == f'error: {message}\n', argv
+  samples.main(['--workdir', copy, '--new_tokens', '30', '--num_samples', '1'])  # a synthetic task's prompts
+  (smp,) = _read(copy)['samples']
+  assert smp['prompt'].startswith('<bos>') and 1 <= len(smp['tokens']) <= 30
+  assert (smp['tokens'][-1] == 3) == (len(smp['tokens']) < 30)  # stopped by EOS, or ran to the end
