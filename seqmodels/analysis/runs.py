@@ -39,7 +39,12 @@ def load(workdir: str) -> Run:
   pipeline.prepare(config.data)
   data = pipeline.load(config.data)
   counted = registry.MODELS[config.model.name].trained_by == 'counting'  # no module: refit it (train/count.py)
-  model = None if counted else registry.build(config.model, data, jnp.float32)
+  model_cfg = config.model
+  if model_cfg.get('recurrence') == 'cudnn' and jax.devices()[0].platform != 'gpu':
+    # a run trained on a GPU, read elsewhere: the platform's recurrence computes the same function
+    model_cfg = model_cfg.copy_and_resolve_references()
+    model_cfg.recurrence = 'auto'
+  model = None if counted else registry.build(model_cfg, data, jnp.float32)
   kind = registry.MODELS[config.model.name].objective or data.kind  # e.g. 'bilm' for ELMo on lm data
   return Run(workdir, config, data, model, kind, steps.OBJECTIVES[kind])
 

@@ -2,6 +2,7 @@
 checkpoint, greedy decoding follows the model's own argmax, and experiments/report.py shows the samples."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -84,6 +85,18 @@ def test_seeds_and_prompts(text_runs):
     draw(prompt='')
   top1 = draw(top_k=1, temperature=1.0)
   assert top1 == draw(top_k=1, temperature=1.0, seed=5) == draw(temperature=0.0)  # top-1 is greedy
+
+
+def test_a_run_trained_through_cudnn_samples_on_a_cpu(text_runs, tmp_path):
+  cudnn = str(tmp_path / 'lstm_cudnn')
+  shutil.copytree(text_runs['lstm'], cudnn)
+  with open(f'{cudnn}/config.json') as f:
+    config = json.load(f)
+  config['model']['recurrence'] = 'cudnn'  # as a GPU run of the same LSTM would record it
+  with open(f'{cudnn}/config.json', 'w') as f:
+    json.dump(config, f)
+  s = samples.Settings(new_tokens=NEW, num_samples=2)
+  assert samples.run_samples(cudnn, s)['samples'] == samples.run_samples(text_runs['lstm'], s)['samples']
 
 
 def test_what_cannot_be_sampled_is_one_line(tmp_path, capsys):
