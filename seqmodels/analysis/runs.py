@@ -69,12 +69,25 @@ def fail(message: str) -> NoReturn:
   sys.exit(2)
 
 
-def check_workdirs(workdirs: Sequence[str]) -> None:
+def check_workdirs(workdirs: Sequence[str], counted: bool = False) -> None:
   """Fails with one line unless every workdir holds a launch.py run with a checkpoint (all checked before any
-  is analysed)."""
+  is analysed). A model fitted by counting (the n-gram) has no checkpoint: it is ready once its summary.json is
+  written, where `counted` says the CLI reads such models, and is refused otherwise."""
+  from seqmodels.models import registry  # noqa: PLC0415
   from seqmodels.train.checkpoint import saved_steps  # noqa: PLC0415
   for workdir in workdirs:
-    if not os.path.isfile(os.path.join(workdir, 'config.json')):
+    try:
+      with open(os.path.join(workdir, 'config.json')) as f:
+        name = json.load(f).get('model', {}).get('name')
+    except FileNotFoundError:
       fail(f'--workdir={workdir} holds no run (no config.json): pass the --workdir of a launch.py run')
-    if not saved_steps(workdir):
+    except (OSError, ValueError, AttributeError):
+      name = None  # the loader names what is wrong with it
+    if name in registry.MODELS and registry.MODELS[name].trained_by == 'counting':
+      if not counted:
+        fail(f'--workdir={workdir}: config.model.name={name} is fitted by counting and has no hidden states or '
+             'attention to analyse: pass a neural run')
+      if not os.path.isfile(os.path.join(workdir, 'summary.json')):
+        fail(f'--workdir={workdir} has not finished (no summary.json): rerun its launch.py command')
+    elif not saved_steps(workdir):
       fail(f'--workdir={workdir} has no checkpoint yet: train it first (rerunning its launch.py command resumes)')

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import shlex
 import sys
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -185,26 +184,6 @@ def render(workdir: str, record: dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
-def check_workdirs(workdirs: Sequence[str]) -> None:
-  """runs.check_workdirs, but a counted model (the n-gram) is ready once its summary.json exists."""
-  from seqmodels.analysis import runs  # noqa: PLC0415
-  from seqmodels.models import registry  # noqa: PLC0415
-  neural = []
-  for workdir in workdirs:
-    try:
-      with open(os.path.join(workdir, 'config.json')) as f:
-        name = json.load(f).get('model', {}).get('name')
-    except (OSError, ValueError):
-      name = None
-    entry = registry.MODELS.get(name)
-    if entry is not None and entry.trained_by == 'counting':
-      if not os.path.isfile(os.path.join(workdir, 'summary.json')):
-        runs.fail(f'--workdir={workdir} has not finished (no summary.json): rerun its launch.py command')
-    else:
-      neural.append(workdir)
-  runs.check_workdirs(neural)
-
-
 def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
   from seqmodels.analysis import runs  # noqa: PLC0415
   d = Settings()
@@ -238,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
   from seqmodels.analysis import runs  # noqa: PLC0415
   from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
   from seqmodels.train.loop import write_json  # noqa: PLC0415
-  check_workdirs(workdirs)
+  runs.check_workdirs(workdirs, counted=True)
   command = shlex.join(['python', '-m', 'seqmodels.analysis.samples'] + list(sys.argv[1:] if argv is None else argv))
   for workdir in workdirs:
     try:

@@ -78,3 +78,11 @@ def test_a_workdir_without_a_run_or_a_checkpoint_is_one_line_naming_it(tmp_path,
     assert capsys.readouterr().err == f'error: --workdir={workdir} {reason}' + (
         ': pass the --workdir of a launch.py run\n' if workdir == empty else
         ': train it first (rerunning its launch.py command resumes)\n')
+  counted = tmp_path / 'ngram'
+  counted.mkdir()
+  (counted / 'config.json').write_text(json.dumps({'model': {'name': 'ngram'}}))
+  (counted / 'summary.json').write_text('{}')
+  with pytest.raises(SystemExit):
+    gradient_flow.main(['--workdir', str(counted)])
+  assert capsys.readouterr().err == (f'error: --workdir={counted}: config.model.name=ngram is fitted by counting and '
+                                     'has no hidden states or attention to analyse: pass a neural run\n')
