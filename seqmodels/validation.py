@@ -198,7 +198,7 @@ def validate(config) -> None:
   _check(o.weight_decay >= 0, f'config.optim.weight_decay={o.weight_decay!r} must be >= 0')
   _check(o.clip_norm >= 0, f'config.optim.clip_norm={o.clip_norm!r} must be >= 0 (0 disables clipping)')
 
-  _positive(config, 'train', 'num_steps', 'batch_size', 'log_every', 'eval_every', 'checkpoint_every',
+  _positive(config, 'train', 'num_steps', 'batch_size', 'grad_accum', 'log_every', 'eval_every', 'checkpoint_every',
             'keep_checkpoints')
   _check(t.eval_batches >= 0, f'config.train.eval_batches={t.eval_batches!r} must be >= 0 (0 means all)')
   if t.init_from:
@@ -217,6 +217,10 @@ def validate_devices(config, device_count: int, process_count: int, platform: st
          f"config.model.recurrence='cudnn' runs float32 LSTMs, and train.dtype='auto' computes in bfloat16 on "
          f'{platform}: set train.dtype=float32')
   b = config.train.batch_size
-  _check(b % device_count == 0, f'config.train.batch_size={b} does not split over {device_count} devices: '
+  devices = f'{device_count} device{"s" * (device_count != 1)}'
+  _check(b % device_count == 0, f'config.train.batch_size={b} does not split over {devices}: '
          f'use a multiple of {device_count}')
   _check(b % process_count == 0, f'config.train.batch_size={b} does not split over {process_count} processes')
+  k = config.train.grad_accum
+  _check(b % (device_count * k) == 0, f'config.train.batch_size={b} does not split into train.grad_accum={k} '
+         f'micro-batches over {devices}: use a multiple of {device_count * k}, or another grad_accum')

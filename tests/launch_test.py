@@ -65,6 +65,15 @@ def test_batch_not_divisible_by_devices_is_named():
   c.train.batch_size = 12
   with pytest.raises(validation.ConfigError, match='batch_size=12 does not split over 8 devices: use a multiple'):
     validation.validate_devices(c, 8, 1, 'cpu')
+  c.train.batch_size, c.train.grad_accum = 16, 4
+  with pytest.raises(validation.ConfigError, match=r'config.train.batch_size=16 does not split into '
+                     r'train.grad_accum=4 micro-batches over 8 devices: use a multiple of 32, or another grad_accum'):
+    validation.validate_devices(c, 8, 1, 'cpu')
+  c.train.grad_accum = 2
+  validation.validate_devices(c, 8, 1, 'cpu')
+  c.train.grad_accum = 0
+  with pytest.raises(validation.ConfigError, match='config.train.grad_accum=0 must be a positive integer'):
+    validation.validate(c)
 
 
 def test_cudnn_recurrence_is_refused_where_it_cannot_run():

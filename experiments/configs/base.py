@@ -91,6 +91,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1_000
   c.train.batch_size = 64          # global, split over devices and processes
+  c.train.grad_accum = 1           # micro-batches per step, run one after another (memory of one): the same
+                                   # update as the whole batch at once; batch_size must split into them
   c.train.dtype = 'auto'           # compute dtype: float32 | bfloat16 | auto (bfloat16 on GPU/TPU, float32 on
                                    # CPU); parameters are always float32
   c.train.log_every = 50

@@ -244,7 +244,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   start = int(state.step)
   num_params = count_params(state.params)
 
-  train_step = jax.jit(steps.make_train_step(model, tx, schedule, objective), in_shardings=(state_sh, batch_sh),
+  train_step = jax.jit(steps.make_train_step(model, tx, schedule, objective, tc.get('grad_accum', 1)),
+                       in_shardings=(state_sh, batch_sh),
                        out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
   eval_step = jax.jit(steps.make_eval_step(model, objective), in_shardings=(state_sh.params, batch_sh),
                       out_shardings=sharding.replicated(mesh))

@@ -22,13 +22,24 @@ Batch = dict[str, jax.Array]
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
+  """The training loss is `from_sums(eval_sums(outputs, batch))`: sums over the batch, then ratios of them.
+
+  Every ratio divides a sum of per-token or per-row terms by one of the `counts` (sums of data weights, which no
+  parameter changes), so the loss is linear in the other sums once the counts are fixed. That is what lets a step
+  accumulate gradients over micro-batches and still take exactly the step of the whole batch (make_train_step).
+  """
   inputs: Callable[[Batch], tuple]                           # batch -> positional model inputs
-  loss: Callable[[Any, Batch], tuple[jax.Array, dict]]       # (outputs, batch) -> (mean loss, mean metrics)
   eval_sums: Callable[[Any, Batch], dict[str, jax.Array]]    # (outputs, batch) -> sums over the batch
-  finalize: Callable[[dict[str, float]], dict[str, float]]   # summed eval sums -> metrics
+  from_sums: Callable[[dict], tuple[jax.Array, dict]]        # sums -> (mean loss, mean metrics), jittable
+  counts: tuple[str, ...]                                    # the sums that are data weights (denominators)
+  finalize: Callable[[dict[str, float]], dict[str, float]]   # summed eval sums -> metrics (on the host)
   # Optional evaluation after training that needs more than one forward pass (e.g. decoding + BLEU):
   # (model, params, data, config, workdir) -> metrics merged into the final eval metrics.
   final_eval: Callable[..., dict[str, float]] | None = None
+
+  def loss(self, outputs, batch: Batch) -> tuple[jax.Array, dict]:
+    """(mean loss, mean metrics) of the outputs on the batch."""
+    return self.from_sums(self.eval_sums(outputs, batch))
 
 
 def token_cross_entropy(logits_BxTxV, targets_BxT, weights_BxT):
@@ -39,10 +50,9 @@ def token_cross_entropy(logits_BxTxV, targets_BxT, weights_BxT):
   return (nll_BxT * weights_BxT).sum(), weights_BxT.sum(), (correct_BxT * weights_BxT).sum()
 
 
-def _lm_loss(logits_BxTxV, batch):
-  nll, n, correct = token_cross_entropy(logits_BxTxV, batch['targets'], batch['weights'])
-  n = jnp.maximum(n, 1.0)
-  return nll / n, {'accuracy': correct / n}
+def _lm_from_sums(t):
+  n = jnp.maximum(t['tokens'], 1.0)
+  return t['nll'] / n, {'accuracy': t['correct'] / n}
 
 
 def _lm_eval_sums(logits_BxTxV, batch):
@@ -66,7 +76,8 @@ def token_metrics(t: dict[str, float]) -> dict[str, float]:
   return metrics
 
 
-LM = Objective(inputs=lambda b: (b['inputs'],), loss=_lm_loss, eval_sums=_lm_eval_sums, finalize=token_metrics)
+LM = Objective(inputs=lambda b: (b['inputs'],), eval_sums=_lm_eval_sums, from_sums=_lm_from_sums,
+               counts=('tokens', 'sequences'), finalize=token_metrics)
 
 
 
@@ -95,9 +106,12 @@ def mlm_metrics(t: dict) -> dict:
   return {'loss': m['mlm_loss'] + m['nsp_loss'], **m}
 
 
-def _mlm_loss(outputs, batch):
-  m = mlm_metrics(_mlm_eval_sums(outputs, batch))
-  return m.pop('loss'), m
+def _split_loss(metrics: Callable[[dict], dict]) -> Callable[[dict], tuple[jax.Array, dict]]:
+  """sums -> (metrics['loss'], the other metrics)."""
+  def from_sums(t):
+    m = metrics(t)
+    return m.pop('loss'), m
+  return from_sums
 
 
 def _classify_eval_sums(logits_BxC, batch):
@@ -110,18 +124,13 @@ def classify_metrics(t: dict) -> dict:
   return {'loss': t['nll'] / rows, 'accuracy': t['correct'] / rows}
 
 
-def _classify_loss(logits_BxC, batch):
-  m = classify_metrics(_classify_eval_sums(logits_BxC, batch))
-  return m.pop('loss'), m
-
-
 _floats = lambda f: (lambda t: {k: float(v) for k, v in f(t).items()})
 # BERT pre-training: masked tokens and sentence segments in, (mlm logits, nsp logits) out.
-MLM = Objective(inputs=lambda b: (b['inputs'], b['segments']), loss=_mlm_loss, eval_sums=_mlm_eval_sums,
-                finalize=_floats(mlm_metrics))
+MLM = Objective(inputs=lambda b: (b['inputs'], b['segments']), eval_sums=_mlm_eval_sums,
+                from_sums=_split_loss(mlm_metrics), counts=('tokens', 'rows'), finalize=_floats(mlm_metrics))
 # Sequence (pair) classification: tokens and segments in, logits_BxC out, one label per row.
-CLASSIFY = Objective(inputs=lambda b: (b['inputs'], b['segments']), loss=_classify_loss,
-                     eval_sums=_classify_eval_sums, finalize=_floats(classify_metrics))
+CLASSIFY = Objective(inputs=lambda b: (b['inputs'], b['segments']), eval_sums=_classify_eval_sums,
+                     from_sums=_split_loss(classify_metrics), counts=('rows',), finalize=_floats(classify_metrics))
 
 OBJECTIVES: dict[str, Objective] = {'lm': LM, 'mlm': MLM, 'classify': CLASSIFY}
 
@@ -138,9 +147,9 @@ def _seq2seq_final_eval(model, params, data, config, workdir):
 
 
 # seq2seq: batches {src [b,S], tgt_in [b,T] (BOS + target), tgt_out [b,T] (target + EOS), weights [b,T]}.
-SEQ2SEQ = Objective(inputs=lambda b: (b['src'], b['tgt_in']), loss=lambda o, b: _lm_loss(*_seq2seq_as_lm(o, b)),
-                    eval_sums=lambda o, b: _lm_eval_sums(*_seq2seq_as_lm(o, b)), finalize=token_metrics,
-                    final_eval=_seq2seq_final_eval)
+SEQ2SEQ = Objective(inputs=lambda b: (b['src'], b['tgt_in']),
+                    eval_sums=lambda o, b: _lm_eval_sums(*_seq2seq_as_lm(o, b)), from_sums=_lm_from_sums,
+                    counts=LM.counts, finalize=token_metrics, final_eval=_seq2seq_final_eval)
 OBJECTIVES['seq2seq'] = SEQ2SEQ
 
 # Adding-problem accuracy: a prediction counts as right within this absolute error (Hochreiter & Schmidhuber 1997,
@@ -163,14 +172,14 @@ def regression_metrics(t: dict) -> dict:
   return {'loss': mse, 'mse': mse, 'accuracy': t['within'] / rows}
 
 
-def _regression_loss(pred_B, batch):
-  m = regression_metrics(_regression_eval_sums(pred_B, batch))
-  return m.pop('loss'), {'accuracy': m['accuracy']}
+def _regression_from_sums(t):
+  m = regression_metrics(t)
+  return m['loss'], {'accuracy': m['accuracy']}
 
 
 # Many-to-one regression (the adding problem): {values, markers, mask} [b, T] in, prediction_B out, one target per row.
-REGRESSION = Objective(inputs=lambda b: (b['values'], b['markers'], b['mask']), loss=_regression_loss,
-                       eval_sums=_regression_eval_sums, finalize=_floats(regression_metrics))
+REGRESSION = Objective(inputs=lambda b: (b['values'], b['markers'], b['mask']), eval_sums=_regression_eval_sums,
+                       from_sums=_regression_from_sums, counts=('rows',), finalize=_floats(regression_metrics))
 OBJECTIVES['regression'] = REGRESSION
 
 
@@ -200,11 +209,6 @@ def bilm_metrics(t: dict) -> dict:
   return {'loss': mean('loss'), 'accuracy': mean('accuracy'), **m}
 
 
-def _bilm_loss(outputs, batch):
-  m = bilm_metrics(_bilm_eval_sums(outputs, batch))
-  return m.pop('loss'), m
-
-
 def _bilm_finalize(t: dict) -> dict:
   m = {k: float(v) for k, v in bilm_metrics(t).items()}
   return {**m, 'perplexity': math.exp(min(m['loss'], 700.0)), 'bits_per_token': m['loss'] / math.log(2),
@@ -213,23 +217,52 @@ def _bilm_finalize(t: dict) -> dict:
 
 # A biLM (ELMo) on lm batches: the whole window in, BiLMLogits (fwd_BxTxV, bwd_BxTxV) out; chosen by the model's
 # registry entry (Entry.objective), since its data is plain lm data.
-BILM = Objective(inputs=_bilm_window, loss=_bilm_loss, eval_sums=_bilm_eval_sums, finalize=_bilm_finalize)
+BILM = Objective(inputs=_bilm_window, eval_sums=_bilm_eval_sums, from_sums=_split_loss(bilm_metrics),
+                 counts=('tokens',), finalize=_bilm_finalize)
 OBJECTIVES['bilm'] = BILM
 
 
 def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule,
-                    objective: Objective = LM) -> Callable:
-  """(state, batch) -> (state, metrics): one optimizer update on the objective's mean loss."""
+                    objective: Objective = LM, grad_accum: int = 1) -> Callable:
+  """(state, batch) -> (state, metrics): one optimizer update on the objective's mean loss over the batch.
+
+  With grad_accum = k > 1 the batch's rows are split into k micro-batches (rows j, j + k, j + 2k, ...: each
+  device keeps its own rows), run one after another under lax.scan, so only one micro-batch's activations are
+  live at a time; their gradients add up to the whole batch's. Each micro-batch's loss divides its sums by the
+  whole batch's counts (Objective), so the loss, the metrics and the update equal those of one pass over the
+  whole batch, padding and all (tests/train/steps_test.py); only dropout draws other masks.
+  """
+
+  def forward(params, batch: Batch, rng, counts=None):
+    rngs = {'dropout': rng, 'sample': jax.random.fold_in(rng, 1)}  # 'sample': e.g. scheduled sampling
+    outputs = model.apply({'params': params}, *objective.inputs(batch), train=True, rngs=rngs)
+    return objective.from_sums({**objective.eval_sums(outputs, batch), **(counts or {})})
+
+  def accumulated(params, batch: Batch, rng):
+    # The counts are sums of data weights: eval_sums of stand-in outputs gives them, and XLA drops the rest.
+    stand_in = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(
+        lambda p: model.apply({'params': p}, *objective.inputs(batch), train=False), params))
+    sums = objective.eval_sums(stand_in, batch)
+    counts = {k: sums[k] for k in objective.counts if k in sums}
+    micro = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(x.shape[0] // grad_accum, grad_accum, *x.shape[1:]),
+                                                0, 1), batch)
+
+    def body(grads, inputs):
+      micro_batch, i = inputs
+      (loss, metrics), g = jax.value_and_grad(forward, has_aux=True)(params, micro_batch, jax.random.fold_in(rng, i),
+                                                                     counts)
+      return jax.tree.map(jnp.add, grads, g), (loss, metrics)
+
+    grads, (losses, metrics) = jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params),
+                                            (micro, jnp.arange(grad_accum)))
+    return (losses.sum(), jax.tree.map(lambda m: m.sum(0), metrics)), grads
 
   def train_step(state: TrainState, batch: Batch):
     rng = jax.random.fold_in(state.rng, state.step)
-
-    def loss_fn(params):
-      rngs = {'dropout': rng, 'sample': jax.random.fold_in(rng, 1)}  # 'sample': e.g. scheduled sampling
-      outputs = model.apply({'params': params}, *objective.inputs(batch), train=True, rngs=rngs)
-      return objective.loss(outputs, batch)
-
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    if grad_accum == 1:
+      (loss, metrics), grads = jax.value_and_grad(forward, has_aux=True)(state.params, batch, rng)
+    else:
+      (loss, metrics), grads = accumulated(state.params, batch, rng)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {'loss': loss, **metrics, 'grad_norm': optim.global_norm(grads), 'lr': schedule(state.step)}

@@ -1,4 +1,5 @@
-"""Train step: same loss and parameters on 1 device and sharded over 8; FSDP computes the same function."""
+"""Train step: same loss and parameters on 1 device and sharded over 8; FSDP computes the same function; gradient
+accumulation over micro-batches takes the step of the whole batch."""
 
 import types
 
@@ -17,10 +18,10 @@ from seqmodels.train import state as state_lib
 V, T, B = 11, 12, 16
 
 
-def _setup(name):
+def _setup(name, kind='lm'):
   c = get_base_config()
   c.model.name, c.model.width, c.model.layers, c.model.heads = name, 32, 2, 4
-  model = registry.build(c.model, types.SimpleNamespace(vocab_size=V, seq_len=T), jnp.float32)
+  model = registry.build(c.model, types.SimpleNamespace(vocab_size=V, seq_len=T, kind=kind, meta={}), jnp.float32)
   tx, schedule = optim.make_optimizer(c.optim, 100)
   rng = np.random.default_rng(0)
   tokens = rng.integers(0, V, (3, B, T + 1)).astype(np.int32)
@@ -28,18 +29,22 @@ def _setup(name):
   return model, tx, schedule, batches
 
 
-def _train(model, tx, schedule, batches, devices, fsdp=False):
+def _train(model, tx, schedule, batches, devices, fsdp=False, objective=steps.LM, grad_accum=1, metrics=None):
   mesh = Mesh(np.asarray(devices), ('data',))
-  init = lambda r: state_lib.create(model, tx, r, (jnp.zeros((1, T), jnp.int32),))
+  inputs = tuple(jnp.zeros((1, T), jnp.int32) for _ in objective.inputs(batches[0]))
+  init = lambda r: state_lib.create(model, tx, r, inputs)
   rng = jax.random.PRNGKey(0)
   state_sh = sharding.state_shardings(jax.eval_shape(init, rng), mesh, fsdp, fsdp_min_size=256)
   state = jax.jit(init, out_shardings=state_sh)(rng)
-  step = jax.jit(steps.make_train_step(model, tx, schedule), in_shardings=(state_sh, sharding.batch_sharding(mesh)),
+  step = jax.jit(steps.make_train_step(model, tx, schedule, objective, grad_accum),
+                 in_shardings=(state_sh, sharding.batch_sharding(mesh)),
                  out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
   losses = []
   for b in batches:
     state, m = step(state, sharding.global_batch(b, sharding.batch_sharding(mesh)))
     losses.append(float(m['loss']))
+    if metrics is not None:
+      metrics.append(jax.device_get(m))
   return jax.device_get(state.params), losses, state
 
 
@@ -73,3 +78,54 @@ def test_loss_is_mean_over_weighted_tokens():
   nll, n, correct = steps.token_cross_entropy(logits, targets, weights)
   np.testing.assert_allclose(nll, -np.log(0.5) - np.log(0.9), rtol=1e-6)
   assert float(n) == 2.0 and float(correct) == 2.0  # argmax picks class 0 at both weighted positions
+
+
+def _uneven_weights(batches, seed=1):
+  """Rows padded to random lengths (some empty), so micro-batches hold different numbers of tokens."""
+  rng = np.random.default_rng(seed)
+  for b in batches:
+    lengths = rng.integers(0, T + 1, B)
+    b['weights'] = (np.arange(T) < lengths[:, None]).astype(np.float32)
+  return batches
+
+
+@pytest.mark.parametrize('name,devices,k', [('gpt', 8, 2), ('lstm', 1, 4)])
+def test_gradient_accumulation_takes_the_step_of_the_whole_batch(name, devices, k):
+  model, tx, schedule, batches = _setup(name)
+  batches = _uneven_weights(batches)
+  whole, micro = [], []
+  p1, l1, _ = _train(model, tx, schedule, batches, jax.devices()[:devices], metrics=whole)
+  pk, lk, _ = _train(model, tx, schedule, batches, jax.devices()[:devices], grad_accum=k, metrics=micro)
+  np.testing.assert_allclose(lk, l1, rtol=1e-5)
+  for a, b in zip(micro, whole):
+    np.testing.assert_allclose(a['accuracy'], b['accuracy'], rtol=1e-5)
+    np.testing.assert_allclose(a['grad_norm'], b['grad_norm'], rtol=1e-4)
+  chex.assert_trees_all_close(pk, p1, rtol=1e-4, atol=1e-6)
+  # The test can tell: weighting each micro-batch's own mean loss equally gives another gradient.
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, T), jnp.int32))['params']
+  b = batches[0]
+  loss = lambda p, rows: steps.LM.loss(model.apply({'params': p}, b['inputs'][rows]),
+                                       {x: v[rows] for x, v in b.items()})[0]
+  naive = jax.grad(lambda p: sum(loss(p, slice(j, None, k)) for j in range(k)) / k)(params)
+  full = jax.grad(loss)(params, slice(None))
+  rel = optim.global_norm(jax.tree.map(jnp.subtract, naive, full)) / optim.global_norm(full)
+  assert rel > 1e-2, rel
+
+
+def test_gradient_accumulation_for_bert_pre_training():
+  """MLM + NSP divide by two different counts (chosen tokens, sentence pairs): both stay the whole batch's."""
+  model, tx, schedule, _ = _setup('bert', kind='mlm')
+  rng = np.random.default_rng(2)
+  batches = [{'inputs': rng.integers(0, V, (B, T)).astype(np.int32),
+              'segments': (np.arange(T) >= T // 2).astype(np.int32)[None].repeat(B, 0),
+              'targets': rng.integers(0, V, (B, T)).astype(np.int32),
+              'weights': (rng.random((B, T)) < 0.15).astype(np.float32),
+              'next': rng.integers(0, 2, B).astype(np.int32), 'weight': np.ones(B, np.float32)} for _ in range(2)]
+  whole, micro = [], []
+  p1, l1, _ = _train(model, tx, schedule, batches, jax.devices(), objective=steps.MLM, metrics=whole)
+  p2, l2, _ = _train(model, tx, schedule, batches, jax.devices(), objective=steps.MLM, grad_accum=2, metrics=micro)
+  np.testing.assert_allclose(l2, l1, rtol=1e-5)
+  for a, b in zip(micro, whole):
+    for key in ('mlm_loss', 'nsp_loss', 'mlm_accuracy', 'nsp_accuracy'):
+      np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
+  chex.assert_trees_all_close(p2, p1, rtol=1e-4, atol=1e-6)
