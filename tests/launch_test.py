@@ -85,8 +85,8 @@ def test_cudnn_recurrence_is_refused_where_it_cannot_run():
     validation.validate_devices(c, 8, 1, 'gpu')
   c.train.dtype = 'float32'
   validation.validate_devices(c, 8, 1, 'gpu')
-  with pytest.raises(validation.ConfigError, match=r"recurrence='cudnn' needs a CUDA GPU, and this run computes on "
-                                                   r'cpu: use recurrence=auto'):
+  with pytest.raises(validation.ConfigError,
+                     match=r"recurrence='cudnn' needs a CUDA GPU, and this run computes on cpu: use recurrence=auto"):
     validation.validate_devices(c, 8, 1, 'cpu')
   c.model.name = 'gru'
   with pytest.raises(validation.ConfigError, match=r"runs float32 LSTMs only .*not model.name='gru': use"):
@@ -95,7 +95,8 @@ def test_cudnn_recurrence_is_refused_where_it_cannot_run():
   with pytest.raises(validation.ConfigError, match=r"not model.name='elmo' with cell='gru': use"):
     validation.validate(c)
   c.model.name, c.model.cell, c.train.dtype = 'seq2seq_lstm', 'lstm', 'bfloat16'
-  with pytest.raises(validation.ConfigError, match=r"LSTMs only \(jax.experimental.rnn\), not train.dtype='bfloat16': "):
+  with pytest.raises(validation.ConfigError,
+                     match=r"LSTMs only \(jax.experimental.rnn\), not train.dtype='bfloat16': "):
     validation.validate(c)
   c.model.name, c.train.dtype = 'gpt', 'float32'  # no recurrent layer: the field does not apply (a sweep sets it)
   validation.validate(c)

@@ -132,7 +132,8 @@ def test_seq2seq_attention_examples_and_bleu_by_length_are_plotted(tmp_path):
                                                                     'bleu': 20.0}]}))
   w = np.full((3, 4), 0.25, np.float32)  # the layout seqmodels/data/translation.py writes
   np.savez(run / 'attention_maps.npz', count=np.asarray(2), weights_0=w, src_0=np.array(list('abcd')),
-           tgt_0=np.array(['x', 'y', '</s>']), weights_1=w[:2], src_1=np.array(list('abcd')), tgt_1=np.array(['x', 'y']))
+           tgt_0=np.array(['x', 'y', '</s>']), weights_1=w[:2], src_1=np.array(list('abcd')),
+           tgt_1=np.array(['x', 'y']))
   files = report.write_report([str(run)], str(tmp_path / 'out'))
   for kind in ('bleu_by_length', 'attention seq2seq'):
     assert open(files[kind], 'rb').read().startswith(PNG), kind

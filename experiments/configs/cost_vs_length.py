@@ -19,7 +19,8 @@ def get_config(arg: str = ''):
   c = get_base_config()
   c.model.name = 'lstm'            # replaced by each of cost.models in turn
   c.model.layers, c.model.dropout = 2, 0.0
-  c.model.min_scan = 'parallel'    # minGRU/minLSTM by the associative scan everywhere: the cost this experiment is about
+  c.model.min_scan = 'parallel'    # minGRU/minLSTM by the associative scan everywhere: the cost this experiment
+                                   # is about
   c.optim.warmup_steps = 0         # the schedule does not change the cost of a step
 
   c.cost = ml_collections.ConfigDict()

@@ -180,7 +180,8 @@ def run_case(config, model_name: str, T: int) -> dict[str, Any]:
     return measure(config, model_name, T)
   except Exception as e:  # pylint: disable=broad-except  # one case must not end the run
     line = f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'
-    return _null(model_name, T, config.train.batch_size, 'out_of_memory' if loop.is_out_of_memory(str(e)) else 'error', line)
+    kind = 'out_of_memory' if loop.is_out_of_memory(str(e)) else 'error'
+    return _null(model_name, T, config.train.batch_size, kind, line)
 
 
 def _case_main() -> None:
@@ -209,8 +210,9 @@ def run_case_isolated(config, model_name: str, T: int) -> dict[str, Any]:
     return json.loads(p.stdout.strip().splitlines()[-1])
   lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
   if loop.is_out_of_memory(p.stderr) or p.returncode == -9:  # SIGKILL: the kernel's out-of-memory killer, most likely
-    return _null(model_name, T, B, 'out_of_memory', next((l for l in lines if loop.is_out_of_memory(l)), f'killed by signal '
-                 f'{-p.returncode} (out of host memory?)')[-300:])
+    reason = next((l for l in lines if loop.is_out_of_memory(l)),
+                  f'killed by signal {-p.returncode} (out of host memory?)')
+    return _null(model_name, T, B, 'out_of_memory', reason[-300:])
   return _null(model_name, T, B, 'error', f'exit code {p.returncode}: {lines[-1] if lines else "no output"}'[-300:])
 
 

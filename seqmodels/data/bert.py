@@ -5,9 +5,10 @@ encoder fits any classification task. Rows are `[CLS] A [SEP] (B [SEP]) [PAD]...
 
 data.name='mlm': sentence pairs from the lines of a local text file (data.path; the first 90% of its lines train,
 the rest validate) or of TFDS `lm1b` / `wiki40b/en` (data.source); B is the next line half of the time (is_next=1),
-a random line of the same split otherwise; fixed per example at load. Masking (Devlin et al. 2019): 15% of the real tokens are chosen, of which 80% become [MASK],
-10% a random byte and 10% stay; it is redrawn for every training row from (seed, global row of the stream), so
-the pipeline's exactness contract holds; validation masks are fixed per example.
+a random line of the same split otherwise; fixed per example at load. Masking (Devlin et al. 2019): 15% of the
+real tokens are chosen, of which 80% become [MASK], 10% a random byte and 10% stay; it is redrawn for every
+training row from (seed, global row of the stream), so the pipeline's exactness contract holds; validation masks
+are fixed per example.
 
 data.name='classify': (text[, text_b], label) rows from a local TSV/CSV (data.path), TFDS `glue/sst2` or
 `imdb_reviews` (data.source), or a local task on the lines of data.path: is a line real (label 1) or corrupted

@@ -12,8 +12,9 @@ from seqmodels.train import host_memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# A jitted function with a 40 MB result (or MB megabytes), each result freed: the minor page faults (fresh pages the kernel had to
-# hand over) of each of 9 calls under glibc's default policy, then of each of 9 calls under keep_freed_memory.
+# A jitted function with a 40 MB result (or MB megabytes), each result freed: the minor page faults (fresh pages the
+# kernel had to hand over) of each of 9 calls under glibc's default policy, then of each of 9 calls under
+# keep_freed_memory.
 _FAULTS = """
 import json, os, resource
 from seqmodels.train import host_memory
