@@ -71,6 +71,10 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict
   elif kind == 'regression':  # values, markers, mask: the mask says how long the sequence is
     n = min(max(int(rows[-1][0].sum()), 1), length)
     rows = [r[:, :n] for r in rows]
+  elif kind == 'lm':  # up to the last weighted target (token id 0 is a character of a text, PAD in other tasks)
+    weighted = np.flatnonzero(np.asarray(batch['weights'])[example])
+    n = min(int(weighted[-1]) + 1 if weighted.size else 1, length)
+    rows = [r[:, :n] for r in rows]
   else:  # tokens first, then (BERT) the segments of the same positions
     n = min(_real_length(rows[0][0]), length)
     rows = [r[:, :n] for r in rows]

@@ -45,12 +45,6 @@ class Settings:
   seed: int = 0
 
 
-def _real_length(tokens_T: np.ndarray) -> int:
-  from seqmodels.data.pipeline import PAD  # noqa: PLC0415
-  real = np.nonzero(np.asarray(tokens_T) != PAD)[0]
-  return int(real[-1]) + 1 if real.size else 0
-
-
 def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
   """(source, prompt ids [P], the text's own next ids or None) for each of the s.num_samples samples."""
   if s.prompt is not None:
@@ -66,10 +60,12 @@ def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]
     return [('--prompt', ids, None)] * s.num_samples
   batch = next(iter(data.eval_batches(batch_size=s.num_samples, max_batches=1)))
   out = []
-  for i, (inputs_T, targets_T) in enumerate(zip(batch['inputs'], batch['targets'])):
+  for i, (inputs_T, targets_T, weights_T) in enumerate(zip(batch['inputs'], batch['targets'], batch['weights'])):
     text_T = np.concatenate([inputs_T[:1], targets_T])  # the example's whole token sequence
-    n = _real_length(text_T)
-    if n == 0:
+    # Its length is up to its last weighted target (token id 0 is a character of a text, PAD in other tasks).
+    weighted = np.flatnonzero(weights_T)
+    n = int(weighted[-1]) + 2 if weighted.size else 0
+    if n == 0:  # eval_batches' padding rows, past the split
       raise ValueError(f'--num_samples={s.num_samples} is more than the {i} validation examples: pick at most {i}')
     p = min(s.prompt_tokens, max(n - 1, 1))
     out.append((f'validation example {i}', text_T[:p], text_T[p:n]))

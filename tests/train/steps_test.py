@@ -92,7 +92,7 @@ def _uneven_weights(batches, seed=1):
 @pytest.mark.parametrize('name,devices,k', [('gpt', 8, 2), ('lstm', 1, 4)])
 def test_gradient_accumulation_takes_the_step_of_the_whole_batch(name, devices, k):
   model, tx, schedule, batches = _setup(name)
-  batches = _uneven_weights(batches)
+  batches = _uneven_weights(batches)[:2]
   whole, micro = [], []
   p1, l1, _ = _train(model, tx, schedule, batches, jax.devices()[:devices], metrics=whole)
   pk, lk, _ = _train(model, tx, schedule, batches, jax.devices()[:devices], grad_accum=k, metrics=micro)
@@ -106,8 +106,8 @@ def test_gradient_accumulation_takes_the_step_of_the_whole_batch(name, devices, 
   b = batches[0]
   loss = lambda p, rows: steps.LM.loss(model.apply({'params': p}, b['inputs'][rows]),
                                        {x: v[rows] for x, v in b.items()})[0]
-  naive = jax.grad(lambda p: sum(loss(p, slice(j, None, k)) for j in range(k)) / k)(params)
-  full = jax.grad(loss)(params, slice(None))
+  naive = jax.jit(jax.grad(lambda p: sum(loss(p, slice(j, None, k)) for j in range(k)) / k))(params)
+  full = jax.jit(jax.grad(lambda p: loss(p, slice(None))))(params)
   rel = optim.global_norm(jax.tree.map(jnp.subtract, naive, full)) / optim.global_norm(full)
   assert rel > 1e-2, rel
 
