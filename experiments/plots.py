@@ -73,9 +73,11 @@ def curve_series(runs: list[dict[str, Any]], axis) -> dict[str, list[dict[str, A
 
 
 def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[str, str, str, str]], title: str,
-                    threshold: str = '') -> str | None:
+                    threshold: str = '', x: str = 'step') -> str | None:
   """`panels` [(split, metric, panel title, y label)] of metrics.jsonl vs step on a log y axis, one line per run, a
   colour per setting; side by side, or with a swept length a row per panel and a column per length.
+  x='train_seconds' puts each point at the run's training time when it was logged (its train record of that
+  step); a run whose records lack it is left out, and a single point (the counted n-gram) is a star.
 
   A run that did not finish ends in an x at its last logged point. Loss panels stop two decades above the highest
   loss a finished run logged, so a diverged run leaves through the top instead of flattening the others;
@@ -85,6 +87,8 @@ def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[st
   series = curve_series(runs, axis)
   curves = [(i, r, read_metrics(r['dir'])) for i, members in enumerate(series.values()) for r in members]
   curves = [c for c in curves if any(m.get('split') == s and k in m for m in c[2] for s, k, _, _ in panels)]
+  if x != 'step':
+    curves = [c for c in curves if any(m.get('split') == 'train' and x in m for m in c[2])]
   if not curves:
     return None
   plt = _pyplot()
@@ -106,9 +110,14 @@ def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[st
       # a resumed run logs again the steps after its checkpoint: the last record of a step wins
       pts = sorted({m['step']: m[key] for m in metrics if m.get('split') == split and key in m}.items())
       pts = [(s, v) for s, v in pts if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
+      if x != 'step':  # the step's place on the x axis, from the train record of that step
+        at = {m['step']: m[x] for m in metrics if m.get('split') == 'train' and x in m}
+        pts = [(at[s], v) for s, v in pts if s in at]
       if not pts:
         continue
-      if len(pts) == 1 and r['status'] == 'done':  # counted, not trained (the n-gram): a level, not a dot
+      if len(pts) == 1 and r['status'] == 'done' and x != 'step':  # one fit (the n-gram), at the time it took
+        axes[row][col].plot(*pts[0], color=colours(i % colours.N), marker='*', markersize=12, linestyle='')
+      elif len(pts) == 1 and r['status'] == 'done':  # counted, not trained (the n-gram): a level, not a dot
         axes[row][col].axhline(pts[0][1], color=colours(i % colours.N), linestyle='--', linewidth=1.3, alpha=0.85)
       else:
         axes[row][col].plot(*zip(*pts), color=colours(i % colours.N), marker='o' if split == 'eval' else None,
@@ -127,7 +136,8 @@ def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[st
       for v in thresholds:
         ax.axhline(v, color='0.3', linestyle=':', linewidth=1.2)
       where = f' ({axis[0]}={length})' if axis else ''
-      ax.set(title=f'{name}{where}', xlabel='training step', ylabel=ylabel, yscale='log')
+      ax.set(title=f'{name}{where}', xlabel='training step' if x == 'step' else 'training time (s)', ylabel=ylabel,
+             yscale='log')
       if key == 'loss' and row in tops and ax.get_ylim()[1] > 100 * tops[row]:
         ax.set_ylim(min(lows.get((row, col), tops[row]), tops[row]) / 2, 100 * tops[row])
       _plain_log_labels(ax)
@@ -146,11 +156,22 @@ def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[st
 def learning_curves(runs: list[dict[str, Any]], path: str) -> str | None:
   """Train and eval loss vs step, one line per run, a colour per setting (its seeds share it); with a swept
   length, one column of panels per length."""
-  done = [r for r in runs if r['status'] == 'done'] or runs
-  unit = ('MSE' if all(is_regression(r) for r in done) else 'nats/token' if not any(is_regression(r) for r in done)
-          else 'MSE or nats/token')
+  unit = _loss_unit(runs)
   return _curves_vs_step(runs, path, [(s, 'loss', f'{s} loss', f'loss ({unit})') for s in ('train', 'eval')],
                          'Learning curves')
+
+
+def _loss_unit(runs: list[dict[str, Any]]) -> str:
+  done = [r for r in runs if r['status'] == 'done'] or runs
+  return ('MSE' if all(is_regression(r) for r in done) else 'nats/token' if not any(is_regression(r) for r in done)
+          else 'MSE or nats/token')
+
+
+def loss_vs_time(runs: list[dict[str, Any]], path: str) -> str | None:
+  """Eval loss vs training time (seconds, compilation in, evaluation out; summed over resumed sessions): which
+  model gets how far per second on this hardware, a colour per setting."""
+  return _curves_vs_step(runs, path, [('eval', 'loss', 'eval loss', f'loss ({_loss_unit(runs)})')],
+                         'Eval loss vs training time', x='train_seconds')
 
 
 def grad_norm(runs: list[dict[str, Any]], path: str) -> str | None:

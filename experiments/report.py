@@ -32,7 +32,8 @@ Inputs, found in every run directory under the paths (recursively):
       "samples": [{"source", "prompt", "continuation", "reference" (or null)}, ...]} -> a 'Samples' section of
       report.md: each prompt, then every run's continuation of it, then the text's own.
 Plots over the runs: learning_curves.png (train and eval loss vs step; a column per length when the runs differ in
-data.max_len or data.seq_len; a failed run up to its last logged step, marked x), grad_norm.png (the training
+data.max_len or data.seq_len; a failed run up to its last logged step, marked x), loss_vs_time.png (eval loss vs
+the training seconds metrics.jsonl's train records carry), grad_norm.png (the training
 gradient's global norm before clipping vs step, log scale, optim.clip_norm dotted) and metric_vs_length.png (final
 eval bits/token, MSE for regression runs with the mean predictor's MSE dashed, and accuracy vs that length, a line
 per model).
@@ -355,6 +356,7 @@ def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
   out = lambda name: os.path.join(out_dir, name)
   found = lambda name: sorted({f for p in paths for f in glob.glob(os.path.join(p, '**', name), recursive=True)})
   plots = {'learning_curves': plot.learning_curves(runs, out('learning_curves.png')),
+           'loss_vs_time': plot.loss_vs_time(runs, out('loss_vs_time.png')),
            'grad_norm': plot.grad_norm(runs, out('grad_norm.png')),
            'metric_vs_length': plot.metric_vs_length(runs, out('metric_vs_length.png')),
            'cost_vs_length': plot.cost_vs_length(found('cost.json'), out('cost_vs_length.png')),

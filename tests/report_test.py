@@ -13,7 +13,7 @@ from experiments import report
 PNG = b'\x89PNG\r\n\x1a\n'
 
 
-def _run(root, name, model, seed, max_len, bits, tokens_per_sec, steps=(100, 200)):
+def _run(root, name, model, seed, max_len, bits, tokens_per_sec, steps=(100, 200), seconds_per_step=None):
   d = root / name
   d.mkdir(parents=True)
   loss = bits * math.log(2)
@@ -21,7 +21,8 @@ def _run(root, name, model, seed, max_len, bits, tokens_per_sec, steps=(100, 200
                                              'data': {'name': 'copy', 'max_len': max_len}}))
   lines = []
   for s in steps:
-    lines.append({'step': s, 'split': 'train', 'loss': loss * 2 * steps[-1] / s, 'tokens_per_sec': tokens_per_sec})
+    lines.append({'step': s, 'split': 'train', 'loss': loss * 2 * steps[-1] / s, 'tokens_per_sec': tokens_per_sec,
+                  **({'train_seconds': s * seconds_per_step} if seconds_per_step else {})})
     lines.append({'step': s, 'split': 'eval', 'loss': loss * steps[-1] / s, 'sequence_accuracy': 0.1 * s / steps[-1]})
   (d / 'metrics.jsonl').write_text(''.join(json.dumps(l) + '\n' for l in lines) + '{"step": 3')  # torn last line
   (d / 'summary.json').write_text(json.dumps({
@@ -38,7 +39,8 @@ def sweep_dir(tmp_path):
     for max_len, base in ((10, 1.0), (20, 2.0)):
       for seed in (0, 1):
         _run(root, f'model.name={model},data.max_len={max_len},seed={seed}', model, seed, max_len,
-             bits=base + seed + (model == 'gpt'), tokens_per_sec=1000.0 * (seed + 1))
+             bits=base + seed + (model == 'gpt'), tokens_per_sec=1000.0 * (seed + 1),
+             seconds_per_step=0.01 if model == 'gpt' else 0.05)
   bad = root / 'model.name=rnn,data.max_len=10,seed=0'
   bad.mkdir()
   (bad / 'failed.json').write_text(json.dumps({'error': 'error: loss became nan | at step 3', 'detail': ''}))
@@ -103,7 +105,7 @@ def _analysis_files(d):
 def test_write_report_makes_every_plot_whose_inputs_exist(sweep_dir, tmp_path):
   _analysis_files(sweep_dir / 'model.name=gpt,data.max_len=10,seed=0')
   files = report.write_report([str(sweep_dir)], str(tmp_path / 'out'))
-  expected = {'learning_curves', 'metric_vs_length', 'cost_vs_length', 'gradient_flow',
+  expected = {'learning_curves', 'loss_vs_time', 'metric_vs_length', 'cost_vs_length', 'gradient_flow',
               'attention model.name=gpt,data.max_len=10,seed=0'}
   assert expected <= set(files)
   for kind in expected:
@@ -212,6 +214,7 @@ def test_failed_runs_curves_and_grad_norm_are_plotted(adding_dir, tmp_path):
       data = f.read()
     assert data.startswith(PNG) and len(data) > 10_000, kind
   assert '![grad norm](grad_norm.png)' in open(files['markdown']).read()
+  assert 'loss_vs_time' not in files  # runs logged before train records carried their training seconds
 
 
 def test_translation_runs_get_bleu_columns_only_when_some_run_has_them(tmp_path, sweep_dir):

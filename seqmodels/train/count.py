@@ -86,7 +86,8 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
   t_fit = time.time()
   model = ngram.fit(tokens, m.order, data.vocab_size, discount=m.discount or None)
   fit_seconds = time.time() - t_fit
-  train_metrics = {'tokens': float(tokens.size), 'tokens_per_sec': tokens.size / max(fit_seconds, 1e-9)}
+  train_metrics = {'tokens': float(tokens.size), 'tokens_per_sec': tokens.size / max(fit_seconds, 1e-9),
+                   'train_seconds': fit_seconds}
   eval_metrics, unseen = evaluate(model, data, config.train.batch_size, config.train.eval_batches or None)
   writer = MetricWriter(workdir, enabled=primary)
   writer.write(1, 'train', train_metrics)

@@ -285,7 +285,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     tok_s = steady_tokens / elapsed if elapsed > 0 else float('nan')
     train_metrics = {k: float(np.mean([m[k] for m in got])) for k in got[0]}
     train_metrics['tokens_per_sec'] = tok_s
-    writer.write(step, 'train', train_metrics)
+    writer.write(step, 'train', {**train_metrics, 'train_seconds': meta['train_seconds']})  # so far, all sessions
     eta = (tc.num_steps - step) * tokens_per_step / tok_s if tok_s > 0 else float('nan')
     progress.update(step, train_metrics['loss'], tok_s, eta)
     pending = []

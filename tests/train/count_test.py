@@ -40,6 +40,7 @@ def test_ngram_run_writes_the_summary_of_a_neural_run_and_its_loss_is_the_mean_n
   assert set(written['unseen_context_fraction']) == {'2', '3'}
   lines = [json.loads(l) for l in (tmp_path / 'ngram' / 'metrics.jsonl').read_text().splitlines()]
   assert [l['split'] for l in lines] == ['train', 'eval']
+  assert lines[0]['train_seconds'] == written['train_seconds'] > 0  # the report's loss-vs-time point
 
   data = pipeline.load(c.data)
   model = ngram.fit(count.training_tokens(data, c.data), 3, data.vocab_size)

@@ -1,5 +1,6 @@
 """The training loop end to end: learning, exact resume, corrupt-checkpoint fallback, non-finite loss."""
 
+import json
 import os
 import pathlib
 import re
@@ -52,6 +53,12 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
   assert again['step'] == 12 and again['eval']['loss'] == resumed['eval']['loss']
   lines = (tmp_path / 'resumed' / 'metrics.jsonl').read_text().splitlines()
   assert any('"split": "eval"' in l for l in lines) and any('"split": "train"' in l for l in lines)
+  # Training time carries over the interruption: it grows with the step, and ends at the summary's.
+  seconds = [(r['step'], r['train_seconds']) for r in map(json.loads, lines) if r['split'] == 'train']
+  seconds = sorted(dict(seconds).items())  # the steps after step 4's checkpoint were logged twice: the last wins
+  assert [s for s, _ in seconds] == [2, 4, 5, 6, 8, 10, 12]
+  assert all(0 < a < b for (_, a), (_, b) in zip(seconds, seconds[1:]))
+  assert seconds[-1][1] == pytest.approx(resumed['train_seconds'], rel=1e-6)
 
 
 def _corrupt(step_dir: pathlib.Path) -> None:
