@@ -78,6 +78,14 @@ def test_a_workdir_without_a_run_or_a_checkpoint_is_one_line_naming_it(tmp_path,
     assert capsys.readouterr().err == f'error: --workdir={workdir} {reason}' + (
         ': pass the --workdir of a launch.py run\n' if workdir == empty else
         ': train it first (rerunning its launch.py command resumes)\n')
+  sweep = tmp_path / 'sweep'
+  (sweep / 'model.name=rnn').mkdir(parents=True)
+  (sweep / 'model.name=rnn' / 'config.json').write_text('{}')
+  (sweep / 'sweep.json').write_text('{}')
+  with pytest.raises(SystemExit):
+    gradient_flow.main(['--workdir', str(sweep)])
+  assert capsys.readouterr().err == (f'error: --workdir={sweep} is a sweep of 1 trial: pass each trial\'s own '
+                                     f'directory, e.g. --workdir={sweep}/model.name=rnn\n')
   counted = tmp_path / 'ngram'
   counted.mkdir()
   (counted / 'config.json').write_text(json.dumps({'model': {'name': 'ngram'}}))
