@@ -83,8 +83,8 @@ def check_workdirs(workdirs: Sequence[str], counted: bool = False) -> None:
       trials = sorted(d for d in (os.listdir(workdir) if os.path.isdir(workdir) else [])
                       if os.path.isfile(os.path.join(workdir, d, 'config.json')))
       if trials and os.path.isfile(os.path.join(workdir, 'sweep.json')):
-        fail(f'--workdir={workdir} is a sweep of {len(trials)} trial{"s" * (len(trials) != 1)}: pass each trial\'s own directory, e.g. '
-             f'--workdir={os.path.join(workdir, trials[0])}')
+        fail(f'--workdir={workdir} is a sweep of {len(trials)} trial{"s" * (len(trials) != 1)}: pass each '
+             f'trial\'s own directory, e.g. --workdir={os.path.join(workdir, trials[0])}')
       fail(f'--workdir={workdir} holds no run (no config.json): pass the --workdir of a launch.py run')
     except (OSError, ValueError, AttributeError):
       name = None  # the loader names what is wrong with it
