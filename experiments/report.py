@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import importlib.util
 import json
 import math
 import os
@@ -347,14 +348,38 @@ def samples_section(paths: list[str]) -> str:
 
 # --- everything -------------------------------------------------------------------------------------------------
 
+NO_PLOTS = "plots skipped: matplotlib is not installed (pip install -e '.[plots]' draws them)"
+
+
 def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
-  """Writes report.md, report.csv and the plots with inputs under `paths` into out_dir; {kind: file}."""
-  from experiments import plots as plot  # matplotlib only when plotting: launch.py needs just the table
+  """Writes report.md, report.csv and the plots with inputs under `paths` into out_dir; {kind: file}. Without
+  matplotlib it writes the tables and says so in report.md (NO_PLOTS)."""
   os.makedirs(out_dir, exist_ok=True)
   runs = load_runs(find_runs(paths))
   files = {}
   out = lambda name: os.path.join(out_dir, name)
   found = lambda name: sorted({f for p in paths for f in glob.glob(os.path.join(p, '**', name), recursive=True)})
+  can_plot = importlib.util.find_spec('matplotlib') is not None
+  plots = _plots(runs, out, found) if can_plot else {}
+  plots = {k: v for k, v in plots.items() if v}
+  md = [f'# Report: {", ".join(paths)}\n', markdown_table(runs) if runs else 'No runs found.\n']
+  if not can_plot:
+    md.append(f'\n({NO_PLOTS}.)\n')
+  md += [f'\n![{k if k.startswith("attention") else k.replace("_", " ")}]({os.path.basename(v)})\n'
+         for k, v in plots.items()]
+  md.append(samples_section(paths))
+  files['markdown'] = os.path.join(out_dir, 'report.md')
+  with open(files['markdown'], 'w') as f:
+    f.write('\n'.join(md))
+  if runs:
+    files['csv'] = os.path.join(out_dir, 'report.csv')
+    write_csv(runs, files['csv'])
+  return {**files, **plots}
+
+
+def _plots(runs: list[dict[str, Any]], out, found) -> dict[str, str | None]:
+  """Every plot whose inputs exist: {kind: its PNG, or None}."""
+  from experiments import plots as plot  # matplotlib only when plotting: launch.py needs just the table
   plots = {'learning_curves': plot.learning_curves(runs, out('learning_curves.png')),
            'loss_vs_time': plot.loss_vs_time(runs, out('loss_vs_time.png')),
            'grad_norm': plot.grad_norm(runs, out('grad_norm.png')),
@@ -368,18 +393,7 @@ def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
       safe = re.sub(r'[^A-Za-z0-9._=+-]', '_', name)
       prefix = 'attention' if kind == 'maps' else 'attention_layers'
       plots[f'{prefix.replace("_", " ")} {name}'] = plot.attention(npz, out(f'{prefix}_{safe}.png'), name)
-  plots = {k: v for k, v in plots.items() if v}
-  md = [f'# Report: {", ".join(paths)}\n', markdown_table(runs) if runs else 'No runs found.\n']
-  md += [f'\n![{k if k.startswith("attention") else k.replace("_", " ")}]({os.path.basename(v)})\n'
-         for k, v in plots.items()]
-  md.append(samples_section(paths))
-  files['markdown'] = os.path.join(out_dir, 'report.md')
-  with open(files['markdown'], 'w') as f:
-    f.write('\n'.join(md))
-  if runs:
-    files['csv'] = os.path.join(out_dir, 'report.csv')
-    write_csv(runs, files['csv'])
-  return {**files, **plots}
+  return plots
 
 
 def main() -> None:
@@ -399,6 +413,8 @@ def main() -> None:
   out = args.out or (args.paths[0] if len(args.paths) == 1 else 'report')
   for kind, path in write_report(args.paths, out).items():
     print(f'{kind}: {path}')
+  if importlib.util.find_spec('matplotlib') is None:
+    print(f'note: {NO_PLOTS}', file=sys.stderr)
 
 
 if __name__ == '__main__':

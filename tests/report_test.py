@@ -240,3 +240,15 @@ def test_cli_reports_an_analysis_directory_without_runs(tmp_path, monkeypatch, c
   monkeypatch.setattr('sys.argv', ['report.py', str(tmp_path / 'out')])
   with pytest.raises(SystemExit, match='no summary.json, failed.json or cost.json'):
     report.main()
+
+
+def test_without_matplotlib_the_tables_are_written_and_the_plots_named_as_skipped(sweep_dir, tmp_path, monkeypatch):
+  import importlib.util
+  find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'matplotlib' else
+                      find_spec(name, *a))
+  files = report.write_report([str(sweep_dir)], str(tmp_path / 'out'))
+  assert set(files) == {'markdown', 'csv'}
+  md = open(files['markdown']).read()
+  assert '1.5 ± 0.71' in md and "plots skipped: matplotlib is not installed (pip install -e '.[plots]'" in md
+  assert not [f for f in os.listdir(tmp_path / 'out') if f.endswith('.png')]
