@@ -10,11 +10,13 @@ top-p; temperature 0 is greedy), each in its own way of carrying the past:
 
 From the command line, for finished runs (config.json and the latest checkpoint; for the n-gram, summary.json):
   python -m seqmodels.analysis.samples --workdir=RUN [--workdir=RUN2 ...] [--prompt=TEXT] [--new_tokens=200]
-      [--num_samples=3] [--prompt_tokens=32] [--temperature=0.8] [--top_k=0] [--top_p=1.0] [--seed=0]
+      [--num_samples=3] [--prompt_tokens=N] [--temperature=0.8] [--top_k=0] [--top_p=1.0] [--seed=0]
 prints the samples and writes RUN/samples.json, which `python experiments/report.py RUN` shows. Without
 `--prompt`, sample i continues the first `--prompt_tokens` tokens of validation example i and is shown beside the
 example's own continuation (`reference`): the same prompts for every run on the same data, for any task, text
-or synthetic. With `--prompt`, every sample continues that text (character and byte LMs, lm1b).
+or synthetic. By default the prompt is the part of the example a task gives (the copy task's `<bos>` input
+`<sep>`: the sample is the model's copy), and 32 tokens of text data. With `--prompt`, every sample continues
+that text (character and byte LMs, lm1b).
 
 samples.json: {"model", "step", "data", "settings": {"new_tokens", "num_samples", "prompt", "prompt_tokens",
 "temperature", "top_k", "top_p", "seed"}, "commit", "command", "samples": [{"source", "prompt", "continuation",
@@ -33,12 +35,15 @@ from typing import Any
 import numpy as np
 
 
+DEFAULT_PROMPT_TOKENS = 32
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
   new_tokens: int = 200
   num_samples: int = 3
   prompt: str | None = None  # None: validation examples' first `prompt_tokens` tokens
-  prompt_tokens: int = 32
+  prompt_tokens: int | None = None  # None: a task's given part (the copy task's input and <sep>), else 32 tokens
   temperature: float = 0.8
   top_k: int = 0
   top_p: float = 1.0
@@ -67,7 +72,9 @@ def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]
     n = int(weighted[-1]) + 2 if weighted.size else 0
     if n == 0:  # eval_batches' padding rows, past the split
       raise ValueError(f'--num_samples={s.num_samples} is more than the {i} validation examples: pick at most {i}')
-    p = min(s.prompt_tokens, max(n - 1, 1))
+    given = int(weighted[0]) + 1  # the tokens before the first one the model is scored on
+    p = s.prompt_tokens or (given if given > 1 else DEFAULT_PROMPT_TOKENS)
+    p = min(p, max(n - 1, 1))
     out.append((f'validation example {i}', text_T[:p], text_T[p:n]))
   return out
 
@@ -188,8 +195,9 @@ def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
   parser.add_argument('--prompt', default=None, help='text every sample continues (default: validation examples)')
   parser.add_argument('--new_tokens', type=int, default=d.new_tokens, help='tokens generated per sample')
   parser.add_argument('--num_samples', type=int, default=d.num_samples, help='samples per run')
-  parser.add_argument('--prompt_tokens', type=int, default=d.prompt_tokens,
-                      help='without --prompt: the validation example tokens given as the prompt')
+  parser.add_argument('--prompt_tokens', type=int, default=None,
+                      help='without --prompt: how many of a validation example\'s tokens are the prompt (default: '
+                      f'the part a task gives, e.g. the copy task\'s input and <sep>; else {DEFAULT_PROMPT_TOKENS})')
   parser.add_argument('--temperature', type=float, default=d.temperature, help='0: greedy')
   parser.add_argument('--top_k', type=int, default=d.top_k, help='keep the k most likely tokens (0: all)')
   parser.add_argument('--top_p', type=float, default=d.top_p, help='nucleus: the smallest set with this mass')
@@ -197,7 +205,8 @@ def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
   a = parser.parse_args(argv)
   checks = [(a.new_tokens >= 1, f'--new_tokens={a.new_tokens}: generate at least 1 token'),
             (a.num_samples >= 1, f'--num_samples={a.num_samples}: ask for at least 1 sample'),
-            (a.prompt_tokens >= 1, f'--prompt_tokens={a.prompt_tokens}: give at least 1 token of prompt'),
+            (a.prompt_tokens is None or a.prompt_tokens >= 1,
+             f'--prompt_tokens={a.prompt_tokens}: give at least 1 token of prompt'),
             (a.temperature >= 0, f'--temperature={a.temperature}: use 0 (greedy) or more'),
             (a.top_k >= 0, f'--top_k={a.top_k}: use 0 (all tokens) or more'),
             (0 < a.top_p <= 1, f'--top_p={a.top_p}: choose it in (0, 1]')]

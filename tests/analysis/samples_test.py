@@ -124,7 +124,10 @@ def test_what_cannot_be_sampled_is_one_line(tmp_path, capsys):
     assert e.value.code == 2 and capsys.readouterr().err == f'error: {message}\n', argv
   samples.main(['--workdir', copy, '--new_tokens', '30', '--num_samples', '1'])  # a synthetic task's prompts
   (smp,) = _read(copy)['samples']
-  assert smp['prompt'].startswith('<bos>') and 1 <= len(smp['tokens']) <= 30
+  # the task's given part is the prompt (<bos> 4 symbols <sep>), its copy and <eos> the reference
+  assert smp['prompt'].startswith('<bos>') and smp['prompt'].endswith('<sep>') and len(smp['prompt'].split()) == 6
+  assert smp['reference'].split()[-1] == '<eos>' and len(smp['reference'].split()) == 5
+  assert 1 <= len(smp['tokens']) <= 30
   assert (smp['tokens'][-1] == 3) == (len(smp['tokens']) < 30)  # stopped by EOS, or ran to the end
 
 
