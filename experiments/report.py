@@ -398,6 +398,7 @@ def _plots(runs: list[dict[str, Any]], out, found) -> dict[str, str | None]:
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.error = lambda message: sys.exit(f'error: {message} (see --help)')  # one line, as every error here
   parser.add_argument('paths', nargs='+', help='run or sweep workdirs')
   parser.add_argument('--out', default='', help='directory for report.md, report.csv and the PNGs '
                       '(default: the one path given, else ./report)')

@@ -19,7 +19,6 @@ attention, or the Transformer's top encoder-decoder attention averaged over its 
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from typing import Any
@@ -98,12 +97,12 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description='attention weights of finished runs -> RUN/attention_layers.npz')
+  from seqmodels.analysis import runs  # noqa: PLC0415
+  parser = runs.ArgumentParser(description='attention weights of finished runs -> RUN/attention_layers.npz')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--example', type=int, default=0, help='which example of the first validation batch')
   parser.add_argument('--length', type=int, default=64, help='positions kept (the heatmaps label up to 40)')
   args = parser.parse_args(argv)
-  from seqmodels.analysis import runs  # noqa: PLC0415
   from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
   if args.example < 0 or args.length < 1:
     runs.fail(f'--example={args.example} --length={args.length}: the example is >= 0 and the length >= 1')

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import argparse
 import json
 import os
 
@@ -173,13 +172,13 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
 
 
 def main(argv: list[str] | None = None) -> None:
-  parser = argparse.ArgumentParser(description='||dL/dh_t|| of finished runs -> gradient_flow.json')
+  from seqmodels.analysis import runs  # noqa: PLC0415
+  parser = runs.ArgumentParser(description='||dL/dh_t|| of finished runs -> gradient_flow.json')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--out', default='', help='one JSON for all runs (default: RUN/gradient_flow.json each)')
   parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
   parser.add_argument('--loss_position', type=int, default=None, help='where the loss is read (default: last)')
   args = parser.parse_args(argv)
-  from seqmodels.analysis import runs  # noqa: PLC0415
   from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
   runs.check_workdirs(args.workdir)
   everything = []

@@ -7,6 +7,7 @@ checkpoint, checked to be the whole model's.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -67,6 +68,13 @@ def fail(message: str) -> NoReturn:
   """A command line's one-line error, exit code 2."""
   print(f'error: {message}', file=sys.stderr)
   sys.exit(2)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse with its errors (an unknown flag, a value that does not parse) as one line, like every other."""
+
+  def error(self, message: str) -> NoReturn:
+    fail(f'{message} (see --help)')
 
 
 def check_workdirs(workdirs: Sequence[str], counted: bool = False) -> None:

@@ -25,7 +25,6 @@ samples.json: {"model", "step", "data", "settings": {"new_tokens", "num_samples"
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import shlex
@@ -190,7 +189,7 @@ def render(workdir: str, record: dict[str, Any]) -> str:
 def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
   from seqmodels.analysis import runs  # noqa: PLC0415
   d = Settings()
-  parser = argparse.ArgumentParser(description='samples of finished language-model runs -> RUN/samples.json')
+  parser = runs.ArgumentParser(description='samples of finished language-model runs -> RUN/samples.json')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--prompt', default=None, help='text every sample continues (default: validation examples)')
   parser.add_argument('--new_tokens', type=int, default=d.new_tokens, help='tokens generated per sample')
