@@ -187,6 +187,7 @@ def render(workdir: str, record: dict[str, Any]) -> str:
 
 
 def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
+  """(workdirs, Settings) from the command line; a value that cannot work is one line (exit code 2)."""
   from seqmodels.analysis import runs  # noqa: PLC0415
   d = Settings()
   parser = runs.ArgumentParser(description='samples of finished language-model runs -> RUN/samples.json')
