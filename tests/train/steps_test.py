@@ -89,13 +89,13 @@ def _uneven_weights(batches, seed=1):
   return batches
 
 
-@pytest.mark.parametrize('name,devices,k', [('gpt', 8, 2), ('lstm', 1, 4)])
-def test_gradient_accumulation_takes_the_step_of_the_whole_batch(name, devices, k):
+@pytest.mark.parametrize('name,devices,k,fsdp', [('gpt', 8, 2, False), ('gpt', 8, 2, True), ('lstm', 1, 4, False)])
+def test_gradient_accumulation_takes_the_step_of_the_whole_batch(name, devices, k, fsdp):
   model, tx, schedule, batches = _setup(name)
   batches = _uneven_weights(batches)[:2]
   whole, micro = [], []
-  p1, l1, _ = _train(model, tx, schedule, batches, jax.devices()[:devices], metrics=whole)
-  pk, lk, _ = _train(model, tx, schedule, batches, jax.devices()[:devices], grad_accum=k, metrics=micro)
+  p1, l1, _ = _train(model, tx, schedule, batches, jax.devices()[:devices], fsdp, metrics=whole)
+  pk, lk, _ = _train(model, tx, schedule, batches, jax.devices()[:devices], fsdp, grad_accum=k, metrics=micro)
   np.testing.assert_allclose(lk, l1, rtol=1e-5)
   for a, b in zip(micro, whole):
     np.testing.assert_allclose(a['accuracy'], b['accuracy'], rtol=1e-5)
