@@ -252,6 +252,8 @@ def test_tiny_shakespeare_windows_the_text_of_each_split(tmp_path, mock_tfds):
   assert val_windows == [val_text[s:s + 4] for s in range(0, len(val_text) - 4, 4)]  # No overlap.
   batch = next(data.train_batches(batch_size=3, start_step=0, seed=0))
   chex.assert_shape(list(batch.values()), (3, 4))
+  np.testing.assert_array_equal(data.encode(train_text[:4]), windows['inputs'][0])  # text -> the same ids
+  assert 'eos_id' not in data.meta  # running text never ends
 
 
 def test_lm1b_sentences_are_bos_bytes_eos_cut_or_padded(tmp_path, mock_tfds):
@@ -270,3 +272,6 @@ def test_lm1b_sentences_are_bos_bytes_eos_cut_or_padded(tmp_path, mock_tfds):
   assert (data.vocab_size, data.seq_len) == (260, 6)
   chex.assert_shape(list(batch.values()), (2, 6))
   assert data.decode(batch['inputs'][0]) == text[:5]
+  # a prompt for samples: a sentence begun, ending where the sentence's EOS will
+  np.testing.assert_array_equal(data.encode('hi'), [BOS, 108, 109])
+  assert data.meta['eos_id'] == EOS
