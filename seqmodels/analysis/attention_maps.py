@@ -51,7 +51,8 @@ def _label(text: str) -> str:
   return text.strip() or text or ' '
 
 
-def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict[str, np.ndarray]:
+def run_attention_maps(workdir: str, example: int = 0, length: int = 64,
+                       checkpoint: str = 'latest') -> dict[str, np.ndarray]:
   """The attention_layers.npz arrays of validation example `example` of the run in `workdir` (module docstring).
 
   The example is cut to its real tokens and then to its first `length` positions (for a causal model the first
@@ -78,7 +79,7 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64) -> dict
     n = min(_real_length(rows[0][0]), length)
     rows = [r[:, :n] for r in rows]
 
-  params, step = runs.latest_params(run, rows)
+  params, step = runs.latest_params(run, rows, checkpoint)
   _, weights = sown_weights(run.model, {'params': params}, *rows, train=False)
   if kind == 'seq2seq':
     weights = {p: w for p, w in weights.items() if p.endswith('cross_attn')}
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--example', type=int, default=0, help='which example of the first validation batch')
   parser.add_argument('--length', type=int, default=64, help='positions kept (the heatmaps label up to 40)')
+  runs.add_checkpoint_flag(parser)
   args = parser.parse_args(argv)
   from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
   if args.example < 0 or args.length < 1:
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
   runs.check_workdirs(args.workdir)
   for workdir in args.workdir:
     try:
-      maps = run_attention_maps(workdir, args.example, args.length)
+      maps = run_attention_maps(workdir, args.example, args.length, args.checkpoint)
     except (CheckpointError, ValueError) as e:
       runs.fail(f'--workdir={workdir}: {e}')
     path = os.path.join(workdir, 'attention_layers.npz')

@@ -133,12 +133,13 @@ def _is_backward_site(site: str) -> bool:
   return any(part.startswith('bwd') and part[3:].isdigit() for part in site.split('/'))
 
 
-def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | None = None) -> list[dict]:
+def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | None = None,
+                      checkpoint: str = 'latest') -> list[dict]:
   """Gradient-flow series of a finished run: one {model, site, step, loss_position, norms} per perturbation site.
 
   The loss is read at `loss_position` (default: the last position any row of the first validation batch
   weights, for LMs; the last step for regression, whose prediction reads the final state) with the parameters of
-  the run's latest checkpoint. Attention models get their sites on the output of every Transformer block.
+  the run's latest checkpoint (`checkpoint='best'`: its best evaluation's). Attention models get their sites on the output of every Transformer block.
   An ELMo biLM adds its backward LM's loss at the far end (predicting x_0); its backward sites' series are in
   their reading order (reversed time, marked time='reversed'), so loss_position - t is the distance for both.
   """
@@ -149,7 +150,7 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   config, data, model, kind = run.config, run.data, run.model, run.kind
   batch = next(iter(data.eval_batches(batch_size=batch_size, max_batches=1)))
   inputs = run.objective.inputs(batch)
-  params, step = runs.latest_params(run, inputs)
+  params, step = runs.latest_params(run, inputs, checkpoint)
   if loss_position is None:
     if data.kind == 'regression':
       loss_position = int(np.asarray(batch['mask']).sum(-1).max()) - 1
@@ -178,13 +179,14 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--out', default='', help='one JSON for all runs (default: RUN/gradient_flow.json each)')
   parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
   parser.add_argument('--loss_position', type=int, default=None, help='where the loss is read (default: last)')
+  runs.add_checkpoint_flag(parser)
   args = parser.parse_args(argv)
   from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
   runs.check_workdirs(args.workdir)
   everything = []
   for workdir in args.workdir:
     try:
-      series = run_gradient_flow(workdir, args.batch_size, args.loss_position)
+      series = run_gradient_flow(workdir, args.batch_size, args.loss_position, args.checkpoint)
     except (CheckpointError, ValueError) as e:
       runs.fail(f'--workdir={workdir}: {e}')
     everything += series

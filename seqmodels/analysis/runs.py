@@ -50,18 +50,27 @@ def load(workdir: str) -> Run:
   return Run(workdir, config, data, model, kind, steps.OBJECTIVES[kind])
 
 
-def latest_params(run: Run, inputs: Sequence[Any]) -> tuple[Any, int]:
-  """(parameters of the latest checkpoint, replicated on this process's devices, and its step). `inputs` are the
-  model's positional inputs, for the shapes; a checkpoint that lacks any of the model's arrays is a ValueError."""
+def latest_params(run: Run, inputs: Sequence[Any], which: str = 'latest') -> tuple[Any, int]:
+  """(parameters of the latest checkpoint, replicated on this process's devices, and its step); `which='best'`:
+  those of the best evaluation (a run trained with train.keep_best). `inputs` are the model's positional inputs,
+  for the shapes; a checkpoint that lacks any of the model's arrays is a ValueError."""
   from seqmodels.train import checkpoint  # noqa: PLC0415
 
   params = jax.jit(lambda r: run.model.init({'params': r}, *inputs, train=False)['params'])(jax.random.PRNGKey(0))
   replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
   params, _, fresh = checkpoint.load_matching_params(run.workdir, params, jax.tree.map(lambda _: replicated, params),
-                                                     flag='--workdir')
+                                                     flag='--workdir', which=which)
   if fresh:
-    raise ValueError(f'{run.workdir}: the latest checkpoint lacks parameters {fresh}: is config.json from this run?')
-  return params, checkpoint.saved_steps(run.workdir)[0]
+    raise ValueError(f'{run.workdir}: the {which} checkpoint lacks parameters {fresh}: is config.json from this '
+                     'run?')
+  return params, checkpoint.saved_steps(run.workdir, which)[0]
+
+
+def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
+  """--checkpoint=latest|best, which checkpoint of each run a CLI reads."""
+  parser.add_argument('--checkpoint', choices=('latest', 'best'), default='latest',
+                      help="the run's latest checkpoint, or its best evaluation's (runs trained with "
+                      'train.keep_best=True)')
 
 
 def fail(message: str) -> NoReturn:

@@ -19,7 +19,7 @@ or synthetic. By default the prompt is the part of the example a task gives (the
 that text (character and byte LMs, lm1b).
 
 samples.json: {"model", "step", "data", "settings": {"new_tokens", "num_samples", "prompt", "prompt_tokens",
-"temperature", "top_k", "top_p", "seed"}, "commit", "command", "samples": [{"source", "prompt", "continuation",
+"temperature", "top_k", "top_p", "seed", "checkpoint"}, "commit", "command", "samples": [{"source", "prompt", "continuation",
 "reference" (or null), "tokens": the continuation's ids}, ...]}.
 """
 
@@ -47,6 +47,7 @@ class Settings:
   top_k: int = 0
   top_p: float = 1.0
   seed: int = 0
+  checkpoint: str = 'latest'  # or 'best': the best evaluation's parameters (runs trained with train.keep_best)
 
 
 def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
@@ -155,7 +156,7 @@ def run_samples(workdir: str, s: Settings) -> dict[str, Any]:
     step = 1
     sample = lambda prompt_BxP, k: _continue_ngram(model, prompt_BxP, k, s, eos_id)
   else:
-    params, step = runs.latest_params(run, [jnp.zeros((1, 2), jnp.int32)])
+    params, step = runs.latest_params(run, [jnp.zeros((1, 2), jnp.int32)], s.checkpoint)
     fn = continuation_fn(run.model, data.seq_len, s, eos_id)
     sample = lambda prompt_BxP, k: np.asarray(fn(params, jnp.asarray(prompt_BxP, jnp.int32), k))
   # Prompts of one length are one batch (all of them, unless validation examples differ in length).
@@ -176,7 +177,8 @@ def run_samples(workdir: str, s: Settings) -> dict[str, Any]:
 def render(workdir: str, record: dict[str, Any]) -> str:
   """The samples as plain text, each prompt, continuation and reference under its own label."""
   st = record['settings']
-  lines = [f'=== {workdir}: {record["model"]} at step {record["step"]}; temperature {st["temperature"]}, '
+  lines = [f'=== {workdir}: {record["model"]} at step {record["step"]} ({st.get("checkpoint", "latest")} '
+           f'checkpoint); temperature {st["temperature"]}, '
            f'top_k {st["top_k"]}, top_p {st["top_p"]}, seed {st["seed"]}, {st["new_tokens"]} new tokens']
   for i, smp in enumerate(record['samples']):
     lines += [f'--- sample {i} ({smp["source"]})', '[prompt]', smp['prompt'], '[continuation]',
@@ -202,6 +204,7 @@ def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
   parser.add_argument('--top_k', type=int, default=d.top_k, help='keep the k most likely tokens (0: all)')
   parser.add_argument('--top_p', type=float, default=d.top_p, help='nucleus: the smallest set with this mass')
   parser.add_argument('--seed', type=int, default=d.seed)
+  runs.add_checkpoint_flag(parser)
   a = parser.parse_args(argv)
   checks = [(a.new_tokens >= 1, f'--new_tokens={a.new_tokens}: generate at least 1 token'),
             (a.num_samples >= 1, f'--num_samples={a.num_samples}: ask for at least 1 sample'),
@@ -214,7 +217,7 @@ def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
     if not ok:
       runs.fail(message)
   return a.workdir, Settings(a.new_tokens, a.num_samples, a.prompt, a.prompt_tokens, a.temperature, a.top_k,
-                             a.top_p, a.seed)
+                             a.top_p, a.seed, a.checkpoint)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,22 +19,31 @@ class CheckpointError(RuntimeError):
   """No readable checkpoint where one was expected."""
 
 
-def saved_steps(workdir: str) -> list[int]:
+# Where a run's checkpoints live: the periodic ones (the latest resumes the run) and, with train.keep_best, the
+# one of the best evaluation so far (its parameters only), which analyses can read instead.
+CHECKPOINT_DIRS = {'latest': 'checkpoints', 'best': 'best_checkpoint'}
+
+
+def saved_steps(workdir: str, which: str = 'latest') -> list[int]:
   """The steps `workdir` holds a checkpoint directory for, latest first ([] when it has none)."""
-  directory = epath.Path(os.path.abspath(workdir)) / 'checkpoints'
+  directory = epath.Path(os.path.abspath(workdir)) / CHECKPOINT_DIRS[which]
   return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True) \
       if directory.is_dir() else []
 
 
-def restore_saved(workdir: str, step: int | None = None, sharding=None) -> tuple[int, Any]:
+def restore_saved(workdir: str, step: int | None = None, sharding=None, which: str = 'latest') -> tuple[int, Any]:
   """(step, state) of the checkpoint of `workdir` at `step` (default: the latest), without a model or config.
+  `which='best'` reads the best evaluation's checkpoint (train.keep_best), whose state holds the params only.
 
   Shapes and dtypes come from the array metadata orbax keeps; every array is placed with `sharding` (default:
   replicated over all devices), so a state saved on 8 devices reads on 1 and the other way round.
   """
-  directory = epath.Path(os.path.abspath(workdir)) / 'checkpoints'
-  steps = saved_steps(workdir)
+  directory = epath.Path(os.path.abspath(workdir)) / CHECKPOINT_DIRS[which]
+  steps = saved_steps(workdir, which)
   if step is None and not steps or step is not None and step not in steps:
+    if which == 'best':
+      raise CheckpointError('no best checkpoint (the run kept none: train.keep_best was off): train with '
+                            '--config.train.keep_best=True, or read the latest checkpoint')
     raise CheckpointError(f'{workdir} has no checkpoint{"" if step is None else f" at step {step}"}: point it at '
                           'the workdir of a run that saved one')
   step = steps[0] if step is None else step
@@ -46,16 +55,20 @@ def restore_saved(workdir: str, step: int | None = None, sharding=None) -> tuple
   return step, ocp.StandardCheckpointer().restore(path, abstract)
 
 
-def load_matching_params(workdir: str, params, shardings, flag: str = 'config.train.init_from'):
-  """`params` with every array whose path and shape also appear in the latest checkpoint of `workdir` replaced.
+def load_matching_params(workdir: str, params, shardings, flag: str = 'config.train.init_from',
+                         which: str = 'latest'):
+  """`params` with every array whose path and shape also appear in the latest checkpoint of `workdir` replaced
+  (`which='best'`: its best evaluation's checkpoint).
 
   For fine-tuning from a pre-trained run: shared parts (e.g. the encoder) come from the checkpoint, new parts
   (e.g. a classification head) keep their fresh initialisation. Returns (params, loaded paths, fresh paths).
   `flag` is the setting that named `workdir`, for the errors.
   """
   try:
-    _, saved = restore_saved(workdir)
+    _, saved = restore_saved(workdir, which=which)
   except CheckpointError:
+    if which == 'best':
+      raise
     raise CheckpointError(f'{flag}={workdir} has no checkpoint: point it at the workdir of a finished run') from None
   source = traverse_util.flatten_dict(saved['params'], sep='/')
   target = traverse_util.flatten_dict(params, sep='/')
@@ -94,13 +107,17 @@ class Checkpointer:
   workdir/corrupt_checkpoints/ and the previous one is used.
   """
 
-  def __init__(self, workdir: str, every: int, keep: int):
+  def __init__(self, workdir: str, every: int, keep: int, keep_best: bool = False):
     workdir = os.path.abspath(workdir)  # tensorstore needs absolute paths
-    self._dir = epath.Path(workdir) / 'checkpoints'
+    self._dir = epath.Path(workdir) / CHECKPOINT_DIRS['latest']
     self._corrupt_dir = epath.Path(workdir) / 'corrupt_checkpoints'
     self._every = every
     self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
     self._manager = self._open()
+    # The best evaluation's parameters, one checkpoint at a time (orbax removes the older after the newer is whole).
+    self._best = ocp.CheckpointManager(epath.Path(workdir) / CHECKPOINT_DIRS['best'], item_names=('state', 'meta'),
+                                       options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
+                                       ) if keep_best else None
 
   def _open(self) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(self._dir, options=self._options, item_names=('state', 'meta'))
@@ -113,6 +130,13 @@ class Checkpointer:
     """Starts an asynchronous save of `state` and `meta` at `step`; the loop decides when."""
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
     self._manager.save(step, args=args, force=True)
+
+  def save_best(self, step: int, params, eval_metrics: dict[str, float]) -> None:
+    """With keep_best: saves `params` as the best evaluation's checkpoint (replacing the previous best)."""
+    if self._best is not None:
+      args = ocp.args.Composite(state=ocp.args.StandardSave({'params': params}),
+                                meta=ocp.args.JsonSave({'step': step, 'eval': eval_metrics}))
+      self._best.save(step, args=args, force=True)
 
   def restore_latest(self, abstract_state) -> tuple[Any, dict[str, Any]] | None:
     """(state, meta) of the newest readable checkpoint, placed with the shardings of `abstract_state`.
@@ -155,8 +179,12 @@ class Checkpointer:
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are on disk."""
-    self._manager.wait_until_finished()
+    for manager in (self._manager, self._best):
+      if manager is not None:
+        manager.wait_until_finished()
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    for manager in (self._manager, self._best):
+      if manager is not None:
+        manager.wait_until_finished()
+        manager.close()

@@ -228,7 +228,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   state_sh = sharding.state_shardings(abstract, mesh, tc.fsdp, tc.fsdp_min_size)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sh)
 
-  ckpt = Checkpointer(workdir, tc.checkpoint_every, tc.keep_checkpoints)
+  ckpt = Checkpointer(workdir, tc.checkpoint_every, tc.keep_checkpoints, tc.get('keep_best', False))
   restored = ckpt.restore_latest(abstract)
   if restored is None:
     state = jax.jit(init, out_shardings=state_sh)(rng)
@@ -313,6 +313,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
           eval_metrics.update(objective.final_eval(model, state.params, data, config, workdir))
         if eval_metrics['loss'] < meta['best_eval_loss']:
           meta['best_eval_loss'], meta['best_step'] = eval_metrics['loss'], step
+          ckpt.save_best(step, state.params, eval_metrics)
         writer.write(step, 'eval', eval_metrics)
         timer += time.time() - t_eval  # evaluation time is not training time
         if steady_since is not None:

@@ -116,6 +116,8 @@ def test_what_cannot_be_sampled_is_one_line(tmp_path, capsys):
       (['--workdir', copy, '--top_p', '0'], '--top_p=0.0: choose it in (0, 1]'),
       (['--workdir', copy, '--new_tokens', 'abc'], "argument --new_tokens: invalid int value: 'abc' (see --help)"),
       ([], 'the following arguments are required: --workdir (see --help)'),
+      (['--workdir', copy, '--checkpoint', 'best'], f'--workdir={copy}: no best checkpoint (the run kept none: '
+       'train.keep_best was off): train with --config.train.keep_best=True, or read the latest checkpoint'),
       (['--workdir', copy, '--num_samples', '99'], f'--workdir={copy}: --num_samples=99 is more than the 16 '
        'validation examples: pick at most 16'),
   ]

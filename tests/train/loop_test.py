@@ -212,3 +212,26 @@ def test_auto_compute_dtype_is_bfloat16_on_accelerators_and_float32_on_cpu(monke
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
   assert loop.compute_dtype('auto') == jnp.bfloat16
   assert loop.compute_dtype('float32') == jnp.float32
+
+
+def test_keep_best_keeps_the_best_evaluations_parameters_and_analyses_read_them(tmp_path):
+  from seqmodels.analysis import runs
+  c = tiny_config(tmp_path)
+  c.train.keep_best, c.train.eval_every = True, 4  # evaluations at 4, 8, 12: steps the periodic checkpoints keep
+  summary = loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  evals = {r['step']: r['loss'] for r in map(json.loads, (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines())
+           if r['split'] == 'eval'}
+  best = min(evals, key=evals.get)
+  assert summary['best_step'] == best and checkpoint.saved_steps(str(tmp_path / 'run'), 'best') == [best]
+  _, kept = checkpoint.restore_saved(str(tmp_path / 'run'), best, which='best')
+  _, periodic = checkpoint.restore_saved(str(tmp_path / 'run'), best)
+  _assert_trees_equal(kept['params'], periodic['params'])
+  run = runs.load(str(tmp_path / 'run'))
+  params, step = runs.latest_params(run, [np.zeros((1, 4), np.int32)], 'best')
+  assert step == best
+  _assert_trees_equal(params, periodic['params'])
+  c.train.keep_best = False
+  loop.train_and_evaluate(c, str(tmp_path / 'plain'))
+  with pytest.raises(checkpoint.CheckpointError, match=r'no best checkpoint \(the run kept none: train.keep_best '
+                     r'was off\): train with --config.train.keep_best=True, or read the latest checkpoint'):
+    runs.latest_params(runs.load(str(tmp_path / 'plain')), [np.zeros((1, 4), np.int32)], 'best')
