@@ -139,7 +139,8 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
 
   The loss is read at `loss_position` (default: the last position any row of the first validation batch
   weights, for LMs; the last step for regression, whose prediction reads the final state) with the parameters of
-  the run's latest checkpoint (`checkpoint='best'`: its best evaluation's). Attention models get their sites on the output of every Transformer block.
+  the run's latest checkpoint (`checkpoint='best'`: its best evaluation's). Attention models get their sites on
+  the output of every Transformer block.
   An ELMo biLM adds its backward LM's loss at the far end (predicting x_0); its backward sites' series are in
   their reading order (reversed time, marked time='reversed'), so loss_position - t is the distance for both.
   """

@@ -19,8 +19,8 @@ or synthetic. By default the prompt is the part of the example a task gives (the
 that text (character and byte LMs, lm1b).
 
 samples.json: {"model", "step", "data", "settings": {"new_tokens", "num_samples", "prompt", "prompt_tokens",
-"temperature", "top_k", "top_p", "seed", "checkpoint"}, "commit", "command", "samples": [{"source", "prompt", "continuation",
-"reference" (or null), "tokens": the continuation's ids}, ...]}.
+"temperature", "top_k", "top_p", "seed", "checkpoint"}, "commit", "command", "samples": [{"source", "prompt",
+"continuation", "reference" (or null), "tokens": the continuation's ids}, ...]}.
 """
 
 from __future__ import annotations
