@@ -76,6 +76,8 @@ COLUMNS = [
     ('chrF beam', 'eval.chrf_beam'),                                       # translation_eval.json for signatures)
     ('MLM accuracy', 'eval.mlm_accuracy'), ('NSP accuracy', 'eval.nsp_accuracy'),  # BERT pre-training
     ('fwd bits/token', 'eval.fwd_bits_per_token'), ('bwd bits/token', 'eval.bwd_bits_per_token'),  # ELMo biLM
+    ('test bits/token', 'test.bits_per_token'), ('test MSE', 'test.mse'),  # runs with train.test_eval
+    ('test accuracy', 'test.accuracy'),
     ('tokens/s', 'tokens_per_sec'), ('train time (s)', 'train_seconds'), ('wall time (s)', 'wall_seconds'),
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),
 ]

@@ -102,6 +102,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3
   c.train.keep_best = False        # also keep the best evaluation's parameters (workdir/best_checkpoint): the
                                    # analysis CLIs read them with --checkpoint=best
+  c.train.test_eval = False        # after training, evaluate on the data's test split too (summary 'test'): the
+                                   # best evaluation's parameters with keep_best, else the final ones
   c.train.fsdp = False             # shard large parameters and optimizer state over devices (ZeRO-3 style)
   c.train.fsdp_min_size = 2**18    # arrays smaller than this stay replicated under fsdp
   c.train.init_from = ''           # workdir of a finished run: start from its parameters where names and shapes match

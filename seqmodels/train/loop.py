@@ -18,6 +18,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from seqmodels.data import pipeline
+from seqmodels.data.builders import DataError
 from seqmodels.models import registry
 from seqmodels.train import optim, sharding, steps
 from seqmodels.train import state as state_lib
@@ -141,6 +142,26 @@ def evaluate(eval_step, objective, params, data, batch_size_local: int, batch_sh
   return objective.finalize(jax.device_get(totals))
 
 
+def _check_test_split(data: pipeline.Data, name: str) -> None:
+  """train.test_eval needs a test split of its own (lm1b's validation split is its test split; a local text file
+  has train and validation only), checked before any training."""
+  test = data.splits.get('test')
+  if test is None or test is data.splits.get('validation'):
+    why = 'none' if test is None else 'its validation split is its test split'
+    raise DataError(f'config.train.test_eval=True, but config.data.name={name} has no test split of its own '
+                    f'({why}): leave test_eval off, its final eval is on the validation split')
+
+
+def _test_metrics(eval_step, objective, params, data, local_batch, batch_sh, tc, workdir: str, state_sh):
+  """The test split's metrics, with the best evaluation's parameters under keep_best, else `params`."""
+  which = 'final'
+  if tc.get('keep_best', False):
+    _, saved = checkpoint.restore_saved(workdir, which='best')
+    params, which = jax.tree.map(jax.device_put, saved['params'], state_sh.params), 'best'
+  return {**evaluate(eval_step, objective, params, data, local_batch, batch_sh, tc.eval_batches or None, 'test'),
+          'parameters': which}
+
+
 def _check_resumable(workdir: str, config) -> None:
   """Refuses to resume a workdir that holds a run with a different model, data, optimizer or schedule."""
   path = os.path.join(workdir, 'config.json')
@@ -212,6 +233,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
 
   pipeline.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
   data = pipeline.load(config.data)
+  if tc.get('test_eval', False):
+    _check_test_split(data, config.data.name)
   sharding.wait_for_all_processes('preparing the data')
   mesh = sharding.make_mesh()
   batch_sh = sharding.batch_sharding(mesh)
@@ -258,6 +281,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   pending: list[dict[str, jax.Array]] = []
   eval_metrics: dict[str, float] = {}
   train_metrics: dict[str, float] = {}
+  test_metrics: dict[str, Any] = {}
   status = 'done'
   timer = time.time()
   steady_since, steady_tokens = None, 0  # tokens/s excludes compilation: counted from the first flush on
@@ -295,6 +319,9 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     if start >= tc.num_steps:  # finished before, but its summary was not written: evaluate the final state again
       eval_metrics = evaluate(eval_step, objective, state.params, data, local_batch, batch_sh,
                               tc.eval_batches or None)
+      if tc.get('test_eval', False):
+        test_metrics = _test_metrics(eval_step, objective, state.params, data, local_batch, batch_sh, tc, workdir,
+                                     state_sh)
     for step in range(start + 1, tc.num_steps + 1):
       state, m = train_step(state, sharding.global_batch(next(batches), batch_sh))
       pending.append(m)
@@ -320,6 +347,11 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
           steady_since += time.time() - t_eval
       if checkpoint_due:
         ckpt.save(step, state, meta)
+      if last and tc.get('test_eval', False):
+        ckpt.wait()  # the best evaluation's checkpoint is on disk
+        test_metrics = _test_metrics(eval_step, objective, state.params, data, local_batch, batch_sh, tc, workdir,
+                                     state_sh)
+        writer.write(step, 'test', {k: v for k, v in test_metrics.items() if k != 'parameters'})
       if stopping and not last:
         status = 'preempted'
         logging.warning('stopped at step %d with a checkpoint saved; rerun the same command to resume', step)
@@ -333,7 +365,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   summary = {
       'status': status, 'model': config.model.name, 'data': config.data.name, 'params': num_params,
       'step': int(state.step), 'num_steps': tc.num_steps, 'train': train_metrics, 'eval': eval_metrics,
-      'best_eval_loss': meta['best_eval_loss'], 'best_step': meta['best_step'],
+      'best_eval_loss': meta['best_eval_loss'], 'best_step': meta['best_step'], **({'test': test_metrics} if
+                                                                                    test_metrics else {}),
       'tokens_per_sec': train_metrics.get('tokens_per_sec', float('nan')),
       'train_seconds': meta['train_seconds'], 'wall_seconds': time.time() - t_start,
       'devices': jax.device_count(), 'processes': jax.process_count(), 'dtype': dtype.name,

@@ -218,6 +218,7 @@ def test_keep_best_keeps_the_best_evaluations_parameters_and_analyses_read_them(
   from seqmodels.analysis import runs
   c = tiny_config(tmp_path)
   c.train.keep_best, c.train.eval_every = True, 4  # evaluations at 4, 8, 12: steps the periodic checkpoints keep
+  c.train.test_eval = True
   summary = loop.train_and_evaluate(c, str(tmp_path / 'run'))
   evals = {r['step']: r['loss'] for r in map(json.loads, (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines())
            if r['split'] == 'eval'}
@@ -230,8 +231,27 @@ def test_keep_best_keeps_the_best_evaluations_parameters_and_analyses_read_them(
   params, step = runs.latest_params(run, [np.zeros((1, 4), np.int32)], 'best')
   assert step == best
   _assert_trees_equal(params, periodic['params'])
+  # train.test_eval: the test split, with the best evaluation's parameters
+  eval_step = jax.jit(loop.steps.make_eval_step(run.model, run.objective))
+  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
+  on_test = lambda p: loop.evaluate(eval_step, run.objective, p, run.data, 16,
+                                    jax.sharding.NamedSharding(replicated.mesh, jax.sharding.PartitionSpec('data')),
+                                    None, 'test')
+  assert summary['test'] == {**on_test(params), 'parameters': 'best'}
   c.train.keep_best = False
-  loop.train_and_evaluate(c, str(tmp_path / 'plain'))
+  final = loop.train_and_evaluate(c, str(tmp_path / 'plain'))
+  assert final['test'] == {**on_test(final['state'].params), 'parameters': 'final'}
   with pytest.raises(checkpoint.CheckpointError, match=r'no best checkpoint \(the run kept none: train.keep_best '
                      r'was off\): train with --config.train.keep_best=True, or read the latest checkpoint'):
     runs.latest_params(runs.load(str(tmp_path / 'plain')), [np.zeros((1, 4), np.int32)], 'best')
+
+
+def test_test_eval_without_a_test_split_stops_before_training(tmp_path):
+  c = tiny_config(tmp_path)
+  c.data.name, c.data.path, c.data.seq_len = 'text', str(tmp_path / 'corpus.txt'), 16
+  (tmp_path / 'corpus.txt').write_text('to be or not to be, that is the question\n' * 40)
+  c.train.test_eval = True
+  with pytest.raises(loop.DataError, match=r'config.train.test_eval=True, but config.data.name=text has no test '
+                     r'split of its own \(none\): leave test_eval off'):
+    loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run' / 'checkpoints').exists()
