@@ -79,39 +79,42 @@ def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]
   return out
 
 
-def _continue_ngram(model, prompt_BxP: np.ndarray, key, s: Settings, eos_id: int | None) -> np.ndarray:
-  """The n-gram's continuations [B, new_tokens], one token a step from its distribution given the last n-1."""
+def ngram_step_function(model, prompt_BxP: np.ndarray, new_tokens: int):
+  """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP` with the n-gram, whose
+  distribution given the last n-1 tokens is computed on the host (numpy) through a callback. The cache is the
+  text so far, [B, P + new_tokens], and how much of it is filled (rank 0)."""
   import jax  # noqa: PLC0415
   import jax.numpy as jnp  # noqa: PLC0415
-  from seqmodels import decoding  # noqa: PLC0415
-  pick = jax.jit(lambda logits, k: decoding.choose(logits, k, s.temperature, s.top_k, s.top_p))
-  text_BxT = np.asarray(prompt_BxP, np.int64)
-  done_B = np.zeros(len(text_BxT), bool)
-  out = np.zeros((len(text_BxT), s.new_tokens), np.int32)
-  for t in range(s.new_tokens):
-    context = text_BxT[:, -(model.order - 1):] if model.order > 1 else text_BxT[:, -1:]
-    p_BxV = model.distribution({'inputs': context, 'targets': np.zeros_like(context)})[:, -1]
-    tok_B = np.asarray(pick(jnp.asarray(np.log(p_BxV), jnp.float32), jax.random.fold_in(key, t)))
-    tok_B = np.where(done_B, 0, tok_B)
-    if eos_id is not None:
-      done_B |= tok_B == eos_id
-    out[:, t] = tok_B
-    text_BxT = np.concatenate([text_BxT, tok_B[:, None]], axis=1)
-    if done_B.all():
-      break
-  return out
+  B, P = prompt_BxP.shape
+  context = max(model.order - 1, 1)
+
+  def log_probs(text_BxL, n):  # the distribution after text[:, :n], given its last n-1 tokens
+    inputs = np.asarray(text_BxL[:, max(0, int(n) - context):int(n)], np.int64)
+    return np.log(model.distribution({'inputs': inputs, 'targets': np.zeros_like(inputs)})[:, -1]).astype(np.float32)
+
+  def step_fn(last_B, cache, t):
+    text_BxL = jax.lax.dynamic_update_slice(cache['text'], last_B[:, None], (0, cache['n']))
+    logits_BxV = jax.pure_callback(log_probs, jax.ShapeDtypeStruct((B, model.vocab_size), jnp.float32), text_BxL,
+                                   cache['n'] + 1)
+    return logits_BxV, {'text': text_BxL, 'n': cache['n'] + 1}
+
+  text_BxL = jnp.zeros((B, P + new_tokens), jnp.int32).at[:, :P - 1].set(prompt_BxP[:, :-1])
+  return step_fn, {'text': text_BxL, 'n': jnp.int32(P - 1)}, jnp.asarray(prompt_BxP[:, -1], jnp.int32)
 
 
 def continuation_fn(model, window: int, s: Settings, eos_id: int | None):
-  """(params, prompt_BxP, key) -> tokens_BxN for a neural LM; ValueError for a model that is not one."""
+  """(params, prompt_BxP, key) -> tokens_BxN for an LM (the n-gram's params: None); ValueError for a model that
+  is not one."""
   import jax  # noqa: PLC0415
   from seqmodels import decoding  # noqa: PLC0415
-  from seqmodels.models import elmo, gpt, rnn_lm  # noqa: PLC0415
-  if isinstance(model, gpt.GPT):
+  from seqmodels.models import elmo, gpt, ngram, rnn_lm  # noqa: PLC0415
+  if isinstance(model, ngram.NGramLM):
+    make = lambda params, prompt: ngram_step_function(model, prompt, s.new_tokens)
+  elif isinstance(model, gpt.GPT):
     return lambda params, prompt, key: gpt.generate(model, params, prompt, key, max_new=s.new_tokens,
                                                     temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
                                                     eos_id=eos_id)
-  if isinstance(model, rnn_lm.RNNLM):
+  elif isinstance(model, rnn_lm.RNNLM):
     make = lambda params, prompt: rnn_lm.step_function(model, params, prompt)
   elif isinstance(model, elmo.ELMo):
     make = lambda params, prompt: decoding.window_step_function(
@@ -153,12 +156,12 @@ def run_samples(workdir: str, s: Settings) -> dict[str, Any]:
     m = run.config.model
     model = ngram.fit(count.training_tokens(data, run.config.data), m.order, data.vocab_size,
                       discount=m.discount or None)
-    step = 1
-    sample = lambda prompt_BxP, k: _continue_ngram(model, prompt_BxP, k, s, eos_id)
+    params, step = None, 1
   else:
+    model = run.model
     params, step = runs.latest_params(run, [jnp.zeros((1, 2), jnp.int32)], s.checkpoint)
-    fn = continuation_fn(run.model, data.seq_len, s, eos_id)
-    sample = lambda prompt_BxP, k: np.asarray(fn(params, jnp.asarray(prompt_BxP, jnp.int32), k))
+  fn = continuation_fn(model, data.seq_len, s, eos_id)
+  sample = lambda prompt_BxP, k: np.asarray(fn(params, jnp.asarray(prompt_BxP, jnp.int32), k))
   # Prompts of one length are one batch (all of them, unless validation examples differ in length).
   continuations: list[np.ndarray | None] = [None] * len(rows)
   lengths = sorted({len(p) for _, p, _ in rows})
