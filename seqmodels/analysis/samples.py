@@ -18,9 +18,10 @@ or synthetic. By default the prompt is the part of the example a task gives (the
 `<sep>`: the sample is the model's copy), and 32 tokens of text data. With `--prompt`, every sample continues
 that text (character and byte LMs, lm1b).
 
-samples.json: {"model", "step", "data", "settings": {"new_tokens", "num_samples", "prompt", "prompt_tokens",
-"temperature", "top_k", "top_p", "seed", "checkpoint"}, "commit", "command", "samples": [{"source", "prompt",
-"continuation", "reference" (or null), "tokens": the continuation's ids}, ...]}.
+samples.json: {"model", "step", "checkpoint" (latest | best; null for the n-gram), "data", "settings":
+{"new_tokens", "num_samples", "prompt", "prompt_tokens", "temperature", "top_k", "top_p", "seed", "checkpoint"},
+"commit", "command", "samples": [{"source", "prompt", "continuation", "reference" (or null), "tokens": the
+continuation's ids}, ...]}.
 """
 
 from __future__ import annotations
@@ -173,15 +174,16 @@ def run_samples(workdir: str, s: Settings) -> dict[str, Any]:
   samples = [{'source': source, 'prompt': data.decode(prompt), 'continuation': data.decode(c),
               'reference': None if ref is None else data.decode(ref[:s.new_tokens]), 'tokens': c.tolist()}
              for (source, prompt, ref), c in zip(rows, continuations)]
-  return {'model': name, 'step': int(step), 'data': run.config.data.name, 'settings': dataclasses.asdict(s),
-          'commit': loop.code_version(), 'command': '', 'samples': samples}
+  return {'model': name, 'step': int(step), 'checkpoint': None if params is None else s.checkpoint,
+          'data': run.config.data.name, 'settings': dataclasses.asdict(s), 'commit': loop.code_version(),
+          'command': '', 'samples': samples}
 
 
 def render(workdir: str, record: dict[str, Any]) -> str:
   """The samples as plain text, each prompt, continuation and reference under its own label."""
   st = record['settings']
-  lines = [f'=== {workdir}: {record["model"]} at step {record["step"]} ({st.get("checkpoint", "latest")} '
-           f'checkpoint); temperature {st["temperature"]}, '
+  fitted = f' ({record["checkpoint"]} checkpoint)' if record.get('checkpoint') else ' (counted again)'
+  lines = [f'=== {workdir}: {record["model"]} at step {record["step"]}{fitted}; temperature {st["temperature"]}, '
            f'top_k {st["top_k"]}, top_p {st["top_p"]}, seed {st["seed"]}, {st["new_tokens"]} new tokens']
   for i, smp in enumerate(record['samples']):
     lines += [f'--- sample {i} ({smp["source"]})', '[prompt]', smp['prompt'], '[continuation]',

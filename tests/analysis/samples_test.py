@@ -34,6 +34,7 @@ def test_every_lm_continues_the_same_validation_prompts(text_runs, tmp_path, cap
   for name, workdir in text_runs.items():
     record = _read(workdir)
     assert record['model'] == name and record['step'] == (1 if name == 'ngram' else 2)
+    assert record['checkpoint'] == (None if name == 'ngram' else 'latest')  # the n-gram has none: counted again
     assert record['settings']['new_tokens'] == NEW and record['commit'] and 'seqmodels.analysis.samples' in (
         record['command'])
     assert f'=== {workdir}: {name} at step {record["step"]}' in out
