@@ -321,11 +321,11 @@ def _fenced(text: str) -> str:
   return f'{fence}text\n{text}\n{fence}'
 
 
-def samples_section(paths: list[str]) -> str:
-  """Markdown of every samples.json under `paths`: per prompt (grouped by its source and text), each run's
-  continuation under the run's name and settings, then the text's own continuation where there is one."""
+def samples_section(files: list[str]) -> str:
+  """Markdown of the samples.json `files`: per prompt (grouped by its source and text), each run's continuation
+  under the run's name and settings, then the text's own continuation where there is one."""
   by_prompt: dict[tuple[str, str], list[tuple[str, dict, int, dict]]] = {}
-  for path in sorted({f for p in paths for f in glob.glob(os.path.join(p, '**', 'samples.json'), recursive=True)}):
+  for path in files:
     record = read_json(path)
     if not record:
       continue
@@ -369,7 +369,7 @@ def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
     md.append(f'\n({NO_PLOTS}.)\n')
   md += [f'\n![{k if k.startswith("attention") else k.replace("_", " ")}]({os.path.basename(v)})\n'
          for k, v in plots.items()]
-  md.append(samples_section(paths))
+  md.append(samples_section(found('samples.json')))
   files['markdown'] = os.path.join(out_dir, 'report.md')
   with open(files['markdown'], 'w') as f:
     f.write('\n'.join(md))
