@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 
+
 def sown_weights(model, variables, *inputs, **kwargs) -> tuple[Any, dict[str, np.ndarray]]:
   """`model.apply(variables, *inputs, **kwargs)` and the weights its attention modules computed on the way:
   {'block0/attn': p_BxHxTxS, 'decoder_1/cross_attn': ...} (float32; empty for a model without any)."""
