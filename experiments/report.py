@@ -70,6 +70,11 @@ COLUMNS = [
     ('best eval bits/token',
      lambda r: math.nan if is_regression(r) else as_float(get_field(r['summary'], 'best_eval_loss')) * NAT_TO_BIT),
     ('best eval MSE', lambda r: as_float(get_field(r['summary'], 'best_eval_loss')) if is_regression(r) else math.nan),
+    # running text (data.name=text): bits per character of the text, comparable across tokenizers
+    ('final eval bits/char', 'eval.bits_per_char'),
+    ('best eval bits/char', lambda r: _best_bits_per_char(r['summary'])),
+    ('final eval perplexity', lambda r: as_float(get_field(r['summary'], 'eval.perplexity')) if
+     r['config'].get('data', {}).get('tokenizer') == 'word' else math.nan),  # per word: WikiText's figure
     ('best eval seq. accuracy', lambda r: _best(r, 'sequence_accuracy', max) if is_task_data(r) else math.nan),
     # objective-specific final eval metrics: a column appears only when some run has it
     ('BLEU greedy', 'eval.bleu_greedy'), ('BLEU beam', 'eval.bleu_beam'),  # translation (sacrebleu, see runs'
@@ -77,6 +82,9 @@ COLUMNS = [
     ('MLM accuracy', 'eval.mlm_accuracy'), ('NSP accuracy', 'eval.nsp_accuracy'),  # BERT pre-training
     ('fwd bits/token', 'eval.fwd_bits_per_token'), ('bwd bits/token', 'eval.bwd_bits_per_token'),  # ELMo biLM
     ('test bits/token', 'test.bits_per_token'), ('test MSE', 'test.mse'),  # runs with train.test_eval
+    ('test bits/char', 'test.bits_per_char'),
+    ('test perplexity', lambda r: as_float(get_field(r['summary'], 'test.perplexity')) if
+     r['config'].get('data', {}).get('tokenizer') == 'word' else math.nan),
     ('test accuracy', 'test.accuracy'),
     ('tokens/s', 'tokens_per_sec'), ('train time (s)', 'train_seconds'), ('wall time (s)', 'wall_seconds'),
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),
@@ -157,6 +165,14 @@ def get_field(tree: Any, dotted: str):
 
 def as_float(v) -> float:
   return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
+def _best_bits_per_char(summary) -> float:
+  """The best evaluation's bits per character: its bits/token over the validation split's characters per token."""
+  per_token, per_char = (as_float(get_field(summary, f'eval.bits_per_{unit}')) for unit in ('token', 'char'))
+  if not per_token > 0 or math.isnan(per_char):
+    return math.nan
+  return as_float(get_field(summary, 'best_eval_loss')) * NAT_TO_BIT * per_char / per_token
 
 
 def _best(run, metric: str, pick) -> float:

@@ -66,7 +66,7 @@ def _check_seq2seq(config) -> None:
   if d.name not in TRANSLATION:
     return
   _check(d.seq_len >= 2, f'config.data.seq_len={d.seq_len!r} must be >= 2 (target tokens + EOS)')
-  tokenizers = ('unigram', 'bpe', 'char', 'byte')
+  tokenizers = ('auto', 'unigram', 'bpe', 'char', 'byte')
   _check(d.tokenizer in tokenizers, f'config.data.tokenizer={d.tokenizer!r} is not a tokenizer: choose one of '
          f'{", ".join(tokenizers)}')
   if d.tokenizer in ('unigram', 'bpe'):
@@ -82,15 +82,46 @@ def _check_seq2seq(config) -> None:
       path = d[field]
       _check('{split}' in path, f"config.data.{field}={path!r} needs '{{split}}' where train/validation/test go, "
              "e.g. 'corpus/{split}.de'")
-      for split in ('train', 'validation'):
-        f = os.path.expanduser(path.format(split=split))
-        _check(os.path.isfile(f), f'config.data.{field}={path!r}: {f} does not exist: one sentence per line per '
-               'split (train and validation needed, test optional)')
+      _check_split_files(f'data.{field}', path, 'one sentence per line per split')
   _check(dc.beam_size >= 1, f'config.decode.beam_size={dc.beam_size!r} must be >= 1')
   _check(dc.length_penalty >= 0, f'config.decode.length_penalty={dc.length_penalty!r} must be >= 0 (GNMT: 0.6)')
   _check(dc.split in ('validation', 'test'), f"config.decode.split={dc.split!r}: choose 'validation' or 'test'")
   for field in ('num_examples', 'batch_size', 'max_len', 'attention_maps'):
     _check(dc[field] >= 0, f'config.decode.{field}={dc[field]!r} must be >= 0')
+
+
+def _check_split_files(field: str, path: str, what: str) -> None:
+  """A '{split}' path names existing train and validation files (test optional), under any of their names."""
+  from seqmodels.data import builders  # noqa: PLC0415
+  found = builders.split_files(path)
+  for split in ('train', 'validation'):
+    names = '/'.join(builders.SPLIT_NAMES[split])
+    _check(split in found, f'config.{field}={path!r}: no {split} file ({path.replace("{split}", names)}): '
+           f'{what} (train and validation needed, test optional)')
+
+
+def _check_text(d) -> None:
+  """A local text LM: its file(s) and tokenizer (seqmodels/data/builders.py LocalText)."""
+  tokenizers = ('auto', 'char', 'byte', 'word', 'bpe', 'unigram')
+  _check(d.tokenizer in tokenizers, f'config.data.tokenizer={d.tokenizer!r} is not a text tokenizer: choose one '
+         f'of {", ".join(tokenizers)}')
+  _check(not d.byte_level or d.tokenizer in ('auto', 'byte'), f'config.data.byte_level=True makes the tokens '
+         f'bytes, but config.data.tokenizer={d.tokenizer!r}: set one of them, not both')
+  if d.tokenizer in ('unigram', 'bpe'):
+    _check(d.vocab_size >= 16, f'config.data.vocab_size={d.vocab_size!r} is too small for sentencepiece: use >= 16')
+  _check(d.get('min_count', 1) >= 1, f'config.data.min_count={d.min_count!r} must be >= 1 (1 keeps every '
+         'training word)')
+  _check(bool(d.path), "config.data.path is empty: set it to a text file, e.g. "
+         "--config.data.path=../shared/data/tinyshakespeare.txt")
+  if '{split}' in d.path:
+    return _check_split_files('data.path', d.path, 'one text file per split')
+  path = os.path.expanduser(d.path)
+  _check(os.path.isfile(path), f'config.data.path={d.path!r} '
+         f'{"is a directory" if os.path.isdir(path) else "does not exist"}: point it at a local text file, or '
+         "at one file per split with '{split}' ('wiki.{split}.tokens')")
+  size = os.path.getsize(path)
+  _check(size >= 10 * (d.seq_len + 1), f'config.data.path={d.path!r} has {size} bytes, too few for a 10% '
+         f'validation part of one window: use a longer file or a smaller config.data.seq_len={d.seq_len}')
 
 
 def _check_elmo(config) -> None:
@@ -178,14 +209,10 @@ def validate(config) -> None:
   _check(not d.byte_level or d.name == 'text', f'config.data.byte_level=True applies to data.name=\'text\' only '
          f'({d.name!r} has its own tokens): set it False')
   if d.name == 'text':
-    _check(bool(d.path), "config.data.path is empty: set it to a text file, e.g. "
-           "--config.data.path=../shared/data/tinyshakespeare.txt")
-    path = os.path.expanduser(d.path)
-    _check(os.path.isfile(path), f'config.data.path={d.path!r} '
-           f'{"is a directory" if os.path.isdir(path) else "does not exist"}: point it at a local text file')
-    size = os.path.getsize(path)
-    _check(size >= 10 * (d.seq_len + 1), f'config.data.path={d.path!r} has {size} bytes, too few for a 10% '
-           f'validation part of one window: use a longer file or a smaller config.data.seq_len={d.seq_len}')
+    _check_text(d)
+  else:
+    _check(d.get('tokenizer', 'auto') == 'auto' or d.name in TRANSLATION, f'config.data.tokenizer={d.tokenizer!r} '
+           f"applies to data.name='text' and translation data ({d.name!r} has its own tokens): leave it 'auto'")
 
   _check_seq2seq(config)
   _check(o.name in OPTIMIZERS, f'config.optim.name={o.name!r} is not an optimizer: choose one of '

@@ -60,6 +60,27 @@ def test_missing_text_file_is_named():
     validation.validate(c)
 
 
+def test_text_tokenizer_and_split_files_are_named(tmp_path):
+  c = get_config()
+  (tmp_path / 'wiki.train.tokens').write_text('to be or not to be\n' * 50)
+  c.data.name, c.data.path = 'text', str(tmp_path / 'wiki.{split}.tokens')
+  cases = [({}, r"config.data.path='.*wiki.\{split\}.tokens': no validation file \(.*wiki.validation/valid/val/dev"
+            r".tokens\): one text file per split \(train and validation needed, test optional\)"),
+           ({'tokenizer': 'sentencepiece'}, r"config.data.tokenizer='sentencepiece' is not a text tokenizer: choose "
+            r"one of auto, char, byte, word, bpe, unigram"),
+           ({'tokenizer': 'word', 'byte_level': True}, r"config.data.byte_level=True makes the tokens bytes, but "
+            r"config.data.tokenizer='word': set one of them"),
+           ({'name': 'copy', 'tokenizer': 'word'}, r"config.data.tokenizer='word' applies to data.name='text' and "
+            r"translation data \('copy' has its own tokens\)")]
+  for overrides, message in cases:
+    d = c.copy_and_resolve_references()
+    d.data.update(overrides)
+    with pytest.raises(validation.ConfigError, match=message):
+      validation.validate(d)
+  (tmp_path / 'wiki.valid.tokens').write_text('to be\n' * 30)
+  validation.validate(c)
+
+
 def test_batch_not_divisible_by_devices_is_named():
   c = get_config()
   c.train.batch_size = 12

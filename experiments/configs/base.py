@@ -48,7 +48,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.num_validation = 1_000
   c.data.num_test = 1_000
   c.data.seed = 0                  # generation seed of synthetic data
-  c.data.path = ''                 # text: a local text file
+  c.data.path = ''                 # text: a local text file (split 90/10), or a path with '{split}', one file per
+                                   # split: train, validation (or valid/val/dev), test optional ('wiki.{split}.tokens')
   c.data.seq_len = 128             # text LMs: window length
   c.data.stride = 0                # text LMs: window stride; 0 means seq_len
   c.data.byte_level = False        # text: tokens are UTF-8 bytes + 4 specials (the ids of lm1b, mlm and classify
@@ -57,8 +58,12 @@ def get_base_config() -> ml_collections.ConfigDict:
   # toy_translation uses min_len/max_len (words), num_symbols (lexicon size), num_*, seed; seq_len = max tokens
   c.data.src_path = ''             # parallel_text: source file per split, with '{split}' ('corpus/{split}.de')
   c.data.tgt_path = ''             # parallel_text: target file per split ('corpus/{split}.en')
-  c.data.tokenizer = 'unigram'     # translation: unigram | bpe (sentencepiece trained on train) | char | byte
-  c.data.vocab_size = 8000         # translation: sentencepiece vocabulary size (a soft limit)
+  c.data.tokenizer = 'auto'        # text: char | byte (UTF-8) | word (whitespace-separated; a newline is '<eos>')
+                                   # | bpe | unigram (sentencepiece trained on the train split, lossless);
+                                   # translation: unigram | bpe | char | byte; auto: char for text (byte with
+                                   # byte_level), unigram for translation
+  c.data.vocab_size = 8000         # bpe, unigram: sentencepiece vocabulary size (a soft limit)
+  c.data.min_count = 1             # word: training occurrences a word needs to be in the vocabulary (else <unk>)
   c.data.shared_vocab = True       # translation: one vocabulary for source and target
   c.data.source = ''               # mlm: '' (lines of data.path) | lm1b | wiki40b/en; classify: '' (TSV/CSV at
                                    # data.path) | shuffled / scrambled (real lines of data.path vs lines with

@@ -37,6 +37,8 @@ def load(workdir: str) -> Run:
 
   with open(os.path.join(workdir, 'config.json')) as f:
     config = ml_collections.ConfigDict(json.load(f))
+  if 'tokenizer' in config.data:  # resolved, and read as it was meant in a config.json of an older version
+    config.data.tokenizer = pipeline.tokenizer_name(config.data) or config.data.tokenizer
   pipeline.prepare(config.data)
   data = pipeline.load(config.data)
   counted = registry.MODELS[config.model.name].trained_by == 'counting'  # no module: refit it (train/count.py)

@@ -6,6 +6,7 @@ Config names encode every generation parameter, so two different configs never s
 Bump a builder's VERSION whenever its generated examples change.
 """
 
+import base64
 import dataclasses
 import fnmatch
 import hashlib
@@ -136,28 +137,62 @@ def synthetic_builder_cls(task: str) -> type[_SyntheticBuilder]:
   return SyntheticAdding if task == 'adding' else SyntheticSeq
 
 
+# A '{split}' in a path names one file per split, under any of these names ('wiki.valid.tokens').
+SPLIT_NAMES = {'train': ('train',), 'validation': ('validation', 'valid', 'val', 'dev'), 'test': ('test',)}
+
+
+def split_files(pattern: str) -> dict[str, str]:
+  """{split: the existing file} for a path with '{split}' (each split under its first name that exists)."""
+  found = {}
+  for split, names in SPLIT_NAMES.items():
+    for name in names:
+      path = os.path.expanduser(pattern.replace('{split}', name))
+      if os.path.isfile(path):
+        found[split] = path
+        break
+  return found
+
+
+TEXT_TOKENIZERS = ('char', 'word', 'bpe', 'unigram')  # what LocalText stores ('byte' is made from 'char' at load)
+
+
 @dataclasses.dataclass(eq=False, kw_only=True)
 class LocalTextConfig(tfds.core.BuilderConfig):
-  """A local text file as character ids, stored in chunks; windows are cut at load time."""
-  path: str
-  digest: str  # sha256 of path and content; checked again when building.
+  """Local running text as token ids, stored in chunks; windows are cut at load time."""
+  path: str  # one file (split 90/10) or a pattern with '{split}'
+  files: dict  # split -> file
+  tokenizer: str = 'char'  # TEXT_TOKENIZERS
+  vocab_size: int = 0  # bpe, unigram: sentencepiece's (soft) vocabulary size
+  min_count: int = 1  # word: the fewest training occurrences a word needs to be in the vocabulary
+  digest: str  # sha256 of the parameters and every file's path and content; checked again when building
 
 
-TEXT_CHUNK = 65_536  # characters per stored record
+TEXT_CHUNK = 65_536  # tokens per stored record
 
 
-def _text_digest(path: str) -> str:
-  content = epath.Path(path).read_bytes()
-  params = json.dumps({'path': path, 'train_fraction': TRAIN_FRACTION, 'chunk': TEXT_CHUNK}).encode()
-  return hashlib.sha256(params + b'\0' + content).hexdigest()
+def _text_digest(files: dict, params: dict) -> str:
+  h = hashlib.sha256(json.dumps({**params, 'train_fraction': TRAIN_FRACTION, 'chunk': TEXT_CHUNK},
+                                sort_keys=True).encode())
+  for split in sorted(files):
+    h.update(b'\0' + files[split].encode() + b'\0' + epath.Path(files[split]).read_bytes())
+  return h.hexdigest()
 
 
-def local_text_config(path: str) -> LocalTextConfig:
-  """Config for a char-level LM over `path` (one dataset per file content, whatever the window length)."""
+def local_text_config(path: str, tokenizer: str = 'char', vocab_size: int = 8000,
+                      min_count: int = 1) -> LocalTextConfig:
+  """Config of an LM over the text at `path`: one dataset per content and tokenization, whatever the window."""
   path = os.path.abspath(os.path.expanduser(path))
-  digest = _text_digest(path)
-  stem = re.sub(r'\W', '_', os.path.splitext(os.path.basename(path))[0])[:40]
-  return LocalTextConfig(name=f'{stem}_{digest[:16]}', path=path, digest=digest)
+  files = split_files(path) if '{split}' in path else {'text': path}
+  params = {'path': path, 'tokenizer': tokenizer}
+  if tokenizer in ('bpe', 'unigram'):
+    params['vocab_size'] = vocab_size
+  if tokenizer == 'word':
+    params['min_count'] = min_count
+  digest = _text_digest(files, params)
+  stem = re.sub(r'\W', '_', os.path.splitext(os.path.basename(path.replace('{split}', '')))[0])[:40]
+  kind = '' if tokenizer == 'char' else f'{tokenizer}{params.get("vocab_size", "")}_'
+  return LocalTextConfig(name=f'{stem}_{kind}{digest[:16]}', path=path, files=files, tokenizer=tokenizer,
+                         vocab_size=params.get('vocab_size', 0), min_count=min_count, digest=digest)
 
 
 def window_starts(num_ids: int, length: int, stride: int) -> np.ndarray:
@@ -165,12 +200,24 @@ def window_starts(num_ids: int, length: int, stride: int) -> np.ndarray:
   return np.arange(0, max(0, num_ids - length + 1), stride)
 
 
-class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Char-level LM over a local text file; the vocabulary is saved as metadata 'chars'.
+def text_tokenizer(metadata) -> 'tokenizers.CharTokenizer | tokenizers.WordTokenizer | tokenizers.SubwordLines':
+  """The tokenizer a LocalText dataset was made with, from its metadata."""
+  if 'words' in metadata:
+    return tokenizers.WordTokenizer(metadata['words'])
+  if 'sentencepiece' in metadata:
+    return tokenizers.SubwordLines(base64.b64decode(metadata['sentencepiece']))
+  return tokenizers.CharTokenizer(metadata['chars'])
 
-  The first 90% of the characters are the train split, the last 10% validation (nanoGPT's split). Each split is
-  stored as consecutive chunks of character ids; the pipeline concatenates them and cuts windows of any length
-  at any stride in memory, so one build serves every context length (and nanoGPT-style random crops).
+
+class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """An LM over local text; the tokenizer is saved in the metadata ('chars', 'words' or 'sentencepiece').
+
+  One file: its first 90% of characters are the train split, the last 10% validation (nanoGPT's split). A path
+  with '{split}': the train, validation and (optional) test files. Characters are counted over all the text;
+  words and subword pieces are learned from the train split only (test words never seen in training are
+  '<unk>'; subword pieces spell them). Each split is stored as consecutive chunks of token ids; the pipeline
+  concatenates them and cuts windows of any length at any stride in memory, so one build serves every context
+  length (and nanoGPT-style random crops).
   """
 
   VERSION = tfds.core.Version('2.0.0')
@@ -185,15 +232,32 @@ class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _split_generators(self, dl_manager):
     del dl_manager  # The text is local.
     cfg = self.builder_config
-    if _text_digest(cfg.path) != cfg.digest:
+    params = {'path': cfg.path, 'tokenizer': cfg.tokenizer}
+    params.update({'vocab_size': cfg.vocab_size} if cfg.tokenizer in ('bpe', 'unigram') else {})
+    params.update({'min_count': cfg.min_count} if cfg.tokenizer == 'word' else {})
+    if _text_digest(cfg.files, params) != cfg.digest:
       raise ValueError(f'{cfg.path} changed after its config was made; make the config again.')
-    text = read_text(cfg.path)
-    tokenizer = tokenizers.CharTokenizer.from_text(text)
-    self.info.metadata['chars'] = tokenizer.chars
-    ids_N = tokenizer.encode(text)
-    split_at = int(len(ids_N) * TRAIN_FRACTION)
-    splits = {'train': ids_N[:split_at], 'validation': ids_N[split_at:]}
-    return {split: self._generate_examples(ids) for split, ids in splits.items()}
+    texts = {split: read_text(path) for split, path in cfg.files.items()}
+    if 'text' in texts:
+      text = texts.pop('text')
+      split_at = int(len(text) * TRAIN_FRACTION)
+      texts = {'train': text[:split_at], 'validation': text[split_at:]}
+    if cfg.tokenizer == 'char':
+      tokenizer = tokenizers.CharTokenizer.from_text(''.join(texts.values()))
+      self.info.metadata['chars'] = tokenizer.chars
+    elif cfg.tokenizer == 'word':
+      tokenizer = tokenizers.WordTokenizer.from_lines(texts['train'].split('\n'), cfg.min_count)
+      self.info.metadata['words'] = tokenizer.words[2:]
+    else:
+      try:
+        proto = tokenizers.train_sentencepiece(texts['train'].split('\n'), cfg.vocab_size, cfg.tokenizer,
+                                               lossless=True)
+      except ValueError as e:
+        raise DataError(f'config.data.vocab_size={cfg.vocab_size} for {cfg.path}: {e}') from e
+      tokenizer = tokenizers.SubwordLines(proto)
+      self.info.metadata['sentencepiece'] = base64.b64encode(proto).decode('ascii')
+    self.info.metadata['characters'] = {split: len(text) for split, text in texts.items()}  # for bits/char
+    return {split: self._generate_examples(tokenizer.encode(text)) for split, text in texts.items()}
 
   def _generate_examples(self, ids_N: np.ndarray):
     for index, start in enumerate(range(0, len(ids_N), TEXT_CHUNK)):

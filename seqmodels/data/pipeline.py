@@ -151,6 +151,15 @@ def _stack(examples: Sequence[Batch]) -> Batch:
   return {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
 
 
+def with_bits_per_char(metrics: dict[str, float], data: Data, split: str) -> dict[str, float]:
+  """Adds `bits_per_char` to a split's LM metrics where the data is running text: bits/token over the split's
+  characters per token (its text's characters over its tokens), which compares models of any tokenization."""
+  chars_per_token = data.meta.get('chars_per_token', {}).get(split)
+  if not chars_per_token or 'bits_per_token' not in metrics:
+    return metrics
+  return {**metrics, 'bits_per_char': metrics['bits_per_token'] / chars_per_token}
+
+
 def decoded_examples(source: Sequence, fmt: Callable[[Any], Batch]) -> Examples:
   """Examples of a `tfds.data_source` split, formatted by `fmt`; cached in memory if small."""
   size, chunk = len(source), 4096
@@ -233,8 +242,27 @@ def _synthetic_config(data_cfg) -> builders.SyntheticConfig:
       num_validation=data_cfg.num_validation, num_test=data_cfg.num_test)
 
 
+def tokenizer_name(data_cfg) -> str:
+  """data.tokenizer as the dataset uses it ('' for datasets with their own tokens): 'auto' is characters for
+  `text` (bytes with data.byte_level) and a unigram sentencepiece model for translation.
+
+  A config.json written before `text` took a tokenizer (it has no data.min_count) holds the translation default
+  'unigram' there; its text was characters.
+  """
+  name = data_cfg.get('tokenizer', 'auto')
+  if data_cfg.get('name') == 'text':
+    legacy = name == 'unigram' and 'min_count' not in data_cfg
+    return ('byte' if data_cfg.get('byte_level', False) else 'char') if name == 'auto' or legacy else name
+  if data_cfg.get('name') in translation.NAMES:
+    return 'unigram' if name == 'auto' else name
+  return ''
+
+
 def _local_text_config(data_cfg) -> builders.LocalTextConfig:
-  return builders.local_text_config(data_cfg.path)
+  tokenizer = tokenizer_name(data_cfg)
+  return builders.local_text_config(data_cfg.path, 'char' if tokenizer == 'byte' else tokenizer,
+                                    vocab_size=data_cfg.get('vocab_size', 8000),
+                                    min_count=data_cfg.get('min_count', 1))
 
 
 def _builder(data_cfg, directory: str) -> tfds.core.DatasetBuilder:
@@ -313,16 +341,25 @@ def load(data_cfg) -> Data:
                 _decoded(sources, fn), render_symbols, meta={'eos_id': EOS})
   if name == 'text':
     config = _local_text_config(data_cfg)
-    sources = _sources(f'{builders.LocalText.name}/{config.name}', ('train', 'validation'),
-                       directory)
-    tokenizer = tokenizers.CharTokenizer(sources['train'].dataset_info.metadata['chars'])
-    ids = {split: np.concatenate([src[i]['tokens'] for i in range(len(src))])
+    splits = ('train', 'validation') if 'text' in config.files else tuple(config.files)
+    sources = _sources(f'{builders.LocalText.name}/{config.name}', splits, directory)
+    metadata = sources['train'].dataset_info.metadata
+    tokenizer = builders.text_tokenizer(metadata)
+    ids = {split: np.concatenate([src[i]['tokens'] for i in range(len(src))] or [np.zeros(0, np.int32)])
            for split, src in sources.items()}
-    if data_cfg.get('byte_level', False):  # the ids of lm1b, mlm and classify data: pre-training here fits them
+    characters = metadata.get('characters', {})
+    if tokenizer_name(data_cfg) == 'byte':  # the ids of lm1b, mlm and classify data: pre-training fits them
       chars, tokenizer = tokenizer, tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
       ids = {split: tokenizer.encode(chars.decode(split_ids)) for split, split_ids in ids.items()}
+    for split, split_ids in ids.items():
+      if len(split_ids) < data_cfg.seq_len + 1:
+        raise builders.DataError(
+            f'the {split} split of config.data.path={data_cfg.path!r} has {len(split_ids)} tokens, fewer than one '
+            f'window of config.data.seq_len + 1 = {data_cfg.seq_len + 1}: lower seq_len or use more text')
+    chars_per_token = {split: characters[split] / len(split_ids) for split, split_ids in ids.items()
+                       if split in characters}
     return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
-                tokenizer.decode, tokenizer.encode)
+                tokenizer.decode, tokenizer.encode, meta={'chars_per_token': chars_per_token})
   if name == 'tiny_shakespeare':
     sources = _sources(name, ('train', 'validation', 'test'), directory)
     # The official dataset holds one example (the whole text) per split.

@@ -7,7 +7,7 @@ Datasets (config.data.name):
   parallel_text               local files, one sentence per line: data.src_path / data.tgt_path with '{split}'
                               (train, validation, test; test is optional), e.g. 'corpus/{split}.de'.
   wmt14_translate/de-en, ted_hrlr_translate/pt_to_en   the online TFDS sets (source -> target in name order).
-Tokenizers (data.tokenizer): 'unigram' or 'bpe' sentencepiece models trained on the training split (shared or
+Tokenizers (data.tokenizer): 'unigram' (also 'auto') or 'bpe' sentencepiece models trained on the training split (shared or
 separate vocabularies, data.shared_vocab), saved under <data_dir>/translation_tokenizers/; or 'char' / 'byte'.
 Ids: PAD 0, BOS 1, EOS 2, UNK 3, then the vocabulary.
 
@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from seqmodels.data import builders, tasks
+from seqmodels.data import builders, tasks, tokenizers
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 NUM_SPECIALS = 4
@@ -104,10 +104,10 @@ class ParallelConfig(tfds.core.BuilderConfig):
 
 def _file_digest(src_path: str, tgt_path: str) -> tuple[str, dict[str, tuple[str, str]]]:
   files, h = {}, hashlib.sha256()
+  src_files, tgt_files = builders.split_files(src_path), builders.split_files(tgt_path)
   for split in tasks.SPLITS:
-    pair = (src_path.format(split=split), tgt_path.format(split=split))
-    if all(os.path.isfile(p) for p in pair):
-      files[split] = pair
+    if split in src_files and split in tgt_files:
+      files[split] = pair = (src_files[split], tgt_files[split])
       for p in pair:
         h.update(p.encode() + b'\0' + epath.Path(p).read_bytes() + b'\0')
   return h.hexdigest(), files
@@ -172,22 +172,7 @@ class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 # ---- tokenizers ----------------------------------------------------------------------------------------------
 
-class SubwordTokenizer:
-  """A sentencepiece model with the ids above (PAD 0, BOS 1, EOS 2, UNK 3)."""
-
-  def __init__(self, path: str):
-    import sentencepiece as spm
-    self.sp = spm.SentencePieceProcessor(model_file=path)
-    self.vocab_size = self.sp.get_piece_size()
-
-  def encode(self, text: str | list[str]) -> list[int] | list[list[int]]:
-    return self.sp.encode(text, num_threads=2) if isinstance(text, list) else self.sp.encode(text)
-
-  def decode(self, ids: Sequence[int]) -> str:
-    return self.sp.decode([i for i in ids if i >= NUM_SPECIALS])
-
-  def pieces(self, ids: Sequence[int]) -> list[str]:
-    return [self.sp.id_to_piece(int(i)) for i in ids]
+SubwordTokenizer = tokenizers.SubwordTokenizer
 
 
 class CharLevel:
@@ -215,18 +200,10 @@ class CharLevel:
     return [self.decode([i]) if i >= NUM_SPECIALS else ('<unk>' if i == UNK else '</s>') for i in ids]
 
 
-def _train_sentencepiece(sentences: Sequence[str], prefix: str, vocab_size: int, model_type: str) -> None:
-  import sentencepiece as spm
-  spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(sentences), model_prefix=prefix, vocab_size=vocab_size, model_type=model_type,
-      pad_id=PAD, bos_id=BOS, eos_id=EOS, unk_id=UNK, character_coverage=1.0, hard_vocab_limit=False,
-      input_sentence_size=2_000_000, shuffle_input_sentence=True, num_threads=2, minloglevel=2)
-
-
 def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: str,
                    create: bool) -> tuple[Any, Any]:
   """(source, target) tokenizers of data_cfg, trained on the training pairs (and saved) when `create`."""
-  tok = data_cfg.tokenizer
+  tok = 'unigram' if data_cfg.tokenizer == 'auto' else data_cfg.tokenizer  # pipeline.tokenizer_name
   if tok == 'byte':
     return CharLevel(None), CharLevel(None)
   os.makedirs(directory, exist_ok=True)
@@ -245,7 +222,9 @@ def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: 
         out[side] = CharLevel(json.load(f)['chars'])
     else:
       if create and not os.path.exists(prefix + '.model'):
-        _train_sentencepiece(texts(side), prefix, data_cfg.vocab_size, tok)
+        with open(prefix + '.model.tmp', 'wb') as f:
+          f.write(tokenizers.train_sentencepiece(texts(side), data_cfg.vocab_size, tok))
+        os.replace(prefix + '.model.tmp', prefix + '.model')  # whole or absent: a kill leaves no half model
       out[side] = SubwordTokenizer(prefix + '.model')
   return (out['shared'], out['shared']) if data_cfg.shared_vocab else (out['src'], out['tgt'])
 

@@ -65,7 +65,7 @@ def evaluate(model: ngram.NGramLM, data: pipeline.Data, batch_size: int, max_bat
         unseen[k] += frac * n
         positions[k] += n
   fractions = {k: unseen[k] / positions[k] if positions[k] > 0 else float('nan') for k in unseen}
-  return steps.token_metrics(totals), fractions
+  return pipeline.with_bits_per_char(steps.token_metrics(totals), data, split), fractions
 
 
 def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
@@ -81,6 +81,9 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
   if data.kind != 'lm':
     raise ValueError(f'config.model.name={config.model.name!r} models token streams; '
                      f'config.data.name={config.data.name!r} is a {data.kind} task')
+  test_eval = config.train.get('test_eval', False)
+  if test_eval:
+    loop._check_test_split(data, config.data.name)  # pylint: disable=protected-access
   m = config.model
   tokens = training_tokens(data, config.data)
   t_fit = time.time()
@@ -92,6 +95,12 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
   writer = MetricWriter(workdir, enabled=primary)
   writer.write(1, 'train', train_metrics)
   writer.write(1, 'eval', {**eval_metrics, **{f'unseen_context_{k}': v for k, v in unseen.items()}})
+  test_metrics = {}
+  if test_eval:  # the counts are the model's one set of parameters: 'final'
+    test_metrics, test_unseen = evaluate(model, data, config.train.batch_size, config.train.eval_batches or None,
+                                         'test')
+    writer.write(1, 'test', {**test_metrics, **{f'unseen_context_{k}': v for k, v in test_unseen.items()}})
+    test_metrics = {**test_metrics, 'parameters': 'final'}
   writer.close()
   summary = {
       'status': 'done', 'model': m.name, 'data': config.data.name,
@@ -102,7 +111,7 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
       'platform': 'cpu', 'dtype': 'float64', 'commit': loop.code_version(),  # NumPy counts
       'peak_memory_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
       'order': model.order, 'discounts': {k + 1: list(t.discounts) for k, t in enumerate(model.tables)},
-      'unseen_context_fraction': unseen,
+      'unseen_context_fraction': unseen, **({'test': test_metrics} if test_metrics else {}),
   }
   sharding.wait_for_all_processes('the run')  # as loop's runs end: a process that failed says so here
   if primary:

@@ -139,7 +139,7 @@ def evaluate(eval_step, objective, params, data, batch_size_local: int, batch_sh
                                  process_count=jax.process_count(), max_batches=max_batches):
     sums = eval_step(params, sharding.global_batch(batch, batch_sharding))
     totals = sums if not totals else jax.tree.map(jnp.add, totals, sums)
-  return objective.finalize(jax.device_get(totals))
+  return pipeline.with_bits_per_char(objective.finalize(jax.device_get(totals)), data, split)
 
 
 def _check_test_split(data: pipeline.Data, name: str) -> None:
@@ -182,6 +182,8 @@ def _check_resumable(workdir: str, config) -> None:
         old.get(key[0], {}).get(key[1]), new.get(key[0], {}).get(key[1]))
     if key == ('train', 'dtype') and {a, b} <= {*DTYPES, 'auto'}:
       a, b = compute_dtype(a).name, compute_dtype(b).name  # 'auto' here is what it computes in (float32 on CPU)
+    if key == 'data' and isinstance(a, dict) and isinstance(b, dict):  # 'auto' and older config.json files
+      a, b = ({**d, 'tokenizer': pipeline.tokenizer_name(d)} for d in (a, b))
     if isinstance(a, dict) and isinstance(b, dict):
       # Fields added (or removed) by a newer code version are not a change of this run's config, nor speed knobs.
       a, b = ({k: v for k, v in d.items() if k in a and k in b and k not in speed_only.get(key, ())} for d in (a, b))

@@ -275,3 +275,48 @@ def test_lm1b_sentences_are_bos_bytes_eos_cut_or_padded(tmp_path, mock_tfds):
   # a prompt for samples: a sentence begun, ending where the sentence's EOS will
   np.testing.assert_array_equal(data.encode('hi'), [BOS, 108, 109])
   assert data.meta['eos_id'] == EOS
+
+
+def _split_files(tmp_path) -> dict[str, str]:
+  """A corpus in WikiText's layout: wiki.train.tokens, wiki.valid.tokens, wiki.test.tokens."""
+  texts = {'train': ''.join(f'the cat sat on mat {i % 7}\n' for i in range(60)),
+           'valid': 'the dog sat on mat 3\n' * 6, 'test': 'a cat sat on the mat\n' * 6}
+  for split, text in texts.items():
+    (tmp_path / f'wiki.{split}.tokens').write_text(text)
+  return texts
+
+
+def test_text_split_files_are_the_splits_and_words_are_learned_from_train_only(tmp_path):
+  _split_files(tmp_path)
+  cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'wiki.{split}.tokens'), seq_len=5,
+             tokenizer='word', min_count=1)
+  pipeline.prepare(cfg)
+  data = pipeline.load(cfg)
+  assert sorted(data.splits) == ['test', 'train', 'validation']
+  assert data.vocab_size == 2 + 5 + 7  # <unk>, <eos>; the cat sat on mat; 0..6 ('dog' and 'a' are not in train)
+  words = lambda split, n: [data.decode(b['inputs'][0]) for b in data.eval_batches(batch_size=1, split=split)][:n]
+  assert words('validation', 2) == ['the <unk> sat on mat', '3\nthe <unk> sat']  # windows of 5 tokens
+  assert words('test', 1) == ['<unk> cat sat on the']
+  train = data.splits['train'].gather(np.arange(1))
+  assert data.decode(train['inputs'][0]) == 'the cat sat on mat' and data.decode(train['targets'][0]) == (
+      'cat sat on mat 0')
+  np.testing.assert_array_equal(data.encode('cat dog\n'), [2, 0, 1])  # 60 times each: ties alphabetical
+
+
+def test_text_subword_tokens_give_each_split_back_exactly(tmp_path):
+  texts = _split_files(tmp_path)
+  cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'wiki.{split}.tokens'), seq_len=4,
+             tokenizer='bpe', vocab_size=300)
+  pipeline.prepare(cfg)
+  data = pipeline.load(cfg)
+  for split, name in (('validation', 'valid'), ('test', 'test')):
+    batches = list(data.eval_batches(batch_size=4, split=split))
+    ids = np.concatenate([b['inputs'][b['weights'][:, 0] > 0].ravel() for b in batches])  # the windows, tiled
+    every = data.encode(texts[name])
+    assert data.decode(every) == texts[name]  # lossless
+    np.testing.assert_array_equal(ids, every[:len(ids)])
+    assert len(every) - len(ids) <= 4  # all but the tokens after the last whole window
+  assert data.vocab_size <= 300
+  cfg.tokenizer = 'char'  # another tokenization of the same files is another dataset
+  pipeline.prepare(cfg)
+  assert pipeline.load(cfg).vocab_size == len(set(''.join(texts.values())))

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from experiments.configs.base import get_base_config
-from seqmodels.train import checkpoint, loop
+from seqmodels.analysis import runs
+from seqmodels.models import ngram
+from seqmodels.train import checkpoint, count, loop
 from seqmodels.train.checkpoint import Checkpointer
 
 
@@ -255,3 +257,46 @@ def test_test_eval_without_a_test_split_stops_before_training(tmp_path):
                      r'split of its own \(none\): leave test_eval off'):
     loop.train_and_evaluate(c, str(tmp_path / 'run'))
   assert not (tmp_path / 'run' / 'checkpoints').exists()
+
+
+@pytest.mark.parametrize('name', ['lstm', 'ngram'])
+def test_test_eval_reads_a_text_corpus_test_file_with_word_tokens(tmp_path, name):
+  c = tiny_config(tmp_path, name, steps=4)
+  c.data.name, c.data.seq_len, c.data.tokenizer = 'text', 8, 'word'
+  c.data.path = str(tmp_path / 'corpus.{split}.txt')
+  texts = {split: ''.join(f'to be or not to be {i % 5} {split}\n' for i in range(n))
+           for split, n in (('train', 60), ('valid', 9), ('test', 7))}  # WikiText's names: valid for validation
+  for split, text in texts.items():
+    (tmp_path / f'corpus.{split}.txt').write_text(text)
+  c.train.test_eval, c.train.eval_every = True, 4
+  summary = loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  run = runs.load(str(tmp_path / 'run'))
+  assert run.data.splits['test'].size == 7 * 9 // 8  # nine words a line (with <eos>), windows of 8
+  if name == 'ngram':
+    expected, _ = count.evaluate(ngram.fit(count.training_tokens(run.data, c.data), c.model.order,
+                                           run.data.vocab_size), run.data, c.train.batch_size, None, 'test')
+    assert summary['test'] == {**expected, 'parameters': 'final'}
+  else:
+    assert summary['test']['parameters'] == 'final' and 0 < summary['test']['loss'] < np.log(run.data.vocab_size)
+  assert run.data.decode(run.data.splits['test'].gather(np.arange(1))['inputs'][0]) == 'to be or not to be 0 <unk>'
+  records = [json.loads(r) for r in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
+  assert [r['split'] for r in records].count('test') == 1
+  for split, metrics, lines in (('valid', summary['eval'], 9), ('test', summary['test'], 7)):  # 9 tokens a line
+    assert metrics['bits_per_char'] == pytest.approx(metrics['bits_per_token'] * 9 * lines / len(texts[split]))
+
+
+def test_resume_reads_the_tokenizer_of_a_config_json_written_before_text_took_one(tmp_path):
+  c = tiny_config(tmp_path)
+  c.data.name, c.data.path = 'text', str(tmp_path / 'corpus.txt')
+  saved = json.loads(c.to_json_best_effort())
+  saved['data']['tokenizer'] = 'unigram'  # the translation default of older versions, meaningless for text
+  del saved['data']['min_count']
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  loop._check_resumable(str(tmp_path), c)  # 'auto' now: characters, as then
+  c.data.tokenizer = 'word'
+  with pytest.raises(loop.WorkdirError, match=r'different config\.data'):
+    loop._check_resumable(str(tmp_path), c)
+  c.data.name, c.data.tokenizer = 'toy_translation', 'auto'  # 'auto' is 'unigram' for translation
+  saved['data'].update(name='toy_translation', min_count=1)
+  (tmp_path / 'config.json').write_text(json.dumps(saved))
+  loop._check_resumable(str(tmp_path), c)
