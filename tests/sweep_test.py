@@ -45,9 +45,10 @@ def test_every_reference_sweep_refuses_a_variant_it_does_not_have(sweep_file):
 
 
 def test_reference_sweeps_use_registered_models_and_valid_fields():
-  from experiments.configs import char_lm, copy_memory
+  from experiments.configs import char_lm, copy_memory, word_lm
   from seqmodels.models import registry
-  for sweep_file, config in [('char_lm_archs.py', char_lm), ('copy_vs_length.py', copy_memory)]:
+  for sweep_file, config in [('char_lm_archs.py', char_lm), ('copy_vs_length.py', copy_memory),
+                             ('word_lm_archs.py', word_lm), ('tokenizers.py', word_lm)]:
     for arg in ('small', ''):
       trials = sweep.load(os.path.join(ROOT, 'experiments/sweeps', sweep_file) + (f':{arg}' if arg else ''))
       assert {t['model.name'] for t in trials} <= set(registry.MODELS)

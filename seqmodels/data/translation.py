@@ -7,8 +7,9 @@ Datasets (config.data.name):
   parallel_text               local files, one sentence per line: data.src_path / data.tgt_path with '{split}'
                               (train, validation, test; test is optional), e.g. 'corpus/{split}.de'.
   wmt14_translate/de-en, ted_hrlr_translate/pt_to_en   the online TFDS sets (source -> target in name order).
-Tokenizers (data.tokenizer): 'unigram' (also 'auto') or 'bpe' sentencepiece models trained on the training split (shared or
-separate vocabularies, data.shared_vocab), saved under <data_dir>/translation_tokenizers/; or 'char' / 'byte'.
+Tokenizers (data.tokenizer): 'unigram' (also 'auto') or 'bpe' sentencepiece models trained on the training split
+(shared or separate vocabularies, data.shared_vocab), saved under <data_dir>/translation_tokenizers/; or 'char' /
+'byte'.
 Ids: PAD 0, BOS 1, EOS 2, UNK 3, then the vocabulary.
 
 Batches (kind 'seq2seq'): src int32 [b, S], src_len int32 [b], tgt_in int32 [b, T] (BOS + target),
