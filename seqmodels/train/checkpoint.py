@@ -132,11 +132,17 @@ class Checkpointer:
     self._manager.save(step, args=args, force=True)
 
   def save_best(self, step: int, params, eval_metrics: dict[str, float]) -> None:
-    """With keep_best: saves `params` as the best evaluation's checkpoint (replacing the previous best)."""
+    """With keep_best: saves `params` as the best evaluation's checkpoint (replacing the previous best).
+
+    The save runs alone, after any periodic save in flight and finished before the next: two managers saving at
+    once (the same step, in their background threads) deadlocked two processes in orbax's barriers.
+    """
     if self._best is not None:
+      self._manager.wait_until_finished()
       args = ocp.args.Composite(state=ocp.args.StandardSave({'params': params}),
                                 meta=ocp.args.JsonSave({'step': step, 'eval': eval_metrics}))
       self._best.save(step, args=args, force=True)
+      self._best.wait_until_finished()
 
   def restore_latest(self, abstract_state) -> tuple[Any, dict[str, Any]] | None:
     """(state, meta) of the newest readable checkpoint, placed with the shardings of `abstract_state`.

@@ -12,6 +12,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from seqmodels.train import checkpoint
 
@@ -76,17 +77,27 @@ def _final_params(workdir):
 
 
 def test_two_processes_train_to_the_same_parameters_as_one(tmp_path):
-  data_dir = f'--config.data.data_dir={tmp_path / "tfds"}'
-  one = subprocess.run([sys.executable, 'launch.py', *FLAGS, data_dir, f'--workdir={tmp_path / "one"}'],
+  # also the best evaluation's checkpoint and the test split's evaluation, which every process takes part in
+  flags = [*FLAGS, f'--config.data.data_dir={tmp_path / "tfds"}', '--config.train.keep_best=True',
+           '--config.train.test_eval=True', '--config.data.num_test=24']
+  one = subprocess.run([sys.executable, 'launch.py', *flags, f'--workdir={tmp_path / "one"}'],
                        cwd=ROOT, env=_env(2), capture_output=True, text=True, timeout=300)
   assert one.returncode == 0, one.stderr[-3000:]
-  procs = _launch([[*FLAGS, data_dir, f'--workdir={tmp_path / "two"}']] * 2, _free_port())
+  procs = _launch([[*flags, f'--workdir={tmp_path / "two"}']] * 2, _free_port())
   outs = _finish(procs)
   assert [p.returncode for p in procs] == [0, 0], _tails(outs)
   assert 'process 1 of 2 joined' in outs[1][1]
   p1, p2 = _final_params(tmp_path / 'one'), _final_params(tmp_path / 'two')
   for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  (_, best1), (_, best2) = (checkpoint.restore_saved(str(tmp_path / w), 8, device, which='best')
+                            for w in ('one', 'two'))
+  for a, b in zip(jax.tree.leaves(best1['params']), jax.tree.leaves(best2['params'])):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+  test1, test2 = (json.loads((tmp_path / w / 'summary.json').read_text())['test'] for w in ('one', 'two'))
+  assert test1['parameters'] == test2['parameters'] == 'best'
+  assert test1['loss'] == pytest.approx(test2['loss'], rel=1e-5)
 
 
 def test_a_process_that_fails_stops_the_other_at_once_with_its_reason(tmp_path):
