@@ -1,5 +1,6 @@
 """Embeddings: tokens, segments (BERT's sentence A/B), learned positions (GPT/BERT) and sinusoidal positions
-(Vaswani et al. 2017: PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(pos / 10000^(2i/D)))."""
+(Vaswani et al. 2017: PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(pos / 10000^(2i/D))); and the
+tied output layer (Press & Wolf 2017), the token embedding used as softmax weights."""
 
 from __future__ import annotations
 
@@ -53,3 +54,14 @@ class SegmentEmbedding(nn.Module):
   def __call__(self, x_BxTxD, segments_BxT):
     table = self.param('segment', self.init, (self.num_segments, x_BxTxD.shape[-1]), jnp.float32)
     return (x_BxTxD + table[segments_BxT]).astype(x_BxTxD.dtype)
+
+
+def tied_logits(embed: nn.Embed, x_BxTxD) -> jax.Array:
+  """logits_BxTxV = x @ E^T, float32, with the embedding E of an `nn.Embed` that has embedded some tokens already.
+
+  The matmul runs in x's dtype (bfloat16 where the model computes in it: flax's `Embed.attend` would promote
+  to the float32 parameters, the slow path for a layer that is a third of a GPT-2's FLOPs) and accumulates and
+  returns float32, so the softmax sees unrounded logits.
+  """
+  return jnp.einsum('btd,vd->btv', x_BxTxD, embed.embedding.astype(x_BxTxD.dtype),
+                    preferred_element_type=jnp.float32)

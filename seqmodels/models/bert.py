@@ -15,7 +15,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from seqmodels.layers.embeddings import PositionEmbedding, SegmentEmbedding
+from seqmodels.layers.embeddings import PositionEmbedding, SegmentEmbedding, tied_logits
 from seqmodels.layers.transformer import Block
 
 PAD = 0
@@ -61,7 +61,7 @@ class BERTEncoder(nn.Module):
 
   def attend(self, h_BxTxD):
     """Logits over the vocabulary with the input embedding as output weights (tied, as in BERT)."""
-    return self.embed.attend(h_BxTxD)
+    return tied_logits(self.embed, h_BxTxD)
 
 
 class BERTPretrain(nn.Module):
@@ -76,7 +76,7 @@ class BERTPretrain(nn.Module):
     h_BxTxD = nn.gelu(nn.Dense(c.D, dtype=c.dtype, name='mlm_dense')(h_BxTxD))
     h_BxTxD = nn.LayerNorm(dtype=c.dtype, name='mlm_ln')(h_BxTxD)
     mlm_bias = self.param('mlm_bias', nn.initializers.zeros, (c.V,), jnp.float32)
-    mlm_logits_BxTxV = bert.attend(h_BxTxD).astype(jnp.float32) + mlm_bias
+    mlm_logits_BxTxV = bert.attend(h_BxTxD) + mlm_bias
     nsp_logits_Bx2 = nn.Dense(2, dtype=c.dtype, name='nsp')(pooled_BxD).astype(jnp.float32)
     return mlm_logits_BxTxV, nsp_logits_Bx2
 

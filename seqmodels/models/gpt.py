@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from seqmodels import decoding
+from seqmodels.layers.embeddings import tied_logits
 from seqmodels.layers.transformer import Block
 
 
@@ -49,7 +50,7 @@ class GPT(nn.Module):
                       out_init=nn.initializers.normal(0.02 / (2 * c.N) ** 0.5), name=f'block{n}')(
                           x_BxTxD, train=train, decode_position=decode_position)
     x_BxTxD = nn.LayerNorm(dtype=c.dtype, name='ln_f')(x_BxTxD)
-    return embed.attend(x_BxTxD).astype(jnp.float32)
+    return tied_logits(embed, x_BxTxD)
 
 
 def init_cache(model: GPT, batch_size: int):

@@ -15,7 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqmodels.layers.embeddings import PositionEmbedding
+from seqmodels.layers.embeddings import PositionEmbedding, tied_logits
 from seqmodels.layers.transformer import Block, DecoderBlock
 
 PAD = 0
@@ -84,7 +84,7 @@ class Transformer(nn.Module):
       y_BxTxD = block(y_BxTxD, memory_BxSxD, src_lengths_B, train=train, decode_position=decode_position)
     if self.dec_ln is not None:
       y_BxTxD = self.dec_ln(y_BxTxD)
-    return self.tgt_embed.attend(y_BxTxD).astype(jnp.float32)
+    return tied_logits(self.tgt_embed, y_BxTxD)
 
   def __call__(self, src_BxS, tgt_in_BxT, *, train: bool = False):
     memory_BxSxD, src_lengths_B = self.encode(src_BxS, train=train)
