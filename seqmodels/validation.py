@@ -171,6 +171,10 @@ def validate(config) -> None:
   _fraction(m.dropout, 'model.dropout')
   _check(m.recurrent_init_scale > 0, f'config.model.recurrent_init_scale={m.recurrent_init_scale!r} must be > 0 '
          '(1.0 is the plain orthogonal init)')
+  recurrent_lms = ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')
+  _check(not m.get('tie_embeddings', False) or m.name in recurrent_lms, f'config.model.tie_embeddings=True applies '
+         f'to the recurrent LMs ({", ".join(recurrent_lms)}), not model.name={m.name!r}'
+         + (', which ties always' if m.name in ('gpt', 'bert', 'transformer') else '') + ': leave it False')
   if m.name == 'ngram':
     _positive(config, 'model', 'order')
     _check(0 <= m.discount <= 1, f'config.model.discount={m.discount!r} must be in [0, 1] (0 means modified '

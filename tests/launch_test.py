@@ -21,6 +21,8 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('model.layers', 0, ['config.model.layers', 'positive']),
     ('model.dropout', 1.5, ['config.model.dropout', '[0, 1)']),
     ('model.recurrence', 'fused', ["config.model.recurrence='fused'", 'auto, scan, hoisted, cudnn']),
+    ('model.tie_embeddings', True, ["config.model.tie_embeddings=True applies to the recurrent LMs",
+                                    "not model.name='gpt', which ties always"]),
     ('model.heads', 3, ['config.model.heads=3', 'does not divide', 'config.model.width']),
     ('data.name', 'imagenet', ['config.data.name', 'choose one of']),
     ('model.name', 'transformer_regressor', ["config.model.name='transformer_regressor' cannot train on "
@@ -38,7 +40,7 @@ BAD = [  # (override, value, words the one-line message must contain)
 @pytest.mark.parametrize('field,value,words', BAD, ids=[b[0] for b in BAD])
 def test_bad_config_gives_one_line_error_naming_field(field, value, words):
   c = get_config()
-  if field == 'model.heads':
+  if field in ('model.heads', 'model.tie_embeddings'):
     c.model.name = 'gpt'
   section, name = field.split('.')
   c[section][name] = value

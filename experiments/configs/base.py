@@ -26,6 +26,8 @@ def get_base_config() -> ml_collections.ConfigDict:
                                    # LSTMs on a CUDA GPU) | auto (hoisted on CPU, scan on GPU/TPU:
                                    # seqmodels.layers.recurrent.default_recurrence)
   c.model.recurrent_init_scale = 1.0  # rnn/lstm/gru: multiplies the orthogonal recurrent init (> 1: exploding)
+  c.model.tie_embeddings = False   # recurrent LMs: the output layer is the embedding (Press & Wolf 2017); the top
+                                   # states are projected to model.embed where it differs from width (GPT ties always)
   c.model.order = 3                # ngram: n, the longest n-gram counted (context of n - 1 tokens)
   c.model.discount = 0.0           # ngram: Kneser-Ney discount D in (0, 1]; 0 means modified KN (D1, D2, D3+
                                    # estimated per order from counts-of-counts, Chen & Goodman 1998)

@@ -32,7 +32,7 @@ def _rnn_lm(cell: str) -> Callable[..., nn.Module]:
     return RNNLM(RNNLMConfig(V=data.vocab_size, cell=cell, E=m.embed or m.width, H=m.width, N=m.layers,
                              dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll,
                              parallel_scan=_parallel_scan(m), recurrent_init_scale=m.recurrent_init_scale,
-                             recurrence=_recurrence(m), dtype=dtype))
+                             recurrence=_recurrence(m), tie=m.get('tie_embeddings', False), dtype=dtype))
   return build
 
 

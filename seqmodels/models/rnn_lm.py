@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqmodels.layers.embeddings import tied_logits
 from seqmodels.layers.recurrent import Recurrent
 
 
@@ -26,6 +27,13 @@ class RNNLMConfig:
   parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
   dtype: Any = jnp.float32
   recurrence: str = 'scan'  # rnn/lstm/gru: scan | hoisted | cudnn (seqmodels.layers.recurrent.RECURRENCES)
+  tie: bool = False      # the output layer is the embedding, transposed (Press & Wolf 2017; Inan et al. 2017)
+
+
+def _tied_embedding_init(key, shape, dtype=jnp.float32):
+  """U(-0.1, 0.1), the tied embedding of Zaremba et al. (2014) and PyTorch's word_language_model: as an output
+  layer, the default N(0, 1) rows would start the logits at several nats of spread."""
+  return jax.random.uniform(key, shape, dtype, -0.1, 0.1)
 
 
 class RNNLM(nn.Module):
@@ -33,6 +41,8 @@ class RNNLM(nn.Module):
 
   `carry0` (one carry per layer, as `Recurrent` returns them) continues from an earlier state, and
   `return_carry=True` returns (logits, final carries): how `step_function` decodes a token at a time.
+  With `tie`, the logits are the top states (projected to E where H differs) against every embedding row, plus a
+  bias: the V x E output matrix is the embedding's.
   """
   cfg: RNNLMConfig
 
@@ -40,12 +50,18 @@ class RNNLM(nn.Module):
   def __call__(self, tokens_BxT, *, train: bool = False, carry0=None, return_carry: bool = False):
     c = self.cfg
     drop = lambda y: nn.Dropout(c.dropout, deterministic=not train)(y)
-    x_BxTxE = drop(nn.Embed(c.V, c.E, name='embed')(tokens_BxT))
+    embed = nn.Embed(c.V, c.E, name='embed', **({'embedding_init': _tied_embedding_init} if c.tie else {}))
+    x_BxTxE = drop(embed(tokens_BxT))
     h_BxTxH, finals = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
                                 parallel_scan=c.parallel_scan, recurrent_init_scale=c.recurrent_init_scale,
                                 dtype=c.dtype, recurrence=c.recurrence, name='rnn')(x_BxTxE, carry0=carry0,
                                                                                     train=train)
-    logits_BxTxV = nn.Dense(c.V, dtype=c.dtype, name='head')(drop(h_BxTxH)).astype(jnp.float32)
+    if c.tie:
+      y_BxTxE = h_BxTxH if c.H == c.E else nn.Dense(c.E, dtype=c.dtype, name='tie_proj')(h_BxTxH)
+      bias_V = self.param('head_bias', nn.initializers.zeros, (c.V,), jnp.float32)
+      logits_BxTxV = tied_logits(embed, drop(y_BxTxE)) + bias_V
+    else:
+      logits_BxTxV = nn.Dense(c.V, dtype=c.dtype, name='head')(drop(h_BxTxH)).astype(jnp.float32)
     return (logits_BxTxV, finals) if return_carry else logits_BxTxV
 
 
