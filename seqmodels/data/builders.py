@@ -153,21 +153,24 @@ def split_files(pattern: str) -> dict[str, str]:
   return found
 
 
-TEXT_TOKENIZERS = ('char', 'word', 'bpe', 'unigram')  # what LocalText stores ('byte' is made from 'char' at load)
-
-
 @dataclasses.dataclass(eq=False, kw_only=True)
 class LocalTextConfig(tfds.core.BuilderConfig):
   """Local running text as token ids, stored in chunks; windows are cut at load time."""
   path: str  # one file (split 90/10) or a pattern with '{split}'
   files: dict  # split -> file
-  tokenizer: str = 'char'  # TEXT_TOKENIZERS
+  tokenizer: str = 'char'  # char | word | bpe | unigram ('byte' is made from 'char' at load)
   vocab_size: int = 0  # bpe, unigram: sentencepiece's (soft) vocabulary size
   min_count: int = 1  # word: the fewest training occurrences a word needs to be in the vocabulary
   digest: str  # sha256 of the parameters and every file's path and content; checked again when building
 
 
 TEXT_CHUNK = 65_536  # tokens per stored record
+
+
+def _text_params(path: str, tokenizer: str, vocab_size: int, min_count: int) -> dict:
+  """What makes the dataset: the path, the tokenizer and the settings it uses."""
+  return {'path': path, 'tokenizer': tokenizer, **({'vocab_size': vocab_size} if tokenizer in ('bpe', 'unigram')
+                                                   else {'min_count': min_count} if tokenizer == 'word' else {})}
 
 
 def _text_digest(files: dict, params: dict) -> str:
@@ -183,11 +186,7 @@ def local_text_config(path: str, tokenizer: str = 'char', vocab_size: int = 8000
   """Config of an LM over the text at `path`: one dataset per content and tokenization, whatever the window."""
   path = os.path.abspath(os.path.expanduser(path))
   files = split_files(path) if '{split}' in path else {'text': path}
-  params = {'path': path, 'tokenizer': tokenizer}
-  if tokenizer in ('bpe', 'unigram'):
-    params['vocab_size'] = vocab_size
-  if tokenizer == 'word':
-    params['min_count'] = min_count
+  params = _text_params(path, tokenizer, vocab_size, min_count)
   digest = _text_digest(files, params)
   stem = re.sub(r'\W', '_', os.path.splitext(os.path.basename(path.replace('{split}', '')))[0])[:40]
   kind = '' if tokenizer == 'char' else f'{tokenizer}{params.get("vocab_size", "")}_'
@@ -232,9 +231,7 @@ class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _split_generators(self, dl_manager):
     del dl_manager  # The text is local.
     cfg = self.builder_config
-    params = {'path': cfg.path, 'tokenizer': cfg.tokenizer}
-    params.update({'vocab_size': cfg.vocab_size} if cfg.tokenizer in ('bpe', 'unigram') else {})
-    params.update({'min_count': cfg.min_count} if cfg.tokenizer == 'word' else {})
+    params = _text_params(cfg.path, cfg.tokenizer, cfg.vocab_size, cfg.min_count)
     if _text_digest(cfg.files, params) != cfg.digest:
       raise ValueError(f'{cfg.path} changed after its config was made; make the config again.')
     texts = {split: read_text(path) for split, path in cfg.files.items()}
