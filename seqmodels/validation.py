@@ -98,6 +98,8 @@ def _check_split_files(field: str, path: str, what: str) -> None:
     names = '/'.join(builders.SPLIT_NAMES[split])
     _check(split in found, f'config.{field}={path!r}: no {split} file ({path.replace("{split}", names)}): '
            f'{what} (train and validation needed, test optional)')
+  for split, file in found.items():
+    _check(os.path.getsize(file) > 0, f'config.{field}={path!r}: the {split} file {file} is empty: {what}')
 
 
 def _check_text(d) -> None:

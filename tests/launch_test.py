@@ -79,6 +79,10 @@ def test_text_tokenizer_and_split_files_are_named(tmp_path):
     d.data.update(overrides)
     with pytest.raises(validation.ConfigError, match=message):
       validation.validate(d)
+  (tmp_path / 'wiki.valid.tokens').write_text('')
+  with pytest.raises(validation.ConfigError, match=r"the validation file .*wiki.valid.tokens is empty: one text "
+                     r"file per split"):
+    validation.validate(c)
   (tmp_path / 'wiki.valid.tokens').write_text('to be\n' * 30)
   validation.validate(c)
 

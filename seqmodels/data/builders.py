@@ -239,6 +239,8 @@ class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       text = texts.pop('text')
       split_at = int(len(text) * TRAIN_FRACTION)
       texts = {'train': text[:split_at], 'validation': text[split_at:]}
+    if not texts['train'].strip():
+      raise DataError(f'the train split of {cfg.path} holds no text (only whitespace): fill it')
     if cfg.tokenizer == 'char':
       tokenizer = tokenizers.CharTokenizer.from_text(''.join(texts.values()))
       self.info.metadata['chars'] = tokenizer.chars

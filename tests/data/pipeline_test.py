@@ -320,3 +320,12 @@ def test_text_subword_tokens_give_each_split_back_exactly(tmp_path):
   cfg.tokenizer = 'char'  # another tokenization of the same files is another dataset
   pipeline.prepare(cfg)
   assert pipeline.load(cfg).vocab_size == len(set(''.join(texts.values())))
+
+
+def test_a_train_file_of_whitespace_is_one_line_naming_it(tmp_path):
+  (tmp_path / 'c.train.txt').write_text(' \n\n')
+  (tmp_path / 'c.valid.txt').write_text('some words here\n' * 5)
+  cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'c.{split}.txt'), seq_len=4, tokenizer='word')
+  with pytest.raises(pipeline.builders.DataError, match=r'the train split of .*c.\{split\}.txt holds no text \(only '
+                     r'whitespace\): fill it'):
+    pipeline.prepare(cfg)
