@@ -77,7 +77,7 @@ def test_parallel_text_reads_local_files_with_char_vocabularies(tmp_path):
   corpus = tmp_path / 'corpus'
   corpus.mkdir()
   lines = {'train': (['ein Haus', 'das Haus', '', 'ein Boot'], ['a house', 'the house', 'x', 'a boat']),
-           'validation': (['das Boot', 'ein Haus', 'das Haus', 'ein Boot'], ['the boat', 'a house', 'the house',
+           'dev': (['das Boot', 'ein Haus', 'das Haus', 'ein Boot'], ['the boat', 'a house', 'the house',
                                                                           'a boat'])}
   for split, (src, tgt) in lines.items():
     (corpus / f'{split}.de').write_text('\n'.join(src) + '\n')
