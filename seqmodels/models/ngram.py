@@ -123,15 +123,65 @@ class NGramLM:
       P_QxV[rows, tab.keys[idx] % V] += tab.kept[idx] / tab.total[c[rows]]
     return P_QxV.reshape(Bn, T, V)
 
-  def eval_sums(self, batch: Batch, rows_per_chunk: int | None = None) -> dict[str, float]:
+  def argmax(self, batch: Batch) -> np.ndarray:
+    """The most probable next token at every position, int64 [B, T]: `distribution(batch).argmax(-1)`, ties to
+    the smallest id, without the dense [B, T, V] array (a word vocabulary makes it gigabytes).
+
+    Only the continuations of a position's seen contexts (orders >= 2) get more than the unigram term, and every
+    other word's probability grows with its unigram weight; so the candidates are those continuations and the
+    first word by unigram weight that is not one of them. Each candidate's probability is computed with the same
+    operations in the same order as `distribution`, so the argmax is the same to the last bit.
+    """
+    inputs, _ = self._check(batch)
+    Bn, T = inputs.shape
+    V, Q = self.vocab_size, Bn * T
+    contexts = [(np.maximum(ctx, 0).ravel(), (avail & (ctx >= 0)).ravel()) for ctx, avail in
+                self._query_contexts(inputs)]
+    used = [use & (tab.total[c] > 0) for (c, use), tab in zip(contexts, self.tables)]
+    q_parts, w_parts = [], []
+    for k in range(2, self.order + 1):  # the continuations of each used context, contiguous in the sorted keys
+      tab, (c, _) = self.tables[k - 1], contexts[k - 1]
+      q = np.flatnonzero(used[k - 1])
+      lo, hi = np.searchsorted(tab.keys, c[q] * V), np.searchsorted(tab.keys, (c[q] + 1) * V)
+      n = hi - lo
+      q_parts.append(np.repeat(q, n))
+      w_parts.append(tab.keys[np.repeat(lo - np.cumsum(n) + n, n) + np.arange(n.sum())] % V)
+    pairs = np.sort(np.concatenate([q * V + w for q, w in zip(q_parts, w_parts)] + [np.zeros(0, np.int64)]))
+    pairs = pairs[np.concatenate([[True], pairs[1:] != pairs[:-1]])] if pairs.size else pairs
+    q_cand, w_cand = np.divmod(pairs, V)  # a word continues contexts of several orders: once each
+    # The best other word of each position: the first, by unigram weight, that is not a candidate there.
+    unigram = self.tables[0]
+    weight_V = np.zeros(V)
+    weight_V[unigram.keys % V] = unigram.kept
+    by_weight = np.lexsort((np.arange(V), -weight_V))  # ties: the smallest id first, as argmax
+    rank_V = np.empty(V, np.int64)
+    rank_V[by_weight] = np.arange(V)
+    ranked = np.sort(q_cand * V + rank_V[w_cand])
+    q_sorted, r_sorted = np.divmod(ranked, V)
+    starts = np.searchsorted(q_sorted, np.arange(Q))
+    # per position: the smallest rank missing from its candidates (sorted, so the first i with rank_i != i)
+    within = np.arange(q_sorted.size) - starts[q_sorted]
+    gaps = np.flatnonzero(r_sorted != within)
+    gap_q, first = np.unique(q_sorted[gaps], return_index=True)
+    first_gap = np.bincount(q_sorted, minlength=Q)  # no gap: every rank below the count is a candidate
+    first_gap[gap_q] = within[gaps[first]]
+    extra = np.flatnonzero(first_gap < V)
+    q_all = np.concatenate([q_cand, extra])
+    w_all = np.concatenate([w_cand, by_weight[first_gap[extra]]])
+    p = np.full(q_all.size, 1.0 / V)
+    for k, ((c, _), tab) in enumerate(zip(contexts, self.tables), start=1):
+      ctx, on = c[q_all], used[k - 1][q_all]
+      j = _find(tab.keys, ctx * V + w_all, on)
+      p = np.where(on, p * tab.gamma[ctx] + np.where(j >= 0, tab.kept[np.maximum(j, 0)] / tab.total[ctx], 0.0), p)
+    best = np.lexsort((w_all, -p, q_all))
+    first = best[np.searchsorted(q_all[best], np.arange(Q))]
+    return w_all[first].reshape(Bn, T)
+
+  def eval_sums(self, batch: Batch) -> dict[str, float]:
     """Sums over weighted tokens with the keys of the neural eval step (train/steps.py make_lm_eval_step)."""
     inputs, targets = self._check(batch)
     w = np.asarray(batch['weights'], np.float64)
-    if rows_per_chunk is None:  # keep the dense [rows, T, V] distribution near 32 MB
-      rows_per_chunk = max(1, (1 << 22) // max(1, inputs.shape[1] * self.vocab_size))
-    right = np.concatenate([
-        self.distribution({'inputs': inputs[i:i + rows_per_chunk], 'targets': targets[i:i + rows_per_chunk]})
-        .argmax(-1) == targets[i:i + rows_per_chunk] for i in range(0, len(inputs), rows_per_chunk)])
+    right = self.argmax(batch) == targets
     has_tokens = w.sum(-1) > 0
     return {'nll': float((self.nll(batch) * w).sum()), 'tokens': float(w.sum()),
             'correct': float((right * w).sum()), 'sequences': float(has_tokens.sum()),

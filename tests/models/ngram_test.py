@@ -73,7 +73,7 @@ def test_eval_sums_match_weighted_nll_and_argmax_accuracy():
   lm = ngram.fit(_markov_stream(500), 3, V)
   batch = _batch(_markov_stream(400, seed=2), 5, 16)
   batch['weights'][1, 10:] = 0.0
-  sums = lm.eval_sums(batch, rows_per_chunk=2)
+  sums = lm.eval_sums(batch)
   nll = lm.nll(batch)
   right = lm.distribution(batch).argmax(-1) == batch['targets']
   assert sums.keys() >= {'nll', 'tokens', 'correct'}
@@ -115,3 +115,12 @@ def test_bigram_beats_unigram_on_first_order_markov_data():
   train, test = _markov_stream(3000), _batch(_markov_stream(1000, seed=5), 10, 50)
   loss = lambda n: (lambda s: s['nll'] / s['tokens'])(ngram.fit(train, n, V).eval_sums(test))
   assert loss(2) < loss(1) - 0.3
+
+
+@pytest.mark.parametrize('order,discount,vocab', [(1, None, V), (2, 0.5, V), (3, None, V), (4, None, 40)])
+def test_sparse_argmax_is_the_dense_distributions_argmax(order, discount, vocab):
+  rng = np.random.default_rng(order)
+  train = rng.integers(0, vocab // 2, 3000)  # half the vocabulary never seen: ties at the unigram floor
+  lm = ngram.fit(train, order, vocab, discount=discount)
+  batch = _batch(np.concatenate([_markov_stream(300, seed=5), rng.integers(0, vocab, 300)]), 12, 40)
+  np.testing.assert_array_equal(lm.argmax(batch), lm.distribution(batch).argmax(-1))
