@@ -104,13 +104,14 @@ def _check_split_files(field: str, path: str, what: str) -> None:
 
 def _check_text(d) -> None:
   """A local text LM: its file(s) and tokenizer (seqmodels/data/builders.py LocalText)."""
-  tokenizers = ('auto', 'char', 'byte', 'word', 'bpe', 'unigram')
-  _check(d.tokenizer in tokenizers, f'config.data.tokenizer={d.tokenizer!r} is not a text tokenizer: choose one '
+  tokenizers, tokenizer = ('auto', 'char', 'byte', 'word', 'bpe', 'unigram'), d.get('tokenizer', 'auto')
+  _check(tokenizer in tokenizers, f'config.data.tokenizer={tokenizer!r} is not a text tokenizer: choose one '
          f'of {", ".join(tokenizers)}')
-  _check(not d.byte_level or d.tokenizer in ('auto', 'byte'), f'config.data.byte_level=True makes the tokens '
-         f'bytes, but config.data.tokenizer={d.tokenizer!r}: set one of them, not both')
-  if d.tokenizer in ('unigram', 'bpe'):
-    _check(d.vocab_size >= 16, f'config.data.vocab_size={d.vocab_size!r} is too small for sentencepiece: use >= 16')
+  _check(not d.byte_level or tokenizer in ('auto', 'byte'), f'config.data.byte_level=True makes the tokens '
+         f'bytes, but config.data.tokenizer={tokenizer!r}: set one of them, not both')
+  if tokenizer in ('unigram', 'bpe'):  # lossless pieces: 4 specials and 256 byte pieces, then the text's own
+    _check(d.vocab_size > 260, f'config.data.vocab_size={d.vocab_size!r} leaves no pieces of the text beside the '
+           '4 specials and 256 byte pieces of a lossless subword model: use a few hundred or more')
   _check(d.get('min_count', 1) >= 1, f'config.data.min_count={d.min_count!r} must be >= 1 (1 keeps every '
          'training word)')
   _check(bool(d.path), "config.data.path is empty: set it to a text file, e.g. "

@@ -72,6 +72,8 @@ def test_text_tokenizer_and_split_files_are_named(tmp_path):
             r"one of auto, char, byte, word, bpe, unigram"),
            ({'tokenizer': 'word', 'byte_level': True}, r"config.data.byte_level=True makes the tokens bytes, but "
             r"config.data.tokenizer='word': set one of them"),
+           ({'tokenizer': 'bpe', 'vocab_size': 100}, r"config.data.vocab_size=100 leaves no pieces of the text "
+            r"beside the 4 specials and 256 byte pieces"),
            ({'name': 'copy', 'tokenizer': 'word'}, r"config.data.tokenizer='word' applies to data.name='text' and "
             r"translation data \('copy' has its own tokens\)")]
   for overrides, message in cases:
