@@ -324,6 +324,12 @@ def _attention_panels(z, max_layers: int = 6, max_heads: int = 8, max_examples: 
   return rows
 
 
+def _tick(token) -> str:
+  """A token's tick label, with a newline (a character, or a word model's <eos>) and a lone space made visible."""
+  text = str(token)
+  return '\\n' if text == '\n' else '\u2423' if text == ' ' else text.replace('\n', '\\n')
+
+
 def attention(npz_path: str, path: str, title: str) -> str | None:
   """Heatmaps of attention weights: a row per layer (a column per head), or one panel per seq2seq example."""
   with np.load(npz_path, allow_pickle=False) as z:
@@ -348,9 +354,9 @@ def attention(npz_path: str, path: str, title: str) -> str | None:
       ax.set_xlabel(k_label, fontsize=8)
       ax.set_ylabel(q_label, fontsize=8)
       if k_tok is not None and len(k_tok) <= 40:
-        ax.set_xticks(range(len(k_tok)), [str(t) for t in k_tok], fontsize=6, rotation=90)
+        ax.set_xticks(range(len(k_tok)), [_tick(t) for t in k_tok], fontsize=6, rotation=90)
       if q_tok is not None and len(q_tok) <= 40:
-        ax.set_yticks(range(len(q_tok)), [str(t) for t in q_tok], fontsize=6)
+        ax.set_yticks(range(len(q_tok)), [_tick(t) for t in q_tok], fontsize=6)
       fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
   fig.suptitle(f'Attention weights: {title}')
   return _save(fig, path)

@@ -252,3 +252,8 @@ def test_without_matplotlib_the_tables_are_written_and_the_plots_named_as_skippe
   md = open(files['markdown']).read()
   assert '1.5 ± 0.71' in md and "plots skipped: matplotlib is not installed (pip install -e '.[plots]'" in md
   assert not [f for f in os.listdir(tmp_path / 'out') if f.endswith('.png')]
+
+
+def test_attention_tick_labels_show_newlines_and_lone_spaces():
+  from experiments import plots
+  assert [plots._tick(t) for t in ['\n', ' ', 'Good', '<unk>']] == ['\\n', '\u2423', 'Good', '<unk>']
