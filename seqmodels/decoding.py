@@ -74,15 +74,6 @@ def filter_logits(logits_BxV: Array, top_k: int = 0, top_p: float = 1.0) -> Arra
   return logits_BxV
 
 
-def choose(logits_BxV: Array, key: Array, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> Array:
-  """One token per row: a draw from softmax(logits / temperature) restricted by top_k / top_p; the argmax at
-  temperature 0. The rule of `sample`, for samplers that are not a step function (the n-gram's)."""
-  if isinstance(temperature, (int, float)) and temperature == 0:
-    return jnp.argmax(logits_BxV, -1)
-  logits_BxV = filter_logits(logits_BxV / jnp.maximum(temperature, 1e-6), top_k, top_p)
-  return jax.random.categorical(key, logits_BxV, axis=-1)
-
-
 def sample(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, rng: Array, temperature: float = 1.0,
            top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None) -> Array:
   """Ancestral sampling from softmax(logits / temperature), restricted by top_k / top_p; temperature 0 is greedy.
@@ -90,8 +81,13 @@ def sample(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, rng: Arr
 
   Returns tokens_BxL (int32, PAD after EOS).
   """
-  pick = lambda logits_BxV, t: choose(logits_BxV, jax.random.fold_in(rng, t), temperature, top_k, top_p)
-  return _loop(step_fn, cache, first_tokens_B, max_len, eos_id, pick)
+  def choose(logits_BxV, t):
+    if isinstance(temperature, (int, float)) and temperature == 0:
+      return jnp.argmax(logits_BxV, -1)
+    logits_BxV = filter_logits(logits_BxV / jnp.maximum(temperature, 1e-6), top_k, top_p)
+    return jax.random.categorical(jax.random.fold_in(rng, t), logits_BxV, axis=-1)
+
+  return _loop(step_fn, cache, first_tokens_B, max_len, eos_id, choose)
 
 
 def window_step_function(logits_fn: Callable[[Array], Array], prompt_BxP: Array,
