@@ -350,7 +350,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
       if checkpoint_due:
         ckpt.save(step, state, meta)
       if last and tc.get('test_eval', False):
-        ckpt.wait()  # the best evaluation's checkpoint is on disk
+        ckpt.wait()  # no save in flight while the best checkpoint is read (orbax's barriers: see save_best)
         test_metrics = _test_metrics(eval_step, objective, state.params, data, local_batch, batch_sh, tc, workdir,
                                      state_sh)
         writer.write(step, 'test', {k: v for k, v in test_metrics.items() if k != 'parameters'})
