@@ -73,8 +73,7 @@ COLUMNS = [
     # running text (data.name=text): bits per character of the text, comparable across tokenizers
     ('final eval bits/char', 'eval.bits_per_char'),
     ('best eval bits/char', lambda r: _best_bits_per_char(r['summary'])),
-    ('final eval perplexity', lambda r: as_float(get_field(r['summary'], 'eval.perplexity')) if
-     r['config'].get('data', {}).get('tokenizer') == 'word' else math.nan),  # per word: WikiText's figure
+    ('final eval perplexity', lambda r: _word_perplexity(r, 'eval')),  # per word: WikiText's figure
     ('best eval seq. accuracy', lambda r: _best(r, 'sequence_accuracy', max) if is_task_data(r) else math.nan),
     # objective-specific final eval metrics: a column appears only when some run has it
     ('BLEU greedy', 'eval.bleu_greedy'), ('BLEU beam', 'eval.bleu_beam'),  # translation (sacrebleu, see runs'
@@ -83,8 +82,7 @@ COLUMNS = [
     ('fwd bits/token', 'eval.fwd_bits_per_token'), ('bwd bits/token', 'eval.bwd_bits_per_token'),  # ELMo biLM
     ('test bits/token', 'test.bits_per_token'), ('test MSE', 'test.mse'),  # runs with train.test_eval
     ('test bits/char', 'test.bits_per_char'),
-    ('test perplexity', lambda r: as_float(get_field(r['summary'], 'test.perplexity')) if
-     r['config'].get('data', {}).get('tokenizer') == 'word' else math.nan),
+    ('test perplexity', lambda r: _word_perplexity(r, 'test')),
     ('test accuracy', 'test.accuracy'),
     ('tokens/s', 'tokens_per_sec'), ('train time (s)', 'train_seconds'), ('wall time (s)', 'wall_seconds'),
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),
@@ -173,6 +171,13 @@ def _best_bits_per_char(summary) -> float:
   if not per_token > 0 or math.isnan(per_char):
     return math.nan
   return as_float(get_field(summary, 'best_eval_loss')) * NAT_TO_BIT * per_char / per_token
+
+
+def _word_perplexity(run, split: str) -> float:
+  """The split's perplexity for a run over word tokens (the figure word-level LMs are compared by), else NaN."""
+  if run['config'].get('data', {}).get('tokenizer') != 'word':
+    return math.nan
+  return as_float(get_field(run['summary'], f'{split}.perplexity'))
 
 
 def _best(run, metric: str, pick) -> float:
