@@ -204,7 +204,8 @@ class CharLevel:
 def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: str,
                    create: bool) -> tuple[Any, Any]:
   """(source, target) tokenizers of data_cfg, trained on the training pairs (and saved) when `create`."""
-  tok = 'unigram' if data_cfg.tokenizer == 'auto' else data_cfg.tokenizer  # pipeline.tokenizer_name
+  from seqmodels.data import pipeline  # noqa: PLC0415  (pipeline dispatches here)
+  tok = pipeline.tokenizer_name(data_cfg)  # 'auto' is 'unigram'
   if tok == 'byte':
     return CharLevel(None), CharLevel(None)
   os.makedirs(directory, exist_ok=True)
