@@ -240,6 +240,14 @@ def validate(config) -> None:
     _check(os.path.isdir(ckpts), f'config.train.init_from={t.init_from!r} has no checkpoints/: point it at the '
            'workdir of a finished run')
   _check(t.dtype in DTYPES, f'config.train.dtype={t.dtype!r} is not supported: choose one of {", ".join(DTYPES)}')
+  if t.get('carry_state', False):
+    _check(m.name in recurrent_lms, f'config.train.carry_state=True carries a recurrent LM\'s state from window to '
+           f'window, and model.name={m.name!r} is not one ({", ".join(recurrent_lms)}): leave it False (in a sweep, '
+           'set it on the recurrent trials only)')
+    _check(d.name in ('text', 'tiny_shakespeare'), f'config.train.carry_state=True reads running text as streams, '
+           f'and config.data.name={d.name!r} is separate examples: use text or tiny_shakespeare, or leave it False')
+    _check(d.stride in (0, d.seq_len), f'config.data.stride={d.stride} crops windows at random, and '
+           'config.train.carry_state=True reads each stream\'s windows in order: leave stride 0')
 
 
 def validate_devices(config, device_count: int, process_count: int, platform: str) -> None:

@@ -62,6 +62,29 @@ def test_missing_text_file_is_named():
     validation.validate(c)
 
 
+def test_carry_state_needs_a_recurrent_lm_on_running_text_read_in_order():
+  c = get_config()
+  c.train.carry_state = True
+  cases = [({}, "config.train.carry_state=True reads running text as streams, and config.data.name='copy' is separate "
+            "examples: use text or tiny_shakespeare, or leave it False"),
+           ({'data.name': 'tiny_shakespeare', 'model.name': 'gpt'}, "config.train.carry_state=True carries a recurrent "
+            "LM's state from window to window, and model.name='gpt' is not one (rnn, lstm, gru, mingru, minlstm): "
+            "leave it False (in a sweep, set it on the recurrent trials only)"),
+           ({'data.name': 'tiny_shakespeare', 'data.stride': 1}, 'config.data.stride=1 crops windows at random, and '
+            "config.train.carry_state=True reads each stream's windows in order: leave stride 0")]
+  for overrides, message in cases:
+    d = c.copy_and_resolve_references()
+    for field, value in overrides.items():
+      section, name = field.split('.')
+      d[section][name] = value
+    with pytest.raises(validation.ConfigError) as e:
+      validation.validate(d)
+    assert str(e.value) == message
+  d = c.copy_and_resolve_references()
+  d.data.name = 'tiny_shakespeare'
+  validation.validate(d)
+
+
 def test_text_tokenizer_and_split_files_are_named(tmp_path):
   c = get_config()
   (tmp_path / 'wiki.train.tokens').write_text('to be or not to be\n' * 50)

@@ -114,6 +114,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.fsdp = False             # shard large parameters and optimizer state over devices (ZeRO-3 style)
   c.train.fsdp_min_size = 2**18    # arrays smaller than this stay replicated under fsdp
   c.train.init_from = ''           # workdir of a finished run: start from its parameters where names and shapes match
+  c.train.carry_state = False      # recurrent LMs on running text: batch_size contiguous streams, each window
+                                   # starting from the state the last one ended in (truncated BPTT, as Zaremba
+                                   # et al. 2014 and PyTorch's word_language_model), evaluation likewise
 
   c.distributed = ml_collections.ConfigDict()
   c.distributed.coordinator_address = ''  # host:port of process 0 for a multi-process run

@@ -7,6 +7,10 @@ Training batches follow an exactness contract: the global batch at step s holds 
 [s*B, (s+1)*B) of one seeded stream (every epoch a fresh permutation), and process p of P receives
 rows [p*b, (p+1)*b) of it, where B = P*b. So results do not depend on the process count, and
 `start_step=k` resumes exactly where step k of an unbroken run would be.
+
+Running text can also be read as B contiguous streams (`stream_batches`), for recurrent LMs that carry their
+state from one window to the next (truncated backpropagation through time, as Zaremba et al. 2014 and PyTorch's
+word_language_model train): row r of every batch is the next window of stream r, under the same contract.
 """
 
 import dataclasses
@@ -62,6 +66,8 @@ class Data:
   # (train batch, global stream rows [b], seed) -> batch: per-row randomness of training batches (BERT's
   # masking), drawn from the row's place in the stream, so it stays exact under resume and any process count.
   augment: Callable[[Batch, np.ndarray, int], Batch] | None = dataclasses.field(default=None, repr=False)
+  # Running text: each split's token ids int32 [N] in order, which `stream_batches` reads; empty for other data.
+  tokens: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
   def train_batches(self, *, batch_size: int, start_step: int, seed: int, process_index: int = 0,
                     process_count: int = 1) -> Iterator[Batch]:
@@ -99,6 +105,47 @@ class Data:
       return batch
 
     return _prefetched(grain.MapDataset.range(num_steps).map(batch_at))
+
+  def stream_batches(self, *, batch_size: int, split: str = 'train', start_step: int = 0, process_index: int = 0,
+                     process_count: int = 1, max_batches: int | None = None) -> Iterator[Batch]:
+    """Running text as B = batch_size * process_count contiguous streams, one per row of the global batch:
+    stream r is tokens [r*L, (r+1)*L) of the split, L = N // B (the last N - B*L tokens are left out, as PyTorch's
+    batchify does), and the batch of step s holds the next window of seq_len + 1 tokens of every stream, the
+    windows of a stream overlapping by one token, so each token but a stream's first is a target once.
+
+    Training ('train') is endless: an epoch is the (L - 1) // seq_len whole windows of every stream, in order, and
+    `reset` [b] is 1 at each epoch's first window, where a carried state starts again from zero. Other splits are
+    one pass, (L - 1) / seq_len windows rounded up, the last one padded with weight 0, to be read with a state
+    carried from the zero state through all of them. Process p receives streams [p*b, (p+1)*b).
+    """
+    if split not in self.tokens:
+      raise ValueError(f'the {split!r} split is not running text, which streams need; this dataset has '
+                       f'{sorted(self.tokens) or "none"}')
+    ids_N, T, streams = self.tokens[split], self.seq_len, batch_size * process_count
+    length = len(ids_N) // streams
+    train = split == 'train'
+    windows = (length - 1) // T if train else -(-(length - 1) // T)
+    if windows < 1:
+      need = f'one window of config.data.seq_len + 1 = {T + 1} tokens' if train else 'two tokens'
+      raise builders.DataError(
+          f'streams of the {split} split: its {len(ids_N)} tokens in {streams} streams (config.train.batch_size) '
+          f'are {length} tokens each, fewer than {need}: lower config.train.batch_size'
+          f'{" or config.data.seq_len" if train else ""}, or use more text')
+    starts_b = (process_index * batch_size + np.arange(batch_size)) * length
+    offsets_L = np.arange(T + 1)
+
+    def batch_at(step: int) -> Batch:
+      k = step % windows
+      positions_L = k * T + offsets_L
+      batch = format_window(ids_N[starts_b[:, None] + np.minimum(positions_L, length - 1)])
+      batch['weights'] *= (positions_L[1:] < length).astype(np.float32)  # eval's last window: past the stream
+      if train:
+        batch['reset'] = np.full(batch_size, float(k == 0), np.float32)
+      return batch
+
+    steps = grain.MapDataset.range(start_step, _ENDLESS) if train else grain.MapDataset.range(
+        min(windows, max_batches or windows))
+    return _prefetched(steps.map(batch_at))
 
   def decode(self, tokens) -> str:
     """Renders a token sequence (or adding-problem values) as text."""
@@ -359,7 +406,7 @@ def load(data_cfg) -> Data:
     chars_per_token = {split: characters[split] / len(split_ids) for split, split_ids in ids.items()
                        if split in characters}
     return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
-                tokenizer.decode, tokenizer.encode, meta={'chars_per_token': chars_per_token})
+                tokenizer.decode, tokenizer.encode, meta={'chars_per_token': chars_per_token}, tokens=ids)
   if name == 'tiny_shakespeare':
     sources = _sources(name, ('train', 'validation', 'test'), directory)
     # The official dataset holds one example (the whole text) per split.
@@ -368,7 +415,7 @@ def load(data_cfg) -> Data:
     tokenizer = tokenizers.CharTokenizer.from_text(''.join(texts.values()))
     ids = {split: tokenizer.encode(text) for split, text in texts.items()}
     return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
-                tokenizer.decode, tokenizer.encode)
+                tokenizer.decode, tokenizer.encode, tokens=ids)
   if name == 'lm1b':
     sources = _sources(name, ('train', 'test'), directory)
     splits = _decoded(sources, lambda ex: format_sentence(ex['text'], data_cfg.seq_len))

@@ -132,12 +132,21 @@ def count_params(params) -> int:
 
 
 def evaluate(eval_step, objective, params, data, batch_size_local: int, batch_sharding, max_batches: int | None,
-             split: str = 'validation') -> dict[str, float]:
-  """The objective's metrics over the split (or its first `max_batches` batches), summed over batches."""
+             split: str = 'validation', carry=None) -> dict[str, float]:
+  """The objective's metrics over the split (or its first `max_batches` batches), summed over batches.
+
+  With `carry` (the zero state, under train.carry_state) the split is read as streams (`Data.stream_batches`), each
+  window starting from the state its stream's last one ended in: eval_step is (params, carry, batch) -> (sums, carry).
+  """
   totals: dict[str, Any] = {}
-  for batch in data.eval_batches(batch_size=batch_size_local, split=split, process_index=jax.process_index(),
-                                 process_count=jax.process_count(), max_batches=max_batches):
-    sums = eval_step(params, sharding.global_batch(batch, batch_sharding))
+  read = data.eval_batches if carry is None else data.stream_batches
+  for batch in read(batch_size=batch_size_local, split=split, process_index=jax.process_index(),
+                    process_count=jax.process_count(), max_batches=max_batches):
+    batch = sharding.global_batch(batch, batch_sharding)
+    if carry is None:
+      sums = eval_step(params, batch)
+    else:
+      sums, carry = eval_step(params, carry, batch)
     totals = sums if not totals else jax.tree.map(jnp.add, totals, sums)
   return pipeline.with_bits_per_char(objective.finalize(jax.device_get(totals)), data, split)
 
@@ -152,14 +161,15 @@ def _check_test_split(data: pipeline.Data, name: str) -> None:
                     f'({why}): leave test_eval off, its final eval is on the validation split')
 
 
-def _test_metrics(eval_step, objective, params, data, local_batch, batch_sh, tc, workdir: str, state_sh):
+def _test_metrics(eval_step, objective, params, data, local_batch, batch_sh, tc, workdir: str, state_sh,
+                  carry=None):
   """The test split's metrics, with the best evaluation's parameters under keep_best, else `params`."""
   which = 'final'
   if tc.get('keep_best', False):
     _, saved = checkpoint.restore_saved(workdir, which='best')
     params, which = jax.tree.map(jax.device_put, saved['params'], state_sh.params), 'best'
-  return {**evaluate(eval_step, objective, params, data, local_batch, batch_sh, tc.eval_batches or None, 'test'),
-          'parameters': which}
+  return {**evaluate(eval_step, objective, params, data, local_batch, batch_sh, tc.eval_batches or None, 'test',
+                     carry), 'parameters': which}
 
 
 def _check_resumable(workdir: str, config) -> None:
@@ -174,12 +184,14 @@ def _check_resumable(workdir: str, config) -> None:
     raise WorkdirError(f'workdir {workdir} has an unreadable config.json ({type(e).__name__}: {e}): use a new '
                        '--workdir, or delete that file to resume with this config') from e
   new = json.loads(config.to_json_best_effort())
-  fixed = ['seed', 'model', 'data', 'optim', ('train', 'batch_size'), ('train', 'num_steps'), ('train', 'dtype')]
+  fixed = ['seed', 'model', 'data', 'optim', ('train', 'batch_size'), ('train', 'num_steps'), ('train', 'dtype'),
+           ('train', 'carry_state')]
+  defaults = {('train', 'carry_state'): False}  # what a config.json from before the field was added ran
   # The same function either way: a run may resume on another platform.
   speed_only = {'model': ('unroll', 'min_scan', 'recurrence')}
   for key in fixed:
     a, b = (old.get(key), new.get(key)) if isinstance(key, str) else (
-        old.get(key[0], {}).get(key[1]), new.get(key[0], {}).get(key[1]))
+        old.get(key[0], {}).get(key[1], defaults.get(key)), new.get(key[0], {}).get(key[1], defaults.get(key)))
     if key == ('train', 'dtype') and {a, b} <= {*DTYPES, 'auto'}:
       a, b = compute_dtype(a).name, compute_dtype(b).name  # 'auto' here is what it computes in (float32 on CPU)
     if key == 'data' and isinstance(a, dict) and isinstance(b, dict):  # 'auto' and older config.json files
@@ -247,10 +259,12 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   tx, schedule = optim.make_optimizer(config.optim, tc.num_steps)
   objective = steps.OBJECTIVES[registry.MODELS[config.model.name].objective or data.kind]
   example = objective.inputs(next(data.eval_batches(batch_size=1, max_batches=1)))
-  init = lambda rng: state_lib.create(model, tx, rng, example)
+  carry_state = tc.get('carry_state', False)  # recurrent LMs on text streams: the state carried across batches
+  init = lambda rng: state_lib.create(model, tx, rng, example, tc.batch_size if carry_state else 0)
   rng = jax.random.PRNGKey(config.seed)
   abstract = jax.eval_shape(init, rng)
   state_sh = sharding.state_shardings(abstract, mesh, tc.fsdp, tc.fsdp_min_size)
+  state_sh = state_sh.replace(carry=jax.tree.map(lambda _: batch_sh, state_sh.carry))  # a row per stream
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sh)
 
   ckpt = Checkpointer(workdir, tc.checkpoint_every, tc.keep_checkpoints, tc.get('keep_best', False))
@@ -269,13 +283,23 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   start = int(state.step)
   num_params = count_params(state.params)
 
-  train_step = jax.jit(steps.make_train_step(model, tx, schedule, objective, tc.get('grad_accum', 1)),
+  train_step = jax.jit(steps.make_train_step(model, tx, schedule, objective, tc.get('grad_accum', 1), carry_state),
                        in_shardings=(state_sh, batch_sh),
                        out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
-  eval_step = jax.jit(steps.make_eval_step(model, objective), in_shardings=(state_sh.params, batch_sh),
-                      out_shardings=sharding.replicated(mesh))
-  batches = data.train_batches(batch_size=local_batch, start_step=start, seed=config.seed,
-                               process_index=jax.process_index(), process_count=jax.process_count())
+  replicated = sharding.replicated(mesh)
+  if carry_state:
+    eval_step = jax.jit(steps.make_eval_step(model, objective, carry_state=True),
+                        in_shardings=(state_sh.params, state_sh.carry, batch_sh),
+                        out_shardings=(replicated, state_sh.carry))
+    eval_carry = jax.jit(lambda c: jax.tree.map(jnp.zeros_like, c), out_shardings=state_sh.carry)(state.carry)
+    batches = data.stream_batches(batch_size=local_batch, start_step=start, process_index=jax.process_index(),
+                                  process_count=jax.process_count())
+  else:
+    eval_step = jax.jit(steps.make_eval_step(model, objective), in_shardings=(state_sh.params, batch_sh),
+                        out_shardings=replicated)
+    eval_carry = None
+    batches = data.train_batches(batch_size=local_batch, start_step=start, seed=config.seed,
+                                 process_index=jax.process_index(), process_count=jax.process_count())
   writer = MetricWriter(workdir, enabled=primary)
   progress = Progress(tc.num_steps, start, enabled=primary, name=config.model.name)
   preemption = _Preemption()
@@ -320,10 +344,10 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   try:
     if start >= tc.num_steps:  # finished before, but its summary was not written: evaluate the final state again
       eval_metrics = evaluate(eval_step, objective, state.params, data, local_batch, batch_sh,
-                              tc.eval_batches or None)
+                              tc.eval_batches or None, carry=eval_carry)
       if tc.get('test_eval', False):
         test_metrics = _test_metrics(eval_step, objective, state.params, data, local_batch, batch_sh, tc, workdir,
-                                     state_sh)
+                                     state_sh, eval_carry)
     for step in range(start + 1, tc.num_steps + 1):
       state, m = train_step(state, sharding.global_batch(next(batches), batch_sh))
       pending.append(m)
@@ -337,7 +361,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
         flush(step)
         t_eval = time.time()
         eval_metrics = evaluate(eval_step, objective, state.params, data, local_batch, batch_sh,
-                                tc.eval_batches or None)
+                                tc.eval_batches or None, carry=eval_carry)
         if last and objective.final_eval is not None:
           eval_metrics.update(objective.final_eval(model, state.params, data, config, workdir))
         if eval_metrics['loss'] < meta['best_eval_loss']:
@@ -352,7 +376,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
       if last and tc.get('test_eval', False):
         ckpt.wait()  # no save in flight while the best checkpoint is read (orbax's barriers: see save_best)
         test_metrics = _test_metrics(eval_step, objective, state.params, data, local_batch, batch_sh, tc, workdir,
-                                     state_sh)
+                                     state_sh, eval_carry)
         writer.write(step, 'test', {k: v for k, v in test_metrics.items() if k != 'parameters'})
       if stopping and not last:
         status = 'preempted'

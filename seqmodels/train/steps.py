@@ -222,8 +222,14 @@ BILM = Objective(inputs=_bilm_window, eval_sums=_bilm_eval_sums, from_sums=_spli
 OBJECTIVES['bilm'] = BILM
 
 
+def _carried(carry, reset_B):
+  """The carried state, zero in the rows whose stream starts again (`reset` 1: an epoch's first window)."""
+  keep_B = 1.0 - reset_B
+  return jax.tree.map(lambda c: c * keep_B[:, None].astype(c.dtype), carry)
+
+
 def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule,
-                    objective: Objective = LM, grad_accum: int = 1) -> Callable:
+                    objective: Objective = LM, grad_accum: int = 1, carry_state: bool = False) -> Callable:
   """(state, batch) -> (state, metrics): one optimizer update on the objective's mean loss over the batch.
 
   With grad_accum = k > 1 the batch's rows are split into k micro-batches (rows j, j + k, j + 2k, ...: each
@@ -231,51 +237,75 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
   live at a time; their gradients add up to the whole batch's. Each micro-batch's loss divides its sums by the
   whole batch's counts (Objective), so the loss, the metrics and the update equal those of one pass over the
   whole batch, padding and all (tests/train/steps_test.py); only dropout draws other masks.
+
+  With carry_state (a recurrent LM on `Data.stream_batches`), the model starts from `state.carry`, zeroed in rows
+  whose `reset` is 1, and the new state.carry is its final state: truncated backpropagation through time, the
+  gradient stopping at the window's start. Micro-batches carry their own rows' states.
   """
 
-  def forward(params, batch: Batch, rng, counts=None):
+  def forward(params, batch: Batch, rng, counts=None, carry=None):
     rngs = {'dropout': rng, 'sample': jax.random.fold_in(rng, 1)}  # 'sample': e.g. scheduled sampling
-    outputs = model.apply({'params': params}, *objective.inputs(batch), train=True, rngs=rngs)
-    return objective.from_sums({**objective.eval_sums(outputs, batch), **(counts or {})})
+    inputs = objective.inputs(batch)
+    if carry is None:
+      outputs = model.apply({'params': params}, *inputs, train=True, rngs=rngs)
+    else:
+      outputs, carry = model.apply({'params': params}, *inputs, train=True, rngs=rngs,
+                                   carry0=_carried(carry, batch['reset']), return_carry=True)
+      carry = jax.lax.stop_gradient(carry)
+    loss, metrics = objective.from_sums({**objective.eval_sums(outputs, batch), **(counts or {})})
+    return loss, (metrics, carry)
 
-  def accumulated(params, batch: Batch, rng):
+  def accumulated(params, batch: Batch, rng, carry):
     # The counts are sums of data weights: eval_sums of stand-in outputs gives them, and XLA drops the rest.
     stand_in = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(
         lambda p: model.apply({'params': p}, *objective.inputs(batch), train=False), params))
     sums = objective.eval_sums(stand_in, batch)
     counts = {k: sums[k] for k in objective.counts if k in sums}
-    micro = jax.tree.map(lambda x: jnp.swapaxes(x.reshape(x.shape[0] // grad_accum, grad_accum, *x.shape[1:]),
-                                                0, 1), batch)
+    split = lambda x: jnp.swapaxes(x.reshape(x.shape[0] // grad_accum, grad_accum, *x.shape[1:]), 0, 1)
+    merge = lambda x: jnp.swapaxes(x, 0, 1).reshape(-1, *x.shape[2:])
 
     def body(grads, inputs):
-      micro_batch, i = inputs
-      (loss, metrics), g = jax.value_and_grad(forward, has_aux=True)(params, micro_batch, jax.random.fold_in(rng, i),
-                                                                     counts)
-      return jax.tree.map(jnp.add, grads, g), (loss, metrics)
+      micro_batch, micro_carry, i = inputs
+      (loss, (metrics, micro_carry)), g = jax.value_and_grad(forward, has_aux=True)(
+          params, micro_batch, jax.random.fold_in(rng, i), counts, micro_carry)
+      return jax.tree.map(jnp.add, grads, g), (loss, metrics, micro_carry)
 
-    grads, (losses, metrics) = jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params),
-                                            (micro, jnp.arange(grad_accum)))
-    return (losses.sum(), jax.tree.map(lambda m: m.sum(0), metrics)), grads
+    grads, (losses, metrics, carries) = jax.lax.scan(
+        body, jax.tree.map(jnp.zeros_like, params),
+        (jax.tree.map(split, batch), jax.tree.map(split, carry), jnp.arange(grad_accum)))
+    return (losses.sum(), (jax.tree.map(lambda m: m.sum(0), metrics), jax.tree.map(merge, carries))), grads
 
   def train_step(state: TrainState, batch: Batch):
     rng = jax.random.fold_in(state.rng, state.step)
+    carry = state.carry if carry_state else None
     if grad_accum == 1:
-      (loss, metrics), grads = jax.value_and_grad(forward, has_aux=True)(state.params, batch, rng)
+      (loss, (metrics, carry)), grads = jax.value_and_grad(forward, has_aux=True)(state.params, batch, rng,
+                                                                                  carry=carry)
     else:
-      (loss, metrics), grads = accumulated(state.params, batch, rng)
+      (loss, (metrics, carry)), grads = accumulated(state.params, batch, rng, carry)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {'loss': loss, **metrics, 'grad_norm': optim.global_norm(grads), 'lr': schedule(state.step)}
-    return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
+    new = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+    return (new.replace(carry=carry) if carry_state else new), metrics
 
   return train_step
 
 
-def make_eval_step(model, objective: Objective = LM) -> Callable:
-  """(params, batch) -> the objective's sums over the batch (padding rows carry zero weight)."""
+def make_eval_step(model, objective: Objective = LM, carry_state: bool = False) -> Callable:
+  """(params, batch) -> the objective's sums over the batch (padding rows carry zero weight).
+
+  With carry_state: (params, carry, batch) -> (sums, final carry), the model starting from `carry`: the state
+  a stream's earlier windows ended in (`Data.stream_batches`).
+  """
 
   def eval_step(params, batch: Batch):
     outputs = model.apply({'params': params}, *objective.inputs(batch), train=False)
     return objective.eval_sums(outputs, batch)
 
-  return eval_step
+  def carried_eval_step(params, carry, batch: Batch):
+    outputs, carry = model.apply({'params': params}, *objective.inputs(batch), train=False, carry0=carry,
+                                 return_carry=True)
+    return objective.eval_sums(outputs, batch), carry
+
+  return carried_eval_step if carry_state else eval_step

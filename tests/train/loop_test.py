@@ -300,3 +300,20 @@ def test_resume_reads_the_tokenizer_of_a_config_json_written_before_text_took_on
   saved['data'].update(name='toy_translation', min_count=1)
   (tmp_path / 'config.json').write_text(json.dumps(saved))
   loop._check_resumable(str(tmp_path), c)
+
+
+def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(tmp_path):
+  c = tiny_config(tmp_path, 'gru', steps=18)
+  c.data.name, c.data.seq_len, c.data.path = 'text', 16, str(tmp_path / 'corpus.txt')
+  (tmp_path / 'corpus.txt').write_text(''.join(f'{i}: all the world is a stage\n' for i in range(80)))
+  c.train.carry_state, c.train.batch_size = True, 8  # 8 streams of 2,160 * 0.9 / 8 = 243 chars: 15 windows an epoch
+  full = loop.train_and_evaluate(c, str(tmp_path / 'full'))
+  loop.train_and_evaluate(c, str(tmp_path / 'resumed'), stop_after=5)
+  resumed = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))
+  _assert_trees_equal(full['state'].params, resumed['state'].params)
+  _assert_trees_equal(full['state'].carry, resumed['state'].carry)
+  assert full['state'].carry[0][0].shape == (8, 32)  # the GRU's state: one per stream
+  assert 0 < full['eval']['loss'] < np.log(len(set((tmp_path / 'corpus.txt').read_text())))
+  c.train.carry_state = False
+  with pytest.raises(loop.WorkdirError, match=r'different config\.train\.carry_state \(True there, False now\)'):
+    loop.train_and_evaluate(c, str(tmp_path / 'full'))

@@ -11,6 +11,7 @@ import pytest
 from jax.sharding import Mesh
 
 from experiments.configs.base import get_base_config
+from seqmodels.data import pipeline
 from seqmodels.models import registry
 from seqmodels.train import optim, sharding, steps
 from seqmodels.train import state as state_lib
@@ -129,3 +130,63 @@ def test_gradient_accumulation_for_bert_pre_training():
     for key in ('mlm_loss', 'nsp_loss', 'mlm_accuracy', 'nsp_accuracy'):
       np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
   chex.assert_trees_all_close(p2, p1, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('name', ['lstm', 'gru', 'mingru'])
+def test_carried_state_evaluates_each_stream_as_one_sequence(name):
+  model, _, _, _ = _setup(name)
+  rng = np.random.default_rng(3)
+  data = pipeline.Data('lm', V, 5, tokens={'validation': rng.integers(0, V, 2 * 23 + 1).astype(np.int32)})
+  params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 5), jnp.int32))['params']
+  eval_step = jax.jit(steps.make_eval_step(model, steps.LM, carry_state=True))
+  carry, nll, tokens = state_lib.zero_carry(model, params, 2), 0.0, 0.0
+  for batch in data.stream_batches(batch_size=2, split='validation'):  # 5 windows, the last of 2 targets
+    sums, carry = eval_step(params, carry, batch)
+    nll, tokens = nll + float(sums['nll']), tokens + float(sums['tokens'])
+  streams_2xL = data.tokens['validation'][:46].reshape(2, 23)
+  whole = steps.token_cross_entropy(model.apply({'params': params}, streams_2xL[:, :-1]), streams_2xL[:, 1:],
+                                    np.ones((2, 22), np.float32))
+  assert tokens == 44.0
+  np.testing.assert_allclose(nll, float(whole[0]), rtol=1e-5)
+  # Windows read without the state are another function: the test can tell.
+  fresh = sum(float(steps.make_eval_step(model)(params, b)['nll'])
+              for b in data.stream_batches(batch_size=2, split='validation'))
+  assert abs(fresh - nll) > 1e-3 * nll
+
+
+def _train_carried(model, tx, schedule, batches, devices, grad_accum=1):
+  mesh = Mesh(np.asarray(devices), ('data',))
+  batch_sh = sharding.batch_sharding(mesh)
+  init = lambda r: state_lib.create(model, tx, r, (jnp.zeros((1, T), jnp.int32),), carry_rows=B)
+  rng = jax.random.PRNGKey(0)
+  state_sh = sharding.state_shardings(jax.eval_shape(init, rng), mesh, False, 0)
+  state_sh = state_sh.replace(carry=jax.tree.map(lambda _: batch_sh, state_sh.carry))
+  state = jax.jit(init, out_shardings=state_sh)(rng)
+  step = jax.jit(steps.make_train_step(model, tx, schedule, steps.LM, grad_accum, carry_state=True),
+                 in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, sharding.replicated(mesh)))
+  carries = []
+  for b in batches:
+    state, _ = step(state, sharding.global_batch(b, batch_sh))
+    carries.append(jax.device_get(state.carry))
+  return jax.device_get(state.params), carries
+
+
+def test_train_step_carries_the_state_and_resets_it_where_told():
+  model, tx, schedule, batches = _setup('lstm')
+  reset = [np.ones(B, np.float32), np.zeros(B, np.float32), (np.arange(B) % 2).astype(np.float32)]
+  batches = [{**b, 'reset': r} for b, r in zip(batches, reset)]
+  p1, carries = _train_carried(model, tx, schedule, batches, jax.devices()[:1])
+  p8, carries8 = _train_carried(model, tx, schedule, batches, jax.devices())
+  pk, carries_k = _train_carried(model, tx, schedule, batches, jax.devices()[:2], grad_accum=4)
+  chex.assert_trees_all_close(p8, p1, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(carries8, carries, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(pk, p1, rtol=1e-4, atol=1e-6)
+  chex.assert_trees_all_close(carries_k, carries, rtol=1e-4, atol=1e-6)
+  # Each carry is the model's final state on the batch (under the parameters before its update), started from the
+  # last one where `reset` is 0.
+  run = lambda params, b, carry0: model.apply({'params': params}, b['inputs'], carry0=carry0, return_carry=True)[1]
+  params = [_train_carried(model, tx, schedule, batches[:n], jax.devices()[:1])[0] for n in range(3)]
+  chex.assert_trees_all_close(carries[0], run(params[0], batches[0], None), rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(carries[1], run(params[1], batches[1], carries[0]), rtol=1e-5, atol=1e-6)
+  odd_fresh = jax.tree.map(lambda c: c * (1 - reset[2][:, None]), carries[1])
+  chex.assert_trees_all_close(carries[2], run(params[2], batches[2], odd_fresh), rtol=1e-5, atol=1e-6)
