@@ -36,6 +36,9 @@ class Objective:
   # Optional evaluation after training that needs more than one forward pass (e.g. decoding + BLEU):
   # (model, params, data, config, workdir) -> metrics merged into the final eval metrics.
   final_eval: Callable[..., dict[str, float]] | None = None
+  # Metrics of from_sums that the train step leaves out (evaluation reports them): a token accuracy is an argmax
+  # over the vocabulary, which XLA:CPU does not vectorize: 12% of a 22k-word LSTM LM's CPU step (bench/word_lm.py).
+  train_drops: tuple[str, ...] = ()
 
   def loss(self, outputs, batch: Batch) -> tuple[jax.Array, dict]:
     """(mean loss, mean metrics) of the outputs on the batch."""
@@ -77,7 +80,7 @@ def token_metrics(t: dict[str, float]) -> dict[str, float]:
 
 
 LM = Objective(inputs=lambda b: (b['inputs'],), eval_sums=_lm_eval_sums, from_sums=_lm_from_sums,
-               counts=('tokens', 'sequences'), finalize=token_metrics)
+               counts=('tokens', 'sequences'), finalize=token_metrics, train_drops=('accuracy',))
 
 
 
@@ -149,7 +152,8 @@ def _seq2seq_final_eval(model, params, data, config, workdir):
 # seq2seq: batches {src [b,S], tgt_in [b,T] (BOS + target), tgt_out [b,T] (target + EOS), weights [b,T]}.
 SEQ2SEQ = Objective(inputs=lambda b: (b['src'], b['tgt_in']),
                     eval_sums=lambda o, b: _lm_eval_sums(*_seq2seq_as_lm(o, b)), from_sums=_lm_from_sums,
-                    counts=LM.counts, finalize=token_metrics, final_eval=_seq2seq_final_eval)
+                    counts=LM.counts, finalize=token_metrics, final_eval=_seq2seq_final_eval,
+                    train_drops=LM.train_drops)
 OBJECTIVES['seq2seq'] = SEQ2SEQ
 
 # Adding-problem accuracy: a prediction counts as right within this absolute error (Hochreiter & Schmidhuber 1997,
@@ -218,7 +222,8 @@ def _bilm_finalize(t: dict) -> dict:
 # A biLM (ELMo) on lm batches: the whole window in, BiLMLogits (fwd_BxTxV, bwd_BxTxV) out; chosen by the model's
 # registry entry (Entry.objective), since its data is plain lm data.
 BILM = Objective(inputs=_bilm_window, eval_sums=_bilm_eval_sums, from_sums=_split_loss(bilm_metrics),
-                 counts=('tokens',), finalize=_bilm_finalize)
+                 counts=('tokens',), finalize=_bilm_finalize,
+                 train_drops=('accuracy', 'fwd_accuracy', 'bwd_accuracy'))
 OBJECTIVES['bilm'] = BILM
 
 
@@ -253,7 +258,7 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
                                    carry0=_carried(carry, batch['reset']), return_carry=True)
       carry = jax.lax.stop_gradient(carry)
     loss, metrics = objective.from_sums({**objective.eval_sums(outputs, batch), **(counts or {})})
-    return loss, (metrics, carry)
+    return loss, ({k: v for k, v in metrics.items() if k not in objective.train_drops}, carry)
 
   def accumulated(params, batch: Batch, rng, carry):
     # The counts are sums of data weights: eval_sums of stand-in outputs gives them, and XLA drops the rest.

@@ -99,7 +99,7 @@ def test_gradient_accumulation_takes_the_step_of_the_whole_batch(name, devices, 
   pk, lk, _ = _train(model, tx, schedule, batches, jax.devices()[:devices], fsdp, grad_accum=k, metrics=micro)
   np.testing.assert_allclose(lk, l1, rtol=1e-5)
   for a, b in zip(micro, whole):
-    np.testing.assert_allclose(a['accuracy'], b['accuracy'], rtol=1e-5)
+    assert 'accuracy' not in a  # an argmax over the vocabulary: evaluation's (Objective.train_drops)
     np.testing.assert_allclose(a['grad_norm'], b['grad_norm'], rtol=1e-4)
   chex.assert_trees_all_close(pk, p1, rtol=1e-4, atol=1e-6)
   # The test can tell: weighting each micro-batch's own mean loss equally gives another gradient.
