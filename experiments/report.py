@@ -311,11 +311,17 @@ def _flat(tree: dict, prefix: str = '') -> dict[str, Any]:
 
 def length_axis(runs: list[dict[str, Any]]) -> tuple[str, ...] | None:
   """(the swept length field, fields that vary with it) when finished runs take 2+ values of data.max_len or
-  data.seq_len; e.g. ('data.max_len', 'data.min_len') for a sweep that zips the two. None otherwise."""
+  data.seq_len; e.g. ('data.max_len', 'data.min_len') for a sweep that zips the two. None otherwise, and None
+  where each data.tokenizer has one length: windows of about one text in its units (160 characters, 32 words), not
+  a length swept."""
   flat = [_flat(r['config']) for r in runs if r['status'] == 'done' and r['config']]
+  tokenizers = {c.get('data.tokenizer') for c in flat}
   for f in LENGTH_FIELDS:
     if len({c.get(f) for c in flat}) > 1:
-      keys = set().union(*flat) - {f, 'seed'}
+      if len(tokenizers) > 1 and all(len({c.get(f) for c in flat if c.get('data.tokenizer') == t}) == 1
+                                     for t in tokenizers):
+        return None
+      keys = set().union(*flat) - {f, 'seed', 'data.tokenizer'}  # a tokenizer is a setting, never the length's
       along = [k for k in sorted(keys) if len({c.get(k) for c in flat}) > 1
                and all(len({c.get(k) for c in flat if c.get(f) == v}) == 1 for v in {c.get(f) for c in flat})]
       return (f, *along)

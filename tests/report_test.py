@@ -191,6 +191,16 @@ def test_metric_vs_length_panels_follow_the_task(adding_dir, sweep_dir):
   assert [k for k, _ in plots.length_metrics(done(sweep_dir))] == ['eval.bits_per_token', 'eval.sequence_accuracy']
 
 
+def test_a_window_length_that_follows_the_tokenizer_is_not_a_length_axis():
+  run = lambda tokenizer, seq_len, model='lstm': {'status': 'done', 'config': {
+      'model': {'name': model}, 'data': {'name': 'text', 'tokenizer': tokenizer, 'seq_len': seq_len}}}
+  same_text = [run('char', 160), run('char', 160, 'gpt'), run('word', 32), run('word', 32, 'gpt')]
+  assert report.length_axis(same_text) is None  # 160 characters and 32 words: one text, other units
+  swept = same_text + [run('char', 320), run('word', 64)]
+  assert report.length_axis(swept) == ('data.seq_len',)  # each tokenizer at two lengths: a length swept
+  assert report.length_axis([run('char', 160), run('char', 320)]) == ('data.seq_len',)
+
+
 def test_adding_mean_predictor_mse_is_the_variance_of_generated_targets():
   from seqmodels.data import tasks
   for length in (10, 101):
