@@ -10,6 +10,9 @@ data.vocab_size sentencepiece pieces from the train split instead, for raw text.
 character too, which compares runs of any tokenization (char_lm.py's among them).
 The full variant is Zaremba et al. (2014)'s medium LSTM (2 x 650, dropout 0.5, 35-token windows); `:small` is
 CPU-sized (minutes on 2 cores). `--config.model.name=gpt|gru|ngram|...` switches architecture.
+`--config.train.carry_state=True` trains a recurrent LM as Zaremba et al. and PyTorch's word_language_model do:
+batch_size contiguous streams of the text, each window starting from the state the last one ended in, and
+evaluates it the same way (bench/word_lm.py runs it beside that example).
 """
 
 from experiments.configs.base import get_base_config
