@@ -23,7 +23,9 @@ LSTM, `--size` the embedding and state width (200, the example's default; 650 an
 large, with `--dropout` 0.5 and 0.65).
 
 Prints one JSON line per implementation: case, implementation, device, wall_s, epochs, steps, ms_per_step,
-tokens_per_s, val_ppl (best), test_ppl, vocab, train_tokens, command, commit, date.
+tokens_per_s, val_ppl (best), test_ppl, vocab, train_tokens, host, command, commit, date. ms_per_step is the
+training loop's time a step: seqmodels' train_seconds (evaluation out), the peer's epoch times (its per-epoch
+validation pass in: a forward pass over a split an eighth the size of train, a few percent of an epoch).
 """
 
 from __future__ import annotations
@@ -78,11 +80,21 @@ def split_corpus(data: str, out: str) -> dict[str, int]:
   return counts
 
 
+def _host() -> str:
+  """The CPU's model name and core count (the device runs next to it)."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      name = next((l.split(':', 1)[1].strip() for l in f if l.startswith('model name')), '')
+  except OSError:
+    name = ''
+  return f'{name or "cpu"}, {os.cpu_count()} cores'
+
+
 def _line(impl: str, wall_s: float, steps: int, train_s: float, val_ppl: float, test_ppl: float, **extra) -> dict:
   return {'case': 'word_lm', 'implementation': impl, 'device': extra.pop('device'),
           'wall_s': round(wall_s, 1), 'steps': steps, 'ms_per_step': round(1000 * train_s / steps, 2),
           'tokens_per_s': round(BATCH * BPTT * steps / train_s), 'val_ppl': round(val_ppl, 2),
-          'test_ppl': round(test_ppl, 2), **extra, 'command': COMMAND, 'commit': _commit(),
+          'test_ppl': round(test_ppl, 2), **extra, 'host': _host(), 'command': COMMAND, 'commit': _commit(),
           'date': datetime.date.today().isoformat()}
 
 
