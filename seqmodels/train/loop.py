@@ -201,8 +201,13 @@ def _check_resumable(workdir: str, config) -> None:
       a, b = ({k: v for k, v in d.items() if k in a and k in b and k not in speed_only.get(key, ())} for d in (a, b))
     if a != b:
       name = key if isinstance(key, str) else '.'.join(key)
-      raise WorkdirError(f'workdir {workdir} holds a run with a different config.{name} ({a} there, {b} now): '
-                       'use a new --workdir, or the same config to resume')
+      if isinstance(a, dict) and isinstance(b, dict):  # name the fields that differ, not the whole section
+        changed = '; '.join(f'config.{name}.{k}: {a.get(k)!r} there, {b.get(k)!r} now'
+                            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+      else:
+        changed = f'config.{name}: {a!r} there, {b!r} now'
+      raise WorkdirError(f'workdir {workdir} holds a run with a different config ({changed}): use a new '
+                         '--workdir, or the same config to resume')
 
 
 def write_json(path: str, obj: Any) -> None:

@@ -140,7 +140,7 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
   (tmp_path / 'config.json').write_text(json.dumps(saved))
   loop._check_resumable(str(tmp_path), c)  # same run: resumes
   c.model.width = 64
-  with pytest.raises(loop.WorkdirError, match=r'different config\.model .*--workdir'):
+  with pytest.raises(loop.WorkdirError, match=r'different config \(config\.model\.width: 32 there, 64 now\): use a new --workdir'):
     loop._check_resumable(str(tmp_path), c)
   c.model.width, c.train.num_steps = 32, 99
   with pytest.raises(loop.WorkdirError, match=r'config\.train\.num_steps'):
@@ -154,7 +154,7 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
   c.train.dtype = 'auto'
   loop._check_resumable(str(tmp_path), c)
   c.train.dtype = 'bfloat16'
-  with pytest.raises(loop.WorkdirError, match=r'config\.train\.dtype \(float32 there, bfloat16 now\)'):
+  with pytest.raises(loop.WorkdirError, match=r"config\.train\.dtype: 'float32' there, 'bfloat16' now"):
     loop._check_resumable(str(tmp_path), c)
 
 
@@ -294,7 +294,8 @@ def test_resume_reads_the_tokenizer_of_a_config_json_written_before_text_took_on
   (tmp_path / 'config.json').write_text(json.dumps(saved))
   loop._check_resumable(str(tmp_path), c)  # 'auto' now: characters, as then
   c.data.tokenizer = 'word'
-  with pytest.raises(loop.WorkdirError, match=r'different config\.data'):
+  with pytest.raises(loop.WorkdirError,
+                     match=r"different config \(config\.data\.tokenizer: 'char' there, 'word' now\)"):
     loop._check_resumable(str(tmp_path), c)
   c.data.name, c.data.tokenizer = 'toy_translation', 'auto'  # 'auto' is 'unigram' for translation
   saved['data'].update(name='toy_translation', min_count=1)
@@ -315,5 +316,5 @@ def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(t
   assert full['state'].carry[0][0].shape == (8, 32)  # the GRU's state: one per stream
   assert 0 < full['eval']['loss'] < np.log(len(set((tmp_path / 'corpus.txt').read_text())))
   c.train.carry_state = False
-  with pytest.raises(loop.WorkdirError, match=r'different config\.train\.carry_state \(True there, False now\)'):
+  with pytest.raises(loop.WorkdirError, match=r'config\.train\.carry_state: True there, False now'):
     loop.train_and_evaluate(c, str(tmp_path / 'full'))

@@ -112,7 +112,8 @@ def test_a_process_that_fails_stops_the_other_at_once_with_its_reason(tmp_path):
   outs = _finish(procs, timeout=120)
   assert [p.returncode for p in procs] == [1, 1], _tails(outs)
   last = [err.strip().splitlines()[-1] for _, err in outs]
-  assert last[1].startswith(f'error: workdir {other} holds a run with a different config.model'), _tails(outs)
+  assert last[1].startswith(f'error: workdir {other} holds a run with a different config (config.model.name: '
+                            "'gru' there, 'lstm' now)"), _tails(outs)
   assert last[0].startswith(f'error: process 1 of 2 failed: WorkdirError: workdir {other} holds'), _tails(outs)
   assert time.monotonic() - t0 < 60, 'the barrier waited for its timeout instead of hearing of the failure'
 
