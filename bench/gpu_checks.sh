@@ -5,6 +5,7 @@
 #   bash bench/gpu_checks.sh recurrent  # LSTM/GRU beside PyTorch's cuDNN at 2x512/b64 (float32) and 2x1024/b128
 #                                       # (bf16), recurrence scan / hoisted / cudnn, minGRU at T=4096, and
 #                                       # unroll 4 / 16 against the GPU default 8
+#   bash bench/gpu_checks.sh word_lm    # a word LSTM LM beside PyTorch's word_language_model (6 epochs each)
 #   QUICK=1 bash bench/gpu_checks.sh gpt recurrent   # tiny sizes: this script's plumbing, checked on a CPU
 # The interpreter is $PYTHON, else .venv/bin/python where it exists, else python3 (the GPU image's).
 #
@@ -12,10 +13,11 @@
 # device call (10 minutes): run the parts as separate calls, the GPT part first. Before the call, here:
 #   ../shared/gpu/get-wheels                  # .whl/: the data stack the GPU image lacks (tfds, grain, ...)
 #   a karpathy/nanoGPT checkout in third_party/nanoGPT, and the text in third_party/data/tinyshakespeare.txt
-#   (../shared does not travel); then carry [".whl", "third_party"] in the device call.
+#   (../shared does not travel); for word_lm, pytorch/examples' word_language_model/ (main.py, model.py, data.py)
+#   in third_party/pytorch_examples/word_language_model; then carry [".whl", "third_party"] in the device call.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-[ $# -gt 0 ] || { echo "usage: bench/gpu_checks.sh gpt|recurrent ... (see its header)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: bench/gpu_checks.sh gpt|recurrent|word_lm ... (see its header)" >&2; exit 2; }
 out=${OUT:-runs/gpu_checks}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -29,8 +31,9 @@ peer=third_party/nanoGPT
 if [ -n "${QUICK:-}" ]; then  # plumbing only: every case, at sizes a CPU runs in minutes
   baby=(--iters=20 --batch=2 --context=64) gpt2=(--iters=3 --batch=1 --context=64) gen=(--new_tokens=16)
   rec=(--quick --steps=2 --warmup=1 --T=32 --long_T=64) unroll=(--quick --cases=quick --steps=2 --warmup=1 --T=32)
+  words=(--epochs=1 --size=16)
 else
-  baby=() gpt2=() gen=() rec=() unroll=(--cases=2x1024_b128 --impls=seqmodels)
+  baby=() gpt2=() gen=() rec=() unroll=(--cases=2x1024_b128 --impls=seqmodels) words=(--epochs=6)
 fi
 python=${PYTHON:-python3}
 [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ] && python=.venv/bin/python  # the README's venv, where there is one
@@ -50,7 +53,11 @@ for part in "$@"; do
     recurrent)
       run recurrent "$python" bench/recurrent.py "${rec[@]}"
       for u in 4 16; do run recurrent "$python" bench/recurrent.py "${unroll[@]}" --unroll=$u; done ;;
-    *) echo "error: unknown part '$part': choose gpt or recurrent" >&2; exit 2 ;;
+    word_lm)
+      words_peer=third_party/pytorch_examples/word_language_model
+      [ -f "$words_peer/main.py" ] || { echo "error: no word_language_model at $words_peer: see this script's header" >&2; exit 2; }
+      run word_lm "$python" bench/word_lm.py --data="$data" --peer="$words_peer" "${words[@]}" ;;
+    *) echo "error: unknown part '$part': choose gpt, recurrent or word_lm" >&2; exit 2 ;;
   esac
 done
 exit $status
