@@ -241,9 +241,10 @@ def validate(config) -> None:
            'workdir of a finished run')
   _check(t.dtype in DTYPES, f'config.train.dtype={t.dtype!r} is not supported: choose one of {", ".join(DTYPES)}')
   if t.get('carry_state', False):
-    _check(m.name in recurrent_lms, f'config.train.carry_state=True carries a recurrent LM\'s state from window to '
-           f'window, and model.name={m.name!r} is not one ({", ".join(recurrent_lms)}): leave it False (in a sweep, '
-           'set it on the recurrent trials only)')
+    carriers = (*recurrent_lms, 'ngram')
+    _check(m.name in carriers, f"config.train.carry_state=True carries a recurrent LM's state (the n-gram's "
+           f"context) from window to window, and model.name={m.name!r} has none ({', '.join(carriers)} do): leave "
+           'it False (in a sweep, set it on those trials only)')
     _check(d.name in ('text', 'tiny_shakespeare'), f'config.train.carry_state=True reads running text as streams, '
            f'and config.data.name={d.name!r} is separate examples: use text or tiny_shakespeare, or leave it False')
     _check(d.stride in (0, d.seq_len), f'config.data.stride={d.stride} crops windows at random, and '

@@ -68,8 +68,8 @@ def test_carry_state_needs_a_recurrent_lm_on_running_text_read_in_order():
   cases = [({}, "config.train.carry_state=True reads running text as streams, and config.data.name='copy' is separate "
             "examples: use text or tiny_shakespeare, or leave it False"),
            ({'data.name': 'tiny_shakespeare', 'model.name': 'gpt'}, "config.train.carry_state=True carries a recurrent "
-            "LM's state from window to window, and model.name='gpt' is not one (rnn, lstm, gru, mingru, minlstm): "
-            "leave it False (in a sweep, set it on the recurrent trials only)"),
+            "LM's state (the n-gram's context) from window to window, and model.name='gpt' has none (rnn, lstm, gru, "
+            "mingru, minlstm, ngram do): leave it False (in a sweep, set it on those trials only)"),
            ({'data.name': 'tiny_shakespeare', 'data.stride': 1}, 'config.data.stride=1 crops windows at random, and '
             "config.train.carry_state=True reads each stream's windows in order: leave stride 0")]
   for overrides, message in cases:

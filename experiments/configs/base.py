@@ -116,7 +116,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.init_from = ''           # workdir of a finished run: start from its parameters where names and shapes match
   c.train.carry_state = False      # recurrent LMs on running text: batch_size contiguous streams, each window
                                    # starting from the state the last one ended in (truncated BPTT, as Zaremba
-                                   # et al. 2014 and PyTorch's word_language_model), evaluation likewise
+                                   # et al. 2014 and PyTorch's word_language_model), evaluation likewise;
+                                   # the n-gram's contexts reach back across windows
 
   c.distributed = ml_collections.ConfigDict()
   c.distributed.coordinator_address = ''  # host:port of process 0 for a multi-process run

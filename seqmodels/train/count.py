@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from seqmodels.data import pipeline
+from seqmodels.data import builders, pipeline
 from seqmodels.models import ngram
 from seqmodels.train import sharding, steps
 from seqmodels.train.metrics import MetricWriter
@@ -49,13 +49,34 @@ def training_tokens(data: pipeline.Data, data_cfg) -> np.ndarray:
   return np.concatenate(parts).astype(np.int64)
 
 
+def eval_batches(data: pipeline.Data, batch_size: int, max_batches: int | None, split: str = 'validation',
+                 context: int = 0):
+  """The split's evaluation windows (`Data.eval_batches`). With `context` > 0 (train.carry_state), each window's row
+  begins up to `context` tokens of the running text earlier, those positions weighted 0: the same targets, each
+  with the whole n-gram context the text before it gives, as a state carried from the last window would."""
+  ids_N, T = data.tokens.get(split), data.seq_len
+  if not context or ids_N is None or len(ids_N) < T + context + 1:
+    yield from data.eval_batches(batch_size=batch_size, split=split, max_batches=max_batches)
+    return
+  starts = builders.window_starts(len(ids_N), T + 1, T)[:None if max_batches is None else max_batches * batch_size]
+  row_starts = np.maximum(starts - context, 0)
+  offset_L, j_T = np.arange(T + context + 1), np.arange(T + context)
+  for i in range(0, len(starts), batch_size):
+    first, batch_starts = row_starts[i:i + batch_size], starts[i:i + batch_size]
+    batch = pipeline.format_window(ids_N[first[:, None] + offset_L])
+    target_from = (batch_starts - first)[:, None]  # the row's position of the window's first target
+    batch['weights'] = ((j_T >= target_from) & (j_T < target_from + T)).astype(np.float32)
+    yield batch
+
+
 def evaluate(model: ngram.NGramLM, data: pipeline.Data, batch_size: int, max_batches: int | None,
-             split: str = 'validation') -> tuple[dict[str, float], dict[int, float]]:
-  """(steps.token_metrics of the summed eval sums, {order: unseen-context fraction}) over the split."""
+             split: str = 'validation', carry_state: bool = False) -> tuple[dict[str, float], dict[int, float]]:
+  """(steps.token_metrics of the summed eval sums, {order: unseen-context fraction}) over the split; with
+  carry_state, contexts reach back across window boundaries (`eval_batches`)."""
   totals: dict[str, float] = {}
   unseen = {k: 0.0 for k in range(2, model.order + 1)}
   positions = dict(unseen)
-  for batch in data.eval_batches(batch_size=batch_size, split=split, max_batches=max_batches):
+  for batch in eval_batches(data, batch_size, max_batches, split, max(model.order - 2, 0) if carry_state else 0):
     sums = model.eval_sums(batch)
     totals = {k: totals.get(k, 0.0) + v for k, v in sums.items()}
     w_BxT = np.asarray(batch['weights'], np.float64)
@@ -91,14 +112,16 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
   fit_seconds = time.time() - t_fit
   train_metrics = {'tokens': float(tokens.size), 'tokens_per_sec': tokens.size / max(fit_seconds, 1e-9),
                    'train_seconds': fit_seconds}
-  eval_metrics, unseen = evaluate(model, data, config.train.batch_size, config.train.eval_batches or None)
+  carry = config.train.get('carry_state', False)
+  eval_metrics, unseen = evaluate(model, data, config.train.batch_size, config.train.eval_batches or None,
+                                  carry_state=carry)
   writer = MetricWriter(workdir, enabled=primary)
   writer.write(1, 'train', train_metrics)
   writer.write(1, 'eval', {**eval_metrics, **{f'unseen_context_{k}': v for k, v in unseen.items()}})
   test_metrics = {}
   if test_eval:  # the counts are the model's one set of parameters: 'final'
     test_metrics, test_unseen = evaluate(model, data, config.train.batch_size, config.train.eval_batches or None,
-                                         'test')
+                                         'test', carry)
     writer.write(1, 'test', {**test_metrics, **{f'unseen_context_{k}': v for k, v in test_unseen.items()}})
     test_metrics = {**test_metrics, 'parameters': 'final'}
   writer.close()

@@ -52,6 +52,25 @@ def test_ngram_run_writes_the_summary_of_a_neural_run_and_its_loss_is_the_mean_n
   assert summary['params'] == sum(t.keys.size for t in model.tables)
 
 
+@pytest.mark.parametrize('order', [1, 2, 4])
+def test_carried_context_scores_the_windows_targets_as_one_running_text(order):
+  rng = np.random.default_rng(0)
+  train, valid = rng.integers(0, 5, 400), rng.integers(0, 5, 53)
+  model = ngram.fit(train, order, 5)
+  data = pipeline.Data('lm', 5, 8, {'validation': pipeline._windows(valid, 8, 8)}, tokens={'validation': valid})
+  carried, _ = count.evaluate(model, data, 3, None, carry_state=True)
+  windowed, _ = count.evaluate(model, data, 3, None)
+  # One row holding the whole split, the windows' targets (positions 1..48: six windows of 8) weighted.
+  whole = {'inputs': valid[None, :-1], 'targets': valid[None, 1:], 'weights': (np.arange(52) < 48)[None] * 1.0}
+  nll = float((model.nll(whole) * whole['weights']).sum())
+  assert carried['loss'] == pytest.approx(nll / 48, rel=1e-12)
+  if order <= 2:  # a bigram's context is the input token itself: nothing to carry
+    assert windowed['loss'] == pytest.approx(carried['loss'], rel=1e-12)
+  else:
+    assert abs(windowed['loss'] - carried['loss']) > 1e-3
+  assert len(list(count.eval_batches(data, 3, 1, context=2))) == 1
+
+
 def test_training_tokens_stitch_text_windows_back_into_the_stream():
   stream = np.arange(23) % 7
   windows = pipeline._windows(stream, seq_len=5, stride=5)
