@@ -37,7 +37,7 @@ class Objective:
   # (model, params, data, config, workdir) -> metrics merged into the final eval metrics.
   final_eval: Callable[..., dict[str, float]] | None = None
   # Metrics of from_sums that the train step leaves out (evaluation reports them): a token accuracy is an argmax
-  # over the vocabulary, which XLA:CPU does not vectorize: 12% of a 22k-word LSTM LM's CPU step (bench/word_lm.py).
+  # over the vocabulary, which XLA:CPU does not vectorize: 9% of a 22k-word LSTM LM's CPU step (bench/word_lm.py).
   train_drops: tuple[str, ...] = ()
 
   def loss(self, outputs, batch: Batch) -> tuple[jax.Array, dict]:
