@@ -20,7 +20,8 @@ peer evaluates on 10 streams, seqmodels on 20 (its batch): out of the split's to
 state. Both sides are timed as whole processes (start-up, compilation, per-epoch evaluation included). `--epochs`
 is the peer's upper epoch limit and seqmodels' length (in its own epochs of the same windows), `--model` GRU or
 LSTM, `--size` the embedding and state width (200, the example's default; 650 and 1500 are its README's medium and
-large, with `--dropout` 0.5 and 0.65).
+large, with `--dropout` 0.5 and 0.65), `--tied` ties the output layer to the embedding on both sides (the
+example's `--tied`, seqmodels' `model.tie_embeddings`).
 
 Prints one JSON line per implementation: case, implementation, device, wall_s, epochs, steps, ms_per_step,
 tokens_per_s, val_ppl (best), test_ppl, vocab, train_tokens, host, command, commit, date. ms_per_step is the
@@ -105,7 +106,7 @@ def run_peer(peer: str, corpus: str, args) -> dict:
     sys.exit(f'error: --peer={peer!r} has no main.py: point it at a checkout of pytorch/examples/word_language_model')
   cmd = [sys.executable, main, '--data', corpus, '--model', args.model, '--emsize', str(args.size), '--nhid',
          str(args.size), '--dropout', str(args.dropout), '--epochs', str(args.epochs), '--save',
-         os.path.join(corpus, 'model.pt'), '--accel']  # its accelerator where torch has one, else the CPU
+         os.path.join(corpus, 'model.pt'), '--accel', *(['--tied'] if args.tied else [])]  # its accelerator where torch has one, else the CPU
   t0 = time.time()
   result = subprocess.run(cmd, cwd=corpus, capture_output=True, text=True)
   wall = time.time() - t0
@@ -134,7 +135,8 @@ def run_seqmodels(corpus: str, counts: dict, args, workdir: str) -> dict:
            'model.dropout': args.dropout, 'optim.name': 'sgd', 'optim.lr': LR, 'optim.clip_norm': CLIP,
            'optim.warmup_steps': 0, 'optim.weight_decay': 0.0, 'train.batch_size': BATCH, 'train.num_steps': steps,
            'train.carry_state': True, 'train.keep_best': True, 'train.test_eval': True,
-           'train.eval_every': steps_per_epoch, 'train.checkpoint_every': steps_per_epoch, 'train.log_every': 100}
+           'train.eval_every': steps_per_epoch, 'train.checkpoint_every': steps_per_epoch, 'train.log_every': 100,
+           'model.tie_embeddings': args.tied}
   cmd = [sys.executable, os.path.join(ROOT, 'launch.py'), f'--config={ROOT}/experiments/configs/word_lm.py',
          f'--workdir={workdir}', *(f'--config.{k}={v}' for k, v in flags.items())]
   t0 = time.time()
@@ -158,6 +160,7 @@ def main() -> None:
   p.add_argument('--model', default='LSTM', choices=['LSTM', 'GRU'])
   p.add_argument('--size', type=int, default=200)
   p.add_argument('--dropout', type=float, default=0.2)
+  p.add_argument('--tied', action='store_true', help='tie the output layer to the embedding (both sides)')
   p.add_argument('--only', default='', choices=['', 'peer', 'seqmodels'])
   args = p.parse_args()
   with tempfile.TemporaryDirectory() as tmp:
