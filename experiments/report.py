@@ -425,9 +425,15 @@ def _plots(runs: list[dict[str, Any]], out, found) -> dict[str, str | None]:
   return plots
 
 
+def _fail(message: str):
+  """A one-line error, exit code 2, as every seqmodels command line's (seqmodels.analysis.runs.fail)."""
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(2)
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.error = lambda message: sys.exit(f'error: {message} (see --help)')  # one line, as every error here
+  parser.error = lambda message: _fail(f'{message} (see --help)')
   parser.add_argument('paths', nargs='+', help='run or sweep workdirs')
   parser.add_argument('--out', default='', help='directory for report.md, report.csv and the PNGs '
                       '(default: the one path given, else ./report)')
@@ -436,8 +442,8 @@ def main() -> None:
   analyses = [f for p in args.paths for name in ANALYSIS_FILES
               for f in glob.glob(os.path.join(p, '**', name), recursive=True)]
   if not runs and not analyses:
-    raise SystemExit(f'error: no summary.json, failed.json or {", ".join(ANALYSIS_FILES)} under '
-                     f'{", ".join(args.paths)}: pass finished run or sweep workdirs, or analysis output directories')
+    _fail(f'no summary.json, failed.json or {", ".join(ANALYSIS_FILES)} under {", ".join(args.paths)}: pass '
+          'finished run or sweep workdirs, or analysis output directories')
   if runs:
     print(markdown_table(load_runs(runs)), end='')
   out = args.out or (args.paths[0] if len(args.paths) == 1 else 'report')

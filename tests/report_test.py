@@ -247,9 +247,14 @@ def test_cli_reports_an_analysis_directory_without_runs(tmp_path, monkeypatch, c
   monkeypatch.setattr('sys.argv', ['report.py', str(tmp_path), '--out', str(tmp_path / 'out')])
   report.main()
   assert open(tmp_path / 'out' / 'cost_vs_length.png', 'rb').read().startswith(PNG)
-  monkeypatch.setattr('sys.argv', ['report.py', str(tmp_path / 'out')])
-  with pytest.raises(SystemExit, match='no summary.json, failed.json or cost.json'):
-    report.main()
+  for argv, message in (([str(tmp_path / 'out')], 'error: no summary.json, failed.json or cost.json'),
+                        (['--bogus'], 'error: the following arguments are required: paths (see --help)')):
+    monkeypatch.setattr('sys.argv', ['report.py', *argv])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+      report.main()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(message) and err.count('\n') == 1, err
 
 
 def test_without_matplotlib_the_tables_are_written_and_the_plots_named_as_skipped(sweep_dir, tmp_path, monkeypatch):
