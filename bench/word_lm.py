@@ -12,10 +12,9 @@ word is scored that no model could have learnt.
 
 The recipe is the example's defaults: a 2-layer LSTM, 200-wide embedding and states, dropout 0.2, untied, 35-token
 windows, batch 20, plain SGD at lr 20 with gradients clipped to norm 0.25, the hidden state carried from each batch to
-the next (seqmodels: `train.carry_state`), evaluated with the state carried across the split. The peer divides its
-learning rate by 4 after an epoch whose validation loss did not improve, and keeps the best epoch's model; seqmodels
-decays lr 20 by a cosine to 2 over the same steps (its schedule: it has no plateau rule) and keeps the best evaluation
-(`train.keep_best`, evaluated once an epoch). Both report the test perplexity of their best-validation model, and the
+the next (seqmodels: `train.carry_state`), evaluated with the state carried across the split, the learning rate
+divided by 4 after each epoch whose validation loss is not below the best so far (seqmodels: a constant schedule
+with `optim.plateau_decay=0.25`, evaluated once an epoch), and the best epoch's model kept (`train.keep_best`). Both report the test perplexity of their best-validation model, and the
 peer evaluates on 10 streams, seqmodels on 20 (its batch): out of the split's tokens, 10 more start from the zero
 state. Both sides are timed as whole processes (start-up, compilation, per-epoch evaluation included). `--epochs`
 is the peer's upper epoch limit and seqmodels' length (in its own epochs of the same windows), `--model` GRU or
@@ -133,7 +132,8 @@ def run_seqmodels(corpus: str, counts: dict, args, workdir: str) -> dict:
   flags = {'data.path': os.path.join(corpus, '{split}.txt'), 'data.min_count': 1, 'data.seq_len': BPTT,
            'model.name': args.model.lower(), 'model.width': args.size, 'model.embed': args.size, 'model.layers': 2,
            'model.dropout': args.dropout, 'optim.name': 'sgd', 'optim.lr': LR, 'optim.clip_norm': CLIP,
-           'optim.warmup_steps': 0, 'optim.weight_decay': 0.0, 'train.batch_size': BATCH, 'train.num_steps': steps,
+           'optim.warmup_steps': 0, 'optim.min_lr_ratio': 1.0, 'optim.plateau_decay': 0.25,
+           'optim.weight_decay': 0.0, 'train.batch_size': BATCH, 'train.num_steps': steps,
            'train.carry_state': True, 'train.keep_best': True, 'train.test_eval': True,
            'train.eval_every': steps_per_epoch, 'train.checkpoint_every': steps_per_epoch, 'train.log_every': 100,
            'model.tie_embeddings': args.tied}

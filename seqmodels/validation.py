@@ -227,6 +227,7 @@ def validate(config) -> None:
   _check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
   _check(o.warmup_steps >= 0, f'config.optim.warmup_steps={o.warmup_steps!r} must be >= 0')
   _fraction(o.min_lr_ratio, 'optim.min_lr_ratio', upper_inclusive=True)
+  _fraction(o.get('plateau_decay', 0.0), 'optim.plateau_decay')
   _fraction(o.b1, 'optim.b1')
   _fraction(o.b2, 'optim.b2')
   _check(o.weight_decay >= 0, f'config.optim.weight_decay={o.weight_decay!r} must be >= 0')

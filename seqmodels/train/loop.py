@@ -265,7 +265,9 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   objective = steps.OBJECTIVES[registry.MODELS[config.model.name].objective or data.kind]
   example = objective.inputs(next(data.eval_batches(batch_size=1, max_batches=1)))
   carry_state = tc.get('carry_state', False)  # recurrent LMs on text streams: the state carried across batches
-  init = lambda rng: state_lib.create(model, tx, rng, example, tc.batch_size if carry_state else 0)
+  plateau_decay = config.optim.get('plateau_decay', 0.0)
+  init = lambda rng: state_lib.create(model, tx, rng, example, tc.batch_size if carry_state else 0,
+                                      lr_scale=plateau_decay > 0)
   rng = jax.random.PRNGKey(config.seed)
   abstract = jax.eval_shape(init, rng)
   state_sh = sharding.state_shardings(abstract, mesh, tc.fsdp, tc.fsdp_min_size)
@@ -292,6 +294,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
                        in_shardings=(state_sh, batch_sh),
                        out_shardings=(state_sh, sharding.replicated(mesh)), donate_argnums=0)
   replicated = sharding.replicated(mesh)
+  decay_lr = jax.jit(lambda s: s * plateau_decay, out_shardings=state_sh.lr_scale)
   if carry_state:
     eval_step = jax.jit(steps.make_eval_step(model, objective, carry_state=True),
                         in_shardings=(state_sh.params, state_sh.carry, batch_sh),
@@ -372,6 +375,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
         if eval_metrics['loss'] < meta['best_eval_loss']:
           meta['best_eval_loss'], meta['best_step'] = eval_metrics['loss'], step
           ckpt.save_best(step, state.params, eval_metrics)
+        elif plateau_decay > 0:  # no better than the best so far: a lower learning rate from the next step on
+          state = state.replace(lr_scale=decay_lr(state.lr_scale))
         writer.write(step, 'eval', eval_metrics)
         timer += time.time() - t_eval  # evaluation time is not training time
         if steady_since is not None:

@@ -21,6 +21,8 @@ def global_norm(tree) -> jax.Array:
   Dividing by the largest |g| first keeps the sum finite.
   """
   leaves = [x.astype(jnp.float32) for x in jax.tree.leaves(tree)]
+  if not leaves:  # e.g. the trained part when optim.freeze covers every parameter
+    return jnp.zeros((), jnp.float32)
   peak = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves]))
   peak = jnp.where(peak > 0, peak, 1.0)
   return peak * jnp.sqrt(sum(jnp.sum(jnp.square(x / peak)) for x in leaves))

@@ -289,8 +289,11 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
     else:
       (loss, (metrics, carry)), grads = accumulated(state.params, batch, rng, carry)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    lr = schedule(state.step)
+    if state.lr_scale is not None:  # optim.plateau_decay: the learning rate times lr_scale, weight decay included
+      updates, lr = jax.tree.map(lambda u: (u * state.lr_scale).astype(u.dtype), updates), lr * state.lr_scale
     params = optax.apply_updates(state.params, updates)
-    metrics = {'loss': loss, **metrics, 'grad_norm': optim.global_norm(grads), 'lr': schedule(state.step)}
+    metrics = {'loss': loss, **metrics, 'grad_norm': optim.global_norm(grads), 'lr': lr}
     new = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     return (new.replace(carry=carry) if carry_state else new), metrics
 

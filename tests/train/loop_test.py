@@ -15,7 +15,7 @@ import pytest
 from experiments.configs.base import get_base_config
 from seqmodels.analysis import runs
 from seqmodels.models import ngram
-from seqmodels.train import checkpoint, count, loop
+from seqmodels.train import checkpoint, count, loop, optim
 from seqmodels.train.checkpoint import Checkpointer
 
 
@@ -318,3 +318,19 @@ def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(t
   c.train.carry_state = False
   with pytest.raises(loop.WorkdirError, match=r'config\.train\.carry_state: True there, False now'):
     loop.train_and_evaluate(c, str(tmp_path / 'full'))
+
+
+def test_plateau_decay_lowers_the_learning_rate_after_each_evaluation_no_better_than_the_best(tmp_path):
+  c = tiny_config(tmp_path)
+  c.train.eval_every, c.optim.plateau_decay = 2, 0.5
+  c.optim.freeze = 'embed,rnn,head'  # nothing trains: every evaluation equals the first, none is better
+  full = loop.train_and_evaluate(c, str(tmp_path / 'full'))
+  assert float(full['state'].lr_scale) == 0.5 ** 5  # the evaluations at steps 4, 6, ..., 12
+  loop.train_and_evaluate(c, str(tmp_path / 'resumed'), stop_after=5)
+  resumed = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))
+  assert float(resumed['state'].lr_scale) == 0.5 ** 5
+  records = [json.loads(l) for l in (tmp_path / 'full' / 'metrics.jsonl').read_text().splitlines()]
+  lr = {r['step']: r['lr'] for r in records if r['split'] == 'train'}
+  schedule = optim.make_optimizer(c.optim, c.train.num_steps)[1]
+  # steps 11 and 12 (logged at 12) run after 4 decays (evaluations 4, 6, 8, 10)
+  assert lr[12] == pytest.approx(0.5 ** 4 * (float(schedule(10)) + float(schedule(11))) / 2, rel=1e-6)

@@ -190,3 +190,19 @@ def test_train_step_carries_the_state_and_resets_it_where_told():
   chex.assert_trees_all_close(carries[1], run(params[1], batches[1], carries[0]), rtol=1e-5, atol=1e-6)
   odd_fresh = jax.tree.map(lambda c: c * (1 - reset[2][:, None]), carries[1])
   chex.assert_trees_all_close(carries[2], run(params[2], batches[2], odd_fresh), rtol=1e-5, atol=1e-6)
+
+
+def test_lr_scale_scales_the_update_and_the_logged_learning_rate():
+  model, _, _, batches = _setup('gru')
+  c = get_base_config().optim
+  c.name, c.weight_decay, c.clip_norm = 'momentum', 0.01, 1.0
+  tx, schedule = optim.make_optimizer(c, 100)
+  state = state_lib.create(model, tx, jax.random.PRNGKey(0), (jnp.zeros((1, T), jnp.int32),), lr_scale=True)
+  step = jax.jit(steps.make_train_step(model, tx, schedule))
+  deltas, lrs = [], []
+  for scale in (1.0, 0.25):
+    new, m = step(state.replace(lr_scale=jnp.float32(scale)), batches[0])
+    deltas.append(jax.tree.map(jnp.subtract, new.params, state.params))
+    lrs.append(float(m['lr']))
+  chex.assert_trees_all_close(jax.tree.map(lambda d: d * 0.25, deltas[0]), deltas[1], rtol=1e-5, atol=1e-9)
+  assert lrs[1] == pytest.approx(0.25 * lrs[0]) and lrs[0] == pytest.approx(float(schedule(0)))
