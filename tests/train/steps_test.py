@@ -164,28 +164,28 @@ def _train_carried(model, tx, schedule, batches, devices, grad_accum=1):
   state = jax.jit(init, out_shardings=state_sh)(rng)
   step = jax.jit(steps.make_train_step(model, tx, schedule, steps.LM, grad_accum, carry_state=True),
                  in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, sharding.replicated(mesh)))
-  carries = []
+  carries, params = [], [jax.device_get(state.params)]  # params[i]: before step i
   for b in batches:
     state, _ = step(state, sharding.global_batch(b, batch_sh))
     carries.append(jax.device_get(state.carry))
-  return jax.device_get(state.params), carries
+    params.append(jax.device_get(state.params))
+  return params, carries
 
 
 def test_train_step_carries_the_state_and_resets_it_where_told():
   model, tx, schedule, batches = _setup('lstm')
   reset = [np.ones(B, np.float32), np.zeros(B, np.float32), (np.arange(B) % 2).astype(np.float32)]
   batches = [{**b, 'reset': r} for b, r in zip(batches, reset)]
-  p1, carries = _train_carried(model, tx, schedule, batches, jax.devices()[:1])
+  params, carries = _train_carried(model, tx, schedule, batches, jax.devices()[:1])
   p8, carries8 = _train_carried(model, tx, schedule, batches, jax.devices())
   pk, carries_k = _train_carried(model, tx, schedule, batches, jax.devices()[:2], grad_accum=4)
-  chex.assert_trees_all_close(p8, p1, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(p8[-1], params[-1], rtol=1e-5, atol=1e-6)
   chex.assert_trees_all_close(carries8, carries, rtol=1e-5, atol=1e-6)
-  chex.assert_trees_all_close(pk, p1, rtol=1e-4, atol=1e-6)
+  chex.assert_trees_all_close(pk[-1], params[-1], rtol=1e-4, atol=1e-6)
   chex.assert_trees_all_close(carries_k, carries, rtol=1e-4, atol=1e-6)
   # Each carry is the model's final state on the batch (under the parameters before its update), started from the
   # last one where `reset` is 0.
   run = lambda params, b, carry0: model.apply({'params': params}, b['inputs'], carry0=carry0, return_carry=True)[1]
-  params = [_train_carried(model, tx, schedule, batches[:n], jax.devices()[:1])[0] for n in range(3)]
   chex.assert_trees_all_close(carries[0], run(params[0], batches[0], None), rtol=1e-5, atol=1e-6)
   chex.assert_trees_all_close(carries[1], run(params[1], batches[1], carries[0]), rtol=1e-5, atol=1e-6)
   odd_fresh = jax.tree.map(lambda c: c * (1 - reset[2][:, None]), carries[1])
