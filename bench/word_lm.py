@@ -13,14 +13,14 @@ word is scored that no model could have learnt.
 The recipe is the example's defaults: a 2-layer LSTM, 200-wide embedding and states, dropout 0.2, untied, 35-token
 windows, batch 20, plain SGD at lr 20 with gradients clipped to norm 0.25, the hidden state carried from each batch to
 the next (seqmodels: `train.carry_state`), evaluated with the state carried across the split, the learning rate
-divided by 4 after each epoch whose validation loss is not below the best so far (seqmodels: a constant schedule
-with `optim.plateau_decay=0.25`, evaluated once an epoch), and the best epoch's model kept (`train.keep_best`). Both report the test perplexity of their best-validation model, and the
-peer evaluates on 10 streams, seqmodels on 20 (its batch): out of the split's tokens, 10 more start from the zero
-state. Both sides are timed as whole processes (start-up, compilation, per-epoch evaluation included). `--epochs`
-is the peer's upper epoch limit and seqmodels' length (in its own epochs of the same windows), `--model` GRU or
-LSTM, `--size` the embedding and state width (200, the example's default; 650 and 1500 are its README's medium and
-large, with `--dropout` 0.5 and 0.65), `--tied` ties the output layer to the embedding on both sides (the
-example's `--tied`, seqmodels' `model.tie_embeddings`).
+divided by 4 after each epoch whose validation loss is not below the best so far (seqmodels: a constant schedule with
+`optim.plateau_decay=0.25`, evaluated once an epoch), and the best epoch's model kept (`train.keep_best`). Both report
+the test perplexity of their best-validation model, and the peer evaluates on 10 streams, seqmodels on 20 (its batch):
+out of the split's tokens, 10 more start from the zero state. Both sides are timed as whole processes (start-up,
+compilation, per-epoch evaluation included). `--epochs` is the peer's upper epoch limit and seqmodels' length (in its
+own epochs of the same windows), `--model` GRU or LSTM, `--size` the embedding and state width (200, the example's
+default; 650 and 1500 are its README's medium and large, with `--dropout` 0.5 and 0.65), `--tied` ties the output
+layer to the embedding on both sides (the example's `--tied`, seqmodels' `model.tie_embeddings`).
 
 Prints one JSON line per implementation: case, implementation, device, wall_s, epochs, steps, ms_per_step,
 tokens_per_s, val_ppl (best), test_ppl, vocab, train_tokens, host, command, commit, date. ms_per_step is the
@@ -105,7 +105,7 @@ def run_peer(peer: str, corpus: str, args) -> dict:
     sys.exit(f'error: --peer={peer!r} has no main.py: point it at a checkout of pytorch/examples/word_language_model')
   cmd = [sys.executable, main, '--data', corpus, '--model', args.model, '--emsize', str(args.size), '--nhid',
          str(args.size), '--dropout', str(args.dropout), '--epochs', str(args.epochs), '--save',
-         os.path.join(corpus, 'model.pt'), '--accel', *(['--tied'] if args.tied else [])]  # its accelerator where torch has one, else the CPU
+         os.path.join(corpus, 'model.pt'), '--accel', *(['--tied'] if args.tied else [])]  # --accel: a GPU if any
   t0 = time.time()
   result = subprocess.run(cmd, cwd=corpus, capture_output=True, text=True)
   wall = time.time() - t0

@@ -140,7 +140,8 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
   (tmp_path / 'config.json').write_text(json.dumps(saved))
   loop._check_resumable(str(tmp_path), c)  # same run: resumes
   c.model.width = 64
-  with pytest.raises(loop.WorkdirError, match=r'different config \(config\.model\.width: 32 there, 64 now\): use a new --workdir'):
+  with pytest.raises(loop.WorkdirError,
+                     match=r'different config \(config\.model\.width: 32 there, 64 now\): use a new --workdir'):
     loop._check_resumable(str(tmp_path), c)
   c.model.width, c.train.num_steps = 32, 99
   with pytest.raises(loop.WorkdirError, match=r'config\.train\.num_steps'):
