@@ -64,11 +64,9 @@ COMMAND = ' '.join(['python', *sys.argv])
 
 
 def _commit() -> str:
-  try:
-    return subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], cwd=ROOT, capture_output=True, text=True,
-                          timeout=10).stdout.strip() or 'unknown'
-  except OSError:
-    return 'unknown'
+  """The commit of the seqmodels that ran, '+dirty' with uncommitted changes (summary.json's `commit`)."""
+  from seqmodels.train.loop import code_version  # noqa: PLC0415  (late: it imports jax)
+  return code_version()
 
 
 def _line(case: str, impl: str, device: str, wall_s: float, steps: int, tokens_per_step: int, val_loss: float,

@@ -48,11 +48,9 @@ BATCH, BPTT, LR, CLIP = 20, 35, 20.0, 0.25
 
 
 def _commit() -> str:
-  try:
-    return subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], cwd=ROOT, capture_output=True, text=True,
-                          timeout=10).stdout.strip() or 'unknown'
-  except OSError:
-    return 'unknown'
+  """The commit of the seqmodels that ran, '+dirty' with uncommitted changes (summary.json's `commit`)."""
+  from seqmodels.train.loop import code_version  # noqa: PLC0415  (late: it imports jax)
+  return code_version()
 
 
 def split_corpus(data: str, out: str) -> dict[str, int]:
