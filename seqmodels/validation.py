@@ -45,9 +45,17 @@ def _check_bert_data(d) -> None:
   sources = bert_data.MLM_SOURCES if d.name == 'mlm' else bert_data.CLASSIFY_SOURCES
   _check(d.source in sources, f'config.data.source={d.source!r} is not a {d.name} source: choose one of '
          f'{", ".join(repr(s) for s in sources)} (\'\' reads config.data.path)')
-  if d.source in ('', *bert_data.CORRUPTIONS):
+  what = ('a TSV/CSV (.tsv: tab-separated, no quoting; .csv: comma-separated)' if d.name == 'classify' and not
+          d.source else 'a local text file, one sentence per line')
+  table = os.path.splitext(d.path)[1].lower() in ('.tsv', '.csv')
+  _check(not (table and d.source in bert_data.CORRUPTIONS), f'config.data.path={d.path!r} is a table, but '
+         f'config.data.source={d.source!r} makes a task of the lines of a text file: set --config.data.source= '
+         '(empty) to classify its rows')
+  if d.source in ('', *bert_data.CORRUPTIONS) and '{split}' in d.path:
+    _check_split_files('data.path', d.path, f'{what} per split')
+  elif d.source in ('', *bert_data.CORRUPTIONS):
     _check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)), f'config.data.path={d.path!r} is not a '
-           'file: point it at a local text file (mlm, classify source shuffled/scrambled) or a TSV/CSV (classify)')
+           f"file: point it at {what}, or at one per split with '{{split}}'")
   _check(0 < d.mask_prob < 1, f'config.data.mask_prob={d.mask_prob!r} must be in (0, 1); BERT uses 0.15')
   _check(d.seq_len >= 8, f'config.data.seq_len={d.seq_len!r} is too short for [CLS] A [SEP] B [SEP]: use >= 8')
 

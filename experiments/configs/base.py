@@ -50,8 +50,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.num_validation = 1_000
   c.data.num_test = 1_000
   c.data.seed = 0                  # generation seed of synthetic data
-  c.data.path = ''                 # text: a local text file (split 90/10), or a path with '{split}', one file per
-                                   # split: train, validation (or valid/val/dev), test optional ('wiki.{split}.tokens')
+  c.data.path = ''                 # text, mlm, classify: a local file (split 90/10), or a path with '{split}', one
+                                   # file per split: train, validation (or valid/val/dev), test optional
+                                   # ('wiki.{split}.tokens')
   c.data.seq_len = 128             # text LMs: window length
   c.data.stride = 0                # text LMs: window stride; 0 means seq_len
   c.data.byte_level = False        # text: tokens are UTF-8 bytes + 4 specials (the ids of lm1b, mlm and classify

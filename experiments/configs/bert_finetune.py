@@ -2,7 +2,8 @@
 
 The default task is local: is a line of data.path real, or are the inner letters of its words of 4+ letters
 scrambled (data.source='scrambled', a spelling judgement)? 'shuffled' (inner words reordered) is the harder
-word-order task; data.source='' with data.path=FILE.tsv reads your own (text[, text_b], label) rows; glue/sst2 and
+word-order task; data.source='' with data.path=FILE.tsv (or 'DIR/{split}.tsv', one file per split) reads your own
+(text[, text_b], label) rows or the columns a header names (GLUE's files: seqmodels/data/bert.py); glue/sst2 and
 imdb_reviews are TFDS sources.
   python launch.py --config=experiments/configs/bert_finetune.py:small --workdir=runs/bert_ft \
       --config.train.init_from=runs/bert_pt        # full fine-tuning of the pre-trained encoder

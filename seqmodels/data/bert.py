@@ -4,18 +4,21 @@ Text is UTF-8 bytes (ByteTokenizer after 4 specials), so every source shares one
 encoder fits any classification task. Rows are `[CLS] A [SEP] (B [SEP]) [PAD]...`, segment 0 for A, 1 for B.
 
 data.name='mlm': sentence pairs from the lines of a local text file (data.path; the first 90% of its lines train,
-the rest validate) or of TFDS `lm1b` / `wiki40b/en` (data.source); B is the next line half of the time (is_next=1),
+the rest validate), of one file per split (a data.path with '{split}': train, validation, test optional) or of
+TFDS `lm1b` / `wiki40b/en` (data.source); B is the next line half of the time (is_next=1),
 a random line of the same split otherwise; fixed per example at load. Masking (Devlin et al. 2019): 15% of the
 real tokens are chosen, of which 80% become [MASK], 10% a random byte and 10% stay; it is redrawn for every
 training row from (seed, global row of the stream), so the pipeline's exactness contract holds; validation masks
 are fixed per example.
 
-data.name='classify': (text[, text_b], label) rows from a local TSV/CSV (data.path), TFDS `glue/sst2` or
-`imdb_reviews` (data.source), or a local task on the lines of data.path: is a line real (label 1) or corrupted
-(label 0)? data.source='shuffled' reorders its inner words (first and last kept, so case and final punctuation
-do not tell): telling takes knowledge of word order. 'scrambled' reorders the inner letters of every word of 4 or
-more letters ("Kate" -> "Ktae"; the letters a line holds do not change): telling takes knowledge of spelling.
-Pre-training on the same text can give either; its validation lines are those that pre-training on data.path holds out.
+data.name='classify': (text[, text_b], label) rows, or the columns a header row names (GLUE's own files), from a
+local TSV/CSV (data.path: one, split 90/10 at random, or one per split with '{split}': 'SST-2/{split}.tsv' reads
+train.tsv and dev.tsv), TFDS `glue/sst2` or `imdb_reviews` (data.source), or a local task on the lines of
+data.path: is a line real (label 1) or corrupted (label 0)? data.source='shuffled' reorders its inner words
+(first and last kept, so case and final punctuation do not tell): telling takes knowledge of word order.
+'scrambled' reorders the inner letters of every word of 4 or more letters ("Kate" -> "Ktae"; the letters a line
+holds do not change): telling takes knowledge of spelling. Pre-training on the same text can give either; its
+validation lines are those that pre-training on data.path holds out.
 """
 
 from __future__ import annotations
@@ -158,27 +161,60 @@ def corrupted_task(lines: Sequence[str], seed: int, source: str) -> tuple[list[s
   return texts, np.array(labels, np.int32)
 
 
-def read_table(path: str) -> tuple[list[str], list[str] | None, list[str]]:
-  """(texts, texts_b or None, labels) from a TSV (.tsv) or CSV file of (text[, text_b], label) rows; a first row
-  whose last column is 'label' is a header. A file that is not such a table is a DataError naming the row."""
-  delimiter = '\t' if path.endswith('.tsv') else ','
+# A table's header names its columns. The label is the first column named one of LABEL_COLUMNS; the text is the
+# first of TEXT_COLUMNS all of whose names it has (GLUE's files: SST-2, QNLI, RTE, MNLI, QQP, MRPC), else every
+# column that is neither the label nor in ID_COLUMNS, if one or two are left.
+LABEL_COLUMNS = ('label', 'gold_label', 'labels', 'sentiment', 'class', 'category', 'is_duplicate', 'quality')
+TEXT_COLUMNS = (('sentence1', 'sentence2'), ('question', 'sentence'), ('question1', 'question2'),
+                ('premise', 'hypothesis'), ('#1 string', '#2 string'), ('text', 'text_b'), ('text_a', 'text_b'),
+                ('sentence',), ('text',), ('review',))
+ID_COLUMNS = ('idx', 'index', 'id', 'qid1', 'qid2', '#1 id', '#2 id', 'promptid', 'pairid', 'genre')
+_HEADER_NAMES = {*LABEL_COLUMNS, *(n for names in TEXT_COLUMNS for n in names), *ID_COLUMNS}
+
+
+def _columns(path: str, header: list[str]) -> tuple[list[int], int | None]:
+  """(text column indices, label column index or None) named by a header row."""
+  names = [h.strip().lower() for h in header]
+  label = next((names.index(n) for n in LABEL_COLUMNS if n in names), None)
+  text = next(([names.index(n) for n in group] for group in TEXT_COLUMNS if all(n in names for n in group)),
+              None)
+  if text is None:
+    text = [i for i, n in enumerate(names) if i != label and n not in ID_COLUMNS]
+  if not 1 <= len(text) <= 2:
+    raise builders.DataError(f'{path}: its header ({", ".join(header)}) names no text column, or more than two: '
+                             "name the text column 'text' (and a second one 'text_b') and the label 'label'")
+  return text, label
+
+
+def read_table(path: str) -> tuple[list[str], list[str] | None, list[str] | None]:
+  """(texts, texts_b or None, labels) from a TSV (.tsv) or CSV file of (text[, text_b], label) rows, or of
+  columns its header names (LABEL_COLUMNS, TEXT_COLUMNS: GLUE's files as they unpack); labels are None when a
+  header names no label column (GLUE's test files). A .tsv is split at every tab, no quoting (GLUE's convention:
+  its sentences hold unpaired quotes); a .csv follows RFC 4180 quoting. A file that is not such a table is a
+  DataError naming the row."""
+  tsv = path.endswith('.tsv')
+  kwargs = {'delimiter': '\t', 'quoting': csv.QUOTE_NONE} if tsv else {'delimiter': ','}
   try:
-    with open(os.path.expanduser(path), newline='', encoding='utf-8') as f:
-      rows = [(n, r) for n, r in enumerate(csv.reader(f, delimiter=delimiter), 1) if r]
+    with open(os.path.expanduser(path), newline='', encoding='utf-8-sig') as f:
+      rows = [(n, r) for n, r in enumerate(csv.reader(f, **kwargs), 1) if r]
   except UnicodeDecodeError as e:
     raise builders.not_utf8(path, e) from e
-  if rows and rows[0][1][-1].strip().lower() == 'label':
-    rows = rows[1:]
+  kind = 'tab' if tsv else 'comma'
+  header = bool(rows) and any(h.strip().lower() in _HEADER_NAMES for h in rows[0][1])
+  width = len(rows[0][1]) if rows else 0
+  text, label = _columns(path, rows.pop(0)[1]) if header else (list(range(width - 1)), width - 1)
   if not rows:
     raise builders.DataError(f'{path} has no rows: it needs (text, label) or (text, text_b, label) rows')
-  width = len(rows[0][1])
-  bad = next(((n, r) for n, r in rows if len(r) != width or width not in (2, 3)), None)
+  bad = next(((n, r) for n, r in rows if len(r) != width or not (header or width in (2, 3))), None)
   if bad is not None:
-    kind = 'tab' if delimiter == '\t' else 'comma'
     raise builders.DataError(f'{path}: row {bad[0]} has {len(bad[1])} {kind}-separated fields; every row must be '
-                             '(text, label) or (text, text_b, label), with fields holding the separator quoted')
-  return ([r[0] for _, r in rows], [r[1] for _, r in rows] if width == 3 else None,
-          [r[-1].strip() for _, r in rows])
+                             '(text, label) or (text, text_b, label), or hold the columns of a header row naming '
+                             'them' + ('' if tsv else ', with fields holding a comma quoted'))
+  labels = None if label is None else [r[label].strip() for _, r in rows]
+  empty = next((n for (n, _), y in zip(rows, labels or ()) if not y), None)
+  if empty is not None:
+    raise builders.DataError(f'{path}: row {empty} has an empty label: give every row its label')
+  return ([r[text[0]] for _, r in rows], [r[text[1]] for _, r in rows] if len(text) == 2 else None, labels)
 
 
 def label_ids(labels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -202,11 +238,45 @@ def _rows(arrays: dict[str, np.ndarray], index: np.ndarray) -> dict[str, np.ndar
 
 
 def split_lines(path: str) -> dict[str, list[str]]:
-  """The non-empty lines of a text file, split in order: the first 90% train, the rest validation. Pre-training
-  (mlm) and the local classification tasks split a file alike, so no validation line is ever seen in pre-training."""
-  lines = [line.strip() for line in builders.read_text(path).split('\n') if line.strip()]
+  """The non-empty lines of each split: of each file of a path with '{split}' (train, validation, test optional),
+  or of one text file, split in order: the first 90% train, the rest validation. Pre-training (mlm) and the local
+  classification tasks split a file alike, so no validation line is ever seen in pre-training."""
+  if '{split}' in path:
+    return {split: _lines(file) for split, file in builders.split_files(path).items()}
+  lines = _lines(path)
   cut = int(len(lines) * TRAIN_FRACTION)
   return {'train': lines[:cut], 'validation': lines[cut:]}
+
+
+def _lines(path: str) -> list[str]:
+  return [line.strip() for line in builders.read_text(path).split('\n') if line.strip()]
+
+
+def _tables(path: str, seq_len: int, seed: int) -> tuple[dict[str, dict[str, np.ndarray]], list[str], dict]:
+  """({split: classification arrays}, class names, meta) of a TSV/CSV per split ('{split}') or of one, shuffled
+  and split 90/10 (a table may be sorted by label). A test file without labels (GLUE's) gives no test split."""
+  if '{split}' not in path:
+    texts, texts_b, labels = read_table(path)
+    if labels is None:
+      raise builders.DataError(f'{path}: its header names no label column: name it \'label\'')
+    labels_N, names = label_ids(labels)
+    arrays = classification_arrays(texts, texts_b, labels_N, seq_len)
+    order = np.random.default_rng([seed, 11]).permutation(len(texts))
+    cut = int(len(texts) * TRAIN_FRACTION)
+    return {'train': _rows(arrays, order[:cut]), 'validation': _rows(arrays, order[cut:])}, names, {}
+  tables, meta = {}, {}
+  for split, file in builders.split_files(path).items():
+    tables[split] = read_table(file)
+    if tables[split][2] is None:
+      if split != 'test':
+        raise builders.DataError(f'{file}: its header names no label column: name it \'label\'')
+      meta['no_test'] = f'its test file {file} has no labels'
+      del tables['test']
+  _, names = label_ids([y for _, _, labels in tables.values() for y in labels])
+  index = {name: i for i, name in enumerate(names)}
+  arrays = {split: classification_arrays(texts, texts_b, [index[y] for y in labels], seq_len)
+            for split, (texts, texts_b, labels) in tables.items()}
+  return arrays, names, meta
 
 
 def _tfds_texts(name: str, split: str, directory: str, limit: int, key: str) -> list[str]:
@@ -288,25 +358,20 @@ def load(data_cfg, directory: str) -> pipeline.Data:
     else:
       pairs = {split: nsp_pairs(lines, T, seed) for split, lines in split_lines(data_cfg.path).items()}
     mask_prob = data_cfg.mask_prob
-    train_arrays = pairs['train']
-    validation = _masked(pairs['validation'], np.arange(len(pairs['validation']['next'])), _EVAL_SEED, mask_prob)
-    splits = {'train': pipeline.Examples(len(train_arrays['next']), lambda i: _rows(train_arrays, i)),
-              'validation': pipeline.Examples(len(validation['next']), lambda i: _rows(validation, i))}
+    fixed = lambda p: _masked(p, np.arange(len(p['next'])), _EVAL_SEED, mask_prob)  # evaluation: fixed masks
+    arrays = {split: p if split == 'train' else fixed(p) for split, p in pairs.items()}
+    splits = {split: pipeline.Examples(len(a['next']), lambda i, a=a: _rows(a, i)) for split, a in arrays.items()}
     augment = lambda batch, rows, s: _masked(batch, rows, s, mask_prob)
     return pipeline.Data('mlm', VOCAB_SIZE, T, splits, decode, augment=augment)
 
+  meta = {}
   if data_cfg.source in CORRUPTIONS:
     parts, names = {}, [data_cfg.source, 'real']
     for split, lines in split_lines(data_cfg.path).items():
       texts, labels_N = corrupted_task(lines, seed, data_cfg.source)
       parts[split] = classification_arrays(texts, None, labels_N, T)
   elif not data_cfg.source:
-    texts, texts_b, labels = read_table(data_cfg.path)
-    labels_N, names = label_ids(labels)
-    arrays = classification_arrays(texts, texts_b, labels_N, T)
-    order = np.random.default_rng([seed, 11]).permutation(len(texts))  # a table may be sorted by label
-    cut = int(len(texts) * TRAIN_FRACTION)
-    parts = {'train': _rows(arrays, order[:cut]), 'validation': _rows(arrays, order[cut:])}
+    parts, names, meta = _tables(data_cfg.path, T, seed)
   else:
     key = 'sentence' if data_cfg.source == 'glue/sst2' else 'text'
     splits_of = {'train': 'train', 'validation': 'validation' if data_cfg.source == 'glue/sst2' else 'test'}
@@ -318,8 +383,8 @@ def load(data_cfg, directory: str) -> pipeline.Data:
       texts = [ex[key].decode('utf-8') if isinstance(ex[key], bytes) else str(ex[key]) for ex in examples]
       parts[split] = classification_arrays(texts, None, [int(ex['label']) for ex in examples], T)
   splits = {split: pipeline.Examples(len(a['label']), lambda i, a=a: _rows(a, i)) for split, a in parts.items()}
-  return pipeline.Data('classify', VOCAB_SIZE, T, splits, decode, meta={'num_classes': len(names),
-                                                                          'classes': names})
+  return pipeline.Data('classify', VOCAB_SIZE, T, splits, decode,
+                       meta={'num_classes': len(names), 'classes': names, **meta})
 
 
 def decode(tokens) -> str:

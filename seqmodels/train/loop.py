@@ -156,7 +156,7 @@ def _check_test_split(data: pipeline.Data, name: str) -> None:
   has train and validation only), checked before any training."""
   test = data.splits.get('test')
   if test is None or test is data.splits.get('validation'):
-    why = 'none' if test is None else 'its validation split is its test split'
+    why = data.meta.get('no_test', 'none') if test is None else 'its validation split is its test split'
     raise DataError(f'config.train.test_eval=True, but config.data.name={name} has no test split of its own '
                     f'({why}): leave test_eval off, its final eval is on the validation split')
 

@@ -89,9 +89,60 @@ def test_classification_from_tsv_with_pairs_and_named_labels(tmp_path):
   assert text == f'[CLS] first {i} [SEP] second {i} [SEP] ' and batch['label'][0] == (1 if i % 3 else 0)
 
 
+def test_classification_from_glue_style_split_files_by_their_header(tmp_path):
+  # QNLI's layout: an index column, two named text columns, string labels; dev.tsv is the validation split; the
+  # test file has no labels; sentences hold unpaired quotes, which a .tsv keeps (no quoting)
+  header = 'index\tquestion\tsentence\tlabel\n'
+  rows = lambda n, labels: ''.join(f'{i}\tis "it {i}?\tit is {i}\t{labels[i % 2]}\n' for i in range(n))
+  (tmp_path / 'train.tsv').write_text(header + rows(10, ['entailment', 'not_entailment']))
+  (tmp_path / 'dev.tsv').write_text(header + rows(4, ['not_entailment', 'not_entailment']))
+  (tmp_path / 'test.tsv').write_text('index\tquestion\tsentence\n0\tis it?\tit is\n')
+  c = data_config(tmp_path, 'classify')
+  c.path = str(tmp_path / '{split}.tsv')
+  data = pipeline.load(c)
+  assert data.meta['classes'] == ['entailment', 'not_entailment'] and set(data.splits) == {'train', 'validation'}
+  assert 'test.tsv has no labels' in data.meta['no_test']
+  assert data.splits['train'].size == 10 and data.splits['validation'].size == 4
+  train = data.splits['train'].gather(np.arange(10))
+  assert bert.decode(train['inputs'][3]) == '[CLS] is "it 3? [SEP] it is 3 [SEP] ' and train['label'][3] == 1
+  assert data.splits['validation'].gather(np.arange(4))['label'].tolist() == [1, 1, 1, 1]
+
+
+def test_mlm_reads_one_text_file_per_split_with_a_fixed_test_split(tmp_path):
+  for split, seed in (('train', 0), ('valid', 1), ('test', 2)):
+    write_text(tmp_path / f'{split}.txt', n=60, seed=seed)
+  c = data_config(tmp_path, 'mlm', seq_len=128)
+  c.path = str(tmp_path / '{split}.txt')
+  data = pipeline.load(c)
+  lines = bert.split_lines(c.path)
+  assert set(data.splits) == {'train', 'validation', 'test'} and len(lines['test']) == 60
+  test = data.splits['test'].gather(np.arange(data.splits['test'].size))
+  np.testing.assert_array_equal(test['inputs'], pipeline.load(c).splits['test'].gather(np.arange(60))['inputs'])
+  first = bert.decode(test['targets'][0])[len('[CLS] '):].split(' [SEP] ')[0]
+  assert first == lines['test'][0] and (test['weights'] > 0).any()
+
+
+def test_classification_paths_that_cannot_work_are_one_line_naming_the_fix(tmp_path):
+  from seqmodels import validation  # noqa: PLC0415
+  (tmp_path / 'train.tsv').write_text('text\tlabel\ngood\t1\n')
+  c = get_base_config()
+  c.model.name, c.data.name, c.data.source = 'bert', 'classify', 'scrambled'
+  for path, message in ((tmp_path / 'train.tsv', r"is a table, but config.data.source='scrambled' makes a task of "
+                         r"the lines of a text file: set --config.data.source= \(empty\)"),
+                        (tmp_path / '{split}.tsv', r"config.data.path='.*\{split\}.tsv': no validation file \(.*"
+                         r"validation/valid/val/dev.tsv\): a TSV/CSV \(.tsv: tab-separated, no quoting")):
+    c.data.path = str(path)
+    with pytest.raises(validation.ConfigError, match=message):
+      validation.validate(c)
+    c.data.source = ''
+
+
 @pytest.mark.parametrize('name,content,words', [
     ('ragged.tsv', 'text\tlabel\ngood one\t1\nno label here\n'.encode(), 'row 3 has 1 tab-separated fields'),
     ('header_only.csv', b'text,label\n', 'has no rows'),
+    ('wide.tsv', b'a\tb\tc\tlabel\nx\ty\tz\t1\n', 'names no text column, or more than two'),
+    ('four.csv', b'x,y,z,1\n', 'row 1 has 4 comma-separated fields'),
+    ('unlabelled.tsv', b'index\tsentence\n0\tgood\n', "names no label column: name it 'label'"),
     ('latin.csv', 'gro\u00df,1\n'.encode('latin-1'), 'is not UTF-8 text'),
 ])
 def test_unusable_classification_tables_fail_with_one_line_naming_file_and_row(tmp_path, name, content, words):
