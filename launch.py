@@ -54,10 +54,11 @@ FLAGS = flags.FLAGS
 
 
 class _QuietLibraries(logging.logging.Filter):
-  """Drops the INFO chatter of orbax and friends; their warnings and errors still show."""
+  """Drops the INFO chatter of orbax, jax and friends (jax's TPU probe); their warnings and errors still show."""
 
   def filter(self, record) -> bool:
-    noisy = any(f'{os.sep}{lib}{os.sep}' in record.pathname for lib in ('orbax', 'grain', 'tensorflow_datasets'))
+    libraries = ('orbax', 'grain', 'tensorflow_datasets', 'jax')
+    noisy = any(f'{os.sep}{lib}{os.sep}' in record.pathname for lib in libraries)
     return record.levelno >= logging.logging.WARNING or not noisy
 
 

@@ -13,6 +13,7 @@ import hashlib
 import inspect
 import io
 import json
+import logging
 import os
 import re
 import tarfile
@@ -30,6 +31,10 @@ TRAIN_FRACTION = 0.9  # local_text: first 90% of characters train, last 10% vali
 # Builders set `code_path` themselves: TFDS 4.9.10 derives it through `importlib_resources`, which it
 # does not install on Python >= 3.9 (tensorflow/datasets#11212), so download_and_prepare would fail.
 _CODE_PATH = epath.Path(__file__)
+# What TFDS logs as a warning for every builder here (each config is made for its data, so it is a custom one;
+# a variant folder lacks dataset_info.json until it is first built): dropped.
+_TFDS_ROUTINE = ('Using custom data configuration', 'Variant folder %s has no')
+logging.getLogger('absl').addFilter(lambda record: not str(record.msg).startswith(_TFDS_ROUTINE))
 
 
 class DataError(ValueError):

@@ -19,6 +19,16 @@ class CheckpointError(RuntimeError):
   """No readable checkpoint where one was expected."""
 
 
+def _not_item_step_metadata(record: logging.LogRecord) -> bool:
+  """Reading one item ('state') of a step alone, orbax looks for the step's metadata in the item's directory
+  and warns that it is not there: it is one level up, where CheckpointManager writes it. That warning is dropped."""
+  return not (record.getMessage().startswith('Metadata file does not exist')
+              and record.getMessage().endswith(os.path.join('state', '_CHECKPOINT_METADATA')))
+
+
+logging.getLogger('absl').addFilter(_not_item_step_metadata)
+
+
 # Where a run's checkpoints live: the periodic ones (the latest resumes the run) and, with train.keep_best, the
 # one of the best evaluation so far (its parameters only), which analyses can read instead.
 CHECKPOINT_DIRS = {'latest': 'checkpoints', 'best': 'best_checkpoint'}
