@@ -17,10 +17,10 @@ divided by 4 after each epoch whose validation loss is not below the best so far
 `optim.plateau_decay=0.25`, evaluated once an epoch), and the best epoch's model kept (`train.keep_best`). Both report
 the test perplexity of their best-validation model, and the peer evaluates on 10 streams, seqmodels on 20 (its batch):
 out of the split's tokens, 10 more start from the zero state. Both sides are timed as whole processes (start-up,
-compilation, per-epoch evaluation included). `--epochs` is the peer's upper epoch limit and seqmodels' length (in its
-own epochs of the same windows), `--model` GRU or LSTM, `--size` the embedding and state width (200, the example's
-default; 650 and 1500 are its README's medium and large, with `--dropout` 0.5 and 0.65), `--tied` ties the output
-layer to the embedding on both sides (the example's `--tied`, seqmodels' `model.tie_embeddings`).
+compilation, per-epoch evaluation included). `--epochs` is the peer's upper epoch limit and seqmodels' length
+(`train.num_epochs`, epochs of the same windows), `--model` GRU or LSTM, `--size` the embedding and state width (200,
+the example's default; 650 and 1500 are its README's medium and large, with `--dropout` 0.5 and 0.65), `--tied` ties
+the output layer to the embedding on both sides (the example's `--tied`, seqmodels' `model.tie_embeddings`).
 
 Prints one JSON line per implementation: case, implementation, device, wall_s, epochs, steps, ms_per_step,
 tokens_per_s, val_ppl (best), test_ppl, vocab, train_tokens, host, command, commit, date. ms_per_step is the
@@ -123,17 +123,15 @@ def run_peer(peer: str, corpus: str, args) -> dict:
                peer_command=' '.join(cmd[1:]))
 
 
-def run_seqmodels(corpus: str, counts: dict, args, workdir: str) -> dict:
+def run_seqmodels(corpus: str, args, workdir: str) -> dict:
   """launch.py with experiments/configs/word_lm.py set to the example's recipe, as its own process."""
-  steps_per_epoch = (counts['train'] // BATCH - 1) // BPTT  # whole windows of each of the 20 streams
-  steps = steps_per_epoch * args.epochs
   flags = {'data.path': os.path.join(corpus, '{split}.txt'), 'data.min_count': 1, 'data.seq_len': BPTT,
            'model.name': args.model.lower(), 'model.width': args.size, 'model.embed': args.size, 'model.layers': 2,
            'model.dropout': args.dropout, 'optim.name': 'sgd', 'optim.lr': LR, 'optim.clip_norm': CLIP,
            'optim.warmup_steps': 0, 'optim.min_lr_ratio': 1.0, 'optim.plateau_decay': 0.25,
-           'optim.weight_decay': 0.0, 'train.batch_size': BATCH, 'train.num_steps': steps,
+           'optim.weight_decay': 0.0, 'train.batch_size': BATCH, 'train.num_epochs': args.epochs,
            'train.carry_state': True, 'train.keep_best': True, 'train.test_eval': True,
-           'train.eval_every': steps_per_epoch, 'train.checkpoint_every': steps_per_epoch, 'train.log_every': 100,
+           'train.eval_every': 0, 'train.checkpoint_every': 0, 'train.log_every': 100,  # 0: once an epoch
            'model.tie_embeddings': args.tied}
   cmd = [sys.executable, os.path.join(ROOT, 'launch.py'), f'--config={ROOT}/experiments/configs/word_lm.py',
          f'--workdir={workdir}', *(f'--config.{k}={v}' for k, v in flags.items())]
@@ -144,8 +142,8 @@ def run_seqmodels(corpus: str, counts: dict, args, workdir: str) -> dict:
     sys.exit(f'error: seqmodels failed: {result.stderr.strip().splitlines()[-1:]}')
   with open(os.path.join(workdir, 'summary.json')) as f:
     s = json.load(f)
-  return _line('seqmodels', wall, steps, s['train_seconds'], math.exp(s['best_eval_loss']), s['test']['perplexity'],
-               device=s['platform'], epochs=args.epochs, test_loss=round(s['test']['loss'], 4),
+  return _line('seqmodels', wall, s['num_steps'], s['train_seconds'], math.exp(s['best_eval_loss']),
+               s['test']['perplexity'], device=s['platform'], epochs=args.epochs, test_loss=round(s['test']['loss'], 4),
                seqmodels_command=' '.join(cmd[1:]).replace(workdir, 'WORKDIR'))
 
 
@@ -170,7 +168,7 @@ def main() -> None:
     if args.peer and args.only != 'seqmodels':
       print(json.dumps({**run_peer(args.peer, corpus, args), **common}), flush=True)
     if args.only != 'peer':
-      print(json.dumps({**run_seqmodels(corpus, counts, args, os.path.join(tmp, 'run')), **common}), flush=True)
+      print(json.dumps({**run_seqmodels(corpus, args, os.path.join(tmp, 'run')), **common}), flush=True)
 
 
 if __name__ == '__main__':

@@ -241,8 +241,13 @@ def validate(config) -> None:
   _check(o.weight_decay >= 0, f'config.optim.weight_decay={o.weight_decay!r} must be >= 0')
   _check(o.clip_norm >= 0, f'config.optim.clip_norm={o.clip_norm!r} must be >= 0 (0 disables clipping)')
 
-  _positive(config, 'train', 'num_steps', 'batch_size', 'grad_accum', 'log_every', 'eval_every', 'checkpoint_every',
-            'keep_checkpoints')
+  _positive(config, 'train', 'num_steps', 'batch_size', 'grad_accum', 'log_every', 'keep_checkpoints')
+  for field in ('eval_every', 'checkpoint_every'):
+    _check(isinstance(t[field], int) and t[field] >= 0, f'config.train.{field}={t[field]!r} must be an integer '
+           '>= 0 (0 means once an epoch)')
+  epochs = t.get('num_epochs', 0)
+  _check(isinstance(epochs, (int, float)) and epochs >= 0, f'config.train.num_epochs={epochs!r} must be >= 0 (0 '
+         'trains config.train.num_steps steps)')
   _check(t.eval_batches >= 0, f'config.train.eval_batches={t.eval_batches!r} must be >= 0 (0 means all)')
   if t.init_from:
     ckpts = os.path.join(os.path.expanduser(t.init_from), 'checkpoints')

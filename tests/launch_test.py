@@ -33,6 +33,8 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('optim.clip_norm', -1.0, ['config.optim.clip_norm', '>= 0']),
     ('train.batch_size', 0, ['config.train.batch_size', 'positive']),
     ('train.num_steps', -5, ['config.train.num_steps', 'positive']),
+    ('train.num_epochs', -1.0, ['config.train.num_epochs=-1.0', '>= 0']),
+    ('train.eval_every', -1, ['config.train.eval_every=-1', '0 means once an epoch']),
     ('train.dtype', 'float8', ['config.train.dtype', 'choose one of']),
 ]
 

@@ -101,13 +101,16 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1_000
+  c.train.num_epochs = 0.0         # > 0: train this many epochs of the train split instead (num_steps is then
+                                   # its steps, rounded up: summary.json and config.json record them)
   c.train.batch_size = 64          # global, split over devices and processes
   c.train.grad_accum = 1           # micro-batches per step, run one after another (memory of one): the same
                                    # update as the whole batch at once; batch_size must split into them
   c.train.dtype = 'auto'           # compute dtype: float32 | bfloat16 | auto (bfloat16 on GPU/TPU, float32 on
                                    # CPU); parameters are always float32
   c.train.log_every = 50
-  c.train.eval_every = 500
+  c.train.eval_every = 500         # steps between evaluations; 0 means once an epoch (with checkpoint_every:
+                                   # one epoch's steps, rounded)
   c.train.eval_batches = 0         # 0 evaluates the whole validation split
   c.train.checkpoint_every = 500
   c.train.keep_checkpoints = 3

@@ -147,6 +147,13 @@ class Data:
         min(windows, max_batches or windows))
     return _prefetched(steps.map(batch_at))
 
+  def steps_per_epoch(self, batch_size: int, streams: bool = False) -> float:
+    """Training steps of `batch_size` global rows that one epoch takes: the train split's examples over the batch
+    (`train_batches`), or with `streams` each stream's whole windows (`stream_batches`)."""
+    if streams:
+      return float((len(self.tokens['train']) // batch_size - 1) // self.seq_len)
+    return self._split('train').size / batch_size
+
   def decode(self, tokens) -> str:
     """Renders a token sequence (or adding-problem values) as text."""
     return self.decoder(tokens)

@@ -172,6 +172,25 @@ def _test_metrics(eval_step, objective, params, data, local_batch, batch_sh, tc,
                      carry), 'parameters': which}
 
 
+def in_steps(config, data: pipeline.Data):
+  """`config` with what it says in epochs said in steps: train.num_epochs > 0 as train.num_steps (rounded up), and
+  train.eval_every / checkpoint_every 0 as one epoch's steps (rounded); `config` itself when it has none."""
+  tc = config.train
+  epochs = tc.get('num_epochs', 0)
+  if not (epochs or tc.eval_every == 0 or tc.checkpoint_every == 0):
+    return config
+  per_epoch = data.steps_per_epoch(tc.batch_size, tc.get('carry_state', False))
+  config = config.copy_and_resolve_references()
+  if epochs:
+    config.train.num_steps = max(1, math.ceil(epochs * per_epoch - 1e-9))
+  for field in ('eval_every', 'checkpoint_every'):
+    if config.train[field] == 0:
+      config.train[field] = max(1, round(per_epoch))
+  logging.info('an epoch is %.6g steps: num_steps %d, eval_every %d, checkpoint_every %d', per_epoch,
+               config.train.num_steps, config.train.eval_every, config.train.checkpoint_every)
+  return config
+
+
 def _check_resumable(workdir: str, config) -> None:
   """Refuses to resume a workdir that holds a run with a different model, data, optimizer or schedule."""
   path = os.path.join(workdir, 'config.json')
@@ -184,9 +203,12 @@ def _check_resumable(workdir: str, config) -> None:
     raise WorkdirError(f'workdir {workdir} has an unreadable config.json ({type(e).__name__}: {e}): use a new '
                        '--workdir, or delete that file to resume with this config') from e
   new = json.loads(config.to_json_best_effort())
-  fixed = ['seed', 'model', 'data', 'optim', ('train', 'batch_size'), ('train', 'num_steps'), ('train', 'dtype'),
-           ('train', 'carry_state')]
-  defaults = {('train', 'carry_state'): False}  # what a config.json from before the field was added ran
+  fixed = ['seed', 'model', 'data', 'optim', ('train', 'batch_size'), ('train', 'dtype'), ('train', 'carry_state'),
+           ('train', 'num_epochs')]
+  if not config.train.get('num_epochs', 0):  # else num_steps follows from num_epochs and the data (`in_steps`)
+    fixed.append(('train', 'num_steps'))
+  # What a config.json from before a field was added ran.
+  defaults = {('train', 'carry_state'): False, ('train', 'num_epochs'): 0}
   # The same function either way: a run may resume on another platform.
   speed_only = {'model': ('unroll', 'min_scan', 'recurrence')}
   for key in fixed:
@@ -247,11 +269,13 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   primary = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
   _check_resumable(workdir, config)
-  if primary:
-    write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json_best_effort()))
 
   pipeline.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
   data = pipeline.load(config.data)
+  config = in_steps(config, data)
+  tc = config.train
+  if primary:
+    write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json_best_effort()))
   if tc.get('test_eval', False):
     _check_test_split(data, config.data.name)
   sharding.wait_for_all_processes('preparing the data')

@@ -233,6 +233,7 @@ def test_stream_batches_read_every_stream_in_order_and_score_each_eval_token_onc
     np.testing.assert_array_equal(both[0][step]['reset'], [float(k == 0)] * 2)
   resumed = next(data.stream_batches(batch_size=2, start_step=7, process_index=1, process_count=2))
   chex.assert_trees_all_equal(resumed, both[1][7])
+  assert data.steps_per_epoch(4, streams=True) == 6  # train.num_epochs counts these epochs
   # Evaluation: 2 streams of 28 tokens, ceil(27 / 4) = 7 windows, the last one with 3 targets: every token but
   # the streams' first (0 and 28) and the one left over (56) is scored once.
   batches = list(data.stream_batches(batch_size=2, split='validation'))

@@ -64,6 +64,23 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
   assert seconds[-1][1] == pytest.approx(resumed['train_seconds'], rel=1e-6)
 
 
+def test_a_length_in_epochs_is_its_steps_and_resumes(tmp_path):
+  c = tiny_config(tmp_path)  # 256 training examples in batches of 16: an epoch is 16 steps
+  c.train.num_epochs, c.train.eval_every, c.train.checkpoint_every = 1.25, 0, 0  # 20 steps, once an epoch
+  part = loop.train_and_evaluate(c, str(tmp_path / 'run'), stop_after=5)
+  assert part['status'] == 'preempted' and checkpoint.saved_steps(str(tmp_path / 'run')) == [5]
+  done = loop.train_and_evaluate(c, str(tmp_path / 'run'))  # config.json has the steps; the config, epochs
+  assert done['step'] == done['num_steps'] == 20 and checkpoint.saved_steps(str(tmp_path / 'run')) == [20, 16, 5]
+  evals = [r['step'] for r in map(json.loads, (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines())
+           if r['split'] == 'eval']
+  assert evals == [16, 20]
+  saved = json.loads((tmp_path / 'run' / 'config.json').read_text())['train']
+  assert (saved['num_steps'], saved['eval_every'], saved['num_epochs']) == (20, 16, 1.25)
+  c.train.num_epochs = 2.0
+  with pytest.raises(loop.WorkdirError, match=r'config.train.num_epochs: 1.25 there, 2.0 now'):
+    loop.train_and_evaluate(c, str(tmp_path / 'run'))
+
+
 def _corrupt(step_dir: pathlib.Path) -> None:
   for f in step_dir.rglob('*'):
     if f.is_file() and 'state' in f.parts:
