@@ -12,15 +12,15 @@ word is scored that no model could have learnt.
 
 The recipe is the example's defaults: a 2-layer LSTM, 200-wide embedding and states, dropout 0.2, untied, 35-token
 windows, batch 20, plain SGD at lr 20 with gradients clipped to norm 0.25, the hidden state carried from each batch to
-the next (seqmodels: `train.carry_state`), evaluated with the state carried across the split, the learning rate
-divided by 4 after each epoch whose validation loss is not below the best so far (seqmodels: a constant schedule with
-`optim.plateau_decay=0.25`, evaluated once an epoch), and the best epoch's model kept (`train.keep_best`). Both report
-the test perplexity of their best-validation model, and the peer evaluates on 10 streams, seqmodels on 20 (its batch):
-out of the split's tokens, 10 more start from the zero state. Both sides are timed as whole processes (start-up,
-compilation, per-epoch evaluation included). `--epochs` is the peer's upper epoch limit and seqmodels' length
-(`train.num_epochs`, epochs of the same windows), `--model` GRU or LSTM, `--size` the embedding and state width (200,
-the example's default; 650 and 1500 are its README's medium and large, with `--dropout` 0.5 and 0.65), `--tied` ties
-the output layer to the embedding on both sides (the example's `--tied`, seqmodels' `model.tie_embeddings`).
+the next (seqmodels: `train.carry_state`), evaluated as 10 streams with the state carried across each
+(`train.eval_batch_size=10`), the learning rate divided by 4 after each epoch whose validation loss is not below the
+best so far (seqmodels: a constant schedule with `optim.plateau_decay=0.25`, evaluated once an epoch), and the best
+epoch's model kept (`train.keep_best`). Both report the test perplexity of their best-validation model. Both sides are
+timed as whole processes (start-up, compilation, per-epoch evaluation included). `--epochs` is the peer's upper epoch
+limit and seqmodels' length (`train.num_epochs`, epochs of the same windows), `--model` GRU or LSTM, `--size` the
+embedding and state width (200, the example's default; 650 and 1500 are its README's medium and large, with `--dropout`
+0.5 and 0.65), `--tied` ties the output layer to the embedding on both sides (the example's `--tied`, seqmodels'
+`model.tie_embeddings`).
 
 Prints one JSON line per implementation: case, implementation, device, wall_s, epochs, steps, ms_per_step,
 tokens_per_s, val_ppl (best), test_ppl, vocab, train_tokens, host, command, commit, date. ms_per_step is the
@@ -44,7 +44,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # run from a checkout without installing
 COMMAND = ' '.join(['python', *sys.argv])
-BATCH, BPTT, LR, CLIP = 20, 35, 20.0, 0.25
+BATCH, EVAL_BATCH, BPTT, LR, CLIP = 20, 10, 35, 20.0, 0.25
 
 
 def _commit() -> str:
@@ -130,6 +130,7 @@ def run_seqmodels(corpus: str, args, workdir: str) -> dict:
            'model.dropout': args.dropout, 'optim.name': 'sgd', 'optim.lr': LR, 'optim.clip_norm': CLIP,
            'optim.warmup_steps': 0, 'optim.min_lr_ratio': 1.0, 'optim.plateau_decay': 0.25,
            'optim.weight_decay': 0.0, 'train.batch_size': BATCH, 'train.num_epochs': args.epochs,
+           'train.eval_batch_size': EVAL_BATCH,
            'train.carry_state': True, 'train.keep_best': True, 'train.test_eval': True,
            'train.eval_every': 0, 'train.checkpoint_every': 0, 'train.log_every': 100,  # 0: once an epoch
            'model.tie_embeddings': args.tied}

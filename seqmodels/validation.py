@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from seqmodels.layers.minrnn import MIN_GATES
@@ -249,6 +250,8 @@ def validate(config) -> None:
   _check(isinstance(epochs, (int, float)) and epochs >= 0, f'config.train.num_epochs={epochs!r} must be >= 0 (0 '
          'trains config.train.num_steps steps)')
   _check(t.eval_batches >= 0, f'config.train.eval_batches={t.eval_batches!r} must be >= 0 (0 means all)')
+  _check(t.get('eval_batch_size', 0) >= 0, f'config.train.eval_batch_size={t.eval_batch_size!r} must be >= 0 (0 '
+         'means batch_size)')
   if t.init_from:
     ckpts = os.path.join(os.path.expanduser(t.init_from), 'checkpoints')
     _check(os.path.isdir(ckpts), f'config.train.init_from={t.init_from!r} has no checkpoints/: point it at the '
@@ -278,6 +281,10 @@ def validate_devices(config, device_count: int, process_count: int, platform: st
   _check(b % device_count == 0, f'config.train.batch_size={b} does not split over {devices}: '
          f'use a multiple of {device_count}')
   _check(b % process_count == 0, f'config.train.batch_size={b} does not split over {process_count} processes')
+  e = config.train.get('eval_batch_size', 0)
+  _check(e % device_count == 0 and e % process_count == 0, f'config.train.eval_batch_size={e} does not split '
+         f'over {devices} and {process_count} process{"es" * (process_count != 1)}: use a multiple of '
+         f'{math.lcm(device_count, process_count)}, or 0 (batch_size)')
   k = config.train.grad_accum
   _check(b % (device_count * k) == 0, f'config.train.batch_size={b} does not split into train.grad_accum={k} '
          f'micro-batches over {devices}: use a multiple of {device_count * k}, or another grad_accum')

@@ -125,7 +125,12 @@ def test_batch_not_divisible_by_devices_is_named():
     validation.validate_devices(c, 8, 1, 'cpu')
   c.train.grad_accum = 2
   validation.validate_devices(c, 8, 1, 'cpu')
-  c.train.grad_accum = 0
+  c.train.eval_batch_size = 10
+  with pytest.raises(validation.ConfigError, match=r'config.train.eval_batch_size=10 does not split over 8 devices '
+                     r'and 2 processes: use a multiple of 8, or 0 \(batch_size\)'):
+    validation.validate_devices(c, 8, 2, 'cpu')
+  validation.validate_devices(c, 2, 1, 'cpu')
+  c.train.eval_batch_size, c.train.grad_accum = 0, 0
   with pytest.raises(validation.ConfigError, match='config.train.grad_accum=0 must be a positive integer'):
     validation.validate(c)
 

@@ -113,15 +113,14 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
   train_metrics = {'tokens': float(tokens.size), 'tokens_per_sec': tokens.size / max(fit_seconds, 1e-9),
                    'train_seconds': fit_seconds}
   carry = config.train.get('carry_state', False)
-  eval_metrics, unseen = evaluate(model, data, config.train.batch_size, config.train.eval_batches or None,
-                                  carry_state=carry)
+  eval_batch = config.train.get('eval_batch_size', 0) or config.train.batch_size  # under carry_state: streams
+  eval_metrics, unseen = evaluate(model, data, eval_batch, config.train.eval_batches or None, carry_state=carry)
   writer = MetricWriter(workdir, enabled=primary)
   writer.write(1, 'train', train_metrics)
   writer.write(1, 'eval', {**eval_metrics, **{f'unseen_context_{k}': v for k, v in unseen.items()}})
   test_metrics = {}
   if test_eval:  # the counts are the model's one set of parameters: 'final'
-    test_metrics, test_unseen = evaluate(model, data, config.train.batch_size, config.train.eval_batches or None,
-                                         'test', carry)
+    test_metrics, test_unseen = evaluate(model, data, eval_batch, config.train.eval_batches or None, 'test', carry)
     writer.write(1, 'test', {**test_metrics, **{f'unseen_context_{k}': v for k, v in test_unseen.items()}})
     test_metrics = {**test_metrics, 'parameters': 'final'}
   writer.close()

@@ -161,14 +161,14 @@ def _check_test_split(data: pipeline.Data, name: str) -> None:
                     f'({why}): leave test_eval off, its final eval is on the validation split')
 
 
-def _test_metrics(eval_step, objective, params, data, local_batch, batch_sh, tc, workdir: str, state_sh,
+def _test_metrics(eval_step, objective, params, data, eval_batch, batch_sh, tc, workdir: str, state_sh,
                   carry=None):
   """The test split's metrics, with the best evaluation's parameters under keep_best, else `params`."""
   which = 'final'
   if tc.get('keep_best', False):
     _, saved = checkpoint.restore_saved(workdir, which='best')
     params, which = jax.tree.map(jax.device_put, saved['params'], state_sh.params), 'best'
-  return {**evaluate(eval_step, objective, params, data, local_batch, batch_sh, tc.eval_batches or None, 'test',
+  return {**evaluate(eval_step, objective, params, data, eval_batch, batch_sh, tc.eval_batches or None, 'test',
                      carry), 'parameters': which}
 
 
@@ -282,6 +282,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   mesh = sharding.make_mesh()
   batch_sh = sharding.batch_sharding(mesh)
   local_batch = tc.batch_size // jax.process_count()
+  eval_batch = (tc.get('eval_batch_size', 0) or tc.batch_size) // jax.process_count()  # under carry_state: streams
 
   dtype = compute_dtype(tc.dtype)
   model = registry.build(config.model, data, dtype)
@@ -323,7 +324,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     eval_step = jax.jit(steps.make_eval_step(model, objective, carry_state=True),
                         in_shardings=(state_sh.params, state_sh.carry, batch_sh),
                         out_shardings=(replicated, state_sh.carry))
-    eval_carry = jax.jit(lambda c: jax.tree.map(jnp.zeros_like, c), out_shardings=state_sh.carry)(state.carry)
+    eval_carry = jax.jit(lambda p: state_lib.zero_carry(model, p, eval_batch * jax.process_count()),
+                         out_shardings=state_sh.carry)(state.params)
     batches = data.stream_batches(batch_size=local_batch, start_step=start, process_index=jax.process_index(),
                                   process_count=jax.process_count())
   else:
@@ -375,10 +377,10 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
 
   try:
     if start >= tc.num_steps:  # finished before, but its summary was not written: evaluate the final state again
-      eval_metrics = evaluate(eval_step, objective, state.params, data, local_batch, batch_sh,
+      eval_metrics = evaluate(eval_step, objective, state.params, data, eval_batch, batch_sh,
                               tc.eval_batches or None, carry=eval_carry)
       if tc.get('test_eval', False):
-        test_metrics = _test_metrics(eval_step, objective, state.params, data, local_batch, batch_sh, tc, workdir,
+        test_metrics = _test_metrics(eval_step, objective, state.params, data, eval_batch, batch_sh, tc, workdir,
                                      state_sh, eval_carry)
     for step in range(start + 1, tc.num_steps + 1):
       state, m = train_step(state, sharding.global_batch(next(batches), batch_sh))
@@ -392,7 +394,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
       if step % tc.eval_every == 0 or last:
         flush(step)
         t_eval = time.time()
-        eval_metrics = evaluate(eval_step, objective, state.params, data, local_batch, batch_sh,
+        eval_metrics = evaluate(eval_step, objective, state.params, data, eval_batch, batch_sh,
                                 tc.eval_batches or None, carry=eval_carry)
         if last and objective.final_eval is not None:
           eval_metrics.update(objective.final_eval(model, state.params, data, config, workdir))
@@ -409,7 +411,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
         ckpt.save(step, state, meta)
       if last and tc.get('test_eval', False):
         ckpt.wait()  # no save in flight while the best checkpoint is read (orbax's barriers: see save_best)
-        test_metrics = _test_metrics(eval_step, objective, state.params, data, local_batch, batch_sh, tc, workdir,
+        test_metrics = _test_metrics(eval_step, objective, state.params, data, eval_batch, batch_sh, tc, workdir,
                                      state_sh, eval_carry)
         writer.write(step, 'test', {k: v for k, v in test_metrics.items() if k != 'parameters'})
       if stopping and not last:

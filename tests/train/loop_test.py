@@ -336,6 +336,17 @@ def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(t
   _assert_trees_equal(full['state'].carry, resumed['state'].carry)
   assert full['state'].carry[0][0].shape == (8, 32)  # the GRU's state: one per stream
   assert 0 < full['eval']['loss'] < np.log(len(set((tmp_path / 'corpus.txt').read_text())))
+  # train.eval_batch_size: the validation split read as 16 streams instead, each carried through in one piece
+  c.train.eval_batch_size = 16
+  wide = loop.train_and_evaluate(c, str(tmp_path / 'wide'))
+  _assert_trees_equal(wide['state'].params, full['state'].params)  # the same training
+  run = runs.load(str(tmp_path / 'wide'))
+  ids = run.data.tokens['validation']
+  streams_16xL = ids[:len(ids) // 16 * 16].reshape(16, -1)
+  logits = run.model.apply({'params': wide['state'].params}, streams_16xL[:, :-1])
+  nll, tokens = loop.steps.token_cross_entropy(logits, streams_16xL[:, 1:], np.ones(streams_16xL[:, 1:].shape))[:2]
+  assert wide['eval']['loss'] == pytest.approx(float(nll) / float(tokens), rel=1e-5)
+  assert abs(wide['eval']['loss'] - full['eval']['loss']) > 1e-4  # 8 streams are not 16
   c.train.carry_state = False
   with pytest.raises(loop.WorkdirError, match=r'config\.train\.carry_state: True there, False now'):
     loop.train_and_evaluate(c, str(tmp_path / 'full'))
