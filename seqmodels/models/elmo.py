@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqmodels.layers.embeddings import OutputLayer
 from seqmodels.layers.recurrent import Recurrent
 
 Array = jax.Array
@@ -82,13 +83,12 @@ class ELMo(nn.Module):
     c = self.cfg
     self.elmo = BiLM(c)
     self.drop = nn.Dropout(c.dropout)
-    self.softmax = nn.Dense(c.V, dtype=c.dtype)  # one softmax for both directions, as in ELMo
+    self.softmax = OutputLayer(c.V, dtype=c.dtype)  # one softmax for both directions, as in ELMo
 
   def __call__(self, tokens_BxT, mask_BxT=None, *, train: bool = False) -> BiLMLogits:
     top_BxTx2H = self.drop(self.elmo(tokens_BxT, mask_BxT, train=train)[-1], deterministic=not train)
     H = self.cfg.H
-    return BiLMLogits(self.softmax(top_BxTx2H[..., :H]).astype(jnp.float32),
-                      self.softmax(top_BxTx2H[..., H:]).astype(jnp.float32))
+    return BiLMLogits(self.softmax(top_BxTx2H[..., :H]), self.softmax(top_BxTx2H[..., H:]))
 
   def features(self, tokens_BxT, mask_BxT=None) -> list[Array]:
     """Per-token ELMo representations, N + 1 arrays [B, T, 2H] (use with `apply(..., method=ELMo.features)`)."""

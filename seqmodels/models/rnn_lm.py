@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqmodels.layers.embeddings import tied_logits
+from seqmodels.layers.embeddings import OutputLayer, tied_logits
 from seqmodels.layers.recurrent import Recurrent
 
 
@@ -61,7 +61,7 @@ class RNNLM(nn.Module):
       bias_V = self.param('head_bias', nn.initializers.zeros, (c.V,), jnp.float32)
       logits_BxTxV = tied_logits(embed, drop(y_BxTxE)) + bias_V
     else:
-      logits_BxTxV = nn.Dense(c.V, dtype=c.dtype, name='head')(drop(h_BxTxH)).astype(jnp.float32)
+      logits_BxTxV = OutputLayer(c.V, dtype=c.dtype, name='head')(drop(h_BxTxH))
     return (logits_BxTxV, finals) if return_carry else logits_BxTxV
 
 

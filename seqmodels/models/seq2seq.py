@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from seqmodels.layers.attention import SourceAttention
+from seqmodels.layers.embeddings import OutputLayer
 from seqmodels.layers.recurrent import Recurrent
 
 Array = jax.Array
@@ -75,7 +76,7 @@ class Seq2Seq(nn.Module):
       self.attention = SourceAttention(c.attention, A, dtype=c.dtype)
     if c.attention != 'none' or c.feed_context:
       self.combine = nn.Dense(c.H, dtype=c.dtype)
-    self.head = nn.Dense(c.V_tgt, dtype=c.dtype)
+    self.head = OutputLayer(c.V_tgt, dtype=c.dtype)
     self.drop = nn.Dropout(c.dropout)
 
   def encode(self, src_BxS: Array, train: bool = False) -> tuple[dict, list]:
@@ -101,7 +102,7 @@ class Seq2Seq(nn.Module):
   def _readout(self, s_BxTxH: Array, c_BxTxE: Array | None, train: bool) -> Array:
     if c_BxTxE is not None:
       s_BxTxH = jnp.tanh(self.combine(jnp.concatenate([s_BxTxH, c_BxTxE.astype(s_BxTxH.dtype)], -1)))
-    return self.head(self.drop(s_BxTxH, deterministic=not train)).astype(jnp.float32)
+    return self.head(self.drop(s_BxTxH, deterministic=not train))
 
   def step(self, memory: dict, carry: list, y_prev_B: Array, train: bool = False) -> tuple[list, Array, Array]:
     """One decoder step: (memory, carry, previous token) -> (new carry, logits_BxV, attention weights_BxS)."""

@@ -1,12 +1,15 @@
-"""Tests for seqmodels/layers/embeddings.py: the tied output layer's logits and where its matmul runs."""
+"""Tests for seqmodels/layers/embeddings.py: the tied output layer's logits and where its matmul runs; the untied
+output layer is nn.Dense's function and parameters, on both of its paths."""
 
 import flax.linen as nn
 import jax
 import jax.extend
 import jax.numpy as jnp
 import numpy as np
+import optax
+import pytest
 
-from seqmodels.layers.embeddings import tied_logits
+from seqmodels.layers.embeddings import OutputLayer, tied_logits
 from seqmodels.models import gpt
 
 
@@ -48,3 +51,27 @@ def test_gpt_in_bfloat16_computes_its_output_layer_in_bfloat16_with_float32_logi
   (dot,) = _logit_dots(jaxpr, 37)
   assert [v.aval.dtype for v in dot.invars] == [jnp.bfloat16, jnp.bfloat16]
   assert dot.outvars[0].aval.dtype == jnp.float32
+
+
+@pytest.mark.parametrize('backend', ['cpu', 'gpu'])  # 'gpu': the plain path, taken where XLA is not XLA:CPU
+def test_output_layer_is_nn_dense_with_its_parameters_and_gradients(backend, monkeypatch):
+  monkeypatch.setattr(jax, 'default_backend', lambda: backend)
+  rng = np.random.default_rng(0)
+  x_BxTxE = jnp.asarray(rng.normal(size=(3, 5, 16)), jnp.float32)
+  targets_BxT = jnp.asarray(rng.integers(0, 40, (3, 5)))
+  dense, out = nn.Dense(40), OutputLayer(40)
+  params = dense.init(jax.random.key(1), x_BxTxE)
+  jax.tree.map(np.testing.assert_array_equal, out.init(jax.random.key(1), x_BxTxE), params)  # checkpoints fit both
+  params = jax.tree.map(lambda p: p + 0.1, params)  # a bias that is not zero
+
+  def loss(model):
+    return lambda p, x: optax.softmax_cross_entropy_with_integer_labels(model.apply(p, x), targets_BxT).mean()
+
+  (ref, ref_grads), (got, got_grads) = (jax.jit(jax.value_and_grad(loss(m), argnums=(0, 1)))(params, x_BxTxE)
+                                        for m in (dense, out))
+  np.testing.assert_allclose(got, ref, rtol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), got_grads, ref_grads)
+  bf16 = OutputLayer(40, dtype=jnp.bfloat16)  # a decoder step's [B, E] input, in bfloat16: float32 logits
+  logits, dx = jax.value_and_grad(lambda x: bf16.apply(params, x).sum())(x_BxTxE[0].astype(jnp.bfloat16))
+  assert logits.dtype == jnp.float32 and dx.shape == (5, 16) and dx.dtype == jnp.bfloat16
+  np.testing.assert_allclose(dx, jnp.broadcast_to(params['params']['kernel'].sum(1), (5, 16)), rtol=0.02)
