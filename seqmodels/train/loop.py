@@ -326,6 +326,9 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
                         out_shardings=(replicated, state_sh.carry))
     eval_carry = jax.jit(lambda p: state_lib.zero_carry(model, p, eval_batch * jax.process_count()),
                          out_shardings=state_sh.carry)(state.params)
+    # A split too short for its streams is a DataError now, not at the first evaluation.
+    for split in ('validation', 'test') if tc.get('test_eval', False) else ('validation',):
+      data.stream_batches(batch_size=eval_batch, split=split, process_count=jax.process_count())
     batches = data.stream_batches(batch_size=local_batch, start_step=start, process_index=jax.process_index(),
                                   process_count=jax.process_count())
   else:

@@ -337,9 +337,8 @@ def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(t
   assert full['state'].carry[0][0].shape == (8, 32)  # the GRU's state: one per stream
   assert 0 < full['eval']['loss'] < np.log(len(set((tmp_path / 'corpus.txt').read_text())))
   # train.eval_batch_size: the validation split read as 16 streams instead, each carried through in one piece
-  c.train.eval_batch_size = 16
+  c.train.eval_batch_size, c.train.num_steps = 16, 3
   wide = loop.train_and_evaluate(c, str(tmp_path / 'wide'))
-  _assert_trees_equal(wide['state'].params, full['state'].params)  # the same training
   run = runs.load(str(tmp_path / 'wide'))
   ids = run.data.tokens['validation']
   streams_16xL = ids[:len(ids) // 16 * 16].reshape(16, -1)
@@ -347,6 +346,12 @@ def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(t
   nll, tokens = loop.steps.token_cross_entropy(logits, streams_16xL[:, 1:], np.ones(streams_16xL[:, 1:].shape))[:2]
   assert wide['eval']['loss'] == pytest.approx(float(nll) / float(tokens), rel=1e-5)
   assert abs(wide['eval']['loss'] - full['eval']['loss']) > 1e-4  # 8 streams are not 16
+  c.train.eval_batch_size = 128  # 216 validation characters: 1 a stream, too few; said before any training
+  with pytest.raises(loop.DataError, match=r'in 128 streams \(config.train.eval_batch_size\) are 1 tokens each, fewer '
+                     r'than two tokens: lower config.train.eval_batch_size \(0: batch_size\)'):
+    loop.train_and_evaluate(c, str(tmp_path / 'too_many_streams'))
+  assert not (tmp_path / 'too_many_streams' / 'metrics.jsonl').exists()
+  c.train.eval_batch_size, c.train.num_steps = 0, 18
   c.train.carry_state = False
   with pytest.raises(loop.WorkdirError, match=r'config\.train\.carry_state: True there, False now'):
     loop.train_and_evaluate(c, str(tmp_path / 'full'))
