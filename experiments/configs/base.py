@@ -109,12 +109,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.dtype = 'auto'           # compute dtype: float32 | bfloat16 | auto (bfloat16 on GPU/TPU, float32 on
                                    # CPU); parameters are always float32
   c.train.log_every = 50
-  c.train.eval_every = 500         # steps between evaluations; 0 means once an epoch (with checkpoint_every:
-                                   # one epoch's steps, rounded)
+  c.train.eval_every = 500         # steps between evaluations; 0 means once an epoch (one epoch's steps, rounded)
   c.train.eval_batches = 0         # 0 evaluates the whole validation split
   c.train.eval_batch_size = 0      # rows of an evaluation batch (under carry_state: the streams a split is read
                                    # as; PyTorch's word_language_model evaluates on 10); 0 means batch_size
-  c.train.checkpoint_every = 500
+  c.train.checkpoint_every = 500   # steps between checkpoints; 0 means once an epoch
   c.train.keep_checkpoints = 3
   c.train.keep_best = False        # also keep the best evaluation's parameters (workdir/best_checkpoint): the
                                    # analysis CLIs read them with --checkpoint=best
