@@ -17,6 +17,10 @@ Both return the mean over the batch of per-example norms, float32 [T] (one array
 From the command line, for finished runs (config.json + the latest checkpoint in each workdir):
   python -m seqmodels.analysis.gradient_flow --workdir=RUN [--workdir=RUN2 ...] [--out=FILE] [--batch_size=16]
 writes gradient_flow.json (into each RUN, or all series into FILE) in the format experiments/report.py plots.
+Runs of language models (ELMo's too), the adding problem, classifiers (their loss reads the whole text) and
+translations (the loss at a target position; the encoder's series runs over source positions, time='source', its
+distance counted from the source's last token: the context an RNN decoder starts from) are read; BERT pre-training,
+with no one loss position, is refused in one line.
 """
 
 from __future__ import annotations
@@ -125,7 +129,26 @@ def _loss_at(kind: str, position: int) -> Callable:
       return fwd_B * batch['weights'][:, position] + bwd_B * batch['weights'][:, 0]
     return loss
 
-  return {'regression': regression_loss, 'bilm': bilm_loss}.get(kind, lm_loss)
+  def seq2seq_loss(batch):
+    """A translation's cross-entropy at target position `position` (teacher forcing); an RNN decoder returns
+    (logits, attention weights)."""
+    def loss(outputs):
+      logits_BxTxV = outputs[0] if isinstance(outputs, tuple) else outputs
+      ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV[:, position].astype(jnp.float32),
+                                                             batch['tgt_out'][:, position])
+      return ce_B * batch['weights'][:, position]
+    return loss
+
+  def classify_loss(batch):
+    return lambda logits_BxC: batch['weight'] * optax.softmax_cross_entropy_with_integer_labels(
+        logits_BxC.astype(jnp.float32), batch['label'])
+
+  losses = {'lm': lm_loss, 'regression': regression_loss, 'bilm': bilm_loss, 'seq2seq': seq2seq_loss,
+            'classify': classify_loss}
+  if kind not in losses:
+    raise ValueError(f'gradient flow reads a loss at one position, which a {kind} run does not have: pass a run '
+                     f'of one of {", ".join(losses)}')
+  return losses[kind]
 
 
 def _is_backward_site(site: str) -> bool:
@@ -145,16 +168,19 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   their reading order (reversed time, marked time='reversed'), so loss_position - t is the distance for both.
   """
   from seqmodels.analysis import runs  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
-  from seqmodels.layers.transformer import Block  # noqa: PLC0415
+  from seqmodels.layers.transformer import Block, DecoderBlock  # noqa: PLC0415
 
   run = runs.load(workdir)
   config, data, model, kind = run.config, run.data, run.model, run.kind
   batch = next(iter(data.eval_batches(batch_size=batch_size, max_batches=1)))
   inputs = run.objective.inputs(batch)
   params, step = runs.latest_params(run, inputs, checkpoint)
+  last_real = lambda tokens_BxT: int(np.nonzero(np.asarray(tokens_BxT).sum(0))[0].max())  # PAD is 0
   if loss_position is None:
     if data.kind == 'regression':
       loss_position = int(np.asarray(batch['mask']).sum(-1).max()) - 1
+    elif kind == 'classify':  # the prediction reads the whole text: its last real token
+      loss_position = last_real(batch['inputs'])
     else:
       loss_position = int(np.nonzero(np.asarray(batch['weights']).sum(0))[0].max())
   loss_fn = _loss_at(kind, loss_position)(batch)
@@ -162,13 +188,15 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
     norms = perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False)
   except ValueError:  # no recurrent perturbation site: an attention model, perturbed at each block's output
     norms = perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False,
-                                        perturb_outputs_of=(Block,))
+                                        perturb_outputs_of=(Block, DecoderBlock))
   series = []
   for site, n in sorted(norms.items()):
     s = {'model': config.model.name, 'site': site, 'step': step, 'loss_position': loss_position,
          'norms': [float(v) for v in np.asarray(n)]}
     if kind == 'bilm' and _is_backward_site(site):  # its loss reads original position 1, in its own time order
       s.update(loss_position=len(s['norms']) - 2, time='reversed')
+    if kind == 'seq2seq' and site.startswith('encoder'):  # source positions: the distance from the source's end
+      s.update(loss_position=last_real(batch['src']), time='source')
     series.append(s)
   return series
 
