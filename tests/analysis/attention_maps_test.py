@@ -9,7 +9,7 @@ import pytest
 from experiments import report
 from experiments.configs.translate import get_config as translate_config
 from seqmodels import validation
-from seqmodels.analysis import attention_maps
+from seqmodels.analysis import attention_maps, gradient_flow
 from seqmodels.layers.attention import MultiHeadAttention
 from seqmodels.train import loop
 from tests.analysis.gradient_flow_cli_test import _run
@@ -71,7 +71,7 @@ def test_a_transformer_translation_writes_its_encoder_decoder_attention(tmp_path
   c.data.data_dir = str(tmp_path / 'tfds')
   c.data.num_symbols, c.data.min_len, c.data.max_len = 8, 2, 5
   c.data.num_train, c.data.num_validation, c.data.num_test = 64, 8, 0
-  c.data.vocab_size, c.data.seq_len = 32, 10
+  c.data.vocab_size, c.data.seq_len = 64, 10  # a piece a word: padding after every source
   c.model.width, c.model.layers, c.model.heads = 16, 2, 2
   c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.checkpoint_every = 2, 8, 2, 2
   c.decode.beam_size, c.decode.attention_maps, c.decode.num_examples = 1, 2, 8
@@ -83,6 +83,15 @@ def test_a_transformer_translation_writes_its_encoder_decoder_attention(tmp_path
     w = maps[f'weights_{i}']
     assert w.shape == (len(maps[f'tgt_{i}']), len(maps[f'src_{i}']))
     np.testing.assert_allclose(w.sum(-1), 1, rtol=1e-5)  # every real source token, and only those
+  # The same run's gradient flow: its encoder's series runs over source positions, measured from the source's last
+  # real token (the context the decoder reads); padding never reaches the loss.
+  series = gradient_flow.run_gradient_flow(str(tmp_path / 'run'), batch_size=4)
+  enc = [s for s in series if s['site'].startswith('encoder')]
+  assert len(enc) == 2 and any(s['site'].startswith('decoder') for s in series), [s['site'] for s in series]
+  for s in enc:
+    norms = np.asarray(s['norms'])
+    assert s['time'] == 'source' and len(norms) == 10 and 1 <= s['loss_position'] < 9
+    assert np.all(norms[:s['loss_position'] + 1] > 0) and np.all(norms[s['loss_position'] + 1:] == 0)
 
 
 def test_a_bert_run_gives_bidirectional_maps_over_its_real_tokens(tmp_path):

@@ -20,8 +20,6 @@ def _run(tmp_path, name, data='copy'):
   c.data.data_dir = str(tmp_path / 'tfds')
   if data == 'text':  # a biLM reads running text (seqmodels/validation.py): windows of 10 next-token pairs
     c.data.path, c.data.seq_len, c.data.byte_level = write_text(tmp_path / 'text.txt'), 10, True
-  if data == 'toy_translation':
-    c.data.seq_len, c.data.min_len, c.data.max_len, c.data.num_symbols = 12, 2, 6, 12
   c.model.name, c.model.width, c.model.layers, c.model.heads = name, 16, 1, 2
   validation.validate(c)
   c.train.num_steps, c.train.batch_size, c.train.log_every = 2, 8, 1
@@ -68,15 +66,9 @@ def test_elmo_runs_give_each_direction_its_own_loss_and_reading_order(tmp_path):
     assert np.all(norms[:T] > 0) and norms[T] == 0, (direction, norms)
 
 
-def test_translation_and_classification_runs_read_their_own_losses(tmp_path):
-  """A translation's encoder series runs over source positions, measured from the source's last real token (the
-  context the decoder reads), and padding never reaches the loss; a classifier's loss is each row's."""
-  (enc,) = [s for s in gradient_flow.run_gradient_flow(_run(tmp_path, 'seq2seq_gru', 'toy_translation'), 4)
-            if s['site'].startswith('encoder')]
-  norms = np.asarray(enc['norms'])
-  assert enc['time'] == 'source' and len(norms) == 12 and 1 <= enc['loss_position'] < 11
-  assert np.all(norms[:enc['loss_position'] + 1] > 0) and np.all(norms[enc['loss_position'] + 1:] == 0)
-  # A classifier's loss: each row's cross-entropy, weighted (padding rows 0); its sites are found as the LM's are.
+def test_classification_losses_are_each_rows_and_pretraining_is_refused():
+  """A classifier's loss is each row's cross-entropy, weighted (padding rows 0); its sites are found as an LM's are.
+  Translation runs: tests/analysis/attention_maps_test.py, on the run it trains."""
   batch = {'label': np.array([0, 1]), 'weight': np.array([1.0, 0.0])}
   logits_Bx2 = np.array([[2.0, 0.0], [0.0, 5.0]], np.float32)
   loss_at = gradient_flow._loss_at  # pylint: disable=protected-access
