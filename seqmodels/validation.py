@@ -52,11 +52,12 @@ def _check_bert_data(d) -> None:
   _check(not (table and d.source in bert_data.CORRUPTIONS), f'config.data.path={d.path!r} is a table, but '
          f'config.data.source={d.source!r} makes a task of the lines of a text file: set --config.data.source= '
          '(empty) to classify its rows')
-  if d.source in ('', *bert_data.CORRUPTIONS) and '{split}' in d.path:
-    _check_split_files('data.path', d.path, f'{what} per split')
-  elif d.source in ('', *bert_data.CORRUPTIONS):
-    _check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)), f'config.data.path={d.path!r} is not a '
-           f"file: point it at {what}, or at one per split with '{{split}}'")
+  if d.source in ('', *bert_data.CORRUPTIONS):  # read from data.path
+    if '{split}' in d.path:
+      _check_split_files('data.path', d.path, f'{what} per split')
+    else:
+      _check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)), f'config.data.path={d.path!r} is not '
+             f"a file: point it at {what}, or at one per split with '{{split}}'")
   _check(0 < d.mask_prob < 1, f'config.data.mask_prob={d.mask_prob!r} must be in (0, 1); BERT uses 0.15')
   _check(d.seq_len >= 8, f'config.data.seq_len={d.seq_len!r} is too short for [CLS] A [SEP] B [SEP]: use >= 8')
 

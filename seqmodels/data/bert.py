@@ -255,27 +255,24 @@ def _lines(path: str) -> list[str]:
 def _tables(path: str, seq_len: int, seed: int) -> tuple[dict[str, dict[str, np.ndarray]], list[str], dict]:
   """({split: classification arrays}, class names, meta) of a TSV/CSV per split ('{split}') or of one, shuffled
   and split 90/10 (a table may be sorted by label). A test file without labels (GLUE's) gives no test split."""
-  if '{split}' not in path:
-    texts, texts_b, labels = read_table(path)
-    if labels is None:
-      raise builders.DataError(f'{path}: its header names no label column: name it \'label\'')
-    labels_N, names = label_ids(labels)
-    arrays = classification_arrays(texts, texts_b, labels_N, seq_len)
-    order = np.random.default_rng([seed, 11]).permutation(len(texts))
-    cut = int(len(texts) * TRAIN_FRACTION)
-    return {'train': _rows(arrays, order[:cut]), 'validation': _rows(arrays, order[cut:])}, names, {}
+  files = builders.split_files(path) if '{split}' in path else {'all': path}
   tables, meta = {}, {}
-  for split, file in builders.split_files(path).items():
-    tables[split] = read_table(file)
-    if tables[split][2] is None:
-      if split != 'test':
-        raise builders.DataError(f'{file}: its header names no label column: name it \'label\'')
+  for split, file in files.items():
+    table = read_table(file)
+    if table[2] is not None:
+      tables[split] = table
+    elif split == 'test':
       meta['no_test'] = f'its test file {file} has no labels'
-      del tables['test']
+    else:
+      raise builders.DataError(f'{file}: its header names no label column: name it \'label\'')
   _, names = label_ids([y for _, _, labels in tables.values() for y in labels])
   index = {name: i for i, name in enumerate(names)}
   arrays = {split: classification_arrays(texts, texts_b, [index[y] for y in labels], seq_len)
             for split, (texts, texts_b, labels) in tables.items()}
+  if 'all' in arrays:
+    n = len(arrays['all']['label'])
+    order, cut = np.random.default_rng([seed, 11]).permutation(n), int(n * TRAIN_FRACTION)
+    arrays = {'train': _rows(arrays['all'], order[:cut]), 'validation': _rows(arrays['all'], order[cut:])}
   return arrays, names, meta
 
 

@@ -127,10 +127,10 @@ class Data:
     windows = (length - 1) // T if train else -(-(length - 1) // T)
     if windows < 1:
       need = f'one window of config.data.seq_len + 1 = {T + 1} tokens' if train else 'two tokens'
-      field = 'config.train.batch_size' if train else 'config.train.eval_batch_size (0: batch_size)'
+      field = 'config.train.batch_size' if train else 'config.train.eval_batch_size'
       raise builders.DataError(
-          f'streams of the {split} split: its {len(ids_N)} tokens in {streams} streams ({field.split(" ")[0]}) '
-          f'are {length} tokens each, fewer than {need}: lower {field}'
+          f'streams of the {split} split: its {len(ids_N)} tokens in {streams} streams ({field}) '
+          f'are {length} tokens each, fewer than {need}: lower {field}{"" if train else " (0: batch_size)"}'
           f'{" or config.data.seq_len" if train else ""}, or use more text')
     starts_b = (process_index * batch_size + np.arange(batch_size)) * length
     offsets_L = np.arange(T + 1)

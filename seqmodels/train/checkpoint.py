@@ -22,8 +22,9 @@ class CheckpointError(RuntimeError):
 def _not_item_step_metadata(record: logging.LogRecord) -> bool:
   """Reading one item ('state') of a step alone, orbax looks for the step's metadata in the item's directory
   and warns that it is not there: it is one level up, where CheckpointManager writes it. That warning is dropped."""
-  return not (record.getMessage().startswith('Metadata file does not exist')
-              and record.getMessage().endswith(os.path.join('state', '_CHECKPOINT_METADATA')))
+  message = record.getMessage()
+  return not (message.startswith('Metadata file does not exist')
+              and message.endswith(os.path.join('state', '_CHECKPOINT_METADATA')))
 
 
 logging.getLogger('absl').addFilter(_not_item_step_metadata)

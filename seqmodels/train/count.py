@@ -113,7 +113,7 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
   train_metrics = {'tokens': float(tokens.size), 'tokens_per_sec': tokens.size / max(fit_seconds, 1e-9),
                    'train_seconds': fit_seconds}
   carry = config.train.get('carry_state', False)
-  eval_batch = config.train.get('eval_batch_size', 0) or config.train.batch_size  # under carry_state: streams
+  eval_batch = loop.eval_batch_size(config.train)
   eval_metrics, unseen = evaluate(model, data, eval_batch, config.train.eval_batches or None, carry_state=carry)
   writer = MetricWriter(workdir, enabled=primary)
   writer.write(1, 'train', train_metrics)

@@ -172,6 +172,12 @@ def _test_metrics(eval_step, objective, params, data, eval_batch, batch_sh, tc, 
                      carry), 'parameters': which}
 
 
+def eval_batch_size(train_cfg) -> int:
+  """The global rows of an evaluation batch: train.eval_batch_size, 0 meaning train.batch_size (under carry_state:
+  the streams a split is read as)."""
+  return train_cfg.get('eval_batch_size', 0) or train_cfg.batch_size
+
+
 def in_steps(config, data: pipeline.Data):
   """`config` with what it says in epochs said in steps: train.num_epochs > 0 as train.num_steps (rounded up), and
   train.eval_every / checkpoint_every 0 as one epoch's steps (rounded); `config` itself when it has none."""
@@ -282,7 +288,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   mesh = sharding.make_mesh()
   batch_sh = sharding.batch_sharding(mesh)
   local_batch = tc.batch_size // jax.process_count()
-  eval_batch = (tc.get('eval_batch_size', 0) or tc.batch_size) // jax.process_count()  # under carry_state: streams
+  eval_batch = eval_batch_size(tc) // jax.process_count()
 
   dtype = compute_dtype(tc.dtype)
   model = registry.build(config.model, data, dtype)
