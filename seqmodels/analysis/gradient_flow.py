@@ -20,7 +20,9 @@ writes gradient_flow.json (into each RUN, or all series into FILE) in the format
 Runs of language models (ELMo's too), the adding problem, classifiers (their loss reads the whole text) and
 translations (the loss at a target position; the encoder's series runs over source positions, time='source', its
 distance counted from the source's last token: the context an RNN decoder starts from) are read; BERT pre-training,
-with no one loss position, is refused in one line.
+with no one loss position, is refused in one line. Each row's loss is read at its own end (its last target, its
+text's last token) and its norms measured from there before the rows are averaged, so rows of different lengths
+line up by distance (`aligned_mean`); --loss_position reads every row at one position instead.
 """
 
 from __future__ import annotations
@@ -39,10 +41,25 @@ import optax
 Array = jax.Array
 
 
-def _batch_mean_norms(g_BxTx: Array) -> Array:
-  """||g[b, t, ...]||_2 averaged over b -> [T]."""
+def _example_norms(g_BxTx: Array) -> Array:
+  """||g[b, t, ...]||_2 -> [B, T]."""
   g_BxTxF = g_BxTx.reshape(g_BxTx.shape[0], g_BxTx.shape[1], -1).astype(jnp.float32)
-  return jnp.linalg.norm(g_BxTxF, axis=-1).mean(0)
+  return jnp.linalg.norm(g_BxTxF, axis=-1)
+
+
+def aligned_mean(norms_BxT: Array | np.ndarray, end_B: np.ndarray) -> tuple[np.ndarray, int]:
+  """The mean over rows of per-row norms aligned at each row's own end (its loss position, or its source's last
+  token): returns (norms [T], L) with L = the latest end, entry k holding distance L - k from every row's end.
+
+  A row whose sequence does not reach back that far is left out of that entry's mean (so the far entries are
+  the long rows' mean); the row with the latest end reaches every entry. Rows of one length: the plain mean.
+  """
+  n_BxT, end_B = np.asarray(norms_BxT, np.float64), np.asarray(end_B, np.int64)
+  T, latest = n_BxT.shape[1], int(end_B.max())
+  t_BxT = np.arange(T)[None, :] - latest + end_B[:, None]  # the position of row b that entry k reads
+  valid_BxT = (t_BxT >= 0) & (t_BxT < T)
+  n_BxT = np.where(valid_BxT, np.take_along_axis(n_BxT, np.clip(t_BxT, 0, T - 1), axis=1), 0.0)
+  return n_BxT.sum(0) / np.maximum(valid_BxT.sum(0), 1), latest
 
 
 def step_gradient_norms(loss_of_h: Callable[[Array], Array], h_BxTxH: Array) -> Array:
@@ -52,7 +69,7 @@ def step_gradient_norms(loss_of_h: Callable[[Array], Array], h_BxTxH: Array) -> 
   for the norms to be per example.
   """
   g_BxTxH = jax.jit(jax.grad(lambda h: jnp.sum(loss_of_h(h))))(h_BxTxH)
-  return _batch_mean_norms(g_BxTxH)
+  return _example_norms(g_BxTxH).mean(0)
 
 
 def _perturbing_outputs_of(classes: tuple[type, ...]):
@@ -68,8 +85,10 @@ def _perturbing_outputs_of(classes: tuple[type, ...]):
 
 
 def perturbation_gradient_norms(model: nn.Module, variables: dict, loss_fn: Callable[[Any], Array], *inputs: Any,
-                                perturb_outputs_of: tuple[type, ...] = (), **apply_kwargs) -> dict[str, Array]:
-  """{site path: mean over the batch of ||dL_b/dh_{b,t}||, float32 [T]} for every flax `perturb` site.
+                                perturb_outputs_of: tuple[type, ...] = (), per_example: bool = False,
+                                **apply_kwargs) -> dict[str, Array]:
+  """{site path: mean over the batch of ||dL_b/dh_{b,t}||, float32 [T]} for every flax `perturb` site
+  (`per_example=True`: each example's, [B, T]).
 
   `loss_fn` maps the model's output to per-example losses [B] (or their sum), e.g. the cross-entropy of the last
   position. Sites are the module's own `perturb` calls plus the outputs of modules of `perturb_outputs_of`.
@@ -94,7 +113,8 @@ def perturbation_gradient_norms(model: nn.Module, variables: dict, loss_fn: Call
   zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state['perturbations'])
   grads = jax.jit(jax.grad(loss))(zeros, variables, inputs)
   flat = jax.tree_util.tree_flatten_with_path(grads)[0]
-  return {'/'.join(str(getattr(k, 'key', k)) for k in path): _batch_mean_norms(g) for path, g in flat}
+  reduce = (lambda n: n) if per_example else (lambda n: n.mean(0))
+  return {'/'.join(str(getattr(k, 'key', k)) for k in path): reduce(_example_norms(g)) for path, g in flat}
 
 
 def decay_rate(norms_T: Array | np.ndarray, skip_last: int = 1) -> float:
@@ -107,13 +127,22 @@ def decay_rate(norms_T: Array | np.ndarray, skip_last: int = 1) -> float:
   return float(np.polyfit(distance, np.log(np.maximum(n, 1e-300)), 1)[0])
 
 
-def _loss_at(kind: str, position: int) -> Callable:
-  """Per-example loss read at one position: the LM's cross-entropy there, or the regressor's squared error."""
+def _at(x_BxT: Array, position: int | np.ndarray) -> Array:
+  """x[:, position] for one position; x[b, position[b]] for one per row (int [B])."""
+  if isinstance(position, (int, np.integer)):
+    return x_BxT[:, position]
+  index = jnp.asarray(position).reshape((-1, 1) + (1,) * (x_BxT.ndim - 2))
+  return jnp.take_along_axis(jnp.asarray(x_BxT), index, axis=1)[:, 0]
+
+
+def _loss_at(kind: str, position: int | np.ndarray) -> Callable:
+  """Per-example loss read at one position, or at one per row (int [B]): the LM's cross-entropy there, or the
+  regressor's squared error (its prediction reads the final state)."""
   def lm_loss(batch):
     def loss(logits_BxTxV):
-      ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV[:, position].astype(jnp.float32),
-                                                             batch['targets'][:, position])
-      return ce_B * batch['weights'][:, position]
+      ce_B = optax.softmax_cross_entropy_with_integer_labels(_at(logits_BxTxV, position).astype(jnp.float32),
+                                                             _at(batch['targets'], position))
+      return ce_B * _at(batch['weights'], position)
     return loss
 
   def regression_loss(batch):
@@ -134,9 +163,9 @@ def _loss_at(kind: str, position: int) -> Callable:
     (logits, attention weights)."""
     def loss(outputs):
       logits_BxTxV = outputs[0] if isinstance(outputs, tuple) else outputs
-      ce_B = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV[:, position].astype(jnp.float32),
-                                                             batch['tgt_out'][:, position])
-      return ce_B * batch['weights'][:, position]
+      ce_B = optax.softmax_cross_entropy_with_integer_labels(_at(logits_BxTxV, position).astype(jnp.float32),
+                                                             _at(batch['tgt_out'], position))
+      return ce_B * _at(batch['weights'], position)
     return loss
 
   def classify_loss(batch):
@@ -160,12 +189,18 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
                       checkpoint: str = 'latest') -> list[dict]:
   """Gradient-flow series of a finished run: one {model, site, step, loss_position, norms} per perturbation site.
 
-  The loss is read at `loss_position` (default: the last position any row of the first validation batch
-  weights, for LMs; the last step for regression, whose prediction reads the final state) with the parameters of
-  the run's latest checkpoint (`checkpoint='best'`: its best evaluation's). Attention models get their sites on
-  the output of every Transformer block.
-  An ELMo biLM adds its backward LM's loss at the far end (predicting x_0); its backward sites' series are in
-  their reading order (reversed time, marked time='reversed'), so loss_position - t is the distance for both.
+  The loss is read, by default, at each row's own end: its last weighted target, for LMs and translations (rows
+  of variable length end at different positions), its text's last token for classifiers, the last step for
+  regression, whose prediction reads the final state. Each row's norms are measured from that end and averaged
+  over the first validation batch's real rows (`aligned_mean`), so norms[loss_position - d] is the mean at
+  distance d. `loss_position` reads every row at that one position instead. The parameters are those of the
+  run's latest checkpoint (`checkpoint='best'`: its best evaluation's). Attention models get their sites on the
+  output of every Transformer block.
+  An ELMo biLM reads its forward LM at one position (the batch's last weighted one) and adds its backward LM's
+  loss at the far end (predicting x_0); its backward sites' series are in their reading order (reversed time,
+  marked time='reversed'), so loss_position - t is the distance for both.
+  A translation's encoder series run over source positions (time='source'), measured from each row's last real
+  source token: the context an RNN decoder starts from.
   """
   from seqmodels.analysis import runs  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
   from seqmodels.layers.transformer import Block, DecoderBlock  # noqa: PLC0415
@@ -175,28 +210,40 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   batch = next(iter(data.eval_batches(batch_size=batch_size, max_batches=1)))
   inputs = run.objective.inputs(batch)
   params, step = runs.latest_params(run, inputs, checkpoint)
-  last_real = lambda tokens_BxT: int(np.nonzero(np.asarray(tokens_BxT).sum(0))[0].max())  # PAD is 0
-  if loss_position is None:
-    if data.kind == 'regression':
-      loss_position = int(np.asarray(batch['mask']).sum(-1).max()) - 1
-    elif kind == 'classify':  # the prediction reads the whole text: its last real token
-      loss_position = last_real(batch['inputs'])
-    else:
-      loss_position = int(np.nonzero(np.asarray(batch['weights']).sum(0))[0].max())
-  loss_fn = _loss_at(kind, loss_position)(batch)
+  last_of = lambda x_BxT: np.asarray(x_BxT).shape[1] - 1 - np.argmax(np.asarray(x_BxT)[:, ::-1] != 0, axis=1)
+  if data.kind == 'regression':
+    mask_BxT = np.asarray(batch['mask'])
+    rows_B, end_B = mask_BxT.sum(-1) > 0, mask_BxT.sum(-1).astype(np.int64) - 1
+  elif kind == 'classify':  # the prediction reads the whole text: its last real token (PAD is 0)
+    rows_B, end_B = np.asarray(batch['weight']) > 0, last_of(batch['inputs'])
+  else:
+    weights_BxT = np.asarray(batch['weights'])
+    rows_B, end_B = weights_BxT.sum(-1) > 0, last_of(weights_BxT)
+  if not rows_B.any():
+    raise ValueError(f'the first validation batch of {workdir} has no real rows: pass a larger --batch_size')
+  if loss_position is not None:
+    end_B = np.full_like(end_B, loss_position)
+  elif kind == 'bilm':  # its loss functions read one forward position
+    end_B = np.full_like(end_B, end_B[rows_B].max())
+  position = int(end_B[0]) if kind == 'bilm' or loss_position is not None else end_B
+  loss_fn = _loss_at(kind, position)(batch)
+  apply = lambda **kw: perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False,
+                                                   per_example=True, **kw)
   try:
-    norms = perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False)
+    norms = apply()
   except ValueError:  # no recurrent perturbation site: an attention model, perturbed at each block's output
-    norms = perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False,
-                                        perturb_outputs_of=(Block, DecoderBlock))
+    norms = apply(perturb_outputs_of=(Block, DecoderBlock))
+  src_end_B = last_of(batch['src']) if kind == 'seq2seq' else None
   series = []
-  for site, n in sorted(norms.items()):
-    s = {'model': config.model.name, 'site': site, 'step': step, 'loss_position': loss_position,
-         'norms': [float(v) for v in np.asarray(n)]}
+  for site, n_BxT in sorted(norms.items()):
+    source = kind == 'seq2seq' and site.startswith('encoder')
+    mean_T, latest = aligned_mean(np.asarray(n_BxT)[rows_B], (src_end_B if source else end_B)[rows_B])
+    s = {'model': config.model.name, 'site': site, 'step': step, 'loss_position': latest,
+         'norms': [float(v) for v in mean_T]}
     if kind == 'bilm' and _is_backward_site(site):  # its loss reads original position 1, in its own time order
       s.update(loss_position=len(s['norms']) - 2, time='reversed')
-    if kind == 'seq2seq' and site.startswith('encoder'):  # source positions: the distance from the source's end
-      s.update(loss_position=last_real(batch['src']), time='source')
+    if source:
+      s['time'] = 'source'
     series.append(s)
   return series
 

@@ -123,3 +123,24 @@ def test_model_without_perturbation_site_is_rejected_with_a_hint():
     assert 'perturb_outputs_of' in str(e)
   else:
     raise AssertionError('expected a ValueError')
+
+
+def test_rows_of_different_lengths_are_averaged_by_their_distance_from_their_own_end():
+  """Row 0 ends at position 3, row 1 at 1: entry k of the mean is distance 3 - k from both rows' ends; distances
+  3 and 2 only row 0 reaches, and past their ends (padding) both rows count."""
+  norms_BxT = np.array([[8.0, 4.0, 2.0, 1.0, 0.0], [6.0, 3.0, 0.0, 0.0, 0.0]])
+  mean_T, latest = gradient_flow.aligned_mean(norms_BxT, np.array([3, 1]))
+  assert latest == 3
+  np.testing.assert_allclose(mean_T, [8.0, 4.0, (2 + 6) / 2, (1 + 3) / 2, 0.0])
+  same, at = gradient_flow.aligned_mean(norms_BxT, np.array([4, 4]))  # one length: the plain mean
+  assert at == 4
+  np.testing.assert_allclose(same, norms_BxT.mean(0))
+
+
+def test_the_loss_reads_each_row_at_its_own_position():
+  logits_BxTxV = np.log(np.array([[[0.5, 0.5], [0.9, 0.1]], [[0.2, 0.8], [0.5, 0.5]]], np.float32))
+  batch = {'targets': np.array([[0, 0], [1, 1]]), 'weights': np.array([[1.0, 1.0], [1.0, 0.0]])}
+  loss_B = gradient_flow._loss_at('lm', np.array([1, 0]))(batch)(logits_BxTxV)  # pylint: disable=protected-access
+  np.testing.assert_allclose(loss_B, -np.log([0.9, 0.8]), rtol=1e-5)
+  at_one = gradient_flow._loss_at('lm', 1)(batch)(logits_BxTxV)  # pylint: disable=protected-access
+  np.testing.assert_allclose(at_one, [-np.log(0.9), 0.0], rtol=1e-5)  # row 1 has no target there
