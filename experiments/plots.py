@@ -266,21 +266,32 @@ def cost_vs_length(cost_files: list[str], path: str) -> str | None:
   return _save(fig, path)
 
 
+def gradient_flow_series(files: list[str]) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+  """(group, label, distance from the loss [T], norms [T]) for every series of gradient_flow.json `files`: a group
+  (one colour) per model and run; two runs of one model (a GRU with and without attention) are told apart in the
+  labels by their run directories."""
+  loaded = [(p, data, s) for p in files for data in [read_json(p) or {}] for s in data.get('series', [])
+            if len(s.get('norms', []))]
+  runs_of_model: dict[str, set] = {}
+  for p, _, s in loaded:
+    runs_of_model.setdefault(s.get('model', ''), set()).add((p, s.get('run')))
+  series = []
+  for p, data, s in loaded:
+    norms = np.asarray(s['norms'], np.float64)
+    pos = data.get('loss_position', s.get('loss_position', len(norms) - 1)) % len(norms)
+    name = s['run'] if s.get('run') and len(runs_of_model[s.get('model', '')]) > 1 else s.get('model', '')
+    label = s.get('label') or ' '.join(str(x) for x in (name, s.get('site', '')) if x)
+    label += ', from the source\'s end' if s.get('time') == 'source' else ''
+    label += f' (step {s["step"]})' if s.get('step') is not None else ''
+    group = s.get('label') or f'{p}:{s.get("model", "")}:{s.get("run", "")}'
+    series.append((group, label, pos - np.arange(len(norms)), norms))
+  return series
+
+
 def gradient_flow(files: list[str], path: str) -> str | None:
   """||dL/dh_t|| vs the distance from the loss position, log y, one line per model and site: one colour per model,
   one line style per site of that model (its layers or blocks, in order), the legend beside the axes."""
-  series = []
-  for p in files:
-    data = read_json(p) or {}
-    for s in data.get('series', []):
-      norms = np.asarray(s.get('norms', []), np.float64)
-      if norms.size:
-        pos = data.get('loss_position', s.get('loss_position', len(norms) - 1))
-        pos = pos % len(norms)
-        label = s.get('label') or ' '.join(str(x) for x in (s.get('model', ''), s.get('site', '')) if x)
-        label += f' (step {s["step"]})' if s.get('step') is not None else ''
-        group = s.get('label') or f'{p}:{s.get("model", "")}'
-        series.append((group, label, pos - np.arange(len(norms)), norms))
+  series = gradient_flow_series(files)
   if not series:
     return None
   plt = _pyplot()

@@ -16,9 +16,11 @@ Inputs, found in every run directory under the paths (recursively):
       -> cost_vs_length.png (any of step_ms / peak_memory_bytes may be missing or null).
   gradient_flow.json ||dL/dh_t|| for every step t (seqmodels/analysis/gradient_flow.py), the loss read at
       position `loss_position` (default: the last, T-1):
-      {"loss_position": <optional int>, "series": [{"model": "rnn", "site": "layer0/h", "step": <optional
-       training step>, "label": "<optional>", "norms": [T floats]}, ...]} -> gradient_flow.png, the norm vs
-      the distance loss_position - t on a log scale.
+      {"loss_position": <optional int>, "series": [{"model": "rnn", "run": "<optional run directory: names
+       the line where two runs share a model>", "site": "layer0/h", "step": <optional training step>, "label":
+       "<optional>", "loss_position": <optional int, this series' own>, "time":
+       <optional: "source" (a translation encoder's, from the source's end) or "reversed">, "norms": [T floats]},
+       ...]} -> gradient_flow.png, the norm vs the distance loss_position - t on a log scale.
   attention_maps.npz / attention_layers.npz attention weights, rows summing to 1, in either layout ->
       attention_<run>.png / attention_layers_<run>.png heatmaps:
       one example's attention per layer (attention_layers.npz, from seqmodels/analysis/attention_maps.py):

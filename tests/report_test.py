@@ -272,3 +272,20 @@ def test_without_matplotlib_the_tables_are_written_and_the_plots_named_as_skippe
 def test_attention_tick_labels_show_newlines_and_lone_spaces():
   from experiments import plots
   assert [plots._tick(t) for t in ['\n', ' ', 'Good', '<unk>']] == ['\\n', '\u2423', 'Good', '<unk>']
+
+
+def test_gradient_flow_lines_of_two_runs_of_one_model_are_told_apart_by_run(tmp_path):
+  """A GRU with and without attention: one model name, two runs, so their labels and colours name the runs; a model
+  with one run keeps its name. A translation's encoder series is marked as measured from the source's end."""
+  (tmp_path / 'gradient_flow.json').write_text(json.dumps({'series': [
+      {'model': 'seq2seq_gru', 'run': 'gru_context', 'site': 'encoder/layer0/h', 'time': 'source',
+       'loss_position': 2, 'norms': [1.0, 2.0, 3.0, 0.0]},
+      {'model': 'seq2seq_gru', 'run': 'gru_additive', 'site': 'encoder/layer0/h', 'norms': [1.0, 1.0, 1.0]},
+      {'model': 'transformer', 'run': 'transformer', 'site': 'encoder_0/output', 'norms': [1.0, 1.0]}]}))
+  from experiments import plots  # pylint: disable=import-outside-toplevel
+  series = plots.gradient_flow_series([str(tmp_path / 'gradient_flow.json')])
+  assert [label for _, label, *_ in series] == ["gru_context encoder/layer0/h, from the source's end",
+                                                'gru_additive encoder/layer0/h', 'transformer encoder_0/output']
+  assert len({group for group, *_ in series}) == 3
+  np.testing.assert_array_equal(series[0][2], [2, 1, 0, -1])  # the distance from loss_position
+  np.testing.assert_array_equal(series[1][2], [2, 1, 0])  # no loss_position: the last entry

@@ -135,15 +135,23 @@ def _at(x_BxT: Array, position: int | np.ndarray) -> Array:
   return jnp.take_along_axis(jnp.asarray(x_BxT), index, axis=1)[:, 0]
 
 
-def _loss_at(kind: str, position: int | np.ndarray) -> Callable:
-  """Per-example loss read at one position, or at one per row (int [B]): the LM's cross-entropy there, or the
-  regressor's squared error (its prediction reads the final state)."""
+def _cross_entropy_at(logits_BxTxV: Array, targets_BxT: Array, weights_BxT: Array,
+                      position: int | np.ndarray | None) -> Array:
+  """Per-example weighted cross-entropy at `position` (one, or one per row), or summed over every position (None)."""
+  if position is None:
+    ce_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV.astype(jnp.float32), targets_BxT)
+    return (ce_BxT * weights_BxT).sum(-1)
+  ce_B = optax.softmax_cross_entropy_with_integer_labels(_at(logits_BxTxV, position).astype(jnp.float32),
+                                                         _at(targets_BxT, position))
+  return ce_B * _at(weights_BxT, position)
+
+
+def _loss_at(kind: str, position: int | np.ndarray | None) -> Callable:
+  """Per-example loss read at one position, or at one per row (int [B]), or over every target (None, for LMs and
+  translations): the cross-entropy there, or the regressor's squared error (its prediction reads the final
+  state)."""
   def lm_loss(batch):
-    def loss(logits_BxTxV):
-      ce_B = optax.softmax_cross_entropy_with_integer_labels(_at(logits_BxTxV, position).astype(jnp.float32),
-                                                             _at(batch['targets'], position))
-      return ce_B * _at(batch['weights'], position)
-    return loss
+    return lambda logits_BxTxV: _cross_entropy_at(logits_BxTxV, batch['targets'], batch['weights'], position)
 
   def regression_loss(batch):
     return lambda pred_B: batch['mask'][:, 0] * (pred_B - batch['target']) ** 2
@@ -163,9 +171,7 @@ def _loss_at(kind: str, position: int | np.ndarray) -> Callable:
     (logits, attention weights)."""
     def loss(outputs):
       logits_BxTxV = outputs[0] if isinstance(outputs, tuple) else outputs
-      ce_B = optax.softmax_cross_entropy_with_integer_labels(_at(logits_BxTxV, position).astype(jnp.float32),
-                                                             _at(batch['tgt_out'], position))
-      return ce_B * _at(batch['weights'], position)
+      return _cross_entropy_at(logits_BxTxV, batch['tgt_out'], batch['weights'], position)
     return loss
 
   def classify_loss(batch):
@@ -186,14 +192,16 @@ def _is_backward_site(site: str) -> bool:
 
 
 def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | None = None,
-                      checkpoint: str = 'latest') -> list[dict]:
+                      checkpoint: str = 'latest', whole_sequence: bool = False) -> list[dict]:
   """Gradient-flow series of a finished run: one {model, site, step, loss_position, norms} per perturbation site.
 
   The loss is read, by default, at each row's own end: its last weighted target, for LMs and translations (rows
   of variable length end at different positions), its text's last token for classifiers, the last step for
   regression, whose prediction reads the final state. Each row's norms are measured from that end and averaged
   over the first validation batch's real rows (`aligned_mean`), so norms[loss_position - d] is the mean at
-  distance d. `loss_position` reads every row at that one position instead. The parameters are those of the
+  distance d. `loss_position` reads every row at that one position instead; `whole_sequence` (LMs and
+  translations) sums the loss over every target of the row, the whole translation's loss (the distances stay
+  measured from the row's end). The parameters are those of the
   run's latest checkpoint (`checkpoint='best'`: its best evaluation's). Attention models get their sites on the
   output of every Transformer block.
   An ELMo biLM reads its forward LM at one position (the batch's last weighted one) and adds its backward LM's
@@ -207,6 +215,11 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
 
   run = runs.load(workdir)
   config, data, model, kind = run.config, run.data, run.model, run.kind
+  if whole_sequence and kind not in ('lm', 'seq2seq'):
+    raise ValueError(f'--whole_sequence sums the loss over every target of a language model or a translation; a '
+                     f'{kind} run has one loss: leave it out')
+  if whole_sequence and loss_position is not None:
+    raise ValueError('--whole_sequence reads the loss at every target, --loss_position at one: pass one of them')
   batch = next(iter(data.eval_batches(batch_size=batch_size, max_batches=1)))
   inputs = run.objective.inputs(batch)
   params, step = runs.latest_params(run, inputs, checkpoint)
@@ -225,7 +238,7 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
     end_B = np.full_like(end_B, loss_position)
   elif kind == 'bilm':  # its loss functions read one forward position
     end_B = np.full_like(end_B, end_B[rows_B].max())
-  position = int(end_B[0]) if kind == 'bilm' or loss_position is not None else end_B
+  position = None if whole_sequence else int(end_B[0]) if kind == 'bilm' or loss_position is not None else end_B
   loss_fn = _loss_at(kind, position)(batch)
   apply = lambda **kw: perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False,
                                                    per_example=True, **kw)
@@ -238,8 +251,11 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   for site, n_BxT in sorted(norms.items()):
     source = kind == 'seq2seq' and site.startswith('encoder')
     mean_T, latest = aligned_mean(np.asarray(n_BxT)[rows_B], (src_end_B if source else end_B)[rows_B])
-    s = {'model': config.model.name, 'site': site, 'step': step, 'loss_position': latest,
-         'norms': [float(v) for v in mean_T]}
+    s = {'model': config.model.name, 'run': os.path.basename(os.path.normpath(workdir)), 'site': site, 'step': step,
+         'loss_position': latest, 'norms': [float(v) for v in mean_T]}
+    if whole_sequence:
+      s['loss'] = 'whole_sequence'
+
     if kind == 'bilm' and _is_backward_site(site):  # its loss reads original position 1, in its own time order
       s.update(loss_position=len(s['norms']) - 2, time='reversed')
     if source:
@@ -255,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--out', default='', help='one JSON for all runs (default: RUN/gradient_flow.json each)')
   parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
   parser.add_argument('--loss_position', type=int, default=None, help='where the loss is read (default: last)')
+  parser.add_argument('--whole_sequence', action='store_true',
+                      help='sum the loss over every target (LMs, translations) instead of reading it at one')
   runs.add_checkpoint_flag(parser)
   args = parser.parse_args(argv)
   from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
@@ -262,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
   everything = []
   for workdir in args.workdir:
     try:
-      series = run_gradient_flow(workdir, args.batch_size, args.loss_position, args.checkpoint)
+      series = run_gradient_flow(workdir, args.batch_size, args.loss_position, args.checkpoint, args.whole_sequence)
     except (CheckpointError, ValueError) as e:
       runs.fail(f'--workdir={workdir}: {e}')
     everything += series

@@ -92,6 +92,14 @@ def test_a_transformer_translation_writes_its_encoder_decoder_attention(tmp_path
     norms = np.asarray(s['norms'])
     assert s['time'] == 'source' and len(norms) == 10 and 1 <= s['loss_position'] < 9
     assert np.all(norms[:s['loss_position'] + 1] > 0) and np.all(norms[s['loss_position'] + 1:] == 0)
+  # The whole translation's loss (every target) reaches the same source positions, measured from the same ends.
+  whole = gradient_flow.run_gradient_flow(str(tmp_path / 'run'), batch_size=4, whole_sequence=True)
+  assert [s['site'] for s in whole] == [s['site'] for s in series]
+  assert all(s['loss'] == 'whole_sequence' for s in whole)
+  for s, w in zip(series, whole):
+    if s['site'].startswith('encoder'):
+      assert w['loss_position'] == s['loss_position']
+      np.testing.assert_array_equal(np.asarray(w['norms']) > 0, np.asarray(s['norms']) > 0)
 
 
 def test_a_bert_run_gives_bidirectional_maps_over_its_real_tokens(tmp_path):

@@ -49,6 +49,9 @@ def test_regression_runs_read_the_loss_at_their_last_step(tmp_path):
   gradient_flow.main(['--workdir', workdir, '--batch_size', '4'])
   (series,) = json.loads((tmp_path / 'runs' / 'gru_adding' / 'gradient_flow.json').read_text())['series']
   assert series['loss_position'] == 3 and len(series['norms']) == 4 and series['site'] == 'rnn/layer0/h'
+  assert series['run'] == 'gru_adding'
+  with pytest.raises(ValueError, match='a regression run has one loss: leave it out'):
+    gradient_flow.run_gradient_flow(workdir, whole_sequence=True)
 
 
 def test_elmo_runs_give_each_direction_its_own_loss_and_reading_order(tmp_path):

@@ -144,3 +144,5 @@ def test_the_loss_reads_each_row_at_its_own_position():
   np.testing.assert_allclose(loss_B, -np.log([0.9, 0.8]), rtol=1e-5)
   at_one = gradient_flow._loss_at('lm', 1)(batch)(logits_BxTxV)  # pylint: disable=protected-access
   np.testing.assert_allclose(at_one, [-np.log(0.9), 0.0], rtol=1e-5)  # row 1 has no target there
+  every = gradient_flow._loss_at('lm', None)(batch)(logits_BxTxV)  # pylint: disable=protected-access
+  np.testing.assert_allclose(every, [-np.log(0.5) - np.log(0.9), -np.log(0.8)], rtol=1e-5)  # whole_sequence
