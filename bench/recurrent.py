@@ -32,7 +32,6 @@ import dataclasses
 import datetime
 import json
 import os
-import subprocess
 import sys
 import time
 from typing import Callable
@@ -47,7 +46,7 @@ import optax  # noqa: E402
 
 from seqmodels.layers.recurrent import default_recurrence, default_unroll  # noqa: E402
 from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig  # noqa: E402
-from seqmodels.train import host_memory  # noqa: E402
+from seqmodels.train import host_memory, loop  # noqa: E402
 
 V = 65  # tiny-shakespeare characters
 LR, WD = 1e-3, 0.01
@@ -195,15 +194,6 @@ def torch_step_ms(cell: str, case: Case, T: int, warmup: int, steps: int,
   return ms, name, model.rnn_dtype + (' (autocast)' if autocast else '')
 
 
-def _git_commit() -> str:
-  try:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True,
-                           check=True).stdout.strip()
-  except (OSError, subprocess.CalledProcessError):
-    return 'unknown'
-
-
 def _why_no_cudnn(cell: str, case: Case) -> str:
   """'' where `recurrence='cudnn'` runs (a float32 LSTM on a CUDA GPU), else why not."""
   if cell != 'lstm' or case.bf16:
@@ -298,7 +288,7 @@ def main(argv=None) -> None:
   unknown = [n for n in names if n not in CASES]
   if unknown:
     raise SystemExit(f'--cases: unknown {unknown}; choose from {list(CASES)}')
-  common = {'command': ' '.join([os.path.basename(sys.executable)] + sys.argv), 'git_commit': _git_commit(),
+  common = {'command': ' '.join([os.path.basename(sys.executable)] + sys.argv), 'commit': loop.code_version(),
             'xla_flags': os.environ.get('XLA_FLAGS', ''), 'keep_freed_memory': malloc,
             'cpu_steps_inline': host_memory.cpu_steps_inline(),
             # float32 cases: None is XLA's default (TF32 on recent NVIDIA GPUs); PyTorch's cuDNN RNNs allow TF32 too
