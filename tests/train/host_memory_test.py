@@ -58,14 +58,15 @@ def test_xla_cpu_buffers_are_reused_instead_of_faulted_in_again_each_call():
   assert after < 0.01 * PAGES, (before, after)  # the freed pages again
 
 
-@pytest.mark.parametrize('inline', [False, True])
-def test_buffers_over_64_mb_are_reused_only_when_cpu_steps_run_inline(inline):
-  """Over 64 MB a buffer fits no worker thread's heap (host_memory's docstring); run inline, it is the main
-  thread's, whose heap has no such limit."""
-  applied, before, after = _median_faults(MB='100', **({'INLINE': '1'} if inline else {}))
+def test_buffers_over_64_mb_are_reused_when_cpu_steps_run_inline():
+  """Over 64 MB a buffer fits no worker thread's own heap (host_memory's docstring); run inline, it is the main
+  thread's, whose heap has no such limit. (Dispatched to XLA's threads, it was mapped afresh each call on an
+  idle machine but reused in one run beside another test worker, 2026-12-02: which thread allocates, and so
+  which heap, varies with the load, so that side is not asserted.)"""
+  applied, before, after = _median_faults(MB='100', INLINE='1')
   pages = (100 << 20) // 4096
   assert applied and before > 0.9 * pages, (before, after)
-  assert (after < 0.01 * pages) if inline else (after > 0.9 * pages), (before, after)
+  assert after < 0.01 * pages, (before, after)
 
 
 _DISPATCH = """
