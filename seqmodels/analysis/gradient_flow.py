@@ -225,17 +225,22 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   params, step = runs.latest_params(run, inputs, checkpoint)
   last_of = lambda x_BxT: np.asarray(x_BxT).shape[1] - 1 - np.argmax(np.asarray(x_BxT)[:, ::-1] != 0, axis=1)
   if data.kind == 'regression':
-    mask_BxT = np.asarray(batch['mask'])
-    rows_B, end_B = mask_BxT.sum(-1) > 0, mask_BxT.sum(-1).astype(np.int64) - 1
+    positions_BxT = np.asarray(batch['mask'])
+    rows_B, end_B = positions_BxT.sum(-1) > 0, positions_BxT.sum(-1).astype(np.int64) - 1
   elif kind == 'classify':  # the prediction reads the whole text: its last real token (PAD is 0)
-    rows_B, end_B = np.asarray(batch['weight']) > 0, last_of(batch['inputs'])
+    positions_BxT = np.asarray(batch['inputs'])
+    rows_B, end_B = np.asarray(batch['weight']) > 0, last_of(positions_BxT)
   else:
-    weights_BxT = np.asarray(batch['weights'])
-    rows_B, end_B = weights_BxT.sum(-1) > 0, last_of(weights_BxT)
+    positions_BxT = np.asarray(batch['weights'])
+    rows_B, end_B = positions_BxT.sum(-1) > 0, last_of(positions_BxT)
   if not rows_B.any():
     raise ValueError(f'the first validation batch of {workdir} has no real rows: pass a larger --batch_size')
   if loss_position is not None:
-    end_B = np.full_like(end_B, loss_position)
+    T = positions_BxT.shape[1]
+    if not -T <= loss_position < T:
+      raise ValueError(f'--loss_position={loss_position} is outside its {T} positions: pass one in 0..{T - 1} '
+                       '(or -1 for the last)')
+    end_B = np.full_like(end_B, loss_position % T)
   elif kind == 'bilm':  # its loss functions read one forward position
     end_B = np.full_like(end_B, end_B[rows_B].max())
   position = None if whole_sequence else int(end_B[0]) if kind == 'bilm' or loss_position is not None else end_B
@@ -255,7 +260,6 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
          'loss_position': latest, 'norms': [float(v) for v in mean_T]}
     if whole_sequence:
       s['loss'] = 'whole_sequence'
-
     if kind == 'bilm' and _is_backward_site(site):  # its loss reads original position 1, in its own time order
       s.update(loss_position=len(s['norms']) - 2, time='reversed')
     if source:

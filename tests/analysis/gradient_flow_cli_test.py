@@ -52,6 +52,8 @@ def test_regression_runs_read_the_loss_at_their_last_step(tmp_path):
   assert series['run'] == 'gru_adding'
   with pytest.raises(ValueError, match='a regression run has one loss: leave it out'):
     gradient_flow.run_gradient_flow(workdir, whole_sequence=True)
+  with pytest.raises(ValueError, match=r'--loss_position=4 is outside its 4 positions: pass one in 0..3 \(or -1'):
+    gradient_flow.run_gradient_flow(workdir, loss_position=4)
 
 
 def test_elmo_runs_give_each_direction_its_own_loss_and_reading_order(tmp_path):
