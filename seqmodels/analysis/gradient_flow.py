@@ -199,7 +199,7 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   of variable length end at different positions), its text's last token for classifiers, the last step for
   regression, whose prediction reads the final state. Each row's norms are measured from that end and averaged
   over the first validation batch's real rows (`aligned_mean`), so norms[loss_position - d] is the mean at
-  distance d. `loss_position` reads every row at that one position instead; `whole_sequence` (LMs and
+  distance d. `loss_position` (LMs and translations) reads every row at that one position instead; `whole_sequence` (LMs and
   translations) sums the loss over every target of the row, the whole translation's loss (the distances stay
   measured from the row's end). The parameters are those of the
   run's latest checkpoint (`checkpoint='best'`: its best evaluation's). Attention models get their sites on the
@@ -218,6 +218,9 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   if whole_sequence and kind not in ('lm', 'seq2seq'):
     raise ValueError(f'--whole_sequence sums the loss over every target of a language model or a translation; a '
                      f'{kind} run has one loss: leave it out')
+  if loss_position is not None and kind in ('classify', 'regression'):
+    raise ValueError(f'--loss_position picks the target a language model or a translation is read at; a {kind} '
+                     'run has one loss, read at its end: leave it out')
   if whole_sequence and loss_position is not None:
     raise ValueError('--whole_sequence reads the loss at every target, --loss_position at one: pass one of them')
   batch = next(iter(data.eval_batches(batch_size=batch_size, max_batches=1)))
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--out', default='', help='one JSON for all runs (default: RUN/gradient_flow.json each)')
   parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
-  parser.add_argument('--loss_position', type=int, default=None, help='where the loss is read (default: last)')
+  parser.add_argument('--loss_position', type=int, default=None, help='the target position the loss is read at, for LMs and translations (default: each row\'s last)')
   parser.add_argument('--whole_sequence', action='store_true',
                       help='sum the loss over every target (LMs, translations) instead of reading it at one')
   runs.add_checkpoint_flag(parser)

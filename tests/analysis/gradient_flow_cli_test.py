@@ -40,6 +40,8 @@ def test_cli_writes_the_json_the_report_plots(tmp_path):
     assert len(s['norms']) == T and s['step'] == 2 and s['loss_position'] == T - 1
     assert np.all(np.isfinite(s['norms'])) and s['norms'][s['loss_position']] > 0
   assert any(s['site'].endswith('h') for s in series if s['model'] == 'rnn')
+  with pytest.raises(ValueError, match=r'--loss_position=10 is outside its 10 positions: pass one in 0..9 \(or -1'):
+    gradient_flow.run_gradient_flow(runs[0], loss_position=T)
   report.write_report([str(tmp_path / 'runs')], str(tmp_path / 'report'))
   assert (tmp_path / 'report' / 'gradient_flow.png').stat().st_size > 0
 
@@ -52,8 +54,8 @@ def test_regression_runs_read_the_loss_at_their_last_step(tmp_path):
   assert series['run'] == 'gru_adding'
   with pytest.raises(ValueError, match='a regression run has one loss: leave it out'):
     gradient_flow.run_gradient_flow(workdir, whole_sequence=True)
-  with pytest.raises(ValueError, match=r'--loss_position=4 is outside its 4 positions: pass one in 0..3 \(or -1'):
-    gradient_flow.run_gradient_flow(workdir, loss_position=4)
+  with pytest.raises(ValueError, match='a regression run has one loss, read at its end: leave it out'):
+    gradient_flow.run_gradient_flow(workdir, loss_position=2)
 
 
 def test_elmo_runs_give_each_direction_its_own_loss_and_reading_order(tmp_path):
