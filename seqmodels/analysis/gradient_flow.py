@@ -199,11 +199,10 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   of variable length end at different positions), its text's last token for classifiers, the last step for
   regression, whose prediction reads the final state. Each row's norms are measured from that end and averaged
   over the first validation batch's real rows (`aligned_mean`), so norms[loss_position - d] is the mean at
-  distance d. `loss_position` (LMs and translations) reads every row at that one position instead; `whole_sequence` (LMs and
-  translations) sums the loss over every target of the row, the whole translation's loss (the distances stay
-  measured from the row's end). The parameters are those of the
-  run's latest checkpoint (`checkpoint='best'`: its best evaluation's). Attention models get their sites on the
-  output of every Transformer block.
+  distance d. For LMs and translations, `loss_position` reads every row at that one position instead, and
+  `whole_sequence` sums the loss over every target of the row, the whole translation's loss (the distances stay
+  measured from the row's end). The parameters are those of the run's latest checkpoint (`checkpoint='best'`: its
+  best evaluation's). Attention models get their sites on the output of every Transformer block.
   An ELMo biLM reads its forward LM at one position (the batch's last weighted one) and adds its backward LM's
   loss at the far end (predicting x_0); its backward sites' series are in their reading order (reversed time,
   marked time='reversed'), so loss_position - t is the distance for both.
@@ -277,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--out', default='', help='one JSON for all runs (default: RUN/gradient_flow.json each)')
   parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
-  parser.add_argument('--loss_position', type=int, default=None, help='the target position the loss is read at, for LMs and translations (default: each row\'s last)')
+  parser.add_argument('--loss_position', type=int, default=None,
+                      help="the target position an LM's or translation's loss is read at (default: each row's last)")
   parser.add_argument('--whole_sequence', action='store_true',
                       help='sum the loss over every target (LMs, translations) instead of reading it at one')
   runs.add_checkpoint_flag(parser)
