@@ -160,10 +160,9 @@ def _loss_at(kind: str, position: int | np.ndarray | None) -> Callable:
     """ELMo: the forward LM's cross-entropy at `position` plus the backward LM's where it reads farthest, predicting
     x_0 from x_1..x_T. The two stacks share only the embedding, so each direction's sites see only its own loss."""
     def loss(outputs):
-      fwd_B = optax.softmax_cross_entropy_with_integer_labels(outputs.fwd_BxTxV[:, position],
-                                                              batch['targets'][:, position])
+      fwd_B = _cross_entropy_at(outputs.fwd_BxTxV, batch['targets'], batch['weights'], position)
       bwd_B = optax.softmax_cross_entropy_with_integer_labels(outputs.bwd_BxTxV[:, 1], batch['inputs'][:, 0])
-      return fwd_B * batch['weights'][:, position] + bwd_B * batch['weights'][:, 0]
+      return fwd_B + bwd_B * batch['weights'][:, 0]
     return loss
 
   def seq2seq_loss(batch):
@@ -243,10 +242,9 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
       raise ValueError(f'--loss_position={loss_position} is outside its {T} positions: pass one in 0..{T - 1} '
                        '(or -1 for the last)')
     end_B = np.full_like(end_B, loss_position % T)
-  elif kind == 'bilm':  # its loss functions read one forward position
+  elif kind == 'bilm':  # one forward position for every row (the docstring's ELMo reading)
     end_B = np.full_like(end_B, end_B[rows_B].max())
-  position = None if whole_sequence else int(end_B[0]) if kind == 'bilm' or loss_position is not None else end_B
-  loss_fn = _loss_at(kind, position)(batch)
+  loss_fn = _loss_at(kind, None if whole_sequence else end_B)(batch)
   apply = lambda **kw: perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs, train=False,
                                                    per_example=True, **kw)
   try:
