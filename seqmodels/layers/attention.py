@@ -14,13 +14,22 @@ import jax.numpy as jnp
 Array = jax.Array
 
 
+def cudnn_applies(dtype, head_dim: int, device: jax.Device) -> bool:
+  """Whether cuDNN's flash attention takes these inputs on `device` (jax raises, with no fallback, where it does
+  not): an NVIDIA GPU of compute capability 8.0 (Ampere) or later, half-precision inputs, and heads of a multiple of
+  8 up to 256 from Hopper (9.0) on, 128 before (jax's check_is_flash_attention)."""
+  if device.platform != 'gpu' or jnp.dtype(dtype) not in (jnp.bfloat16, jnp.float16):
+    return False
+  try:
+    capability = tuple(int(x) for x in getattr(device, 'compute_capability', '').split('.'))
+  except (AttributeError, ValueError):  # not a CUDA device (ROCm reports an architecture name)
+    return False
+  return capability >= (8, 0) and head_dim % 8 == 0 and head_dim <= (256 if capability >= (9, 0) else 128)
+
+
 def _implementation(q: Array) -> str:
   """cuDNN flash attention on GPU for half-precision inputs with a supported head size, XLA elsewhere."""
-  K = q.shape[-1]
-  on_gpu = jax.devices()[0].platform == 'gpu'
-  if on_gpu and q.dtype in (jnp.bfloat16, jnp.float16) and K % 8 == 0 and K <= 256:
-    return 'cudnn'
-  return 'xla'
+  return 'cudnn' if cudnn_applies(q.dtype, q.shape[-1], jax.devices()[0]) else 'xla'
 
 
 def scaled_dot_product_attention(q_BxTxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *,

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from seqmodels.layers.attention import MultiHeadAttention, reference_attention, scaled_dot_product_attention
+from seqmodels.layers.attention import (MultiHeadAttention, cudnn_applies, reference_attention,
+                                        scaled_dot_product_attention)
 from seqmodels.layers.embeddings import PositionEmbedding, sinusoidal_positions
 from seqmodels.layers.transformer import Block, DecoderBlock
 
@@ -65,6 +66,20 @@ def test_xla_attention_path_equals_jax_dot_product_attention(dtype):
     assert ours.dtype == dtype
     np.testing.assert_allclose(np.asarray(ours, np.float32), np.asarray(theirs, np.float32),
                                atol=1e-5 if dtype == jnp.float32 else 2e-2, err_msg=str(case))
+
+
+def test_cudnn_is_chosen_only_where_its_kernel_takes_the_inputs():
+  """jax raises (no fallback) when cuDNN is asked for inputs it refuses: float32, heads over 128 before Hopper,
+  GPUs before Ampere."""
+  device = lambda platform, cc=None: type('Device', (), {'platform': platform, 'compute_capability': cc})()
+  h100, a100, v100 = device('gpu', '9.0'), device('gpu', '8.0'), device('gpu', '7.0')
+  b200, rocm, cpu = device('gpu', '10.0'), device('gpu', 'gfx90a'), device('cpu')
+  assert cudnn_applies(jnp.bfloat16, 256, b200) and not cudnn_applies(jnp.bfloat16, 64, v100)
+  assert cudnn_applies(jnp.bfloat16, 64, h100) and cudnn_applies(jnp.float16, 256, h100)
+  assert cudnn_applies(jnp.bfloat16, 128, a100) and not cudnn_applies(jnp.bfloat16, 256, a100)
+  assert not cudnn_applies(jnp.float32, 64, h100)
+  assert not cudnn_applies(jnp.bfloat16, 60, h100) and not cudnn_applies(jnp.bfloat16, 264, h100)
+  assert not cudnn_applies(jnp.bfloat16, 64, rocm) and not cudnn_applies(jnp.bfloat16, 64, cpu)
 
 
 def _paper_multi_head(x_TxD, kv_SxD, wq, wk, wv, bq, bk, bv, wo, bo, causal):
