@@ -143,15 +143,6 @@ def _clear_failure(run_dir: str) -> None:
     os.remove(os.path.join(run_dir, 'failed.json'))
 
 
-def _reset_peak_memory() -> None:
-  """Resets this process's peak RSS (Linux), so a trial's summary reports its own peak, not an earlier trial's."""
-  try:
-    with open('/proc/self/clear_refs', 'w') as f:
-      f.write('5')
-  except OSError:
-    pass
-
-
 def run_in_process(trials: Sequence[Trial], train: Callable[[ml_collections.ConfigDict, str], dict]) -> list[Trial]:
   """Runs the unfinished trials one after another with `train(config, run_dir) -> summary`.
 
@@ -164,7 +155,6 @@ def run_in_process(trials: Sequence[Trial], train: Callable[[ml_collections.Conf
       logging.info('%s is finished (summary.json exists): skipped', t.workdir)
       continue
     _clear_failure(t.workdir)
-    _reset_peak_memory()
     logging.info('trial %s: model %s on %s -> %s', t.name, t.config.model.name, t.config.data.name, t.workdir)
     try:
       summary = train(t.config, t.workdir)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import time
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 from seqmodels.data import builders, pipeline
 from seqmodels.models import ngram
 from seqmodels.train import sharding, steps
-from seqmodels.train.metrics import MetricWriter
+from seqmodels.train.metrics import MetricWriter, PeakMemory
 
 TEXT_STREAMS = ('text', 'tiny_shakespeare')  # datasets whose training rows are windows of one running text
 _CHUNK = 4096
@@ -89,7 +88,7 @@ def evaluate(model: ngram.NGramLM, data: pipeline.Data, batch_size: int, max_bat
   return pipeline.with_bits_per_char(steps.token_metrics(totals), data, split), fractions
 
 
-def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
+def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory) -> dict[str, Any]:
   """Fits config.model (order, discount) on the training tokens, evaluates it, writes the run's files."""
   from seqmodels.train import loop  # noqa: PLC0415  (loop dispatches here; code_version lives there)
   t_start = time.time()
@@ -131,7 +130,7 @@ def fit_and_evaluate(config, workdir: str) -> dict[str, Any]:
       'tokens_per_sec': train_metrics['tokens_per_sec'], 'train_seconds': fit_seconds,
       'wall_seconds': time.time() - t_start, 'devices': jax.device_count(), 'processes': jax.process_count(),
       'platform': 'cpu', 'dtype': 'float64', 'commit': loop.code_version(),  # NumPy counts
-      'peak_memory_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+      'peak_memory_bytes': peak_memory.bytes(),
       'order': model.order, 'discounts': {k + 1: list(t.discounts) for k, t in enumerate(model.tables)},
       'unseen_context_fraction': unseen, **({'test': test_metrics} if test_metrics else {}),
   }

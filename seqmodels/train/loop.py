@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-import resource
 import signal
 import subprocess
 import time
@@ -24,7 +23,7 @@ from seqmodels.train import optim, sharding, steps
 from seqmodels.train import state as state_lib
 from seqmodels.train import checkpoint, count, host_memory
 from seqmodels.train.checkpoint import Checkpointer
-from seqmodels.train.metrics import MetricWriter, Progress
+from seqmodels.train.metrics import MetricWriter, PeakMemory, Progress
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -266,15 +265,31 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
     raise error from e
 
 
+def finished_summary(workdir: str) -> dict[str, Any] | None:
+  """The summary.json of a run that finished in `workdir`, else None (none, or one that cannot be read)."""
+  try:
+    with open(os.path.join(workdir, 'summary.json')) as f:
+      summary = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return summary if isinstance(summary, dict) and summary.get('status') == 'done' else None
+
+
 def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[str, Any]:
-  if registry.MODELS[config.model.name].trained_by == 'counting':  # the n-gram LM: one counting pass, no steps
-    return count.fit_and_evaluate(config, workdir)
   t_start = time.time()
+  os.makedirs(workdir, exist_ok=True)
+  _check_resumable(workdir, config)
+  finished = finished_summary(workdir)
+  if finished is not None:  # rerunning its command leaves it as it is (a sweep skips such trials alike)
+    logging.warning('%s holds a finished run (summary.json): nothing to do. To train again, use a new --workdir; '
+                    'to evaluate its final checkpoint again, delete summary.json', workdir)
+    return finished
+  peak_memory = PeakMemory()
+  if registry.MODELS[config.model.name].trained_by == 'counting':  # the n-gram LM: one counting pass, no steps
+    return count.fit_and_evaluate(config, workdir, peak_memory)
   host_memory.keep_freed_memory()  # on CPU: a quarter of a small GPT's step was page faults (see host_memory)
   tc = config.train
   primary = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
-  _check_resumable(workdir, config)
 
   pipeline.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
   data = pipeline.load(config.data)
@@ -364,9 +379,13 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     first_step = step - len(got) + 1
     for i, m in enumerate(got):
       if not np.isfinite(m['loss']):
+        ckpt.wait()  # a save in flight is a good checkpoint too
+        saved = checkpoint.saved_steps(workdir)
+        kept = (f'the last good checkpoint (step {saved[0]}) is kept in {workdir}/checkpoints' if saved else
+                'no checkpoint was saved before it')
         raise NonFiniteLossError(
-            f'loss became {float(m["loss"])} at step {first_step + i}; the last good checkpoint is kept in '
-            f'{workdir}/checkpoints: lower optim.lr or set optim.clip_norm, then rerun with a new --workdir')
+            f'loss became {float(m["loss"])} at step {first_step + i}; {kept}: lower optim.lr or set '
+            'optim.clip_norm, then rerun with a new --workdir')
     now = time.time()
     meta['train_seconds'] += now - timer
     meta['tokens_seen'] += tokens_per_step * len(got)
@@ -388,6 +407,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     if start >= tc.num_steps:  # finished before, but its summary was not written: evaluate the final state again
       eval_metrics = evaluate(eval_step, objective, state.params, data, eval_batch, batch_sh,
                               tc.eval_batches or None, carry=eval_carry)
+      if objective.final_eval is not None:
+        eval_metrics.update(objective.final_eval(model, state.params, data, config, workdir))
       if tc.get('test_eval', False):
         test_metrics = _test_metrics(eval_step, objective, state.params, data, eval_batch, batch_sh, tc, workdir,
                                      state_sh, eval_carry)
@@ -405,19 +426,22 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
         t_eval = time.time()
         eval_metrics = evaluate(eval_step, objective, state.params, data, eval_batch, batch_sh,
                                 tc.eval_batches or None, carry=eval_carry)
-        if last and objective.final_eval is not None:
-          eval_metrics.update(objective.final_eval(model, state.params, data, config, workdir))
         if eval_metrics['loss'] < meta['best_eval_loss']:
           meta['best_eval_loss'], meta['best_step'] = eval_metrics['loss'], step
           ckpt.save_best(step, state.params, eval_metrics)
         elif plateau_decay > 0:  # no better than the best so far: a lower learning rate from the next step on
           state = state.replace(lr_scale=decay_lr(state.lr_scale))
-        writer.write(step, 'eval', eval_metrics)
+        if not last:  # the last one is written with the final evaluation's metrics, below
+          writer.write(step, 'eval', eval_metrics)
         timer += time.time() - t_eval  # evaluation time is not training time
         if steady_since is not None:
           steady_since += time.time() - t_eval
       if checkpoint_due:
         ckpt.save(step, state, meta)
+      if last:  # after the last checkpoint: a decoding that fails (or runs out of memory) loses no training
+        if objective.final_eval is not None:
+          eval_metrics.update(objective.final_eval(model, state.params, data, config, workdir))
+        writer.write(step, 'eval', eval_metrics)
       if last and tc.get('test_eval', False):
         ckpt.wait()  # no save in flight while the best checkpoint is read (orbax's barriers: see save_best)
         test_metrics = _test_metrics(eval_step, objective, state.params, data, eval_batch, batch_sh, tc, workdir,
@@ -442,8 +466,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
       'train_seconds': meta['train_seconds'], 'wall_seconds': time.time() - t_start,
       'devices': jax.device_count(), 'processes': jax.process_count(), 'dtype': dtype.name,
       'platform': jax.devices()[0].platform, 'commit': code_version(),
-      'peak_memory_bytes': (jax.local_devices()[0].memory_stats() or {}).get('peak_bytes_in_use')  # GPU/TPU;
-                           or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,  # CPU: process max RSS
+      'peak_memory_bytes': peak_memory.bytes(),  # GPU/TPU: the device's; CPU: the process's resident set
   }
   sharding.wait_for_all_processes('the run')  # a process that failed late says so here, not in jax's shutdown
   if status == 'done' and primary:

@@ -7,10 +7,12 @@ import json
 import logging
 import math
 import os
+import resource
 import sys
 import time
 from typing import Any
 
+import jax
 import numpy as np
 
 
@@ -26,6 +28,49 @@ def _without_torch():
   finally:
     if hidden:
       del sys.modules['torch']
+
+
+class PeakMemory:
+  """The peak memory of one run in this process, which may have run others before it (an in-process sweep).
+
+  CPU: the process's peak resident set (VmHWM), reset when the run starts (Linux; getrusage's ru_maxrss keeps
+  the peak of every thread that ever exited, so it never falls). GPU/TPU: the device's peak bytes in use, which
+  cannot be reset: None where it is not above the peak at the run's start (an earlier run's), which hides this one.
+  """
+
+  def __init__(self):
+    self._reset_host = _reset_host_peak()
+    self._device_start = _device_peak()
+
+  def bytes(self) -> int | None:
+    device = _device_peak()
+    if device is not None:
+      return device if self._device_start is None or device > self._device_start else None
+    return _host_peak() if self._reset_host else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _device_peak() -> int | None:
+  return (jax.local_devices()[0].memory_stats() or {}).get('peak_bytes_in_use')
+
+
+def _reset_host_peak() -> bool:
+  try:
+    with open('/proc/self/clear_refs', 'w') as f:
+      f.write('5')
+    return _host_peak() is not None
+  except OSError:
+    return False
+
+
+def _host_peak() -> int | None:
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith('VmHWM:'):
+          return int(line.split()[1]) * 1024
+  except (OSError, ValueError, IndexError):
+    pass
+  return None
 
 
 def _scalar(v: Any) -> float:

@@ -1,5 +1,6 @@
 """The training loop end to end: learning, exact resume, corrupt-checkpoint fallback, non-finite loss."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import pytest
 from experiments.configs.base import get_base_config
 from seqmodels.analysis import runs
 from seqmodels.models import ngram
-from seqmodels.train import checkpoint, count, loop, optim
+from seqmodels.train import checkpoint, count, loop, optim, steps
 from seqmodels.train.checkpoint import Checkpointer
 
 
@@ -51,6 +52,9 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
   _assert_trees_equal(full['state'].params, resumed['state'].params)
   _assert_trees_equal(full['state'].opt_state, resumed['state'].opt_state)
   assert (tmp_path / 'resumed' / 'summary.json').exists()
+  written = (tmp_path / 'resumed' / 'summary.json').read_text()
+  rerun = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))  # finished: its summary is returned, not redone
+  assert (tmp_path / 'resumed' / 'summary.json').read_text() == written and rerun == json.loads(written)
   (tmp_path / 'resumed' / 'summary.json').unlink()  # finished, but the summary was lost: rerun re-evaluates
   again = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))
   assert again['step'] == 12 and again['eval']['loss'] == resumed['eval']['loss']
@@ -108,6 +112,25 @@ def test_nonfinite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path)
   bad_step = int(re.search(r'at step (\d+)', str(info.value)).group(1))
   saved = sorted(int(p.name) for p in (work / 'checkpoints').iterdir() if p.name.isdigit())
   assert saved and max(saved) < bad_step
+  assert f'the last good checkpoint (step {max(saved)}) is kept' in str(info.value)
+  c.train.checkpoint_every = 100  # none saved before the loss fails: the message says so
+  with pytest.raises(loop.NonFiniteLossError, match='no checkpoint was saved before it'):
+    loop.train_and_evaluate(c, str(tmp_path / 'nan_early'))
+
+
+def test_a_final_evaluation_that_fails_loses_no_training_and_a_rerun_redoes_only_it(tmp_path, monkeypatch):
+  c = tiny_config(tmp_path)
+  c.train.checkpoint_every = 100  # the last step's is the only checkpoint
+  lm = steps.OBJECTIVES['lm']
+  def failing(*args):
+    raise RuntimeError('decoding ran out of memory')
+  monkeypatch.setitem(steps.OBJECTIVES, 'lm', dataclasses.replace(lm, final_eval=failing))
+  with pytest.raises(RuntimeError, match='out of memory'):
+    loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  assert checkpoint.saved_steps(str(tmp_path / 'run')) == [12]
+  monkeypatch.setitem(steps.OBJECTIVES, 'lm', dataclasses.replace(lm, final_eval=lambda *args: {'bleu': 7.0}))
+  summary = loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  assert summary['step'] == 12 and summary['eval']['bleu'] == 7.0
 
 
 # Per-model learning rates: at 1e-2 the GPT plateaus near 0.89 accuracy; at 3e-3 the LSTM is still at 0.83.

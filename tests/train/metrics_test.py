@@ -1,11 +1,12 @@
 """Tests for seqmodels/train/metrics.py: the JSONL record, TensorBoard scalars, and a start-up without PyTorch."""
 
 import json
+import mmap
 import os
 import subprocess
 import sys
 
-from seqmodels.train.metrics import MetricWriter
+from seqmodels.train.metrics import MetricWriter, PeakMemory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -42,3 +43,15 @@ def test_writer_does_not_import_an_installed_torch_but_leaves_it_importable(tmp_
                        env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=120)
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.split() == ['after', 'writer:', 'False', 'torch', 'imported', 'then:', 'torch'], out.stdout
+
+
+def test_peak_memory_is_each_runs_own_not_the_processes_so_far():
+  """An in-process sweep's later trial reports its own peak, not an earlier trial's larger one."""
+  size = 256 * 2**20
+  first = PeakMemory()
+  buffer = mmap.mmap(-1, size)  # an earlier trial's memory, resident, then returned to the system
+  buffer.write(b'x' * size)
+  buffer.close()
+  earlier = first.bytes()
+  later = PeakMemory().bytes()  # the next run starts: its peak is what is resident now
+  assert earlier - later > size // 2
