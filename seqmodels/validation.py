@@ -79,6 +79,11 @@ def _check_seq2seq(config) -> None:
   tokenizers = ('auto', 'unigram', 'bpe', 'char', 'byte')
   _check(d.tokenizer in tokenizers, f'config.data.tokenizer={d.tokenizer!r} is not a tokenizer: choose one of '
          f'{", ".join(tokenizers)}')
+  # Byte tokens are one vocabulary on both sides whatever shared_vocab says; other tokenizers learn one per side.
+  _check(m.name != 'transformer' or not m.share_embeddings or d.shared_vocab or d.tokenizer == 'byte',
+         'config.model.share_embeddings=True ties the source and target embeddings, and config.data.shared_vocab='
+         'False gives the two sides their own vocabularies (source id i and target id i are different pieces): set '
+         'config.model.share_embeddings=False, or config.data.shared_vocab=True')
   if d.tokenizer in ('unigram', 'bpe'):
     _check(d.vocab_size >= 16, f'config.data.vocab_size={d.vocab_size!r} is too small for sentencepiece: use >= 16')
   if d.name == 'toy_translation':

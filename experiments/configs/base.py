@@ -32,7 +32,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.discount = 0.0           # ngram: Kneser-Ney discount D in (0, 1]; 0 means modified KN (D1, D2, D3+
                                    # estimated per order from counts-of-counts, Chen & Goodman 1998)
   c.model.pre_ln = False           # transformer: LayerNorm before each sublayer (True) or after (False, the paper)
-  c.model.share_embeddings = True  # transformer: one embedding for source, target and output layer
+  c.model.share_embeddings = True  # transformer: one embedding for source, target and output layer; needs one
+                                   # vocabulary (data.shared_vocab=True, or byte tokens): set False for two
   c.model.attention = 'none'       # seq2seq_*: none | additive (Bahdanau) | general | dot (Luong)
   c.model.attention_width = 0      # seq2seq_*: additive attention hidden units; 0 means width
   c.model.encoder_bidirectional = False  # seq2seq_*: bidirectional encoder, bridged to the decoder size

@@ -72,12 +72,23 @@ def _bert(m, data, dtype: Any) -> nn.Module:
   return BERTPretrain(c) if data.kind == 'mlm' else BERTClassifier(c)
 
 
+def one_vocabulary(meta) -> bool:
+  """Whether translation data has one vocabulary for both sides: source id i and target id i are the same piece
+  for every i (data.shared_vocab, or byte tokens), not merely two vocabularies of one size."""
+  src, tgt = meta.get('src_tokenizer'), meta.get('tgt_tokenizer')
+  if src is None or tgt is None:
+    return 'src_vocab_size' not in meta
+  return src is tgt or (src.vocab_size == tgt.vocab_size
+                        and src.pieces(range(src.vocab_size)) == tgt.pieces(range(tgt.vocab_size)))
+
+
 def _transformer(m, data, dtype: Any) -> nn.Module:
   V_src = data.meta.get('src_vocab_size', data.vocab_size)
   # 2 * seq_len positions: decoding may run past the training length (config.decode.max_len).
   return Transformer(TransformerConfig(V=data.vocab_size, V_src=V_src, L=2 * data.seq_len, D=m.width, N=m.layers,
                                        H=m.heads, F=m.ffn or 4 * m.width, dropout=m.dropout, pre_ln=m.pre_ln,
-                                       share_embeddings=m.share_embeddings, dtype=dtype))
+                                       share_embeddings=m.share_embeddings and one_vocabulary(data.meta),
+                                       dtype=dtype))
 
 
 def _rnn_classifier(cell: str) -> Callable[..., nn.Module]:

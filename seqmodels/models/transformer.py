@@ -32,7 +32,8 @@ class TransformerConfig:
   F: int = 512            # FFN width (d_ff)
   dropout: float = 0.0    # P_drop on embeddings+positions and on every sublayer output
   pre_ln: bool = False    # False: the paper's post-LN; True: pre-LN (more stable when deep)
-  share_embeddings: bool = True  # one embedding for source, target and the output layer (needs V_src == V)
+  share_embeddings: bool = True  # one embedding for source, target and the output layer: for one vocabulary only
+                                 # (source id i is target id i), which the caller knows, not V_src == V
   positions: str = 'sinusoidal'  # sinusoidal | learned
   dtype: Any = jnp.float32
 
@@ -62,7 +63,10 @@ class Transformer(nn.Module):
     self.drop = nn.Dropout(c.dropout)
 
   def _shared(self) -> bool:
-    return self.cfg.share_embeddings and (self.cfg.V_src or self.cfg.V) == self.cfg.V
+    c = self.cfg
+    if c.share_embeddings and c.V_src not in (0, c.V):
+      raise ValueError(f'share_embeddings=True needs one vocabulary, and V_src={c.V_src} differs from V={c.V}')
+    return c.share_embeddings
 
   def _embed(self, embed, pos, tokens_BxT, train: bool, offset=0):
     x_BxTxD = embed(tokens_BxT) * jnp.sqrt(self.cfg.D).astype(jnp.float32)  # as in the paper, section 3.4

@@ -1,11 +1,15 @@
 """Tests for seqmodels/models/transformer.py: padding, causality, KV-cache decoding equals teacher forcing, and a
-training run through the seq2seq objective."""
+training run through the seq2seq objective; embeddings are shared for one vocabulary only."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from seqmodels import decoding
+from experiments.configs.translate import get_config
+from seqmodels import decoding, validation
+from seqmodels.data import pipeline, translation
+from seqmodels.models import registry
 from seqmodels.models.transformer import Transformer, TransformerConfig, step_function
 
 V, L = 13, 8
@@ -60,3 +64,28 @@ def test_greedy_decoding_runs_through_decoding_module():
 
   out = greedy(params, SRC)
   assert out.shape == (2, L) and out.dtype == jnp.int32
+
+
+@pytest.mark.parametrize('src_tok, tgt_tok, shared', [
+    (translation.CharLevel('abc'), translation.CharLevel('xyz'), False),  # one size, different pieces
+    (translation.CharLevel('abc'), translation.CharLevel('abc'), True),  # the same pieces
+    (translation.CharLevel(None), translation.CharLevel(None), True),  # bytes on both sides
+])
+def test_embeddings_are_shared_only_when_source_and_target_are_one_vocabulary(src_tok, tgt_tok, shared):
+  meta = {'src_vocab_size': src_tok.vocab_size, 'src_tokenizer': src_tok, 'tgt_tokenizer': tgt_tok}
+  data = pipeline.Data('seq2seq', tgt_tok.vocab_size, 4, meta=meta)
+  c = get_config('cpu,transformer')
+  c.model.width, c.model.layers, c.model.heads = 8, 1, 2
+  model = registry.build(c.model, data, jnp.float32)
+  src = jnp.ones((1, 4), jnp.int32)
+  params = jax.eval_shape(lambda: model.init(jax.random.key(0), src, src))['params']
+  assert ('src_embed' not in params) == shared
+
+
+def test_share_embeddings_with_two_vocabularies_is_a_config_error():
+  c = get_config('cpu,transformer')
+  c.data.shared_vocab = False
+  with pytest.raises(validation.ConfigError, match='model.share_embeddings=True .*data.shared_vocab=False'):
+    validation.validate(c)
+  c.model.share_embeddings = False
+  validation.validate(c)
