@@ -249,7 +249,7 @@ def split_lines(path: str) -> dict[str, list[str]]:
 
 
 def _lines(path: str) -> list[str]:
-  return [line.strip() for line in builders.read_text(path).split('\n') if line.strip()]
+  return [line.strip() for line in builders.read_lines(path) if line.strip()]
 
 
 def _tables(path: str, seq_len: int, seed: int) -> tuple[dict[str, dict[str, np.ndarray]], list[str], dict]:
@@ -306,8 +306,7 @@ class GlueSst2(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return {split: self._generate_examples(root / f) for split, f in files.items()}
 
   def _generate_examples(self, path: epath.Path):
-    rows = list(csv.DictReader(path.read_text(encoding='utf-8').splitlines(), delimiter='\t',
-                               quoting=csv.QUOTE_NONE))
+    rows = list(csv.DictReader(builders.read_lines(os.fspath(path)), delimiter='\t', quoting=csv.QUOTE_NONE))
     for i, row in enumerate(rows):
       yield i, {'sentence': row['sentence'], 'label': int(row.get('label', -1)), 'idx': i}
 

@@ -54,6 +54,14 @@ def read_text(path: str) -> str:
     raise not_utf8(path, e) from e
 
 
+def read_lines(path: str) -> list[str]:
+  r"""The lines of a local text file, split at '\n' only (a final newline ends the last line): the lines `wc -l`
+  counts, where str.splitlines would also split at U+2028, U+2029, \x0b, \x0c, \x1c-\x1e and \x85 inside a line.
+  The file is read with universal newlines, so '\r\n' and '\r' end lines too."""
+  lines = read_text(path).split('\n')
+  return lines[:-1] if lines[-1] == '' else lines
+
+
 def build_if_needed(builder: tfds.core.DatasetBuilder, what: str) -> None:
   """Downloads and prepares `builder` unless it is prepared; a failed download is a DataError naming `what`."""
   if builder.is_prepared():

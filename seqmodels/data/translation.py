@@ -134,7 +134,8 @@ def parallel_config(data_cfg) -> ParallelConfig:
 class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Sentence pairs {'src', 'tgt'} (text) per split, in file / index order; empty pairs are skipped."""
 
-  VERSION = tfds.core.Version('1.0.0')
+  # 1.1.0: lines split at '\n' only (1.0.0 also split at U+2028, \x0c, ... inside a line, misaligning the pairs).
+  VERSION = tfds.core.Version('1.1.0')
   code_path = _CODE_PATH
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -159,7 +160,7 @@ class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                                max_len=p['max_len'], num_words=p['num_words'])
 
   def _files(self, src_path: str, tgt_path: str):
-    src, tgt = builders.read_text(src_path).splitlines(), builders.read_text(tgt_path).splitlines()
+    src, tgt = builders.read_lines(src_path), builders.read_lines(tgt_path)
     if len(src) != len(tgt):
       raise builders.DataError(f'{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: the files must '
                                'align, one sentence pair per line')
@@ -266,8 +267,11 @@ def _pairs(data_cfg, directory: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def _tokenizer_dir(data_cfg, directory: str) -> str:
+  """Where the tokenizers of data_cfg's corpus are saved: per ParallelText version too, so a rebuilt dataset
+  never reuses the tokenizers learned from its old examples."""
   name = _source_name(data_cfg)[0].replace('/', '_')
-  return os.path.join(directory, 'translation_tokenizers', name)
+  return os.path.join(directory, 'translation_tokenizers',
+                      name if data_cfg.name in ONLINE else f'{name}_{ParallelText.VERSION}')
 
 
 def prepare(data_cfg, directory: str) -> None:

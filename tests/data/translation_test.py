@@ -91,6 +91,24 @@ def test_parallel_text_reads_local_files_with_char_vocabularies(tmp_path):
   _check_batches(data, data.meta['pairs']['validation'], 12)
 
 
+def test_parallel_lines_split_at_newlines_only_so_pairs_stay_aligned(tmp_path):
+  # U+2028, U+2029, \x0c, \x0b, \x1c and \x85 inside a sentence (str.splitlines breaks lines at each); \r\n and a
+  # missing final newline on one side.
+  src = 'ein\u2028Haus\ndas\x0cBoot\nein\x85Auto\r\nder\x1cHund\n'
+  tgt = 'a\u2029house\nthe\x0bboat\na car\nthe dog'
+  corpus = tmp_path / 'corpus'
+  corpus.mkdir()
+  for split in ('train', 'validation'):
+    (corpus / f'{split}.de').write_text(src, encoding='utf-8', newline='')
+    (corpus / f'{split}.en').write_text(tgt, encoding='utf-8', newline='')
+  d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
+                tgt_path=str(corpus / '{split}.en'), tokenizer='char', seq_len=12)
+  pipeline.prepare(d)
+  pairs = pipeline.load(d).meta['pairs']['train']
+  assert pairs == [('ein\u2028Haus', 'a\u2029house'), ('das\x0cBoot', 'the\x0bboat'), ('ein\x85Auto', 'a car'),
+                   ('der\x1cHund', 'the dog')]
+
+
 @pytest.mark.parametrize('train_de,train_en,words', [
     ('ein Haus\ndas Boot\n'.encode(), b'a house\n', 'has 2 lines but'),
     ('gro\u00df\n'.encode('latin-1'), b'big\n', 'is not UTF-8 text'),
