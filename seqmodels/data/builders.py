@@ -47,9 +47,11 @@ def not_utf8(path: str, e: UnicodeDecodeError) -> DataError:
 
 
 def read_text(path: str) -> str:
-  """A local text file, decoded as UTF-8; any other encoding is a DataError naming the file and the fix."""
+  """A local text file, decoded as UTF-8 (a byte order mark at its start dropped, as Windows editors write one);
+  any other encoding is a DataError naming the file and the fix."""
   try:
-    return epath.Path(os.path.expanduser(path)).read_text(encoding='utf-8')
+    # epath reads UTF-8 whatever encoding it is given ('utf-8-sig' too), so the mark is dropped here.
+    return epath.Path(os.path.expanduser(path)).read_text(encoding='utf-8').removeprefix('\ufeff')
   except UnicodeDecodeError as e:
     raise not_utf8(path, e) from e
 
@@ -232,7 +234,7 @@ class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   length (and nanoGPT-style random crops).
   """
 
-  VERSION = tfds.core.Version('2.0.0')
+  VERSION = tfds.core.Version('2.1.0')  # 2.1.0: a UTF-8 byte order mark is no longer a character of the text
   code_path = _CODE_PATH
 
   def _info(self) -> tfds.core.DatasetInfo:

@@ -134,8 +134,9 @@ def parallel_config(data_cfg) -> ParallelConfig:
 class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Sentence pairs {'src', 'tgt'} (text) per split, in file / index order; empty pairs are skipped."""
 
-  # 1.1.0: lines split at '\n' only (1.0.0 also split at U+2028, \x0c, ... inside a line, misaligning the pairs).
-  VERSION = tfds.core.Version('1.1.0')
+  # 1.1.0: lines split at '\n' only (1.0.0 also split at U+2028, \x0c, ... inside a line, misaligning the pairs);
+  # 1.2.0: a UTF-8 byte order mark is no longer part of a file's first sentence.
+  VERSION = tfds.core.Version('1.2.0')
   code_path = _CODE_PATH
 
   def _info(self) -> tfds.core.DatasetInfo:

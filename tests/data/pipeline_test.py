@@ -333,6 +333,20 @@ def test_text_split_files_are_the_splits_and_words_are_learned_from_train_only(t
   np.testing.assert_array_equal(data.encode('cat dog\n'), [2, 0, 1])  # 60 times each: ties alphabetical
 
 
+@pytest.mark.parametrize('tokenizer', ['char', 'word'])
+def test_a_byte_order_mark_starting_each_file_is_not_part_of_the_text(tmp_path, tokenizer):
+  texts = _split_files(tmp_path)
+  for name, text in texts.items():
+    (tmp_path / f'wiki.{name}.tokens').write_bytes(b'\xef\xbb\xbf' + text.encode())  # as Windows editors save
+  cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'wiki.{split}.tokens'), seq_len=4,
+             tokenizer=tokenizer, min_count=1)
+  pipeline.prepare(cfg)
+  data = pipeline.load(cfg)
+  assert data.vocab_size == (2 + 5 + 7 if tokenizer == 'word' else len(set(''.join(texts.values()))))
+  first = lambda split: data.decode(data.splits[split].gather(np.arange(1))['inputs'][0])
+  assert first('train').startswith('the ') and first('validation').startswith('the ')
+
+
 def test_text_subword_tokens_give_each_split_back_exactly(tmp_path):
   texts = _split_files(tmp_path)
   cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'wiki.{split}.tokens'), seq_len=4,

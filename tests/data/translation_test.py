@@ -109,6 +109,20 @@ def test_parallel_lines_split_at_newlines_only_so_pairs_stay_aligned(tmp_path):
                    ('der\x1cHund', 'the dog')]
 
 
+def test_a_byte_order_mark_starting_a_parallel_file_is_not_part_of_its_first_sentence(tmp_path):
+  corpus = tmp_path / 'corpus'
+  corpus.mkdir()
+  for split in ('train', 'validation'):
+    (corpus / f'{split}.de').write_bytes(b'\xef\xbb\xbfein Haus\ndas Boot\n')
+    (corpus / f'{split}.en').write_bytes(b'\xef\xbb\xbfa house\nthe boat\n')
+  d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
+                tgt_path=str(corpus / '{split}.en'), tokenizer='char', seq_len=12)
+  pipeline.prepare(d)
+  data = pipeline.load(d)
+  assert data.meta['pairs']['train'] == [('ein Haus', 'a house'), ('das Boot', 'the boat')]
+  assert '\ufeff' not in data.meta['src_tokenizer'].chars
+
+
 @pytest.mark.parametrize('train_de,train_en,words', [
     ('ein Haus\ndas Boot\n'.encode(), b'a house\n', 'has 2 lines but'),
     ('gro\u00df\n'.encode('latin-1'), b'big\n', 'is not UTF-8 text'),
