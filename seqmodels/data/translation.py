@@ -203,6 +203,16 @@ class CharLevel:
     return [self.decode([i]) if i >= NUM_SPECIALS else ('<unk>' if i == UNK else '</s>') for i in ids]
 
 
+_SIDES = {'src': 'source', 'tgt': 'target', 'shared': 'source and target'}
+
+
+def _corpus(data_cfg) -> str:
+  """The corpus of data_cfg, as a message names it."""
+  if data_cfg.name == FILES:
+    return f'config.data.src_path={data_cfg.src_path} and config.data.tgt_path={data_cfg.tgt_path}'
+  return f'config.data.name={data_cfg.name}'
+
+
 def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: str,
                    create: bool) -> tuple[Any, Any]:
   """(source, target) tokenizers of data_cfg, trained on the training pairs (and saved) when `create`."""
@@ -226,8 +236,13 @@ def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: 
         out[side] = CharLevel(json.load(f)['chars'])
     else:
       if create and not os.path.exists(prefix + '.model'):
+        try:
+          model = tokenizers.train_sentencepiece(texts(side), data_cfg.vocab_size, tok)
+        except ValueError as e:  # a vocabulary too small for the characters: the message says how large
+          raise builders.DataError(f'config.data.vocab_size={data_cfg.vocab_size} for the {_SIDES[side]} text of '
+                                   f'{_corpus(data_cfg)}: {e}') from e
         with open(prefix + '.model.tmp', 'wb') as f:
-          f.write(tokenizers.train_sentencepiece(texts(side), data_cfg.vocab_size, tok))
+          f.write(model)
         os.replace(prefix + '.model.tmp', prefix + '.model')  # whole or absent: a kill leaves no half model
       out[side] = SubwordTokenizer(prefix + '.model')
   return (out['shared'], out['shared']) if data_cfg.shared_vocab else (out['src'], out['tgt'])

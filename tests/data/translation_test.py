@@ -143,6 +143,20 @@ def test_unusable_parallel_files_fail_with_one_line_naming_the_file(tmp_path, tr
   assert words in message and str(corpus / 'train.de') in message and '\n' not in message
 
 
+def test_a_vocab_size_too_small_for_the_characters_is_one_line_naming_it_and_leaves_no_file(tmp_path):
+  corpus = tmp_path / 'corpus'
+  corpus.mkdir()
+  for split in ('train', 'validation'):
+    (corpus / f'{split}.de').write_text('abcdefghijklmnopqrstuvwxyz\nABCDEFGHIJKLMNOPQRSTUVWXYZ\n')
+    (corpus / f'{split}.en').write_text('0123456789\n.,;:!?-+*/\n')
+  d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
+                tgt_path=str(corpus / '{split}.en'), tokenizer='bpe', vocab_size=20, seq_len=12)
+  with pytest.raises(builders.DataError, match=r'^config.data.vocab_size=20 for the source and target text of '
+                     r'config.data.src_path=.*: a vocabulary of 20 pieces .* at least \d+$'):
+    pipeline.prepare(d)
+  assert not [p.name for p in (tmp_path / 'tfds' / 'translation_tokenizers').rglob('*') if p.is_file()]
+
+
 @pytest.mark.parametrize('name', ['wmt14_translate/de-en', 'ted_hrlr_translate/pt_to_en'])
 def test_online_translation_sets_load_through_tfds_mock_data(tmp_path, name):
   d = _data_cfg(tmp_path, name=name, tokenizer='byte', seq_len=24)
