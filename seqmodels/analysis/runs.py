@@ -35,12 +35,28 @@ def load(workdir: str) -> Run:
   from seqmodels.models import registry  # noqa: PLC0415
   from seqmodels.train import steps  # noqa: PLC0415
 
+  from seqmodels.data.builders import DataError  # noqa: PLC0415
+  from seqmodels.train.loop import DATA_FILES  # noqa: PLC0415
+
   with open(os.path.join(workdir, 'config.json')) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+    config = json.load(f)
+  config['data'] = pipeline.with_absolute_paths(config['data'])  # a config.json of an older version: from here
+  config = ml_collections.ConfigDict(config)
   if 'tokenizer' in config.data:  # resolved, and read as it was meant in a config.json of an older version
     config.data.tokenizer = pipeline.tokenizer_name(config.data) or config.data.tokenizer
-  pipeline.prepare(config.data)
-  data = pipeline.load(config.data)
+  try:
+    with open(os.path.join(workdir, DATA_FILES)) as f:
+      why = pipeline.changed_files(json.load(f), pipeline.file_digests(config.data))
+  except (OSError, ValueError):
+    why = ''  # no record: a run of an older version, or on generated data
+  if why:
+    raise DataError(f'the run was trained on other data than its config names now: {why}: restore its data to '
+                    'analyse it')
+  try:
+    pipeline.prepare(config.data)
+    data = pipeline.load(config.data)
+  except FileNotFoundError as e:
+    raise DataError(f'its data file {e.filename or e} is not there: restore it to analyse the run') from e
   counted = registry.MODELS[config.model.name].trained_by == 'counting'  # no module: refit it (train/count.py)
   model_cfg = config.model
   if model_cfg.get('recurrence') == 'cudnn' and jax.devices()[0].platform != 'gpu':

@@ -15,6 +15,7 @@ word_language_model train): row r of every batch is the next window of stream r,
 
 import dataclasses
 import fcntl
+import hashlib
 import os
 import threading
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -288,6 +289,58 @@ def render_values(values) -> str:
 def data_dir(data_cfg) -> str:
   """Directory where TFDS datasets are built and read ('' means DEFAULT_DATA_DIR)."""
   return os.path.abspath(os.path.expanduser(data_cfg.data_dir or DEFAULT_DATA_DIR))
+
+
+PATH_FIELDS = ('path', 'src_path', 'tgt_path', 'data_dir')  # data config fields that name local files or folders
+
+
+def with_absolute_paths(data_cfg: dict) -> dict:
+  """A data config (a dict, as config.json holds it) whose non-empty PATH_FIELDS are absolute: a run's record reads
+  from any directory (the analysis commands), not only the one it was launched from."""
+  return {k: os.path.abspath(os.path.expanduser(v)) if k in PATH_FIELDS and isinstance(v, str) and v else v
+          for k, v in data_cfg.items()}
+
+
+def local_files(data_cfg) -> list[str]:
+  """The local files the dataset of `data_cfg` is made from, absolute, each split's; [] for generated and TFDS
+  data. Files that do not exist are left out (the loaders name them)."""
+  if data_cfg.name == 'text' or (data_cfg.name in bert_data.DATASETS and data_cfg.get('source', '') in
+                                 ('', *bert_data.CORRUPTIONS)):
+    patterns = [data_cfg.path]
+  elif data_cfg.name == translation.FILES:
+    patterns = [data_cfg.src_path, data_cfg.tgt_path]
+  else:
+    return []
+  files = []
+  for pattern in patterns:
+    pattern = os.path.abspath(os.path.expanduser(pattern))
+    files += builders.split_files(pattern).values() if '{split}' in pattern else [pattern]
+  return sorted(f for f in set(files) if os.path.isfile(f))
+
+
+def file_digests(data_cfg) -> dict[str, str]:
+  """{file: sha256 of its bytes} of the dataset's `local_files`: what a run was trained on."""
+  digests = {}
+  for file in local_files(data_cfg):
+    h = hashlib.sha256()
+    with open(file, 'rb') as f:
+      for block in iter(lambda: f.read(1 << 24), b''):
+        h.update(block)
+    digests[file] = h.hexdigest()
+  return digests
+
+
+def changed_files(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
+  """'' when the files read now are those recorded (same paths, same bytes), else what differs, in words."""
+  changed = [f for f in sorted(recorded) if f in now and now[f] != recorded[f]]
+  if changed:
+    more = f' (and {len(changed) - 1} more)' if len(changed) > 1 else ''
+    return f'{changed[0]}{more} changed since the run began'
+  if set(recorded) != set(now):
+    gone, new = sorted(set(recorded) - set(now)), sorted(set(now) - set(recorded))
+    return '; '.join(([f'{", ".join(gone)} it read {"are" if len(gone) > 1 else "is"} gone'] if gone else []) +
+                     ([f'it did not read {", ".join(new)}'] if new else []))
+  return ''
 
 
 def _synthetic_config(data_cfg) -> builders.SyntheticConfig:

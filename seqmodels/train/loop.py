@@ -221,8 +221,8 @@ def _check_resumable(workdir: str, config) -> None:
         old.get(key[0], {}).get(key[1], defaults.get(key)), new.get(key[0], {}).get(key[1], defaults.get(key)))
     if key == ('train', 'dtype') and {a, b} <= {*DTYPES, 'auto'}:
       a, b = compute_dtype(a).name, compute_dtype(b).name  # 'auto' here is what it computes in (float32 on CPU)
-    if key == 'data' and isinstance(a, dict) and isinstance(b, dict):  # 'auto' and older config.json files
-      a, b = ({**d, 'tokenizer': pipeline.tokenizer_name(d)} for d in (a, b))
+    if key == 'data' and isinstance(a, dict) and isinstance(b, dict):  # 'auto', relative paths: older files
+      a, b = ({**pipeline.with_absolute_paths(d), 'tokenizer': pipeline.tokenizer_name(d)} for d in (a, b))
     if isinstance(a, dict) and isinstance(b, dict):
       # Fields added (or removed) by a newer code version are not a change of this run's config, nor speed knobs.
       a, b = ({k: v for k, v in d.items() if k in a and k in b and k not in speed_only.get(key, ())} for d in (a, b))
@@ -235,6 +235,38 @@ def _check_resumable(workdir: str, config) -> None:
         changed = f'config.{name}: {a!r} there, {b!r} now'
       raise WorkdirError(f'workdir {workdir} holds a run with a different config ({changed}): use a new '
                          '--workdir, or the same config to resume')
+
+
+DATA_FILES = 'data_files.json'  # in a workdir: {file: sha256} of the local files the run trains on
+
+
+def absolute_paths(config):
+  """`config` with the files and folders it names (data.path, src_path, tgt_path, data_dir; train.init_from)
+  absolute, so that config.json names them wherever it is read from; `config` itself when they already are."""
+  data = pipeline.with_absolute_paths(config.data.to_dict())
+  init_from = os.path.abspath(os.path.expanduser(config.train.init_from)) if config.train.init_from else ''
+  if data == config.data.to_dict() and init_from == config.train.init_from:
+    return config
+  config = config.copy_and_resolve_references()
+  for k in pipeline.PATH_FIELDS:
+    if k in config.data:
+      config.data[k] = data[k]
+  config.train.init_from = init_from
+  return config
+
+
+def _check_same_data(workdir: str, digests: dict[str, str]) -> None:
+  """Refuses to resume a run (a workdir with a checkpoint) whose local data files are not the ones it began on:
+  a changed file would train its parameters on other text, or with another tokenizer's ids."""
+  try:
+    with open(os.path.join(workdir, DATA_FILES)) as f:
+      recorded = json.load(f)
+  except (OSError, ValueError):
+    return  # none recorded: a new run, or one from before the record
+  why = pipeline.changed_files(recorded, digests) if checkpoint.saved_steps(workdir) else ''
+  if why:
+    raise WorkdirError(f'workdir {workdir} holds a run trained on other data: {why}: restore its data, or use a '
+                       'new --workdir to train on this')
 
 
 def write_json(path: str, obj: Any) -> None:
@@ -277,6 +309,7 @@ def finished_summary(workdir: str) -> dict[str, Any] | None:
 
 def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[str, Any]:
   t_start = time.time()
+  config = absolute_paths(config)
   os.makedirs(workdir, exist_ok=True)
   _check_resumable(workdir, config)
   finished = finished_summary(workdir)
@@ -285,11 +318,15 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
                     'to evaluate its final checkpoint again, delete summary.json', workdir)
     return finished
   peak_memory = PeakMemory()
+  primary = jax.process_index() == 0
+  digests = pipeline.file_digests(config.data)
+  _check_same_data(workdir, digests)
   if registry.MODELS[config.model.name].trained_by == 'counting':  # the n-gram LM: one counting pass, no steps
+    if primary and digests:
+      write_json(os.path.join(workdir, DATA_FILES), digests)
     return count.fit_and_evaluate(config, workdir, peak_memory)
   host_memory.keep_freed_memory()  # on CPU: a quarter of a small GPT's step was page faults (see host_memory)
   tc = config.train
-  primary = jax.process_index() == 0
 
   pipeline.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
   data = pipeline.load(config.data)
@@ -297,6 +334,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   tc = config.train
   if primary:
     write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json_best_effort()))
+    if digests:
+      write_json(os.path.join(workdir, DATA_FILES), digests)
   if tc.get('test_eval', False):
     _check_test_split(data, config.data.name)
   sharding.wait_for_all_processes('preparing the data')

@@ -329,6 +329,31 @@ def test_test_eval_reads_a_text_corpus_test_file_with_word_tokens(tmp_path, name
     assert metrics['bits_per_char'] == pytest.approx(metrics['bits_per_token'] * 9 * lines / len(texts[split]))
 
 
+def test_a_run_records_its_data_files_and_refuses_to_resume_or_be_analysed_on_changed_ones(tmp_path, monkeypatch):
+  c = tiny_config(tmp_path, steps=6)
+  c.data.name, c.data.seq_len, c.data.path = 'text', 8, 'corpus.txt'  # relative: launched from tmp_path
+  c.train.checkpoint_every = 2
+  (tmp_path / 'corpus.txt').write_text('to be or not to be, that is the question\n' * 40)
+  monkeypatch.chdir(tmp_path)
+  loop.train_and_evaluate(c, 'run', stop_after=2)
+  monkeypatch.chdir(tmp_path.parent)  # the analyses read it from anywhere: config.json names the file absolutely
+  corpus = str(tmp_path / 'corpus.txt')
+  assert json.loads((tmp_path / 'run' / 'config.json').read_text())['data']['path'] == corpus
+  assert list(json.loads((tmp_path / 'run' / loop.DATA_FILES).read_text())) == [corpus]
+  assert runs.load(str(tmp_path / 'run')).data.vocab_size > 0
+  monkeypatch.chdir(tmp_path)
+  assert loop.train_and_evaluate(c, 'run', stop_after=2)['step'] == 4  # the same files: it resumes
+  with open(corpus, 'a') as f:  # the same characters: it would resume silently on other text
+    f.write('to be\n')
+  with pytest.raises(loop.WorkdirError, match=f'trained on other data: {corpus} changed since the run began'):
+    loop.train_and_evaluate(c, 'run')
+  with pytest.raises(ValueError, match=f'other data than its config names now: {corpus} changed'):
+    runs.load(str(tmp_path / 'run'))
+  os.remove(corpus)
+  with pytest.raises(ValueError, match=f'{corpus} it read is gone'):
+    runs.load(str(tmp_path / 'run'))
+
+
 def test_resume_reads_the_tokenizer_of_a_config_json_written_before_text_took_one(tmp_path):
   c = tiny_config(tmp_path)
   c.data.name, c.data.path = 'text', str(tmp_path / 'corpus.txt')
