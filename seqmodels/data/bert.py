@@ -143,6 +143,8 @@ def _scramble_words(words: list[str], rng) -> list[str] | None:
 # in place: a line's capital first letter and final punctuation would otherwise give it away (on tinyshakespeare,
 # "a fully word-shuffled line starts with a lowercase letter" alone is 86% right).
 CORRUPTIONS = {'shuffled': _shuffle_inner_words, 'scrambled': _scramble_words}
+_CORRUPTIBLE = {'shuffled': '4 or more words, two of its inner ones different',
+                'scrambled': 'a word of 4 or more letters, two of its inner ones different'}
 
 
 def corrupted_task(lines: Sequence[str], seed: int, source: str) -> tuple[list[str], np.ndarray]:
@@ -242,8 +244,18 @@ def split_lines(path: str) -> dict[str, list[str]]:
   or of one text file, split in order: the first 90% train, the rest validation. Pre-training (mlm) and the local
   classification tasks split a file alike, so no validation line is ever seen in pre-training."""
   if '{split}' in path:
-    return {split: _lines(file) for split, file in builders.split_files(path).items()}
+    files = builders.split_files(path)
+    parts = {split: _lines(file) for split, file in files.items()}
+    empty = next((split for split, lines in parts.items() if not lines), None)
+    if empty is not None:
+      raise builders.DataError(f'the {empty} file {files[empty]} of config.data.path={path!r} holds no line of text '
+                               '(only whitespace): fill it, one sentence per line')
+    return parts
   lines = _lines(path)
+  if len(lines) < 2:
+    raise builders.DataError(f'config.data.path={path!r} holds {len(lines)} line(s) of text: its first 90% of lines '
+                             'train and the rest validate, which takes at least 2 lines: use more text, one sentence '
+                             "per line, or one file per split with '{split}'")
   cut = int(len(lines) * TRAIN_FRACTION)
   return {'train': lines[:cut], 'validation': lines[cut:]}
 
@@ -271,6 +283,10 @@ def _tables(path: str, seq_len: int, seed: int) -> tuple[dict[str, dict[str, np.
             for split, (texts, texts_b, labels) in tables.items()}
   if 'all' in arrays:
     n = len(arrays['all']['label'])
+    if n < 2:
+      raise builders.DataError(f'config.data.path={path!r} has {n} row: its rows are shuffled and split 90/10 into '
+                               "train and validation, which takes at least 2 rows: add rows, or give one table per "
+                               "split with '{split}'")
     order, cut = np.random.default_rng([seed, 11]).permutation(n), int(n * TRAIN_FRACTION)
     arrays = {'train': _rows(arrays['all'], order[:cut]), 'validation': _rows(arrays['all'], order[cut:])}
   return arrays, names, meta
@@ -365,6 +381,10 @@ def load(data_cfg, directory: str) -> pipeline.Data:
     parts, names = {}, [data_cfg.source, 'real']
     for split, lines in split_lines(data_cfg.path).items():
       texts, labels_N = corrupted_task(lines, seed, data_cfg.source)
+      if not texts:
+        raise builders.DataError(f'config.data.source={data_cfg.source!r} can corrupt none of the {len(lines)} lines '
+                                 f'of the {split} split of config.data.path={data_cfg.path!r} (a line needs '
+                                 f'{_CORRUPTIBLE[data_cfg.source]}): use other text')
       parts[split] = classification_arrays(texts, None, labels_N, T)
   elif not data_cfg.source:
     parts, names, meta = _tables(data_cfg.path, T, seed)

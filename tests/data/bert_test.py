@@ -154,6 +154,22 @@ def test_unusable_classification_tables_fail_with_one_line_naming_file_and_row(t
   assert words in str(e.value) and name in str(e.value) and '\n' not in str(e.value)
 
 
+@pytest.mark.parametrize('name,source,files,words', [
+    ('mlm', '', {'one.txt': 'the only line\n\n'}, 'holds 1 line(s) of text: its first 90% of lines train'),
+    ('mlm', '', {'c.train.txt': 'a line\nanother\n', 'c.valid.txt': ' \n'}, 'the validation file'),
+    ('classify', '', {'one.tsv': 'a fine film\t1\n'}, 'has 1 row: its rows are shuffled and split 90/10'),
+    ('classify', 'shuffled', {'short.txt': 'two words\n' * 20}, "'shuffled' can corrupt none of the 18 lines"),
+])
+def test_too_little_text_for_the_splits_is_one_line_naming_the_path(tmp_path, name, source, files, words):
+  for file, content in files.items():
+    (tmp_path / file).write_text(content)
+  c = data_config(tmp_path, name, source)
+  c.path = str(tmp_path / (next(iter(files)) if len(files) == 1 else 'c.{split}.txt'))
+  with pytest.raises(builders.DataError) as e:
+    pipeline.load(c)
+  assert words in str(e.value) and f'config.data.path={c.path!r}' in str(e.value) and '\n' not in str(e.value)
+
+
 def test_local_tasks_are_balanced_and_keep_the_first_and_last_word_or_letter(tmp_path):
   for source in ('shuffled', 'scrambled'):
     data = pipeline.load(data_config(tmp_path, 'classify', source))
