@@ -67,13 +67,15 @@ def restore_saved(workdir: str, step: int | None = None, sharding=None, which: s
 
 
 def load_matching_params(workdir: str, params, shardings, flag: str = 'config.train.init_from',
-                         which: str = 'latest'):
-  """`params` with every array whose path and shape also appear in the latest checkpoint of `workdir` replaced
+                         which: str = 'latest', frozen: tuple[str, ...] = ()):
+  """`params` with every array whose path also appears in the latest checkpoint of `workdir` replaced
   (`which='best'`: its best evaluation's checkpoint).
 
   For fine-tuning from a pre-trained run: shared parts (e.g. the encoder) come from the checkpoint, new parts
   (e.g. a classification head) keep their fresh initialisation. Returns (params, loaded paths, fresh paths).
-  `flag` is the setting that named `workdir`, for the errors.
+  `flag` is the setting that named `workdir`, for the errors. A CheckpointError when nothing loads, when an array
+  of the checkpoint has another shape than the model's of its name (another width, seq_len, ...), or when a
+  parameter under one of the '/'-path prefixes `frozen` (optim.frozen_prefixes) is fresh: it would never train.
   """
   try:
     _, saved = restore_saved(workdir, which=which)
@@ -85,13 +87,55 @@ def load_matching_params(workdir: str, params, shardings, flag: str = 'config.tr
   target = traverse_util.flatten_dict(params, sep='/')
   flat_shardings = traverse_util.flatten_dict(shardings, sep='/')
   loaded = [k for k, v in target.items() if k in source and tuple(source[k].shape) == tuple(v.shape)]
-  if not loaded:
-    raise CheckpointError(f'{flag}={workdir}: no parameter of this model (same name and shape) is in its latest '
-                          'checkpoint: config.model must match that of the run that saved it')
+  _check_matching(workdir, flag, source, target, loaded, frozen)
   for k in loaded:
     target[k] = jax.device_put(source[k].astype(target[k].dtype), flat_shardings[k])
   fresh = sorted(set(target) - set(loaded))
   return traverse_util.unflatten_dict(target, sep='/'), loaded, fresh
+
+
+def _some(names: list[str], count: int = 3) -> str:
+  """The first `count` of `names`, and how many more."""
+  return '; '.join(names[:count]) + (f'; and {len(names) - count} more' if len(names) > count else '')
+
+
+def _saved_sizes(workdir: str) -> str:
+  """The fields that size a model in the config.json of the run in `workdir` ('' where it has none)."""
+  import json  # noqa: PLC0415
+  try:
+    with open(os.path.join(workdir, 'config.json')) as f:
+      saved = json.load(f)
+    model, data = saved['model'], saved['data']
+    return (f' (its config.json: model.width={model["width"]}, heads={model["heads"]}, ffn={model["ffn"]}, '
+            f'embed={model["embed"]}, layers={model["layers"]}; data.seq_len={data["seq_len"]})')
+  except (OSError, ValueError, KeyError, TypeError):
+    return ''
+
+
+def _check_matching(workdir: str, flag: str, source: dict, target: dict, loaded: list[str],
+                    frozen: tuple[str, ...]) -> None:
+  """The errors of `load_matching_params`: nothing loads; a pre-trained array cannot load (another shape); frozen
+  parameters would stay at their random initialisation (not in the checkpoint)."""
+  other = [f'{k}: {tuple(source[k].shape)} there, {tuple(v.shape)} here' for k, v in sorted(target.items())
+           if k in source and tuple(source[k].shape) != tuple(v.shape)]
+  if not loaded:
+    raise CheckpointError(f'{flag}={workdir}: no parameter of this model (same name and shape) is in its latest '
+                          'checkpoint: config.model must match that of the run that saved it'
+                          + (f' ({_some(other)})' if other else '') + _saved_sizes(workdir))
+  if other:
+    raise CheckpointError(
+        f'{flag}={workdir}: {len(other)} parameter array{"s" * (len(other) > 1)} of its checkpoint '
+        f'{"have other shapes" if len(other) > 1 else "has another shape"} than in this model ({_some(other)}): '
+        'the fields that size them (config.model.width, heads, ffn, embed; config.data.seq_len for position '
+        'tables; the vocabulary) must be those of the run that saved it' + _saved_sizes(workdir))
+  from seqmodels.train.optim import is_frozen  # noqa: PLC0415
+  unsaved = sorted(k for k in set(target) - set(loaded) if is_frozen((k,), frozen))
+  if unsaved:
+    raise CheckpointError(
+        f'{flag}={workdir}: config.optim.freeze={",".join(frozen)!r} freezes {len(unsaved)} parameter '
+        f'array{"s" * (len(unsaved) > 1)} its checkpoint does not have ({_some(unsaved)}), which would stay at '
+        'their random initialisation: config.model.layers (and the other config.model fields) must be those of '
+        'the run that saved it' + _saved_sizes(workdir) + ', or leave them out of config.optim.freeze')
 
 
 def _params_difference(path: epath.Path, abstract_params) -> str:

@@ -58,6 +58,11 @@ OPTIMIZERS = {
 }
 
 
+def frozen_prefixes(optim_cfg) -> tuple[str, ...]:
+  """The '/'-path prefixes that config.optim.freeze names (comma-separated, e.g. 'encoder,embed')."""
+  return tuple(p.strip().strip('/') for p in optim_cfg.freeze.split(',') if p.strip().strip('/'))
+
+
 def is_frozen(path: tuple, prefixes: tuple[str, ...]) -> bool:
   """Whether a parameter at `path` (a key path) lies under one of the '/'-joined `prefixes`."""
   name = '/'.join(str(getattr(k, 'key', k)) for k in path)
@@ -75,7 +80,7 @@ def make_optimizer(optim_cfg, num_steps: int) -> tuple[optax.GradientTransformat
   parts = [clip_by_global_norm(o.clip_norm)] if o.clip_norm > 0 else []
   parts.append(OPTIMIZERS[o.name](schedule, o))
   tx = optax.chain(*parts)
-  prefixes = tuple(p.strip().strip('/') for p in o.freeze.split(',') if p.strip())
+  prefixes = frozen_prefixes(o)
   if prefixes:
     labels = lambda params: jax.tree_util.tree_map_with_path(
         lambda path, _: 'frozen' if is_frozen(path, prefixes) else 'trained', params)

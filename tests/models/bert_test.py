@@ -104,3 +104,44 @@ def test_frozen_backbone_fine_tuning_leaves_pretrained_encoder_bit_identical(tmp
   for k in before:
     np.testing.assert_array_equal(after[k], before[k])
   assert fine['train']['grad_norm'] > 0  # the head did get gradients
+
+
+def _pretrained_workdir(tmp_path) -> str:
+  """A workdir whose checkpoint holds BERTPretrain(CFG)'s parameters, and its config.json's sizes."""
+  from seqmodels.train import checkpoint
+  workdir = str(tmp_path / 'pretrain')
+  ckpt = checkpoint.Checkpointer(workdir, every=1, keep=1)
+  ckpt.save(1, {'params': _params(BERTPretrain(CFG))['params']}, {})
+  ckpt.close()
+  (tmp_path / 'pretrain' / 'config.json').write_text(
+      '{"model": {"width": 16, "heads": 2, "ffn": 32, "embed": 0, "layers": 1}, "data": {"seq_len": 10}}')
+  return workdir
+
+
+@pytest.mark.parametrize('changes, frozen, message', [
+    ({'D': 8}, (), r'\d+ parameter arrays of its checkpoint have other shapes than in this model '
+                           r'\(bert/blocks_0/attn/out/bias: \(16,\) there, \(8,\) here; .*model\.width=16'),
+    ({'L': 12}, ('bert',), r'1 parameter array .* \(bert/pos/pos: \(10, 16\) there, \(12, 16\) here\).*seq_len=10'),
+    ({'N': 2}, ('bert',), r"optim\.freeze='bert' freezes \d+ parameter arrays its checkpoint does not have "
+                          r'\(bert/blocks_1/.*random initialisation: config\.model\.layers.*layers=1'),
+])
+def test_init_from_refuses_a_backbone_of_other_sizes_and_frozen_parameters_it_lacks(tmp_path, changes, frozen,
+                                                                                     message):
+  from seqmodels.train import checkpoint
+  workdir = _pretrained_workdir(tmp_path)
+  params = _params(BERTClassifier(dataclasses.replace(CFG, **changes)))['params']
+  shardings = jax.tree.map(lambda x: x.sharding, params)
+  with pytest.raises(checkpoint.CheckpointError, match=r'config\.train\.init_from=.*' + message):
+    checkpoint.load_matching_params(workdir, params, shardings, frozen=frozen)
+
+
+def test_init_from_leaves_trained_parameters_fresh_that_the_checkpoint_lacks(tmp_path):
+  from seqmodels.train import checkpoint
+  workdir = _pretrained_workdir(tmp_path)
+  params = _params(BERTClassifier(CFG))['params']
+  shardings = jax.tree.map(lambda x: x.sharding, params)
+  _, _, fresh = checkpoint.load_matching_params(workdir, params, shardings, frozen=('bert',))
+  assert fresh == ['classifier/bias', 'classifier/kernel']  # the new head: trained, so fine
+  deeper = _params(BERTClassifier(dataclasses.replace(CFG, N=2)))['params']  # fine-tuned whole: its extra block
+  _, _, fresh = checkpoint.load_matching_params(workdir, deeper, jax.tree.map(lambda x: x.sharding, deeper))
+  assert any(k.startswith('bert/blocks_1/') for k in fresh)
