@@ -24,6 +24,7 @@ validation lines are those that pre-training on data.path holds out.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from typing import Sequence
 
@@ -194,7 +195,7 @@ def read_table(path: str) -> tuple[list[str], list[str] | None, list[str] | None
   header names no label column (GLUE's test files). A .tsv is split at every tab, no quoting (GLUE's convention:
   its sentences hold unpaired quotes); a .csv follows RFC 4180 quoting. A file that is not such a table is a
   DataError naming the row."""
-  tsv = path.endswith('.tsv')
+  tsv = path.lower().endswith('.tsv')
   kwargs = {'delimiter': '\t', 'quoting': csv.QUOTE_NONE} if tsv else {'delimiter': ','}
   try:
     with open(os.path.expanduser(path), newline='', encoding='utf-8-sig') as f:
@@ -290,6 +291,22 @@ def _tables(path: str, seq_len: int, seed: int) -> tuple[dict[str, dict[str, np.
     order, cut = np.random.default_rng([seed, 11]).permutation(n), int(n * TRAIN_FRACTION)
     arrays = {'train': _rows(arrays['all'], order[:cut]), 'validation': _rows(arrays['all'], order[cut:])}
   return arrays, names, meta
+
+
+def _check_classes(parts: dict[str, dict[str, np.ndarray]], names: Sequence[str], what: str) -> None:
+  """Refuses a train split of fewer than 2 classes (every prediction of its one class would be right); warns of
+  each class that other splits hold and train does not (the model can never learn to predict it)."""
+  trained = set(np.unique(parts['train']['label']).tolist())
+  if len(trained) < 2:
+    raise builders.DataError(f'the train split of {what} holds examples of {len(trained)} class only '
+                             f'({", ".join(names[i] for i in sorted(trained))}): a classifier needs examples of at '
+                             'least 2 to learn anything (with one, every prediction is right): add examples of another')
+  for split, arrays in parts.items():
+    unseen = sorted(set(np.unique(arrays['label']).tolist()) - trained)
+    if unseen:
+      logging.warning('the %s split of %s holds %d examples of label(s) %s that the train split never holds: the '
+                      'model cannot learn them, so they count as errors', split, what,
+                      int(np.isin(arrays['label'], unseen).sum()), ', '.join(repr(names[i]) for i in unseen))
 
 
 def _tfds_texts(name: str, split: str, directory: str, limit: int, key: str) -> list[str]:
@@ -398,6 +415,9 @@ def load(data_cfg, directory: str) -> pipeline.Data:
       examples = [source[i] for i in range(min(len(source), limits[split]))]
       texts = [ex[key].decode('utf-8') if isinstance(ex[key], bytes) else str(ex[key]) for ex in examples]
       parts[split] = classification_arrays(texts, None, [int(ex['label']) for ex in examples], T)
+  local = data_cfg.source in ('', *CORRUPTIONS)
+  _check_classes(parts, names, f'config.data.path={data_cfg.path!r}' if local else
+                 f'config.data.source={data_cfg.source!r}')
   splits = {split: pipeline.Examples(len(a['label']), lambda i, a=a: _rows(a, i)) for split, a in parts.items()}
   return pipeline.Data('classify', VOCAB_SIZE, T, splits, decode,
                        meta={'num_classes': len(names), 'classes': names, **meta})

@@ -89,6 +89,30 @@ def test_classification_from_tsv_with_pairs_and_named_labels(tmp_path):
   assert text == f'[CLS] first {i} [SEP] second {i} [SEP] ' and batch['label'][0] == (1 if i % 3 else 0)
 
 
+def test_a_table_is_tsv_by_its_extension_in_any_case(tmp_path):
+  (tmp_path / 'UPPER.TSV').write_text(''.join(f'good, fine film {i}\t{i % 2}\n' for i in range(10)))
+  c = data_config(tmp_path, 'classify')
+  c.path = str(tmp_path / 'UPPER.TSV')
+  data = pipeline.load(c)
+  assert data.meta['classes'] == ['0', '1']  # as CSV, ' fine film 0\t0' was a label
+  assert bert.decode(data.splits['train'].gather(np.arange(1))['inputs'][0]).startswith('[CLS] good, fine film ')
+
+
+def test_a_train_split_of_one_class_is_refused_and_a_class_it_lacks_is_a_warning(tmp_path, caplog):
+  (tmp_path / 'train.tsv').write_text('text\tlabel\n' + 'a good film\tpos\n' * 5)
+  (tmp_path / 'dev.tsv').write_text('text\tlabel\na good film\tpos\na bad film\tneg\n')
+  c = data_config(tmp_path, 'classify')
+  c.path = str(tmp_path / '{split}.tsv')
+  with pytest.raises(builders.DataError, match=r"^the train split of config.data.path='.*\{split\}.tsv' holds "
+                     r'examples of 1 class only \(pos\): a classifier needs examples of at least 2'):
+    pipeline.load(c)
+  (tmp_path / 'train.tsv').write_text('text\tlabel\n' + 'a good film\tpos\nan old film\tmeh\n' * 3)
+  with caplog.at_level('WARNING'):
+    data = pipeline.load(c)
+  assert data.meta['classes'] == ['meh', 'neg', 'pos']
+  assert "the validation split of config.data.path=" in caplog.text and "1 examples of label(s) 'neg'" in caplog.text
+
+
 def test_classification_from_glue_style_split_files_by_their_header(tmp_path):
   # QNLI's layout: an index column, two named text columns, string labels; dev.tsv is the validation split; the
   # test file has no labels; sentences hold unpaired quotes, which a .tsv keeps (no quoting)
