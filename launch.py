@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -107,12 +108,21 @@ def main(argv) -> None:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:  # a file of that name, no permission, a read-only disk
     _fail(f'--workdir={workdir} cannot be made a directory ({e.strerror}): pass another --workdir')
-  if not sweep_path:  # one run: its errors end the launcher, as one line
+  if not sweep_path:  # one run: its errors end the launcher, as one line, and stay in failed.json for the report
+    primary = jax.process_index() == 0
     try:
       summary = loop.train_and_evaluate(trials[0].config, workdir)
+      if primary:
+        sweep.clear_failure(workdir)  # an earlier attempt's
     except (loop.NonFiniteLossError, loop.WorkdirError, loop.OutOfMemoryError, CheckpointError, DataError,
             sharding.PeerFailedError) as e:
+      if primary and not isinstance(e, loop.WorkdirError):  # a refusal leaves the run in the workdir as it was
+        sweep.record_failure(workdir, f'{type(e).__name__}: {e}')
       _fail(str(e), 1)
+    except Exception as e:
+      if primary:
+        sweep.record_failure(workdir, f'{type(e).__name__}: {e}', traceback.format_exc())
+      raise
     if summary['status'] == 'preempted':
       _fail(f'stopped early at step {summary["step"]}; checkpoint saved in {workdir}: rerun the same command '
             'to resume', 143)

@@ -148,7 +148,7 @@ def _curves_vs_step(runs: list[dict[str, Any]], path: str, panels: list[tuple[st
             clip_on=False)
   handles += [Line2D([], [], color='0.3', linestyle=':', label=f'{threshold}={v:g}') for v in thresholds]
   if any(r['status'] != 'done' for _, r, _ in curves):
-    handles.append(Line2D([], [], color='0.3', marker='x', linestyle='', label='last step logged before it failed'))
+    handles.append(Line2D([], [], color='0.3', marker='x', linestyle='', label='last step logged (failed or unfinished)'))
   fig.suptitle(title)
   return _save_with_legend(fig, handles, path)
 

@@ -4,12 +4,14 @@
 
 Writes DIR/report.md (table + plots), DIR/report.csv and the plots whose inputs exist (DIR defaults to the one
 path given, else ./report). Table: one row per group of finished runs that differ only in `seed`, numbers as
-mean ± sample std over the seeds; crashed sweep trials (failed.json) get a row marked failed.
+mean ± sample std over the seeds; crashed runs (failed.json) get a row marked failed, runs begun but not finished
+(config.json only) one marked unfinished, with their last logged step.
 
 Inputs, found in every run directory under the paths (recursively):
   summary.json, config.json, metrics.jsonl   written by seqmodels/train/loop.py (metrics.jsonl: one
       {"step", "split": "train"|"eval", "loss", ...} per line); summary.json may hold peak_memory_bytes.
-  failed.json        {"error": "<last line>", "detail": "..."}: a sweep trial that crashed (seqmodels/sweep.py).
+  failed.json        {"error": "<last line>", "detail": "..."}: a run or sweep trial that crashed (launch.py,
+      seqmodels/sweep.py).
   cost.json          step time and memory vs sequence length, one record per measured case:
       {"device": "<optional>", "entries": [{"model": "lstm", "seq_len": 256, "batch_size": 32, "step_ms": 8.4,
        "peak_memory_bytes": 1.2e9, "tokens_per_sec": 9.7e5, "label": "<optional; default model>"}, ...]}
@@ -101,18 +103,20 @@ ADDING_MEAN_PREDICTOR_MSE = 1 / 6
 
 # --- reading runs -------------------------------------------------------------------------------------------------
 
+RUN_FILES = ('summary.json', 'failed.json', 'config.json')  # a run finished, failed, or begun (unfinished)
+
+
 def find_runs(paths: list[str]) -> list[str]:
-  """Run directories under `paths`: any directory holding a summary.json or failed.json (a run, or a sweep).
+  """Run directories under `paths`: any directory holding one of RUN_FILES (a run, or a sweep's trials).
 
   A sweep's trials come in the order of its sweep.json (the sweep file's order), other directories sorted.
   """
   runs = []
   for p in paths:
-    if any(os.path.exists(os.path.join(p, f)) for f in ('summary.json', 'failed.json')):
+    if any(os.path.exists(os.path.join(p, f)) for f in RUN_FILES):
       runs.append(p)
       continue
-    found = glob.glob(os.path.join(p, '**', 'summary.json'), recursive=True)
-    found += glob.glob(os.path.join(p, '**', 'failed.json'), recursive=True)
+    found = [f for name in RUN_FILES for f in glob.glob(os.path.join(p, '**', name), recursive=True)]
     from seqmodels.sweep import trial_name
     order = [trial_name(t) for t in (read_json(os.path.join(p, 'sweep.json')) or {}).get('trials', [])]
     rank = lambda d: (os.path.dirname(d) != os.path.normpath(p) or os.path.basename(d) not in order,
@@ -135,11 +139,18 @@ def load_runs(dirs: list[str]) -> list[dict[str, Any]]:
   for d in dirs:
     summary = read_json(os.path.join(d, 'summary.json'))
     failed = read_json(os.path.join(d, 'failed.json'))
-    status = 'done' if summary else 'failed' if failed else 'unfinished'
+    status = 'done' if summary else 'failed' if failed else _unfinished(d)
     runs.append({'dir': d, 'name': os.path.basename(os.path.normpath(d)), 'status': status, 'summary': summary or {},
                  'config': read_json(os.path.join(d, 'config.json')) or {},
                  'error': (failed or {}).get('error', '')})
   return runs
+
+
+def _unfinished(run_dir: str) -> str:
+  """'unfinished (step s of n)': a run interrupted, or still running, at its last logged step."""
+  steps = [r.get('step', 0) for r in read_metrics(run_dir)]
+  total = ((read_json(os.path.join(run_dir, 'config.json')) or {}).get('train') or {}).get('num_steps')
+  return f'unfinished (step {max(steps, default=0)}{f" of {total}" if total else ""})'
 
 
 def read_metrics(run_dir: str) -> list[dict[str, Any]]:

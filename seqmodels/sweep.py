@@ -138,7 +138,7 @@ def record_failure(run_dir: str, error: str, detail: str = '') -> None:
   os.replace(f'{path}.{os.getpid()}.tmp', path)
 
 
-def _clear_failure(run_dir: str) -> None:
+def clear_failure(run_dir: str) -> None:
   with contextlib.suppress(FileNotFoundError):  # another process of the run may have removed it first
     os.remove(os.path.join(run_dir, 'failed.json'))
 
@@ -154,7 +154,7 @@ def run_in_process(trials: Sequence[Trial], train: Callable[[ml_collections.Conf
       t.status = 'skipped'
       logging.info('%s is finished (summary.json exists): skipped', t.workdir)
       continue
-    _clear_failure(t.workdir)
+    clear_failure(t.workdir)
     logging.info('trial %s: model %s on %s -> %s', t.name, t.config.model.name, t.config.data.name, t.workdir)
     try:
       summary = train(t.config, t.workdir)
@@ -258,7 +258,7 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
       while queue and free and not stopping:
         t, slot = queue.pop(0), free.pop(0)
         os.makedirs(t.workdir, exist_ok=True)
-        _clear_failure(t.workdir)
+        clear_failure(t.workdir)
         log = open(os.path.join(t.workdir, 'log.txt'), 'a')
         logging.info('trial %s (slot %d%s) -> %s', t.name, slot,
                      f', CUDA_VISIBLE_DEVICES={shares[slot]["CUDA_VISIBLE_DEVICES"]}' if shares[slot] else '',

@@ -1,5 +1,6 @@
 """Launcher: bad configs fail before compilation with one line naming the field and the fix; SIGTERM saves."""
 
+import json
 import os
 import signal
 import subprocess
@@ -215,6 +216,8 @@ def test_running_out_of_memory_is_one_line_naming_the_fixes(tmp_path):
   assert last.startswith('error: the cpu devices ran out of memory (RESOURCE_EXHAUSTED: '), last  # 4 TB of FFN
   assert last.endswith('or shard parameters and optimizer state with config.train.fsdp=True'), last
   assert 'Traceback' not in r.stderr
+  failed = json.loads((tmp_path / 'run' / 'failed.json').read_text())  # the report's row for it
+  assert failed['error'] == 'OutOfMemoryError: ' + last.removeprefix('error: ')
 
 
 def test_sigterm_saves_a_complete_checkpoint_and_exits_resumable(tmp_path):

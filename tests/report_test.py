@@ -64,6 +64,17 @@ def test_rows_group_seeds_with_mean_and_sample_std(sweep_dir):
   assert failed['model'] == 'rnn' and failed['status'].startswith('failed: error: loss became nan')
 
 
+def test_a_run_begun_but_not_finished_is_a_row_with_its_last_logged_step(tmp_path):
+  _run(tmp_path, 'done', 'lstm', 0, 10, bits=1.0, tokens_per_sec=1000.0)
+  _run(tmp_path, 'stopped', 'gpt', 0, 10, bits=2.0, tokens_per_sec=1000.0, steps=(50, 100))
+  (tmp_path / 'stopped' / 'summary.json').unlink()  # interrupted (or still running) at step 100 of 300
+  config = json.loads((tmp_path / 'stopped' / 'config.json').read_text())
+  (tmp_path / 'stopped' / 'config.json').write_text(json.dumps({**config, 'train': {'num_steps': 300}}))
+  rows = {r['run']: r for r in report.table_rows(report.load_runs(report.find_runs([str(tmp_path)])))}
+  assert rows['done']['status'] == 'done' and rows['stopped']['status'] == 'unfinished (step 100 of 300)'
+  assert rows['stopped']['model'] == 'gpt' and rows['stopped']['final eval bits/token'] is None
+
+
 def test_markdown_table_prints_mean_pm_std_and_marks_failures(sweep_dir):
   table = report.markdown_table(report.load_runs(report.find_runs([str(sweep_dir)])))
   lines = table.strip().splitlines()
