@@ -123,6 +123,24 @@ def test_a_byte_order_mark_starting_a_parallel_file_is_not_part_of_its_first_sen
   assert '\ufeff' not in data.meta['src_tokenizer'].chars
 
 
+def test_sentences_longer_than_seq_len_are_cut_with_a_warning_per_split_saying_how_many(tmp_path, caplog):
+  corpus = tmp_path / 'corpus'
+  corpus.mkdir()
+  (corpus / 'train.de').write_text('ein Haus\ndas Boot\nein langes Haus\nein Boot\n')  # 14 characters: cut
+  (corpus / 'train.en').write_text('a house\nthe boat\na boat\nthe long boat\n')  # 13 + EOS: cut
+  (corpus / 'validation.de').write_text('das Haus\n')
+  (corpus / 'validation.en').write_text('the house\n')
+  d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
+                tgt_path=str(corpus / '{split}.en'), tokenizer='char', seq_len=12)
+  pipeline.prepare(d)
+  with caplog.at_level('WARNING'):
+    data = pipeline.load(d)
+  assert ('the train split: 1 of its 4 source sentences (25.0%) are longer than config.data.seq_len=12 tokens and 1 '
+          'targets (25.0%) longer than 11') in caplog.text and 'validation split' not in caplog.text
+  batch = data.splits['train'].gather(np.arange(4))
+  assert batch['src_len'].tolist() == [8, 8, 12, 8] and batch['weights'].sum(1).tolist() == [8, 9, 7, 12]
+
+
 @pytest.mark.parametrize('train_de,train_en,words', [
     ('ein Haus\ndas Boot\n'.encode(), b'a house\n', 'has 2 lines but'),
     ('gro\u00df\n'.encode('latin-1'), b'big\n', 'is not UTF-8 text'),
