@@ -7,6 +7,7 @@ Bump a builder's VERSION whenever its generated examples change.
 """
 
 import base64
+import collections
 import dataclasses
 import fnmatch
 import hashlib
@@ -261,6 +262,14 @@ class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       self.info.metadata['chars'] = tokenizer.chars
     elif cfg.tokenizer == 'word':
       tokenizer = tokenizers.WordTokenizer.from_lines(texts['train'].split('\n'), cfg.min_count)
+      if tokenizer.vocab_size == 2:  # '<unk>' and '<eos>' alone: an LM of them has a perplexity of nearly 1
+        counts = collections.Counter(w for w in texts['train'].split() if w not in tokenizer.words)
+        if not counts:
+          raise DataError(f'the train split of {cfg.path} holds no word but {tokenizers.UNK_WORD}: fill it')
+        word, n = counts.most_common(1)[0]
+        raise DataError(f'config.data.min_count={cfg.min_count} keeps no word of the train split of {cfg.path} (its '
+                        f'most frequent word, {word!r}, occurs {n} times), so every word would be '
+                        f'{tokenizers.UNK_WORD}: lower config.data.min_count to at most {n}')
       self.info.metadata['words'] = tokenizer.words[2:]
     else:
       try:

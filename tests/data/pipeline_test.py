@@ -366,6 +366,19 @@ def test_text_subword_tokens_give_each_split_back_exactly(tmp_path):
   assert pipeline.load(cfg).vocab_size == len(set(''.join(texts.values())))
 
 
+def test_a_min_count_that_keeps_no_word_is_one_line_naming_it_and_the_most_a_word_occurs(tmp_path):
+  _split_files(tmp_path)
+  cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'wiki.{split}.tokens'), seq_len=5,
+             tokenizer='word', min_count=61)  # 'the', 'cat', 'sat', 'on', 'mat': 60 times each
+  with pytest.raises(pipeline.builders.DataError, match=r"^config.data.min_count=61 keeps no word of the train split "
+                     r"of .*wiki.\{split\}.tokens \(its most frequent word, 'the', occurs 60 times\), so every word "
+                     r'would be <unk>: lower config.data.min_count to at most 60$'):
+    pipeline.prepare(cfg)
+  cfg.min_count = 60
+  pipeline.prepare(cfg)
+  assert pipeline.load(cfg).vocab_size == 2 + 5
+
+
 def test_a_train_file_of_whitespace_is_one_line_naming_it(tmp_path):
   (tmp_path / 'c.train.txt').write_text(' \n\n')
   (tmp_path / 'c.valid.txt').write_text('some words here\n' * 5)
