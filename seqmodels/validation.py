@@ -8,6 +8,7 @@ import os
 from seqmodels.layers.minrnn import MIN_GATES
 from seqmodels.layers.recurrent import GATES, RECURRENCES
 from seqmodels.models import registry
+from seqmodels.train import optim
 from seqmodels.train.optim import OPTIMIZERS
 
 SYNTHETIC = ('copy', 'reverse', 'sort')
@@ -274,8 +275,33 @@ def validate(config) -> None:
            'config.train.carry_state=True reads each stream\'s windows in order: leave stride 0')
 
 
+def _parameter_shapes(config):
+  """The model's parameter tree (shapes only, traced: nothing runs) for stand-in data of its kind: the names
+  follow from config.model alone, not from the vocabulary or length of the data."""
+  import jax  # noqa: PLC0415  (tracing starts JAX: validate_devices runs after distributed initialisation)
+  import jax.numpy as jnp  # noqa: PLC0415
+  from seqmodels.data import pipeline  # noqa: PLC0415
+  from seqmodels.train import steps  # noqa: PLC0415
+  kind = DATASET_KINDS[config.data.name]
+  model = registry.build(config.model, pipeline.Data(kind, 16, 8), jnp.float32)
+  objective = steps.OBJECTIVES[registry.MODELS[config.model.name].objective or kind]
+  ints, floats = jax.ShapeDtypeStruct((1, 8), jnp.int32), jax.ShapeDtypeStruct((1, 8), jnp.float32)
+  batch = {**dict.fromkeys(('inputs', 'targets', 'segments', 'src', 'tgt_in', 'tgt_out'), ints),
+           **dict.fromkeys(('values', 'markers', 'mask', 'weights'), floats)}
+  return jax.eval_shape(lambda b: model.init(jax.random.PRNGKey(0), *objective.inputs(b), train=False)['params'],
+                        batch)
+
+
+def _check_freeze(config) -> None:
+  """config.optim.freeze names parameters of the model (a misspelt path would train everything)."""
+  prefixes = optim.frozen_prefixes(config.optim)
+  if prefixes and registry.MODELS[config.model.name].trained_by == 'gradient':
+    _check(not (error := optim.freeze_error(_parameter_shapes(config), prefixes)), error)
+
+
 def validate_devices(config, device_count: int, process_count: int, platform: str) -> None:
-  """The checks that need the devices: the global batch must split evenly over them; cuDNN needs CUDA GPUs."""
+  """The checks that need the devices (JAX): the global batch must split evenly over them; cuDNN needs CUDA GPUs;
+  config.optim.freeze must name parameters of the model."""
   _check(not _runs_cudnn(config.model) or platform in ('gpu', 'cuda'),
          f"config.model.recurrence='cudnn' needs a CUDA GPU, and this run computes on {platform}: use "
          'recurrence=auto (or scan, hoisted)')
@@ -294,3 +320,4 @@ def validate_devices(config, device_count: int, process_count: int, platform: st
   k = config.train.grad_accum
   _check(b % (device_count * k) == 0, f'config.train.batch_size={b} does not split into train.grad_accum={k} '
          f'micro-batches over {devices}: use a multiple of {device_count * k}, or another grad_accum')
+  _check_freeze(config)

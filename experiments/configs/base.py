@@ -95,7 +95,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.optim.eps = 1e-8
   c.optim.weight_decay = 0.01      # AdamW, on matrices only
   c.optim.clip_norm = 1.0          # clip_by_global_norm; 0 disables
-  c.optim.freeze = ''              # comma-separated parameter paths ('encoder,embed') that get no update
+  c.optim.freeze = ''              # comma-separated parameter paths ('encoder,embed') that get no update; each
+                                   # must name parameters of the model (the launcher lists its top-level ones)
   c.optim.plateau_decay = 0.0      # > 0: after each evaluation whose loss is not below the best so far, the
                                    # learning rate (on top of its schedule) is multiplied by this (0.25: PyTorch's
                                    # word_language_model divides it by 4); 0 disables

@@ -69,11 +69,25 @@ def is_frozen(path: tuple, prefixes: tuple[str, ...]) -> bool:
   return any(name == p or name.startswith(p + '/') for p in prefixes)
 
 
+def freeze_error(params, prefixes: tuple[str, ...]) -> str:
+  """'' when each of the `prefixes` (optim.frozen_prefixes) names parameters of `params`; else the one-line
+  error naming those that name none and the parameters there are: a misspelt freeze would train everything."""
+  paths = [path for path, _ in jax.tree_util.tree_leaves_with_path(params)]
+  missing = [p for p in prefixes if not any(is_frozen(path, (p,)) for path in paths)]
+  if not missing:
+    return ''
+  return (f'config.optim.freeze={",".join(prefixes)!r}: {", ".join(missing)} '
+          f'{"names" if len(missing) == 1 else "name"} no parameter of this model, whose top-level parameters are '
+          f'{", ".join(sorted(params))}: freeze some of those (or a path under one, e.g. '
+          f'{sorted(params)[0]}/...), or leave config.optim.freeze empty')
+
+
 def make_optimizer(optim_cfg, num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """The optax chain of `optim_cfg` and its learning-rate schedule.
 
   Parameters under `optim_cfg.freeze` (comma-separated '/'-paths, e.g. 'encoder,embed') get no update at all:
-  feature extraction with a frozen backbone, via optax.multi_transform.
+  feature extraction with a frozen backbone, via optax.multi_transform (validation refuses a path that names no
+  parameter: `freeze_error`).
   """
   o = optim_cfg
   schedule = learning_rate_schedule(o, num_steps)

@@ -37,6 +37,27 @@ def test_frozen_parameters_stay_bit_identical_and_others_move():
   assert not np.allclose(new['head']['w'], params['head']['w'])
 
 
+def test_a_freeze_path_naming_no_parameter_is_an_error_listing_the_top_level_names():
+  params = {'encoder': {'w': jnp.ones((3, 3))}, 'head': {'w': jnp.ones((3, 2))}}
+  prefixes = optim.frozen_prefixes(_optim_cfg(freeze=' encoder/w, encodr,'))
+  assert prefixes == ('encoder/w', 'encodr')
+  assert optim.freeze_error(params, prefixes).startswith(
+      "config.optim.freeze='encoder/w,encodr': encodr names no parameter of this model, whose top-level "
+      'parameters are encoder, head:')
+  assert optim.freeze_error(params, ('encoder/w', 'head')) == ''
+  assert optim.freeze_error(params, ('encoder/wx',)) != ''  # a path, not a string prefix
+
+
+def test_launch_refuses_a_freeze_naming_no_parameter_of_the_configured_model():
+  from seqmodels import validation
+  c = get_base_config()  # an LSTM LM on the copy task
+  c.optim.freeze = 'encoder'
+  with pytest.raises(validation.ConfigError, match=r'top-level parameters are embed, head, rnn'):
+    validation.validate_devices(c, 1, 1, 'cpu')
+  c.optim.freeze = 'rnn'
+  validation.validate_devices(c, 1, 1, 'cpu')
+
+
 def test_clipping_bounds_the_update_of_a_huge_gradient():
   params = {'w': jnp.zeros(4)}
   tx, _ = optim.make_optimizer(_optim_cfg(lr=1.0, warmup_steps=0, clip_norm=1.0, b1=0.0, weight_decay=0.0), 10)
