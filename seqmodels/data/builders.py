@@ -169,6 +169,11 @@ def split_files(pattern: str) -> dict[str, str]:
   return found
 
 
+def split_file_names(pattern: str, split: str) -> str:
+  """The files a path with '{split}' may name for `split`, in words: 'c/valid.txt or c/val.txt or ...'."""
+  return ' or '.join(pattern.replace('{split}', name) for name in SPLIT_NAMES[split])
+
+
 @dataclasses.dataclass(eq=False, kw_only=True)
 class LocalTextConfig(tfds.core.BuilderConfig):
   """Local running text as token ids, stored in chunks; windows are cut at load time."""

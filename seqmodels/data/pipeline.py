@@ -466,8 +466,14 @@ def load(data_cfg) -> Data:
             f'window of config.data.seq_len + 1 = {data_cfg.seq_len + 1}: lower seq_len or use more text')
     chars_per_token = {split: characters[split] / len(split_ids) for split, split_ids in ids.items()
                        if split in characters}
+    meta = {'chars_per_token': chars_per_token}
+    if 'text' in config.files:  # why there is no test split, for train.test_eval's error
+      meta['no_test'] = (f'a single file is split {builders.TRAIN_FRACTION:.0%}/{1 - builders.TRAIN_FRACTION:.0%} '
+                         'into train and validation')
+    elif 'test' not in ids:
+      meta['no_test'] = f'no test file matches {builders.split_file_names(config.path, "test")}'
     return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
-                tokenizer.decode, tokenizer.encode, meta={'chars_per_token': chars_per_token}, tokens=ids)
+                tokenizer.decode, tokenizer.encode, meta=meta, tokens=ids)
   if name == 'tiny_shakespeare':
     sources = _sources(name, ('train', 'validation', 'test'), directory)
     # The official dataset holds one example (the whole text) per split.

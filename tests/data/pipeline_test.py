@@ -379,6 +379,25 @@ def test_a_min_count_that_keeps_no_word_is_one_line_naming_it_and_the_most_a_wor
   assert pipeline.load(cfg).vocab_size == 2 + 5
 
 
+def test_text_without_a_test_split_says_why_for_test_eval(tmp_path):
+  texts = _split_files(tmp_path)
+  (tmp_path / 'wiki.test.tokens').unlink()
+  cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'wiki.{split}.tokens'), seq_len=5)
+  pipeline.prepare(cfg)
+  data = pipeline.load(cfg)
+  assert 'test' not in data.splits and data.meta['no_test'] == f'no test file matches {tmp_path}/wiki.test.tokens'
+  (tmp_path / 'one.txt').write_text(texts['train'])
+  cfg.path = str(tmp_path / 'one.txt')
+  pipeline.prepare(cfg)
+  data = pipeline.load(cfg)
+  assert 'test' not in data.splits and data.meta['no_test'] == (
+      'a single file is split 90%/10% into train and validation')
+  _split_files(tmp_path)
+  cfg.path = str(tmp_path / 'wiki.{split}.tokens')
+  pipeline.prepare(cfg)
+  assert 'no_test' not in pipeline.load(cfg).meta
+
+
 def test_a_train_file_of_whitespace_is_one_line_naming_it(tmp_path):
   (tmp_path / 'c.train.txt').write_text(' \n\n')
   (tmp_path / 'c.valid.txt').write_text('some words here\n' * 5)
