@@ -377,6 +377,15 @@ def _lines_from_tfds(source: str, directory: str, data_cfg) -> dict[str, list[st
   return out
 
 
+def _no_test(data_cfg) -> str:
+  """Why data_cfg's data has no test split (train.test_eval's error says)."""
+  if data_cfg.source not in ('', *CORRUPTIONS):
+    return f'of config.data.source={data_cfg.source} only a train and a validation split are read'
+  if '{split}' in data_cfg.path:
+    return f'no test file matches {builders.split_file_names(data_cfg.path, "test")}'
+  return f'a single file is split {TRAIN_FRACTION:.0%}/{1 - TRAIN_FRACTION:.0%} into train and validation'
+
+
 def load(data_cfg, directory: str) -> pipeline.Data:
   """The Data of data.name 'mlm' or 'classify' (see the module docstring)."""
   T, seed = data_cfg.seq_len, data_cfg.seed
@@ -391,7 +400,8 @@ def load(data_cfg, directory: str) -> pipeline.Data:
     arrays = {split: p if split == 'train' else fixed(p) for split, p in pairs.items()}
     splits = {split: pipeline.Examples(len(a['next']), lambda i, a=a: _rows(a, i)) for split, a in arrays.items()}
     augment = lambda batch, rows, s: _masked(batch, rows, s, mask_prob)
-    return pipeline.Data('mlm', VOCAB_SIZE, T, splits, decode, augment=augment)
+    return pipeline.Data('mlm', VOCAB_SIZE, T, splits, decode, augment=augment,
+                         meta={} if 'test' in splits else {'no_test': _no_test(data_cfg)})
 
   meta = {}
   if data_cfg.source in CORRUPTIONS:
@@ -419,6 +429,8 @@ def load(data_cfg, directory: str) -> pipeline.Data:
   _check_classes(parts, names, f'config.data.path={data_cfg.path!r}' if local else
                  f'config.data.source={data_cfg.source!r}')
   splits = {split: pipeline.Examples(len(a['label']), lambda i, a=a: _rows(a, i)) for split, a in parts.items()}
+  if 'test' not in splits:
+    meta.setdefault('no_test', _no_test(data_cfg))  # a test file without labels has said why
   return pipeline.Data('classify', VOCAB_SIZE, T, splits, decode,
                        meta={'num_classes': len(names), 'classes': names, **meta})
 

@@ -345,6 +345,10 @@ def load(data_cfg, directory: str):
   decode = lambda ids: tgt_tok.decode(cut_at_eos(ids))
   meta = {'src_vocab_size': src_tok.vocab_size, 'tgt_vocab_size': tgt_tok.vocab_size, 'bos_id': BOS,
           'eos_id': EOS, 'pairs': pairs, 'src_tokenizer': src_tok, 'tgt_tokenizer': tgt_tok}
+  if 'test' not in splits and data_cfg.name in (TOY, FILES):  # why, for train.test_eval's error
+    meta['no_test'] = ('config.data.num_test=0' if data_cfg.name == TOY else 'no pair of test files matches '
+                       f'{builders.split_file_names(data_cfg.src_path, "test")} and '
+                       f'{builders.split_file_names(data_cfg.tgt_path, "test")}')
   return pipeline.Data('seq2seq', tgt_tok.vocab_size, data_cfg.seq_len, splits, decode, meta=meta)
 
 

@@ -61,6 +61,7 @@ def test_mlm_training_batches_are_exact_under_resume_and_process_split(tmp_path)
   pipeline.prepare(c)
   data = pipeline.load(c)
   assert data.kind == 'mlm' and data.vocab_size == bert.VOCAB_SIZE
+  assert data.meta['no_test'] == 'a single file is split 90%/10% into train and validation'  # for train.test_eval
   one = data.train_batches(batch_size=8, start_step=0, seed=1)
   batches = [next(one) for _ in range(3)]
   resumed = next(data.train_batches(batch_size=8, start_step=2, seed=1))
@@ -82,6 +83,7 @@ def test_classification_from_tsv_with_pairs_and_named_labels(tmp_path):
   data = pipeline.load(c)
   assert data.kind == 'classify' and data.meta['num_classes'] == 2 and data.meta['classes'] == ['no', 'yes']
   assert data.splits['train'].size == 27 and data.splits['validation'].size == 3
+  assert data.meta['no_test'] == 'a single file is split 90%/10% into train and validation'
   batch = next(data.eval_batches(batch_size=4))
   assert batch['weight'].tolist() == [1, 1, 1, 0]  # the padding row
   text = bert.decode(batch['inputs'][0])

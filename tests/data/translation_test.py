@@ -67,6 +67,7 @@ def test_toy_dataset_with_sentencepiece_gives_seq2seq_batches(tmp_path):
   data = pipeline.load(d)
   assert data.kind == 'seq2seq' and data.seq_len == 16 and data.meta['src_vocab_size'] == data.vocab_size
   assert set(data.splits) == {'train', 'validation'} and data.splits['train'].size == 300
+  assert data.meta['no_test'] == 'config.data.num_test=0'  # for train.test_eval's error
   pairs = data.meta['pairs']['validation']
   assert pairs[0] == tuple(translation.toy_example(seed=0, split='validation', index=0, min_len=2, max_len=5,
                                                    num_words=12).values())
@@ -87,6 +88,7 @@ def test_parallel_text_reads_local_files_with_char_vocabularies(tmp_path):
   pipeline.prepare(d)
   data = pipeline.load(d)
   assert data.splits['train'].size == 3  # the pair with an empty side is skipped
+  assert data.meta['no_test'] == f'no pair of test files matches {corpus}/test.de and {corpus}/test.en'
   assert data.meta['src_vocab_size'] != data.meta['tgt_vocab_size']
   _check_batches(data, data.meta['pairs']['validation'], 12)
 
