@@ -293,10 +293,24 @@ def _parameter_shapes(config):
 
 
 def _check_freeze(config) -> None:
-  """config.optim.freeze names parameters of the model (a misspelt path would train everything)."""
+  """config.optim.freeze names parameters of the model (a misspelt path would train everything), and under
+  train.init_from, parameters its checkpoint has (the others would stay random: another model.layers, ...)."""
   prefixes = optim.frozen_prefixes(config.optim)
-  if prefixes and registry.MODELS[config.model.name].trained_by == 'gradient':
-    _check(not (error := optim.freeze_error(_parameter_shapes(config), prefixes)), error)
+  if not prefixes or registry.MODELS[config.model.name].trained_by != 'gradient':
+    return
+  params = _parameter_shapes(config)
+  _check(not (error := optim.freeze_error(params, prefixes)), error)
+  init_from = config.train.init_from
+  if init_from:
+    from flax import traverse_util  # noqa: PLC0415
+    from seqmodels.train import checkpoint  # noqa: PLC0415
+    try:
+      saved = checkpoint.saved_param_names(init_from)
+    except Exception:  # no readable checkpoint (orbax raises many types): loading it reports that
+      return
+    unsaved = set(traverse_util.flatten_dict(params, sep='/')) - saved
+    _check(not (error := checkpoint.unsaved_frozen_error(init_from, 'config.train.init_from', unsaved, prefixes)),
+           error)
 
 
 def validate_devices(config, device_count: int, process_count: int, platform: str) -> None:

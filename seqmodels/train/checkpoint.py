@@ -128,14 +128,31 @@ def _check_matching(workdir: str, flag: str, source: dict, target: dict, loaded:
         f'{"have other shapes" if len(other) > 1 else "has another shape"} than in this model ({_some(other)}): '
         'the fields that size them (config.model.width, heads, ffn, embed; config.data.seq_len for position '
         'tables; the vocabulary) must be those of the run that saved it' + _saved_sizes(workdir))
+  if error := unsaved_frozen_error(workdir, flag, set(target) - set(loaded), frozen):
+    raise CheckpointError(error)
+
+
+def unsaved_frozen_error(workdir: str, flag: str, unsaved, frozen: tuple[str, ...]) -> str:
+  """'' unless parameters under the `frozen` prefixes are among `unsaved` (names the checkpoint of `workdir`
+  lacks); else the one-line error: they would stay at their random initialisation."""
   from seqmodels.train.optim import is_frozen  # noqa: PLC0415
-  unsaved = sorted(k for k in set(target) - set(loaded) if is_frozen((k,), frozen))
-  if unsaved:
-    raise CheckpointError(
-        f'{flag}={workdir}: config.optim.freeze={",".join(frozen)!r} freezes {len(unsaved)} parameter '
-        f'array{"s" * (len(unsaved) > 1)} its checkpoint does not have ({_some(unsaved)}), which would stay at '
-        'their random initialisation: config.model.layers (and the other config.model fields) must be those of '
-        'the run that saved it' + _saved_sizes(workdir) + ', or leave them out of config.optim.freeze')
+  unsaved = sorted(k for k in unsaved if is_frozen((k,), frozen))
+  if not unsaved:
+    return ''
+  return (f'{flag}={workdir}: config.optim.freeze={",".join(frozen)!r} freezes {len(unsaved)} parameter '
+          f'array{"s" * (len(unsaved) > 1)} its checkpoint does not have ({_some(unsaved)}), which would stay at '
+          'their random initialisation: config.model.layers (and the other config.model fields) must be those of '
+          'the run that saved it' + _saved_sizes(workdir) + ', or leave them out of config.optim.freeze')
+
+
+def saved_param_names(workdir: str) -> set[str]:
+  """The '/'-joined parameter names in the latest checkpoint of `workdir`, from its metadata (no array is read)."""
+  steps = saved_steps(workdir)
+  if not steps:
+    raise CheckpointError(f'{workdir} has no checkpoint: point it at the workdir of a run that saved one')
+  path = epath.Path(os.path.abspath(workdir)) / CHECKPOINT_DIRS['latest'] / str(steps[0]) / 'state'
+  return set(traverse_util.flatten_dict(ocp.StandardCheckpointer().metadata(path).item_metadata.tree['params'],
+                                        sep='/'))
 
 
 def _params_difference(path: epath.Path, abstract_params) -> str:

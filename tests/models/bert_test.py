@@ -145,3 +145,13 @@ def test_init_from_leaves_trained_parameters_fresh_that_the_checkpoint_lacks(tmp
   deeper = _params(BERTClassifier(dataclasses.replace(CFG, N=2)))['params']  # fine-tuned whole: its extra block
   _, _, fresh = checkpoint.load_matching_params(workdir, deeper, jax.tree.map(lambda x: x.sharding, deeper))
   assert any(k.startswith('bert/blocks_1/') for k in fresh)
+
+
+def test_launch_refuses_freezing_layers_the_init_from_checkpoint_lacks(tmp_path):
+  c = _config(tmp_path, 'classify')  # CFG's one layer, as _pretrained_workdir saves
+  c.train.init_from, c.optim.freeze = _pretrained_workdir(tmp_path), 'bert'
+  validation.validate_devices(c, 8, 1, 'cpu')
+  c.model.layers = 2
+  with pytest.raises(validation.ConfigError, match=r"config\.train\.init_from=.*config\.optim\.freeze='bert' "
+                                                   r'freezes \d+ parameter arrays .*\(bert/blocks_1/'):
+    validation.validate_devices(c, 8, 1, 'cpu')
