@@ -102,7 +102,7 @@ def main(argv) -> None:
       for t in trials:
         validation.validate_devices(t.config, jax.device_count(), jax.process_count(), jax.default_backend())
   except (validation.ConfigError, KeyError, TypeError, ValueError) as e:
-    _fail(str(e).strip('"\''))
+    _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))  # a KeyError's str() is quoted
 
   try:
     os.makedirs(workdir, exist_ok=True)

@@ -185,6 +185,8 @@ def _launch(*flags, timeout=120, devices=2, **kw):
     (['--config=experiments/configs/char_lm.py:smal'],
      "error: flag --config=experiments/configs/char_lm.py:smal: ValueError: char_lm.py:smal: unknown variant 'smal'"),
     (['--bogus=1'], "error: Unknown command line flag 'bogus'"),
+    (['--config=experiments/configs/translate.py:cpu,gru_additive', '--config.decode.split=dev'],  # a quote ends it
+     "error: config.decode.split='dev': choose 'validation' or 'test'\n"),
     (['--config=experiments/configs/translate.py:tiny'],
      "error: flag --config=experiments/configs/translate.py:tiny: ValueError: translate.py:tiny: unknown ['tiny']"),
 ])
@@ -193,7 +195,7 @@ def test_launch_prints_one_line_and_exits_2(tmp_path, flags, expected):
               f'--workdir={tmp_path}')
   assert r.returncode == 2
   assert r.stderr.strip().splitlines() == [r.stderr.strip().splitlines()[0]]  # exactly one line
-  assert r.stderr.startswith(expected)
+  assert (r.stderr + '\n').startswith(expected)
   assert 'Traceback' not in r.stderr
 
 
