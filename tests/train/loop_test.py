@@ -298,7 +298,8 @@ def test_test_eval_without_a_test_split_stops_before_training(tmp_path):
   (tmp_path / 'corpus.txt').write_text('to be or not to be, that is the question\n' * 40)
   c.train.test_eval = True
   with pytest.raises(loop.DataError, match=r'config.train.test_eval=True, but config.data.name=text has no test '
-                     r'split of its own \(none\): leave test_eval off'):
+                     r'split of its own \(a single file is split 90%/10% into train and validation\): leave '
+                     r'test_eval off'):
     loop.train_and_evaluate(c, str(tmp_path / 'run'))
   assert not (tmp_path / 'run' / 'checkpoints').exists()
 
