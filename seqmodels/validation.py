@@ -104,6 +104,22 @@ def _check_seq2seq(config) -> None:
   _check(dc.split in ('validation', 'test'), f"config.decode.split={dc.split!r}: choose 'validation' or 'test'")
   for field in ('num_examples', 'batch_size', 'max_len', 'attention_maps'):
     _check(dc[field] >= 0, f'config.decode.{field}={dc[field]!r} must be >= 0')
+  _check_bleu_tokenize(dc.get('bleu_tokenize', '13a'))
+
+
+def _check_bleu_tokenize(name: str) -> None:
+  """config.decode.bleu_tokenize is a sacrebleu BLEU tokenizer that runs here (ja-mecab and ko-mecab need extras)."""
+  import sacrebleu  # noqa: PLC0415
+  from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS  # noqa: PLC0415
+  names = list(sacrebleu.metrics.BLEU.TOKENIZERS)
+  _check(name in names, f'config.decode.bleu_tokenize={name!r} is not a sacrebleu tokenizer: choose one of '
+         f'{", ".join(names)} (zh, ja-mecab or char for targets written without spaces)')
+  if name in SPM_MODELS:  # made at the final evaluation, which downloads its sentencepiece model once
+    return
+  try:
+    sacrebleu.metrics.BLEU(tokenize=name)
+  except Exception as e:  # pylint: disable=broad-except  # a missing extra: sacrebleu says which to install
+    _check(False, f'config.decode.bleu_tokenize={name!r} cannot run here: {" ".join(str(e).split())}')
 
 
 def _check_split_files(field: str, path: str, what: str) -> None:

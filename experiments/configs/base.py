@@ -84,6 +84,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.decode.beam_size = 4
   c.decode.length_penalty = 0.6    # GNMT alpha: beams ranked by log p / ((5 + |Y|) / 6)^alpha
   c.decode.attention_maps = 4      # sentences whose attention weights go to attention_maps.npz
+  c.decode.bleu_tokenize = '13a'   # sacrebleu's BLEU tokenizer: 13a (its default, WMT's) | intl | zh | ja-mecab |
+                                   # ko-mecab | char | none | flores101 | ...: zh, ja-mecab or char
+                                   # for targets written without spaces, which score BLEU 0 under 13a
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = 'adamw'           # adamw | sgd | momentum (SGD with heavy-ball momentum b1)

@@ -104,6 +104,7 @@ def test_gru_with_attention_learns_toy_translation_end_to_end(tmp_path):
   c.optim.warmup_steps = 10
   c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.checkpoint_every = 150, 32, 150, 150
   c.decode.beam_size, c.decode.attention_maps = 2, 2
+  c.decode.bleu_tokenize = 'intl'  # as 13a on these ASCII words; the signature must name it
   validation.validate(c)
   summary = loop.train_and_evaluate(c, str(tmp_path / 'run'))
   ev = summary['eval']
@@ -113,7 +114,29 @@ def test_gru_with_attention_learns_toy_translation_end_to_end(tmp_path):
   with open(tmp_path / 'run' / 'translation_eval.json') as f:
     report = json.load(f)
   assert report['greedy']['bleu_signature'].startswith('nrefs:1') and report['decoding']['beam_size'] == 2
+  assert 'tok:intl' in report['beam']['bleu_signature'] and report['decoding']['bleu_tokenize'] == 'intl'
   maps = np.load(tmp_path / 'run' / 'attention_maps.npz')
   assert int(maps['count']) == 2 and maps['weights_0'].shape == (len(maps['tgt_0']), len(maps['src_0']))
   assert os.path.exists(tmp_path / 'run' / 'bleu_by_length.json')
   print('tiny end-to-end:', {k: round(v, 3) for k, v in ev.items()}, 'chance', round(chance, 3))
+
+
+def test_bleu_tokenize_scores_a_perfect_unsegmented_chinese_translation_100_and_names_its_tokenizer():
+  from seqmodels.models.seq2seq import bleu_by_length, corpus_scores
+  refs = ['我爱你们大家。', '今天天气很好，我们去公园吧。']
+  assert corpus_scores(refs, refs)['bleu'] == 0  # 13a: each sentence is one word, so no 2-gram matches
+  scores = corpus_scores(refs, refs, 'zh')
+  assert scores['bleu'] == pytest.approx(100) and 'tok:zh' in scores['bleu_signature']
+  assert [b['bleu'] for b in bleu_by_length([3, 9], refs, refs, 'zh')] == pytest.approx([100, 100])
+
+
+@pytest.mark.parametrize('name, message', [('13b', 'is not a sacrebleu tokenizer: choose one of .*zh'),
+                                           ('zh', None)])
+def test_bleu_tokenize_must_be_a_sacrebleu_tokenizer(name, message):
+  c = get_config('cpu')
+  c.decode.bleu_tokenize = name
+  if message is None:
+    validation.validate(c)
+  else:
+    with pytest.raises(validation.ConfigError, match=f"config.decode.bleu_tokenize='{name}' {message}"):
+      validation.validate(c)
