@@ -8,6 +8,7 @@ import shutil
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from flax import traverse_util
 from etils import epath
@@ -171,6 +172,28 @@ def _params_difference(path: epath.Path, abstract_params) -> str:
   return '; '.join(diffs[:3]) + (f'; {len(diffs) - 3} more' if len(diffs) > 3 else '')
 
 
+def _leaf_words(x: jax.Array) -> jax.Array:
+  """A leaf's bits as uint32 words, one per element (keys as their key data; 8-byte elements folded)."""
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    x = jax.random.key_data(x)
+  if x.dtype == jnp.bool_:
+    return x.astype(jnp.uint32)
+  bits = jax.lax.bitcast_convert_type(x, {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[x.dtype.itemsize])
+  return (bits ^ (bits >> 32)).astype(jnp.uint32) if x.dtype.itemsize == 8 else bits.astype(jnp.uint32)
+
+
+@jax.jit
+def checksum(tree) -> jax.Array:
+  """A uint32 of every bit of `tree`'s arrays, each element weighted by its position and each leaf by its order.
+  Integer sums wrap exactly and in any order, so a state gives the same checksum on 1 device or sharded over 8."""
+  total = jnp.uint32(0)
+  for i, leaf in enumerate(jax.tree.leaves(tree)):
+    words = _leaf_words(jnp.asarray(leaf)).reshape(-1)
+    weights = jnp.arange(words.size, dtype=jnp.uint32) * jnp.uint32(2654435761) + jnp.uint32(2 * i + 1)
+    total = total + jnp.sum(words * weights, dtype=jnp.uint32) * jnp.uint32(2 * i + 3)
+  return total
+
+
 class Checkpointer:
   """Keeps the last `keep` checkpoints under workdir/checkpoints; saves every `every` steps.
 
@@ -199,7 +222,9 @@ class Checkpointer:
     return step % self._every == 0
 
   def save(self, step: int, state, meta: dict[str, Any]) -> None:
-    """Starts an asynchronous save of `state` and `meta` at `step`; the loop decides when."""
+    """Starts an asynchronous save of `state` and `meta` at `step`; the loop decides when. The meta holds the
+    state's checksum, which restoring checks: orbax reads garbled bytes without an error."""
+    meta = {**meta, 'checksum': int(checksum(state))}
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
     self._manager.save(step, args=args, force=True)
 
@@ -232,7 +257,11 @@ class Checkpointer:
       try:
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-        return restored.state, restored.meta
+        meta = dict(restored.meta)
+        saved = meta.pop('checksum', None)  # None: saved by a version before the checksum
+        if saved is not None and int(checksum(restored.state)) != saved:
+          raise ValueError(f'its arrays do not give the checksum saved with them ({saved})')
+        return restored.state, meta
       except Exception as e:  # orbax raises many types for truncated or garbled files
         logging.warning('checkpoint at step %d in %s is unreadable (%s: %s); falling back to the previous one',
                         step, self._dir, type(e).__name__, str(e).splitlines()[0] if str(e) else '')
