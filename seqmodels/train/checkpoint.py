@@ -113,12 +113,17 @@ def _saved_sizes(workdir: str) -> str:
     return ''
 
 
+# Parameters of a task's own output layer: one of another shape (another number of classes) is a new task's head,
+# initialised fresh, not a mismatch with the pre-trained run.
+TASK_HEADS = {'classifier'}
+
+
 def _check_matching(workdir: str, flag: str, source: dict, target: dict, loaded: list[str],
                     frozen: tuple[str, ...]) -> None:
   """The errors of `load_matching_params`: nothing loads; a pre-trained array cannot load (another shape); frozen
   parameters would stay at their random initialisation (not in the checkpoint)."""
   other = [f'{k}: {tuple(source[k].shape)} there, {tuple(v.shape)} here' for k, v in sorted(target.items())
-           if k in source and tuple(source[k].shape) != tuple(v.shape)]
+           if k in source and tuple(source[k].shape) != tuple(v.shape) and not set(k.split('/')) & TASK_HEADS]
   if not loaded:
     raise CheckpointError(f'{flag}={workdir}: no parameter of this model (same name and shape) is in its latest '
                           'checkpoint: config.model must match that of the run that saved it'

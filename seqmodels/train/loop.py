@@ -364,7 +364,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   if restored is None:
     state = jax.jit(init, out_shardings=state_sh)(rng)
     if tc.init_from:
-      params, loaded, fresh = checkpoint.load_matching_params(tc.init_from, state.params, state_sh.params)
+      params, loaded, fresh = checkpoint.load_matching_params(tc.init_from, state.params, state_sh.params,
+                                                              frozen=optim.frozen_prefixes(config.optim))
       logging.info('initialised %d parameter arrays from %s; %d fresh: %s', len(loaded), tc.init_from, len(fresh),
                    ', '.join(fresh) or 'none')
       state = state.replace(params=params, opt_state=jax.jit(tx.init, out_shardings=state_sh.opt_state)(params))

@@ -147,6 +147,18 @@ def test_init_from_leaves_trained_parameters_fresh_that_the_checkpoint_lacks(tmp
   assert any(k.startswith('bert/blocks_1/') for k in fresh)
 
 
+def test_init_from_a_classifier_of_other_classes_gives_a_fresh_head_and_loads_the_rest(tmp_path):
+  from seqmodels.train import checkpoint
+  ckpt = checkpoint.Checkpointer(str(tmp_path / 'two'), every=1, keep=1)  # a fine-tuned run of 2 classes
+  ckpt.save(1, {'params': _params(BERTClassifier(dataclasses.replace(CFG, C=2)))['params']}, {})
+  ckpt.close()
+  params = _params(BERTClassifier(CFG))['params']  # 3 classes
+  _, loaded, fresh = checkpoint.load_matching_params(str(tmp_path / 'two'), params,
+                                                     jax.tree.map(lambda x: x.sharding, params), frozen=('bert',))
+  assert fresh == ['classifier/bias', 'classifier/kernel']  # [3] and [D, 3] here, [2] and [D, 2] there
+  assert all(k.startswith('bert/') for k in loaded) and len(loaded) == len(jax.tree.leaves(params['bert']))
+
+
 def test_launch_refuses_freezing_layers_the_init_from_checkpoint_lacks(tmp_path):
   c = _config(tmp_path, 'classify')  # CFG's one layer, as _pretrained_workdir saves
   c.train.init_from, c.optim.freeze = _pretrained_workdir(tmp_path), 'bert'
