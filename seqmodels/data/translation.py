@@ -361,10 +361,12 @@ def cut_at_eos(ids) -> list[int]:
 
 # ---- metrics -------------------------------------------------------------------------------------------------
 
-def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
-  """sacrebleu corpus BLEU and chrF (default settings), with their signatures."""
-  import sacrebleu
-  bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], bleu_tokenize: str = '13a'
+                  ) -> dict[str, Any]:
+  """sacrebleu corpus BLEU, tokenized by its tokenizer `bleu_tokenize` (config.decode.bleu_tokenize: 'zh',
+  'ja-mecab', ... for targets written without spaces), and chrF; with their signatures, which name the tokenizer."""
+  import sacrebleu  # noqa: PLC0415
+  bleu, chrf = sacrebleu.metrics.BLEU(tokenize=bleu_tokenize), sacrebleu.metrics.CHRF()
   refs = [list(references)]
   return {'bleu': bleu.corpus_score(list(hypotheses), refs).score,
           'chrf': chrf.corpus_score(list(hypotheses), refs).score,
@@ -372,18 +374,16 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[
 
 
 def bleu_by_length(source_lengths: Sequence[int], hypotheses: Sequence[str], references: Sequence[str],
-                   width: int = 5) -> list[dict[str, Any]]:
+                   bleu_tokenize: str = '13a', width: int = 5) -> list[dict[str, Any]]:
   """Corpus BLEU per source-length bucket [lo, lo + width) in tokens (Bahdanau et al. 2015, figure 2)."""
-  import sacrebleu
+  import sacrebleu  # noqa: PLC0415
+  bleu = sacrebleu.metrics.BLEU(tokenize=bleu_tokenize)
   buckets: dict[int, list[int]] = {}
   for i, n in enumerate(source_lengths):
     buckets.setdefault(int(n) // width * width, []).append(i)
-  out = []
-  for lo in sorted(buckets):
-    idx = buckets[lo]
-    score = sacrebleu.metrics.BLEU().corpus_score([hypotheses[i] for i in idx], [[references[i] for i in idx]])
-    out.append({'min_len': lo, 'max_len': lo + width - 1, 'sentences': len(idx), 'bleu': score.score})
-  return out
+  return [{'min_len': lo, 'max_len': lo + width - 1, 'sentences': len(buckets[lo]),
+           'bleu': bleu.corpus_score([hypotheses[i] for i in buckets[lo]],
+                                     [[references[i] for i in buckets[lo]]]).score} for lo in sorted(buckets)]
 
 
 def save_attention_maps(workdir: str, maps: Sequence[tuple[np.ndarray, list[str], list[str]]]) -> str:

@@ -177,30 +177,6 @@ def step_function(model: Seq2Seq, params, src_BxS: Array) -> tuple[Any, dict]:
   return step_fn, {'memory': memory, 'carry': carry0}
 
 
-def corpus_scores(hypotheses: list[str], references: list[str], bleu_tokenize: str = '13a') -> dict[str, Any]:
-  """sacrebleu corpus BLEU, tokenized by its tokenizer `bleu_tokenize` (config.decode.bleu_tokenize: 'zh',
-  'ja-mecab', ... for targets written without spaces), and chrF; with their signatures, which name the tokenizer."""
-  import sacrebleu  # noqa: PLC0415
-  bleu, chrf = sacrebleu.metrics.BLEU(tokenize=bleu_tokenize), sacrebleu.metrics.CHRF()
-  refs = [list(references)]
-  return {'bleu': bleu.corpus_score(list(hypotheses), refs).score,
-          'chrf': chrf.corpus_score(list(hypotheses), refs).score,
-          'bleu_signature': str(bleu.get_signature()), 'chrf_signature': str(chrf.get_signature())}
-
-
-def bleu_by_length(source_lengths: list[int], hypotheses: list[str], references: list[str],
-                   bleu_tokenize: str = '13a', width: int = 5) -> list[dict[str, Any]]:
-  """Corpus BLEU per source-length bucket [lo, lo + width) in tokens (Bahdanau et al. 2015, figure 2)."""
-  import sacrebleu  # noqa: PLC0415
-  bleu = sacrebleu.metrics.BLEU(tokenize=bleu_tokenize)
-  buckets: dict[int, list[int]] = {}
-  for i, n in enumerate(source_lengths):
-    buckets.setdefault(int(n) // width * width, []).append(i)
-  return [{'min_len': lo, 'max_len': lo + width - 1, 'sentences': len(buckets[lo]),
-           'bleu': bleu.corpus_score([hypotheses[i] for i in buckets[lo]],
-                                     [[references[i] for i in buckets[lo]]]).score} for lo in sorted(buckets)]
-
-
 def final_eval(model: nn.Module, params, data, config, workdir: str) -> dict[str, float]:
   """Translates config.decode.split greedily and with beam search; corpus BLEU (tokenized as
   config.decode.bleu_tokenize says) and chrF (sacrebleu), BLEU per source-length bucket and attention maps go to
@@ -248,7 +224,7 @@ def final_eval(model: nn.Module, params, data, config, workdir: str) -> dict[str
   refs = [t for _, t in pairs[:n]]
   hyps = {'greedy': [data.decode(t) for t in greedy], 'beam': [data.decode(t) for t in beam]}
   tokenize = dc.get('bleu_tokenize', '13a')  # a config.json from before the field: sacrebleu's default
-  scores = {k: corpus_scores(h, refs, tokenize) for k, h in hyps.items()}
+  scores = {k: translation.corpus_scores(h, refs, tokenize) for k, h in hyps.items()}
   settings = {'split': split, 'sentences': n, 'max_len': max_len, 'beam_size': dc.beam_size,
               'length_penalty': dc.length_penalty, 'eos_id': eos, 'bleu_tokenize': tokenize}
   metrics = {'bleu_greedy': scores['greedy']['bleu'], 'chrf_greedy': scores['greedy']['chrf'],
@@ -257,7 +233,7 @@ def final_eval(model: nn.Module, params, data, config, workdir: str) -> dict[str
   if jax.process_index() != 0:
     return metrics
 
-  by_length = {k: bleu_by_length(src_len.tolist(), h, refs, tokenize) for k, h in hyps.items()}
+  by_length = {k: translation.bleu_by_length(src_len.tolist(), h, refs, tokenize) for k, h in hyps.items()}
   with open(os.path.join(workdir, 'bleu_by_length.json'), 'w') as f:
     json.dump({'bucket_width_tokens': 5, **by_length}, f, indent=2)
   samples = [{'src': pairs[i][0], 'ref': refs[i], 'greedy': hyps['greedy'][i], 'beam': hyps['beam'][i]}

@@ -122,7 +122,7 @@ def test_gru_with_attention_learns_toy_translation_end_to_end(tmp_path):
 
 
 def test_bleu_tokenize_scores_a_perfect_unsegmented_chinese_translation_100_and_names_its_tokenizer():
-  from seqmodels.models.seq2seq import bleu_by_length, corpus_scores
+  from seqmodels.data.translation import bleu_by_length, corpus_scores
   refs = ['我爱你们大家。', '今天天气很好，我们去公园吧。']
   assert corpus_scores(refs, refs)['bleu'] == 0  # 13a: each sentence is one word, so no 2-gram matches
   scores = corpus_scores(refs, refs, 'zh')
