@@ -8,10 +8,11 @@ import shutil
 from typing import Any
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
-from flax import traverse_util
 from etils import epath
+from flax import traverse_util
+from jax.experimental import multihost_utils
 
 from seqmodels.train import sharding
 
@@ -177,30 +178,47 @@ def _params_difference(path: epath.Path, abstract_params) -> str:
   return '; '.join(diffs[:3]) + (f'; {len(diffs) - 3} more' if len(diffs) > 3 else '')
 
 
-def _leaf_words(x: jax.Array) -> jax.Array:
-  """A leaf's bits as uint32 words, one per element (keys as their key data; 8-byte elements folded)."""
-  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-    x = jax.random.key_data(x)
-  if x.dtype == jnp.bool_:
-    return x.astype(jnp.uint32)
-  bits = jax.lax.bitcast_convert_type(x, {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[x.dtype.itemsize])
-  return (bits ^ (bits >> 32)).astype(jnp.uint32) if x.dtype.itemsize == 8 else bits.astype(jnp.uint32)
+_WORD = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+_AXIS_WEIGHTS = (2654435761, 2246822519, 3266489917, 668265263, 374761393, 3144134277, 1013904223, 1664525)
 
 
-@jax.jit
-def _leaf_checksum(x: jax.Array) -> jax.Array:
-  words = _leaf_words(x).reshape(-1)
-  weights = jnp.arange(words.size, dtype=jnp.uint32) * jnp.uint32(2654435761) + jnp.uint32(1)
-  return jnp.sum(words * weights, dtype=jnp.uint32)
+def _block_sum(block: np.ndarray, start: tuple[int, ...]) -> int:
+  """sum over the elements of `block` (the part of an array that begins at index `start`) of
+  word(x) * (1 + sum_d a_d * i_d), mod 2^32, with i the element's index in the whole array: the same total
+  however the array is cut into blocks (uint32 arithmetic wraps exactly, in any order)."""
+  block = np.ascontiguousarray(block)
+  if block.dtype == np.bool_:
+    words = block.astype(np.uint32)
+  else:
+    words = block.view(_WORD[block.dtype.itemsize])
+    words = (words ^ (words >> 32)).astype(np.uint32) if block.dtype.itemsize == 8 else words.astype(np.uint32)
+  total = int(words.sum(dtype=np.uint32))
+  for d, first in enumerate(start):
+    shape = [1] * words.ndim
+    shape[d] = -1
+    index = (np.arange(words.shape[d], dtype=np.uint32) + np.uint32(first)).reshape(shape)
+    total += _AXIS_WEIGHTS[d % len(_AXIS_WEIGHTS)] * int((words * index).sum(dtype=np.uint32))
+  return total % 2**32
 
 
 def checksum(tree) -> int:
-  """A 32-bit checksum of every bit of `tree`'s arrays, each element weighted by its position and each leaf by its
-  order. Integer sums wrap exactly and in any order, so a state gives the same checksum on 1 device or sharded over
-  8. One small program per leaf shape (shared by the layers and the optimizer's moments) compiles in a fraction of
-  the time one program over the whole tree takes."""
-  sums = jax.device_get([_leaf_checksum(jnp.asarray(leaf)) for leaf in jax.tree.leaves(tree)])
-  return sum(int(s) * (2 * i + 3) for i, s in enumerate(sums)) % 2**32
+  """A 32-bit checksum of every bit of `tree`'s arrays, each element weighted by its index and each leaf by its
+  order. Summed on the host shard by shard (each block once: replica 0), then over processes: the same number for
+  a state on 1 device, replicated on 8 or sharded over them (no program to compile)."""
+  partial = []
+  for leaf in jax.tree.leaves(tree):
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+      leaf = jax.random.key_data(leaf)
+    if isinstance(leaf, jax.Array):
+      blocks = [(np.asarray(sh.data), tuple(sl.start or 0 for sl in sh.index))
+                for sh in leaf.addressable_shards if sh.replica_id == 0]
+    else:
+      leaf = np.asarray(leaf)
+      blocks = [(leaf, (0,) * leaf.ndim)]
+    partial.append(sum(_block_sum(block, start) for block, start in blocks) % 2**32)
+  if jax.process_count() > 1:
+    partial = multihost_utils.process_allgather(np.asarray(partial, np.uint32)).astype(np.uint64).sum(0).tolist()
+  return sum(int(p) * (2 * i + 3) for i, p in enumerate(partial)) % 2**32
 
 
 class Checkpointer:

@@ -167,8 +167,12 @@ def test_checkpoint_restores_onto_a_different_device_count(tmp_path):
   rows = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec('data'))
   embedding = state.params['embed']['embedding']  # [V, E], V a multiple of the 8 devices here
   assert len(jax.devices()) == 8 and embedding.shape[0] % 8 == 0
+  columns = jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec(None, 'data'))
   assert checkpoint.checksum(jax.device_put(embedding, rows)) == checkpoint.checksum(embedding)
+  assert checkpoint.checksum(jax.device_put(embedding, columns)) == checkpoint.checksum(embedding)
   assert checkpoint.checksum(embedding.at[3, 1].add(1e-7)) != checkpoint.checksum(embedding)
+  swapped = embedding.at[0, 0].set(embedding[0, 1]).at[0, 1].set(embedding[0, 0])  # the same values, moved
+  assert checkpoint.checksum(swapped) != checkpoint.checksum(embedding)
 
 
 def test_init_from_loads_pretrained_params_and_frozen_ones_stay_bit_identical(tmp_path):
