@@ -374,6 +374,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     state, meta = restored
     logging.info('resumed from step %d in %s', int(state.step), workdir)
   start = int(state.step)
+  wall_before = meta.get('wall_seconds', 0.0)  # the sessions before this one (0 in checkpoints before the field)
   num_params = count_params(state.params)
 
   train_step = jax.jit(steps.make_train_step(model, tx, schedule, objective, tc.get('grad_accum', 1), carry_state),
@@ -477,6 +478,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
         if steady_since is not None:
           steady_since += time.time() - t_eval
       if checkpoint_due:
+        meta['wall_seconds'] = wall_before + time.time() - t_start  # this session's and the earlier ones'
         ckpt.save(step, state, meta)
       if last:  # after the last checkpoint: a decoding that fails (or runs out of memory) loses no training
         if objective.final_eval is not None:
@@ -503,7 +505,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
       'best_eval_loss': meta['best_eval_loss'], 'best_step': meta['best_step'], **({'test': test_metrics} if
                                                                                     test_metrics else {}),
       'tokens_per_sec': train_metrics.get('tokens_per_sec', float('nan')),
-      'train_seconds': meta['train_seconds'], 'wall_seconds': time.time() - t_start,
+      'train_seconds': meta['train_seconds'], 'wall_seconds': wall_before + time.time() - t_start,
       'devices': jax.device_count(), 'processes': jax.process_count(), 'dtype': dtype.name,
       'platform': jax.devices()[0].platform, 'commit': code_version(),
       'peak_memory_bytes': peak_memory.bytes(),  # GPU/TPU: the device's; CPU: the process's resident set

@@ -52,6 +52,8 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
   _assert_trees_equal(full['state'].params, resumed['state'].params)
   _assert_trees_equal(full['state'].opt_state, resumed['state'].opt_state)
   assert (tmp_path / 'resumed' / 'summary.json').exists()
+  # Wall time counts both sessions, as training time does: never less than it.
+  assert resumed['wall_seconds'] > part['wall_seconds'] and resumed['wall_seconds'] >= resumed['train_seconds']
   written = (tmp_path / 'resumed' / 'summary.json').read_text()
   rerun = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))  # finished: its summary is returned, not redone
   assert (tmp_path / 'resumed' / 'summary.json').read_text() == written and rerun == json.loads(written)
