@@ -213,7 +213,11 @@ def with_bits_per_char(metrics: dict[str, float], data: Data, split: str) -> dic
   chars_per_token = data.meta.get('chars_per_token', {}).get(split)
   if not chars_per_token or 'bits_per_token' not in metrics:
     return metrics
-  return {**metrics, 'bits_per_char': metrics['bits_per_token'] / chars_per_token}
+  unk = data.meta.get('unk_fraction', {}).get(split)
+  return {**metrics, 'bits_per_char': metrics['bits_per_token'] / chars_per_token,
+          # word tokens: the share of the split's tokens that are <unk>, whose bits stand for many words' (so a word
+          # model's bits/char is a lower bound where it is large)
+          **({'unk_fraction': unk} if unk is not None else {})}
 
 
 def decoded_examples(source: Sequence, fmt: Callable[[Any], Batch]) -> Examples:
@@ -467,6 +471,9 @@ def load(data_cfg) -> Data:
     chars_per_token = {split: characters[split] / len(split_ids) for split, split_ids in ids.items()
                        if split in characters}
     meta = {'chars_per_token': chars_per_token}
+    if isinstance(tokenizer, tokenizers.WordTokenizer):  # <unk> stands for many words: reported with bits/char
+      unk_id = tokenizer.words.index(tokenizers.UNK_WORD)
+      meta['unk_fraction'] = {split: float(np.mean(split_ids == unk_id)) for split, split_ids in ids.items()}
     if 'text' in config.files:  # why there is no test split, for train.test_eval's error
       meta['no_test'] = (f'a single file is split {builders.TRAIN_FRACTION:.0%}/{1 - builders.TRAIN_FRACTION:.0%} '
                          'into train and validation')

@@ -327,6 +327,12 @@ def test_text_split_files_are_the_splits_and_words_are_learned_from_train_only(t
   words = lambda split, n: [data.decode(b['inputs'][0]) for b in data.eval_batches(batch_size=1, split=split)][:n]
   assert words('validation', 2) == ['the <unk> sat on mat', '3\nthe <unk> sat']  # windows of 5 tokens
   assert words('test', 1) == ['<unk> cat sat on the']
+  # Each split's share of <unk> tokens is reported beside its bits/char, which <unk> makes a lower bound.
+  for split, split_ids in data.tokens.items():
+    assert data.meta['unk_fraction'][split] == np.mean(split_ids == 0)
+  assert data.meta['unk_fraction']['train'] == 0 < data.meta['unk_fraction']['validation']
+  metrics = pipeline.with_bits_per_char({'bits_per_token': 2.0}, data, 'validation')
+  assert metrics['unk_fraction'] == data.meta['unk_fraction']['validation'] and 'bits_per_char' in metrics
   train = data.splits['train'].gather(np.arange(1))
   assert data.decode(train['inputs'][0]) == 'the cat sat on mat' and data.decode(train['targets'][0]) == (
       'cat sat on mat 0')
