@@ -194,11 +194,29 @@ def _text_params(path: str, tokenizer: str, vocab_size: int, min_count: int) -> 
                                                    else {'min_count': min_count} if tokenizer == 'word' else {})}
 
 
+_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str) -> str:
+  """The sha256 of a local file's bytes, read once a process while its size and modification time stay the same:
+  a run names its dataset by it when preparing and again when loading, and records it in data_files.json."""
+  path = os.path.abspath(os.path.expanduser(path))
+  st = os.stat(path)
+  key = (path, st.st_size, st.st_mtime_ns)
+  if key not in _SHA256:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+      for block in iter(lambda: f.read(1 << 24), b''):
+        h.update(block)
+    _SHA256[key] = h.hexdigest()
+  return _SHA256[key]
+
+
 def _text_digest(files: dict, params: dict) -> str:
   h = hashlib.sha256(json.dumps({**params, 'train_fraction': TRAIN_FRACTION, 'chunk': TEXT_CHUNK},
                                 sort_keys=True).encode())
   for split in sorted(files):
-    h.update(b'\0' + files[split].encode() + b'\0' + epath.Path(files[split]).read_bytes())
+    h.update(b'\0' + files[split].encode() + b'\0' + file_sha256(files[split]).encode())
   return h.hexdigest()
 
 

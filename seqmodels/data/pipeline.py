@@ -15,7 +15,6 @@ word_language_model train): row r of every batch is the next window of stream r,
 
 import dataclasses
 import fcntl
-import hashlib
 import os
 import threading
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -324,14 +323,7 @@ def local_files(data_cfg) -> list[str]:
 
 def file_digests(data_cfg) -> dict[str, str]:
   """{file: sha256 of its bytes} of the dataset's `local_files`: what a run was trained on."""
-  digests = {}
-  for file in local_files(data_cfg):
-    h = hashlib.sha256()
-    with open(file, 'rb') as f:
-      for block in iter(lambda: f.read(1 << 24), b''):
-        h.update(block)
-    digests[file] = h.hexdigest()
-  return digests
+  return {file: builders.file_sha256(file) for file in local_files(data_cfg)}
 
 
 def changed_files(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:

@@ -111,7 +111,7 @@ def _file_digest(src_path: str, tgt_path: str) -> tuple[str, dict[str, tuple[str
     if split in src_files and split in tgt_files:
       files[split] = pair = (src_files[split], tgt_files[split])
       for p in pair:
-        h.update(p.encode() + b'\0' + epath.Path(p).read_bytes() + b'\0')
+        h.update(p.encode() + b'\0' + builders.file_sha256(p).encode() + b'\0')
   return h.hexdigest(), files
 
 
