@@ -36,7 +36,7 @@ def load(workdir: str) -> Run:
   from seqmodels.train import steps  # noqa: PLC0415
 
   from seqmodels.data.builders import DataError  # noqa: PLC0415
-  from seqmodels.train.loop import DATA_FILES  # noqa: PLC0415
+  from seqmodels.train.loop import data_change  # noqa: PLC0415
 
   with open(os.path.join(workdir, 'config.json')) as f:
     config = json.load(f)
@@ -44,11 +44,7 @@ def load(workdir: str) -> Run:
   config = ml_collections.ConfigDict(config)
   if 'tokenizer' in config.data:  # resolved, and read as it was meant in a config.json of an older version
     config.data.tokenizer = pipeline.tokenizer_name(config.data) or config.data.tokenizer
-  try:
-    with open(os.path.join(workdir, DATA_FILES)) as f:
-      why = pipeline.changed_files(json.load(f), pipeline.file_digests(config.data))
-  except (OSError, ValueError):
-    why = ''  # no record: a run of an older version, or on generated data
+  why = data_change(workdir, pipeline.file_digests(config.data))
   if why:
     raise DataError(f'the run was trained on other data than its config names now: {why}: restore its data to '
                     'analyse it')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -103,7 +104,6 @@ def _some(names: list[str], count: int = 3) -> str:
 
 def _saved_sizes(workdir: str) -> str:
   """The fields that size a model in the config.json of the run in `workdir` ('' where it has none)."""
-  import json  # noqa: PLC0415
   try:
     with open(os.path.join(workdir, 'config.json')) as f:
       saved = json.load(f)

@@ -255,15 +255,21 @@ def absolute_paths(config):
   return config
 
 
-def _check_same_data(workdir: str, digests: dict[str, str]) -> None:
-  """Refuses to resume a run (a workdir with a checkpoint) whose local data files are not the ones it began on:
-  a changed file would train its parameters on other text, or with another tokenizer's ids."""
+def data_change(workdir: str, digests: dict[str, str]) -> str:
+  """'' unless the DATA_FILES of `workdir` records other files than `digests` (pipeline.file_digests): then what
+  differs, in words. None recorded (a new run, one of an older version, generated data) is no change."""
   try:
     with open(os.path.join(workdir, DATA_FILES)) as f:
       recorded = json.load(f)
   except (OSError, ValueError):
-    return  # none recorded: a new run, or one from before the record
-  why = pipeline.changed_files(recorded, digests) if checkpoint.saved_steps(workdir) else ''
+    return ''
+  return pipeline.changed_files(recorded, digests)
+
+
+def _check_same_data(workdir: str, digests: dict[str, str]) -> None:
+  """Refuses to resume a run (a workdir with a checkpoint) whose local data files are not the ones it began on:
+  a changed file would train its parameters on other text, or with another tokenizer's ids."""
+  why = data_change(workdir, digests) if checkpoint.saved_steps(workdir) else ''
   if why:
     raise WorkdirError(f'workdir {workdir} holds a run trained on other data: {why}: restore its data, or use a '
                        'new --workdir to train on this')
