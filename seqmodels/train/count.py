@@ -114,7 +114,7 @@ def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory) -> dict[str,
   carry = config.train.get('carry_state', False)
   eval_batch = loop.eval_batch_size(config.train)
   eval_metrics, unseen = evaluate(model, data, eval_batch, config.train.eval_batches or None, carry_state=carry)
-  writer = MetricWriter(workdir, enabled=primary)
+  writer = MetricWriter(workdir, enabled=primary, resume_step=0)  # counting starts over: one record a split
   writer.write(1, 'train', train_metrics)
   writer.write(1, 'eval', {**eval_metrics, **{f'unseen_context_{k}': v for k, v in unseen.items()}})
   test_metrics = {}

@@ -405,7 +405,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     eval_carry = None
     batches = data.train_batches(batch_size=local_batch, start_step=start, seed=config.seed,
                                  process_index=jax.process_index(), process_count=jax.process_count())
-  writer = MetricWriter(workdir, enabled=primary)
+  writer = MetricWriter(workdir, enabled=primary, resume_step=start)
   progress = Progress(tc.num_steps, start, enabled=primary, name=config.model.name)
   preemption = _Preemption()
   tokens_per_step = tc.batch_size * data.seq_len

@@ -77,14 +77,50 @@ def _scalar(v: Any) -> float:
   return float(np.asarray(v))
 
 
-class MetricWriter:
-  """Appends one JSON object per (step, split) to workdir/metrics.jsonl and mirrors scalars to TensorBoard."""
+def _drop_records_after(path: str, step: int) -> int:
+  """Rewrites the JSONL file `path` without its records after `step` (and a torn last line); returns how many
+  records it dropped."""
+  try:
+    with open(path) as f:
+      lines = f.readlines()
+  except FileNotFoundError:
+    return 0
+  kept, dropped = [], 0
+  for line in lines:
+    try:
+      record = json.loads(line)
+    except ValueError:  # a line torn by a kill mid-write
+      continue
+    if isinstance(record, dict) and isinstance(record.get('step'), int) and record['step'] > step:
+      dropped += 1
+    else:
+      kept.append(line if line.endswith('\n') else line + '\n')
+  if dropped or len(kept) != len(lines):
+    with open(f'{path}.{os.getpid()}.tmp', 'w') as f:
+      f.writelines(kept)
+    os.replace(f'{path}.{os.getpid()}.tmp', path)
+  return dropped
 
-  def __init__(self, workdir: str, enabled: bool = True):
+
+class MetricWriter:
+  """Appends one JSON object per (step, split) to workdir/metrics.jsonl and mirrors scalars to TensorBoard.
+
+  `resume_step`: the step the run (re)starts from. The records an earlier session logged after it (the steps after
+  its last checkpoint, which this session trains again) are dropped first, so each (step, split) is logged once
+  and a curve never doubles back.
+  """
+
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
     self._enabled = enabled
     if not enabled:
       return
-    self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    path = os.path.join(workdir, 'metrics.jsonl')
+    if resume_step is not None:
+      dropped = _drop_records_after(path, resume_step)
+      if dropped:
+        logging.info('metrics.jsonl: dropped %d records logged after step %d, the step this run resumes from',
+                     dropped, resume_step)
+    self._jsonl = open(path, 'a')
     try:
       with _without_torch():
         from tensorboardX import SummaryWriter

@@ -55,3 +55,21 @@ def test_peak_memory_is_each_runs_own_not_the_processes_so_far():
   earlier = first.bytes()
   later = PeakMemory().bytes()  # the next run starts: its peak is what is resident now
   assert earlier - later > size // 2
+
+
+def test_a_resumed_writer_drops_the_records_logged_after_its_step(tmp_path):
+  writer = MetricWriter(str(tmp_path))
+  for step in (2, 4, 6):
+    writer.write(step, 'train', {'loss': float(step)})
+  writer.write(4, 'eval', {'loss': 1.0})
+  writer.close()
+  with open(tmp_path / 'metrics.jsonl', 'a') as f:
+    f.write('{"step": 8, "spl')  # torn by a kill mid-write
+  writer = MetricWriter(str(tmp_path), resume_step=4)  # the last checkpoint was step 4's
+  writer.write(6, 'train', {'loss': 0.5})
+  writer.close()
+  rows = [json.loads(line) for line in open(tmp_path / 'metrics.jsonl')]
+  assert [(r['step'], r['split'], r['loss']) for r in rows] == [(2, 'train', 2.0), (4, 'train', 4.0),
+                                                                (4, 'eval', 1.0), (6, 'train', 0.5)]
+  MetricWriter(str(tmp_path), resume_step=0).close()  # a run that starts over keeps nothing
+  assert (tmp_path / 'metrics.jsonl').read_text() == ''
