@@ -235,6 +235,19 @@ def _check_resumable(workdir: str, config) -> None:
         changed = f'config.{name}: {a!r} there, {b!r} now'
       raise WorkdirError(f'workdir {workdir} holds a run with a different config ({changed}): use a new '
                          '--workdir, or the same config to resume')
+  # The rows an evaluation reads: the best checkpoint is chosen by comparing evaluations across sessions.
+  a, b = (_evaluated_rows(d.get('train', {})) for d in (old, new))
+  if a != b:
+    raise WorkdirError(f'workdir {workdir} holds a run evaluated on other rows (config.train.eval_batches, '
+                       f'eval_batch_size: {a[0]!r}, {a[1]!r} there, {b[0]!r}, {b[1]!r} now), whose evaluations '
+                       'would not compare with this one\'s: use a new --workdir, or the same settings to resume')
+
+
+def _evaluated_rows(train: dict[str, Any]) -> tuple[int, int | None]:
+  """(eval_batches, eval_batch_size) of a config.json's train section as far as they choose the rows an evaluation
+  reads: the batch size (0: train.batch_size) only under a limit on batches or with carried state (the streams)."""
+  batches, size = train.get('eval_batches', 0), train.get('eval_batch_size', 0) or train.get('batch_size')
+  return (batches, size if batches or train.get('carry_state', False) else None)
 
 
 DATA_FILES = 'data_files.json'  # in a workdir: {file: sha256} of the local files the run trains on

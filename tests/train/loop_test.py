@@ -222,6 +222,14 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
   c.train.dtype = 'bfloat16'
   with pytest.raises(loop.WorkdirError, match=r"config\.train\.dtype: 'float32' there, 'bfloat16' now"):
     loop._check_resumable(str(tmp_path), c)
+  c.train.dtype, c.train.eval_batch_size = 'float32', 7  # the whole validation split either way: the same rows
+  loop._check_resumable(str(tmp_path), c)
+  c.train.eval_batches = 3  # the best checkpoint would be chosen by comparing evaluations of other rows
+  with pytest.raises(loop.WorkdirError, match=r'evaluated on other rows \(config\.train\.eval_batches, '
+                                              r'eval_batch_size: 0, None there, 3, 7 now\)'):
+    loop._check_resumable(str(tmp_path), c)
+  c.train.eval_batches, c.train.eval_batch_size = 0, 0
+  loop._check_resumable(str(tmp_path), c)
 
 
 def test_a_truncated_config_json_is_named_with_the_fix(tmp_path):
