@@ -13,9 +13,11 @@ From the command line, for finished runs (config.json and the latest checkpoint;
       [--num_samples=3] [--prompt_tokens=N] [--temperature=0.8] [--top_k=0] [--top_p=1.0] [--seed=0]
 prints the samples and writes RUN/samples.json, which `python experiments/report.py RUN` shows. Without
 `--prompt`, sample i continues the first `--prompt_tokens` tokens of validation example i and is shown beside the
-example's own continuation (`reference`): the same prompts for every run on the same data, for any task, text
-or synthetic. By default the prompt is the part of the example a task gives (the copy task's `<bos>` input
-`<sep>`: the sample is the model's copy), and 32 tokens of text data. With `--prompt`, every sample continues
+example's own continuation (`reference`; of running text, its next `--new_tokens` tokens, read on past the
+window): the same prompts for every run on the same data, for any task, text or synthetic. By default the prompt
+is the part of the example a task gives (the copy task's `<bos>` input `<sep>`: the sample is the model's copy),
+and 32 tokens of text data (of a shorter example, all but its last token). A `--prompt_tokens` that leaves no
+reference is an error. With `--prompt`, every sample continues
 that text (character and byte LMs, lm1b).
 
 samples.json: {"model", "step", "checkpoint" (latest | best; null for the n-gram), "data", "settings":
@@ -64,6 +66,9 @@ def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]
     if ids.size == 0:
       raise ValueError('--prompt is empty: give some text, or leave it out to continue validation examples')
     return [('--prompt', ids, None)] * s.num_samples
+  running = data.tokens.get('validation')
+  if running is not None:  # running text: validation window i begins at token i * seq_len (they tile the split)
+    return [_running_text_prompt(running, i, data.seq_len, s) for i in range(s.num_samples)]
   batch = next(iter(data.eval_batches(batch_size=s.num_samples, max_batches=1)))
   out = []
   for i, (inputs_T, targets_T, weights_T) in enumerate(zip(batch['inputs'], batch['targets'], batch['weights'])):
@@ -74,10 +79,31 @@ def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]
     if n == 0:  # eval_batches' padding rows, past the split
       raise ValueError(f'--num_samples={s.num_samples} is more than the {i} validation examples: pick at most {i}')
     given = int(weighted[0]) + 1  # the tokens before the first one the model is scored on
-    p = s.prompt_tokens or (given if given > 1 else DEFAULT_PROMPT_TOKENS)
-    p = min(p, max(n - 1, 1))
+    if s.prompt_tokens is not None and s.prompt_tokens >= n:
+      raise ValueError(f'--prompt_tokens={s.prompt_tokens}: validation example {i} has {n} tokens, so a prompt of '
+                       f'at most {n - 1} leaves some of it to compare a sample with: pick a smaller one, or give '
+                       '--prompt')
+    p = s.prompt_tokens or min(given if given > 1 else DEFAULT_PROMPT_TOKENS, max(n - 1, 1))  # short examples
     out.append((f'validation example {i}', text_T[:p], text_T[p:n]))
   return out
+
+
+def _running_text_prompt(ids_N: np.ndarray, i: int, seq_len: int, s: Settings) -> tuple[str, np.ndarray, np.ndarray]:
+  """Sample i's (source, prompt, reference) from a split of running text: its first `prompt_tokens` tokens from
+  the start of validation window i, and the text's own next `new_tokens` tokens, read on past the window (a GPT or
+  ELMo slides its window over a longer prompt, a recurrent LM carries its state)."""
+  p = s.prompt_tokens or DEFAULT_PROMPT_TOKENS
+  start = i * seq_len
+  from seqmodels.data import builders  # noqa: PLC0415
+  windows = len(builders.window_starts(len(ids_N), seq_len + 1, seq_len))  # as pipeline's evaluation windows
+  if i >= windows:
+    raise ValueError(f'--num_samples={s.num_samples} is more than the {windows} validation examples: pick at most '
+                     f'{windows}')
+  if start + p >= len(ids_N):
+    raise ValueError(f'--prompt_tokens={p}: validation example {i} starts {len(ids_N) - start} tokens before the '
+                     f'end of the split, so a prompt of at most {len(ids_N) - start - 1} leaves some text to compare '
+                     'a sample with: pick a smaller one, or give --prompt')
+  return f'validation example {i}', ids_N[start:start + p], ids_N[start + p:start + p + s.new_tokens]
 
 
 def ngram_step_function(model, prompt_BxP: np.ndarray, new_tokens: int):

@@ -1,6 +1,7 @@
 """The samples CLI: every kind of LM continues the same validation prompts (or a --prompt) from its latest
 checkpoint, greedy decoding follows the model's own argmax, and experiments/report.py shows the samples."""
 
+import dataclasses
 import json
 import shutil
 
@@ -31,6 +32,7 @@ def test_every_lm_continues_the_same_validation_prompts(text_runs, tmp_path, cap
   out = capsys.readouterr().out
   data = runs.load(text_runs['gpt']).data
   batch = next(iter(data.eval_batches(batch_size=2, max_batches=1)))
+  text_N = data.tokens['validation']  # running text: a reference is read on past its window
   for name, workdir in text_runs.items():
     record = _read(workdir)
     assert record['model'] == name and record['step'] == (1 if name == 'ngram' else 2)
@@ -41,7 +43,10 @@ def test_every_lm_continues_the_same_validation_prompts(text_runs, tmp_path, cap
     for i, smp in enumerate(record['samples']):
       text_T = np.concatenate([batch['inputs'][i, :1], batch['targets'][i]])
       assert smp['source'] == f'validation example {i}'
-      assert smp['prompt'] == data.decode(text_T[:4]) and smp['reference'] == data.decode(text_T[4:])
+      assert smp['prompt'] == data.decode(text_T[:4])
+      start = i * data.seq_len
+      assert smp['reference'] == data.decode(text_N[start + 4:start + 4 + NEW])  # as long as the continuation
+      assert data.decode(text_N[start + 4:start + 4 + NEW]).startswith(data.decode(text_T[4:]))
       tokens = np.asarray(smp['tokens'])
       assert len(tokens) == NEW and tokens.min() >= 0 and tokens.max() < data.vocab_size  # text has no EOS
       assert smp['continuation'] == data.decode(tokens)
@@ -150,3 +155,17 @@ def test_validation_prompts_keep_a_texts_token_zero():
     for _, prompt, reference in rows:
       assert tokenizer.decode(prompt) + tokenizer.decode(reference) == 'ab\n\nba\n\n'
       assert len(prompt) == prompt_tokens
+  with pytest.raises(ValueError, match=r'--prompt_tokens=8: validation example 0 has 8 tokens, so a prompt of at '
+                                       r'most 7 leaves some of it to compare a sample with'):
+    samples.prompts(data, samples.Settings(num_samples=2, prompt_tokens=8))  # before: cut to 7, silently
+  data = dataclasses.replace(data, tokens={'validation': tokenizer.encode(text)})  # the split as running text
+  rows = samples.prompts(data, samples.Settings(new_tokens=12, num_samples=2, prompt_tokens=7))
+  for i, (_, prompt, reference) in enumerate(rows):
+    assert tokenizer.decode(prompt) == text[7 * i:7 * i + 7] and tokenizer.decode(reference) == text[7 * i + 7:][:12]
+  long = samples.prompts(data, samples.Settings(new_tokens=4, num_samples=1, prompt_tokens=60))  # past the window
+  assert len(long[0][1]) == 60 and tokenizer.decode(long[0][2]) == text[60:]
+  with pytest.raises(ValueError, match=r'--prompt_tokens=64: validation example 0 starts 64 tokens before the end '
+                                       r'of the split, so a prompt of at most 63'):
+    samples.prompts(data, samples.Settings(num_samples=1, prompt_tokens=64))
+  with pytest.raises(ValueError, match=r'--num_samples=10 is more than the 9 validation examples'):
+    samples.prompts(data, samples.Settings(num_samples=10, prompt_tokens=2))
