@@ -201,7 +201,10 @@ class CharLevel:
     return ''.join(self.chars[i] for i in ids)
 
   def pieces(self, ids: Sequence[int]) -> list[str]:
-    return [self.decode([i]) if i >= NUM_SPECIALS else ('<unk>' if i == UNK else '</s>') for i in ids]
+    return [self.decode([i]) if i >= NUM_SPECIALS else _SPECIAL_PIECES[i] for i in ids]
+
+
+_SPECIAL_PIECES = {PAD: '<pad>', BOS: '<s>', EOS: '</s>', UNK: '<unk>'}  # as sentencepiece names them
 
 
 _SIDES = {'src': 'source', 'tgt': 'target', 'shared': 'source and target'}

@@ -72,6 +72,11 @@ def test_toy_dataset_with_sentencepiece_gives_seq2seq_batches(tmp_path):
   assert pairs[0] == tuple(translation.toy_example(seed=0, split='validation', index=0, min_len=2, max_len=5,
                                                    num_words=12).values())
   _check_batches(data, pairs, 16)
+  # Special tokens are named alike in every vocabulary (attention maps label their rows and columns with them).
+  specials = [translation.PAD, translation.BOS, translation.EOS, translation.UNK]
+  named = ['<pad>', '<s>', '</s>', '<unk>']
+  assert data.meta['tgt_tokenizer'].pieces(specials) == named
+  assert translation.CharLevel('ab').pieces(specials + [4]) == named + ['a']  # before: PAD and BOS were '</s>'
 
 
 def test_parallel_text_reads_local_files_with_char_vocabularies(tmp_path):
