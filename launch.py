@@ -130,8 +130,8 @@ def main(argv) -> None:
   else:
     if parallel or jax.process_index() == 0:
       with open(os.path.join(workdir, 'sweep.json'), 'w') as f:
-        json.dump({'sweep': sweep_path, 'config': FLAGS['config'].config_filename, 'trials': overrides}, f,
-                  indent=2, default=str)
+        json.dump({'sweep': sweep_path, 'config': FLAGS['config'].config_filename, 'trials': overrides,
+                   'models': [t.config.model.name for t in trials]}, f, indent=2, default=str)
     if parallel:
       cli = _command_line_overrides(sys.argv, FLAGS.config)
       command = lambda t: sweep.trial_command(FLAGS['config'].config_filename, {**cli, **t.overrides}, t.workdir,
@@ -140,16 +140,16 @@ def main(argv) -> None:
     else:
       sweep.run_in_process(trials, loop.train_and_evaluate)
     dirs = [t.workdir for t in trials]
-    stopped = [t for t in trials if t.status in ('preempted', 'pending')]
-    if stopped:
-      _fail(f'stopped early with {len(stopped)} of {len(trials)} trials unfinished; checkpoints saved in {workdir}: '
-            'rerun the same command to resume', 143)
 
-  if parallel or jax.process_index() == 0:
+  if parallel or jax.process_index() == 0:  # a sweep stopped early too: its unfinished and pending trials' rows
     table = report.markdown_table(report.load_runs(dirs))
     with open(os.path.join(workdir, 'comparison.md'), 'w') as f:
       f.write(table)
     print(f'\n{table}\nwritten to {os.path.join(workdir, "comparison.md")}')
+  stopped = [t for t in trials if t.status in ('preempted', 'pending')] if sweep_path else []
+  if stopped:
+    _fail(f'stopped early with {len(stopped)} of {len(trials)} trials unfinished; checkpoints saved in {workdir}: '
+          'rerun the same command to resume', 143)
   failed = [t for t in trials if t.status == 'failed']
   if failed:
     _fail(f'{len(failed)} of {len(trials)} trials failed ({", ".join(t.name for t in failed)}): their errors are in '

@@ -5,7 +5,8 @@
 Writes DIR/report.md (table + plots), DIR/report.csv and the plots whose inputs exist (DIR defaults to the one
 path given, else ./report). Table: one row per group of finished runs that differ only in `seed`, numbers as
 mean ± sample std over the seeds; crashed runs (failed.json) get a row marked failed, runs begun but not finished
-(config.json only) one marked unfinished, with their last logged step.
+(config.json only) one marked unfinished, with their last logged step, and a sweep's trials not begun (named in
+its sweep.json) one marked pending.
 
 Inputs, found in every run directory under the paths (recursively):
   summary.json, config.json, metrics.jsonl   written by seqmodels/train/loop.py (metrics.jsonl: one
@@ -109,19 +110,28 @@ RUN_FILES = ('summary.json', 'failed.json', 'config.json')  # a run finished, fa
 def find_runs(paths: list[str]) -> list[str]:
   """Run directories under `paths`: any directory holding one of RUN_FILES (a run, or a sweep's trials).
 
-  A sweep's trials come in the order of its sweep.json (the sweep file's order), other directories sorted.
+  A sweep's trials come in the order of its sweep.json (the sweep file's order), other directories sorted; the
+  trials it names that have not begun (no run file yet) are there too, as 'pending' runs.
   """
+  from seqmodels.sweep import trial_name
   runs = []
   for p in paths:
     if any(os.path.exists(os.path.join(p, f)) for f in RUN_FILES):
       runs.append(p)
       continue
-    found = [f for name in RUN_FILES for f in glob.glob(os.path.join(p, '**', name), recursive=True)]
-    from seqmodels.sweep import trial_name
-    order = [trial_name(t) for t in (read_json(os.path.join(p, 'sweep.json')) or {}).get('trials', [])]
-    rank = lambda d: (os.path.dirname(d) != os.path.normpath(p) or os.path.basename(d) not in order,
-                      order.index(os.path.basename(d)) if os.path.basename(d) in order else 0, d)
-    runs += sorted({os.path.dirname(f) for f in found}, key=rank)
+    found = {os.path.normpath(os.path.dirname(f)) for name in RUN_FILES
+             for f in glob.glob(os.path.join(p, '**', name), recursive=True)}
+    orders = {}  # sweep directory -> its trials' names, in the sweep file's order
+    for f in glob.glob(os.path.join(p, '**', 'sweep.json'), recursive=True):
+      orders[os.path.normpath(os.path.dirname(f))] = [trial_name(t) for t in (read_json(f) or {}).get('trials', [])]
+    pending = {os.path.join(d, name) for d, names in orders.items() for name in names}  # not begun: 'pending'
+
+    def rank(d):
+      parent, name = os.path.split(d)
+      order = orders.get(parent, [])
+      return parent, order.index(name) if name in order else len(order), d
+
+    runs += sorted(found | pending, key=rank)
   return runs
 
 
@@ -134,16 +144,29 @@ def read_json(path: str):
 
 
 def load_runs(dirs: list[str]) -> list[dict[str, Any]]:
-  """{'dir', 'name', 'status' (done | failed | unfinished), 'summary', 'config', 'error'} for each run directory."""
+  """{'dir', 'name', 'status' (done | failed | unfinished (step s of n) | pending), 'summary', 'config', 'error'}
+  for each run directory; 'pending': a sweep's trial not begun, with its 'model' where sweep.json names it."""
   runs = []
   for d in dirs:
     summary = read_json(os.path.join(d, 'summary.json'))
     failed = read_json(os.path.join(d, 'failed.json'))
-    status = 'done' if summary else 'failed' if failed else _unfinished(d)
-    runs.append({'dir': d, 'name': os.path.basename(os.path.normpath(d)), 'status': status, 'summary': summary or {},
+    begun = any(os.path.exists(os.path.join(d, f)) for f in RUN_FILES)
+    status = 'done' if summary else 'failed' if failed else _unfinished(d) if begun else 'pending'
+    runs.append({'dir': d, 'name': os.path.basename(os.path.normpath(d)), 'status': status,
+                 'summary': summary or {}, **({} if begun else {'model': _pending_model(d)}),
                  'config': read_json(os.path.join(d, 'config.json')) or {},
                  'error': (failed or {}).get('error', '')})
   return runs
+
+
+def _pending_model(trial_dir: str) -> str | None:
+  """The model of a sweep's trial not begun, as its sweep.json names it (None where it does not)."""
+  from seqmodels.sweep import trial_name
+  sweep = read_json(os.path.join(os.path.dirname(os.path.normpath(trial_dir)), 'sweep.json')) or {}
+  names = [trial_name(t) for t in sweep.get('trials', [])]
+  models = sweep.get('models') or []
+  name = os.path.basename(os.path.normpath(trial_dir))
+  return models[names.index(name)] if name in names and len(models) == len(names) else None
 
 
 def _unfinished(run_dir: str) -> str:
@@ -209,7 +232,7 @@ def is_regression(run) -> bool:
 
 
 def _model(run) -> str:
-  m = run['summary'].get('model') or get_field(run['config'], 'model.name')
+  m = run['summary'].get('model') or get_field(run['config'], 'model.name') or run.get('model')
   if not m:
     m = re.search(r'model\.name=([^,]+)', run['name'])
     m = m.group(1) if m else '-'

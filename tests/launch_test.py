@@ -244,3 +244,30 @@ def test_sigterm_saves_a_complete_checkpoint_and_exits_resumable(tmp_path):
   assert not (work / 'summary.json').exists()
   step, state = checkpoint.restore_saved(str(work), sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
   assert int(state['step']) == step == int(steps[0])
+
+
+def test_a_sweep_stopped_early_writes_its_table_with_unfinished_and_pending_rows(tmp_path, monkeypatch):
+  import launch
+  from seqmodels.train import loop
+  (tmp_path / 'two_seeds.py').write_text('def get_sweep():\n  return [{"seed": 0}, {"seed": 1}]\n')
+
+  def stopped(config, workdir, stop_after=None):  # the first trial is stopped at step 3 (a SIGTERM)
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json_best_effort())
+    with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
+      f.write(json.dumps({'step': 3, 'split': 'train', 'loss': 1.0}) + '\n')
+    return {'status': 'preempted', 'step': 3}
+
+  monkeypatch.chdir(ROOT)
+  monkeypatch.setattr(loop, 'train_and_evaluate', stopped)
+  try:
+    argv = launch.parse_flags(['launch.py', '--config=experiments/configs/copy.py', f'--sweep={tmp_path / "two_seeds.py"}',
+                               f'--workdir={tmp_path / "sweep"}'])
+    with pytest.raises(SystemExit) as e:
+      launch.main(argv)
+  finally:
+    launch.FLAGS.unparse_flags()
+  assert e.value.code == 143
+  table = (tmp_path / 'sweep' / 'comparison.md').read_text()  # before, a stopped sweep wrote none
+  assert f'| seed=0 | lstm | unfinished (step 3 of {get_config().train.num_steps}) |' in table and '| seed=1 | lstm | pending |' in table, table  # its model from sweep.json

@@ -75,6 +75,17 @@ def test_a_run_begun_but_not_finished_is_a_row_with_its_last_logged_step(tmp_pat
   assert rows['stopped']['model'] == 'gpt' and rows['stopped']['final eval bits/token'] is None
 
 
+def test_a_sweeps_trials_not_begun_are_pending_rows_in_its_order(tmp_path):
+  _run(tmp_path / 'sweep', 'model.name=lstm', 'lstm', 0, 10, bits=1.0, tokens_per_sec=1000.0)
+  trials = [{'model.name': 'gpt'}, {'model.name': 'lstm'}, {'model.name': 'gru'}]  # the sweep stopped after one
+  (tmp_path / 'sweep' / 'sweep.json').write_text(json.dumps({'sweep': 's.py', 'config': 'c.py', 'trials': trials}))
+  for path in (str(tmp_path / 'sweep'), f'{tmp_path}/./sweep/'):  # a path however it is written: each trial once
+    rows = report.table_rows(report.load_runs(report.find_runs([path])))
+    assert [(r['run'], r['model'], r['status']) for r in rows] == [
+        ('model.name=gpt', 'gpt', 'pending'), ('model.name=lstm', 'lstm', 'done'), ('model.name=gru', 'gru', 'pending')]
+  assert '| model.name=gru | gru |' in report.markdown_table(report.load_runs(report.find_runs([str(tmp_path)])))
+
+
 def test_markdown_table_prints_mean_pm_std_and_marks_failures(sweep_dir):
   table = report.markdown_table(report.load_runs(report.find_runs([str(sweep_dir)])))
   lines = table.strip().splitlines()
