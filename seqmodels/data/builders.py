@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import sys
 import tarfile
 
 import numpy as np
@@ -69,6 +70,9 @@ def build_if_needed(builder: tfds.core.DatasetBuilder, what: str) -> None:
   """Downloads and prepares `builder` unless it is prepared; a failed download is a DataError naming `what`."""
   if builder.is_prepared():
     return
+  # TFDS's progress bars (a dozen a dataset, redrawn many times a second) only on a terminal: in a log file (a
+  # sweep's log.txt, a batch job's output) they are lines of carriage returns.
+  tfds.display_progress_bar(sys.stderr.isatty())
   try:
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   except OSError as e:  # offline, a refused or missing URL (requests' errors are OSErrors too)

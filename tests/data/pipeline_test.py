@@ -185,6 +185,7 @@ def test_prepare_twice_is_a_no_op_and_concurrent_prepares_agree(tmp_path):
   outputs = [proc.communicate(timeout=120) for proc in procs]
   for proc, (_, err) in zip(procs, outputs):
     assert proc.returncode == 0, err.decode()[-2000:]
+    assert b'examples/s' not in err and b'\r' not in err  # TFDS's progress bars on a terminal only, not a pipe
   assert sum(b'Downloading and preparing' in out for out, _ in outputs) == 1  # Built once.
   dataset_dir = next((tmp_path / 'synthetic_seq').glob('copy_*/1.0.0'))
   mtimes = {p: p.stat().st_mtime_ns for p in dataset_dir.iterdir()}
