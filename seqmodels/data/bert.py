@@ -24,7 +24,6 @@ validation lines are those that pre-training on data.path holds out.
 from __future__ import annotations
 
 import csv
-import logging
 import os
 from typing import Sequence
 
@@ -304,9 +303,9 @@ def _check_classes(parts: dict[str, dict[str, np.ndarray]], names: Sequence[str]
   for split, arrays in parts.items():
     unseen = sorted(set(np.unique(arrays['label']).tolist()) - trained)
     if unseen:
-      logging.warning('the %s split of %s holds %d examples of label(s) %s that the train split never holds: the '
-                      'model cannot learn them, so they count as errors', split, what,
-                      int(np.isin(arrays['label'], unseen).sum()), ', '.join(repr(names[i]) for i in unseen))
+      builders.warn_once('the %s split of %s holds %d examples of label(s) %s that the train split never holds: '
+                         'the model cannot learn them, so they count as errors', split, what,
+                         int(np.isin(arrays['label'], unseen).sum()), ', '.join(repr(names[i]) for i in unseen))
 
 
 def _tfds_texts(name: str, split: str, directory: str, limit: int, key: str) -> list[str]:

@@ -43,6 +43,18 @@ class DataError(ValueError):
   """A dataset that cannot be prepared here; the message names it and the fix (the launcher prints one line)."""
 
 
+_WARNED: set[str] = set()
+
+
+def warn_once(message: str, *args) -> None:
+  """logging.warning, but once a process for each message: the data of a run is loaded again by its resume, by a
+  sweep's other trials and by every analysis, and what it warns of is the same each time."""
+  text = message % args if args else message
+  if text not in _WARNED:
+    _WARNED.add(text)
+    logging.warning('%s', text)
+
+
 def not_utf8(path: str, e: UnicodeDecodeError) -> DataError:
   return DataError(f'{path} is not UTF-8 text (byte {e.start}: {e.reason}): convert it, e.g. '
                    f'iconv -f latin1 -t utf-8 {os.path.basename(path)} > new.txt')

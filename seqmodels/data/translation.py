@@ -26,7 +26,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import logging
 import os
 import re
 from typing import Any, Sequence
@@ -307,10 +306,10 @@ def prepare(data_cfg, directory: str) -> None:
   tokenizers_for(data_cfg, pairs['train'], _tokenizer_dir(data_cfg, directory), create=True)
 
 
-def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok, tgt_tok, seq_len: int,
-                 split: str) -> dict[str, np.ndarray]:
+def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok, tgt_tok, seq_len: int, split: str,
+                 corpus: str) -> dict[str, np.ndarray]:
   """Token arrays of sentence pairs in the batch layout above (cut to seq_len tokens, EOS kept last); how many
-  sentences of `split` were cut is logged as a warning."""
+  sentences of `split` of `corpus` (`_corpus`) were cut is a warning."""
   n, L = len(pairs), seq_len
   arrays = {'src': np.zeros((n, L), np.int32), 'src_len': np.zeros((n,), np.int32),
             'tgt_in': np.zeros((n, L), np.int32), 'tgt_out': np.zeros((n, L), np.int32),
@@ -326,10 +325,10 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok, tgt_tok, seq_len: in
     arrays['weights'][i, :len(tgt) + 1] = 1.0
   cut_src, cut_tgt = sum(len(x) > L for x in srcs), sum(len(x) > L - 1 for x in tgts)
   if cut_src or cut_tgt:
-    logging.warning('the %s split: %d of its %d source sentences (%.1f%%) are longer than config.data.seq_len=%d '
-                    'tokens and %d targets (%.1f%%) longer than %d (seq_len less their EOS): they are cut; raise '
-                    'config.data.seq_len to keep them whole', split, cut_src, n,
-                    100 * cut_src / n, L, cut_tgt, 100 * cut_tgt / n, L - 1)
+    builders.warn_once('the %s split of %s: %d of its %d source sentences (%.1f%%) are longer than '
+                       'config.data.seq_len=%d tokens and %d targets (%.1f%%) longer than %d (seq_len less their '
+                       'EOS): they are cut; raise config.data.seq_len to keep them whole', split, corpus, cut_src, n,
+                       100 * cut_src / n, L, cut_tgt, 100 * cut_tgt / n, L - 1)
   return arrays
 
 
@@ -340,7 +339,7 @@ def load(data_cfg, directory: str):
   src_tok, tgt_tok = tokenizers_for(data_cfg, pairs['train'], _tokenizer_dir(data_cfg, directory), create=False)
   splits = {}
   for split, split_pairs in pairs.items():
-    arrays = encode_pairs(split_pairs, src_tok, tgt_tok, data_cfg.seq_len, split)
+    arrays = encode_pairs(split_pairs, src_tok, tgt_tok, data_cfg.seq_len, split, _corpus(data_cfg))
     splits[split] = pipeline.Examples(len(split_pairs), lambda idx, a=arrays: {k: v[idx] for k, v in a.items()})
   if 'validation' not in splits and 'test' in splits:
     splits['validation'] = splits['test']
