@@ -95,13 +95,23 @@ def main(argv) -> None:
     trials = sweep.make_trials(FLAGS.config, overrides, workdir)
     for t in trials:
       validation.validate(t.config)
+    if sweep_path:
+      swept = {k for o in overrides for k in o}
+      both = sorted(k for k in _command_line_overrides(sys.argv, FLAGS.config) if k in swept)
+      if both:  # the trial's value would win, silently
+        values = sorted({str(o[both[0]]) for o in overrides if both[0] in o})
+        raise validation.ConfigError(f'--config.{both[0]} is set by the sweep too ({sweep_path} gives it '
+                                     f'{", ".join(values)}), whose values win: drop the flag, or sweep without it')
+      # Before any trial runs: a sweep rerun with other flags would skip its finished trials.
+      for t in trials:
+        loop.check_resumable(t.workdir, loop.absolute_paths(t.config))
     if parallel:  # each trial process initializes its own share of devices and checks them itself
       sweep.device_shares(FLAGS.parallel, sweep.gpu_ids(dict(os.environ)))
     else:
       sharding.initialize_distributed(FLAGS.config.distributed)
       for t in trials:
         validation.validate_devices(t.config, jax.device_count(), jax.process_count(), jax.default_backend())
-  except (validation.ConfigError, KeyError, TypeError, ValueError) as e:
+  except (validation.ConfigError, loop.WorkdirError, KeyError, TypeError, ValueError) as e:
     _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))  # a KeyError's str() is quoted
 
   try:

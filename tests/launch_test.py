@@ -185,6 +185,9 @@ def _launch(*flags, timeout=120, devices=2, **kw):
     (['--config=experiments/configs/char_lm.py:smal'],
      "error: flag --config=experiments/configs/char_lm.py:smal: ValueError: char_lm.py:smal: unknown variant 'smal'"),
     (['--bogus=1'], "error: Unknown command line flag 'bogus'"),
+    (['--sweep=experiments/sweeps/lstm_vs_gpt.py', '--config.model.width=16'],  # before: the sweep's won silently
+     'error: --config.model.width is set by the sweep too (experiments/sweeps/lstm_vs_gpt.py gives it 64, 96), whose '
+     'values win: drop the flag, or sweep without it\n'),
     (['--config=experiments/configs/translate.py:cpu,gru_additive', '--config.decode.split=dev'],  # a quote ends it
      "error: config.decode.split='dev': choose 'validation' or 'test'\n"),
     (['--config=experiments/configs/translate.py:tiny'],
@@ -246,28 +249,59 @@ def test_sigterm_saves_a_complete_checkpoint_and_exits_resumable(tmp_path):
   assert int(state['step']) == step == int(steps[0])
 
 
-def test_a_sweep_stopped_early_writes_its_table_with_unfinished_and_pending_rows(tmp_path, monkeypatch):
+def _launch_in_process(flags: list[str]) -> int:
+  """launch.py's exit code for `flags` (None: it returned), run in this process (so that a test can stand in for
+  the training)."""
   import launch
-  from seqmodels.train import loop
-  (tmp_path / 'two_seeds.py').write_text('def get_sweep():\n  return [{"seed": 0}, {"seed": 1}]\n')
+  try:
+    launch.main(launch.parse_flags(['launch.py', *flags]))
+  except SystemExit as e:
+    return e.code
+  finally:
+    launch.FLAGS.unparse_flags()
+  return None
 
-  def stopped(config, workdir, stop_after=None):  # the first trial is stopped at step 3 (a SIGTERM)
+
+def _fake_trial(status: str, step: int):
+  """For loop.train_and_evaluate: writes a trial's config.json and a metrics record of `step`, as a run that got
+  there, and returns its summary (`status`: 'preempted', or 'done' with summary.json written)."""
+  def train(config, workdir, stop_after=None):
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort())
     with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
-      f.write(json.dumps({'step': 3, 'split': 'train', 'loss': 1.0}) + '\n')
-    return {'status': 'preempted', 'step': 3}
+      f.write(json.dumps({'step': step, 'split': 'train', 'loss': 1.0}) + '\n')
+    summary = {'status': status, 'step': step, 'model': config.model.name}
+    if status == 'done':
+      with open(os.path.join(workdir, 'summary.json'), 'w') as f:
+        json.dump(summary, f)
+    return summary
+  return train
 
+
+def test_a_sweep_stopped_early_writes_its_table_with_unfinished_and_pending_rows(tmp_path, monkeypatch):
+  from seqmodels.train import loop
+  (tmp_path / 'two_seeds.py').write_text('def get_sweep():\n  return [{"seed": 0}, {"seed": 1}]\n')
   monkeypatch.chdir(ROOT)
-  monkeypatch.setattr(loop, 'train_and_evaluate', stopped)
-  try:
-    argv = launch.parse_flags(['launch.py', '--config=experiments/configs/copy.py', f'--sweep={tmp_path / "two_seeds.py"}',
-                               f'--workdir={tmp_path / "sweep"}'])
-    with pytest.raises(SystemExit) as e:
-      launch.main(argv)
-  finally:
-    launch.FLAGS.unparse_flags()
-  assert e.value.code == 143
+  monkeypatch.setattr(loop, 'train_and_evaluate', _fake_trial('preempted', 3))  # the first trial gets a SIGTERM
+  code = _launch_in_process(['--config=experiments/configs/copy.py', f'--sweep={tmp_path / "two_seeds.py"}',
+                             f'--workdir={tmp_path / "sweep"}'])
+  assert code == 143
   table = (tmp_path / 'sweep' / 'comparison.md').read_text()  # before, a stopped sweep wrote none
   assert f'| seed=0 | lstm | unfinished (step 3 of {get_config().train.num_steps}) |' in table and '| seed=1 | lstm | pending |' in table, table  # its model from sweep.json
+
+
+def test_a_sweep_rerun_with_other_flags_is_refused_before_any_trial_runs(tmp_path, monkeypatch, capsys):
+  from seqmodels.train import loop
+  (tmp_path / 'two_seeds.py').write_text('def get_sweep():\n  return [{"seed": 0}, {"seed": 1}]\n')
+  monkeypatch.chdir(ROOT)
+  monkeypatch.setattr(loop, 'train_and_evaluate', _fake_trial('done', 5))
+  flags = ['--config=experiments/configs/copy.py', f'--sweep={tmp_path / "two_seeds.py"}', f'--workdir={tmp_path}/s']
+  assert _launch_in_process(flags) is None  # finished: main returns
+  capsys.readouterr()
+  # Before, the finished trials were skipped and their table written again under the new command.
+  (tmp_path / 'higher_lr.py').write_text('from experiments.configs.copy import get_config as copy\n\n\n'
+                                         'def get_config():\n  c = copy()\n  c.optim.lr = 0.1\n  return c\n')
+  assert _launch_in_process([f'--config={tmp_path / "higher_lr.py"}', *flags[1:]]) == 2
+  assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+      f'error: workdir {tmp_path}/s/seed=0 holds a run with a different config (config.optim.lr: ')

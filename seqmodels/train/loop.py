@@ -196,10 +196,17 @@ def in_steps(config, data: pipeline.Data):
   return config
 
 
-def _check_resumable(workdir: str, config) -> None:
-  """Refuses to resume a workdir that holds a run with a different model, data, optimizer or schedule."""
+def check_resumable(workdir: str, config) -> None:
+  """Refuses to resume a workdir that holds a run with a different model, data, optimizer or schedule.
+
+  A run that saved nothing to resume from (no checkpoint, no summary: it failed or stopped before its first
+  checkpoint) holds nothing a new config could mix with: the workdir is free for it, and its run starts over.
+  """
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
+    return
+  if not (os.path.exists(os.path.join(workdir, 'summary.json')) or checkpoint.saved_steps(workdir) or
+          checkpoint.saved_steps(workdir, 'best')):
     return
   try:
     with open(path) as f:
@@ -330,7 +337,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   t_start = time.time()
   config = absolute_paths(config)
   os.makedirs(workdir, exist_ok=True)
-  _check_resumable(workdir, config)
+  check_resumable(workdir, config)
   finished = finished_summary(workdir)
   if finished is not None:  # rerunning its command leaves it as it is (a sweep skips such trials alike)
     logging.warning('%s holds a finished run (summary.json): nothing to do. To train again, use a new --workdir; '

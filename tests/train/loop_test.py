@@ -203,39 +203,45 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
   saved = json.loads(c.to_json_best_effort())
   del saved['optim']['name']  # a config.json written before optim.name existed
   (tmp_path / 'config.json').write_text(json.dumps(saved))
-  loop._check_resumable(str(tmp_path), c)  # same run: resumes
+  early = tmp_path / 'failed_early'  # a run that failed before its first checkpoint: nothing to resume, nor mix
+  early.mkdir()
+  (early / 'config.json').write_text(json.dumps({**saved, 'seed': 5}))
+  loop.check_resumable(str(early), c)  # before: refused, and the workdir was locked to the config that failed
+  (tmp_path / 'checkpoints' / '4').mkdir(parents=True)  # a run to resume
+  loop.check_resumable(str(tmp_path), c)  # same run: resumes
   c.model.width = 64
   with pytest.raises(loop.WorkdirError,
                      match=r'different config \(config\.model\.width: 32 there, 64 now\): use a new --workdir'):
-    loop._check_resumable(str(tmp_path), c)
+    loop.check_resumable(str(tmp_path), c)
   c.model.width, c.train.num_steps = 32, 99
   with pytest.raises(loop.WorkdirError, match=r'config\.train\.num_steps'):
-    loop._check_resumable(str(tmp_path), c)
+    loop.check_resumable(str(tmp_path), c)
   c.train.num_steps, c.model.unroll = saved['train']['num_steps'], 8  # a speed knob: e.g. resumed on a GPU
-  loop._check_resumable(str(tmp_path), c)
+  loop.check_resumable(str(tmp_path), c)
   c.model.recurrence = 'scan'  # another speed knob, the same function
-  loop._check_resumable(str(tmp_path), c)
+  loop.check_resumable(str(tmp_path), c)
   c.train.dtype = 'float32'  # a run saved with train.dtype=float32 resumes under 'auto' on CPU, not in bfloat16
   (tmp_path / 'config.json').write_text(c.to_json_best_effort())
   c.train.dtype = 'auto'
-  loop._check_resumable(str(tmp_path), c)
+  loop.check_resumable(str(tmp_path), c)
   c.train.dtype = 'bfloat16'
   with pytest.raises(loop.WorkdirError, match=r"config\.train\.dtype: 'float32' there, 'bfloat16' now"):
-    loop._check_resumable(str(tmp_path), c)
+    loop.check_resumable(str(tmp_path), c)
   c.train.dtype, c.train.eval_batch_size = 'float32', 7  # the whole validation split either way: the same rows
-  loop._check_resumable(str(tmp_path), c)
+  loop.check_resumable(str(tmp_path), c)
   c.train.eval_batches = 3  # the best checkpoint would be chosen by comparing evaluations of other rows
   with pytest.raises(loop.WorkdirError, match=r'evaluated on other rows \(config\.train\.eval_batches, '
                                               r'eval_batch_size: 0, None there, 3, 7 now\)'):
-    loop._check_resumable(str(tmp_path), c)
+    loop.check_resumable(str(tmp_path), c)
   c.train.eval_batches, c.train.eval_batch_size = 0, 0
-  loop._check_resumable(str(tmp_path), c)
+  loop.check_resumable(str(tmp_path), c)
 
 
 def test_a_truncated_config_json_is_named_with_the_fix(tmp_path):
   (tmp_path / 'config.json').write_text('{"seed": 0, "mod')
+  (tmp_path / 'summary.json').write_text('{"status": "done"}')
   with pytest.raises(loop.WorkdirError, match=r'unreadable config\.json \(JSONDecodeError: .*delete that file'):
-    loop._check_resumable(str(tmp_path), tiny_config(tmp_path))
+    loop.check_resumable(str(tmp_path), tiny_config(tmp_path))
 
 
 def test_restore_saved_names_a_missing_checkpoint(tmp_path):
@@ -395,15 +401,15 @@ def test_resume_reads_the_tokenizer_of_a_config_json_written_before_text_took_on
   saved['data']['tokenizer'] = 'unigram'  # the translation default of older versions, meaningless for text
   del saved['data']['min_count']
   (tmp_path / 'config.json').write_text(json.dumps(saved))
-  loop._check_resumable(str(tmp_path), c)  # 'auto' now: characters, as then
+  loop.check_resumable(str(tmp_path), c)  # 'auto' now: characters, as then
   c.data.tokenizer = 'word'
   with pytest.raises(loop.WorkdirError,
                      match=r"different config \(config\.data\.tokenizer: 'char' there, 'word' now\)"):
-    loop._check_resumable(str(tmp_path), c)
+    loop.check_resumable(str(tmp_path), c)
   c.data.name, c.data.tokenizer = 'toy_translation', 'auto'  # 'auto' is 'unigram' for translation
   saved['data'].update(name='toy_translation', min_count=1)
   (tmp_path / 'config.json').write_text(json.dumps(saved))
-  loop._check_resumable(str(tmp_path), c)
+  loop.check_resumable(str(tmp_path), c)
 
 
 def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(tmp_path):

@@ -106,6 +106,7 @@ def test_a_process_that_fails_stops_the_other_at_once_with_its_reason(tmp_path):
   other = tmp_path / 'other'
   other.mkdir()
   (other / 'config.json').write_text(json.dumps({'seed': 0, 'model': {'name': 'gru'}}))
+  (other / 'summary.json').write_text(json.dumps({'status': 'done'}))  # a finished run (not one that saved nothing)
   t0 = time.monotonic()
   procs = _launch([[*FLAGS, data_dir, f'--workdir={tmp_path / "run"}'], [*FLAGS, data_dir, f'--workdir={other}']],
                   _free_port())
