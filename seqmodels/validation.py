@@ -266,6 +266,10 @@ def validate(config) -> None:
   _check(o.clip_norm >= 0, f'config.optim.clip_norm={o.clip_norm!r} must be >= 0 (0 disables clipping)')
 
   _positive(config, 'train', 'num_steps', 'batch_size', 'grad_accum', 'log_every', 'keep_checkpoints')
+  seeds = [('config.seed', config.seed)] + ([('config.data.seed', config.data.seed)] if 'seed' in config.data else [])
+  for field, seed in seeds:  # numpy's generators (the data order, generated tasks) take none below 0
+    _check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32,
+           f'{field}={seed!r} must be an integer in [0, 2**32)')
   for field in ('eval_every', 'checkpoint_every'):
     _check(isinstance(t[field], int) and t[field] >= 0, f'config.train.{field}={t[field]!r} must be an integer '
            '>= 0 (0 means once an epoch)')

@@ -37,6 +37,8 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('train.num_epochs', -1.0, ['config.train.num_epochs=-1.0', '>= 0']),
     ('train.eval_every', -1, ['config.train.eval_every=-1', '0 means once an epoch']),
     ('train.dtype', 'float8', ['config.train.dtype', 'choose one of']),
+    ('seed', -3, ['config.seed=-3 must be an integer in [0, 2**32)']),  # before: a traceback from numpy
+    ('data.seed', -1, ['config.data.seed=-1 must be an integer in [0, 2**32)']),
 ]
 
 
@@ -45,8 +47,8 @@ def test_bad_config_gives_one_line_error_naming_field(field, value, words):
   c = get_config()
   if field in ('model.heads', 'model.tie_embeddings'):
     c.model.name = 'gpt'
-  section, name = field.split('.')
-  c[section][name] = value
+  *section, name = field.split('.')
+  (c[section[0]] if section else c)[name] = value
   with pytest.raises(validation.ConfigError) as e:
     validation.validate(c)
   message = str(e.value)
