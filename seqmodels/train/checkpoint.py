@@ -56,6 +56,14 @@ def restore_saved(workdir: str, step: int | None = None, sharding=None, which: s
   steps = saved_steps(workdir, which)
   if step is None and not steps or step is not None and step not in steps:
     if which == 'best':
+      try:
+        with open(os.path.join(workdir, 'config.json')) as f:
+          train = json.load(f).get('train', {})
+      except (OSError, ValueError, AttributeError):
+        train = {}
+      if train.get('keep_best'):
+        raise CheckpointError(f'no best checkpoint yet: the run keeps one but has not evaluated (every '
+                              f'{train.get("eval_every")} steps): read the latest checkpoint, or wait')
       raise CheckpointError('no best checkpoint (the run kept none: train.keep_best was off): train with '
                             '--config.train.keep_best=True, or read the latest checkpoint')
     raise CheckpointError(f'{workdir} has no checkpoint{"" if step is None else f" at step {step}"}: point it at '

@@ -249,6 +249,12 @@ def test_restore_saved_names_a_missing_checkpoint(tmp_path):
     checkpoint.restore_saved(str(tmp_path))
   with pytest.raises(checkpoint.CheckpointError, match=r'has no checkpoint at step 7'):
     checkpoint.restore_saved(str(tmp_path), 7)
+  with pytest.raises(checkpoint.CheckpointError, match=r'the run kept none: train.keep_best was off'):
+    checkpoint.restore_saved(str(tmp_path), which='best')
+  (tmp_path / 'config.json').write_text(json.dumps({'train': {'keep_best': True, 'eval_every': 1000}}))
+  with pytest.raises(checkpoint.CheckpointError, match=r'no best checkpoint yet: the run keeps one but has not '
+                                                       r'evaluated \(every 1000 steps\)'):  # before: keep_best off
+    checkpoint.restore_saved(str(tmp_path), which='best')
 
 
 _LONG_RUN = """
