@@ -132,7 +132,10 @@ def find_runs(paths: list[str]) -> list[str]:
       return parent, order.index(name) if name in order else len(order), d
 
     runs += sorted(found | pending, key=rank)
-  return runs
+  seen = {}  # a run named twice (the same path given twice, or inside two paths given) is one run
+  for d in runs:
+    seen.setdefault(os.path.realpath(d), d)
+  return list(seen.values())
 
 
 def read_json(path: str):
@@ -259,11 +262,16 @@ def _config_key(run, drop: tuple[str, ...]) -> str:
 
 
 def group_by_seed(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-  """Finished runs that differ only in `seed`, together, in first-seen order; every other run on its own."""
-  groups: dict[str, list] = {}
+  """Finished runs that differ only in `seed`, together, in first-seen order; every other run on its own. Runs of
+  one config and one seed (a repeat, e.g. on other devices) are not samples over seeds: each seeds a group of its
+  own."""
+  groups: dict[tuple[str, int], list] = {}
   for i, r in enumerate(runs):
     key = _config_key(r, ('seed',)) if r['status'] == 'done' else f'#{i}'
-    groups.setdefault(key, []).append(r)
+    n = 0
+    while any(get_field(o['config'], 'seed') == get_field(r['config'], 'seed') for o in groups.get((key, n), [])):
+      n += 1
+    groups.setdefault((key, n), []).append(r)
   return list(groups.values())
 
 

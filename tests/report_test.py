@@ -86,6 +86,19 @@ def test_a_sweeps_trials_not_begun_are_pending_rows_in_its_order(tmp_path):
   assert '| model.name=gru | gru |' in report.markdown_table(report.load_runs(report.find_runs([str(tmp_path)])))
 
 
+def test_repeats_of_one_seed_are_rows_of_their_own_and_a_run_named_twice_is_one(tmp_path):
+  for name in ('on_1_device', 'on_8_devices'):  # one config, one seed: not two samples over seeds
+    _run(tmp_path, name, 'gpt', 0, 10, bits=1.0 if name == 'on_1_device' else 1.2, tokens_per_sec=1000.0)
+  _run(tmp_path, 'seed1', 'gpt', 1, 10, bits=1.4, tokens_per_sec=1000.0)
+  dirs = [str(tmp_path / 'on_1_device'), str(tmp_path / 'on_8_devices'), str(tmp_path / 'seed1'),
+          f'{tmp_path}/./on_1_device/']
+  assert report.find_runs(dirs) == dirs[:3]
+  rows = report.table_rows(report.load_runs(report.find_runs(dirs)))
+  # Before: one row, 'seeds 3' (or 2 for one run named twice), its mean over the repeats.
+  assert [(r['dirs'], r['seeds']) for r in rows] == [(dirs[:3:2], 2), (dirs[1:2], 1)]
+  assert rows[0]['final eval bits/token'][0] == pytest.approx(1.2)
+
+
 def test_markdown_table_prints_mean_pm_std_and_marks_failures(sweep_dir):
   table = report.markdown_table(report.load_runs(report.find_runs([str(sweep_dir)])))
   lines = table.strip().splitlines()
