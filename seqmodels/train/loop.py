@@ -394,6 +394,13 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
                                                               frozen=optim.frozen_prefixes(config.optim))
       logging.info('initialised %d parameter arrays from %s; %d fresh: %s', len(loaded), tc.init_from, len(fresh),
                    ', '.join(fresh) or 'none')
+      if len(fresh) > len(loaded):
+        logging.warning('config.train.init_from=%s gave only %d of this model\'s %d parameter arrays (%d start '
+                        'fresh): check that config.model is the model trained there', tc.init_from, len(loaded),
+                        len(loaded) + len(fresh), len(fresh))
+      if finished_summary(tc.init_from) is None:
+        logging.warning('config.train.init_from=%s holds a run that has not finished: its latest checkpoint (step '
+                        '%s) is used', tc.init_from, (checkpoint.saved_steps(tc.init_from) or ['?'])[0])
       state = state.replace(params=params, opt_state=jax.jit(tx.init, out_shardings=state_sh.opt_state)(params))
     meta = {'best_eval_loss': math.inf, 'best_step': 0, 'train_seconds': 0.0, 'tokens_seen': 0}
   else:

@@ -181,7 +181,7 @@ def test_checkpoint_restores_onto_a_different_device_count(tmp_path):
   assert checkpoint.checksum(swapped) != checkpoint.checksum(embedding)
 
 
-def test_init_from_loads_pretrained_params_and_frozen_ones_stay_bit_identical(tmp_path):
+def test_init_from_loads_pretrained_params_and_frozen_ones_stay_bit_identical(tmp_path, caplog):
   c = tiny_config(tmp_path, steps=4)
   pre = loop.train_and_evaluate(c, str(tmp_path / 'pre'))
   c.train.init_from = str(tmp_path / 'pre')
@@ -191,6 +191,13 @@ def test_init_from_loads_pretrained_params_and_frozen_ones_stay_bit_identical(tm
   _assert_trees_equal(pre['state'].params['rnn'], fine['state'].params['rnn'])
   assert not np.allclose(jax.device_get(pre['state'].params['head']['kernel']),
                          jax.device_get(fine['state'].params['head']['kernel']))
+  c.model.name, c.optim.freeze = 'gpt', ''  # of its arrays, only the token embedding is one of the LSTM's
+  (tmp_path / 'pre' / 'summary.json').unlink()  # as if still running
+  with caplog.at_level(logging.WARNING):
+    loop.train_and_evaluate(c, str(tmp_path / 'mostly_fresh'))
+  assert re.search(r'init_from=.*pre gave only 1 of this model\'s \d+ parameter arrays', caplog.text), caplog.text
+  assert re.search(r'init_from=.*pre holds a run that has not finished: its latest checkpoint \(step 4\)',
+                   caplog.text)
   c.model.name, c.model.width = 'gpt', 48  # no array of it has the name and shape of one of the LSTM's
   with pytest.raises(checkpoint.CheckpointError, match=r'config\.train\.init_from=.*no parameter of this model'
                                                        r'.*config\.model must match'):
