@@ -98,7 +98,7 @@ def parse_cases(config) -> tuple[list[str], list[int]]:
     raise validation.ConfigError(f'config.cost.case_budget_s={c.case_budget_s!r} must be > 0 (seconds per case)')
   for m in models:  # sizes, heads, dtype, batch: the checks every run gets
     validation.validate(sweep.apply(config, {'model.name': m}))
-  return models, [int(t) for t in lens]
+  return list(dict.fromkeys(models)), sorted({int(t) for t in lens})  # each case once; lengths in order
 
 
 def compiled_bytes(compiled) -> int | None:

@@ -106,5 +106,7 @@ def test_configs_cover_the_issue_lengths_and_models():
   assert cost.parse_cases(full) == (['rnn', 'lstm', 'gru', 'mingru', 'minlstm', 'gpt'],
                                     [2**k for k in range(7, 14)])
   assert cost.parse_cases(small)[1] == [128, 256, 512, 1024, 2048]
+  small.cost.models, small.cost.seq_lens = 'gpt,lstm,gpt', '32,16,16'  # before: T=16 measured twice, after 32
+  assert cost.parse_cases(small) == (['gpt', 'lstm'], [16, 32])
   assert full.train.dtype == 'bfloat16' and full.cost.isolate and not small.cost.isolate
   assert math.log2(full.model.width // full.model.heads) % 1 == 0  # a cuDNN-friendly head size
