@@ -471,6 +471,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     tok_s = steady_tokens / elapsed if elapsed > 0 else float('nan')
     train_metrics = {k: float(np.mean([m[k] for m in got])) for k in got[0]}
     train_metrics['tokens_per_sec'] = tok_s
+    if math.isfinite(tok_s):  # the last session's that measured one (a short resume may not)
+      meta['tokens_per_sec'] = tok_s
     writer.write(step, 'train', {**train_metrics, 'train_seconds': meta['train_seconds']})  # so far, all sessions
     eta = (tc.num_steps - step) * tokens_per_step / tok_s if tok_s > 0 else float('nan')
     progress.update(step, train_metrics['loss'], tok_s, eta)
@@ -537,7 +539,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
       'step': int(state.step), 'num_steps': tc.num_steps, 'train': train_metrics, 'eval': eval_metrics,
       'best_eval_loss': meta['best_eval_loss'], 'best_step': meta['best_step'], **({'test': test_metrics} if
                                                                                     test_metrics else {}),
-      'tokens_per_sec': train_metrics.get('tokens_per_sec', float('nan')),
+      'tokens_per_sec': meta.get('tokens_per_sec', float('nan')),  # steady state, compilation out
       'train_seconds': meta['train_seconds'], 'wall_seconds': wall_before + time.time() - t_start,
       'devices': jax.device_count(), 'processes': jax.process_count(), 'dtype': dtype.name,
       'platform': jax.devices()[0].platform, 'commit': code_version(),

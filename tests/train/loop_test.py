@@ -63,6 +63,8 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
   (tmp_path / 'resumed' / 'summary.json').unlink()  # finished, but the summary was lost: rerun re-evaluates
   again = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))
   assert again['step'] == 12 and again['eval']['loss'] == resumed['eval']['loss']
+  # A session that trains too few steps to time (none here) reports the last one's tokens/s: before, NaN.
+  assert again['tokens_per_sec'] == pytest.approx(resumed['tokens_per_sec']) and resumed['tokens_per_sec'] > 0
   lines = (tmp_path / 'resumed' / 'metrics.jsonl').read_text().splitlines()
   assert any('"split": "eval"' in l for l in lines) and any('"split": "train"' in l for l in lines)
   # Training time carries over the interruption: it grows with the step, and ends at the summary's.
