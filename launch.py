@@ -158,8 +158,8 @@ def main(argv) -> None:
     print(f'\n{table}\nwritten to {os.path.join(workdir, "comparison.md")}')
   stopped = [t for t in trials if t.status in ('preempted', 'pending')] if sweep_path else []
   if stopped:
-    _fail(f'stopped early with {len(stopped)} of {len(trials)} trials unfinished; checkpoints saved in {workdir}: '
-          'rerun the same command to resume', 143)
+    _fail(f'stopped early with {len(stopped)} of {len(trials)} trials unfinished ({workdir} keeps the checkpoints '
+          'they saved): rerun the same command to resume', 143)
   failed = [t for t in trials if t.status == 'failed']
   if failed:
     _fail(f'{len(failed)} of {len(trials)} trials failed ({", ".join(t.name for t in failed)}): their errors are in '
