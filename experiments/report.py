@@ -73,8 +73,11 @@ COLUMNS = [
     ('final eval seq. accuracy',
      lambda r: as_float(get_field(r['summary'], 'eval.sequence_accuracy')) if is_task_data(r) else math.nan),
     ('best eval bits/token',
-     lambda r: math.nan if is_regression(r) else as_float(get_field(r['summary'], 'best_eval_loss')) * NAT_TO_BIT),
+     lambda r: as_float(get_field(r['summary'], 'best_eval_loss')) * NAT_TO_BIT if _per_token(r) else math.nan),
     ('best eval MSE', lambda r: as_float(get_field(r['summary'], 'best_eval_loss')) if is_regression(r) else math.nan),
+    # a loss of another unit (a classifier's nats per example, BERT's MLM + NSP): as it is
+    ('best eval loss', lambda r: math.nan if _per_token(r) or is_regression(r) else
+     as_float(get_field(r['summary'], 'best_eval_loss'))),
     # running text (data.name=text): bits per character of the text, comparable across tokenizers
     ('final eval bits/char', 'eval.bits_per_char'),
     ('best eval bits/char', lambda r: _best_bits_per_char(r['summary'])),
@@ -227,6 +230,11 @@ def _best(run, metric: str, pick) -> float:
 def is_task_data(run) -> bool:
   """Whether the run's examples are whole task instances (a copy / sort / ... sequence), not text windows."""
   return (run['summary'].get('data') or get_field(run['config'], 'data.name')) not in TEXT_DATA
+
+
+def _per_token(run) -> bool:
+  """Whether the run's loss is nats per token (its evaluations report bits_per_token): LMs, translations."""
+  return not math.isnan(as_float(get_field(run['summary'], 'eval.bits_per_token')))
 
 
 def is_regression(run) -> bool:

@@ -324,3 +324,16 @@ def test_gradient_flow_lines_of_two_runs_of_one_model_are_told_apart_by_run(tmp_
   assert len({group for group, *_ in series}) == 3
   np.testing.assert_array_equal(series[0][2], [2, 1, 0, -1])  # the distance from loss_position
   np.testing.assert_array_equal(series[1][2], [2, 1, 0])  # no loss_position: the last entry
+
+
+def test_a_loss_that_is_not_per_token_is_not_shown_in_bits_per_token(tmp_path):
+  _run(tmp_path, 'lm', 'gpt', 0, 10, bits=1.0, tokens_per_sec=1000.0)
+  d = tmp_path / 'classifier'
+  d.mkdir()
+  (d / 'config.json').write_text(json.dumps({'seed': 0, 'model': {'name': 'bert'}, 'data': {'name': 'classify'}}))
+  (d / 'summary.json').write_text(json.dumps({'status': 'done', 'model': 'bert', 'eval': {'loss': 0.3, 'accuracy': 0.9},
+                                              'best_eval_loss': 0.25}))  # nats per example
+  rows = {r['run']: r for r in report.table_rows(report.load_runs(report.find_runs([str(tmp_path)])))}
+  assert rows['classifier']['best eval bits/token'] is None  # before: 0.36, in a column of bits per token
+  assert rows['classifier']['best eval loss'][0] == 0.25 and rows['lm']['best eval loss'] is None
+  assert rows['lm']['best eval bits/token'][0] == pytest.approx(1.0)
