@@ -416,6 +416,7 @@ def test_resume_reads_the_tokenizer_of_a_config_json_written_before_text_took_on
   saved['data']['tokenizer'] = 'unigram'  # the translation default of older versions, meaningless for text
   del saved['data']['min_count']
   (tmp_path / 'config.json').write_text(json.dumps(saved))
+  (tmp_path / 'checkpoints' / '4').mkdir(parents=True)  # a run to resume
   loop.check_resumable(str(tmp_path), c)  # 'auto' now: characters, as then
   c.data.tokenizer = 'word'
   with pytest.raises(loop.WorkdirError,
