@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -11,6 +13,9 @@ def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
   """Linear warmup from 0 to `lr` over `warmup_steps`, then cosine decay to `lr * min_lr_ratio`."""
   o = optim_cfg
   warmup = min(o.warmup_steps, max(num_steps - 1, 0))
+  if warmup < o.warmup_steps:
+    logging.warning('config.optim.warmup_steps=%d is not below the run\'s %d steps: the learning rate warms up over '
+                    '%d steps instead (lower warmup_steps, or train longer)', o.warmup_steps, num_steps, warmup)
   return optax.warmup_cosine_decay_schedule(0.0, o.lr, warmup, max(num_steps, warmup + 1), o.lr * o.min_lr_ratio)
 
 

@@ -25,6 +25,14 @@ def test_schedule_warms_up_linearly_then_decays_to_min_ratio():
   assert s(60) < 1.0 and s(60) > 0.1
 
 
+def test_a_warmup_as_long_as_the_run_is_shortened_with_a_warning(caplog):
+  with caplog.at_level('WARNING'):
+    s = optim.learning_rate_schedule(_optim_cfg(lr=1.0, warmup_steps=100, min_lr_ratio=0.1), 20)
+  assert 'config.optim.warmup_steps=100 is not below the run\'s 20 steps: the learning rate warms up over 19' in (
+      caplog.text)
+  np.testing.assert_allclose(s(19), 1.0, atol=1e-6)
+
+
 def test_frozen_parameters_stay_bit_identical_and_others_move():
   params = {'encoder': {'w': jnp.ones((3, 3)), 'b': jnp.ones(3)}, 'head': {'w': jnp.ones((3, 2))}}
   tx, _ = optim.make_optimizer(_optim_cfg(freeze='encoder', warmup_steps=0, weight_decay=0.1), 10)
