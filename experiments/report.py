@@ -271,8 +271,8 @@ def _config_key(run, drop: tuple[str, ...]) -> str:
 
 def group_by_seed(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
   """Finished runs that differ only in `seed`, together, in first-seen order; every other run on its own. Runs of
-  one config and one seed (a repeat, e.g. on other devices) are not samples over seeds: each seeds a group of its
-  own."""
+  one config and one seed (a repeat, e.g. on other devices) are not samples over seeds: a repeat starts a group of
+  its own."""
   groups: dict[tuple[str, int], list] = {}
   for i, r in enumerate(runs):
     key = _config_key(r, ('seed',)) if r['status'] == 'done' else f'#{i}'

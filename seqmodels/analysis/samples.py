@@ -17,8 +17,7 @@ example's own continuation (`reference`; of running text, its next `--new_tokens
 window): the same prompts for every run on the same data, for any task, text or synthetic. By default the prompt
 is the part of the example a task gives (the copy task's `<bos>` input `<sep>`: the sample is the model's copy),
 and 32 tokens of text data (of a shorter example, all but its last token). A `--prompt_tokens` that leaves no
-reference is an error. With `--prompt`, every sample continues
-that text (character and byte LMs, lm1b).
+reference is an error. With `--prompt`, every sample continues that text (character and byte LMs, lm1b).
 
 samples.json: {"model", "step", "checkpoint" (latest | best; null for the n-gram), "data", "settings":
 {"new_tokens", "num_samples", "prompt", "prompt_tokens", "temperature", "top_k", "top_p", "seed", "checkpoint"},
@@ -92,9 +91,9 @@ def _running_text_prompt(ids_N: np.ndarray, i: int, seq_len: int, s: Settings) -
   """Sample i's (source, prompt, reference) from a split of running text: its first `prompt_tokens` tokens from
   the start of validation window i, and the text's own next `new_tokens` tokens, read on past the window (a GPT or
   ELMo slides its window over a longer prompt, a recurrent LM carries its state)."""
+  from seqmodels.data import builders  # noqa: PLC0415
   p = s.prompt_tokens or DEFAULT_PROMPT_TOKENS
   start = i * seq_len
-  from seqmodels.data import builders  # noqa: PLC0415
   windows = len(builders.window_starts(len(ids_N), seq_len + 1, seq_len))  # as pipeline's evaluation windows
   if i >= windows:
     raise ValueError(f'--num_samples={s.num_samples} is more than the {windows} validation examples: pick at most '
