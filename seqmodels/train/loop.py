@@ -323,6 +323,18 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
     raise error from e
 
 
+def warn_of_init_from(init_from: str, loaded: list[str], fresh: list[str]) -> None:
+  """Warnings for a train.init_from that gave this model `loaded` of its arrays (`fresh` start anew) and may not be
+  what was meant: another model's run (fewer arrays loaded than fresh), or a run that has not finished."""
+  if len(fresh) > len(loaded):
+    logging.warning('config.train.init_from=%s gave only %d of this model\'s %d parameter arrays (%d start fresh): '
+                    'check that config.model is the model trained there', init_from, len(loaded),
+                    len(loaded) + len(fresh), len(fresh))
+  if finished_summary(init_from) is None:
+    logging.warning('config.train.init_from=%s holds a run that has not finished: its latest checkpoint (step %s) '
+                    'is used', init_from, (checkpoint.saved_steps(init_from) or ['?'])[0])
+
+
 def finished_summary(workdir: str) -> dict[str, Any] | None:
   """The summary.json of a run that finished in `workdir`, else None (none, or one that cannot be read)."""
   try:
@@ -394,13 +406,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
                                                               frozen=optim.frozen_prefixes(config.optim))
       logging.info('initialised %d parameter arrays from %s; %d fresh: %s', len(loaded), tc.init_from, len(fresh),
                    ', '.join(fresh) or 'none')
-      if len(fresh) > len(loaded):
-        logging.warning('config.train.init_from=%s gave only %d of this model\'s %d parameter arrays (%d start '
-                        'fresh): check that config.model is the model trained there', tc.init_from, len(loaded),
-                        len(loaded) + len(fresh), len(fresh))
-      if finished_summary(tc.init_from) is None:
-        logging.warning('config.train.init_from=%s holds a run that has not finished: its latest checkpoint (step '
-                        '%s) is used', tc.init_from, (checkpoint.saved_steps(tc.init_from) or ['?'])[0])
+      warn_of_init_from(tc.init_from, loaded, fresh)
       state = state.replace(params=params, opt_state=jax.jit(tx.init, out_shardings=state_sh.opt_state)(params))
     meta = {'best_eval_loss': math.inf, 'best_step': 0, 'train_seconds': 0.0, 'tokens_seen': 0}
   else:
