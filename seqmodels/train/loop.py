@@ -414,6 +414,10 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     logging.info('resumed from step %d in %s', int(state.step), workdir)
   start = int(state.step)
   wall_before = meta.get('wall_seconds', 0.0)  # the sessions before this one (0 in checkpoints before the field)
+  # Where each session ran, from which step: a run resumed on other hardware says so (summary.json's `sessions`).
+  meta['sessions'] = [*meta.get('sessions', []), {'from_step': start, 'devices': jax.device_count(),
+                                                  'processes': jax.process_count(),
+                                                  'platform': jax.devices()[0].platform}]
   num_params = count_params(state.params)
 
   train_step = jax.jit(steps.make_train_step(model, tx, schedule, objective, tc.get('grad_accum', 1), carry_state),
@@ -547,7 +551,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
                                                                                     test_metrics else {}),
       'tokens_per_sec': meta.get('tokens_per_sec', float('nan')),  # steady state, compilation out
       'train_seconds': meta['train_seconds'], 'wall_seconds': wall_before + time.time() - t_start,
-      'devices': jax.device_count(), 'processes': jax.process_count(), 'dtype': dtype.name,
+      'devices': jax.device_count(), 'processes': jax.process_count(), 'sessions': meta['sessions'],
+      'dtype': dtype.name,
       'platform': jax.devices()[0].platform, 'commit': code_version(),
       'peak_memory_bytes': peak_memory.bytes(),  # GPU/TPU: the device's; CPU: the process's resident set
   }

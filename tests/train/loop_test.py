@@ -57,6 +57,9 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
   assert (tmp_path / 'resumed' / 'summary.json').exists()
   # Wall time counts both sessions, as training time does: never less than it.
   assert resumed['wall_seconds'] > part['wall_seconds'] and resumed['wall_seconds'] >= resumed['train_seconds']
+  # Each session's hardware, from the step it began at: a run resumed elsewhere says so.
+  assert [s['from_step'] for s in resumed['sessions']] == [0, 4] and full['sessions'] == [
+      {'from_step': 0, 'devices': jax.device_count(), 'processes': 1, 'platform': 'cpu'}]
   written = (tmp_path / 'resumed' / 'summary.json').read_text()
   rerun = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))  # finished: its summary is returned, not redone
   assert (tmp_path / 'resumed' / 'summary.json').read_text() == written and rerun == json.loads(written)
