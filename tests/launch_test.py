@@ -290,7 +290,8 @@ def test_a_sweep_stopped_early_writes_its_table_with_unfinished_and_pending_rows
                              f'--workdir={tmp_path / "sweep"}'])
   assert code == 143
   table = (tmp_path / 'sweep' / 'comparison.md').read_text()  # before, a stopped sweep wrote none
-  assert f'| seed=0 | lstm | unfinished (step 3 of {get_config().train.num_steps}) |' in table and '| seed=1 | lstm | pending |' in table, table  # its model from sweep.json
+  assert f'| seed=0 | lstm | unfinished (step 3 of {get_config().train.num_steps}) |' in table, table
+  assert '| seed=1 | lstm | pending |' in table, table  # not begun: its model from sweep.json
 
 
 def test_a_sweep_rerun_with_other_flags_is_refused_before_any_trial_runs(tmp_path, monkeypatch, capsys):
