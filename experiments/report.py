@@ -153,26 +153,28 @@ def load_runs(dirs: list[str]) -> list[dict[str, Any]]:
   """{'dir', 'name', 'status' (done | failed | unfinished (step s of n) | pending), 'summary', 'config', 'error'}
   for each run directory; 'pending': a sweep's trial not begun, with its 'model' where sweep.json names it."""
   runs = []
+  sweeps: dict[str, dict[str, str]] = {}  # a sweep directory's {trial name: model}, read once
   for d in dirs:
     summary = read_json(os.path.join(d, 'summary.json'))
     failed = read_json(os.path.join(d, 'failed.json'))
     begun = any(os.path.exists(os.path.join(d, f)) for f in RUN_FILES)
     status = 'done' if summary else 'failed' if failed else _unfinished(d) if begun else 'pending'
-    runs.append({'dir': d, 'name': os.path.basename(os.path.normpath(d)), 'status': status,
-                 'summary': summary or {}, **({} if begun else {'model': _pending_model(d)}),
+    parent, name = os.path.split(os.path.normpath(d))
+    if not begun and parent not in sweeps:
+      sweeps[parent] = _sweep_models(parent)
+    runs.append({'dir': d, 'name': name, 'status': status,
+                 'summary': summary or {}, **({} if begun else {'model': sweeps[parent].get(name)}),
                  'config': read_json(os.path.join(d, 'config.json')) or {},
                  'error': (failed or {}).get('error', '')})
   return runs
 
 
-def _pending_model(trial_dir: str) -> str | None:
-  """The model of a sweep's trial not begun, as its sweep.json names it (None where it does not)."""
+def _sweep_models(sweep_dir: str) -> dict[str, str]:
+  """{trial name: model} of the sweep.json in `sweep_dir` ({} without one, or one from before it named models)."""
   from seqmodels.sweep import trial_name
-  sweep = read_json(os.path.join(os.path.dirname(os.path.normpath(trial_dir)), 'sweep.json')) or {}
-  names = [trial_name(t) for t in sweep.get('trials', [])]
-  models = sweep.get('models') or []
-  name = os.path.basename(os.path.normpath(trial_dir))
-  return models[names.index(name)] if name in names and len(models) == len(names) else None
+  sweep = read_json(os.path.join(sweep_dir, 'sweep.json')) or {}
+  trials, models = sweep.get('trials', []), sweep.get('models') or []
+  return {trial_name(t): m for t, m in zip(trials, models)} if len(models) == len(trials) else {}
 
 
 def _unfinished(run_dir: str) -> str:
