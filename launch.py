@@ -95,9 +95,10 @@ def main(argv) -> None:
     trials = sweep.make_trials(FLAGS.config, overrides, workdir)
     for t in trials:
       validation.validate(t.config)
+    cli = _command_line_overrides(sys.argv, FLAGS.config)  # what --config.<field> flags set
     if sweep_path:
       swept = {k for o in overrides for k in o}
-      both = sorted(k for k in _command_line_overrides(sys.argv, FLAGS.config) if k in swept)
+      both = sorted(k for k in cli if k in swept)
       if both:  # the trial's value would win, silently
         values = sorted({str(o[both[0]]) for o in overrides if both[0] in o})
         raise validation.ConfigError(f'--config.{both[0]} is set by the sweep too ({sweep_path} gives it '
@@ -143,7 +144,6 @@ def main(argv) -> None:
         json.dump({'sweep': sweep_path, 'config': FLAGS['config'].config_filename, 'trials': overrides,
                    'models': [t.config.model.name for t in trials]}, f, indent=2, default=str)
     if parallel:
-      cli = _command_line_overrides(sys.argv, FLAGS.config)
       command = lambda t: sweep.trial_command(FLAGS['config'].config_filename, {**cli, **t.overrides}, t.workdir,
                                               os.path.join(HERE, 'launch.py'))
       sweep.run_parallel(trials, FLAGS.parallel, command)
