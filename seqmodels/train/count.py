@@ -129,8 +129,7 @@ def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory) -> dict[str,
       'train': train_metrics, 'eval': eval_metrics, 'best_eval_loss': eval_metrics['loss'], 'best_step': 1,
       'tokens_per_sec': train_metrics['tokens_per_sec'], 'train_seconds': fit_seconds,
       'wall_seconds': time.time() - t_start, 'devices': jax.device_count(), 'processes': jax.process_count(),
-      'sessions': [{'from_step': 0, 'devices': jax.device_count(), 'processes': jax.process_count(),
-                    'platform': 'cpu'}],  # one counting pass
+      'sessions': [loop.session(0, platform='cpu')],  # one counting pass, in NumPy
       'platform': 'cpu', 'dtype': 'float64', 'commit': loop.code_version(),  # NumPy counts
       'peak_memory_bytes': peak_memory.bytes(),
       'order': model.order, 'discounts': {k + 1: list(t.discounts) for k, t in enumerate(model.tables)},

@@ -335,6 +335,12 @@ def warn_of_init_from(init_from: str, loaded: list[str], fresh: list[str]) -> No
                     'is used', init_from, (checkpoint.saved_steps(init_from) or ['?'])[0])
 
 
+def session(from_step: int, platform: str | None = None) -> dict[str, Any]:
+  """One entry of summary.json's `sessions`: where this process's session of a run ran, from which step."""
+  return {'from_step': from_step, 'devices': jax.device_count(), 'processes': jax.process_count(),
+          'platform': platform or jax.devices()[0].platform}
+
+
 def finished_summary(workdir: str) -> dict[str, Any] | None:
   """The summary.json of a run that finished in `workdir`, else None (none, or one that cannot be read)."""
   try:
@@ -415,9 +421,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   start = int(state.step)
   wall_before = meta.get('wall_seconds', 0.0)  # the sessions before this one (0 in checkpoints before the field)
   # Where each session ran, from which step: a run resumed on other hardware says so (summary.json's `sessions`).
-  meta['sessions'] = [*meta.get('sessions', []), {'from_step': start, 'devices': jax.device_count(),
-                                                  'processes': jax.process_count(),
-                                                  'platform': jax.devices()[0].platform}]
+  meta['sessions'] = [*meta.get('sessions', []), session(start)]
   num_params = count_params(state.params)
 
   train_step = jax.jit(steps.make_train_step(model, tx, schedule, objective, tc.get('grad_accum', 1), carry_state),
