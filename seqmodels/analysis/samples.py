@@ -66,8 +66,10 @@ def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]
       raise ValueError('--prompt is empty: give some text, or leave it out to continue validation examples')
     return [('--prompt', ids, None)] * s.num_samples
   running = data.tokens.get('validation')
-  if running is not None:  # running text: validation window i begins at token i * seq_len (they tile the split)
-    return [_running_text_prompt(running, i, data.seq_len, s) for i in range(s.num_samples)]
+  if running is not None:  # running text: where each validation window begins (pipeline's evaluation windows)
+    from seqmodels.data import builders  # noqa: PLC0415
+    starts = builders.window_starts(len(running), data.seq_len + 1, data.seq_len)
+    return [_running_text_prompt(running, starts, i, s) for i in range(s.num_samples)]
   batch = next(iter(data.eval_batches(batch_size=s.num_samples, max_batches=1)))
   out = []
   for i, (inputs_T, targets_T, weights_T) in enumerate(zip(batch['inputs'], batch['targets'], batch['weights'])):
@@ -87,17 +89,17 @@ def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]
   return out
 
 
-def _running_text_prompt(ids_N: np.ndarray, i: int, seq_len: int, s: Settings) -> tuple[str, np.ndarray, np.ndarray]:
-  """Sample i's (source, prompt, reference) from a split of running text: its first `prompt_tokens` tokens from
-  the start of validation window i, and the text's own next `new_tokens` tokens, read on past the window (a GPT or
-  ELMo slides its window over a longer prompt, a recurrent LM carries its state)."""
-  from seqmodels.data import builders  # noqa: PLC0415
+def _running_text_prompt(ids_N: np.ndarray, starts: np.ndarray, i: int,
+                         s: Settings) -> tuple[str, np.ndarray, np.ndarray]:
+  """Sample i's (source, prompt, reference) from a split of running text whose validation windows begin at
+  `starts`: its first `prompt_tokens` tokens from the start of window i, and the text's own next `new_tokens`
+  tokens, read on past the window (a GPT or ELMo slides its window over a longer prompt, a recurrent LM carries
+  its state)."""
   p = s.prompt_tokens or DEFAULT_PROMPT_TOKENS
-  start = i * seq_len
-  windows = len(builders.window_starts(len(ids_N), seq_len + 1, seq_len))  # as pipeline's evaluation windows
-  if i >= windows:
-    raise ValueError(f'--num_samples={s.num_samples} is more than the {windows} validation examples: pick at most '
-                     f'{windows}')
+  if i >= len(starts):
+    raise ValueError(f'--num_samples={s.num_samples} is more than the {len(starts)} validation examples: pick at '
+                     f'most {len(starts)}')
+  start = int(starts[i])
   if start + p >= len(ids_N):
     raise ValueError(f'--prompt_tokens={p}: validation example {i} starts {len(ids_N) - start} tokens before the '
                      f'end of the split, so a prompt of at most {len(ids_N) - start - 1} leaves some text to compare '
