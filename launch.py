@@ -73,10 +73,8 @@ def main(argv) -> None:
   from seqmodels.train import host_memory
   host_memory.run_cpu_steps_inline()  # before JAX's first computation (see there: a faster CPU step)
   from experiments import report
-  from seqmodels import sweep, validation
+  from seqmodels import errors, sweep, validation
   from seqmodels.train import loop, sharding
-  from seqmodels.data.builders import DataError
-  from seqmodels.train.checkpoint import CheckpointError
 
   defaults = not FLAGS['config'].present and not FLAGS.sweep
   sweep_path = DEFAULT_SWEEP if defaults else FLAGS.sweep
@@ -85,12 +83,12 @@ def main(argv) -> None:
   parallel = FLAGS.parallel > 0 and bool(sweep_path)
   try:
     if sweep_path and not os.path.isfile(sweep.split_arg(sweep_path)[0]):
-      raise validation.ConfigError(f'--sweep={sweep_path} does not exist: pass a file from experiments/sweeps/')
+      raise errors.ConfigError(f'--sweep={sweep_path} does not exist: pass a file from experiments/sweeps/')
     if FLAGS.parallel < 0 or (FLAGS.parallel and not sweep_path):
-      raise validation.ConfigError(f'--parallel={FLAGS.parallel} needs a --sweep and a count >= 1 (0 runs trials '
+      raise errors.ConfigError(f'--parallel={FLAGS.parallel} needs a --sweep and a count >= 1 (0 runs trials '
                                    'in this process)')
     if parallel and FLAGS.config.distributed.num_processes > 1:
-      raise validation.ConfigError('--parallel starts its own processes: leave config.distributed unset')
+      raise errors.ConfigError('--parallel starts its own processes: leave config.distributed unset')
     overrides = sweep.load(sweep_path) if sweep_path else [{}]
     trials = sweep.make_trials(FLAGS.config, overrides, workdir)
     for t in trials:
@@ -101,7 +99,7 @@ def main(argv) -> None:
       both = sorted(k for k in cli if k in swept)
       if both:  # the trial's value would win, silently
         values = sorted({str(o[both[0]]) for o in overrides if both[0] in o})
-        raise validation.ConfigError(f'--config.{both[0]} is set by the sweep too ({sweep_path} gives it '
+        raise errors.ConfigError(f'--config.{both[0]} is set by the sweep too ({sweep_path} gives it '
                                      f'{", ".join(values)}), whose values win: drop the flag, or sweep without it')
       # Before any trial runs: a sweep rerun with other flags would skip its finished trials.
       for t in trials:
@@ -112,7 +110,7 @@ def main(argv) -> None:
       sharding.initialize_distributed(FLAGS.config.distributed)
       for t in trials:
         validation.validate_devices(t.config, jax.device_count(), jax.process_count(), jax.default_backend())
-  except (validation.ConfigError, loop.WorkdirError, KeyError, TypeError, ValueError) as e:
+  except (errors.ConfigError, errors.WorkdirError, KeyError, TypeError, ValueError) as e:
     _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))  # a KeyError's str() is quoted
 
   try:
@@ -125,9 +123,9 @@ def main(argv) -> None:
       summary = loop.train_and_evaluate(trials[0].config, workdir)
       if primary:
         sweep.clear_failure(workdir)  # an earlier attempt's
-    except (loop.NonFiniteLossError, loop.WorkdirError, loop.OutOfMemoryError, CheckpointError, DataError,
-            sharding.PeerFailedError) as e:
-      if primary and not isinstance(e, loop.WorkdirError):  # a refusal leaves the run in the workdir as it was
+    except (errors.NonFiniteLossError, errors.WorkdirError, errors.OutOfMemoryError, errors.CheckpointError,
+            errors.DataError, errors.PeerFailedError) as e:
+      if primary and not isinstance(e, errors.WorkdirError):  # a refusal leaves the run in the workdir as it was
         sweep.record_failure(workdir, f'{type(e).__name__}: {e}')
       _fail(str(e), 1)
     except Exception as e:

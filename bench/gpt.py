@@ -65,7 +65,7 @@ COMMAND = ' '.join(['python', *sys.argv])
 
 def _commit() -> str:
   """The commit of the seqmodels that ran, '+dirty' with uncommitted changes (summary.json's `commit`)."""
-  from seqmodels.train.loop import code_version  # noqa: PLC0415  (late: it imports jax)
+  from seqmodels.train.loop import code_version  # late: it imports jax
   return code_version()
 
 
@@ -362,7 +362,7 @@ def main() -> None:
     if not os.path.isfile(args.data):
       raise SystemExit(f'error: --data={args.data!r} is not a file: pass a text file, e.g. '
                        '--data=../shared/data/tinyshakespeare.txt')
-    from seqmodels.data.builders import DataError
+    from seqmodels.errors import DataError
     try:
       rows = [run_seqmodels(args.recipe, recipe, args.data)]
     except DataError as e:

@@ -38,15 +38,15 @@ from typing import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import flax.linen as nn  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-from seqmodels.layers.recurrent import default_recurrence, default_unroll  # noqa: E402
-from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig  # noqa: E402
-from seqmodels.train import host_memory, loop  # noqa: E402
+from seqmodels.layers.recurrent import default_recurrence, default_unroll
+from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig
+from seqmodels.train import host_memory, loop
 
 V = 65  # tiny-shakespeare characters
 LR, WD = 1e-3, 0.01
@@ -250,7 +250,7 @@ def run_case(case: Case, args, emit: Callable[[dict], None]) -> None:
                                                                    case, T)}))
             rows.append((cell, 'seqmodels-cudnn', jax_step_ms(rnnlm(cell, recurrence='cudnn'), case, T,
                                                               args.warmup, args.steps), jax_device, dtype_name))
-          except Exception as e:  # noqa: BLE001
+          except Exception as e:
             print(json.dumps({'case': case.name, 'implementation': 'seqmodels-cudnn', 'cell': cell,
                               'error': f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'}))
       if 'flax' in impls:

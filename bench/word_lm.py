@@ -49,13 +49,13 @@ BATCH, EVAL_BATCH, BPTT, LR, CLIP = 20, 10, 35, 20.0, 0.25
 
 def _commit() -> str:
   """The commit of the seqmodels that ran, '+dirty' with uncommitted changes (summary.json's `commit`)."""
-  from seqmodels.train.loop import code_version  # noqa: PLC0415  (late: it imports jax)
+  from seqmodels.train.loop import code_version  # late: it imports jax
   return code_version()
 
 
 def split_corpus(data: str, out: str) -> dict[str, int]:
   """Writes out/{train,valid,test}.txt with words outside train's vocabulary as <unk>; returns token counts."""
-  from seqmodels.data import builders  # noqa: PLC0415
+  from seqmodels.data import builders
   if '{split}' in data:
     files = builders.split_files(data)
     if 'test' not in files:

@@ -10,6 +10,7 @@ from seqmodels.layers.recurrent import GATES, RECURRENCES
 from seqmodels.models import registry
 from seqmodels.train import optim
 from seqmodels.train.optim import OPTIMIZERS
+from seqmodels.errors import ConfigError
 
 SYNTHETIC = ('copy', 'reverse', 'sort')
 # dataset name -> the kind of task its batches are (seqmodels.train.steps.OBJECTIVES)
@@ -19,10 +20,6 @@ TRANSLATION = ('toy_translation', 'parallel_text', 'wmt14_translate/de-en', 'ted
 DATASET_KINDS.update({name: 'seq2seq' for name in TRANSLATION})
 DATASETS = tuple(DATASET_KINDS)
 DTYPES = ('auto', 'float32', 'bfloat16')
-
-
-class ConfigError(ValueError):
-  """A config that cannot work; the message names the field and the fix."""
 
 
 def _check(ok: bool, message: str) -> None:
@@ -43,7 +40,7 @@ def _fraction(value, field: str, upper_inclusive: bool = False) -> None:
 
 
 def _check_bert_data(d) -> None:
-  from seqmodels.data import bert as bert_data  # noqa: PLC0415  (data stays out of validation's import time)
+  from seqmodels.data import bert as bert_data  # data stays out of validation's import time
   sources = bert_data.MLM_SOURCES if d.name == 'mlm' else bert_data.CLASSIFY_SOURCES
   _check(d.source in sources, f'config.data.source={d.source!r} is not a {d.name} source: choose one of '
          f'{", ".join(repr(s) for s in sources)} (\'\' reads config.data.path)')
@@ -109,8 +106,8 @@ def _check_seq2seq(config) -> None:
 
 def _check_bleu_tokenize(name: str) -> None:
   """config.decode.bleu_tokenize is a sacrebleu BLEU tokenizer that runs here (ja-mecab and ko-mecab need extras)."""
-  import sacrebleu  # noqa: PLC0415
-  from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS  # noqa: PLC0415
+  import sacrebleu
+  from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
   names = list(sacrebleu.metrics.BLEU.TOKENIZERS)
   _check(name in names, f'config.decode.bleu_tokenize={name!r} is not a sacrebleu tokenizer: choose one of '
          f'{", ".join(names)} (zh, ja-mecab or char for targets written without spaces)')
@@ -124,7 +121,7 @@ def _check_bleu_tokenize(name: str) -> None:
 
 def _check_split_files(field: str, path: str, what: str) -> None:
   """A '{split}' path names existing train and validation files (test optional), under any of their names."""
-  from seqmodels.data import builders  # noqa: PLC0415
+  from seqmodels.data import builders
   found = builders.split_files(path)
   for split in ('train', 'validation'):
     names = '/'.join(builders.SPLIT_NAMES[split])
@@ -298,10 +295,10 @@ def validate(config) -> None:
 def _parameter_shapes(config):
   """The model's parameter tree (shapes only, traced: nothing runs) for stand-in data of its kind: the names
   follow from config.model alone, not from the vocabulary or length of the data."""
-  import jax  # noqa: PLC0415  (tracing starts JAX: validate_devices runs after distributed initialisation)
-  import jax.numpy as jnp  # noqa: PLC0415
-  from seqmodels.data import pipeline  # noqa: PLC0415
-  from seqmodels.train import steps  # noqa: PLC0415
+  import jax  # tracing starts JAX: validate_devices runs after distributed initialisation
+  import jax.numpy as jnp
+  from seqmodels.data import pipeline
+  from seqmodels.train import steps
   kind = DATASET_KINDS[config.data.name]
   model = registry.build(config.model, pipeline.Data(kind, 16, 8), jnp.float32)
   objective = steps.OBJECTIVES[registry.MODELS[config.model.name].objective or kind]
@@ -322,8 +319,8 @@ def _check_freeze(config) -> None:
   _check(not (error := optim.freeze_error(params, prefixes)), error)
   init_from = config.train.init_from
   if init_from:
-    from flax import traverse_util  # noqa: PLC0415
-    from seqmodels.train import checkpoint  # noqa: PLC0415
+    from flax import traverse_util
+    from seqmodels.train import checkpoint
     try:
       saved = checkpoint.saved_param_names(init_from)
     except Exception:  # no readable checkpoint (orbax raises many types): loading it reports that

@@ -11,6 +11,7 @@ import jax
 import pytest
 
 from experiments.configs.copy import get_config
+from seqmodels import errors
 from seqmodels import validation
 from seqmodels.train import checkpoint
 
@@ -49,7 +50,7 @@ def test_bad_config_gives_one_line_error_naming_field(field, value, words):
     c.model.name = 'gpt'
   *section, name = field.split('.')
   (c[section[0]] if section else c)[name] = value
-  with pytest.raises(validation.ConfigError) as e:
+  with pytest.raises(errors.ConfigError) as e:
     validation.validate(c)
   message = str(e.value)
   assert '\n' not in message
@@ -60,10 +61,10 @@ def test_bad_config_gives_one_line_error_naming_field(field, value, words):
 def test_missing_text_file_is_named():
   c = get_config()
   c.data.name, c.data.path = 'text', '/nonexistent/corpus.txt'
-  with pytest.raises(validation.ConfigError, match=r"config.data.path='/nonexistent/corpus.txt' does not exist"):
+  with pytest.raises(errors.ConfigError, match=r"config.data.path='/nonexistent/corpus.txt' does not exist"):
     validation.validate(c)
   c.data.path = '/'
-  with pytest.raises(validation.ConfigError, match=r"config.data.path='/' is a directory: point it at a local text"):
+  with pytest.raises(errors.ConfigError, match=r"config.data.path='/' is a directory: point it at a local text"):
     validation.validate(c)
 
 
@@ -82,7 +83,7 @@ def test_carry_state_needs_a_recurrent_lm_on_running_text_read_in_order():
     for field, value in overrides.items():
       section, name = field.split('.')
       d[section][name] = value
-    with pytest.raises(validation.ConfigError) as e:
+    with pytest.raises(errors.ConfigError) as e:
       validation.validate(d)
     assert str(e.value) == message
   d = c.copy_and_resolve_references()
@@ -107,10 +108,10 @@ def test_text_tokenizer_and_split_files_are_named(tmp_path):
   for overrides, message in cases:
     d = c.copy_and_resolve_references()
     d.data.update(overrides)
-    with pytest.raises(validation.ConfigError, match=message):
+    with pytest.raises(errors.ConfigError, match=message):
       validation.validate(d)
   (tmp_path / 'wiki.valid.tokens').write_text('')
-  with pytest.raises(validation.ConfigError, match=r"the validation file .*wiki.valid.tokens is empty: one text "
+  with pytest.raises(errors.ConfigError, match=r"the validation file .*wiki.valid.tokens is empty: one text "
                      r"file per split"):
     validation.validate(c)
   (tmp_path / 'wiki.valid.tokens').write_text('to be\n' * 30)
@@ -120,21 +121,21 @@ def test_text_tokenizer_and_split_files_are_named(tmp_path):
 def test_batch_not_divisible_by_devices_is_named():
   c = get_config()
   c.train.batch_size = 12
-  with pytest.raises(validation.ConfigError, match='batch_size=12 does not split over 8 devices: use a multiple'):
+  with pytest.raises(errors.ConfigError, match='batch_size=12 does not split over 8 devices: use a multiple'):
     validation.validate_devices(c, 8, 1, 'cpu')
   c.train.batch_size, c.train.grad_accum = 16, 4
-  with pytest.raises(validation.ConfigError, match=r'config.train.batch_size=16 does not split into '
+  with pytest.raises(errors.ConfigError, match=r'config.train.batch_size=16 does not split into '
                      r'train.grad_accum=4 micro-batches over 8 devices: use a multiple of 32, or another grad_accum'):
     validation.validate_devices(c, 8, 1, 'cpu')
   c.train.grad_accum = 2
   validation.validate_devices(c, 8, 1, 'cpu')
   c.train.eval_batch_size = 10
-  with pytest.raises(validation.ConfigError, match=r'config.train.eval_batch_size=10 does not split over 8 devices '
+  with pytest.raises(errors.ConfigError, match=r'config.train.eval_batch_size=10 does not split over 8 devices '
                      r'and 2 processes: use a multiple of 8, or 0 \(batch_size\)'):
     validation.validate_devices(c, 8, 2, 'cpu')
   validation.validate_devices(c, 2, 1, 'cpu')
   c.train.eval_batch_size, c.train.grad_accum = 0, 0
-  with pytest.raises(validation.ConfigError, match='config.train.grad_accum=0 must be a positive integer'):
+  with pytest.raises(errors.ConfigError, match='config.train.grad_accum=0 must be a positive integer'):
     validation.validate(c)
 
 
@@ -142,22 +143,22 @@ def test_cudnn_recurrence_is_refused_where_it_cannot_run():
   c = get_config()  # an LSTM on the copy task
   c.model.recurrence = 'cudnn'
   validation.validate(c)
-  with pytest.raises(validation.ConfigError, match=r"train.dtype='auto' computes in bfloat16 on gpu: set "
+  with pytest.raises(errors.ConfigError, match=r"train.dtype='auto' computes in bfloat16 on gpu: set "
                                                    r'train.dtype=float32'):
     validation.validate_devices(c, 8, 1, 'gpu')
   c.train.dtype = 'float32'
   validation.validate_devices(c, 8, 1, 'gpu')
-  with pytest.raises(validation.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=r"recurrence='cudnn' needs a CUDA GPU, and this run computes on cpu: use recurrence=auto"):
     validation.validate_devices(c, 8, 1, 'cpu')
   c.model.name = 'gru'
-  with pytest.raises(validation.ConfigError, match=r"runs float32 LSTMs only .*not model.name='gru': use"):
+  with pytest.raises(errors.ConfigError, match=r"runs float32 LSTMs only .*not model.name='gru': use"):
     validation.validate(c)
   c.model.name, c.model.cell = 'elmo', 'gru'
-  with pytest.raises(validation.ConfigError, match=r"not model.name='elmo' with cell='gru': use"):
+  with pytest.raises(errors.ConfigError, match=r"not model.name='elmo' with cell='gru': use"):
     validation.validate(c)
   c.model.name, c.model.cell, c.train.dtype = 'seq2seq_lstm', 'lstm', 'bfloat16'
-  with pytest.raises(validation.ConfigError,
+  with pytest.raises(errors.ConfigError,
                      match=r"LSTMs only \(jax.experimental.rnn\), not train.dtype='bfloat16': "):
     validation.validate(c)
   c.model.name, c.train.dtype = 'gpt', 'float32'  # no recurrent layer: the field does not apply (a sweep sets it)

@@ -42,7 +42,7 @@ def layer_order(path: str) -> tuple[int, ...]:
 
 def _real_length(tokens_T: np.ndarray) -> int:
   """Positions up to the last non-padding token (at least 1)."""
-  from seqmodels.data.pipeline import PAD  # noqa: PLC0415  (sown_weights, used in training, stays light)
+  from seqmodels.data.pipeline import PAD  # sown_weights, used in training, stays light
   real = np.nonzero(np.asarray(tokens_T) != PAD)[0]
   return int(real[-1]) + 1 if real.size else 1
 
@@ -59,7 +59,7 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64,
   The example is cut to its real tokens and then to its first `length` positions (for a causal model the first
   rows of the whole example's maps; for a bidirectional one, the maps of that shorter input).
   """
-  from seqmodels.analysis import runs  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
+  from seqmodels.analysis import runs  # the CLI's dependencies stay out of the library import
 
   run = runs.load(workdir)
   data, kind = run.data, run.kind
@@ -99,14 +99,14 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64,
 
 
 def main(argv: list[str] | None = None) -> None:
-  from seqmodels.analysis import runs  # noqa: PLC0415
+  from seqmodels.analysis import runs
   parser = runs.ArgumentParser(description='attention weights of finished runs -> RUN/attention_layers.npz')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--example', type=int, default=0, help='which example of the first validation batch')
   parser.add_argument('--length', type=int, default=64, help='positions kept (the heatmaps label up to 40)')
   runs.add_checkpoint_flag(parser)
   args = parser.parse_args(argv)
-  from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
+  from seqmodels.errors import CheckpointError
   if args.example < 0 or args.length < 1:
     runs.fail(f'--example={args.example} --length={args.length}: the example is >= 0 and the length >= 1')
   runs.check_workdirs(args.workdir)

@@ -40,6 +40,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from seqmodels import errors
 from seqmodels import sweep, validation
 from seqmodels.models import registry
 from seqmodels.train import host_memory, loop, optim, steps
@@ -72,7 +73,7 @@ def _names(text: Any, field: str, example: str) -> list[str]:
   items = text.split(',') if isinstance(text, str) else list(text) if isinstance(text, (list, tuple)) else None
   items = [str(i).strip() for i in items or []]
   if not items or not all(items):
-    raise validation.ConfigError(f'config.cost.{field}={text!r} is not a comma-separated list: write e.g. {example}')
+    raise errors.ConfigError(f'config.cost.{field}={text!r} is not a comma-separated list: write e.g. {example}')
   return items
 
 
@@ -83,19 +84,19 @@ def parse_cases(config) -> tuple[list[str], list[int]]:
   able = lm_models()
   for m in models:
     if m not in able:
-      raise validation.ConfigError(f'config.cost.models names {m!r}, not a language model trained by gradient steps:'
+      raise errors.ConfigError(f'config.cost.models names {m!r}, not a language model trained by gradient steps:'
                                    f' choose from {",".join(able)}')
   lens = _names(c.seq_lens, 'seq_lens', "'128,256,512'")
   if not all(t.isdigit() and int(t) > 0 for t in lens):
-    raise validation.ConfigError(f'config.cost.seq_lens={c.seq_lens!r} is not a list of positive integers: write '
+    raise errors.ConfigError(f'config.cost.seq_lens={c.seq_lens!r} is not a list of positive integers: write '
                                  "e.g. '128,256,512'")
   for field in ('vocab_size', 'timed_steps'):
     if not (isinstance(c[field], int) and c[field] > 0):
-      raise validation.ConfigError(f'config.cost.{field}={c[field]!r} must be a positive integer')
+      raise errors.ConfigError(f'config.cost.{field}={c[field]!r} must be a positive integer')
   if not (isinstance(c.warmup_steps, int) and c.warmup_steps >= 0):
-    raise validation.ConfigError(f'config.cost.warmup_steps={c.warmup_steps!r} must be an integer >= 0')
+    raise errors.ConfigError(f'config.cost.warmup_steps={c.warmup_steps!r} must be an integer >= 0')
   if not c.case_budget_s > 0:
-    raise validation.ConfigError(f'config.cost.case_budget_s={c.case_budget_s!r} must be > 0 (seconds per case)')
+    raise errors.ConfigError(f'config.cost.case_budget_s={c.case_budget_s!r} must be > 0 (seconds per case)')
   for m in models:  # sizes, heads, dtype, batch: the checks every run gets
     validation.validate(sweep.apply(config, {'model.name': m}))
   return list(dict.fromkeys(models)), sorted({int(t) for t in lens})  # each case once; lengths in order
@@ -180,13 +181,13 @@ def run_case(config, model_name: str, T: int) -> dict[str, Any]:
     return measure(config, model_name, T)
   except Exception as e:  # pylint: disable=broad-except  # one case must not end the run
     line = f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'
-    kind = 'out_of_memory' if loop.is_out_of_memory(str(e)) else 'error'
+    kind = 'out_of_memory' if errors.is_out_of_memory(str(e)) else 'error'
     return _null(model_name, T, config.train.batch_size, kind, line)
 
 
 def _case_main() -> None:
   """The process of an isolated case: {config, model, seq_len} JSON on stdin -> its entry as one JSON line."""
-  import ml_collections  # noqa: PLC0415
+  import ml_collections
   host_memory.run_cpu_steps_inline()  # as launch.py does, before JAX's first computation
   job = json.load(sys.stdin)
   entry = measure(ml_collections.ConfigDict(job['config']), job['model'], job['seq_len'], device_peak=True)
@@ -209,8 +210,8 @@ def run_case_isolated(config, model_name: str, T: int) -> dict[str, Any]:
   if p.returncode == 0 and p.stdout.strip():
     return json.loads(p.stdout.strip().splitlines()[-1])
   lines = [l for l in p.stderr.strip().splitlines() if l.strip()]
-  if loop.is_out_of_memory(p.stderr) or p.returncode == -9:  # SIGKILL: the kernel's out-of-memory killer, most likely
-    reason = next((l for l in lines if loop.is_out_of_memory(l)),
+  if errors.is_out_of_memory(p.stderr) or p.returncode == -9:  # SIGKILL: the kernel's out-of-memory killer, most likely
+    reason = next((l for l in lines if errors.is_out_of_memory(l)),
                   f'killed by signal {-p.returncode} (out of host memory?)')
     return _null(model_name, T, B, 'out_of_memory', reason[-300:])
   return _null(model_name, T, B, 'error', f'exit code {p.returncode}: {lines[-1] if lines else "no output"}'[-300:])
@@ -218,7 +219,7 @@ def run_case_isolated(config, model_name: str, T: int) -> dict[str, Any]:
 
 def run(config, out_dir: str = '', command: str = '', log=print) -> dict[str, Any]:
   """Every (model, T) case of config.cost -> the cost.json record, written to out_dir/cost.json after each case."""
-  from seqmodels.train.loop import code_version  # noqa: PLC0415  (the loop imports the data pipeline)
+  from seqmodels.train.loop import code_version  # the loop imports the data pipeline
   models, lens = parse_cases(config)
   isolate = bool(config.cost.get('isolate', False))
   record = {'device': None if isolate else jax.devices()[0].device_kind,  # isolated: the first case tells
@@ -259,8 +260,8 @@ def _line(e: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
   """The command line; returns the exit code (2: bad input, 1: a case failed other than by time or memory)."""
-  from absl import flags  # noqa: PLC0415
-  from ml_collections import config_flags  # noqa: PLC0415
+  from absl import flags
+  from ml_collections import config_flags
   host_memory.run_cpu_steps_inline()  # as launch.py does, before JAX's first computation
   argv = list(sys.argv if argv is None else argv)
   fail = lambda message: print(f'error: {message}', file=sys.stderr) or 2
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = next((a.split('=')[0] for a in argv[1:] if a.startswith('--config.')), '--config.*')
     hint = re.search(r'Did you mean "[^"]+"', str(e))
     return fail(f'{bad} names no config field{f" ({hint.group(0)}?)" if hint else ""}: see the fields in {path}')
-  except (validation.ConfigError, OSError, SyntaxError) as e:
+  except (errors.ConfigError, OSError, SyntaxError) as e:
     return fail(str(e).splitlines()[0])
   command = ' '.join(['python -m seqmodels.analysis.cost'] + argv[1:])
   record = run(config, fv.out, command)

@@ -208,8 +208,8 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   A translation's encoder series run over source positions (time='source'), measured from each row's last real
   source token: the context an RNN decoder starts from.
   """
-  from seqmodels.analysis import runs  # noqa: PLC0415  (the CLI's dependencies stay out of the library import)
-  from seqmodels.layers.transformer import Block, DecoderBlock  # noqa: PLC0415
+  from seqmodels.analysis import runs  # the CLI's dependencies stay out of the library import
+  from seqmodels.layers.transformer import Block, DecoderBlock
 
   run = runs.load(workdir)
   config, data, model, kind = run.config, run.data, run.model, run.kind
@@ -269,7 +269,7 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
 
 
 def main(argv: list[str] | None = None) -> None:
-  from seqmodels.analysis import runs  # noqa: PLC0415
+  from seqmodels.analysis import runs
   parser = runs.ArgumentParser(description='||dL/dh_t|| of finished runs -> gradient_flow.json')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--out', default='', help='one JSON for all runs (default: RUN/gradient_flow.json each)')
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
                       help='sum the loss over every target (LMs, translations) instead of reading it at one')
   runs.add_checkpoint_flag(parser)
   args = parser.parse_args(argv)
-  from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
+  from seqmodels.errors import CheckpointError
   runs.check_workdirs(args.workdir)
   everything = []
   for workdir in args.workdir:

@@ -30,13 +30,13 @@ class Run:
 
 def load(workdir: str) -> Run:
   """The run in `workdir`: config, data, float32 model and objective (no parameters yet: `latest_params`)."""
-  import ml_collections  # noqa: PLC0415  (the CLIs' dependencies stay out of the library import)
-  from seqmodels.data import pipeline  # noqa: PLC0415
-  from seqmodels.models import registry  # noqa: PLC0415
-  from seqmodels.train import steps  # noqa: PLC0415
+  import ml_collections  # the CLIs' dependencies stay out of the library import
+  from seqmodels.data import pipeline
+  from seqmodels.models import registry
+  from seqmodels.train import steps
 
-  from seqmodels.data.builders import DataError  # noqa: PLC0415
-  from seqmodels.train.loop import data_change  # noqa: PLC0415
+  from seqmodels.errors import DataError
+  from seqmodels.train.loop import data_change
 
   with open(os.path.join(workdir, 'config.json')) as f:
     config = json.load(f)
@@ -68,7 +68,7 @@ def latest_params(run: Run, inputs: Sequence[Any], which: str = 'latest') -> tup
   """(parameters of the latest checkpoint, replicated on this process's devices, and its step); `which='best'`:
   those of the best evaluation (a run trained with train.keep_best). `inputs` are the model's positional inputs,
   for the shapes; a checkpoint that lacks any of the model's arrays is a ValueError."""
-  from seqmodels.train import checkpoint  # noqa: PLC0415
+  from seqmodels.train import checkpoint
 
   params = jax.jit(lambda r: run.model.init({'params': r}, *inputs, train=False)['params'])(jax.random.PRNGKey(0))
   replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
@@ -104,8 +104,8 @@ def check_workdirs(workdirs: Sequence[str], counted: bool = False) -> None:
   """Fails with one line unless every workdir holds a launch.py run with a checkpoint (all checked before any
   is analysed). A model fitted by counting (the n-gram) has no checkpoint: it is ready once its summary.json is
   written, where `counted` says the CLI reads such models, and is refused otherwise."""
-  from seqmodels.models import registry  # noqa: PLC0415
-  from seqmodels.train.checkpoint import saved_steps  # noqa: PLC0415
+  from seqmodels.models import registry
+  from seqmodels.train.checkpoint import saved_steps
   for workdir in workdirs:
     try:
       with open(os.path.join(workdir, 'config.json')) as f:

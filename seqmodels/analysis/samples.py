@@ -67,7 +67,7 @@ def prompts(data, s: Settings) -> list[tuple[str, np.ndarray, np.ndarray | None]
     return [('--prompt', ids, None)] * s.num_samples
   running = data.tokens.get('validation')
   if running is not None:  # running text: where each validation window begins (pipeline's evaluation windows)
-    from seqmodels.data import builders  # noqa: PLC0415
+    from seqmodels.data import builders
     starts = builders.window_starts(len(running), data.seq_len + 1, data.seq_len)
     return [_running_text_prompt(running, starts, i, s) for i in range(s.num_samples)]
   batch = next(iter(data.eval_batches(batch_size=s.num_samples, max_batches=1)))
@@ -111,8 +111,8 @@ def ngram_step_function(model, prompt_BxP: np.ndarray, new_tokens: int):
   """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP` with the n-gram, whose
   distribution given the last n-1 tokens is computed on the host (numpy) through a callback. The cache is the
   text so far, [B, P + new_tokens], and how much of it is filled (rank 0)."""
-  import jax  # noqa: PLC0415
-  import jax.numpy as jnp  # noqa: PLC0415
+  import jax
+  import jax.numpy as jnp
   B, P = prompt_BxP.shape
   context = max(model.order - 1, 1)
 
@@ -133,9 +133,9 @@ def ngram_step_function(model, prompt_BxP: np.ndarray, new_tokens: int):
 def continuation_fn(model, window: int, s: Settings, eos_id: int | None):
   """(params, prompt_BxP, key) -> tokens_BxN for an LM (the n-gram's params: None); ValueError for a model that
   is not one."""
-  import jax  # noqa: PLC0415
-  from seqmodels import decoding  # noqa: PLC0415
-  from seqmodels.models import elmo, gpt, ngram, rnn_lm  # noqa: PLC0415
+  import jax
+  from seqmodels import decoding
+  from seqmodels.models import elmo, gpt, ngram, rnn_lm
   if isinstance(model, ngram.NGramLM):
     make = lambda params, prompt: ngram_step_function(model, prompt, s.new_tokens)
   elif isinstance(model, gpt.GPT):
@@ -164,11 +164,11 @@ def _cut(tokens_N: np.ndarray, eos_id: int | None) -> np.ndarray:
 
 def run_samples(workdir: str, s: Settings) -> dict[str, Any]:
   """The samples.json record of the run in `workdir` (module docstring)."""
-  import jax  # noqa: PLC0415
-  import jax.numpy as jnp  # noqa: PLC0415
-  from seqmodels.analysis import runs  # noqa: PLC0415
-  from seqmodels.models import ngram, registry  # noqa: PLC0415
-  from seqmodels.train import count, loop  # noqa: PLC0415
+  import jax
+  import jax.numpy as jnp
+  from seqmodels.analysis import runs
+  from seqmodels.models import ngram, registry
+  from seqmodels.train import count, loop
 
   run = runs.load(workdir)
   data, name = run.data, run.config.model.name
@@ -222,7 +222,7 @@ def render(workdir: str, record: dict[str, Any]) -> str:
 
 def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
   """(workdirs, Settings) from the command line; a value that cannot work is one line (exit code 2)."""
-  from seqmodels.analysis import runs  # noqa: PLC0415
+  from seqmodels.analysis import runs
   d = Settings()
   parser = runs.ArgumentParser(description='samples of finished language-model runs -> RUN/samples.json')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
@@ -254,9 +254,9 @@ def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
 
 def main(argv: list[str] | None = None) -> None:
   workdirs, settings = parse_settings(argv)
-  from seqmodels.analysis import runs  # noqa: PLC0415
-  from seqmodels.train.checkpoint import CheckpointError  # noqa: PLC0415
-  from seqmodels.train.loop import write_json  # noqa: PLC0415
+  from seqmodels.analysis import runs
+  from seqmodels.errors import CheckpointError
+  from seqmodels.train.loop import write_json
   runs.check_workdirs(workdirs, counted=True)
   command = shlex.join(['python', '-m', 'seqmodels.analysis.samples'] + list(sys.argv[1:] if argv is None else argv))
   for workdir in workdirs:

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from seqmodels import errors
 from seqmodels.data import builders, pipeline, tokenizers
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
@@ -183,7 +184,7 @@ def _columns(path: str, header: list[str]) -> tuple[list[int], int | None]:
   if text is None:
     text = [i for i, n in enumerate(names) if i != label and n not in ID_COLUMNS]
   if not 1 <= len(text) <= 2:
-    raise builders.DataError(f'{path}: its header ({", ".join(header)}) names no text column, or more than two: '
+    raise errors.DataError(f'{path}: its header ({", ".join(header)}) names no text column, or more than two: '
                              "name the text column 'text' (and a second one 'text_b') and the label 'label'")
   return text, label
 
@@ -206,16 +207,16 @@ def read_table(path: str) -> tuple[list[str], list[str] | None, list[str] | None
   width = len(rows[0][1]) if rows else 0
   text, label = _columns(path, rows.pop(0)[1]) if header else (list(range(width - 1)), width - 1)
   if not rows:
-    raise builders.DataError(f'{path} has no rows: it needs (text, label) or (text, text_b, label) rows')
+    raise errors.DataError(f'{path} has no rows: it needs (text, label) or (text, text_b, label) rows')
   bad = next(((n, r) for n, r in rows if len(r) != width or not (header or width in (2, 3))), None)
   if bad is not None:
-    raise builders.DataError(f'{path}: row {bad[0]} has {len(bad[1])} {kind}-separated fields; every row must be '
+    raise errors.DataError(f'{path}: row {bad[0]} has {len(bad[1])} {kind}-separated fields; every row must be '
                              '(text, label) or (text, text_b, label), or hold the columns of a header row naming '
                              'them' + ('' if tsv else ', with fields holding a comma quoted'))
   labels = None if label is None else [r[label].strip() for _, r in rows]
   empty = next((n for (n, _), y in zip(rows, labels or ()) if not y), None)
   if empty is not None:
-    raise builders.DataError(f'{path}: row {empty} has an empty label: give every row its label')
+    raise errors.DataError(f'{path}: row {empty} has an empty label: give every row its label')
   return ([r[text[0]] for _, r in rows], [r[text[1]] for _, r in rows] if len(text) == 2 else None, labels)
 
 
@@ -248,12 +249,12 @@ def split_lines(path: str) -> dict[str, list[str]]:
     parts = {split: _lines(file) for split, file in files.items()}
     empty = next((split for split, lines in parts.items() if not lines), None)
     if empty is not None:
-      raise builders.DataError(f'the {empty} file {files[empty]} of config.data.path={path!r} holds no line of text '
+      raise errors.DataError(f'the {empty} file {files[empty]} of config.data.path={path!r} holds no line of text '
                                '(only whitespace): fill it, one sentence per line')
     return parts
   lines = _lines(path)
   if len(lines) < 2:
-    raise builders.DataError(f'config.data.path={path!r} holds {len(lines)} line(s) of text: its first 90% of lines '
+    raise errors.DataError(f'config.data.path={path!r} holds {len(lines)} line(s) of text: its first 90% of lines '
                              'train and the rest validate, which takes at least 2 lines: use more text, one sentence '
                              "per line, or one file per split with '{split}'")
   cut = int(len(lines) * TRAIN_FRACTION)
@@ -276,7 +277,7 @@ def _tables(path: str, seq_len: int, seed: int) -> tuple[dict[str, dict[str, np.
     elif split == 'test':
       meta['no_test'] = f'its test file {file} has no labels'
     else:
-      raise builders.DataError(f'{file}: its header names no label column: name it \'label\'')
+      raise errors.DataError(f'{file}: its header names no label column: name it \'label\'')
   _, names = label_ids([y for _, _, labels in tables.values() for y in labels])
   index = {name: i for i, name in enumerate(names)}
   arrays = {split: classification_arrays(texts, texts_b, [index[y] for y in labels], seq_len)
@@ -284,7 +285,7 @@ def _tables(path: str, seq_len: int, seed: int) -> tuple[dict[str, dict[str, np.
   if 'all' in arrays:
     n = len(arrays['all']['label'])
     if n < 2:
-      raise builders.DataError(f'config.data.path={path!r} has {n} row: its rows are shuffled and split 90/10 into '
+      raise errors.DataError(f'config.data.path={path!r} has {n} row: its rows are shuffled and split 90/10 into '
                                "train and validation, which takes at least 2 rows: add rows, or give one table per "
                                "split with '{split}'")
     order, cut = np.random.default_rng([seed, 11]).permutation(n), int(n * TRAIN_FRACTION)
@@ -297,7 +298,7 @@ def _check_classes(parts: dict[str, dict[str, np.ndarray]], names: Sequence[str]
   each class that other splits hold and train does not (the model can never learn to predict it)."""
   trained = set(np.unique(parts['train']['label']).tolist())
   if len(trained) < 2:
-    raise builders.DataError(f'the train split of {what} holds examples of {len(trained)} class only '
+    raise errors.DataError(f'the train split of {what} holds examples of {len(trained)} class only '
                              f'({", ".join(names[i] for i in sorted(trained))}): a classifier needs examples of at '
                              'least 2 to learn anything (with one, every prediction is right): add examples of another')
   for split, arrays in parts.items():
@@ -356,7 +357,7 @@ def prepare(data_cfg, directory: str) -> None:
     try:
       builder = tfds.builder(data_cfg.source, **kwargs)
     except tfds.core.registered.DatasetNotFoundError:  # wiki40b: its builder imports TensorFlow (and Beam)
-      raise builders.DataError(
+      raise errors.DataError(
           f'config.data.source={data_cfg.source} is not prepared in {directory} and its TFDS builder needs '
           f'TensorFlow and Apache Beam: run `tfds build {data_cfg.source} --file_format=array_record '
           '--data_dir=DIR` once where they are installed, then pass --config.data.data_dir=DIR') from None
@@ -408,7 +409,7 @@ def load(data_cfg, directory: str) -> pipeline.Data:
     for split, lines in split_lines(data_cfg.path).items():
       texts, labels_N = corrupted_task(lines, seed, data_cfg.source)
       if not texts:
-        raise builders.DataError(f'config.data.source={data_cfg.source!r} can corrupt none of the {len(lines)} lines '
+        raise errors.DataError(f'config.data.source={data_cfg.source!r} can corrupt none of the {len(lines)} lines '
                                  f'of the {split} split of config.data.path={data_cfg.path!r} (a line needs '
                                  f'{_CORRUPTIBLE[data_cfg.source]}): use other text')
       parts[split] = classification_arrays(texts, None, labels_N, T)

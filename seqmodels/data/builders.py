@@ -28,6 +28,7 @@ from tensorflow_datasets.datasets.tiny_shakespeare import tiny_shakespeare_datas
 
 from seqmodels.data import tasks
 from seqmodels.data import tokenizers
+from seqmodels.errors import DataError
 
 TRAIN_FRACTION = 0.9  # local_text: first 90% of characters train, last 10% validation (nanoGPT).
 # Builders set `code_path` themselves: TFDS 4.9.10 derives it through `importlib_resources`, which it
@@ -37,10 +38,6 @@ _CODE_PATH = epath.Path(__file__)
 # a variant folder lacks dataset_info.json until it is first built): dropped.
 _TFDS_ROUTINE = ('Using custom data configuration', 'Variant folder %s has no')
 logging.getLogger('absl').addFilter(lambda record: not str(record.msg).startswith(_TFDS_ROUTINE))
-
-
-class DataError(ValueError):
-  """A dataset that cannot be prepared here; the message names it and the fix (the launcher prints one line)."""
 
 
 _WARNED: set[str] = set()

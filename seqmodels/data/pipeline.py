@@ -23,6 +23,7 @@ import grain
 import numpy as np
 import tensorflow_datasets as tfds
 
+from seqmodels import errors
 from seqmodels.data import builders
 from seqmodels.data import tasks
 from seqmodels.data import tokenizers
@@ -128,7 +129,7 @@ class Data:
     if windows < 1:
       need = f'one window of config.data.seq_len + 1 = {T + 1} tokens' if train else 'two tokens'
       field = 'config.train.batch_size' if train else 'config.train.eval_batch_size'
-      raise builders.DataError(
+      raise errors.DataError(
           f'streams of the {split} split: its {len(ids_N)} tokens in {streams} streams ({field}) '
           f'are {length} tokens each, fewer than {need}: lower {field}{"" if train else " (0: batch_size)"}'
           f'{" or config.data.seq_len" if train else ""}, or use more text')
@@ -457,7 +458,7 @@ def load(data_cfg) -> Data:
       ids = {split: tokenizer.encode(chars.decode(split_ids)) for split, split_ids in ids.items()}
     for split, split_ids in ids.items():
       if len(split_ids) < data_cfg.seq_len + 1:
-        raise builders.DataError(
+        raise errors.DataError(
             f'the {split} split of config.data.path={data_cfg.path!r} has {len(split_ids)} tokens, fewer than one '
             f'window of config.data.seq_len + 1 = {data_cfg.seq_len + 1}: lower seq_len or use more text')
     chars_per_token = {split: characters[split] / len(split_ids) for split, split_ids in ids.items()

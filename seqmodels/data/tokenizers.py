@@ -153,7 +153,7 @@ def train_sentencepiece(sentences: Iterable[str], vocab_size: int, model_type: s
   spelled as UTF-8 byte pieces, so decoding gives back the text exactly; otherwise (translation) sentencepiece's
   defaults, which fold runs of spaces and map unseen characters to UNK.
   """
-  import sentencepiece as spm  # noqa: PLC0415  (only subword data needs it)
+  import sentencepiece as spm  # only subword data needs it
   model = io.BytesIO()
   exact = dict(normalization_rule_name='identity', remove_extra_whitespaces=False, byte_fallback=True)
   try:
@@ -176,7 +176,7 @@ class SubwordTokenizer:
   """A sentencepiece model with the ids above (PAD 0, BOS 1, EOS 2, UNK 3): sentences in, id lists out."""
 
   def __init__(self, path: str | None = None, *, model_proto: bytes | None = None):
-    import sentencepiece as spm  # noqa: PLC0415
+    import sentencepiece as spm
     self.sp = (spm.SentencePieceProcessor(model_file=path) if model_proto is None
                else spm.SentencePieceProcessor(model_proto=model_proto))
     self.vocab_size = self.sp.get_piece_size()

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from seqmodels import errors
 from seqmodels.data import builders, tasks, tokenizers
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -163,11 +164,11 @@ class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _files(self, src_path: str, tgt_path: str):
     src, tgt = builders.read_lines(src_path), builders.read_lines(tgt_path)
     if len(src) != len(tgt):
-      raise builders.DataError(f'{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: the files must '
+      raise errors.DataError(f'{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: the files must '
                                'align, one sentence pair per line')
     pairs = [(index, s.strip(), t.strip()) for index, (s, t) in enumerate(zip(src, tgt)) if s.strip() and t.strip()]
     if not pairs:
-      raise builders.DataError(f'{src_path} and {tgt_path} hold no sentence pair (no line non-empty on both '
+      raise errors.DataError(f'{src_path} and {tgt_path} hold no sentence pair (no line non-empty on both '
                                'sides): fill them, one sentence per line')
     for index, s, t in pairs:
       yield index, {'src': s, 'tgt': t}
@@ -219,7 +220,7 @@ def _corpus(data_cfg) -> str:
 def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: str,
                    create: bool) -> tuple[Any, Any]:
   """(source, target) tokenizers of data_cfg, trained on the training pairs (and saved) when `create`."""
-  from seqmodels.data import pipeline  # noqa: PLC0415  (pipeline dispatches here)
+  from seqmodels.data import pipeline  # pipeline dispatches here
   tok = pipeline.tokenizer_name(data_cfg)  # 'auto' is 'unigram'
   if tok == 'byte':
     return CharLevel(None), CharLevel(None)
@@ -242,7 +243,7 @@ def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: 
         try:
           model = tokenizers.train_sentencepiece(texts(side), data_cfg.vocab_size, tok)
         except ValueError as e:  # a vocabulary too small for the characters: the message says how large
-          raise builders.DataError(f'config.data.vocab_size={data_cfg.vocab_size} for the {_SIDES[side]} text of '
+          raise errors.DataError(f'config.data.vocab_size={data_cfg.vocab_size} for the {_SIDES[side]} text of '
                                    f'{_corpus(data_cfg)}: {e}') from e
         with open(prefix + '.model.tmp', 'wb') as f:
           f.write(model)
@@ -296,7 +297,7 @@ def _tokenizer_dir(data_cfg, directory: str) -> str:
 def prepare(data_cfg, directory: str) -> None:
   """Builds the dataset (and downloads online ones), then trains and saves the tokenizers (caller holds a lock)."""
   if data_cfg.name in ONLINE:
-    import tensorflow_datasets.translate.ted_hrlr  # noqa: F401  registers the builders
+    import tensorflow_datasets.translate.ted_hrlr  # registers the builders
     import tensorflow_datasets.translate.wmt14  # noqa: F401
     builder = tfds.builder(data_cfg.name, data_dir=directory, file_format='array_record')
   else:
@@ -367,7 +368,7 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], bleu_tok
                   ) -> dict[str, Any]:
   """sacrebleu corpus BLEU, tokenized by its tokenizer `bleu_tokenize` (config.decode.bleu_tokenize: 'zh',
   'ja-mecab', ... for targets written without spaces), and chrF; with their signatures, which name the tokenizer."""
-  import sacrebleu  # noqa: PLC0415
+  import sacrebleu
   bleu, chrf = sacrebleu.metrics.BLEU(tokenize=bleu_tokenize), sacrebleu.metrics.CHRF()
   refs = [list(references)]
   return {'bleu': bleu.corpus_score(list(hypotheses), refs).score,
@@ -378,7 +379,7 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], bleu_tok
 def bleu_by_length(source_lengths: Sequence[int], hypotheses: Sequence[str], references: Sequence[str],
                    bleu_tokenize: str = '13a', width: int = 5) -> list[dict[str, Any]]:
   """Corpus BLEU per source-length bucket [lo, lo + width) in tokens (Bahdanau et al. 2015, figure 2)."""
-  import sacrebleu  # noqa: PLC0415
+  import sacrebleu
   bleu = sacrebleu.metrics.BLEU(tokenize=bleu_tokenize)
   buckets: dict[int, list[int]] = {}
   for i, n in enumerate(source_lengths):

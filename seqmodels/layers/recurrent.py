@@ -240,7 +240,7 @@ def cudnn_lstm(x_BxTxD: Array, wx_DxG: Array, b_G: Array, wh_HxG: Array, carry0:
   runs anywhere. Under a mesh of several devices XLA may gather the batch for the cuDNN call: measured on one GPU.
   """
   if lstm is None:
-    from jax.experimental import rnn  # noqa: PLC0415 (imported where it is used: a GPU-only path)
+    from jax.experimental import rnn  # imported where it is used: a GPU-only path
     lstm = rnn.lstm
   B, T, D = x_BxTxD.shape
   H = wh_HxG.shape[0]

@@ -16,10 +16,7 @@ from flax import traverse_util
 from jax.experimental import multihost_utils
 
 from seqmodels.train import sharding
-
-
-class CheckpointError(RuntimeError):
-  """No readable checkpoint where one was expected."""
+from seqmodels.errors import CheckpointError
 
 
 def _not_item_step_metadata(record: logging.LogRecord) -> bool:
@@ -150,7 +147,7 @@ def _check_matching(workdir: str, flag: str, source: dict, target: dict, loaded:
 def unsaved_frozen_error(workdir: str, flag: str, unsaved, frozen: tuple[str, ...]) -> str:
   """'' unless parameters under the `frozen` prefixes are among `unsaved` (names the checkpoint of `workdir`
   lacks); else the one-line error: they would stay at their random initialisation."""
-  from seqmodels.train.optim import is_frozen  # noqa: PLC0415
+  from seqmodels.train.optim import is_frozen
   unsaved = sorted(k for k in unsaved if is_frozen((k,), frozen))
   if not unsaved:
     return ''

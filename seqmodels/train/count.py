@@ -90,7 +90,7 @@ def evaluate(model: ngram.NGramLM, data: pipeline.Data, batch_size: int, max_bat
 
 def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory) -> dict[str, Any]:
   """Fits config.model (order, discount) on the training tokens, evaluates it, writes the run's files."""
-  from seqmodels.train import loop  # noqa: PLC0415  (loop dispatches here; code_version lives there)
+  from seqmodels.train import loop  # loop dispatches here; code_version lives there
   t_start = time.time()
   primary = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)

@@ -63,7 +63,7 @@ def keep_freed_memory() -> bool:
   if (platform.libc_ver()[0] != 'glibc' or os.environ.get(OPT_OUT, '1') == '0'
       or any(v in os.environ for v in USER_SETTINGS) or 'glibc.malloc.' in os.environ.get('GLIBC_TUNABLES', '')):
     return False
-  import jax  # noqa: PLC0415
+  import jax
   if jax.default_backend() != 'cpu':
     return False
   libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
@@ -91,8 +91,8 @@ def run_cpu_steps_inline() -> bool:
   thing): once JAX's backends exist, or when the environment sets INLINE_OPT_OUT to 0, this does nothing (False).
   Accelerator backends are not affected. (JAX ignores a JAX_CPU_ENABLE_ASYNC_DISPATCH environment variable.)
   """
-  import jax  # noqa: PLC0415
-  from jax._src import xla_bridge  # noqa: PLC0415
+  import jax
+  from jax._src import xla_bridge
   if os.environ.get(INLINE_OPT_OUT, '1') == '0' or xla_bridge.backends_are_initialized():
     return False
   jax.config.update('jax_cpu_enable_async_dispatch', False)
@@ -101,5 +101,5 @@ def run_cpu_steps_inline() -> bool:
 
 def cpu_steps_inline() -> bool:
   """Whether JAX runs single-device CPU computations inline in this process (a query, for benchmark records)."""
-  import jax  # noqa: PLC0415
+  import jax
   return not jax.config.values.get('jax_cpu_enable_async_dispatch', True)

@@ -16,14 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
+from seqmodels import errors
 from seqmodels.data import pipeline
-from seqmodels.data.builders import DataError
+from seqmodels.errors import DataError
 from seqmodels.models import registry
 from seqmodels.train import optim, sharding, steps
 from seqmodels.train import state as state_lib
 from seqmodels.train import checkpoint, count, host_memory
 from seqmodels.train.checkpoint import Checkpointer
 from seqmodels.train.metrics import MetricWriter, PeakMemory, Progress
+from seqmodels.errors import NonFiniteLossError, OutOfMemoryError, WorkdirError
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -51,29 +53,9 @@ def bound_in_flight(dispatched: list) -> None:
     jax.block_until_ready(dispatched[-MAX_STEPS_IN_FLIGHT - 1])
 
 
-class NonFiniteLossError(RuntimeError):
-  """The training loss became NaN or infinite."""
-
-
-class WorkdirError(ValueError):
-  """The workdir holds a run that this config cannot resume."""
-
-
-class OutOfMemoryError(RuntimeError):
-  """The devices could not hold the model, its optimizer state and a step's activations."""
-
-
-OOM_MARKERS = ('RESOURCE_EXHAUSTED', 'Out of memory', 'out of memory', 'MemoryError')
-
-
-def is_out_of_memory(text: str) -> bool:
-  """Whether an error's text (XLA's on any platform, or Python's MemoryError) says memory ran out."""
-  return any(m in text for m in OOM_MARKERS)
-
-
 def _one_line(e: BaseException) -> BaseException:
   """XLA's out-of-memory error as an OutOfMemoryError naming the fixes; any other error as it is."""
-  if isinstance(e, jax.errors.JaxRuntimeError) and is_out_of_memory(str(e)):
+  if isinstance(e, jax.errors.JaxRuntimeError) and errors.is_out_of_memory(str(e)):
     return OutOfMemoryError(
         f'the {jax.default_backend()} devices ran out of memory ({str(e).splitlines()[0][:200]}): lower '
         'config.train.batch_size or the model (config.model.width, config.model.layers), or shard parameters and '
@@ -308,11 +290,11 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   Returns the run summary (also written to workdir/summary.json on completion). `stop_after` ends this call
   after that many steps as if preempted (checkpoint saved, status 'preempted'); rerunning resumes exactly.
   In a multi-process run, a process that fails tells the others, which stop at their next barrier with its
-  reason (`sharding.PeerFailedError`) instead of waiting for it.
+  reason (`errors.PeerFailedError`) instead of waiting for it.
   """
   try:
     return _train_and_evaluate(config, workdir, stop_after)
-  except sharding.PeerFailedError:  # the failure of another process, which announced it itself
+  except errors.PeerFailedError:  # the failure of another process, which announced it itself
     raise
   except BaseException as e:
     error = _one_line(e)

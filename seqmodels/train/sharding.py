@@ -10,13 +10,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from seqmodels.errors import PeerFailedError
 
 _BARRIERS = itertools.count()  # every process passes the same barriers in the same order
 _ARRIVED, _FAILED = 'seqmodels/arrived', 'seqmodels/failed'
-
-
-class PeerFailedError(RuntimeError):
-  """Another process of a multi-process run failed (or never arrived): the reason is in the message."""
 
 
 def initialize_distributed(dist_cfg) -> None:

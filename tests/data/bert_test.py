@@ -7,7 +7,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from experiments.configs.base import get_base_config
-from seqmodels.data import bert, builders, pipeline
+from seqmodels import errors
+from seqmodels.data import bert, pipeline
 
 WORDS = 'the a king queen lord lady speaks sleeps runs sees loves hates good bad old young here there'.split()
 
@@ -105,7 +106,7 @@ def test_a_train_split_of_one_class_is_refused_and_a_class_it_lacks_is_a_warning
   (tmp_path / 'dev.tsv').write_text('text\tlabel\na good film\tpos\na bad film\tneg\n')
   c = data_config(tmp_path, 'classify')
   c.path = str(tmp_path / '{split}.tsv')
-  with pytest.raises(builders.DataError, match=r"^the train split of config.data.path='.*\{split\}.tsv' holds "
+  with pytest.raises(errors.DataError, match=r"^the train split of config.data.path='.*\{split\}.tsv' holds "
                      r'examples of 1 class only \(pos\): a classifier needs examples of at least 2'):
     pipeline.load(c)
   (tmp_path / 'train.tsv').write_text('text\tlabel\n' + 'a good film\tpos\nan old film\tmeh\n' * 3)
@@ -149,7 +150,7 @@ def test_mlm_reads_one_text_file_per_split_with_a_fixed_test_split(tmp_path):
 
 
 def test_classification_paths_that_cannot_work_are_one_line_naming_the_fix(tmp_path):
-  from seqmodels import validation  # noqa: PLC0415
+  from seqmodels import validation
   (tmp_path / 'train.tsv').write_text('text\tlabel\ngood\t1\n')
   c = get_base_config()
   c.model.name, c.data.name, c.data.source = 'bert', 'classify', 'scrambled'
@@ -158,7 +159,7 @@ def test_classification_paths_that_cannot_work_are_one_line_naming_the_fix(tmp_p
                         (tmp_path / '{split}.tsv', r"config.data.path='.*\{split\}.tsv': no validation file \(.*"
                          r"validation/valid/val/dev.tsv\): a TSV/CSV \(.tsv: tab-separated, no quoting")):
     c.data.path = str(path)
-    with pytest.raises(validation.ConfigError, match=message):
+    with pytest.raises(errors.ConfigError, match=message):
       validation.validate(c)
     c.data.source = ''
 
@@ -175,7 +176,7 @@ def test_unusable_classification_tables_fail_with_one_line_naming_file_and_row(t
   (tmp_path / name).write_bytes(content)
   c = data_config(tmp_path, 'classify')
   c.path = str(tmp_path / name)
-  with pytest.raises(builders.DataError) as e:
+  with pytest.raises(errors.DataError) as e:
     pipeline.load(c)
   assert words in str(e.value) and name in str(e.value) and '\n' not in str(e.value)
 
@@ -191,7 +192,7 @@ def test_too_little_text_for_the_splits_is_one_line_naming_the_path(tmp_path, na
     (tmp_path / file).write_text(content)
   c = data_config(tmp_path, name, source)
   c.path = str(tmp_path / (next(iter(files)) if len(files) == 1 else 'c.{split}.txt'))
-  with pytest.raises(builders.DataError) as e:
+  with pytest.raises(errors.DataError) as e:
     pipeline.load(c)
   assert words in str(e.value) and f'config.data.path={c.path!r}' in str(e.value) and '\n' not in str(e.value)
 
@@ -261,7 +262,7 @@ def test_glue_sst2_builds_without_tensorflow_and_loads(tmp_path, monkeypatch):
 
 def test_a_dataset_that_cannot_be_prepared_here_is_one_data_error_naming_the_fix(tmp_path, monkeypatch):
   c = data_config(tmp_path, 'mlm', 'wiki40b/en')  # its TFDS builder imports TensorFlow, which is not installed
-  with pytest.raises(builders.DataError, match=r'wiki40b/en is not prepared in .*tfds build wiki40b/en '
+  with pytest.raises(errors.DataError, match=r'wiki40b/en is not prepared in .*tfds build wiki40b/en '
                                                r'--file_format=array_record'):
     pipeline.prepare(c)
 
@@ -269,6 +270,6 @@ def test_a_dataset_that_cannot_be_prepared_here_is_one_data_error_naming_the_fix
     raise OSError('Failed to resolve host: Name or service not known\nmore detail')
   monkeypatch.setattr(tfds.core.DatasetBuilder, 'download_and_prepare', offline)
   c = data_config(tmp_path, 'mlm', 'lm1b')
-  with pytest.raises(builders.DataError, match=r'^config\.data\.source=lm1b could not be downloaded and prepared in '
+  with pytest.raises(errors.DataError, match=r'^config\.data\.source=lm1b could not be downloaded and prepared in '
                                                r'.* \(Failed to resolve host: Name or service not known\): run once'):
     pipeline.prepare(c)

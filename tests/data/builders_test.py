@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from seqmodels import errors
 from seqmodels.data import builders
 from seqmodels.data import pipeline
 from seqmodels.data import tasks
@@ -103,7 +104,7 @@ def test_text_that_is_not_utf8_fails_with_one_line_naming_the_file_and_the_fix(t
   path.write_bytes(('gro\u00df\n' * 200).encode('latin-1'))
   d = get_base_config().data
   d.name, d.path, d.data_dir, d.seq_len = name, str(path), str(tmp_path / 'tfds'), 16
-  with pytest.raises(builders.DataError, match=r'latin.txt is not UTF-8 text \(byte 3: .*\): convert it, e.g. iconv'):
+  with pytest.raises(errors.DataError, match=r'latin.txt is not UTF-8 text \(byte 3: .*\): convert it, e.g. iconv'):
     pipeline.prepare(d)
     pipeline.load(d)
 

@@ -13,7 +13,7 @@ import pytest
 import tensorflow_datasets as tfds
 from tensorflow_datasets.testing import mocking as tfds_mocking
 
-from seqmodels.data import builders
+from seqmodels import errors
 from seqmodels.data import pipeline
 from seqmodels.data import tasks
 
@@ -243,7 +243,7 @@ def test_stream_batches_read_every_stream_in_order_and_score_each_eval_token_onc
   np.testing.assert_array_equal(np.sort(scored), [t for t in range(57) if t not in (0, 28, 56)])
   np.testing.assert_array_equal(batches[-1]['weights'], [[1, 1, 1, 0]] * 2)
   assert len(list(data.stream_batches(batch_size=2, split='validation', max_batches=3))) == 3
-  with pytest.raises(builders.DataError, match=r'its 103 tokens in 32 streams \(config.train.batch_size\) are 3 '
+  with pytest.raises(errors.DataError, match=r'its 103 tokens in 32 streams \(config.train.batch_size\) are 3 '
                      r'tokens each, fewer than one window of config.data.seq_len \+ 1 = 5 tokens'):
     next(data.stream_batches(batch_size=32))
   with pytest.raises(ValueError, match="the 'test' split is not running text"):
@@ -377,7 +377,7 @@ def test_a_min_count_that_keeps_no_word_is_one_line_naming_it_and_the_most_a_wor
   _split_files(tmp_path)
   cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'wiki.{split}.tokens'), seq_len=5,
              tokenizer='word', min_count=61)  # 'the', 'cat', 'sat', 'on', 'mat': 60 times each
-  with pytest.raises(pipeline.builders.DataError, match=r"^config.data.min_count=61 keeps no word of the train split "
+  with pytest.raises(pipeline.errors.DataError, match=r"^config.data.min_count=61 keeps no word of the train split "
                      r"of .*wiki.\{split\}.tokens \(its most frequent word, 'the', occurs 60 times\), so every word "
                      r'would be <unk>: lower config.data.min_count to at most 60$'):
     pipeline.prepare(cfg)
@@ -409,6 +409,6 @@ def test_a_train_file_of_whitespace_is_one_line_naming_it(tmp_path):
   (tmp_path / 'c.train.txt').write_text(' \n\n')
   (tmp_path / 'c.valid.txt').write_text('some words here\n' * 5)
   cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'c.{split}.txt'), seq_len=4, tokenizer='word')
-  with pytest.raises(pipeline.builders.DataError, match=r'the train split of .*c.\{split\}.txt holds no text \(only '
+  with pytest.raises(pipeline.errors.DataError, match=r'the train split of .*c.\{split\}.txt holds no text \(only '
                      r'whitespace\): fill it'):
     pipeline.prepare(cfg)

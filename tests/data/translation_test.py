@@ -7,7 +7,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from experiments.configs.base import get_base_config
-from seqmodels.data import builders, pipeline, translation
+from seqmodels import errors
+from seqmodels.data import pipeline, translation
 
 
 def _data_cfg(tmp_path, **kw):
@@ -167,7 +168,7 @@ def test_unusable_parallel_files_fail_with_one_line_naming_the_file(tmp_path, tr
   (corpus / 'validation.en').write_text('the house\n')
   d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
                 tgt_path=str(corpus / '{split}.en'), tokenizer='char', seq_len=12)
-  with pytest.raises(builders.DataError) as e:
+  with pytest.raises(errors.DataError) as e:
     pipeline.prepare(d)
   message = str(e.value)
   assert words in message and str(corpus / 'train.de') in message and '\n' not in message
@@ -181,7 +182,7 @@ def test_a_vocab_size_too_small_for_the_characters_is_one_line_naming_it_and_lea
     (corpus / f'{split}.en').write_text('0123456789\n.,;:!?-+*/\n')
   d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
                 tgt_path=str(corpus / '{split}.en'), tokenizer='bpe', vocab_size=20, seq_len=12)
-  with pytest.raises(builders.DataError, match=r'^config.data.vocab_size=20 for the source and target text of '
+  with pytest.raises(errors.DataError, match=r'^config.data.vocab_size=20 for the source and target text of '
                      r'config.data.src_path=.*: a vocabulary of 20 pieces .* at least \d+$'):
     pipeline.prepare(d)
   assert not [p.name for p in (tmp_path / 'tfds' / 'translation_tokenizers').rglob('*') if p.is_file()]
@@ -236,6 +237,6 @@ def test_bad_translation_config_gives_one_line_error_naming_field(field, value, 
     c.data.name = 'parallel_text'
   section, name = field.split('.')
   c[section][name] = value
-  with pytest.raises(validation.ConfigError) as e:
+  with pytest.raises(errors.ConfigError) as e:
     validation.validate(c)
   assert '\n' not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)

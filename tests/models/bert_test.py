@@ -12,6 +12,7 @@ import pytest
 from flax import traverse_util
 
 from experiments.configs.base import get_base_config
+from seqmodels import errors
 from seqmodels import sweep, validation
 from seqmodels.models.bert import BERTClassifier, BERTConfig, BERTEncoder, BERTPretrain
 from seqmodels.train import loop
@@ -53,7 +54,7 @@ def test_mean_pooled_head_reads_the_average_of_the_real_tokens_last_layer():
   np.testing.assert_allclose(logits, mean_BxD @ head['kernel'] + head['bias'], atol=1e-5)
   c = get_base_config()
   c.model.name, c.model.pool, c.data.name, c.data.source = 'bert', 'max', 'classify', 'shuffled'
-  with pytest.raises(validation.ConfigError, match='config.model.pool'):
+  with pytest.raises(errors.ConfigError, match='config.model.pool'):
     validation.validate(c)
 
 
@@ -131,7 +132,7 @@ def test_init_from_refuses_a_backbone_of_other_sizes_and_frozen_parameters_it_la
   workdir = _pretrained_workdir(tmp_path)
   params = _params(BERTClassifier(dataclasses.replace(CFG, **changes)))['params']
   shardings = jax.tree.map(lambda x: x.sharding, params)
-  with pytest.raises(checkpoint.CheckpointError, match=r'config\.train\.init_from=.*' + message):
+  with pytest.raises(errors.CheckpointError, match=r'config\.train\.init_from=.*' + message):
     checkpoint.load_matching_params(workdir, params, shardings, frozen=frozen)
 
 
@@ -164,6 +165,6 @@ def test_launch_refuses_freezing_layers_the_init_from_checkpoint_lacks(tmp_path)
   c.train.init_from, c.optim.freeze = _pretrained_workdir(tmp_path), 'bert'
   validation.validate_devices(c, 8, 1, 'cpu')
   c.model.layers = 2
-  with pytest.raises(validation.ConfigError, match=r"config\.train\.init_from=.*config\.optim\.freeze='bert' "
+  with pytest.raises(errors.ConfigError, match=r"config\.train\.init_from=.*config\.optim\.freeze='bert' "
                                                    r'freezes \d+ parameter arrays .*\(bert/blocks_1/'):
     validation.validate_devices(c, 8, 1, 'cpu')

@@ -12,6 +12,7 @@ import pytest
 from flax import traverse_util
 
 from experiments.configs import char_elmo
+from seqmodels import errors
 from seqmodels import validation
 from seqmodels.models.elmo import BiLMLogits, ELMo, ELMoClassifier, ELMoConfig, ScalarMix
 from seqmodels.train import loop, steps
@@ -157,5 +158,5 @@ def test_bad_elmo_configs_fail_with_one_line_naming_the_field(tmp_path, override
   for k, v in overrides.items():
     section, field = k.split('.')
     c[section][field] = v
-  with pytest.raises(validation.ConfigError, match=re.escape(message)):
+  with pytest.raises(errors.ConfigError, match=re.escape(message)):
     validation.validate(c)

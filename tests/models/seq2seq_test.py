@@ -12,6 +12,7 @@ import optax
 import pytest
 
 from experiments.configs.translate import get_config
+from seqmodels import errors
 from seqmodels import decoding, validation
 from seqmodels.models.seq2seq import Seq2Seq, Seq2SeqConfig, step_function
 from seqmodels.train import loop
@@ -138,5 +139,5 @@ def test_bleu_tokenize_must_be_a_sacrebleu_tokenizer(name, message):
   if message is None:
     validation.validate(c)
   else:
-    with pytest.raises(validation.ConfigError, match=f"config.decode.bleu_tokenize='{name}' {message}"):
+    with pytest.raises(errors.ConfigError, match=f"config.decode.bleu_tokenize='{name}' {message}"):
       validation.validate(c)

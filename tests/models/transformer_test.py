@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.translate import get_config
+from seqmodels import errors
 from seqmodels import decoding, validation
 from seqmodels.data import pipeline, translation
 from seqmodels.models import registry
@@ -85,7 +86,7 @@ def test_embeddings_are_shared_only_when_source_and_target_are_one_vocabulary(sr
 def test_share_embeddings_with_two_vocabularies_is_a_config_error():
   c = get_config('cpu,transformer')
   c.data.shared_vocab = False
-  with pytest.raises(validation.ConfigError, match='model.share_embeddings=True .*data.shared_vocab=False'):
+  with pytest.raises(errors.ConfigError, match='model.share_embeddings=True .*data.shared_vocab=False'):
     validation.validate(c)
   c.model.share_embeddings = False
   validation.validate(c)

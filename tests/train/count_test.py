@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.base import get_base_config
+from seqmodels import errors
 from seqmodels import validation
 from seqmodels.data import pipeline
 from seqmodels.models import ngram, registry
@@ -90,7 +91,7 @@ def test_training_tokens_stitch_text_windows_back_into_the_stream():
 def test_bad_new_fields_fail_with_one_line_naming_the_field(tmp_path, field, value, message):
   c = _config(tmp_path)
   c.model[field] = value
-  with pytest.raises(validation.ConfigError) as e:
+  with pytest.raises(errors.ConfigError) as e:
     validation.validate(c)
   assert message in str(e.value) and '\n' not in str(e.value)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from experiments.configs.base import get_base_config
+from seqmodels import errors
 from seqmodels.analysis import runs
 from seqmodels.models import ngram
 from seqmodels.train import checkpoint, count, loop, optim, steps
@@ -92,7 +93,7 @@ def test_a_length_in_epochs_is_its_steps_and_resumes(tmp_path):
   saved = json.loads((tmp_path / 'run' / 'config.json').read_text())['train']
   assert (saved['num_steps'], saved['eval_every'], saved['num_epochs']) == (20, 16, 1.25)
   c.train.num_epochs = 2.0
-  with pytest.raises(loop.WorkdirError, match=r'config.train.num_epochs: 1.25 there, 2.0 now'):
+  with pytest.raises(errors.WorkdirError, match=r'config.train.num_epochs: 1.25 there, 2.0 now'):
     loop.train_and_evaluate(c, str(tmp_path / 'run'))
 
 
@@ -126,14 +127,14 @@ def test_nonfinite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path)
   c.optim.lr, c.optim.warmup_steps, c.optim.clip_norm = 1e35, 0, 0.0
   c.train.checkpoint_every = 1
   work = tmp_path / 'nan'
-  with pytest.raises(loop.NonFiniteLossError, match=r'at step (\d+)') as info:
+  with pytest.raises(errors.NonFiniteLossError, match=r'at step (\d+)') as info:
     loop.train_and_evaluate(c, str(work))
   bad_step = int(re.search(r'at step (\d+)', str(info.value)).group(1))
   saved = sorted(int(p.name) for p in (work / 'checkpoints').iterdir() if p.name.isdigit())
   assert saved and max(saved) < bad_step
   assert f'the last good checkpoint (step {max(saved)}) is kept' in str(info.value)
   c.train.checkpoint_every = 100  # none saved before the loss fails: the message says so
-  with pytest.raises(loop.NonFiniteLossError, match='no checkpoint was saved before it'):
+  with pytest.raises(errors.NonFiniteLossError, match='no checkpoint was saved before it'):
     loop.train_and_evaluate(c, str(tmp_path / 'nan_early'))
 
 
@@ -205,7 +206,7 @@ def test_init_from_loads_pretrained_params_and_frozen_ones_stay_bit_identical(tm
   assert re.search(r'init_from=.*pre holds a run that has not finished: its latest checkpoint \(step 4\)',
                    caplog.text)
   c.model.name, c.model.width = 'gpt', 48  # no array of it has the name and shape of one of the LSTM's
-  with pytest.raises(checkpoint.CheckpointError, match=r'config\.train\.init_from=.*no parameter of this model'
+  with pytest.raises(errors.CheckpointError, match=r'config\.train\.init_from=.*no parameter of this model'
                                                        r'.*config\.model must match'):
     loop.train_and_evaluate(c, str(tmp_path / 'other'))
 
@@ -223,11 +224,11 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
   (tmp_path / 'checkpoints' / '4').mkdir(parents=True)  # a run to resume
   loop.check_resumable(str(tmp_path), c)  # same run: resumes
   c.model.width = 64
-  with pytest.raises(loop.WorkdirError,
+  with pytest.raises(errors.WorkdirError,
                      match=r'different config \(config\.model\.width: 32 there, 64 now\): use a new --workdir'):
     loop.check_resumable(str(tmp_path), c)
   c.model.width, c.train.num_steps = 32, 99
-  with pytest.raises(loop.WorkdirError, match=r'config\.train\.num_steps'):
+  with pytest.raises(errors.WorkdirError, match=r'config\.train\.num_steps'):
     loop.check_resumable(str(tmp_path), c)
   c.train.num_steps, c.model.unroll = saved['train']['num_steps'], 8  # a speed knob: e.g. resumed on a GPU
   loop.check_resumable(str(tmp_path), c)
@@ -238,12 +239,12 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
   c.train.dtype = 'auto'
   loop.check_resumable(str(tmp_path), c)
   c.train.dtype = 'bfloat16'
-  with pytest.raises(loop.WorkdirError, match=r"config\.train\.dtype: 'float32' there, 'bfloat16' now"):
+  with pytest.raises(errors.WorkdirError, match=r"config\.train\.dtype: 'float32' there, 'bfloat16' now"):
     loop.check_resumable(str(tmp_path), c)
   c.train.dtype, c.train.eval_batch_size = 'float32', 7  # the whole validation split either way: the same rows
   loop.check_resumable(str(tmp_path), c)
   c.train.eval_batches = 3  # the best checkpoint would be chosen by comparing evaluations of other rows
-  with pytest.raises(loop.WorkdirError, match=r'evaluated on other rows \(config\.train\.eval_batches, '
+  with pytest.raises(errors.WorkdirError, match=r'evaluated on other rows \(config\.train\.eval_batches, '
                                               r'eval_batch_size: 0, None there, 3, 7 now\)'):
     loop.check_resumable(str(tmp_path), c)
   c.train.eval_batches, c.train.eval_batch_size = 0, 0
@@ -253,19 +254,19 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
 def test_a_truncated_config_json_is_named_with_the_fix(tmp_path):
   (tmp_path / 'config.json').write_text('{"seed": 0, "mod')
   (tmp_path / 'summary.json').write_text('{"status": "done"}')
-  with pytest.raises(loop.WorkdirError, match=r'unreadable config\.json \(JSONDecodeError: .*delete that file'):
+  with pytest.raises(errors.WorkdirError, match=r'unreadable config\.json \(JSONDecodeError: .*delete that file'):
     loop.check_resumable(str(tmp_path), tiny_config(tmp_path))
 
 
 def test_restore_saved_names_a_missing_checkpoint(tmp_path):
-  with pytest.raises(checkpoint.CheckpointError, match=r'has no checkpoint: point it at the workdir'):
+  with pytest.raises(errors.CheckpointError, match=r'has no checkpoint: point it at the workdir'):
     checkpoint.restore_saved(str(tmp_path))
-  with pytest.raises(checkpoint.CheckpointError, match=r'has no checkpoint at step 7'):
+  with pytest.raises(errors.CheckpointError, match=r'has no checkpoint at step 7'):
     checkpoint.restore_saved(str(tmp_path), 7)
-  with pytest.raises(checkpoint.CheckpointError, match=r'the run kept none: train.keep_best was off'):
+  with pytest.raises(errors.CheckpointError, match=r'the run kept none: train.keep_best was off'):
     checkpoint.restore_saved(str(tmp_path), which='best')
   (tmp_path / 'config.json').write_text(json.dumps({'train': {'keep_best': True, 'eval_every': 1000}}))
-  with pytest.raises(checkpoint.CheckpointError, match=r'no best checkpoint yet: the run keeps one but has not '
+  with pytest.raises(errors.CheckpointError, match=r'no best checkpoint yet: the run keeps one but has not '
                                                        r'evaluated \(every 1000 steps\)'):  # before: keep_best off
     checkpoint.restore_saved(str(tmp_path), which='best')
 
@@ -300,7 +301,7 @@ def test_a_checkpoint_of_other_parameters_is_named_not_quarantined_as_corrupt(tm
   params['block0'] = {('attn_renamed' if k == 'attn' else k): v for k, v in params['block0'].items()}
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
                           s['state'].replace(params=params))
-  with pytest.raises(checkpoint.CheckpointError, match=r'step 12 .* holds other parameters than this model \('
+  with pytest.raises(errors.CheckpointError, match=r'step 12 .* holds other parameters than this model \('
                      r'block0/attn/out/bias is not in the model; .*; \d+ more\): .*new --workdir'):
     Checkpointer(str(tmp_path / 'run'), 4, 3).restore_latest(abstract)
   assert (tmp_path / 'run' / 'checkpoints' / '12').is_dir()
@@ -345,7 +346,7 @@ def test_keep_best_keeps_the_best_evaluations_parameters_and_analyses_read_them(
   c.train.keep_best = False
   final = loop.train_and_evaluate(c, str(tmp_path / 'plain'))
   assert final['test'] == {**on_test(final['state'].params), 'parameters': 'final'}
-  with pytest.raises(checkpoint.CheckpointError, match=r'no best checkpoint \(the run kept none: train.keep_best '
+  with pytest.raises(errors.CheckpointError, match=r'no best checkpoint \(the run kept none: train.keep_best '
                      r'was off\): train with --config.train.keep_best=True, or read the latest checkpoint'):
     runs.latest_params(runs.load(str(tmp_path / 'plain')), [np.zeros((1, 4), np.int32)], 'best')
 
@@ -355,7 +356,7 @@ def test_test_eval_without_a_test_split_stops_before_training(tmp_path):
   c.data.name, c.data.path, c.data.seq_len = 'text', str(tmp_path / 'corpus.txt'), 16
   (tmp_path / 'corpus.txt').write_text('to be or not to be, that is the question\n' * 40)
   c.train.test_eval = True
-  with pytest.raises(loop.DataError, match=r'config.train.test_eval=True, but config.data.name=text has no test '
+  with pytest.raises(errors.DataError, match=r'config.train.test_eval=True, but config.data.name=text has no test '
                      r'split of its own \(a single file is split 90%/10% into train and validation\): leave '
                      r'test_eval off'):
     loop.train_and_evaluate(c, str(tmp_path / 'run'))
@@ -404,7 +405,7 @@ def test_a_run_records_its_data_files_and_refuses_to_resume_or_be_analysed_on_ch
   assert loop.train_and_evaluate(c, 'run', stop_after=2)['step'] == 4  # the same files: it resumes
   with open(corpus, 'a') as f:  # the same characters: it would resume silently on other text
     f.write('to be\n')
-  with pytest.raises(loop.WorkdirError, match=f'trained on other data: {corpus} changed since the run began'):
+  with pytest.raises(errors.WorkdirError, match=f'trained on other data: {corpus} changed since the run began'):
     loop.train_and_evaluate(c, 'run')
   with pytest.raises(ValueError, match=f'other data than its config names now: {corpus} changed'):
     runs.load(str(tmp_path / 'run'))
@@ -423,7 +424,7 @@ def test_resume_reads_the_tokenizer_of_a_config_json_written_before_text_took_on
   (tmp_path / 'checkpoints' / '4').mkdir(parents=True)  # a run to resume
   loop.check_resumable(str(tmp_path), c)  # 'auto' now: characters, as then
   c.data.tokenizer = 'word'
-  with pytest.raises(loop.WorkdirError,
+  with pytest.raises(errors.WorkdirError,
                      match=r"different config \(config\.data\.tokenizer: 'char' there, 'word' now\)"):
     loop.check_resumable(str(tmp_path), c)
   c.data.name, c.data.tokenizer = 'toy_translation', 'auto'  # 'auto' is 'unigram' for translation
@@ -455,13 +456,13 @@ def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(t
   assert wide['eval']['loss'] == pytest.approx(float(nll) / float(tokens), rel=1e-5)
   assert abs(wide['eval']['loss'] - full['eval']['loss']) > 1e-4  # 8 streams are not 16
   c.train.eval_batch_size = 128  # 216 validation characters: 1 a stream, too few; said before any training
-  with pytest.raises(loop.DataError, match=r'in 128 streams \(config.train.eval_batch_size\) are 1 tokens each, fewer '
+  with pytest.raises(errors.DataError, match=r'in 128 streams \(config.train.eval_batch_size\) are 1 tokens each, fewer '
                      r'than two tokens: lower config.train.eval_batch_size \(0: batch_size\)'):
     loop.train_and_evaluate(c, str(tmp_path / 'too_many_streams'))
   assert not (tmp_path / 'too_many_streams' / 'metrics.jsonl').exists()
   c.train.eval_batch_size, c.train.num_steps = 0, 18
   c.train.carry_state = False
-  with pytest.raises(loop.WorkdirError, match=r'config\.train\.carry_state: True there, False now'):
+  with pytest.raises(errors.WorkdirError, match=r'config\.train\.carry_state: True there, False now'):
     loop.train_and_evaluate(c, str(tmp_path / 'full'))
 
 

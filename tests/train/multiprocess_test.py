@@ -142,6 +142,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_with_one_checkpoint(
 _JOIN = """
 import sys, time
 import jax
+from seqmodels import errors
 from seqmodels.train import sharding
 jax.config.update('jax_cpu_collectives_implementation', 'gloo')
 jax.distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
@@ -165,7 +166,7 @@ if jax.process_index() == 1:
 else:
   try:
     sharding.wait_for_all_processes('a second step')
-  except sharding.PeerFailedError as e:
+  except errors.PeerFailedError as e:
     print('raised', e)
 sharding.wait_for_all_processes('the next trial')  # still paired: the failure took the barrier's place in the order
 print('paired')

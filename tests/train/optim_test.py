@@ -8,6 +8,7 @@ import optax
 import pytest
 
 from experiments.configs.base import get_base_config
+from seqmodels import errors
 from seqmodels.train import optim
 
 
@@ -60,7 +61,7 @@ def test_launch_refuses_a_freeze_naming_no_parameter_of_the_configured_model():
   from seqmodels import validation
   c = get_base_config()  # an LSTM LM on the copy task
   c.optim.freeze = 'encoder'
-  with pytest.raises(validation.ConfigError, match=r'top-level parameters are embed, head, rnn'):
+  with pytest.raises(errors.ConfigError, match=r'top-level parameters are embed, head, rnn'):
     validation.validate_devices(c, 1, 1, 'cpu')
   c.optim.freeze = 'rnn'
   validation.validate_devices(c, 1, 1, 'cpu')
@@ -148,6 +149,6 @@ def test_optimizer_names_build_their_rule_and_unknown_names_fail_validation():
   from seqmodels import validation
   c = get_base_config()
   c.optim.name = 'adam_typo'
-  with pytest.raises(validation.ConfigError, match=r"config.optim.name='adam_typo' is not an optimizer: choose one of "
+  with pytest.raises(errors.ConfigError, match=r"config.optim.name='adam_typo' is not an optimizer: choose one of "
                      r'adamw, sgd, momentum'):
     validation.validate(c)
