@@ -74,7 +74,7 @@ def main(argv) -> None:
   host_memory.run_cpu_steps_inline()  # before JAX's first computation (see there: a faster CPU step)
   from experiments import report
   from seqmodels import errors, sweep, validation
-  from seqmodels.train import loop, sharding
+  from seqmodels.train import loop, sharding, workdir as records
 
   defaults = not FLAGS['config'].present and not FLAGS.sweep
   sweep_path = DEFAULT_SWEEP if defaults else FLAGS.sweep
@@ -103,14 +103,14 @@ def main(argv) -> None:
                                      f'{", ".join(values)}), whose values win: drop the flag, or sweep without it')
       # Before any trial runs: a sweep rerun with other flags would skip its finished trials.
       for t in trials:
-        loop.check_resumable(t.workdir, loop.absolute_paths(t.config))
+        records.check_resumable(t.workdir, records.absolute_paths(t.config))
     if parallel:  # each trial process initializes its own share of devices and checks them itself
       sweep.device_shares(FLAGS.parallel, sweep.gpu_ids(dict(os.environ)))
     else:
       sharding.initialize_distributed(FLAGS.config.distributed)
       for t in trials:
         validation.validate_devices(t.config, jax.device_count(), jax.process_count(), jax.default_backend())
-  except (errors.ConfigError, errors.WorkdirError, KeyError, TypeError, ValueError) as e:
+  except (errors.SeqmodelsError, KeyError, TypeError, ValueError) as e:
     _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))  # a KeyError's str() is quoted
 
   try:
@@ -122,15 +122,14 @@ def main(argv) -> None:
     try:
       summary = loop.train_and_evaluate(trials[0].config, workdir)
       if primary:
-        sweep.clear_failure(workdir)  # an earlier attempt's
-    except (errors.NonFiniteLossError, errors.WorkdirError, errors.OutOfMemoryError, errors.CheckpointError,
-            errors.DataError, errors.PeerFailedError) as e:
+        records.clear_failure(workdir)  # an earlier attempt's
+    except errors.SeqmodelsError as e:
       if primary and not isinstance(e, errors.WorkdirError):  # a refusal leaves the run in the workdir as it was
-        sweep.record_failure(workdir, f'{type(e).__name__}: {e}')
+        records.record_failure(workdir, e)
       _fail(str(e), 1)
     except Exception as e:
       if primary:
-        sweep.record_failure(workdir, f'{type(e).__name__}: {e}', traceback.format_exc())
+        records.record_failure(workdir, e, traceback.format_exc())
       raise
     if summary['status'] == 'preempted':
       _fail(f'stopped early at step {summary["step"]}; checkpoint saved in {workdir}: rerun the same command '

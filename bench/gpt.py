@@ -65,7 +65,7 @@ COMMAND = ' '.join(['python', *sys.argv])
 
 def _commit() -> str:
   """The commit of the seqmodels that ran, '+dirty' with uncommitted changes (summary.json's `commit`)."""
-  from seqmodels.train.loop import code_version  # late: it imports jax
+  from seqmodels.train.workdir import code_version  # late: it imports jax
   return code_version()
 
 
@@ -126,8 +126,10 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
   import jax.numpy as jnp
   import numpy as np
   from experiments.configs.base import get_base_config
-  from seqmodels.train import host_memory, loop, optim, sharding, state as train_state, steps
-  dtype = loop.compute_dtype(recipe.get('dtype') or 'auto').name  # as a run's train.dtype: bf16 off CPU
+  from seqmodels.models import registry
+  from seqmodels.train import host_memory, optim, sharding, state as train_state, steps
+  from seqmodels.train.metrics import bound_in_flight
+  dtype = registry.compute_dtype(recipe.get('dtype') or 'auto').name  # as a run's train.dtype: bf16 off CPU
   t_start = time.time()
   malloc = host_memory.keep_freed_memory()  # on CPU, as the training loop does
   model = _gpt_model(recipe, jnp.dtype(dtype))
@@ -151,7 +153,7 @@ def run_seqmodels_throughput(case: str, recipe: dict) -> dict:
   for _ in range(recipe['iters']):
     state, metrics = step(state, batch)
     dispatched.append(metrics)
-    loop.bound_in_flight(dispatched)  # as the training loop does (several CPU devices deadlock without)
+    bound_in_flight(dispatched)  # as the training loop does (several CPU devices deadlock without)
   float(metrics['loss'])  # waits for the last step
   dt = time.perf_counter() - t0
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, time.time() - t_start, recipe['iters'], B * T,
@@ -190,8 +192,8 @@ def run_generate(case: str, recipe: dict) -> dict:
   from seqmodels.models import gpt
   n = recipe['new_tokens']
   r = dict(recipe, context=n, dropout=0.0)
-  from seqmodels.train import loop
-  dtype = loop.compute_dtype(recipe.get('dtype') or 'auto')
+  from seqmodels.models import registry
+  dtype = registry.compute_dtype(recipe.get('dtype') or 'auto')
   model = _gpt_model(r, dtype)
   params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, n), jnp.int32))['params']
   prompt = jnp.asarray(np.random.default_rng(0).integers(0, r['vocab'], (r['batch'], 1)), jnp.int32)
@@ -234,20 +236,19 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   periodic eval), as nanoGPT's train.py is; the whole-split score afterwards is not timed, on either side."""
   import jax
   from seqmodels.data import pipeline
-  from seqmodels.train import host_memory, loop
+  from seqmodels.models import registry
+  from seqmodels.train import evaluate, host_memory, loop, sharding, steps
   config = seqmodels_config(recipe, data)
-  dtype = loop.compute_dtype(config.train.dtype)
+  dtype = registry.compute_dtype(config.train.dtype)
   workdir = tempfile.mkdtemp(prefix='bench-gpt-')
   summary = loop.train_and_evaluate(config, workdir)
   wall = time.time() - STARTED
   # The final number: the whole validation split, not the periodic estimate.
-  from seqmodels.models import registry
-  from seqmodels.train import sharding, steps
   data_obj = pipeline.load(config.data)
   model = registry.build(config.model, data_obj, dtype)
   mesh = sharding.make_mesh()
   eval_step = jax.jit(steps.make_eval_step(model))
-  full = loop.evaluate(eval_step, steps.LM, summary['state'].params, data_obj, config.train.batch_size,
+  full = evaluate.evaluate(eval_step, steps.LM, summary['state'].params, data_obj, config.train.batch_size,
                        sharding.batch_sharding(mesh), None)
   shutil.rmtree(workdir, ignore_errors=True)
   return _line(case, 'seqmodels', jax.devices()[0].device_kind, wall, recipe['iters'],

@@ -46,7 +46,7 @@ import optax
 
 from seqmodels.layers.recurrent import default_recurrence, default_unroll
 from seqmodels.models.rnn_lm import RNNLM, RNNLMConfig
-from seqmodels.train import host_memory, loop
+from seqmodels.train import host_memory, workdir
 
 V = 65  # tiny-shakespeare characters
 LR, WD = 1e-3, 0.01
@@ -288,7 +288,7 @@ def main(argv=None) -> None:
   unknown = [n for n in names if n not in CASES]
   if unknown:
     raise SystemExit(f'--cases: unknown {unknown}; choose from {list(CASES)}')
-  common = {'command': ' '.join([os.path.basename(sys.executable)] + sys.argv), 'commit': loop.code_version(),
+  common = {'command': ' '.join([os.path.basename(sys.executable)] + sys.argv), 'commit': workdir.code_version(),
             'xla_flags': os.environ.get('XLA_FLAGS', ''), 'keep_freed_memory': malloc,
             'cpu_steps_inline': host_memory.cpu_steps_inline(),
             # float32 cases: None is XLA's default (TF32 on recent NVIDIA GPUs); PyTorch's cuDNN RNNs allow TF32 too

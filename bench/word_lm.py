@@ -49,7 +49,7 @@ BATCH, EVAL_BATCH, BPTT, LR, CLIP = 20, 10, 35, 20.0, 0.25
 
 def _commit() -> str:
   """The commit of the seqmodels that ran, '+dirty' with uncommitted changes (summary.json's `commit`)."""
-  from seqmodels.train.loop import code_version  # late: it imports jax
+  from seqmodels.train.workdir import code_version  # late: it imports jax
   return code_version()
 
 

@@ -90,6 +90,19 @@ def sample(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, rng: Arr
   return _loop(step_fn, cache, first_tokens_B, max_len, eos_id, choose)
 
 
+def sampler(step_function: Callable[..., tuple[StepFn, Any, Array]]) -> Callable[..., Array]:
+  """A registry entry's `generate` for an LM decoded through `step_function(model, params, prompt_BxP) ->
+  (step_fn, cache, first_tokens_B)`: the prompt continued by `sample`."""
+
+  def generate(model, params, prompt_BxP: Array, rng: Array, *, max_new: int, temperature: float = 0.0,
+               top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None, window: int = 0) -> Array:
+    del window  # the step function's own (a recurrent state needs none)
+    return sample(*step_function(model, params, prompt_BxP), max_new, rng, temperature=temperature,
+                  top_k=top_k, top_p=top_p, eos_id=eos_id)
+
+  return generate
+
+
 def window_step_function(logits_fn: Callable[[Array], Array], prompt_BxP: Array,
                          window: int) -> tuple[StepFn, Any, Array]:
   """(step_fn, cache, first_tokens_B) continuing `prompt_BxP` (P >= 1) with any causal model, by recomputing it

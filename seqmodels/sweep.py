@@ -11,11 +11,9 @@ list of override dicts. Each trial runs in `<sweep workdir>/<trial name>`:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.util
 import itertools
-import json
 import logging
 import os
 import re
@@ -124,43 +122,24 @@ def make_trials(config: ml_collections.ConfigDict, overrides: Sequence[Overrides
   return [Trial(trial_name(o), dict(o), apply(config, o), os.path.join(workdir, trial_name(o))) for o in overrides]
 
 
-def is_finished(run_dir: str) -> bool:
-  return os.path.exists(os.path.join(run_dir, 'summary.json'))
-
-
-def record_failure(run_dir: str, error: str, detail: str = '') -> None:
-  """Writes run_dir/failed.json: the error's last line, and the traceback or log tail that led to it."""
-  os.makedirs(run_dir, exist_ok=True)
-  lines = [l for l in error.strip().splitlines() if l.strip()]
-  path = os.path.join(run_dir, 'failed.json')
-  with open(f'{path}.{os.getpid()}.tmp', 'w') as f:  # every process of a multi-process sweep writes its own, whole
-    json.dump({'error': lines[-1] if lines else 'unknown error', 'detail': detail, 'time': time.time()}, f, indent=2)
-  os.replace(f'{path}.{os.getpid()}.tmp', path)
-
-
-def clear_failure(run_dir: str) -> None:
-  with contextlib.suppress(FileNotFoundError):  # another process of the run may have removed it first
-    os.remove(os.path.join(run_dir, 'failed.json'))
-
-
 def run_in_process(trials: Sequence[Trial], train: Callable[[ml_collections.ConfigDict, str], dict]) -> list[Trial]:
   """Runs the unfinished trials one after another with `train(config, run_dir) -> summary`.
 
   An exception fails that trial only (failed.json); a preempted run (summary status 'preempted') stops the sweep,
   since the user asked to stop. KeyboardInterrupt outside the loop's own handling propagates.
   """
+  from seqmodels.train import workdir  # config files import this module for `variant`: it stays light
   for t in trials:
-    if is_finished(t.workdir):
+    if workdir.is_finished(t.workdir):
       t.status = 'skipped'
       logging.info('%s is finished (summary.json exists): skipped', t.workdir)
       continue
-    clear_failure(t.workdir)
+    workdir.clear_failure(t.workdir)
     logging.info('trial %s: model %s on %s -> %s', t.name, t.config.model.name, t.config.data.name, t.workdir)
     try:
       summary = train(t.config, t.workdir)
     except Exception as e:  # pylint: disable=broad-except  # one trial's crash must not stop the sweep
-      t.status, t.error = 'failed', f'{type(e).__name__}: {e}'.strip().splitlines()[-1]
-      record_failure(t.workdir, t.error, traceback.format_exc())
+      t.status, t.error = 'failed', workdir.record_failure(t.workdir, e, traceback.format_exc())
       logging.error('trial %s failed: %s (see %s/failed.json)', t.name, t.error, t.workdir)
       continue
     t.status = summary.get('status', 'done')
@@ -228,12 +207,13 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
   preempted. SIGTERM / Ctrl-C to this process is passed on to the running trials, which checkpoint and stop;
   no new trial starts after it.
   """
+  from seqmodels.train import workdir  # config files import this module for `variant`: it stays light
   env = dict(os.environ if env is None else env)
   shares = device_shares(n, gpu_ids(env))
   free = list(range(n))
   queue = []
   for t in trials:
-    if is_finished(t.workdir):
+    if workdir.is_finished(t.workdir):
       t.status = 'skipped'
     else:
       queue.append(t)
@@ -258,7 +238,7 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
       while queue and free and not stopping:
         t, slot = queue.pop(0), free.pop(0)
         os.makedirs(t.workdir, exist_ok=True)
-        clear_failure(t.workdir)
+        workdir.clear_failure(t.workdir)
         log = open(os.path.join(t.workdir, 'log.txt'), 'a')
         logging.info('trial %s (slot %d%s) -> %s', t.name, slot,
                      f', CUDA_VISIBLE_DEVICES={shares[slot]["CUDA_VISIBLE_DEVICES"]}' if shares[slot] else '',
@@ -275,14 +255,14 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
         log.close()
         del running[slot]
         free.append(slot)
-        if code == 0 and is_finished(t.workdir):
+        if code == 0 and workdir.is_finished(t.workdir):
           t.status = 'done'
         elif code == PREEMPTED_EXIT_CODE or (stopping and code in (-signal.SIGTERM, -signal.SIGINT)):
           t.status = 'preempted'
         else:
           t.error, detail = _log_error_line(os.path.join(t.workdir, 'log.txt'))
           t.status = 'failed'
-          record_failure(t.workdir, t.error, detail)
+          workdir.record_failure(t.workdir, t.error, detail)
           logging.error('trial %s failed (exit %d): %s (see %s/log.txt)', t.name, code, t.error, t.workdir)
       time.sleep(poll_s if running else 0)
   finally:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
-from seqmodels.layers.minrnn import MIN_GATES
-from seqmodels.layers.recurrent import GATES, RECURRENCES
+from seqmodels.layers.recurrent import RECURRENCES
 from seqmodels.models import registry
 from seqmodels.train import optim
 from seqmodels.train.optim import OPTIMIZERS
@@ -62,26 +62,13 @@ def _check_bert_data(d) -> None:
 
 def _check_seq2seq(config) -> None:
   """Encoder-decoder model, translation data and decoding settings (seqmodels/models/seq2seq.py)."""
-  m, d, dc = config.model, config.data, config.decode
-  if m.name.startswith('seq2seq_'):
-    attention = ('none', 'additive', 'general', 'dot')
-    _check(m.attention in attention, f'config.model.attention={m.attention!r} is not an attention: choose one of '
-           f'{", ".join(attention)}')
-    _check(m.attention_width >= 0, f'config.model.attention_width={m.attention_width!r} must be >= 0 (0 means width)')
-    _fraction(m.teacher_forcing, 'model.teacher_forcing', upper_inclusive=True)
-    _check(not (m.attention == 'dot' and m.encoder_bidirectional), "config.model.attention='dot' needs encoder "
-           "states as wide as the decoder's: set config.model.encoder_bidirectional=False or use 'general'")
+  d, dc = config.data, config.decode
   if d.name not in TRANSLATION:
     return
   _check(d.seq_len >= 2, f'config.data.seq_len={d.seq_len!r} must be >= 2 (target tokens + EOS)')
   tokenizers = ('auto', 'unigram', 'bpe', 'char', 'byte')
   _check(d.tokenizer in tokenizers, f'config.data.tokenizer={d.tokenizer!r} is not a tokenizer: choose one of '
          f'{", ".join(tokenizers)}')
-  # Byte tokens are one vocabulary on both sides whatever shared_vocab says; other tokenizers learn one per side.
-  _check(m.name != 'transformer' or not m.share_embeddings or d.shared_vocab or d.tokenizer == 'byte',
-         'config.model.share_embeddings=True ties the source and target embeddings, and config.data.shared_vocab='
-         'False gives the two sides their own vocabularies (source id i and target id i are different pieces): set '
-         'config.model.share_embeddings=False, or config.data.shared_vocab=True')
   if d.tokenizer in ('unigram', 'bpe'):
     _check(d.vocab_size >= 16, f'config.data.vocab_size={d.vocab_size!r} is too small for sentencepiece: use >= 16')
   if d.name == 'toy_translation':
@@ -156,28 +143,9 @@ def _check_text(d) -> None:
          f'validation part of one window: use a longer file or a smaller config.data.seq_len={d.seq_len}')
 
 
-def _check_elmo(config) -> None:
-  """The biLM and its classifier (seqmodels/models/elmo.py)."""
-  m, d = config.model, config.data
-  cells = (*GATES, *MIN_GATES)
-  _check(m.cell in cells, f'config.model.cell={m.cell!r} is not a recurrent cell: choose one of {", ".join(cells)}')
-  _check(m.embed in (0, m.width), f'config.model.embed={m.embed} differs from config.model.width={m.width}: ELMo '
-         'mixes the embedding (layer 0) with the recurrent states, so it has their width: leave embed=0')
-  if m.name == 'elmo':
-    _check(d.name in ('text', 'tiny_shakespeare', 'lm1b'), f"config.model.name='elmo' cannot train on "
-           f'config.data.name={d.name!r}: a biLM needs running text (text, tiny_shakespeare or lm1b), where every '
-           'token is real; the synthetic tasks weight only their answers')
-
-
-def _recurrent_cell(m) -> str:
-  """The cell of the model's RecurrentLayers (rnn | lstm | gru), or '' where it has none."""
-  cell = m.cell if m.name.startswith('elmo') else m.name.removeprefix('seq2seq_').removesuffix('_classifier')
-  return cell if cell in GATES else ''
-
-
 def _runs_cudnn(m) -> bool:
   """config.model.recurrence='cudnn' on a model it applies to (GPT, BERT, minGRU, ... have no RecurrentLayer)."""
-  return m.get('recurrence') == 'cudnn' and bool(_recurrent_cell(m))
+  return m.get('recurrence') == 'cudnn' and bool(registry.MODELS[m.name].recurrent_cell(m))
 
 
 def validate(config) -> None:
@@ -191,7 +159,7 @@ def validate(config) -> None:
   _check(m.recurrence in ('auto', *RECURRENCES), f'config.model.recurrence={m.recurrence!r} is not a way to run '
          f'a recurrence: choose auto, {", ".join(RECURRENCES)}')
   if _runs_cudnn(m):
-    wrong = [] if _recurrent_cell(m) == 'lstm' else [f'model.name={m.name!r}' + (
+    wrong = [] if registry.MODELS[m.name].recurrent_cell(m) == 'lstm' else [f'model.name={m.name!r}' + (
         f' with cell={m.cell!r}' if m.name.startswith('elmo') else '')]
     wrong += [f'train.dtype={config.train.dtype!r}'] if config.train.dtype == 'bfloat16' else []
     _check(not wrong, "config.model.recurrence='cudnn' runs float32 LSTMs only (jax.experimental.rnn), not "
@@ -203,33 +171,21 @@ def validate(config) -> None:
   _fraction(m.dropout, 'model.dropout')
   _check(m.recurrent_init_scale > 0, f'config.model.recurrent_init_scale={m.recurrent_init_scale!r} must be > 0 '
          '(1.0 is the plain orthogonal init)')
-  recurrent_lms = ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')
-  _check(not m.get('tie_embeddings', False) or m.name in recurrent_lms, f'config.model.tie_embeddings=True applies '
-         f'to the recurrent LMs ({", ".join(recurrent_lms)}), not model.name={m.name!r}'
-         + (', which ties always' if m.name in ('gpt', 'bert', 'transformer') else '') + ': leave it False')
-  if m.name == 'ngram':
-    _positive(config, 'model', 'order')
-    _check(0 <= m.discount <= 1, f'config.model.discount={m.discount!r} must be in [0, 1] (0 means modified '
-           'Kneser-Ney discounts estimated from the counts)')
-  if m.name == 'transformer_regressor':
-    _positive(config, 'model', 'heads')
-    _check(m.width % m.heads == 0, f'config.model.heads={m.heads} does not divide config.model.width={m.width}: '
-           'choose heads that divide width')
-  if m.name in ('gpt', 'bert', 'transformer'):
-    _positive(config, 'model', 'heads')
-    divisors = [h for h in range(1, m.width + 1) if m.width % h == 0][:8]
-    _check(m.width % m.heads == 0, f'config.model.heads={m.heads} does not divide config.model.width={m.width}:'
-           f' choose heads from {divisors} or change width')
-  if m.name == 'bert':
-    _check(m.pool in ('cls', 'mean'), f'config.model.pool={m.pool!r} is not a pooling: choose cls or mean')
+  entry = registry.MODELS[m.name]
+  tying = sorted((n for n, e in registry.MODELS.items() if e.tie_embeddings == 'option'), key=list(registry.MODELS).index)
+  _check(not m.get('tie_embeddings', False) or entry.tie_embeddings == 'option', f'config.model.tie_embeddings=True '
+         f'applies to the recurrent LMs ({", ".join(tying)}), not model.name={m.name!r}'
+         + (', which ties always' if entry.tie_embeddings == 'always' else '') + ': leave it False')
 
   _check(d.name in DATASETS, f'config.data.name={d.name!r} is not a dataset: choose one of {", ".join(DATASETS)}')
   kind = DATASET_KINDS[d.name]
   able = sorted(n for n, e in registry.MODELS.items() if kind in e.kinds)
   _check(kind in registry.MODELS[m.name].kinds, f'config.model.name={m.name!r} cannot train on config.data.name='
          f'{d.name!r} (a {kind} task): use a model among {able or "none yet"} or another dataset')
-  if m.name in ('elmo', 'elmo_classifier'):
-    _check_elmo(config)
+  entry.check(config)  # the model's own checks (its registry entry)
+  _check(not entry.needs_text or d.name in ('text', 'tiny_shakespeare', 'lm1b'), f'config.model.name={m.name!r} '
+         f'cannot train on config.data.name={d.name!r}: a biLM needs running text (text, tiny_shakespeare or lm1b), '
+         'where every token is real; the synthetic tasks weight only their answers')
   if d.name in SYNTHETIC or d.name == 'adding':
     _positive(config, 'data', 'min_len', 'max_len', 'num_symbols', 'num_train', 'num_validation')
     _check(d.min_len <= d.max_len, f'config.data.min_len={d.min_len} exceeds config.data.max_len={d.max_len}:'
@@ -239,9 +195,6 @@ def validate(config) -> None:
     _check(d.stride >= 0, f'config.data.stride={d.stride!r} must be >= 0 (0 means seq_len)')
   if d.name in ('mlm', 'classify'):
     _check_bert_data(d)
-  if m.name == 'transformer' and 'decode' in config:
-    _check(config.decode.max_len <= 2 * d.seq_len, f'config.decode.max_len={config.decode.max_len} exceeds the '
-           f'Transformer\'s 2 * config.data.seq_len={2 * d.seq_len} positions: lower it or raise seq_len')
   _check(not d.byte_level or d.name == 'text', f'config.data.byte_level=True applies to data.name=\'text\' only '
          f'({d.name!r} has its own tokens): set it False')
   if d.name == 'text':
@@ -282,8 +235,8 @@ def validate(config) -> None:
            'workdir of a finished run')
   _check(t.dtype in DTYPES, f'config.train.dtype={t.dtype!r} is not supported: choose one of {", ".join(DTYPES)}')
   if t.get('carry_state', False):
-    carriers = (*recurrent_lms, 'ngram')
-    _check(m.name in carriers, f"config.train.carry_state=True carries a recurrent LM's state (the n-gram's "
+    carriers = [n for n, e in registry.MODELS.items() if e.carries_state]
+    _check(entry.carries_state, f"config.train.carry_state=True carries a recurrent LM's state (the n-gram's "
            f"context) from window to window, and model.name={m.name!r} has none ({', '.join(carriers)} do): leave "
            'it False (in a sweep, set it on those trials only)')
     _check(d.name in ('text', 'tiny_shakespeare'), f'config.train.carry_state=True reads running text as streams, '
@@ -301,7 +254,7 @@ def _parameter_shapes(config):
   from seqmodels.train import steps
   kind = DATASET_KINDS[config.data.name]
   model = registry.build(config.model, pipeline.Data(kind, 16, 8), jnp.float32)
-  objective = steps.OBJECTIVES[registry.MODELS[config.model.name].objective or kind]
+  objective = steps.objective_for(config.model.name, kind)
   ints, floats = jax.ShapeDtypeStruct((1, 8), jnp.int32), jax.ShapeDtypeStruct((1, 8), jnp.float32)
   batch = {**dict.fromkeys(('inputs', 'targets', 'segments', 'src', 'tgt_in', 'tgt_out'), ints),
            **dict.fromkeys(('values', 'markers', 'mask', 'weights'), floats)}

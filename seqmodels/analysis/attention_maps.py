@@ -20,24 +20,10 @@ attention, or the Transformer's top encoder-decoder attention averaged over its 
 from __future__ import annotations
 
 import os
-import re
-from typing import Any
 
 import numpy as np
-from flax import traverse_util
 
-
-def sown_weights(model, variables, *inputs, **kwargs) -> tuple[Any, dict[str, np.ndarray]]:
-  """`model.apply(variables, *inputs, **kwargs)` and the weights its attention modules computed on the way:
-  {'block0/attn': p_BxHxTxS, 'decoder_1/cross_attn': ...} (float32; empty for a model without any)."""
-  outputs, state = model.apply(variables, *inputs, mutable=['attention'], **kwargs)
-  flat = traverse_util.flatten_dict(state.get('attention', {}), sep='/')
-  return outputs, {path.removesuffix('/weights'): np.asarray(w[-1], np.float32) for path, w in flat.items()}
-
-
-def layer_order(path: str) -> tuple[int, ...]:
-  """Sort key of module paths by their layer numbers ('block2/attn' before 'block10/attn')."""
-  return tuple(int(n) for n in re.findall(r'\d+', path))
+from seqmodels.layers.attention import layer_order, sown_weights
 
 
 def _real_length(tokens_T: np.ndarray) -> int:

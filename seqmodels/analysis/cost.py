@@ -43,7 +43,7 @@ import numpy as np
 from seqmodels import errors
 from seqmodels import sweep, validation
 from seqmodels.models import registry
-from seqmodels.train import host_memory, loop, optim, steps
+from seqmodels.train import host_memory, optim, steps
 from seqmodels.train import state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -127,12 +127,12 @@ def measure(config, model_name: str, T: int, device_peak: bool = False) -> dict[
   kept = host_memory.keep_freed_memory()
   cfg = sweep.apply(config, {'model.name': model_name})
   data = RandomTokens(c.vocab_size, T)
-  dtype = loop.compute_dtype(cfg.train.dtype)
+  dtype = registry.compute_dtype(cfg.train.dtype)
   model = registry.build(cfg.model, data, dtype)
   tx, schedule = optim.make_optimizer(cfg.optim, cfg.train.num_steps)
   device = jax.devices()[0]
   batch = jax.device_put(data.batch(B, cfg.seed), device)
-  objective = steps.OBJECTIVES[registry.MODELS[model_name].objective or data.kind]  # as the loop picks it
+  objective = steps.objective_for(model_name, data.kind)  # as the loop picks it
   example = objective.inputs({k: v[:1, :1] for k, v in batch.items()})  # the config sizes parameters, not T
   state = jax.jit(lambda rng: state_lib.create(model, tx, rng, example))(jax.random.PRNGKey(cfg.seed))
   train_step = jax.jit(steps.make_train_step(model, tx, schedule, objective), donate_argnums=0)
@@ -219,13 +219,13 @@ def run_case_isolated(config, model_name: str, T: int) -> dict[str, Any]:
 
 def run(config, out_dir: str = '', command: str = '', log=print) -> dict[str, Any]:
   """Every (model, T) case of config.cost -> the cost.json record, written to out_dir/cost.json after each case."""
-  from seqmodels.train.loop import code_version  # the loop imports the data pipeline
+  from seqmodels.train.workdir import code_version  # it imports the data pipeline
   models, lens = parse_cases(config)
   isolate = bool(config.cost.get('isolate', False))
   record = {'device': None if isolate else jax.devices()[0].device_kind,  # isolated: the first case tells
             'platform': None if isolate else jax.devices()[0].platform, 'jax_version': jax.__version__,
             'commit': code_version(), 'batch_size': config.train.batch_size,
-            'dtype': None if isolate else loop.compute_dtype(config.train.dtype).name,  # the one computed in
+            'dtype': None if isolate else registry.compute_dtype(config.train.dtype).name,  # the one computed in
             'command': command, 'config': config.to_dict(), 'entries': []}
   path = os.path.join(out_dir, 'cost.json') if out_dir else ''
   if path:

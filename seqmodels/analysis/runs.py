@@ -33,10 +33,9 @@ def load(workdir: str) -> Run:
   import ml_collections  # the CLIs' dependencies stay out of the library import
   from seqmodels.data import pipeline
   from seqmodels.models import registry
-  from seqmodels.train import steps
-
   from seqmodels.errors import DataError
-  from seqmodels.train.loop import data_change
+  from seqmodels.train import steps
+  from seqmodels.train.workdir import data_change
 
   with open(os.path.join(workdir, 'config.json')) as f:
     config = json.load(f)
@@ -60,7 +59,7 @@ def load(workdir: str) -> Run:
     model_cfg = model_cfg.copy_and_resolve_references()
     model_cfg.recurrence = 'auto'
   model = None if counted else registry.build(model_cfg, data, jnp.float32)
-  kind = registry.MODELS[config.model.name].objective or data.kind  # e.g. 'bilm' for ELMo on lm data
+  kind = registry.objective(config.model.name, data.kind)  # e.g. 'bilm' for ELMo on lm data
   return Run(workdir, config, data, model, kind, steps.OBJECTIVES[kind])
 
 

@@ -107,51 +107,17 @@ def _running_text_prompt(ids_N: np.ndarray, starts: np.ndarray, i: int,
   return f'validation example {i}', ids_N[start:start + p], ids_N[start + p:start + p + s.new_tokens]
 
 
-def ngram_step_function(model, prompt_BxP: np.ndarray, new_tokens: int):
-  """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP` with the n-gram, whose
-  distribution given the last n-1 tokens is computed on the host (numpy) through a callback. The cache is the
-  text so far, [B, P + new_tokens], and how much of it is filled (rank 0)."""
-  import jax
-  import jax.numpy as jnp
-  B, P = prompt_BxP.shape
-  context = max(model.order - 1, 1)
-
-  def log_probs(text_BxL, n):  # the distribution after text[:, :n], given its last n-1 tokens
-    inputs = np.asarray(text_BxL[:, max(0, int(n) - context):int(n)], np.int64)
-    return np.log(model.distribution({'inputs': inputs, 'targets': np.zeros_like(inputs)})[:, -1]).astype(np.float32)
-
-  def step_fn(last_B, cache, t):
-    text_BxL = jax.lax.dynamic_update_slice(cache['text'], last_B[:, None], (0, cache['n']))
-    logits_BxV = jax.pure_callback(log_probs, jax.ShapeDtypeStruct((B, model.vocab_size), jnp.float32), text_BxL,
-                                   cache['n'] + 1)
-    return logits_BxV, {'text': text_BxL, 'n': cache['n'] + 1}
-
-  text_BxL = jnp.zeros((B, P + new_tokens), jnp.int32).at[:, :P - 1].set(prompt_BxP[:, :-1])
-  return step_fn, {'text': text_BxL, 'n': jnp.int32(P - 1)}, jnp.asarray(prompt_BxP[:, -1], jnp.int32)
-
-
-def continuation_fn(model, window: int, s: Settings, eos_id: int | None):
+def continuation_fn(model_name: str, model, window: int, s: Settings, eos_id: int | None):
   """(params, prompt_BxP, key) -> tokens_BxN for an LM (the n-gram's params: None); ValueError for a model that
   is not one."""
   import jax
-  from seqmodels import decoding
-  from seqmodels.models import elmo, gpt, ngram, rnn_lm
-  if isinstance(model, ngram.NGramLM):
-    make = lambda params, prompt: ngram_step_function(model, prompt, s.new_tokens)
-  elif isinstance(model, gpt.GPT):
-    return lambda params, prompt, key: gpt.generate(model, params, prompt, key, max_new=s.new_tokens,
-                                                    temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
-                                                    eos_id=eos_id)
-  elif isinstance(model, rnn_lm.RNNLM):
-    make = lambda params, prompt: rnn_lm.step_function(model, params, prompt)
-  elif isinstance(model, elmo.ELMo):
-    make = lambda params, prompt: decoding.window_step_function(
-        lambda tokens: model.apply({'params': params}, tokens).fwd_BxTxV, prompt, window)
-  else:
-    raise ValueError(f'{type(model).__name__} is not a language model')
-  return jax.jit(lambda params, prompt, key: decoding.sample(
-      *make(params, prompt), s.new_tokens, key, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
-      eos_id=eos_id))
+  from seqmodels.models import registry
+  generate = registry.MODELS[model_name].generate
+  if generate is None:
+    raise ValueError(f'config.model.name={model_name} is not a language model')
+  return jax.jit(lambda params, prompt, key: generate(
+      model, params, prompt, key, max_new=s.new_tokens, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+      eos_id=eos_id, window=window))
 
 
 def _cut(tokens_N: np.ndarray, eos_id: int | None) -> np.ndarray:
@@ -168,7 +134,8 @@ def run_samples(workdir: str, s: Settings) -> dict[str, Any]:
   import jax.numpy as jnp
   from seqmodels.analysis import runs
   from seqmodels.models import ngram, registry
-  from seqmodels.train import count, loop
+  from seqmodels.train import count
+  from seqmodels.train.workdir import code_version
 
   run = runs.load(workdir)
   data, name = run.data, run.config.model.name
@@ -188,7 +155,7 @@ def run_samples(workdir: str, s: Settings) -> dict[str, Any]:
   else:
     model = run.model
     params, step = runs.latest_params(run, [jnp.zeros((1, 2), jnp.int32)], s.checkpoint)
-  fn = continuation_fn(model, data.seq_len, s, eos_id)
+  fn = continuation_fn(name, model, data.seq_len, s, eos_id)
   sample = lambda prompt_BxP, k: np.asarray(fn(params, jnp.asarray(prompt_BxP, jnp.int32), k))
   # Prompts of one length are one batch (all of them, unless validation examples differ in length).
   continuations: list[np.ndarray | None] = [None] * len(rows)
@@ -202,7 +169,7 @@ def run_samples(workdir: str, s: Settings) -> dict[str, Any]:
               'reference': None if ref is None else data.decode(ref[:s.new_tokens]), 'tokens': c.tolist()}
              for (source, prompt, ref), c in zip(rows, continuations)]
   return {'model': name, 'step': int(step), 'checkpoint': None if params is None else s.checkpoint,
-          'data': run.config.data.name, 'settings': dataclasses.asdict(s), 'commit': loop.code_version(),
+          'data': run.config.data.name, 'settings': dataclasses.asdict(s), 'commit': code_version(),
           'command': '', 'samples': samples}
 
 
@@ -256,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
   workdirs, settings = parse_settings(argv)
   from seqmodels.analysis import runs
   from seqmodels.errors import CheckpointError
-  from seqmodels.train.loop import write_json
+  from seqmodels.train.workdir import write_json
   runs.check_workdirs(workdirs, counted=True)
   command = shlex.join(['python', '-m', 'seqmodels.analysis.samples'] + list(sys.argv[1:] if argv is None else argv))
   for workdir in workdirs:

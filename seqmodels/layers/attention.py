@@ -5,11 +5,14 @@ Vaswani et al. 2017: Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
 
 Array = jax.Array
 
@@ -211,3 +214,16 @@ class SourceAttention(nn.Module):
     else:
       scores_BxTxS = jnp.einsum('bsa,bta->bts', k_BxSxA, s_BxTxQ.astype(k_BxSxA.dtype))
     return attend(scores_BxTxS, h_BxSxE, mask_BxS)
+
+
+def sown_weights(model, variables, *inputs, **kwargs) -> tuple[Any, dict[str, np.ndarray]]:
+  """`model.apply(variables, *inputs, **kwargs)` and the weights its attention modules computed on the way:
+  {'block0/attn': p_BxHxTxS, 'decoder_1/cross_attn': ...} (float32; empty for a model without any)."""
+  outputs, state = model.apply(variables, *inputs, mutable=['attention'], **kwargs)
+  flat = traverse_util.flatten_dict(state.get('attention', {}), sep='/')
+  return outputs, {path.removesuffix('/weights'): np.asarray(w[-1], np.float32) for path, w in flat.items()}
+
+
+def layer_order(path: str) -> tuple[int, ...]:
+  """Sort key of module paths by their layer numbers ('block2/attn' before 'block10/attn')."""
+  return tuple(int(n) for n in re.findall(r'\d+', path))

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from seqmodels.layers.embeddings import PositionEmbedding, SegmentEmbedding, tied_logits
 from seqmodels.layers.transformer import Block
+from seqmodels.models import entry
 
 PAD = 0
 
@@ -98,3 +99,19 @@ class BERTClassifier(nn.Module):
     pooled_BxD = nn.Dropout(c.dropout, deterministic=not train)(pooled_BxD)
     return nn.Dense(c.C, dtype=c.dtype, kernel_init=nn.initializers.normal(0.02),
                     name='classifier')(pooled_BxD).astype(jnp.float32)
+
+
+def _build(m, data, dtype: Any) -> nn.Module:
+  c = BERTConfig(V=data.vocab_size, L=data.seq_len, D=m.width, N=m.layers, H=m.heads, F=m.ffn or 4 * m.width,
+                 C=data.meta.get('num_classes', 2), pool=m.pool, dropout=m.dropout, dtype=dtype)
+  # The encoder is the submodule 'bert' in both, so train.init_from moves it from pre-training to fine-tuning.
+  return BERTPretrain(c) if data.kind == 'mlm' else BERTClassifier(c)
+
+
+def _check(config) -> None:
+  m = config.model
+  entry.check_heads(m)
+  entry.check(m.pool in ('cls', 'mean'), f'config.model.pool={m.pool!r} is not a pooling: choose cls or mean')
+
+
+ENTRIES = {'bert': entry.Entry(_build, kinds=('mlm', 'classify'), check=_check, tie_embeddings='always')}

@@ -21,8 +21,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqmodels import decoding
 from seqmodels.layers.embeddings import OutputLayer
 from seqmodels.layers.recurrent import Recurrent
+from seqmodels.layers.minrnn import MIN_GATES
+from seqmodels.layers.recurrent import GATES
+from seqmodels.models import entry
 
 Array = jax.Array
 PAD = 0  # of classification rows (seqmodels/data/bert.py)
@@ -123,3 +127,36 @@ class ELMoClassifier(nn.Module):
                           name='head')(drop(elmo_BxTx2H), mask_BxT)
     h_BxH = finals[-1][0]  # padded steps leave the carry unchanged: the state after the last real token
     return nn.Dense(c.C, dtype=c.dtype, name='classifier')(drop(h_BxH)).astype(jnp.float32)
+
+
+def _build(m, data, dtype: Any) -> nn.Module:
+  c = ELMoConfig(V=data.vocab_size, cell=m.cell, H=m.width, N=m.layers, C=data.meta.get('num_classes', 2),
+                 dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll,
+                 parallel_scan=entry.parallel_scan(m), recurrence=entry.recurrence(m), dtype=dtype)
+  # The biLM is the submodule 'elmo' in both, so train.init_from moves it from pre-training to classification.
+  return ELMoClassifier(c) if data.kind == 'classify' else ELMo(c)
+
+
+def _check(config) -> None:
+  m = config.model
+  cells = (*GATES, *MIN_GATES)
+  entry.check(m.cell in cells, f'config.model.cell={m.cell!r} is not a recurrent cell: choose one of '
+              f'{", ".join(cells)}')
+  entry.check(m.embed in (0, m.width), f'config.model.embed={m.embed} differs from config.model.width='
+              f'{m.width}: ELMo mixes the embedding (layer 0) with the recurrent states, so it has their '
+              'width: leave embed=0')
+
+
+def _generate(model: ELMo, params, prompt_BxP, rng, *, window: int, max_new: int, **settings) -> jax.Array:
+  """Its forward LM continues the prompt, recomputed over the last `window` tokens at every step."""
+  step = decoding.window_step_function(lambda tokens: model.apply({'params': params}, tokens).fwd_BxTxV,
+                                       prompt_BxP, window)
+  return decoding.sample(*step, max_new, rng, **settings)
+
+
+_cell = lambda m: m.cell if m.cell in GATES else ''
+ENTRIES = {
+    'elmo': entry.Entry(_build, kinds=('lm',), objective='bilm', check=_check, needs_text=True,
+                        recurrent_cell=_cell, generate=_generate),
+    'elmo_classifier': entry.Entry(_build, kinds=('classify',), check=_check, recurrent_cell=_cell),
+}

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from seqmodels import decoding
 from seqmodels.layers.embeddings import tied_logits
 from seqmodels.layers.transformer import Block
+from seqmodels.models import entry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,3 +113,17 @@ def generate(model: GPT, params, prompt_BxP, rng, *, max_new: int, temperature: 
     step, cache, first_B = step_function(model, params, text_BxT[:, -L:], use_cache=False)
     parts.append(sample(step, cache, first_B, max_new - in_context, jax.random.fold_in(rng, 1)))
   return decoding.cut_after_eos(jnp.concatenate(parts, axis=1), eos_id)
+
+
+def _build(m, data, dtype: Any) -> nn.Module:
+  return GPT(GPTConfig(V=data.vocab_size, L=data.seq_len, D=m.width, N=m.layers, H=m.heads,
+                       F=m.ffn or 4 * m.width, dropout=m.dropout, dtype=dtype))
+
+
+def _generate(model: GPT, params, prompt_BxP, rng, *, window: int = 0, **settings) -> jax.Array:
+  del window  # its own context, model.cfg.L
+  return generate(model, params, prompt_BxP, rng, **settings)
+
+
+ENTRIES = {'gpt': entry.Entry(_build, kinds=('lm',), check=lambda c: entry.check_heads(c.model),
+                              tie_embeddings='always', generate=_generate)}

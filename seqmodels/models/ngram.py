@@ -22,7 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from seqmodels import decoding
+from seqmodels.models import entry
 
 Batch = dict[str, np.ndarray]
 
@@ -251,3 +256,47 @@ def fit(tokens_1d: np.ndarray, order: int, vocab_size: int, discount: float | No
     gamma = np.bincount(parents, weights=sub, minlength=P) / np.maximum(total, 1e-300)
     tables.append(OrderTable(uniq[k - 1], counts - sub, total, gamma, d))
   return NGramLM(order, vocab_size, tuple(tables))
+
+
+def step_function(model: NGramLM, prompt_BxP: np.ndarray, new_tokens: int):
+  """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP` with the n-gram, whose
+  distribution given the last n-1 tokens is computed on the host (numpy) through a callback. The cache is the
+  text so far, [B, P + new_tokens], and how much of it is filled (rank 0)."""
+  B, P = prompt_BxP.shape
+  context = max(model.order - 1, 1)
+
+  def log_probs(text_BxL, n):  # the distribution after text[:, :n], given its last n-1 tokens
+    inputs = np.asarray(text_BxL[:, max(0, int(n) - context):int(n)], np.int64)
+    return np.log(model.distribution({'inputs': inputs, 'targets': np.zeros_like(inputs)})[:, -1]).astype(np.float32)
+
+  def step_fn(last_B, cache, t):
+    text_BxL = jax.lax.dynamic_update_slice(cache['text'], last_B[:, None], (0, cache['n']))
+    logits_BxV = jax.pure_callback(log_probs, jax.ShapeDtypeStruct((B, model.vocab_size), jnp.float32), text_BxL,
+                                   cache['n'] + 1)
+    return logits_BxV, {'text': text_BxL, 'n': cache['n'] + 1}
+
+  text_BxL = jnp.zeros((B, P + new_tokens), jnp.int32).at[:, :P - 1].set(prompt_BxP[:, :-1])
+  return step_fn, {'text': text_BxL, 'n': jnp.int32(P - 1)}, jnp.asarray(prompt_BxP[:, -1], jnp.int32)
+
+
+def _generate(model: NGramLM, params, prompt_BxP, rng, *, max_new: int, temperature: float = 0.0,
+              top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None, window: int = 0) -> jax.Array:
+  del params, window  # the counts are the model; its context is order - 1 tokens
+  return decoding.sample(*step_function(model, prompt_BxP, max_new), max_new, rng, temperature=temperature,
+                         top_k=top_k, top_p=top_p, eos_id=eos_id)
+
+
+def _counted(m, data, dtype):
+  raise ValueError(f'model {m.name!r} is fitted by counting, not built as a module: '
+                   'seqmodels.train.count.fit_and_evaluate runs it')
+
+
+def _check(config) -> None:
+  m = config.model
+  entry.check_positive(m, 'order')
+  entry.check(0 <= m.discount <= 1, f'config.model.discount={m.discount!r} must be in [0, 1] (0 means '
+              'modified Kneser-Ney discounts estimated from the counts)')
+
+
+ENTRIES = {'ngram': entry.Entry(_counted, kinds=('lm',), trained_by='counting', check=_check,
+                                carries_state=True, generate=_generate)}

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from seqmodels.layers.recurrent import Recurrent
+from seqmodels.models import entry
 
 PAD = 0
 
@@ -48,3 +49,13 @@ class RNNClassifier(nn.Module):
                           name='rnn')(x_BxTxE, mask_BxT, train=train)
     h_BxH = finals[-1][0]  # padded steps leave the carry unchanged: this is the state after the last real token
     return nn.Dense(c.C, dtype=c.dtype, name='classifier')(drop(h_BxH)).astype(jnp.float32)
+
+
+def _build(m, data, dtype: Any) -> nn.Module:
+  return RNNClassifier(RNNClassifierConfig(
+      V=data.vocab_size, C=data.meta.get('num_classes', 2), cell='lstm', E=m.embed or m.width, H=m.width,
+      N=m.layers, dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll,
+      parallel_scan=entry.parallel_scan(m), recurrence=entry.recurrence(m), dtype=dtype))
+
+
+ENTRIES = {'lstm_classifier': entry.Entry(_build, kinds=('classify',), recurrent_cell=entry.cell_of('lstm'))}

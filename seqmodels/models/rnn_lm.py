@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqmodels import decoding
 from seqmodels.layers.embeddings import OutputLayer, tied_logits
 from seqmodels.layers.recurrent import Recurrent
+from seqmodels.models import entry
+from seqmodels.models.rnn_regressor import RNNRegressor, RNNRegressorConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,3 +87,27 @@ def step_function(model: RNNLM, params, prompt_BxP) -> tuple[Any, Any, jax.Array
     return logits_Bx1xV[:, 0], carry
 
   return step_fn, carry, prompt_BxP[:, -1]
+
+
+def _build(cell: str) -> Callable[..., nn.Module]:
+  """A recurrent LM for token tasks; a many-to-one regressor for 'regression' tasks (the adding problem)."""
+
+  def build(m, data, dtype: Any) -> nn.Module:
+    if getattr(data, 'kind', 'lm') == 'regression':
+      return RNNRegressor(RNNRegressorConfig(
+          cell=cell, H=m.width, N=m.layers, dropout=m.dropout, forget_bias=m.forget_bias,
+          recurrent_init_scale=m.recurrent_init_scale, unroll=m.unroll,
+          parallel_scan=entry.parallel_scan(m), recurrence=entry.recurrence(m), dtype=dtype))
+    return RNNLM(RNNLMConfig(
+        V=data.vocab_size, cell=cell, E=m.embed or m.width, H=m.width, N=m.layers, dropout=m.dropout,
+        forget_bias=m.forget_bias, unroll=m.unroll, parallel_scan=entry.parallel_scan(m),
+        recurrent_init_scale=m.recurrent_init_scale, recurrence=entry.recurrence(m),
+        tie=m.get('tie_embeddings', False), dtype=dtype))
+
+  return build
+
+
+ENTRIES = {cell: entry.Entry(_build(cell), kinds=('lm', 'regression'), carries_state=True,
+                             tie_embeddings='option', recurrent_cell=entry.cell_of(cell),
+                             generate=decoding.sampler(step_function))
+           for cell in ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')}

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from seqmodels.layers.recurrent import Recurrent
 from seqmodels.layers.transformer import Block
+from seqmodels.models import entry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,3 +83,14 @@ class TransformerRegressor(nn.Module):
     m_BxTx1 = mask_BxT[..., None].astype(jnp.float32)
     pooled_BxD = (x_BxTxD * m_BxTx1).sum(1) / jnp.maximum(m_BxTx1.sum(1), 1.0)
     return nn.Dense(1, name='head')(pooled_BxD)[:, 0].astype(jnp.float32)
+
+
+def _build_transformer(m, data, dtype: Any) -> nn.Module:
+  return TransformerRegressor(TransformerRegressorConfig(
+      L=data.seq_len, D=m.width, N=m.layers, H=m.heads, F=m.ffn or 4 * m.width, dropout=m.dropout,
+      dtype=dtype))
+
+
+# The recurrent regressors are the `regression` kind of the recurrent LMs' entries (seqmodels/models/rnn_lm.py).
+ENTRIES = {'transformer_regressor': entry.Entry(_build_transformer, kinds=('regression',),
+                                                check=lambda c: entry.check_heads(c.model))}

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from seqmodels.layers.embeddings import PositionEmbedding, tied_logits
 from seqmodels.layers.transformer import Block, DecoderBlock
+from seqmodels.models import entry
 
 PAD = 0
 
@@ -116,3 +117,41 @@ def step_function(model: Transformer, params, src_BxS) -> tuple[Callable, dict]:
     return logits_Bx1xV[:, 0], {**cache, 'kv': mutated['cache']}
 
   return step, cache
+
+
+def one_vocabulary(meta) -> bool:
+  """Whether translation data has one vocabulary for both sides: source id i and target id i are the same
+  piece for every i (data.shared_vocab, or byte tokens), not merely two vocabularies of one size."""
+  src, tgt = meta.get('src_tokenizer'), meta.get('tgt_tokenizer')
+  if src is None or tgt is None:
+    return 'src_vocab_size' not in meta
+  return src is tgt or (src.vocab_size == tgt.vocab_size
+                        and src.pieces(range(src.vocab_size)) == tgt.pieces(range(tgt.vocab_size)))
+
+
+def _build(m, data, dtype: Any) -> nn.Module:
+  V_src = data.meta.get('src_vocab_size', data.vocab_size)
+  # 2 * seq_len positions: decoding may run past the training length (config.decode.max_len).
+  return Transformer(TransformerConfig(
+      V=data.vocab_size, V_src=V_src, L=2 * data.seq_len, D=m.width, N=m.layers, H=m.heads,
+      F=m.ffn or 4 * m.width, dropout=m.dropout, pre_ln=m.pre_ln,
+      share_embeddings=m.share_embeddings and one_vocabulary(data.meta), dtype=dtype))
+
+
+def _check(config) -> None:
+  m, d = config.model, config.data
+  entry.check_heads(m)
+  if 'decode' in config:
+    entry.check(config.decode.max_len <= 2 * d.seq_len, f'config.decode.max_len={config.decode.max_len} '
+                f"exceeds the Transformer's 2 * config.data.seq_len={2 * d.seq_len} positions: lower it or "
+                'raise seq_len')
+  # Byte tokens are one vocabulary on both sides whatever shared_vocab says; other tokenizers learn one a side.
+  entry.check(not m.share_embeddings or d.shared_vocab or d.tokenizer == 'byte',
+              'config.model.share_embeddings=True ties the source and target embeddings, and '
+              'config.data.shared_vocab=False gives the two sides their own vocabularies (source id i and '
+              'target id i are different pieces): set config.model.share_embeddings=False, or '
+              'config.data.shared_vocab=True')
+
+
+ENTRIES = {'transformer': entry.Entry(_build, kinds=('seq2seq',), check=_check, tie_embeddings='always',
+                                      decode_step=step_function, after_training=('translation',))}

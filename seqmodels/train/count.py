@@ -2,14 +2,13 @@
 
 The n-gram has no parameters to descend on, so it skips the gradient loop but keeps its contract: the same eval
 sums and metrics as the neural LMs (steps.token_metrics over the validation split), the same metrics.jsonl and
-summary.json fields, so experiments/report.py puts it in the same table. In the summary, `params` is the number of
+summary.json fields, so the report puts it in the same table. In the summary, `params` is the number of
 stored n-gram counts (every order), `tokens_per_sec` the counting throughput, and `unseen_context_fraction`
 {order k: share of evaluated positions whose (k-1)-token context never occurs in training} shows the sparsity.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -20,6 +19,8 @@ import numpy as np
 from seqmodels.data import builders, pipeline
 from seqmodels.models import ngram
 from seqmodels.train import sharding, steps
+from seqmodels.train import workdir as records
+from seqmodels.train.evaluate import check_test_split, eval_batch_size
 from seqmodels.train.metrics import MetricWriter, PeakMemory
 
 TEXT_STREAMS = ('text', 'tiny_shakespeare')  # datasets whose training rows are windows of one running text
@@ -88,14 +89,11 @@ def evaluate(model: ngram.NGramLM, data: pipeline.Data, batch_size: int, max_bat
   return pipeline.with_bits_per_char(steps.token_metrics(totals), data, split), fractions
 
 
-def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory) -> dict[str, Any]:
+def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory, digests: dict[str, str]) -> dict[str, Any]:
   """Fits config.model (order, discount) on the training tokens, evaluates it, writes the run's files."""
-  from seqmodels.train import loop  # loop dispatches here; code_version lives there
   t_start = time.time()
-  primary = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
-  if primary:
-    loop.write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json_best_effort()))
+  records.write_config(workdir, config, digests)
   pipeline.prepare(config.data)
   data = pipeline.load(config.data)
   if data.kind != 'lm':
@@ -103,7 +101,7 @@ def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory) -> dict[str,
                      f'config.data.name={config.data.name!r} is a {data.kind} task')
   test_eval = config.train.get('test_eval', False)
   if test_eval:
-    loop._check_test_split(data, config.data.name)  # pylint: disable=protected-access
+    check_test_split(data, config.data.name)
   m = config.model
   tokens = training_tokens(data, config.data)
   t_fit = time.time()
@@ -112,30 +110,28 @@ def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory) -> dict[str,
   train_metrics = {'tokens': float(tokens.size), 'tokens_per_sec': tokens.size / max(fit_seconds, 1e-9),
                    'train_seconds': fit_seconds}
   carry = config.train.get('carry_state', False)
-  eval_batch = loop.eval_batch_size(config.train)
+  eval_batch = eval_batch_size(config.train)
   eval_metrics, unseen = evaluate(model, data, eval_batch, config.train.eval_batches or None, carry_state=carry)
-  writer = MetricWriter(workdir, enabled=primary, resume_step=0)  # counting starts over: one record a split
+  writer = MetricWriter(workdir, enabled=jax.process_index() == 0, resume_step=0)  # counting starts over
   writer.write(1, 'train', train_metrics)
   writer.write(1, 'eval', {**eval_metrics, **{f'unseen_context_{k}': v for k, v in unseen.items()}})
   test_metrics = {}
   if test_eval:  # the counts are the model's one set of parameters: 'final'
-    test_metrics, test_unseen = evaluate(model, data, eval_batch, config.train.eval_batches or None, 'test', carry)
+    test_metrics, test_unseen = evaluate(model, data, eval_batch, config.train.eval_batches or None, 'test',
+                                         carry)
     writer.write(1, 'test', {**test_metrics, **{f'unseen_context_{k}': v for k, v in test_unseen.items()}})
     test_metrics = {**test_metrics, 'parameters': 'final'}
   writer.close()
-  summary = {
-      'status': 'done', 'model': m.name, 'data': config.data.name,
-      'params': int(sum(t.keys.size for t in model.tables)), 'step': 1, 'num_steps': 1,
-      'train': train_metrics, 'eval': eval_metrics, 'best_eval_loss': eval_metrics['loss'], 'best_step': 1,
-      'tokens_per_sec': train_metrics['tokens_per_sec'], 'train_seconds': fit_seconds,
-      'wall_seconds': time.time() - t_start, 'devices': jax.device_count(), 'processes': jax.process_count(),
-      'sessions': [loop.session(0, platform='cpu')],  # one counting pass, in NumPy
-      'platform': 'cpu', 'dtype': 'float64', 'commit': loop.code_version(),  # NumPy counts
-      'peak_memory_bytes': peak_memory.bytes(),
-      'order': model.order, 'discounts': {k + 1: list(t.discounts) for k, t in enumerate(model.tables)},
-      'unseen_context_fraction': unseen, **({'test': test_metrics} if test_metrics else {}),
-  }
+  summary = records.summary(
+      config, 'done', params=int(sum(t.keys.size for t in model.tables)), step=1, num_steps=1,
+      train=train_metrics, eval=eval_metrics, best_eval_loss=eval_metrics['loss'], best_step=1,
+      tokens_per_sec=train_metrics['tokens_per_sec'], train_seconds=fit_seconds,
+      wall_seconds=time.time() - t_start,
+      sessions=[records.session(0, platform='cpu')],  # one counting pass, in NumPy
+      platform='cpu', dtype='float64',  # NumPy counts
+      peak_memory_bytes=peak_memory.bytes(), order=model.order,
+      discounts={k + 1: list(t.discounts) for k, t in enumerate(model.tables)},
+      unseen_context_fraction=unseen, **({'test': test_metrics} if test_metrics else {}))
   sharding.wait_for_all_processes('the run')  # as loop's runs end: a process that failed says so here
-  if primary:
-    loop.write_json(os.path.join(workdir, 'summary.json'), summary)
+  records.write_summary(workdir, summary)
   return summary

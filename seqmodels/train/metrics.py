@@ -15,6 +15,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from seqmodels.errors import NonFiniteLossError
+from seqmodels.train import checkpoint
+
 
 @contextlib.contextmanager
 def _without_torch():
@@ -77,6 +80,18 @@ def _scalar(v: Any) -> float:
   return float(np.asarray(v))
 
 
+def strict_json(obj: Any) -> Any:
+  """`obj` with its non-finite floats as the strings 'NaN', 'Infinity' and '-Infinity', which strict JSON
+  readers accept and `float()` reads back (json.dump would write bare NaN, which is not JSON)."""
+  if isinstance(obj, float) and not math.isfinite(obj):
+    return 'NaN' if math.isnan(obj) else ('Infinity' if obj > 0 else '-Infinity')
+  if isinstance(obj, dict):
+    return {k: strict_json(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [strict_json(v) for v in obj]
+  return obj
+
+
 def _drop_records_after(path: str, step: int) -> int:
   """Rewrites the JSONL file `path` without its records after `step` (and a torn last line); returns how many
   records it dropped."""
@@ -132,7 +147,8 @@ class MetricWriter:
     if not self._enabled:
       return
     values = {k: _scalar(v) for k, v in metrics.items()}
-    self._jsonl.write(json.dumps({'step': step, 'split': split, 'time': time.time(), **values}) + '\n')
+    record = strict_json({'step': step, 'split': split, 'time': time.time(), **values})
+    self._jsonl.write(json.dumps(record, allow_nan=False) + '\n')
     self._jsonl.flush()
     if self._tb is not None:
       for k, v in values.items():
@@ -184,3 +200,83 @@ def _hms(seconds: float) -> str:
   m, s = divmod(int(seconds), 60)
   h, m = divmod(m, 60)
   return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'
+
+
+# Training steps dispatched but not yet finished, at most. Unbounded, the host queues hundreds of steps (each
+# holding its batch in device memory), and XLA:CPU (jax 0.10.2) with several devices per process (the tests'
+# 8, or one per core) deadlocks in an all-reduce, likely as executions of later steps take every worker thread
+# while waiting for devices whose earlier steps cannot run. On 2 cores, 600-step runs of the tests' tiny models
+# on 8 devices aborted at the 40 s rendezvous timeout 4 times in 4, and 0 in 4 with this bound. Two keep the
+# devices busy while the host prepares the next step.
+MAX_STEPS_IN_FLIGHT = 2
+
+
+def bound_in_flight(dispatched: list) -> None:
+  """Waits until at most MAX_STEPS_IN_FLIGHT of the steps whose outputs are in `dispatched` (oldest first) are
+  unfinished: the host stays ahead of the devices, by a bounded number of steps."""
+  if len(dispatched) > MAX_STEPS_IN_FLIGHT:
+    jax.block_until_ready(dispatched[-MAX_STEPS_IN_FLIGHT - 1])
+
+
+class TrainLog:
+  """The train metrics of the steps since the last flush: fetched, checked finite, averaged and written, with
+  the training time and the steady tokens/s (compilation out: counted from the first flush on)."""
+
+  def __init__(self, writer: MetricWriter, progress: Progress, run, tokens_per_step: int,
+               num_steps: int):
+    self.writer, self.progress, self.run = writer, progress, run
+    self.tokens_per_step, self.num_steps = tokens_per_step, num_steps
+    self.pending: list[dict[str, jax.Array]] = []
+    self.metrics: dict[str, float] = {}  # the last flush's means
+    self.timer = time.time()
+    self.steady_since: float | None = None
+    self.steady_tokens = 0
+
+  def add(self, metrics: dict[str, jax.Array]) -> None:
+    """A dispatched step's metrics; waits while more than MAX_STEPS_IN_FLIGHT steps are unfinished."""
+    self.pending.append(metrics)
+    bound_in_flight(self.pending)
+
+  def pause(self, seconds: float) -> None:
+    """Leaves `seconds` (an evaluation) out of the training time and the tokens/s."""
+    self.timer += seconds
+    if self.steady_since is not None:
+      self.steady_since += seconds
+
+  def flush(self, step: int, ckpt: checkpoint.Checkpointer, workdir: str) -> None:
+    """Fetches the pending metrics, stops on a non-finite loss, logs their means."""
+    if not self.pending:
+      return
+    got = jax.device_get(self.pending)
+    first_step = step - len(got) + 1
+    for i, m in enumerate(got):
+      if not np.isfinite(m['loss']):
+        ckpt.wait()  # a save in flight is a good checkpoint too
+        saved = checkpoint.saved_steps(workdir)
+        kept = (f'the last good checkpoint (step {saved[0]}) is kept in {workdir}/checkpoints' if saved else
+                'no checkpoint was saved before it')
+        raise NonFiniteLossError(
+            f'loss became {float(m["loss"])} at step {first_step + i}; {kept}: lower optim.lr or set '
+            'optim.clip_norm, then rerun with a new --workdir')
+    now = time.time()
+    self.run.train_seconds += now - self.timer
+    self.run.tokens_seen += self.tokens_per_step * len(got)
+    if self.steady_since is None:
+      self.steady_since = now
+    else:
+      self.steady_tokens += self.tokens_per_step * len(got)
+    elapsed = now - self.steady_since
+    tok_s = self.steady_tokens / elapsed if elapsed > 0 else float('nan')
+    self.metrics = {k: float(np.mean([m[k] for m in got])) for k in got[0]}
+    self.metrics['tokens_per_sec'] = tok_s
+    if math.isfinite(tok_s):
+      self.run.tokens_per_sec = tok_s
+    # train_seconds: so far, all sessions
+    self.writer.write(step, 'train', {**self.metrics, 'train_seconds': self.run.train_seconds})
+    eta = (self.num_steps - step) * self.tokens_per_step / tok_s if tok_s > 0 else float('nan')
+    self.progress.update(step, self.metrics['loss'], tok_s, eta)
+    self.pending = []
+    self.timer = time.time()
+
+  def close(self) -> None:
+    self.progress.close()

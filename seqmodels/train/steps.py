@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from seqmodels.models import registry
 from seqmodels.train import optim
 from seqmodels.train.state import TrainState
 
@@ -33,9 +34,6 @@ class Objective:
   from_sums: Callable[[dict], tuple[jax.Array, dict]]        # sums -> (mean loss, mean metrics), jittable
   counts: tuple[str, ...]                                    # the sums that are data weights (denominators)
   finalize: Callable[[dict[str, float]], dict[str, float]]   # summed eval sums -> metrics (on the host)
-  # Optional evaluation after training that needs more than one forward pass (e.g. decoding + BLEU):
-  # (model, params, data, config, workdir) -> metrics merged into the final eval metrics.
-  final_eval: Callable[..., dict[str, float]] | None = None
   # Metrics of from_sums that the train step leaves out (evaluation reports them): a token accuracy is an argmax
   # over the vocabulary, which XLA:CPU does not vectorize: 9% of a 22k-word LSTM LM's CPU step (bench/word_lm.py).
   train_drops: tuple[str, ...] = ()
@@ -144,15 +142,10 @@ def _seq2seq_as_lm(outputs, batch):
   return logits_BxTxV, {'targets': batch['tgt_out'], 'weights': batch['weights']}
 
 
-def _seq2seq_final_eval(model, params, data, config, workdir):
-  from seqmodels.models import seq2seq  # decoding, BLEU and attention maps; imported late, steps stay light
-  return seq2seq.final_eval(model, params, data, config, workdir)
-
-
 # seq2seq: batches {src [b,S], tgt_in [b,T] (BOS + target), tgt_out [b,T] (target + EOS), weights [b,T]}.
 SEQ2SEQ = Objective(inputs=lambda b: (b['src'], b['tgt_in']),
                     eval_sums=lambda o, b: _lm_eval_sums(*_seq2seq_as_lm(o, b)), from_sums=_lm_from_sums,
-                    counts=LM.counts, finalize=token_metrics, final_eval=_seq2seq_final_eval,
+                    counts=LM.counts, finalize=token_metrics,
                     train_drops=LM.train_drops)
 OBJECTIVES['seq2seq'] = SEQ2SEQ
 
@@ -317,3 +310,8 @@ def make_eval_step(model, objective: Objective = LM, carry_state: bool = False) 
     return objective.eval_sums(outputs, batch), carry
 
   return carried_eval_step if carry_state else eval_step
+
+
+def objective_for(model_name: str, data_kind: str) -> Objective:
+  """The Objective a model trains with on data of `data_kind` (its registry entry decides)."""
+  return OBJECTIVES[registry.objective(model_name, data_kind)]

@@ -11,15 +11,14 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments.configs.base import get_base_config
-from seqmodels import errors
+from seqmodels import errors, evals
 from seqmodels.analysis import runs
-from seqmodels.models import ngram
-from seqmodels.train import checkpoint, count, loop, optim, steps
+from seqmodels.models import ngram, registry
+from seqmodels.train import checkpoint, count, evaluate, loop, optim, steps, workdir
 from seqmodels.train.checkpoint import Checkpointer
 
 
@@ -141,14 +140,14 @@ def test_nonfinite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path)
 def test_a_final_evaluation_that_fails_loses_no_training_and_a_rerun_redoes_only_it(tmp_path, monkeypatch):
   c = tiny_config(tmp_path)
   c.train.checkpoint_every = 100  # the last step's is the only checkpoint
-  lm = steps.OBJECTIVES['lm']
+  monkeypatch.setitem(registry.MODELS, 'lstm', dataclasses.replace(registry.MODELS['lstm'], after_training=('bleu',)))
   def failing(*args):
     raise RuntimeError('decoding ran out of memory')
-  monkeypatch.setitem(steps.OBJECTIVES, 'lm', dataclasses.replace(lm, final_eval=failing))
+  monkeypatch.setitem(evals.AFTER_TRAINING, 'bleu', failing)
   with pytest.raises(RuntimeError, match='out of memory'):
     loop.train_and_evaluate(c, str(tmp_path / 'run'))
   assert checkpoint.saved_steps(str(tmp_path / 'run')) == [12]
-  monkeypatch.setitem(steps.OBJECTIVES, 'lm', dataclasses.replace(lm, final_eval=lambda *args: {'bleu': 7.0}))
+  monkeypatch.setitem(evals.AFTER_TRAINING, 'bleu', lambda *args: {'bleu': 7.0})
   summary = loop.train_and_evaluate(c, str(tmp_path / 'run'))
   assert summary['step'] == 12 and summary['eval']['bleu'] == 7.0
 
@@ -211,53 +210,6 @@ def test_init_from_loads_pretrained_params_and_frozen_ones_stay_bit_identical(tm
     loop.train_and_evaluate(c, str(tmp_path / 'other'))
 
 
-def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(tmp_path):
-  import json
-  c = tiny_config(tmp_path)
-  saved = json.loads(c.to_json_best_effort())
-  del saved['optim']['name']  # a config.json written before optim.name existed
-  (tmp_path / 'config.json').write_text(json.dumps(saved))
-  early = tmp_path / 'failed_early'  # a run that failed before its first checkpoint: nothing to resume, nor mix
-  early.mkdir()
-  (early / 'config.json').write_text(json.dumps({**saved, 'seed': 5}))
-  loop.check_resumable(str(early), c)  # before: refused, and the workdir was locked to the config that failed
-  (tmp_path / 'checkpoints' / '4').mkdir(parents=True)  # a run to resume
-  loop.check_resumable(str(tmp_path), c)  # same run: resumes
-  c.model.width = 64
-  with pytest.raises(errors.WorkdirError,
-                     match=r'different config \(config\.model\.width: 32 there, 64 now\): use a new --workdir'):
-    loop.check_resumable(str(tmp_path), c)
-  c.model.width, c.train.num_steps = 32, 99
-  with pytest.raises(errors.WorkdirError, match=r'config\.train\.num_steps'):
-    loop.check_resumable(str(tmp_path), c)
-  c.train.num_steps, c.model.unroll = saved['train']['num_steps'], 8  # a speed knob: e.g. resumed on a GPU
-  loop.check_resumable(str(tmp_path), c)
-  c.model.recurrence = 'scan'  # another speed knob, the same function
-  loop.check_resumable(str(tmp_path), c)
-  c.train.dtype = 'float32'  # a run saved with train.dtype=float32 resumes under 'auto' on CPU, not in bfloat16
-  (tmp_path / 'config.json').write_text(c.to_json_best_effort())
-  c.train.dtype = 'auto'
-  loop.check_resumable(str(tmp_path), c)
-  c.train.dtype = 'bfloat16'
-  with pytest.raises(errors.WorkdirError, match=r"config\.train\.dtype: 'float32' there, 'bfloat16' now"):
-    loop.check_resumable(str(tmp_path), c)
-  c.train.dtype, c.train.eval_batch_size = 'float32', 7  # the whole validation split either way: the same rows
-  loop.check_resumable(str(tmp_path), c)
-  c.train.eval_batches = 3  # the best checkpoint would be chosen by comparing evaluations of other rows
-  with pytest.raises(errors.WorkdirError, match=r'evaluated on other rows \(config\.train\.eval_batches, '
-                                              r'eval_batch_size: 0, None there, 3, 7 now\)'):
-    loop.check_resumable(str(tmp_path), c)
-  c.train.eval_batches, c.train.eval_batch_size = 0, 0
-  loop.check_resumable(str(tmp_path), c)
-
-
-def test_a_truncated_config_json_is_named_with_the_fix(tmp_path):
-  (tmp_path / 'config.json').write_text('{"seed": 0, "mod')
-  (tmp_path / 'summary.json').write_text('{"status": "done"}')
-  with pytest.raises(errors.WorkdirError, match=r'unreadable config\.json \(JSONDecodeError: .*delete that file'):
-    loop.check_resumable(str(tmp_path), tiny_config(tmp_path))
-
-
 def test_restore_saved_names_a_missing_checkpoint(tmp_path):
   with pytest.raises(errors.CheckpointError, match=r'has no checkpoint: point it at the workdir'):
     checkpoint.restore_saved(str(tmp_path))
@@ -308,15 +260,6 @@ def test_a_checkpoint_of_other_parameters_is_named_not_quarantined_as_corrupt(tm
   assert not (tmp_path / 'run' / 'corrupt_checkpoints').exists()
 
 
-def test_auto_compute_dtype_is_bfloat16_on_accelerators_and_float32_on_cpu(monkeypatch):
-  assert get_base_config().train.dtype == 'auto'
-  assert loop.compute_dtype('auto') == jnp.float32  # the tests run on CPU
-  assert loop.compute_dtype('bfloat16') == jnp.bfloat16
-  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
-  assert loop.compute_dtype('auto') == jnp.bfloat16
-  assert loop.compute_dtype('float32') == jnp.float32
-
-
 def test_keep_best_keeps_the_best_evaluations_parameters_and_analyses_read_them(tmp_path, caplog):
   from seqmodels.analysis import runs
   c = tiny_config(tmp_path)
@@ -337,9 +280,9 @@ def test_keep_best_keeps_the_best_evaluations_parameters_and_analyses_read_them(
   assert step == best
   _assert_trees_equal(params, periodic['params'])
   # train.test_eval: the test split, with the best evaluation's parameters
-  eval_step = jax.jit(loop.steps.make_eval_step(run.model, run.objective))
+  eval_step = jax.jit(steps.make_eval_step(run.model, run.objective))
   replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
-  on_test = lambda p: loop.evaluate(eval_step, run.objective, p, run.data, 16,
+  on_test = lambda p: evaluate.evaluate(eval_step, run.objective, p, run.data, 16,
                                     jax.sharding.NamedSharding(replicated.mesh, jax.sharding.PartitionSpec('data')),
                                     None, 'test')
   assert summary['test'] == {**on_test(params), 'parameters': 'best'}
@@ -399,7 +342,7 @@ def test_a_run_records_its_data_files_and_refuses_to_resume_or_be_analysed_on_ch
   monkeypatch.chdir(tmp_path.parent)  # the analyses read it from anywhere: config.json names the file absolutely
   corpus = str(tmp_path / 'corpus.txt')
   assert json.loads((tmp_path / 'run' / 'config.json').read_text())['data']['path'] == corpus
-  assert list(json.loads((tmp_path / 'run' / loop.DATA_FILES).read_text())) == [corpus]
+  assert list(json.loads((tmp_path / 'run' / workdir.DATA_FILES).read_text())) == [corpus]
   assert runs.load(str(tmp_path / 'run')).data.vocab_size > 0
   monkeypatch.chdir(tmp_path)
   assert loop.train_and_evaluate(c, 'run', stop_after=2)['step'] == 4  # the same files: it resumes
@@ -412,25 +355,6 @@ def test_a_run_records_its_data_files_and_refuses_to_resume_or_be_analysed_on_ch
   os.remove(corpus)
   with pytest.raises(ValueError, match=f'{corpus} it read is gone'):
     runs.load(str(tmp_path / 'run'))
-
-
-def test_resume_reads_the_tokenizer_of_a_config_json_written_before_text_took_one(tmp_path):
-  c = tiny_config(tmp_path)
-  c.data.name, c.data.path = 'text', str(tmp_path / 'corpus.txt')
-  saved = json.loads(c.to_json_best_effort())
-  saved['data']['tokenizer'] = 'unigram'  # the translation default of older versions, meaningless for text
-  del saved['data']['min_count']
-  (tmp_path / 'config.json').write_text(json.dumps(saved))
-  (tmp_path / 'checkpoints' / '4').mkdir(parents=True)  # a run to resume
-  loop.check_resumable(str(tmp_path), c)  # 'auto' now: characters, as then
-  c.data.tokenizer = 'word'
-  with pytest.raises(errors.WorkdirError,
-                     match=r"different config \(config\.data\.tokenizer: 'char' there, 'word' now\)"):
-    loop.check_resumable(str(tmp_path), c)
-  c.data.name, c.data.tokenizer = 'toy_translation', 'auto'  # 'auto' is 'unigram' for translation
-  saved['data'].update(name='toy_translation', min_count=1)
-  (tmp_path / 'config.json').write_text(json.dumps(saved))
-  loop.check_resumable(str(tmp_path), c)
 
 
 def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(tmp_path):
@@ -452,7 +376,7 @@ def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(t
   ids = run.data.tokens['validation']
   streams_16xL = ids[:len(ids) // 16 * 16].reshape(16, -1)
   logits = run.model.apply({'params': wide['state'].params}, streams_16xL[:, :-1])
-  nll, tokens = loop.steps.token_cross_entropy(logits, streams_16xL[:, 1:], np.ones(streams_16xL[:, 1:].shape))[:2]
+  nll, tokens = steps.token_cross_entropy(logits, streams_16xL[:, 1:], np.ones(streams_16xL[:, 1:].shape))[:2]
   assert wide['eval']['loss'] == pytest.approx(float(nll) / float(tokens), rel=1e-5)
   assert abs(wide['eval']['loss'] - full['eval']['loss']) > 1e-4  # 8 streams are not 16
   c.train.eval_batch_size = 128  # 216 validation characters: 1 a stream, too few; said before any training

@@ -1,6 +1,7 @@
 """Tests for seqmodels/train/metrics.py: the JSONL record, TensorBoard scalars, and a start-up without PyTorch."""
 
 import json
+import math
 import mmap
 import os
 import subprocess
@@ -14,11 +15,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_writer_appends_jsonl_rows_and_tensorboard_event_files(tmp_path):
   writer = MetricWriter(str(tmp_path))
   writer.write(10, 'train', {'loss': 2.5, 'lr': 1e-3})
-  writer.write(20, 'eval', {'loss': float('nan')})  # non-finite: kept in JSONL, skipped for TensorBoard
+  writer.write(20, 'eval', {'loss': float('nan'), 'x': float('inf')})  # kept in JSONL, skipped for TensorBoard
   writer.close()
-  rows = [json.loads(line) for line in open(tmp_path / 'metrics.jsonl')]
+  strict = lambda name: (_ for _ in ()).throw(ValueError(f'{name} is not JSON'))
+  rows = [json.loads(line, parse_constant=strict) for line in open(tmp_path / 'metrics.jsonl')]  # strict JSON
   assert [(r['step'], r['split'], r['loss']) for r in rows[:1]] == [(10, 'train', 2.5)]
-  assert rows[1]['step'] == 20 and rows[1]['loss'] != rows[1]['loss']  # NaN
+  assert rows[1]['step'] == 20 and (rows[1]['loss'], rows[1]['x']) == ('NaN', 'Infinity')
+  assert math.isnan(float(rows[1]['loss'])) and float(rows[1]['x']) == math.inf  # float() reads them back
   events = os.listdir(tmp_path / 'tensorboard')
   assert events and all(e.startswith('events.out.tfevents') for e in events)
   assert os.path.getsize(tmp_path / 'tensorboard' / events[0]) > 0

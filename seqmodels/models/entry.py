@@ -1,0 +1,90 @@
+"""What a model family declares about itself: its registry entry, and the config helpers entries share.
+
+Each model module ends with `ENTRIES = {name: Entry(...)}`; `seqmodels/models/registry.py` collects them. The
+training loop, validation, the analyses and the report ask an entry, never a model's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax.linen as nn
+
+from seqmodels.errors import ConfigError
+from seqmodels.layers.recurrent import GATES, default_recurrence
+
+
+def _no_checks(config) -> None:
+  del config
+
+
+def _no_cell(m) -> str:
+  del m
+  return ''
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """A model family's registry entry (one per `config.model.name`)."""
+  # (config.model, data, compute dtype) -> flax module; `data` gives vocab_size, seq_len, kind and meta.
+  build: Callable[..., nn.Module]
+  # The task kinds (seqmodels.train.steps.OBJECTIVES) the module's outputs serve.
+  kinds: tuple[str, ...]
+  # The objective it trains with when not its data's kind ('bilm': ELMo on lm data).
+  objective: str = ''
+  # 'counting': fitted in one pass by seqmodels/train/count.py, no module and no gradient steps.
+  trained_by: str = 'gradient'
+  # Its own config checks, after the generic ones: config -> None, raising errors.ConfigError.
+  check: Callable[[Any], None] = _no_checks
+  # Whether it trains on natural text only, where every token is real (a biLM predicts each one).
+  needs_text: bool = False
+  # Whether it carries a state from window to window of running text (train.carry_state).
+  carries_state: bool = False
+  # config.model.tie_embeddings: 'option' (a field of it), 'always' (tied by design) or 'never'.
+  tie_embeddings: str = 'never'
+  # config.model -> the cell of its RecurrentLayers (rnn | lstm | gru), or '' where it has none.
+  recurrent_cell: Callable[[Any], str] = _no_cell
+  # LMs: (model, params, prompt_BxP, rng, *, max_new, temperature, top_k, top_p, eos_id, window)
+  # -> tokens_BxN, the prompt continued by sampling (analysis.samples); None for other models.
+  generate: Callable[..., Any] | None = None
+  # seq2seq: (model, params, src_BxS) -> (decoding.StepFn, cache), for greedy and beam decoding.
+  decode_step: Callable[..., Any] | None = None
+  # Evaluations it adds after training, by name in seqmodels.evals.AFTER_TRAINING ('translation').
+  after_training: tuple[str, ...] = ()
+
+
+def parallel_scan(m) -> bool | None:
+  """config.model.min_scan (mingru/minlstm training path) as the layers take it: True, False or None (auto)."""
+  return {'auto': None, 'parallel': True, 'sequential': False}[m.get('min_scan', 'auto')]
+
+
+def recurrence(m) -> str:
+  """config.model.recurrence (how rnn/lstm/gru layers run) as the layers take it; 'auto': the platform's."""
+  r = m.get('recurrence', 'auto')
+  return default_recurrence() if r == 'auto' else r
+
+
+def cell_of(name: str) -> Callable[[Any], str]:
+  """`recurrent_cell` of a family built on one cell: `name` when it runs through RecurrentLayers."""
+  return lambda m: name if name in GATES else ''
+
+
+def check(ok: bool, message: str) -> None:
+  """Raises ConfigError(message) unless `ok`."""
+  if not ok:
+    raise ConfigError(message)
+
+
+def check_positive(section, *fields: str, where: str = 'model') -> None:
+  for f in fields:
+    v = section[f]
+    check(isinstance(v, int) and v > 0, f'config.{where}.{f}={v!r} must be a positive integer')
+
+
+def check_heads(m) -> None:
+  """config.model.heads divides config.model.width (multi-head attention splits the width)."""
+  check_positive(m, 'heads')
+  divisors = [h for h in range(1, m.width + 1) if m.width % h == 0][:8]
+  check(m.width % m.heads == 0, f'config.model.heads={m.heads} does not divide config.model.width='
+        f'{m.width}: choose heads from {divisors} or change width')
