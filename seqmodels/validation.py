@@ -292,6 +292,9 @@ def validate_devices(config, device_count: int, process_count: int, platform: st
   _check(not _runs_cudnn(config.model) or config.train.dtype != 'auto',  # (reached on a GPU only)
          f"config.model.recurrence='cudnn' runs float32 LSTMs, and train.dtype='auto' computes in bfloat16 on "
          f'{platform}: set train.dtype=float32')
+  if config.train.fsdp and device_count == 1:
+    logging.warning('config.train.fsdp=True shards parameters and optimizer state over devices, and this run has '
+                    'one: they stay whole (fsdp saves memory on several devices)')
   b = config.train.batch_size
   devices = f'{device_count} device{"s" * (device_count != 1)}'
   _check(b % device_count == 0, f'config.train.batch_size={b} does not split over {devices}: '

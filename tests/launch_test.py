@@ -1,6 +1,7 @@
 """Launcher: bad configs fail before compilation with one line naming the field and the fix; SIGTERM saves."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 import jax
 import pytest
 
+from experiments.configs.base import get_base_config
 from experiments.configs.copy import get_config
 from seqmodels import errors
 from seqmodels import validation
@@ -309,3 +311,14 @@ def test_a_sweep_rerun_with_other_flags_is_refused_before_any_trial_runs(tmp_pat
   assert _launch_in_process([f'--config={tmp_path / "higher_lr.py"}', *flags[1:]]) == 2
   assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
       f'error: workdir {tmp_path}/s/seed=0 holds a run with a different config (config.optim.lr: ')
+
+
+def test_fsdp_on_one_device_is_said(caplog):
+  c = get_base_config()
+  c.train.fsdp = True
+  with caplog.at_level(logging.WARNING):
+    validation.validate_devices(c, 8, 1, 'cpu')
+  assert 'fsdp' not in caplog.text
+  with caplog.at_level(logging.WARNING):
+    validation.validate_devices(c, 1, 1, 'cpu')
+  assert 'config.train.fsdp=True shards parameters' in caplog.text and 'this run has one' in caplog.text
