@@ -99,8 +99,10 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64,
 
 
 def main(argv: list[str] | None = None) -> None:
+  from seqmodels import cli
   from seqmodels.analysis import runs
-  parser = runs.ArgumentParser(description='attention weights of finished runs -> RUN/attention_layers.npz')
+  parser = cli.ArgumentParser(
+      description='attention weights of finished runs -> RUN/attention_layers.npz')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--example', type=int, default=0, help='which example of the first validation batch')
   parser.add_argument('--length', type=int, default=64, help='positions kept (the heatmaps label up to 40)')
@@ -108,13 +110,14 @@ def main(argv: list[str] | None = None) -> None:
   args = parser.parse_args(argv)
   from seqmodels.errors import CheckpointError
   if args.example < 0 or args.length < 1:
-    runs.fail(f'--example={args.example} --length={args.length}: the example is >= 0 and the length >= 1')
+    cli.fail(f'--example={args.example} --length={args.length}: the example is >= 0 and the '
+             'length >= 1')
   runs.check_workdirs(args.workdir)
   for workdir in args.workdir:
     try:
       maps = run_attention_maps(workdir, args.example, args.length, args.checkpoint)
     except (CheckpointError, ValueError) as e:
-      runs.fail(f'--workdir={workdir}: {e}')
+      cli.fail(f'--workdir={workdir}: {e}')
     path = os.path.join(workdir, 'attention_layers.npz')
     np.savez(path, **maps)
     n, (heads, queries, keys) = sum(k.startswith('layer') for k in maps), maps['layer0'].shape

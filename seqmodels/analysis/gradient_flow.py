@@ -269,8 +269,9 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
 
 
 def main(argv: list[str] | None = None) -> None:
+  from seqmodels import cli
   from seqmodels.analysis import runs
-  parser = runs.ArgumentParser(description='||dL/dh_t|| of finished runs -> gradient_flow.json')
+  parser = cli.ArgumentParser(description='||dL/dh_t|| of finished runs -> gradient_flow.json')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--out', default='', help='one JSON for all runs (default: RUN/gradient_flow.json each)')
   parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
       series = run_gradient_flow(workdir, args.batch_size, args.loss_position, args.checkpoint, args.whole_sequence)
     except (CheckpointError, ValueError) as e:
-      runs.fail(f'--workdir={workdir}: {e}')
+      cli.fail(f'--workdir={workdir}: {e}')
     everything += series
     if not args.out:
       with open(os.path.join(workdir, 'gradient_flow.json'), 'w') as f:
