@@ -6,9 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import report
 from experiments.configs.translate import get_config as translate_config
-from seqmodels import validation
+from seqmodels import report, validation
 from seqmodels.analysis import attention_maps, gradient_flow
 from seqmodels.layers.attention import MultiHeadAttention
 from seqmodels.train import loop

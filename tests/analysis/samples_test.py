@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from experiments import report
+from seqmodels import report
 from seqmodels.analysis import runs, samples
 from tests.analysis.gradient_flow_cli_test import _run
 
