@@ -11,7 +11,7 @@ them only then), so any Transformer-family model gives its maps without a line o
 
 From the command line, for finished runs (config.json + the latest checkpoint in each workdir):
   python -m seqmodels.analysis.attention_maps --workdir=RUN [--workdir=RUN2 ...] [--example=0] [--length=64]
-writes RUN/attention_layers.npz, which `python experiments/report.py RUN` draws as attention_layers_<run>.png (a
+writes RUN/attention_layers.npz, which `python -m seqmodels.report RUN` draws as attention_layers_<run>.png (a
 row per layer, a column per head). Translation runs also write attention_maps.npz in their final evaluation
 (seqmodels.models.seq2seq.final_eval): for several decoded sentences, an RNN decoder's additive or multiplicative
 attention, or the Transformer's top encoder-decoder attention averaged over its heads.

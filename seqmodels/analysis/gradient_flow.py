@@ -16,7 +16,7 @@ Both return the mean over the batch of per-example norms, float32 [T] (one array
 
 From the command line, for finished runs (config.json + the latest checkpoint in each workdir):
   python -m seqmodels.analysis.gradient_flow --workdir=RUN [--workdir=RUN2 ...] [--out=FILE] [--batch_size=16]
-writes gradient_flow.json (into each RUN, or all series into FILE) in the format experiments/report.py plots.
+writes gradient_flow.json (into each RUN, or all series into FILE) in the format seqmodels.report plots.
 Runs of language models (ELMo's too), the adding problem, classifiers (their loss reads the whole text) and
 translations (the loss at a target position; the encoder's series runs over source positions, time='source', its
 distance counted from the source's last token: the context an RNN decoder starts from) are read; BERT pre-training,

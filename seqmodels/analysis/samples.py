@@ -11,7 +11,7 @@ top-p; temperature 0 is greedy), each in its own way of carrying the past:
 From the command line, for finished runs (config.json and the latest checkpoint; for the n-gram, summary.json):
   python -m seqmodels.analysis.samples --workdir=RUN [--workdir=RUN2 ...] [--prompt=TEXT] [--new_tokens=200]
       [--num_samples=3] [--prompt_tokens=N] [--temperature=0.8] [--top_k=0] [--top_p=1.0] [--seed=0]
-prints the samples and writes RUN/samples.json, which `python experiments/report.py RUN` shows. Without
+prints the samples and writes RUN/samples.json, which `python -m seqmodels.report RUN` shows. Without
 `--prompt`, sample i continues the first `--prompt_tokens` tokens of validation example i and is shown beside the
 example's own continuation (`reference`; of running text, its next `--new_tokens` tokens, read on past the
 window): the same prompts for every run on the same data, for any task, text or synthetic. By default the prompt

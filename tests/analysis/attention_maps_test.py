@@ -1,5 +1,5 @@
 """Attention maps: the weights every MultiHeadAttention sows are the ones it attended with; the CLI writes them for
-a finished run in the layout experiments/report.py draws, and the Transformer's translations get theirs."""
+a finished run in the layout seqmodels.report draws, and the Transformer's translations get theirs."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""The gradient-flow CLI: a finished run's checkpoint -> gradient_flow.json that experiments/report.py plots."""
+"""The gradient-flow CLI: a finished run's checkpoint -> gradient_flow.json that seqmodels.report plots."""
 
 import json
 

@@ -1,5 +1,5 @@
 """The samples CLI: every kind of LM continues the same validation prompts (or a --prompt) from its latest
-checkpoint, greedy decoding follows the model's own argmax, and experiments/report.py shows the samples."""
+checkpoint, greedy decoding follows the model's own argmax, and seqmodels.report shows the samples."""
 
 import dataclasses
 import json
