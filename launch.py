@@ -67,12 +67,11 @@ def main(argv) -> None:
   logging.get_absl_handler().addFilter(_QuietLibraries())
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}: flags take the form --name=value')
-  sys.path.insert(0, HERE)
   # Imported here so `--help` and flag errors are instant.
   import jax
   from seqmodels.train import host_memory
   host_memory.run_cpu_steps_inline()  # before JAX's first computation (see there: a faster CPU step)
-  from experiments import report
+  from seqmodels import report
   from seqmodels import errors, sweep, validation
   from seqmodels.train import loop, sharding, workdir as records
 

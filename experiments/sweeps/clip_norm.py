@@ -2,7 +2,7 @@
 
   python launch.py --config=experiments/configs/exploding_gradients.py:small \
       --sweep=experiments/sweeps/clip_norm.py --workdir=runs/clip_norm_small
-  python experiments/report.py runs/clip_norm_small --out runs/clip_norm_small/report
+  python -m seqmodels.report runs/clip_norm_small --out runs/clip_norm_small/report
 
 Without clipping, momentum SGD from init scale 2 diverges within ~100 steps (the trial fails with a non-finite loss,
 or its loss stays orders of magnitude up); the orthogonal init (scale 1) trains either way, and scale 2 with

@@ -11,7 +11,7 @@ them only then), so any Transformer-family model gives its maps without a line o
 
 From the command line, for finished runs (config.json + the latest checkpoint in each workdir):
   python -m seqmodels.analysis.attention_maps --workdir=RUN [--workdir=RUN2 ...] [--example=0] [--length=64]
-writes RUN/attention_layers.npz, which `python experiments/report.py RUN` draws as attention_layers_<run>.png (a
+writes RUN/attention_layers.npz, which `python -m seqmodels.report RUN` draws as attention_layers_<run>.png (a
 row per layer, a column per head). Translation runs also write attention_maps.npz in their final evaluation
 (seqmodels.models.seq2seq.final_eval): for several decoded sentences, an RNN decoder's additive or multiplicative
 attention, or the Transformer's top encoder-decoder attention averaged over its heads.
@@ -85,8 +85,10 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64,
 
 
 def main(argv: list[str] | None = None) -> None:
+  from seqmodels import cli
   from seqmodels.analysis import runs
-  parser = runs.ArgumentParser(description='attention weights of finished runs -> RUN/attention_layers.npz')
+  parser = cli.ArgumentParser(
+      description='attention weights of finished runs -> RUN/attention_layers.npz')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--example', type=int, default=0, help='which example of the first validation batch')
   parser.add_argument('--length', type=int, default=64, help='positions kept (the heatmaps label up to 40)')
@@ -94,13 +96,14 @@ def main(argv: list[str] | None = None) -> None:
   args = parser.parse_args(argv)
   from seqmodels.errors import CheckpointError
   if args.example < 0 or args.length < 1:
-    runs.fail(f'--example={args.example} --length={args.length}: the example is >= 0 and the length >= 1')
+    cli.fail(f'--example={args.example} --length={args.length}: the example is >= 0 and the '
+             'length >= 1')
   runs.check_workdirs(args.workdir)
   for workdir in args.workdir:
     try:
       maps = run_attention_maps(workdir, args.example, args.length, args.checkpoint)
     except (CheckpointError, ValueError) as e:
-      runs.fail(f'--workdir={workdir}: {e}')
+      cli.fail(f'--workdir={workdir}: {e}')
     path = os.path.join(workdir, 'attention_layers.npz')
     np.savez(path, **maps)
     n, (heads, queries, keys) = sum(k.startswith('layer') for k in maps), maps['layer0'].shape

@@ -21,7 +21,7 @@ warm-up, against the projected time of the timed steps). With cost.isolate each 
 
   python -m seqmodels.analysis.cost --config=experiments/configs/cost_vs_length.py:small \
       --out=runs/cost_vs_length_small [--config.cost.models=lstm,gpt --config.cost.seq_lens=128,1024]
-writes OUT/cost.json (rewritten after every case) in the format experiments/report.py documents, which plots it
+writes OUT/cost.json (rewritten after every case) in the format seqmodels.report documents, which plots it
 as cost_vs_length.png.
 """
 

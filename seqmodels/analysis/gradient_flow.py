@@ -16,7 +16,7 @@ Both return the mean over the batch of per-example norms, float32 [T] (one array
 
 From the command line, for finished runs (config.json + the latest checkpoint in each workdir):
   python -m seqmodels.analysis.gradient_flow --workdir=RUN [--workdir=RUN2 ...] [--out=FILE] [--batch_size=16]
-writes gradient_flow.json (into each RUN, or all series into FILE) in the format experiments/report.py plots.
+writes gradient_flow.json (into each RUN, or all series into FILE) in the format seqmodels.report plots.
 Runs of language models (ELMo's too), the adding problem, classifiers (their loss reads the whole text) and
 translations (the loss at a target position; the encoder's series runs over source positions, time='source', its
 distance counted from the source's last token: the context an RNN decoder starts from) are read; BERT pre-training,
@@ -269,8 +269,9 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
 
 
 def main(argv: list[str] | None = None) -> None:
+  from seqmodels import cli
   from seqmodels.analysis import runs
-  parser = runs.ArgumentParser(description='||dL/dh_t|| of finished runs -> gradient_flow.json')
+  parser = cli.ArgumentParser(description='||dL/dh_t|| of finished runs -> gradient_flow.json')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--out', default='', help='one JSON for all runs (default: RUN/gradient_flow.json each)')
   parser.add_argument('--batch_size', type=int, default=16, help='validation examples averaged over')
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
       series = run_gradient_flow(workdir, args.batch_size, args.loss_position, args.checkpoint, args.whole_sequence)
     except (CheckpointError, ValueError) as e:
-      runs.fail(f'--workdir={workdir}: {e}')
+      cli.fail(f'--workdir={workdir}: {e}')
     everything += series
     if not args.out:
       with open(os.path.join(workdir, 'gradient_flow.json'), 'w') as f:

@@ -11,11 +11,12 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
-from typing import Any, NoReturn, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+
+from seqmodels import cli
 
 
 @dataclasses.dataclass
@@ -86,19 +87,6 @@ def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
                       'train.keep_best=True)')
 
 
-def fail(message: str) -> NoReturn:
-  """A command line's one-line error, exit code 2."""
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
-
-
-class ArgumentParser(argparse.ArgumentParser):
-  """argparse with its errors (an unknown flag, a value that does not parse) as one line, like every other."""
-
-  def error(self, message: str) -> NoReturn:
-    fail(f'{message} (see --help)')
-
-
 def check_workdirs(workdirs: Sequence[str], counted: bool = False) -> None:
   """Fails with one line unless every workdir holds a launch.py run with a checkpoint (all checked before any
   is analysed). A model fitted by counting (the n-gram) has no checkpoint: it is ready once its summary.json is
@@ -113,16 +101,20 @@ def check_workdirs(workdirs: Sequence[str], counted: bool = False) -> None:
       trials = sorted(d for d in (os.listdir(workdir) if os.path.isdir(workdir) else [])
                       if os.path.isfile(os.path.join(workdir, d, 'config.json')))
       if trials and os.path.isfile(os.path.join(workdir, 'sweep.json')):
-        fail(f'--workdir={workdir} is a sweep of {len(trials)} trial{"s" * (len(trials) != 1)}: pass each '
-             f'trial\'s own directory, e.g. --workdir={os.path.join(workdir, trials[0])}')
-      fail(f'--workdir={workdir} holds no run (no config.json): pass the --workdir of a launch.py run')
+        cli.fail(f'--workdir={workdir} is a sweep of {len(trials)} trial{"s" * (len(trials) != 1)}'
+                 f': pass each trial\'s own directory, e.g. '
+                 f'--workdir={os.path.join(workdir, trials[0])}')
+      cli.fail(f'--workdir={workdir} holds no run (no config.json): pass the --workdir of a '
+               'launch.py run')
     except (OSError, ValueError, AttributeError):
       name = None  # the loader names what is wrong with it
     if name in registry.MODELS and registry.MODELS[name].trained_by == 'counting':
       if not counted:
-        fail(f'--workdir={workdir}: config.model.name={name} is fitted by counting and has no hidden states or '
-             'attention to analyse: pass a neural run')
+        cli.fail(f'--workdir={workdir}: config.model.name={name} is fitted by counting and has no '
+                 'hidden states or attention to analyse: pass a neural run')
       if not os.path.isfile(os.path.join(workdir, 'summary.json')):
-        fail(f'--workdir={workdir} has not finished (no summary.json): rerun its launch.py command')
+        cli.fail(f'--workdir={workdir} has not finished (no summary.json): rerun its launch.py '
+                 'command')
     elif not saved_steps(workdir):
-      fail(f'--workdir={workdir} has no checkpoint yet: train it first (rerunning its launch.py command resumes)')
+      cli.fail(f'--workdir={workdir} has no checkpoint yet: train it first (rerunning its '
+               'launch.py command resumes)')

@@ -11,7 +11,7 @@ top-p; temperature 0 is greedy), each in its own way of carrying the past:
 From the command line, for finished runs (config.json and the latest checkpoint; for the n-gram, summary.json):
   python -m seqmodels.analysis.samples --workdir=RUN [--workdir=RUN2 ...] [--prompt=TEXT] [--new_tokens=200]
       [--num_samples=3] [--prompt_tokens=N] [--temperature=0.8] [--top_k=0] [--top_p=1.0] [--seed=0]
-prints the samples and writes RUN/samples.json, which `python experiments/report.py RUN` shows. Without
+prints the samples and writes RUN/samples.json, which `python -m seqmodels.report RUN` shows. Without
 `--prompt`, sample i continues the first `--prompt_tokens` tokens of validation example i and is shown beside the
 example's own continuation (`reference`; of running text, its next `--new_tokens` tokens, read on past the
 window): the same prompts for every run on the same data, for any task, text or synthetic. By default the prompt
@@ -189,9 +189,11 @@ def render(workdir: str, record: dict[str, Any]) -> str:
 
 def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
   """(workdirs, Settings) from the command line; a value that cannot work is one line (exit code 2)."""
+  from seqmodels import cli
   from seqmodels.analysis import runs
   d = Settings()
-  parser = runs.ArgumentParser(description='samples of finished language-model runs -> RUN/samples.json')
+  parser = cli.ArgumentParser(
+      description='samples of finished language-model runs -> RUN/samples.json')
   parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
   parser.add_argument('--prompt', default=None, help='text every sample continues (default: validation examples)')
   parser.add_argument('--new_tokens', type=int, default=d.new_tokens, help='tokens generated per sample')
@@ -214,13 +216,14 @@ def parse_settings(argv: list[str] | None) -> tuple[list[str], Settings]:
             (0 < a.top_p <= 1, f'--top_p={a.top_p}: choose it in (0, 1]')]
   for ok, message in checks:
     if not ok:
-      runs.fail(message)
+      cli.fail(message)
   return a.workdir, Settings(a.new_tokens, a.num_samples, a.prompt, a.prompt_tokens, a.temperature, a.top_k,
                              a.top_p, a.seed, a.checkpoint)
 
 
 def main(argv: list[str] | None = None) -> None:
   workdirs, settings = parse_settings(argv)
+  from seqmodels import cli
   from seqmodels.analysis import runs
   from seqmodels.errors import CheckpointError
   from seqmodels.train.workdir import write_json
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
       record = run_samples(workdir, settings)
     except (CheckpointError, ValueError) as e:
-      runs.fail(f'--workdir={workdir}: {e}')
+      cli.fail(f'--workdir={workdir}: {e}')
     record['command'] = command
     path = os.path.join(workdir, 'samples.json')
     write_json(path, record)

@@ -15,7 +15,7 @@ Ids: PAD 0, BOS 1, EOS 2, UNK 3, then the vocabulary.
 Batches (kind 'seq2seq'): src int32 [b, S], src_len int32 [b], tgt_in int32 [b, T] (BOS + target),
 tgt_out int32 [b, T] (target + EOS), weights float32 [b, T]; S = T = data.seq_len (longer sentences are cut).
 
-attention_maps.npz (written by seqmodels.models.seq2seq.final_eval, read by experiments/report.py):
+attention_maps.npz (written by seqmodels.models.seq2seq.final_eval, read by seqmodels.report):
   count int; for i < count: weights_{i} float32 [T_i, S_i] (target x source, rows sum to 1),
   src_{i} str [S_i] and tgt_{i} str [T_i] (the tokens as strings; tgt ends with '</s>').
 """

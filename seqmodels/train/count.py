@@ -2,7 +2,7 @@
 
 The n-gram has no parameters to descend on, so it skips the gradient loop but keeps its contract: the same eval
 sums and metrics as the neural LMs (steps.token_metrics over the validation split), the same metrics.jsonl and
-summary.json fields, so the report puts it in the same table. In the summary, `params` is the number of
+summary.json fields, so seqmodels.report puts it in the same table. In the summary, `params` is the number of
 stored n-gram counts (every order), `tokens_per_sec` the counting throughput, and `unseen_context_fraction`
 {order k: share of evaluated positions whose (k-1)-token context never occurs in training} shows the sparsity.
 """

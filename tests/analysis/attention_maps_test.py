@@ -1,14 +1,13 @@
 """Attention maps: the weights every MultiHeadAttention sows are the ones it attended with; the CLI writes them for
-a finished run in the layout experiments/report.py draws, and the Transformer's translations get theirs."""
+a finished run in the layout seqmodels.report draws, and the Transformer's translations get theirs."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import report
 from experiments.configs.translate import get_config as translate_config
-from seqmodels import validation
+from seqmodels import report, validation
 from seqmodels.analysis import attention_maps, gradient_flow
 from seqmodels.layers.attention import MultiHeadAttention
 from seqmodels.train import loop

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from experiments import report
 from experiments.configs.cost_vs_length import get_config
+from seqmodels import report
 from seqmodels.analysis import cost
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

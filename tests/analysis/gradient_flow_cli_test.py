@@ -1,13 +1,12 @@
-"""The gradient-flow CLI: a finished run's checkpoint -> gradient_flow.json that experiments/report.py plots."""
+"""The gradient-flow CLI: a finished run's checkpoint -> gradient_flow.json that seqmodels.report plots."""
 
 import json
 
 import numpy as np
 import pytest
 
-from experiments import report
 from experiments.configs.base import get_base_config
-from seqmodels import validation
+from seqmodels import report, validation
 from seqmodels.analysis import gradient_flow
 from seqmodels.train import loop
 from tests.data.bert_test import write_text

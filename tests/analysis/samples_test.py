@@ -1,5 +1,5 @@
 """The samples CLI: every kind of LM continues the same validation prompts (or a --prompt) from its latest
-checkpoint, greedy decoding follows the model's own argmax, and experiments/report.py shows the samples."""
+checkpoint, greedy decoding follows the model's own argmax, and seqmodels.report shows the samples."""
 
 import dataclasses
 import json
@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from experiments import report
+from seqmodels import report
 from seqmodels.analysis import runs, samples
 from tests.analysis.gradient_flow_cli_test import _run
 

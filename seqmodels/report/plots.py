@@ -1,7 +1,7 @@
 """The report's PNG plots (matplotlib, Agg backend); each returns its path, or None when its inputs are absent.
 
-Input formats (cost.json, gradient_flow.json, attention_maps.npz, bleu_by_length.json) are specified in
-experiments/report.py, which calls these.
+Input formats (cost.json, gradient_flow.json, attention_maps.npz, bleu_by_length.json) are specified
+in the docstring of seqmodels/report/__init__.py; seqmodels/report/document.py calls these.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from experiments.report import (ADDING_MEAN_PREDICTOR_MSE, as_float, by_setting, get_field, is_regression,
-                                is_task_data, length_axis, read_json, read_metrics)
+from seqmodels.report.tables import (ADDING_MEAN_PREDICTOR_MSE, as_float, by_setting, get_field,
+                                     is_regression, is_task_data, length_axis, read_json,
+                                     read_metrics)
 
 
 def _pyplot():

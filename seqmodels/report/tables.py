@@ -1,67 +1,23 @@
-"""Comparison report: run or sweep workdirs -> a markdown and a CSV table, and PNG plots.
+"""The report's tables: run directories read, grouped by seed, and written as markdown and CSV.
 
-  python experiments/report.py RUN_OR_SWEEP_DIR [...] [--out DIR]
-
-Writes DIR/report.md (table + plots), DIR/report.csv and the plots whose inputs exist (DIR defaults to the one
-path given, else ./report). Table: one row per group of finished runs that differ only in `seed`, numbers as
-mean ± sample std over the seeds; crashed runs (failed.json) get a row marked failed, runs begun but not finished
-(config.json only) one marked unfinished, with their last logged step, and a sweep's trials not begun (named in
-its sweep.json) one marked pending.
-
-Inputs, found in every run directory under the paths (recursively):
-  summary.json, config.json, metrics.jsonl   written by seqmodels/train/loop.py (metrics.jsonl: one
-      {"step", "split": "train"|"eval", "loss", ...} per line); summary.json may hold peak_memory_bytes.
-  failed.json        {"error": "<last line>", "detail": "..."}: a run or sweep trial that crashed (launch.py,
-      seqmodels/sweep.py).
-  cost.json          step time and memory vs sequence length, one record per measured case:
-      {"device": "<optional>", "entries": [{"model": "lstm", "seq_len": 256, "batch_size": 32, "step_ms": 8.4,
-       "peak_memory_bytes": 1.2e9, "tokens_per_sec": 9.7e5, "label": "<optional; default model>"}, ...]}
-      -> cost_vs_length.png (any of step_ms / peak_memory_bytes may be missing or null).
-  gradient_flow.json ||dL/dh_t|| for every step t (seqmodels/analysis/gradient_flow.py), the loss read at
-      position `loss_position` (default: the last, T-1):
-      {"loss_position": <optional int>, "series": [{"model": "rnn", "run": "<optional run directory: names
-       the line where two runs share a model>", "site": "layer0/h", "step": <optional training step>, "label":
-       "<optional>", "loss_position": <optional int, this series' own>, "time":
-       <optional: "source" (a translation encoder's, from the source's end) or "reversed">, "norms": [T floats]},
-       ...]} -> gradient_flow.png, the norm vs the distance loss_position - t on a log scale.
-  attention_maps.npz / attention_layers.npz attention weights, rows summing to 1, in either layout ->
-      attention_<run>.png / attention_layers_<run>.png heatmaps:
-      one example's attention per layer (attention_layers.npz, from seqmodels/analysis/attention_maps.py):
-      `layer<l>` float [heads, T_query, T_key] (or [T_query, T_key]), optional `tokens` (or `query_tokens` /
-      `key_tokens`) 1-D str arrays for tick labels; a panel per layer and head;
-      seq2seq examples (attention_maps.npz, from a translation run's final evaluation, seqmodels/data/translation.py):
-      `count`, `weights_<i>` [T_tgt, T_src], `src_<i>`, `tgt_<i>`.
-  bleu_by_length.json {"<decoding>": [{"min_len", "max_len", "sentences", "bleu"}, ...]} (seq2seq final eval)
-      -> bleu_by_length.png.
-  samples.json       text an LM wrote (seqmodels/analysis/samples.py): {"model", "step", "settings": {...},
-      "samples": [{"source", "prompt", "continuation", "reference" (or null)}, ...]} -> a 'Samples' section of
-      report.md: each prompt, then every run's continuation of it, then the text's own.
-Plots over the runs: learning_curves.png (train and eval loss vs step; a column per length when the runs differ in
-data.max_len or data.seq_len; a failed run up to its last logged step, marked x), loss_vs_time.png (eval loss vs
-the training seconds metrics.jsonl's train records carry), grad_norm.png (the training
-gradient's global norm before clipping vs step, log scale, optim.clip_norm dotted) and metric_vs_length.png (final
-eval bits/token, MSE for regression runs with the mean predictor's MSE dashed, and accuracy vs that length, a line
-per model).
-The plots are drawn by experiments/plots.py.
+A run directory holds summary.json, config.json and metrics.jsonl (seqmodels/train/loop.py), or
+failed.json (a crashed run); a sweep's directory also holds sweep.json. Table: one row per group of
+finished runs that differ only in `seed`, numbers as mean ± sample std over the seeds; crashed runs
+get a row marked failed, runs begun but not finished one marked unfinished, with their last logged
+step, and a sweep's trials not begun one marked pending.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import glob
-import importlib.util
 import json
 import math
 import os
 import re
-import sys
 from typing import Any
 
 import numpy as np
-
-if __name__ == '__main__':  # run as a script: make `experiments` and `seqmodels` importable
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 NAT_TO_BIT = 1 / math.log(2)
 # (column, how to read it from a run: a dotted summary key, or a function of the run)
@@ -96,8 +52,6 @@ COLUMNS = [
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),
 ]
 LENGTH_FIELDS = ('data.max_len', 'data.seq_len')
-# reportable without any run
-ANALYSIS_FILES = ('cost.json', 'gradient_flow.json', 'attention_maps.npz', 'attention_layers.npz', 'samples.json')
 TEXT_DATA = ('text', 'tiny_shakespeare', 'lm1b')  # windows of running text: 'all tokens right' means nothing there
 REGRESSION_DATA = ('adding',)  # loss = MSE, not nats/token (seqmodels/validation.py DATASET_KINDS 'regression')
 # The adding problem's target is the sum of two independent U(0, 1) values (seqmodels/data/tasks.py adding_example),
@@ -392,120 +346,3 @@ def by_setting(runs: list[dict[str, Any]], axis: tuple[str, ...] | None) -> dict
       label = keys.setdefault(_config_key(r, drop), name_without(r['name'], drop))
       out.setdefault(label, []).append(r)
   return out
-
-
-# --- samples ----------------------------------------------------------------------------------------------------
-
-def _fenced(text: str) -> str:
-  """`text` verbatim in a markdown code block, fenced by more backticks than any run of them inside."""
-  fence = '`' * max(3, 1 + max((len(r) for r in re.findall('`+', text)), default=0))
-  return f'{fence}text\n{text}\n{fence}'
-
-
-def samples_section(files: list[str]) -> str:
-  """Markdown of the samples.json `files`: per prompt (grouped by its source and text), each run's continuation
-  under the run's name and settings, then the text's own continuation where there is one."""
-  by_prompt: dict[tuple[str, str], list[tuple[str, dict, int, dict]]] = {}
-  for path in files:
-    record = read_json(path)
-    if not record:
-      continue
-    name = os.path.basename(os.path.dirname(os.path.abspath(path)))
-    for i, smp in enumerate(record.get('samples', [])):
-      by_prompt.setdefault((smp['source'], smp['prompt']), []).append((name, record, i, smp))
-  if not by_prompt:
-    return ''
-  md = ['\n## Samples\n']
-  for (source, prompt), entries in by_prompt.items():
-    md += [f'### Prompt ({source})\n', _fenced(prompt), '']
-    for name, record, i, smp in entries:
-      st = record.get('settings', {})
-      md += [f'**{name}** ({record.get("model")}, step {record.get("step")}; temperature {st.get("temperature")}, '
-             f'top_k {st.get("top_k")}, top_p {st.get("top_p")}, seed {st.get("seed")}; sample {i}):\n',
-             _fenced(smp['continuation']), '']
-    reference = next((smp['reference'] for _, _, _, smp in entries if smp.get('reference') is not None), None)
-    if reference is not None:
-      md += ['the text itself:\n', _fenced(reference), '']
-  return '\n'.join(md)
-
-
-# --- everything -------------------------------------------------------------------------------------------------
-
-NO_PLOTS = "plots skipped: matplotlib is not installed (pip install -e '.[plots]' draws them)"
-
-
-def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
-  """Writes report.md, report.csv and the plots with inputs under `paths` into out_dir; {kind: file}. Without
-  matplotlib it writes the tables and says so in report.md (NO_PLOTS)."""
-  os.makedirs(out_dir, exist_ok=True)
-  runs = load_runs(find_runs(paths))
-  files = {}
-  out = lambda name: os.path.join(out_dir, name)
-  found = lambda name: sorted({f for p in paths for f in glob.glob(os.path.join(p, '**', name), recursive=True)})
-  can_plot = importlib.util.find_spec('matplotlib') is not None
-  plots = _plots(runs, out, found) if can_plot else {}
-  plots = {k: v for k, v in plots.items() if v}
-  md = [f'# Report: {", ".join(paths)}\n', markdown_table(runs) if runs else 'No runs found.\n']
-  if not can_plot:
-    md.append(f'\n({NO_PLOTS}.)\n')
-  md += [f'\n![{k if k.startswith("attention") else k.replace("_", " ")}]({os.path.basename(v)})\n'
-         for k, v in plots.items()]
-  md.append(samples_section(found('samples.json')))
-  files['markdown'] = os.path.join(out_dir, 'report.md')
-  with open(files['markdown'], 'w') as f:
-    f.write('\n'.join(md))
-  if runs:
-    files['csv'] = os.path.join(out_dir, 'report.csv')
-    write_csv(runs, files['csv'])
-  return {**files, **plots}
-
-
-def _plots(runs: list[dict[str, Any]], out, found) -> dict[str, str | None]:
-  """Every plot whose inputs exist: {kind: its PNG, or None}."""
-  from experiments import plots as plot  # matplotlib only when plotting: launch.py needs just the table
-  plots = {'learning_curves': plot.learning_curves(runs, out('learning_curves.png')),
-           'loss_vs_time': plot.loss_vs_time(runs, out('loss_vs_time.png')),
-           'grad_norm': plot.grad_norm(runs, out('grad_norm.png')),
-           'metric_vs_length': plot.metric_vs_length(runs, out('metric_vs_length.png')),
-           'cost_vs_length': plot.cost_vs_length(found('cost.json'), out('cost_vs_length.png')),
-           'bleu_by_length': plot.bleu_by_length(runs, out('bleu_by_length.png')),
-           'gradient_flow': plot.gradient_flow(found('gradient_flow.json'), out('gradient_flow.png'))}
-  for kind in ('maps', 'layers'):
-    for npz in found(f'attention_{kind}.npz'):
-      name = os.path.basename(os.path.dirname(os.path.abspath(npz)))
-      safe = re.sub(r'[^A-Za-z0-9._=+-]', '_', name)
-      prefix = 'attention' if kind == 'maps' else 'attention_layers'
-      plots[f'{prefix.replace("_", " ")} {name}'] = plot.attention(npz, out(f'{prefix}_{safe}.png'), name)
-  return plots
-
-
-def _fail(message: str):
-  """A one-line error, exit code 2, as every seqmodels command line's (seqmodels.analysis.runs.fail)."""
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
-
-
-def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.error = lambda message: _fail(f'{message} (see --help)')
-  parser.add_argument('paths', nargs='+', help='run or sweep workdirs')
-  parser.add_argument('--out', default='', help='directory for report.md, report.csv and the PNGs '
-                      '(default: the one path given, else ./report)')
-  args = parser.parse_args()
-  runs = find_runs(args.paths)
-  analyses = [f for p in args.paths for name in ANALYSIS_FILES
-              for f in glob.glob(os.path.join(p, '**', name), recursive=True)]
-  if not runs and not analyses:
-    _fail(f'no summary.json, failed.json or {", ".join(ANALYSIS_FILES)} under {", ".join(args.paths)}: pass '
-          'finished run or sweep workdirs, or analysis output directories')
-  if runs:
-    print(markdown_table(load_runs(runs)), end='')
-  out = args.out or (args.paths[0] if len(args.paths) == 1 else 'report')
-  for kind, path in write_report(args.paths, out).items():
-    print(f'{kind}: {path}')
-  if importlib.util.find_spec('matplotlib') is None:
-    print(f'note: {NO_PLOTS}', file=sys.stderr)
-
-
-if __name__ == '__main__':
-  main()
