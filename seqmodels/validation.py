@@ -159,8 +159,8 @@ def validate(config) -> None:
   _check(m.recurrence in ('auto', *RECURRENCES), f'config.model.recurrence={m.recurrence!r} is not a way to run '
          f'a recurrence: choose auto, {", ".join(RECURRENCES)}')
   if _runs_cudnn(m):
-    wrong = [] if registry.MODELS[m.name].recurrent_cell(m) == 'lstm' else [f'model.name={m.name!r}' + (
-        f' with cell={m.cell!r}' if m.name.startswith('elmo') else '')]
+    cell = registry.MODELS[m.name].recurrent_cell(m)
+    wrong = [] if cell == 'lstm' else [f'model.name={m.name!r}' + (f' with cell={cell!r}' if cell == m.cell else '')]
     wrong += [f'train.dtype={config.train.dtype!r}'] if config.train.dtype == 'bfloat16' else []
     _check(not wrong, "config.model.recurrence='cudnn' runs float32 LSTMs only (jax.experimental.rnn), not "
            f'{" and ".join(wrong)}: use recurrence=auto, or an LSTM in float32')

@@ -145,9 +145,11 @@ def read_metrics(run_dir: str) -> list[dict[str, Any]]:
     with open(os.path.join(run_dir, 'metrics.jsonl')) as f:
       for line in f:
         try:
-          out.append(json.loads(line))
+          record = json.loads(line)
         except ValueError:
-          pass
+          continue
+        if isinstance(record, dict):
+          out.append({k: NON_FINITE.get(v, v) if isinstance(v, str) else v for k, v in record.items()})
   except OSError:
     pass
   return out
@@ -159,7 +161,13 @@ def get_field(tree: Any, dotted: str):
   return tree
 
 
+# How strict JSON holds a non-finite number (seqmodels.train.metrics.strict_json); older files hold bare NaN.
+NON_FINITE = {'NaN': math.nan, 'Infinity': math.inf, '-Infinity': -math.inf}
+
+
 def as_float(v) -> float:
+  if isinstance(v, str):
+    return NON_FINITE.get(v, math.nan)
   return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
 
 

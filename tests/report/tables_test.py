@@ -145,3 +145,16 @@ def test_a_loss_that_is_not_per_token_is_not_shown_in_bits_per_token(tmp_path):
   assert rows['classifier']['best eval bits/token'] is None  # before: 0.36, in a column of bits per token
   assert rows['classifier']['best eval loss'][0] == 0.25 and rows['lm']['best eval loss'] is None
   assert rows['lm']['best eval bits/token'][0] == pytest.approx(1.0)
+
+
+def test_non_finite_values_read_back_from_strict_and_older_json(tmp_path):
+  lines = ['{"step": 1, "split": "train", "loss": "NaN", "x": "Infinity"}',  # strict JSON, as written now
+           '{"step": 2, "split": "train", "loss": NaN, "x": -Infinity}',  # bare constants, as older runs wrote
+           '{"step": 3, "split": "tr']  # a torn last line
+  (tmp_path / 'metrics.jsonl').write_text('\n'.join(lines))
+  records = tables.read_metrics(str(tmp_path))
+  assert [r['split'] for r in records] == ['train', 'train']
+  assert all(math.isnan(r['loss']) for r in records)
+  assert [r['x'] for r in records] == [math.inf, -math.inf]
+  assert tables.as_float('Infinity') == math.inf and math.isnan(tables.as_float('NaN'))
+  assert math.isnan(tables.as_float('not a number')) and tables.as_float(2) == 2.0
