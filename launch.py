@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import re
 import sys
@@ -74,6 +74,7 @@ def main(argv) -> None:
   from seqmodels import report
   from seqmodels import errors, sweep, validation
   from seqmodels.train import loop, sharding, workdir as records
+  from seqmodels.train.lock import WorkdirLock
 
   defaults = not FLAGS['config'].present and not FLAGS.sweep
   sweep_path = DEFAULT_SWEEP if defaults else FLAGS.sweep
@@ -134,17 +135,22 @@ def main(argv) -> None:
       _fail(f'stopped early at step {summary["step"]}; checkpoint saved in {workdir}: rerun the same command '
             'to resume', 143)
     dirs = [workdir]
-  else:
-    if parallel or jax.process_index() == 0:
-      with open(os.path.join(workdir, 'sweep.json'), 'w') as f:
-        json.dump({'sweep': sweep_path, 'config': FLAGS['config'].config_filename, 'trials': overrides,
-                   'models': [t.config.model.name for t in trials]}, f, indent=2, default=str)
-    if parallel:
-      command = lambda t: sweep.trial_command(FLAGS['config'].config_filename, {**cli, **t.overrides}, t.workdir,
-                                              os.path.join(HERE, 'launch.py'))
-      sweep.run_parallel(trials, FLAGS.parallel, command)
-    else:
-      sweep.run_in_process(trials, loop.train_and_evaluate)
+  else:  # one sweep over its root at a time; each trial's run holds its own directory
+    primary = parallel or jax.process_index() == 0
+    try:
+      with WorkdirLock(workdir, 'sweep') if primary else contextlib.nullcontext():
+        if primary:
+          records.write_json(os.path.join(workdir, 'sweep.json'), {
+              'sweep': sweep_path, 'config': FLAGS['config'].config_filename, 'trials': overrides,
+              'models': [t.config.model.name for t in trials]})
+        if parallel:
+          command = lambda t: sweep.trial_command(FLAGS['config'].config_filename, {**cli, **t.overrides},
+                                                  t.workdir, os.path.join(HERE, 'launch.py'))
+          sweep.run_parallel(trials, FLAGS.parallel, command)
+        else:
+          sweep.run_in_process(trials, loop.train_and_evaluate)
+    except errors.WorkdirBusyError as e:
+      _fail(str(e), 1)
     dirs = [t.workdir for t in trials]
 
   if parallel or jax.process_index() == 0:  # a sweep stopped early too: its unfinished and pending trials' rows

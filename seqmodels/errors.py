@@ -23,6 +23,10 @@ class WorkdirError(SeqmodelsError, ValueError):
   """The workdir holds a run that this config cannot resume."""
 
 
+class WorkdirBusyError(WorkdirError):
+  """Another process holds the workdir (seqmodels/train/lock.py): one writer at a time."""
+
+
 class CheckpointError(SeqmodelsError, RuntimeError):
   """No readable checkpoint where one was expected."""
 

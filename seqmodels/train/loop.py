@@ -7,6 +7,7 @@ pieces. The workdir's records live in workdir.py, evaluation in evaluate.py, the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -24,6 +25,7 @@ from seqmodels.train import checkpoint, count, host_memory, optim, sharding, ste
 from seqmodels.train import state as state_lib
 from seqmodels.train import workdir as records
 from seqmodels.train.evaluate import Evaluator, check_test_split
+from seqmodels.train.lock import WorkdirLock
 from seqmodels.train.metrics import MetricWriter, PeakMemory, Progress, TrainLog
 from seqmodels.train.preemption import Preemption
 
@@ -58,6 +60,13 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     logging.warning('%s holds a finished run (summary.json): nothing to do. To train again, use a new '
                     '--workdir; to evaluate its final checkpoint again, delete summary.json', workdir)
     return finished
+  # One writer at a time, from here to the end (process 0 holds it for all processes of the run).
+  with WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
+    return _train(config, workdir, stop_after, t_start)
+
+
+def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict[str, Any]:
+  records.check_resumable(workdir, config)  # again, now that no other process can write it
   peak_memory = PeakMemory()
   digests = pipeline.file_digests(config.data)
   records.check_same_data(workdir, digests)

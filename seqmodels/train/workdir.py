@@ -31,7 +31,7 @@ DATA_FILES = 'data_files.json'
 def write_json(path: str, obj: Any) -> None:
   """Writes whole or not at all: other processes (or a report) may read the file while it is written."""
   with open(f'{path}.{os.getpid()}.tmp', 'w') as f:
-    json.dump(strict_json(obj), f, indent=2, allow_nan=False)
+    json.dump(strict_json(obj), f, indent=2, allow_nan=False, default=str)
   os.replace(f'{path}.{os.getpid()}.tmp', path)
 
 
