@@ -340,8 +340,8 @@ def changed_files(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
   return ''
 
 
-def _synthetic_config(data_cfg) -> builders.SyntheticConfig:
-  return builders.synthetic_config(
+def _synthetic_config(data_cfg) -> tasks.SyntheticConfig:
+  return tasks.synthetic_config(
       data_cfg.name, min_len=data_cfg.min_len, max_len=data_cfg.max_len,
       num_symbols=data_cfg.num_symbols, seed=data_cfg.seed, num_train=data_cfg.num_train,
       num_validation=data_cfg.num_validation, num_test=data_cfg.num_test)
@@ -373,7 +373,7 @@ def _local_text_config(data_cfg) -> builders.LocalTextConfig:
 def _builder(data_cfg, directory: str) -> tfds.core.DatasetBuilder:
   kwargs = {'data_dir': directory, 'file_format': 'array_record'}
   if data_cfg.name in tasks.TASKS:
-    return builders.synthetic_builder_cls(data_cfg.name)(config=_synthetic_config(data_cfg),
+    return tasks.synthetic_builder_cls(data_cfg.name)(config=_synthetic_config(data_cfg),
                                                          **kwargs)
   if data_cfg.name == 'text':
     return builders.LocalText(config=_local_text_config(data_cfg), **kwargs)
@@ -434,7 +434,7 @@ def load(data_cfg) -> Data:
     return translation.load(data_cfg, directory)
   if name in tasks.TASKS:
     config = _synthetic_config(data_cfg)
-    builder_name = f'{builders.synthetic_builder_cls(name).name}/{config.name}'
+    builder_name = f'{tasks.synthetic_builder_cls(name).name}/{config.name}'
     splits = [split for split, n in config.split_sizes.items() if n > 0]
     sources = _sources(builder_name, splits, directory)
     if name == 'adding':
