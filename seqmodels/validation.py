@@ -297,10 +297,10 @@ def _parameter_shapes(config):
   follow from config.model alone, not from the vocabulary or length of the data."""
   import jax  # tracing starts JAX: validate_devices runs after distributed initialisation
   import jax.numpy as jnp
-  from seqmodels.data import pipeline
+  from seqmodels.data import core
   from seqmodels.train import steps
   kind = DATASET_KINDS[config.data.name]
-  model = registry.build(config.model, pipeline.Data(kind, 16, 8), jnp.float32)
+  model = registry.build(config.model, core.Data(kind, 16, 8), jnp.float32)
   objective = steps.OBJECTIVES[registry.MODELS[config.model.name].objective or kind]
   ints, floats = jax.ShapeDtypeStruct((1, 8), jnp.int32), jax.ShapeDtypeStruct((1, 8), jnp.float32)
   batch = {**dict.fromkeys(('inputs', 'targets', 'segments', 'src', 'tgt_in', 'tgt_out'), ints),

@@ -42,7 +42,7 @@ def layer_order(path: str) -> tuple[int, ...]:
 
 def _real_length(tokens_T: np.ndarray) -> int:
   """Positions up to the last non-padding token (at least 1)."""
-  from seqmodels.data.pipeline import PAD  # sown_weights, used in training, stays light
+  from seqmodels.data.core import PAD  # sown_weights, used in training, stays light
   real = np.nonzero(np.asarray(tokens_T) != PAD)[0]
   return int(real[-1]) + 1 if real.size else 1
 

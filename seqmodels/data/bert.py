@@ -8,8 +8,8 @@ the rest validate), of one file per split (a data.path with '{split}': train, va
 TFDS `lm1b` / `wiki40b/en` (data.source); B is the next line half of the time (is_next=1),
 a random line of the same split otherwise; fixed per example at load. Masking (Devlin et al. 2019): 15% of the
 real tokens are chosen, of which 80% become [MASK], 10% a random byte and 10% stay; it is redrawn for every
-training row from (seed, global row of the stream), so the pipeline's exactness contract holds; validation masks
-are fixed per example.
+training row from (seed, global row of the stream), so the exactness contract of core.Data holds;
+validation masks are fixed per example.
 
 data.name='classify': (text[, text_b], label) rows, or the columns a header row names (GLUE's own files), from a
 local TSV/CSV (data.path: one, split 90/10 at random, or one per split with '{split}': 'SST-2/{split}.tsv' reads
@@ -32,13 +32,12 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from seqmodels import errors
-from seqmodels.data import builders, pipeline, tokenizers
+from seqmodels.data import builders, core, tokenizers
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 NUM_SPECIALS = 4
 TOKENIZER = tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
 VOCAB_SIZE = TOKENIZER.vocab_size
-DATASETS = ('mlm', 'classify')
 MLM_SOURCES = ('', 'lm1b', 'wiki40b/en')
 CLASSIFY_SOURCES = ('', 'shuffled', 'scrambled', 'glue/sst2', 'imdb_reviews')
 TRAIN_FRACTION = 0.9
@@ -386,7 +385,7 @@ def _no_test(data_cfg) -> str:
   return f'a single file is split {TRAIN_FRACTION:.0%}/{1 - TRAIN_FRACTION:.0%} into train and validation'
 
 
-def load(data_cfg, directory: str) -> pipeline.Data:
+def load(data_cfg, directory: str) -> core.Data:
   """The Data of data.name 'mlm' or 'classify' (see the module docstring)."""
   T, seed = data_cfg.seq_len, data_cfg.seed
   if data_cfg.name == 'mlm':
@@ -398,10 +397,10 @@ def load(data_cfg, directory: str) -> pipeline.Data:
     mask_prob = data_cfg.mask_prob
     fixed = lambda p: _masked(p, np.arange(len(p['next'])), _EVAL_SEED, mask_prob)  # evaluation: fixed masks
     arrays = {split: p if split == 'train' else fixed(p) for split, p in pairs.items()}
-    splits = {split: pipeline.Examples(len(a['next']), lambda i, a=a: _rows(a, i)) for split, a in arrays.items()}
+    splits = {split: core.Examples(len(a['next']), lambda i, a=a: _rows(a, i)) for split, a in arrays.items()}
     augment = lambda batch, rows, s: _masked(batch, rows, s, mask_prob)
-    return pipeline.Data('mlm', VOCAB_SIZE, T, splits, decode, augment=augment,
-                         meta={} if 'test' in splits else {'no_test': _no_test(data_cfg)})
+    return core.Data('mlm', VOCAB_SIZE, T, splits, decode, augment=augment,
+                     meta={} if 'test' in splits else {'no_test': _no_test(data_cfg)})
 
   meta = {}
   if data_cfg.source in CORRUPTIONS:
@@ -428,11 +427,11 @@ def load(data_cfg, directory: str) -> pipeline.Data:
   local = data_cfg.source in ('', *CORRUPTIONS)
   _check_classes(parts, names, f'config.data.path={data_cfg.path!r}' if local else
                  f'config.data.source={data_cfg.source!r}')
-  splits = {split: pipeline.Examples(len(a['label']), lambda i, a=a: _rows(a, i)) for split, a in parts.items()}
+  splits = {split: core.Examples(len(a['label']), lambda i, a=a: _rows(a, i)) for split, a in parts.items()}
   if 'test' not in splits:
     meta.setdefault('no_test', _no_test(data_cfg))  # a test file without labels has said why
-  return pipeline.Data('classify', VOCAB_SIZE, T, splits, decode,
-                       meta={'num_classes': len(names), 'classes': names, **meta})
+  return core.Data('classify', VOCAB_SIZE, T, splits, decode,
+                   meta={'num_classes': len(names), 'classes': names, **meta})
 
 
 def decode(tokens) -> str:
@@ -441,3 +440,12 @@ def decode(tokens) -> str:
   for t in np.asarray(tokens).reshape(-1).tolist():
     out.append(_NAMES[t] if t < NUM_SPECIALS else bytes([t - NUM_SPECIALS]).decode('latin-1'))
   return ''.join(out)
+
+
+def _local_files(data_cfg) -> list[str]:
+  local = data_cfg.get('source', '') in ('', *CORRUPTIONS)
+  return core.existing_files(data_cfg.path) if local else []
+
+
+DATASETS = {'mlm': core.Dataset('mlm', prepare, load, _local_files),
+            'classify': core.Dataset('classify', prepare, load, _local_files)}

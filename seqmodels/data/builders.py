@@ -192,7 +192,7 @@ class LocalText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   One file: its first 90% of characters are the train split, the last 10% validation (nanoGPT's split). A path
   with '{split}': the train, validation and (optional) test files. Characters are counted over all the text;
   words and subword pieces are learned from the train split only (test words never seen in training are
-  '<unk>'; subword pieces spell them). Each split is stored as consecutive chunks of token ids; the pipeline
+  '<unk>'; subword pieces spell them). Each split is stored as consecutive chunks of token ids; text.py
   concatenates them and cuts windows of any length at any stride in memory, so one build serves every context
   length (and nanoGPT-style random crops).
   """

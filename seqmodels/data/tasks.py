@@ -1,4 +1,4 @@
-"""Synthetic sequence tasks (copy, reverse, sort, adding problem): generators and TFDS builders.
+"""Synthetic sequence tasks (copy, reverse, sort, adding problem): generators, builders, batches.
 
 Every example is a deterministic function of (seed, split, index): its random stream is seeded
 with `np.random.SeedSequence([seed, split_id, index])`, so any example can be regenerated alone.
@@ -11,6 +11,9 @@ from typing import Callable
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
+
+from seqmodels.data import builders, core
+from seqmodels.data.core import BOS, EOS, NUM_SPECIALS, PAD, SEP
 
 SPLITS = ('train', 'validation', 'test')
 SEQ_TASKS = ('copy', 'reverse', 'sort')
@@ -146,3 +149,81 @@ class SyntheticAdding(_SyntheticBuilder, skip_registration=True):
 
 def synthetic_builder_cls(task: str) -> type[_SyntheticBuilder]:
   return SyntheticAdding if task == 'adding' else SyntheticSeq
+
+
+# ---- batches -------------------------------------------------------------------------------------
+
+_SPECIAL_NAMES = {BOS: '<bos>', SEP: '<sep>', EOS: '<eos>'}
+
+
+def format_seq_example(inputs_S: np.ndarray, targets_S: np.ndarray, max_len: int) -> core.Batch:
+  """`[BOS] inputs [SEP] targets [EOS]` padded to 2*max_len + 3, shifted into next-token pairs.
+
+  Weights are 1 exactly where the next token is a target symbol or EOS.
+  """
+  n, m = len(inputs_S), len(targets_S)
+  seq_L = np.full(2 * max_len + 3, PAD, np.int32)
+  seq_L[0] = BOS
+  seq_L[1:1 + n] = inputs_S + NUM_SPECIALS
+  seq_L[1 + n] = SEP
+  seq_L[2 + n:2 + n + m] = targets_S + NUM_SPECIALS
+  seq_L[2 + n + m] = EOS
+  weights_T = np.zeros(2 * max_len + 2, np.float32)
+  weights_T[n + 1:n + m + 2] = 1.0  # Predicting seq[n + 2 : n + m + 3]: the targets and EOS.
+  return {'inputs': seq_L[:-1], 'targets': seq_L[1:], 'weights': weights_T}
+
+
+def format_adding_example(values_S: np.ndarray, markers_S: np.ndarray, target: np.ndarray,
+                          max_len: int) -> core.Batch:
+  """Pads one adding-problem example to max_len; `mask` marks the real time steps."""
+  n = len(values_S)
+  values_T, markers_T, mask_T = (np.zeros(max_len, np.float32) for _ in range(3))
+  values_T[:n], markers_T[:n], mask_T[:n] = values_S, markers_S, 1.0
+  return {'values': values_T, 'markers': markers_T, 'target': np.asarray(target, np.float32),
+          'mask': mask_T}
+
+
+def render_symbols(tokens) -> str:
+  """Synthetic-task tokens as space-separated symbols and <bos>/<sep>/<eos>, PAD dropped."""
+  tokens = np.asarray(tokens).reshape(-1)
+  return ' '.join(_SPECIAL_NAMES.get(t, str(t - NUM_SPECIALS)) for t in tokens.tolist()
+                  if t != PAD)
+
+
+def render_values(values) -> str:
+  return ' '.join(f'{v:.3f}' for v in np.asarray(values, np.float32).reshape(-1).tolist())
+
+
+def _synthetic_config(data_cfg) -> SyntheticConfig:
+  return synthetic_config(
+      data_cfg.name, min_len=data_cfg.min_len, max_len=data_cfg.max_len,
+      num_symbols=data_cfg.num_symbols, seed=data_cfg.seed, num_train=data_cfg.num_train,
+      num_validation=data_cfg.num_validation, num_test=data_cfg.num_test)
+
+
+def prepare(data_cfg, directory: str) -> None:
+  """Generates and writes the task's splits unless they are written."""
+  builder_cls = synthetic_builder_cls(data_cfg.name)
+  builder = builder_cls(config=_synthetic_config(data_cfg), data_dir=directory,
+                        file_format='array_record')
+  builders.build_if_needed(builder, f'config.data.name={data_cfg.name}')
+
+
+def load(data_cfg, directory: str) -> core.Data:
+  """The task's splits as LM rows (copy, reverse, sort) or padded regression examples (adding)."""
+  name = data_cfg.name
+  config = _synthetic_config(data_cfg)
+  builder_name = f'{synthetic_builder_cls(name).name}/{config.name}'
+  splits = [split for split, n in config.split_sizes.items() if n > 0]
+  sources = core.sources(builder_name, splits, directory)
+  if name == 'adding':
+    fn = lambda ex: format_adding_example(ex['values'], ex['markers'], ex['target'],
+                                          data_cfg.max_len)
+    return core.Data('regression', 0, data_cfg.max_len, core.decoded(sources, fn), render_values)
+  fn = lambda ex: format_seq_example(ex['inputs'], ex['targets'], data_cfg.max_len)
+  return core.Data('lm', data_cfg.num_symbols + NUM_SPECIALS, 2 * data_cfg.max_len + 2,
+                   core.decoded(sources, fn), render_symbols, meta={'eos_id': EOS})
+
+
+DATASETS = {name: core.Dataset('regression' if name == 'adding' else 'lm', prepare, load)
+            for name in TASKS}

@@ -35,7 +35,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from seqmodels import errors
-from seqmodels.data import builders, tasks, tokenizers
+from seqmodels.data import builders, core, tasks, tokenizers
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 NUM_SPECIALS = 4
@@ -210,6 +210,12 @@ _SPECIAL_PIECES = {PAD: '<pad>', BOS: '<s>', EOS: '</s>', UNK: '<unk>'}  # as se
 _SIDES = {'src': 'source', 'tgt': 'target', 'shared': 'source and target'}
 
 
+def tokenizer_name(data_cfg) -> str:
+  """data.tokenizer as translation uses it: 'auto' is a unigram sentencepiece model."""
+  name = data_cfg.get('tokenizer', 'auto')
+  return 'unigram' if name == 'auto' else name
+
+
 def _corpus(data_cfg) -> str:
   """The corpus of data_cfg, as a message names it."""
   if data_cfg.name == FILES:
@@ -220,8 +226,7 @@ def _corpus(data_cfg) -> str:
 def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: str,
                    create: bool) -> tuple[Any, Any]:
   """(source, target) tokenizers of data_cfg, trained on the training pairs (and saved) when `create`."""
-  from seqmodels.data import pipeline  # pipeline dispatches here
-  tok = pipeline.tokenizer_name(data_cfg)  # 'auto' is 'unigram'
+  tok = tokenizer_name(data_cfg)  # 'auto' is 'unigram'
   if tok == 'byte':
     return CharLevel(None), CharLevel(None)
   os.makedirs(directory, exist_ok=True)
@@ -333,15 +338,14 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok, tgt_tok, seq_len: in
   return arrays
 
 
-def load(data_cfg, directory: str):
-  """The prepared dataset as pipeline.Data(kind='seq2seq'); meta holds the texts and tokenizers for BLEU."""
-  from seqmodels.data import pipeline  # pipeline dispatches here
+def load(data_cfg, directory: str) -> core.Data:
+  """The prepared dataset as core.Data(kind='seq2seq'); meta holds texts and tokenizers for BLEU."""
   pairs = _pairs(data_cfg, directory)
   src_tok, tgt_tok = tokenizers_for(data_cfg, pairs['train'], _tokenizer_dir(data_cfg, directory), create=False)
   splits = {}
   for split, split_pairs in pairs.items():
     arrays = encode_pairs(split_pairs, src_tok, tgt_tok, data_cfg.seq_len, split, _corpus(data_cfg))
-    splits[split] = pipeline.Examples(len(split_pairs), lambda idx, a=arrays: {k: v[idx] for k, v in a.items()})
+    splits[split] = core.Examples(len(split_pairs), lambda idx, a=arrays: {k: v[idx] for k, v in a.items()})
   if 'validation' not in splits and 'test' in splits:
     splits['validation'] = splits['test']
     pairs['validation'] = pairs['test']
@@ -352,7 +356,7 @@ def load(data_cfg, directory: str):
     meta['no_test'] = ('config.data.num_test=0' if data_cfg.name == TOY else 'no pair of test files matches '
                        f'{builders.split_file_names(data_cfg.src_path, "test")} and '
                        f'{builders.split_file_names(data_cfg.tgt_path, "test")}')
-  return pipeline.Data('seq2seq', tgt_tok.vocab_size, data_cfg.seq_len, splits, decode, meta=meta)
+  return core.Data('seq2seq', tgt_tok.vocab_size, data_cfg.seq_len, splits, decode, meta=meta)
 
 
 def cut_at_eos(ids) -> list[int]:
@@ -415,3 +419,12 @@ def save_attention_maps(workdir: str, maps: Sequence[tuple[np.ndarray, list[str]
     fig.savefig(os.path.join(workdir, f'attention_{i}.png'), dpi=100)
     plt.close(fig)
   return path
+
+
+def _local_files(data_cfg) -> list[str]:
+  """parallel_text's files; the toy task is generated and the online corpora are TFDS's."""
+  return core.existing_files(data_cfg.src_path, data_cfg.tgt_path) if data_cfg.name == FILES else []
+
+
+DATASETS = {name: core.Dataset('seq2seq', prepare, load, _local_files, tokenizer_name)
+            for name in NAMES}

@@ -17,7 +17,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from seqmodels import errors
-from seqmodels.data import pipeline
+from seqmodels.data import core
+from seqmodels.data import registry as datasets
 from seqmodels.errors import DataError
 from seqmodels.models import registry
 from seqmodels.train import optim, sharding, steps
@@ -129,10 +130,10 @@ def evaluate(eval_step, objective, params, data, batch_size_local: int, batch_sh
     else:
       sums, carry = eval_step(params, carry, batch)
     totals = sums if not totals else jax.tree.map(jnp.add, totals, sums)
-  return pipeline.with_bits_per_char(objective.finalize(jax.device_get(totals)), data, split)
+  return core.with_bits_per_char(objective.finalize(jax.device_get(totals)), data, split)
 
 
-def _check_test_split(data: pipeline.Data, name: str) -> None:
+def _check_test_split(data: core.Data, name: str) -> None:
   """train.test_eval needs a test split of its own (lm1b's validation split is its test split; a local text file
   has train and validation only), checked before any training."""
   test = data.splits.get('test')
@@ -159,7 +160,7 @@ def eval_batch_size(train_cfg) -> int:
   return train_cfg.get('eval_batch_size', 0) or train_cfg.batch_size
 
 
-def in_steps(config, data: pipeline.Data):
+def in_steps(config, data: core.Data):
   """`config` with what it says in epochs said in steps: train.num_epochs > 0 as train.num_steps (rounded up), and
   train.eval_every / checkpoint_every 0 as one epoch's steps (rounded); `config` itself when it has none."""
   tc = config.train
@@ -211,7 +212,7 @@ def check_resumable(workdir: str, config) -> None:
     if key == ('train', 'dtype') and {a, b} <= {*DTYPES, 'auto'}:
       a, b = compute_dtype(a).name, compute_dtype(b).name  # 'auto' here is what it computes in (float32 on CPU)
     if key == 'data' and isinstance(a, dict) and isinstance(b, dict):  # 'auto', relative paths: older files
-      a, b = ({**pipeline.with_absolute_paths(d), 'tokenizer': pipeline.tokenizer_name(d)} for d in (a, b))
+      a, b = ({**core.with_absolute_paths(d), 'tokenizer': datasets.tokenizer_name(d)} for d in (a, b))
     if isinstance(a, dict) and isinstance(b, dict):
       # Fields added (or removed) by a newer code version are not a change of this run's config, nor speed knobs.
       a, b = ({k: v for k, v in d.items() if k in a and k in b and k not in speed_only.get(key, ())} for d in (a, b))
@@ -245,12 +246,12 @@ DATA_FILES = 'data_files.json'  # in a workdir: {file: sha256} of the local file
 def absolute_paths(config):
   """`config` with the files and folders it names (data.path, src_path, tgt_path, data_dir; train.init_from)
   absolute, so that config.json names them wherever it is read from; `config` itself when they already are."""
-  data = pipeline.with_absolute_paths(config.data.to_dict())
+  data = core.with_absolute_paths(config.data.to_dict())
   init_from = os.path.abspath(os.path.expanduser(config.train.init_from)) if config.train.init_from else ''
   if data == config.data.to_dict() and init_from == config.train.init_from:
     return config
   config = config.copy_and_resolve_references()
-  for k in pipeline.PATH_FIELDS:
+  for k in core.PATH_FIELDS:
     if k in config.data:
       config.data[k] = data[k]
   config.train.init_from = init_from
@@ -258,14 +259,14 @@ def absolute_paths(config):
 
 
 def data_change(workdir: str, digests: dict[str, str]) -> str:
-  """'' unless the DATA_FILES of `workdir` records other files than `digests` (pipeline.file_digests): then what
+  """'' unless the DATA_FILES of `workdir` records other files than `digests` (datasets.file_digests): then what
   differs, in words. None recorded (a new run, one of an older version, generated data) is no change."""
   try:
     with open(os.path.join(workdir, DATA_FILES)) as f:
       recorded = json.load(f)
   except (OSError, ValueError):
     return ''
-  return pipeline.changed_files(recorded, digests)
+  return core.changed_files(recorded, digests)
 
 
 def _check_same_data(workdir: str, digests: dict[str, str]) -> None:
@@ -345,7 +346,7 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
     return finished
   peak_memory = PeakMemory()
   primary = jax.process_index() == 0
-  digests = pipeline.file_digests(config.data)
+  digests = datasets.file_digests(config.data)
   _check_same_data(workdir, digests)
   if registry.MODELS[config.model.name].trained_by == 'counting':  # the n-gram LM: one counting pass, no steps
     if primary and digests:
@@ -354,8 +355,8 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
   host_memory.keep_freed_memory()  # on CPU: a quarter of a small GPT's step was page faults (see host_memory)
   tc = config.train
 
-  pipeline.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
-  data = pipeline.load(config.data)
+  datasets.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
+  data = datasets.load(config.data)
   config = in_steps(config, data)
   tc = config.train
   if primary:

@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 from seqmodels import errors
 from seqmodels.data import builders
-from seqmodels.data import pipeline
+from seqmodels.data import registry
 from seqmodels.data import tokenizers
 
 def _prepare(builder_cls, data_dir, **kwargs):
@@ -70,8 +70,8 @@ def test_text_that_is_not_utf8_fails_with_one_line_naming_the_file_and_the_fix(t
   d = get_base_config().data
   d.name, d.path, d.data_dir, d.seq_len = name, str(path), str(tmp_path / 'tfds'), 16
   with pytest.raises(errors.DataError, match=r'latin.txt is not UTF-8 text \(byte 3: .*\): convert it, e.g. iconv'):
-    pipeline.prepare(d)
-    pipeline.load(d)
+    registry.prepare(d)
+    registry.load(d)
 
 
 def test_char_tokenizer_round_trips_and_saves_to_json(tmp_path):
@@ -128,12 +128,12 @@ def test_tiny_shakespeare_and_lm1b_generate_without_tensorflow_from_their_downlo
   train = read('lm1b', 'train')
   assert sorted(train[i]['text'] for i in range(len(train))) == [b'a b', b'c d', b'e f']
   assert [read('lm1b', 'test')[0]['text']] == [b'x y']
-  # And the pipeline reads the real (bytes) records back.
+  # And the datasets read the real (bytes) records back.
   cfg = lambda name: ml_collections.ConfigDict(
       {'name': name, 'seq_len': 7, 'stride': 0, 'data_dir': str(tmp_path / 'tfds')})
-  shakespeare = pipeline.load(cfg('tiny_shakespeare'))
+  shakespeare = registry.load(cfg('tiny_shakespeare'))
   assert shakespeare.decode(shakespeare.splits['test'].gather(np.array([0]))['inputs']) == (
       parts[2][:7])
-  lm1b = pipeline.load(cfg('lm1b'))
+  lm1b = registry.load(cfg('lm1b'))
   assert lm1b.decode(next(lm1b.eval_batches(batch_size=1))['inputs']) == 'x y'
   assert 'tensorflow' not in sys.modules
