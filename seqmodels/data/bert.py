@@ -442,10 +442,40 @@ def decode(tokens) -> str:
   return ''.join(out)
 
 
+def check(config) -> None:
+  """The source, the local file(s) it reads, the masking and the row length; tokens are bytes."""
+  d = config.data
+  core.check_windows(d)
+  sources = MLM_SOURCES if d.name == 'mlm' else CLASSIFY_SOURCES
+  core.check(d.source in sources,
+             f'config.data.source={d.source!r} is not a {d.name} source: choose one of '
+             f'{", ".join(repr(s) for s in sources)} (\'\' reads config.data.path)')
+  what = ('a TSV/CSV (.tsv: tab-separated, no quoting; .csv: comma-separated)'
+          if d.name == 'classify' and not d.source else 'a local text file, one sentence per line')
+  table = os.path.splitext(d.path)[1].lower() in ('.tsv', '.csv')
+  core.check(not (table and d.source in CORRUPTIONS),
+             f'config.data.path={d.path!r} is a table, but config.data.source={d.source!r} makes a '
+             'task of the lines of a text file: set --config.data.source= (empty) to classify its '
+             'rows')
+  if d.source in ('', *CORRUPTIONS):  # read from data.path
+    if '{split}' in d.path:
+      core.check_split_files('data.path', d.path, f'{what} per split')
+    else:
+      core.check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)),
+                 f"config.data.path={d.path!r} is not a file: point it at {what}, or at one per "
+                 "split with '{split}'")
+  core.check(0 < d.mask_prob < 1,
+             f'config.data.mask_prob={d.mask_prob!r} must be in (0, 1); BERT uses 0.15')
+  core.check(d.seq_len >= 8, f'config.data.seq_len={d.seq_len!r} is too short for [CLS] A [SEP] B '
+             '[SEP]: use >= 8')
+  core.check_no_byte_level(d)
+  core.check_no_tokenizer(d)
+
+
 def _local_files(data_cfg) -> list[str]:
   local = data_cfg.get('source', '') in ('', *CORRUPTIONS)
   return core.existing_files(data_cfg.path) if local else []
 
 
-DATASETS = {'mlm': core.Dataset('mlm', prepare, load, _local_files),
-            'classify': core.Dataset('classify', prepare, load, _local_files)}
+DATASETS = {'mlm': core.Dataset('mlm', prepare, load, check, _local_files),
+            'classify': core.Dataset('classify', prepare, load, check, _local_files)}

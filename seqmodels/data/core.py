@@ -1,5 +1,6 @@
 """What every dataset module builds on: batches, a split's examples, `Data` and its exactness
-contract, special tokens, formatting and path helpers, and the registry's `Dataset` entry.
+contract, special tokens, formatting and path helpers, the config checks datasets share, and the
+registry's `Dataset` entry.
 
 Training batches follow an exactness contract: the global batch at step s holds rows
 [s*B, (s+1)*B) of one seeded stream (every epoch a fresh permutation), and process p of P receives
@@ -293,6 +294,59 @@ def existing_files(*patterns: str) -> list[str]:
   return sorted(f for f in set(files) if os.path.isfile(f))
 
 
+# ---- config checks several datasets share --------------------------------------------------------
+
+def check(ok: bool, message: str) -> None:
+  """Raises ConfigError(message) unless `ok`: one line naming the field and the fix."""
+  if not ok:
+    raise errors.ConfigError(message)
+
+
+def check_positive(d, *fields: str) -> None:
+  """Data config fields that must be positive integers."""
+  for f in fields:
+    check(isinstance(d[f], int) and d[f] > 0,
+          f'config.data.{f}={d[f]!r} must be a positive integer')
+
+
+def check_generated(d) -> None:
+  """A generated dataset's sizes and its sequence length range."""
+  check_positive(d, 'min_len', 'max_len', 'num_symbols', 'num_train', 'num_validation')
+  check(d.min_len <= d.max_len, f'config.data.min_len={d.min_len} exceeds '
+        f'config.data.max_len={d.max_len}: make min_len <= max_len')
+
+
+def check_windows(d) -> None:
+  """data.seq_len and data.stride of a dataset of windows or cut sequences."""
+  check_positive(d, 'seq_len')
+  check(d.stride >= 0, f'config.data.stride={d.stride!r} must be >= 0 (0 means seq_len)')
+
+
+def check_no_byte_level(d) -> None:
+  """data.byte_level is off: it is a choice of data.name='text' only."""
+  check(not d.byte_level, f'config.data.byte_level=True applies to data.name=\'text\' only '
+        f'({d.name!r} has its own tokens): set it False')
+
+
+def check_no_tokenizer(d) -> None:
+  """data.tokenizer is 'auto' for a dataset with its own tokens."""
+  check(d.get('tokenizer', 'auto') == 'auto', f'config.data.tokenizer={d.tokenizer!r} '
+        f"applies to data.name='text' and translation data ({d.name!r} has its own tokens): leave it 'auto'")
+
+
+def check_split_files(field: str, path: str, what: str) -> None:
+  """A '{split}' path names existing train and validation files (test optional), under any of their names."""
+  found = builders.split_files(path)
+  for split in ('train', 'validation'):
+    names = '/'.join(builders.SPLIT_NAMES[split])
+    check(split in found, f'config.{field}={path!r}: no {split} file '
+          f'({path.replace("{split}", names)}): {what} (train and validation needed, test '
+          'optional)')
+  for split, file in found.items():
+    check(os.path.getsize(file) > 0,
+          f'config.{field}={path!r}: the {split} file {file} is empty: {what}')
+
+
 # ---- the registry's entry ------------------------------------------------------------------------
 
 def _no_files(data_cfg) -> list[str]:
@@ -313,6 +367,8 @@ class Dataset:
   # (data_cfg, data directory): builds it unless built (registry.prepare holds the lock)
   prepare: Callable[[Any, str], None]
   load: Callable[[Any, str], Data]  # (data_cfg, data directory) -> the prepared dataset
+  # (config) -> None: ConfigError for the first problem of config.data (and config.decode)
+  check: Callable[[Any], None]
   local_files: Callable[[Any], list[str]] = _no_files  # data_cfg -> the local files it is made of
   # data_cfg -> data.tokenizer as the dataset applies it; '' where its tokens are its own
   tokenizer_name: Callable[[Any], str] = _own_tokens

@@ -1,4 +1,4 @@
-"""Dataset registry: config.data.name -> its `Dataset` (task kind, prepare, load, local files).
+"""Dataset registry: config.data.name -> its `Dataset` (kind, prepare, load, checks, local files).
 
 Each dataset module ends with its entries (a dict DATASETS); adding a family of datasets is one
 module and one line in FAMILIES. Generic code asks an entry (`kind`, `local_files`, ...), never
@@ -25,6 +25,18 @@ def _entry(name: str) -> Dataset:
 def kind(name: str) -> str:
   """The task kind of dataset `name`: an objective of seqmodels.train.steps.OBJECTIVES."""
   return _entry(name).kind
+
+
+def check_name(name: str) -> None:
+  """Raises ConfigError unless `name` is a dataset."""
+  core.check(name in DATASETS, f'config.data.name={name!r} is not a dataset: choose one of '
+             f'{", ".join(DATASETS)}')
+
+
+def check(config) -> None:
+  """Raises ConfigError for the first problem of config.data (translation: of config.decode too)."""
+  check_name(config.data.name)
+  DATASETS[config.data.name].check(config)
 
 
 def prepare(data_cfg) -> None:

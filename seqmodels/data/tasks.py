@@ -1,4 +1,5 @@
-"""Synthetic sequence tasks (copy, reverse, sort, adding problem): generators, builders, batches.
+"""Synthetic sequence tasks (copy, reverse, sort, adding problem): generators, builders, batches,
+checks.
 
 Every example is a deterministic function of (seed, split, index): its random stream is seeded
 with `np.random.SeedSequence([seed, split_id, index])`, so any example can be regenerated alone.
@@ -225,5 +226,13 @@ def load(data_cfg, directory: str) -> core.Data:
                    core.decoded(sources, fn), render_symbols, meta={'eos_id': EOS})
 
 
-DATASETS = {name: core.Dataset('regression' if name == 'adding' else 'lm', prepare, load)
+def check(config) -> None:
+  """Generation parameters; the tasks have their own tokens."""
+  d = config.data
+  core.check_generated(d)
+  core.check_no_byte_level(d)
+  core.check_no_tokenizer(d)
+
+
+DATASETS = {name: core.Dataset('regression' if name == 'adding' else 'lm', prepare, load, check)
             for name in TASKS}

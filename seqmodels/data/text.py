@@ -5,6 +5,7 @@ tokens at load (any window length and stride from one build) or read as streams;
 sentences, `[BOS] bytes [EOS]`.
 """
 
+import os
 from typing import Mapping
 
 import numpy as np
@@ -128,10 +129,50 @@ def _load_lm1b(data_cfg, directory: str) -> core.Data:
                    sentence, meta={'eos_id': EOS})
 
 
+def _check_text(config) -> None:
+  """A local text LM: its window, file(s) and tokenizer (builders.LocalText)."""
+  d = config.data
+  core.check_windows(d)
+  choices = ('auto', 'char', 'byte', 'word', 'bpe', 'unigram')
+  tokenizer = d.get('tokenizer', 'auto')
+  core.check(tokenizer in choices, f'config.data.tokenizer={tokenizer!r} is not a text tokenizer: '
+             f'choose one of {", ".join(choices)}')
+  core.check(not d.byte_level or tokenizer in ('auto', 'byte'),
+             'config.data.byte_level=True makes the tokens bytes, but '
+             f'config.data.tokenizer={tokenizer!r}: set one of them, not both')
+  if tokenizer in ('unigram', 'bpe'):  # lossless: 4 specials and 256 byte pieces, then the text's
+    core.check(d.vocab_size > 260,
+               f'config.data.vocab_size={d.vocab_size!r} leaves no pieces of the text beside the 4 '
+               'specials and 256 byte pieces of a lossless subword model: use a few hundred or '
+               'more')
+  core.check(d.get('min_count', 1) >= 1,
+             f'config.data.min_count={d.min_count!r} must be >= 1 (1 keeps every training word)')
+  core.check(bool(d.path), "config.data.path is empty: set it to a text file, e.g. "
+             "--config.data.path=../shared/data/tinyshakespeare.txt")
+  if '{split}' in d.path:
+    return core.check_split_files('data.path', d.path, 'one text file per split')
+  path = os.path.expanduser(d.path)
+  core.check(os.path.isfile(path), f'config.data.path={d.path!r} '
+             f'{"is a directory" if os.path.isdir(path) else "does not exist"}: point it at a '
+             "local text file, or at one file per split with '{split}' ('wiki.{split}.tokens')")
+  size = os.path.getsize(path)
+  core.check(size >= 10 * (d.seq_len + 1),
+             f'config.data.path={d.path!r} has {size} bytes, too few for a 10% validation part of '
+             f'one window: use a longer file or a smaller config.data.seq_len={d.seq_len}')
+
+
+def _check_tfds_text(config) -> None:
+  """tiny_shakespeare, lm1b: the window; their tokens are their own."""
+  core.check_windows(config.data)
+  core.check_no_byte_level(config.data)
+  core.check_no_tokenizer(config.data)
+
+
 DATASETS = {
-    'text': core.Dataset('lm', _prepare_text, _load_text,
+    'text': core.Dataset('lm', _prepare_text, _load_text, _check_text,
                          local_files=lambda data_cfg: core.existing_files(data_cfg.path),
                          tokenizer_name=tokenizer_name),
-    'tiny_shakespeare': core.Dataset('lm', _prepare_tiny_shakespeare, _load_tiny_shakespeare),
-    'lm1b': core.Dataset('lm', _prepare_lm1b, _load_lm1b),
+    'tiny_shakespeare': core.Dataset('lm', _prepare_tiny_shakespeare, _load_tiny_shakespeare,
+                                     _check_tfds_text),
+    'lm1b': core.Dataset('lm', _prepare_lm1b, _load_lm1b, _check_tfds_text),
 }

@@ -366,6 +366,59 @@ def cut_at_eos(ids) -> list[int]:
   return [i for i in ids if i != PAD]
 
 
+# ---- checks --------------------------------------------------------------------------------------
+
+def check(config) -> None:
+  """The corpus, its tokenizer and the decoding settings of the final evaluation (config.decode)."""
+  d, dc = config.data, config.decode
+  core.check_windows(d)
+  core.check_no_byte_level(d)
+  core.check(d.seq_len >= 2,
+             f'config.data.seq_len={d.seq_len!r} must be >= 2 (target tokens + EOS)')
+  choices = ('auto', *TOKENIZERS)
+  core.check(d.tokenizer in choices, f'config.data.tokenizer={d.tokenizer!r} is not a tokenizer: '
+             f'choose one of {", ".join(choices)}')
+  if d.tokenizer in ('unigram', 'bpe'):
+    core.check(d.vocab_size >= 16, f'config.data.vocab_size={d.vocab_size!r} is too small for '
+               'sentencepiece: use >= 16')
+  if d.name == TOY:
+    core.check_generated(d)
+    core.check(d.num_symbols <= MAX_TOY_WORDS, f'config.data.num_symbols={d.num_symbols} exceeds '
+               f'the {MAX_TOY_WORDS} toy_translation words: use fewer')
+  if d.name == FILES:
+    for field in ('src_path', 'tgt_path'):
+      path = d[field]
+      core.check('{split}' in path, f"config.data.{field}={path!r} needs '{{split}}' where "
+                 "train/validation/test go, e.g. 'corpus/{split}.de'")
+      core.check_split_files(f'data.{field}', path, 'one sentence per line per split')
+  core.check(dc.beam_size >= 1, f'config.decode.beam_size={dc.beam_size!r} must be >= 1')
+  core.check(dc.length_penalty >= 0,
+             f'config.decode.length_penalty={dc.length_penalty!r} must be >= 0 (GNMT: 0.6)')
+  core.check(dc.split in ('validation', 'test'),
+             f"config.decode.split={dc.split!r}: choose 'validation' or 'test'")
+  for field in ('num_examples', 'batch_size', 'max_len', 'attention_maps'):
+    core.check(dc[field] >= 0, f'config.decode.{field}={dc[field]!r} must be >= 0')
+  _check_bleu_tokenize(dc.get('bleu_tokenize', '13a'))
+
+
+def _check_bleu_tokenize(name: str) -> None:
+  """config.decode.bleu_tokenize is a sacrebleu BLEU tokenizer that runs here (ja-mecab and ko-mecab
+  need extras)."""
+  import sacrebleu
+  from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
+  names = list(sacrebleu.metrics.BLEU.TOKENIZERS)
+  core.check(name in names,
+             f'config.decode.bleu_tokenize={name!r} is not a sacrebleu tokenizer: choose one of '
+             f'{", ".join(names)} (zh, ja-mecab or char for targets written without spaces)')
+  if name in SPM_MODELS:  # made at the final evaluation, which downloads its sentencepiece model once
+    return
+  try:
+    sacrebleu.metrics.BLEU(tokenize=name)
+  except Exception as e:  # pylint: disable=broad-except  # a missing extra: sacrebleu says which to install
+    core.check(False, f'config.decode.bleu_tokenize={name!r} cannot run here: '
+               f'{" ".join(str(e).split())}')
+
+
 # ---- metrics -------------------------------------------------------------------------------------------------
 
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], bleu_tokenize: str = '13a'
@@ -426,5 +479,5 @@ def _local_files(data_cfg) -> list[str]:
   return core.existing_files(data_cfg.src_path, data_cfg.tgt_path) if data_cfg.name == FILES else []
 
 
-DATASETS = {name: core.Dataset('seq2seq', prepare, load, _local_files, tokenizer_name)
+DATASETS = {name: core.Dataset('seq2seq', prepare, load, check, _local_files, tokenizer_name)
             for name in NAMES}

@@ -1,5 +1,5 @@
-"""Tests of the dataset registry: every entry's kind is a train objective, names are unique, and
-preparing is safe from many processes at once."""
+"""Tests of the dataset registry: every entry's kind is a train objective, names are unique, an
+unknown name is one line, and preparing is safe from many processes at once."""
 
 import os
 import subprocess
@@ -8,7 +8,10 @@ import textwrap
 
 import ml_collections
 import numpy as np
+import pytest
 
+from experiments.configs.base import get_base_config
+from seqmodels import errors
 from seqmodels.data import registry
 from seqmodels.data import tasks
 from seqmodels.train import steps
@@ -30,6 +33,19 @@ def test_every_dataset_is_a_task_kind_the_train_steps_know():
 def test_each_name_has_one_entry_in_one_family():
   names = [name for family in registry.FAMILIES for name in family.DATASETS]
   assert len(names) == len(set(names)) == len(registry.DATASETS)
+
+
+def test_an_unknown_dataset_is_one_line_listing_the_datasets():
+  c = get_base_config()
+  c.data.name = 'imagenet'
+  with pytest.raises(errors.ConfigError) as e:
+    registry.check(c)
+  names = ', '.join(registry.DATASETS)
+  assert str(e.value) == f"config.data.name='imagenet' is not a dataset: choose one of {names}"
+  assert names.startswith('copy, reverse, sort, adding, text, ') and '\n' not in str(e.value)
+  with pytest.raises(ValueError, match="Unknown data.name 'imagenet'"):
+    registry.load(c.data)
+  assert registry.local_files(c.data) == [] and registry.tokenizer_name(c.data) == ''
 
 
 def test_local_files_are_the_existing_files_a_dataset_reads(tmp_path):
