@@ -343,9 +343,14 @@ class GlueSst2(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       yield i, {'sentence': row['sentence'], 'label': int(row.get('label', -1)), 'idx': i}
 
 
+def reads_path(data_cfg) -> bool:
+  """Whether the data is made of the local file(s) of data.path, not of a TFDS data.source."""
+  return data_cfg.get('source', '') in ('', *CORRUPTIONS)
+
+
 def prepare(data_cfg, directory: str) -> None:
   """Builds the TFDS dataset named by data.source (local sources need nothing)."""
-  if data_cfg.source in ('', *CORRUPTIONS):
+  if reads_path(data_cfg):
     return
   kwargs = {'data_dir': directory, 'file_format': 'array_record'}
   if data_cfg.source == 'glue/sst2':
@@ -378,7 +383,7 @@ def _lines_from_tfds(source: str, directory: str, data_cfg) -> dict[str, list[st
 
 def _no_test(data_cfg) -> str:
   """Why data_cfg's data has no test split (train.test_eval's error says)."""
-  if data_cfg.source not in ('', *CORRUPTIONS):
+  if not reads_path(data_cfg):
     return f'of config.data.source={data_cfg.source} only a train and a validation split are read'
   if '{split}' in data_cfg.path:
     return f'no test file matches {builders.split_file_names(data_cfg.path, "test")}'
@@ -424,8 +429,7 @@ def load(data_cfg, directory: str) -> core.Data:
       examples = [source[i] for i in range(min(len(source), limits[split]))]
       texts = [ex[key].decode('utf-8') if isinstance(ex[key], bytes) else str(ex[key]) for ex in examples]
       parts[split] = classification_arrays(texts, None, [int(ex['label']) for ex in examples], T)
-  local = data_cfg.source in ('', *CORRUPTIONS)
-  _check_classes(parts, names, f'config.data.path={data_cfg.path!r}' if local else
+  _check_classes(parts, names, f'config.data.path={data_cfg.path!r}' if reads_path(data_cfg) else
                  f'config.data.source={data_cfg.source!r}')
   splits = {split: core.Examples(len(a['label']), lambda i, a=a: _rows(a, i)) for split, a in parts.items()}
   if 'test' not in splits:
@@ -457,7 +461,7 @@ def check(config) -> None:
              f'config.data.path={d.path!r} is a table, but config.data.source={d.source!r} makes a '
              'task of the lines of a text file: set --config.data.source= (empty) to classify its '
              'rows')
-  if d.source in ('', *CORRUPTIONS):  # read from data.path
+  if reads_path(d):
     if '{split}' in d.path:
       core.check_split_files('data.path', d.path, f'{what} per split')
     else:
@@ -473,8 +477,7 @@ def check(config) -> None:
 
 
 def _local_files(data_cfg) -> list[str]:
-  local = data_cfg.get('source', '') in ('', *CORRUPTIONS)
-  return core.existing_files(data_cfg.path) if local else []
+  return core.existing_files(data_cfg.path) if reads_path(data_cfg) else []
 
 
 DATASETS = {'mlm': core.Dataset('mlm', prepare, load, check, _local_files),
