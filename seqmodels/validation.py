@@ -61,7 +61,7 @@ def _check_elmo(config) -> None:
   _check(m.embed in (0, m.width), f'config.model.embed={m.embed} differs from config.model.width={m.width}: ELMo '
          'mixes the embedding (layer 0) with the recurrent states, so it has their width: leave embed=0')
   if m.name == 'elmo':
-    _check(d.name in ('text', 'tiny_shakespeare', 'lm1b'), f"config.model.name='elmo' cannot train on "
+    _check(datasets.DATASETS[d.name].text, f"config.model.name='elmo' cannot train on "
            f'config.data.name={d.name!r}: a biLM needs running text (text, tiny_shakespeare or lm1b), where every '
            'token is real; the synthetic tasks weight only their answers')
 
@@ -167,7 +167,7 @@ def validate(config) -> None:
     _check(m.name in carriers, f"config.train.carry_state=True carries a recurrent LM's state (the n-gram's "
            f"context) from window to window, and model.name={m.name!r} has none ({', '.join(carriers)} do): leave "
            'it False (in a sweep, set it on those trials only)')
-    _check(d.name in ('text', 'tiny_shakespeare'), f'config.train.carry_state=True reads running text as streams, '
+    _check(datasets.DATASETS[d.name].streams, f'config.train.carry_state=True reads running text as streams, '
            f'and config.data.name={d.name!r} is separate examples: use text or tiny_shakespeare, or leave it False')
     _check(d.stride in (0, d.seq_len), f'config.data.stride={d.stride} crops windows at random, and '
            'config.train.carry_state=True reads each stream\'s windows in order: leave stride 0')

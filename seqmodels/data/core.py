@@ -372,3 +372,5 @@ class Dataset:
   local_files: Callable[[Any], list[str]] = _no_files  # data_cfg -> the local files it is made of
   # data_cfg -> data.tokenizer as the dataset applies it; '' where its tokens are its own
   tokenizer_name: Callable[[Any], str] = _own_tokens
+  text: bool = False  # natural text where every token is real (a biLM learns from all of them)
+  streams: bool = False  # one running text per split: windows readable as streams (train.carry_state)

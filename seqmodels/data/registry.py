@@ -1,8 +1,8 @@
 """Dataset registry: config.data.name -> its `Dataset` (kind, prepare, load, checks, local files).
 
 Each dataset module ends with its entries (a dict DATASETS); adding a family of datasets is one
-module and one line in FAMILIES. Generic code asks an entry (`kind`, `local_files`, ...), never
-a name.
+module and one line in FAMILIES. Generic code asks an entry (`kind`, `text`, `streams`, ...), never a
+name.
 """
 
 import fcntl

@@ -171,8 +171,8 @@ def _check_tfds_text(config) -> None:
 DATASETS = {
     'text': core.Dataset('lm', _prepare_text, _load_text, _check_text,
                          local_files=lambda data_cfg: core.existing_files(data_cfg.path),
-                         tokenizer_name=tokenizer_name),
+                         tokenizer_name=tokenizer_name, text=True, streams=True),
     'tiny_shakespeare': core.Dataset('lm', _prepare_tiny_shakespeare, _load_tiny_shakespeare,
-                                     _check_tfds_text),
-    'lm1b': core.Dataset('lm', _prepare_lm1b, _load_lm1b, _check_tfds_text),
+                                     _check_tfds_text, text=True, streams=True),
+    'lm1b': core.Dataset('lm', _prepare_lm1b, _load_lm1b, _check_tfds_text, text=True),
 }

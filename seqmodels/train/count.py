@@ -23,7 +23,6 @@ from seqmodels.models import ngram
 from seqmodels.train import sharding, steps
 from seqmodels.train.metrics import MetricWriter, PeakMemory
 
-TEXT_STREAMS = ('text', 'tiny_shakespeare')  # datasets whose training rows are windows of one running text
 _CHUNK = 4096
 
 
@@ -34,9 +33,9 @@ def training_tokens(data: core.Data, data_cfg) -> np.ndarray:
   so overlapping windows count once); independent sequences (synthetic tasks, lm1b sentences) are each
   [first input, targets...] with padding dropped, one after the other.
   """
-  examples = data.splits['train']
+  examples, streams = data.splits['train'], datasets.DATASETS[data_cfg.name].streams
   rows = [examples.gather(np.arange(i, min(i + _CHUNK, examples.size))) for i in range(0, examples.size, _CHUNK)]
-  if data_cfg.name in TEXT_STREAMS:
+  if streams:  # the training rows are windows of one running text
     stride = data_cfg.stride or data_cfg.seq_len
     if stride <= data.seq_len:
       last = rows[-1]
@@ -45,7 +44,7 @@ def training_tokens(data: core.Data, data_cfg) -> np.ndarray:
   parts = []
   for r in rows:
     seq_BxL = np.concatenate([r['inputs'][:, :1], r['targets']], axis=1)
-    parts.append(seq_BxL[seq_BxL != core.PAD] if data_cfg.name not in TEXT_STREAMS else seq_BxL.ravel())
+    parts.append(seq_BxL[seq_BxL != core.PAD] if not streams else seq_BxL.ravel())
   return np.concatenate(parts).astype(np.int64)
 
 

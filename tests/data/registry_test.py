@@ -33,6 +33,9 @@ def test_every_dataset_is_a_task_kind_the_train_steps_know():
 def test_each_name_has_one_entry_in_one_family():
   names = [name for family in registry.FAMILIES for name in family.DATASETS]
   assert len(names) == len(set(names)) == len(registry.DATASETS)
+  assert [name for name, entry in registry.DATASETS.items() if entry.streams] == ['text', 'tiny_shakespeare']
+  assert [name for name, entry in registry.DATASETS.items() if entry.text] == ['text', 'tiny_shakespeare', 'lm1b']
+  assert all(entry.text for entry in registry.DATASETS.values() if entry.streams)
 
 
 def test_an_unknown_dataset_is_one_line_listing_the_datasets():
