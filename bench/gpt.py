@@ -235,7 +235,7 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   """Our whole run, timed as a process from its start (imports, data preparation, compilation, training with
   periodic eval), as nanoGPT's train.py is; the whole-split score afterwards is not timed, on either side."""
   import jax
-  from seqmodels.data import pipeline
+  from seqmodels.data import registry as datasets
   from seqmodels.models import registry
   from seqmodels.train import evaluate, host_memory, loop, sharding, steps
   config = seqmodels_config(recipe, data)
@@ -244,7 +244,7 @@ def run_seqmodels(case: str, recipe: dict, data: str) -> dict:
   summary = loop.train_and_evaluate(config, workdir)
   wall = time.time() - STARTED
   # The final number: the whole validation split, not the periodic estimate.
-  data_obj = pipeline.load(config.data)
+  data_obj = datasets.load(config.data)
   model = registry.build(config.model, data_obj, dtype)
   mesh = sharding.make_mesh()
   eval_step = jax.jit(steps.make_eval_step(model))

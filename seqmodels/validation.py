@@ -6,19 +6,13 @@ import logging
 import math
 import os
 
+from seqmodels.data import registry as datasets
 from seqmodels.layers.recurrent import RECURRENCES
 from seqmodels.models import registry
 from seqmodels.train import optim
 from seqmodels.train.optim import OPTIMIZERS
 from seqmodels.errors import ConfigError
 
-SYNTHETIC = ('copy', 'reverse', 'sort')
-# dataset name -> the kind of task its batches are (seqmodels.train.steps.OBJECTIVES)
-DATASET_KINDS = {'copy': 'lm', 'reverse': 'lm', 'sort': 'lm', 'adding': 'regression', 'text': 'lm',
-                 'tiny_shakespeare': 'lm', 'lm1b': 'lm', 'mlm': 'mlm', 'classify': 'classify'}
-TRANSLATION = ('toy_translation', 'parallel_text', 'wmt14_translate/de-en', 'ted_hrlr_translate/pt_to_en')
-DATASET_KINDS.update({name: 'seq2seq' for name in TRANSLATION})
-DATASETS = tuple(DATASET_KINDS)
 DTYPES = ('auto', 'float32', 'bfloat16')
 
 
@@ -37,110 +31,6 @@ def _fraction(value, field: str, upper_inclusive: bool = False) -> None:
   ok = 0 <= value <= 1 if upper_inclusive else 0 <= value < 1
   interval = '[0, 1]' if upper_inclusive else '[0, 1)'
   _check(ok, f'config.{field}={value!r} must be in {interval}')
-
-
-def _check_bert_data(d) -> None:
-  from seqmodels.data import bert as bert_data  # data stays out of validation's import time
-  sources = bert_data.MLM_SOURCES if d.name == 'mlm' else bert_data.CLASSIFY_SOURCES
-  _check(d.source in sources, f'config.data.source={d.source!r} is not a {d.name} source: choose one of '
-         f'{", ".join(repr(s) for s in sources)} (\'\' reads config.data.path)')
-  what = ('a TSV/CSV (.tsv: tab-separated, no quoting; .csv: comma-separated)' if d.name == 'classify' and not
-          d.source else 'a local text file, one sentence per line')
-  table = os.path.splitext(d.path)[1].lower() in ('.tsv', '.csv')
-  _check(not (table and d.source in bert_data.CORRUPTIONS), f'config.data.path={d.path!r} is a table, but '
-         f'config.data.source={d.source!r} makes a task of the lines of a text file: set --config.data.source= '
-         '(empty) to classify its rows')
-  if d.source in ('', *bert_data.CORRUPTIONS):  # read from data.path
-    if '{split}' in d.path:
-      _check_split_files('data.path', d.path, f'{what} per split')
-    else:
-      _check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)), f'config.data.path={d.path!r} is not '
-             f"a file: point it at {what}, or at one per split with '{{split}}'")
-  _check(0 < d.mask_prob < 1, f'config.data.mask_prob={d.mask_prob!r} must be in (0, 1); BERT uses 0.15')
-  _check(d.seq_len >= 8, f'config.data.seq_len={d.seq_len!r} is too short for [CLS] A [SEP] B [SEP]: use >= 8')
-
-
-def _check_seq2seq(config) -> None:
-  """Encoder-decoder model, translation data and decoding settings (seqmodels/models/seq2seq.py)."""
-  d, dc = config.data, config.decode
-  if d.name not in TRANSLATION:
-    return
-  _check(d.seq_len >= 2, f'config.data.seq_len={d.seq_len!r} must be >= 2 (target tokens + EOS)')
-  tokenizers = ('auto', 'unigram', 'bpe', 'char', 'byte')
-  _check(d.tokenizer in tokenizers, f'config.data.tokenizer={d.tokenizer!r} is not a tokenizer: choose one of '
-         f'{", ".join(tokenizers)}')
-  if d.tokenizer in ('unigram', 'bpe'):
-    _check(d.vocab_size >= 16, f'config.data.vocab_size={d.vocab_size!r} is too small for sentencepiece: use >= 16')
-  if d.name == 'toy_translation':
-    _positive(config, 'data', 'min_len', 'max_len', 'num_symbols', 'num_train', 'num_validation')
-    _check(d.min_len <= d.max_len, f'config.data.min_len={d.min_len} exceeds config.data.max_len={d.max_len}:'
-           ' make min_len <= max_len')
-    _check(d.num_symbols <= 1764, f'config.data.num_symbols={d.num_symbols} exceeds the 1764 toy_translation words:'
-           ' use fewer')
-  if d.name == 'parallel_text':
-    for field in ('src_path', 'tgt_path'):
-      path = d[field]
-      _check('{split}' in path, f"config.data.{field}={path!r} needs '{{split}}' where train/validation/test go, "
-             "e.g. 'corpus/{split}.de'")
-      _check_split_files(f'data.{field}', path, 'one sentence per line per split')
-  _check(dc.beam_size >= 1, f'config.decode.beam_size={dc.beam_size!r} must be >= 1')
-  _check(dc.length_penalty >= 0, f'config.decode.length_penalty={dc.length_penalty!r} must be >= 0 (GNMT: 0.6)')
-  _check(dc.split in ('validation', 'test'), f"config.decode.split={dc.split!r}: choose 'validation' or 'test'")
-  for field in ('num_examples', 'batch_size', 'max_len', 'attention_maps'):
-    _check(dc[field] >= 0, f'config.decode.{field}={dc[field]!r} must be >= 0')
-  _check_bleu_tokenize(dc.get('bleu_tokenize', '13a'))
-
-
-def _check_bleu_tokenize(name: str) -> None:
-  """config.decode.bleu_tokenize is a sacrebleu BLEU tokenizer that runs here (ja-mecab and ko-mecab need extras)."""
-  import sacrebleu
-  from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
-  names = list(sacrebleu.metrics.BLEU.TOKENIZERS)
-  _check(name in names, f'config.decode.bleu_tokenize={name!r} is not a sacrebleu tokenizer: choose one of '
-         f'{", ".join(names)} (zh, ja-mecab or char for targets written without spaces)')
-  if name in SPM_MODELS:  # made at the final evaluation, which downloads its sentencepiece model once
-    return
-  try:
-    sacrebleu.metrics.BLEU(tokenize=name)
-  except Exception as e:  # pylint: disable=broad-except  # a missing extra: sacrebleu says which to install
-    _check(False, f'config.decode.bleu_tokenize={name!r} cannot run here: {" ".join(str(e).split())}')
-
-
-def _check_split_files(field: str, path: str, what: str) -> None:
-  """A '{split}' path names existing train and validation files (test optional), under any of their names."""
-  from seqmodels.data import builders
-  found = builders.split_files(path)
-  for split in ('train', 'validation'):
-    names = '/'.join(builders.SPLIT_NAMES[split])
-    _check(split in found, f'config.{field}={path!r}: no {split} file ({path.replace("{split}", names)}): '
-           f'{what} (train and validation needed, test optional)')
-  for split, file in found.items():
-    _check(os.path.getsize(file) > 0, f'config.{field}={path!r}: the {split} file {file} is empty: {what}')
-
-
-def _check_text(d) -> None:
-  """A local text LM: its file(s) and tokenizer (seqmodels/data/builders.py LocalText)."""
-  tokenizers, tokenizer = ('auto', 'char', 'byte', 'word', 'bpe', 'unigram'), d.get('tokenizer', 'auto')
-  _check(tokenizer in tokenizers, f'config.data.tokenizer={tokenizer!r} is not a text tokenizer: choose one '
-         f'of {", ".join(tokenizers)}')
-  _check(not d.byte_level or tokenizer in ('auto', 'byte'), f'config.data.byte_level=True makes the tokens '
-         f'bytes, but config.data.tokenizer={tokenizer!r}: set one of them, not both')
-  if tokenizer in ('unigram', 'bpe'):  # lossless pieces: 4 specials and 256 byte pieces, then the text's own
-    _check(d.vocab_size > 260, f'config.data.vocab_size={d.vocab_size!r} leaves no pieces of the text beside the '
-           '4 specials and 256 byte pieces of a lossless subword model: use a few hundred or more')
-  _check(d.get('min_count', 1) >= 1, f'config.data.min_count={d.min_count!r} must be >= 1 (1 keeps every '
-         'training word)')
-  _check(bool(d.path), "config.data.path is empty: set it to a text file, e.g. "
-         "--config.data.path=../shared/data/tinyshakespeare.txt")
-  if '{split}' in d.path:
-    return _check_split_files('data.path', d.path, 'one text file per split')
-  path = os.path.expanduser(d.path)
-  _check(os.path.isfile(path), f'config.data.path={d.path!r} '
-         f'{"is a directory" if os.path.isdir(path) else "does not exist"}: point it at a local text file, or '
-         "at one file per split with '{split}' ('wiki.{split}.tokens')")
-  size = os.path.getsize(path)
-  _check(size >= 10 * (d.seq_len + 1), f'config.data.path={d.path!r} has {size} bytes, too few for a 10% '
-         f'validation part of one window: use a longer file or a smaller config.data.seq_len={d.seq_len}')
 
 
 def _runs_cudnn(m) -> bool:
@@ -177,33 +67,17 @@ def validate(config) -> None:
          f'applies to the recurrent LMs ({", ".join(tying)}), not model.name={m.name!r}'
          + (', which ties always' if entry.tie_embeddings == 'always' else '') + ': leave it False')
 
-  _check(d.name in DATASETS, f'config.data.name={d.name!r} is not a dataset: choose one of {", ".join(DATASETS)}')
-  kind = DATASET_KINDS[d.name]
+  datasets.check_name(d.name)
+  kind = datasets.kind(d.name)
   able = sorted(n for n, e in registry.MODELS.items() if kind in e.kinds)
-  _check(kind in registry.MODELS[m.name].kinds, f'config.model.name={m.name!r} cannot train on config.data.name='
-         f'{d.name!r} (a {kind} task): use a model among {able or "none yet"} or another dataset')
+  _check(kind in entry.kinds, f'config.model.name={m.name!r} cannot train on config.data.name={d.name!r} '
+         f'(a {kind} task): use a model among {able or "none yet"} or another dataset')
   entry.check(config)  # the model's own checks (its registry entry)
-  _check(not entry.needs_text or d.name in ('text', 'tiny_shakespeare', 'lm1b'), f'config.model.name={m.name!r} '
-         f'cannot train on config.data.name={d.name!r}: a biLM needs running text (text, tiny_shakespeare or lm1b), '
-         'where every token is real; the synthetic tasks weight only their answers')
-  if d.name in SYNTHETIC or d.name == 'adding':
-    _positive(config, 'data', 'min_len', 'max_len', 'num_symbols', 'num_train', 'num_validation')
-    _check(d.min_len <= d.max_len, f'config.data.min_len={d.min_len} exceeds config.data.max_len={d.max_len}:'
-           ' make min_len <= max_len')
-  else:
-    _positive(config, 'data', 'seq_len')
-    _check(d.stride >= 0, f'config.data.stride={d.stride!r} must be >= 0 (0 means seq_len)')
-  if d.name in ('mlm', 'classify'):
-    _check_bert_data(d)
-  _check(not d.byte_level or d.name == 'text', f'config.data.byte_level=True applies to data.name=\'text\' only '
-         f'({d.name!r} has its own tokens): set it False')
-  if d.name == 'text':
-    _check_text(d)
-  else:
-    _check(d.get('tokenizer', 'auto') == 'auto' or d.name in TRANSLATION, f'config.data.tokenizer={d.tokenizer!r} '
-           f"applies to data.name='text' and translation data ({d.name!r} has its own tokens): leave it 'auto'")
-
-  _check_seq2seq(config)
+  texts = [n for n, e in datasets.DATASETS.items() if e.text]
+  _check(not entry.needs_text or datasets.DATASETS[d.name].text, f'config.model.name={m.name!r} cannot train on '
+         f'config.data.name={d.name!r}: a biLM needs running text ({", ".join(texts[:-1])} or {texts[-1]}), where '
+         'every token is real; the synthetic tasks weight only their answers')
+  datasets.check(config)  # the dataset's own checks (its registry entry)
   _check(o.name in OPTIMIZERS, f'config.optim.name={o.name!r} is not an optimizer: choose one of '
          f'{", ".join(OPTIMIZERS)}')
   _check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
@@ -239,7 +113,7 @@ def validate(config) -> None:
     _check(entry.carries_state, f"config.train.carry_state=True carries a recurrent LM's state (the n-gram's "
            f"context) from window to window, and model.name={m.name!r} has none ({', '.join(carriers)} do): leave "
            'it False (in a sweep, set it on those trials only)')
-    _check(d.name in ('text', 'tiny_shakespeare'), f'config.train.carry_state=True reads running text as streams, '
+    _check(datasets.DATASETS[d.name].streams, f'config.train.carry_state=True reads running text as streams, '
            f'and config.data.name={d.name!r} is separate examples: use text or tiny_shakespeare, or leave it False')
     _check(d.stride in (0, d.seq_len), f'config.data.stride={d.stride} crops windows at random, and '
            'config.train.carry_state=True reads each stream\'s windows in order: leave stride 0')
@@ -250,10 +124,10 @@ def _parameter_shapes(config):
   follow from config.model alone, not from the vocabulary or length of the data."""
   import jax  # tracing starts JAX: validate_devices runs after distributed initialisation
   import jax.numpy as jnp
-  from seqmodels.data import pipeline
+  from seqmodels.data import core
   from seqmodels.train import steps
-  kind = DATASET_KINDS[config.data.name]
-  model = registry.build(config.model, pipeline.Data(kind, 16, 8), jnp.float32)
+  kind = datasets.kind(config.data.name)
+  model = registry.build(config.model, core.Data(kind, 16, 8), jnp.float32)
   objective = steps.objective_for(config.model.name, kind)
   ints, floats = jax.ShapeDtypeStruct((1, 8), jnp.int32), jax.ShapeDtypeStruct((1, 8), jnp.float32)
   batch = {**dict.fromkeys(('inputs', 'targets', 'segments', 'src', 'tgt_in', 'tgt_out'), ints),

@@ -28,7 +28,7 @@ from seqmodels.layers.attention import layer_order, sown_weights
 
 def _real_length(tokens_T: np.ndarray) -> int:
   """Positions up to the last non-padding token (at least 1)."""
-  from seqmodels.data.pipeline import PAD  # sown_weights, used in training, stays light
+  from seqmodels.data.core import PAD  # sown_weights, used in training, stays light
   real = np.nonzero(np.asarray(tokens_T) != PAD)[0]
   return int(real[-1]) + 1 if real.size else 1
 

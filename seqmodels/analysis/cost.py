@@ -51,7 +51,7 @@ STARTUP_ALLOWANCE_S = 300.0  # an isolated case's start (imports, devices, init,
 
 @dataclasses.dataclass(frozen=True)
 class RandomTokens:
-  """What registry.build reads from a dataset (as seqmodels.data.pipeline.Data has it), for random tokens."""
+  """What registry.build reads from a dataset (as seqmodels.data.core.Data has it), for random tokens."""
   vocab_size: int
   seq_len: int
   kind: str = 'lm'

@@ -23,7 +23,7 @@ from seqmodels import cli
 class Run:
   workdir: str
   config: Any  # ml_collections.ConfigDict
-  data: Any  # seqmodels.data.pipeline.Data
+  data: Any  # seqmodels.data.core.Data
   model: Any  # flax module, computing in float32; None for a model fitted by counting (the n-gram)
   kind: str  # the objective's task kind: 'lm', 'bilm', 'seq2seq', 'regression', ...
   objective: Any  # seqmodels.train.steps.Objective
@@ -32,7 +32,8 @@ class Run:
 def load(workdir: str) -> Run:
   """The run in `workdir`: config, data, float32 model and objective (no parameters yet: `latest_params`)."""
   import ml_collections  # the CLIs' dependencies stay out of the library import
-  from seqmodels.data import pipeline
+  from seqmodels.data import core
+  from seqmodels.data import registry as datasets
   from seqmodels.models import registry
   from seqmodels.errors import DataError
   from seqmodels.train import steps
@@ -40,17 +41,17 @@ def load(workdir: str) -> Run:
 
   with open(os.path.join(workdir, 'config.json')) as f:
     config = json.load(f)
-  config['data'] = pipeline.with_absolute_paths(config['data'])  # a config.json of an older version: from here
+  config['data'] = core.with_absolute_paths(config['data'])  # a config.json of an older version: from here
   config = ml_collections.ConfigDict(config)
   if 'tokenizer' in config.data:  # resolved, and read as it was meant in a config.json of an older version
-    config.data.tokenizer = pipeline.tokenizer_name(config.data) or config.data.tokenizer
-  why = data_change(workdir, pipeline.file_digests(config.data))
+    config.data.tokenizer = datasets.tokenizer_name(config.data) or config.data.tokenizer
+  why = data_change(workdir, datasets.file_digests(config.data))
   if why:
     raise DataError(f'the run was trained on other data than its config names now: {why}: restore its data to '
                     'analyse it')
   try:
-    pipeline.prepare(config.data)
-    data = pipeline.load(config.data)
+    datasets.prepare(config.data)
+    data = datasets.load(config.data)
   except FileNotFoundError as e:
     raise DataError(f'its data file {e.filename or e} is not there: restore it to analyse the run') from e
   counted = registry.MODELS[config.model.name].trained_by == 'counting'  # no module: refit it (train/count.py)

@@ -8,8 +8,8 @@ the rest validate), of one file per split (a data.path with '{split}': train, va
 TFDS `lm1b` / `wiki40b/en` (data.source); B is the next line half of the time (is_next=1),
 a random line of the same split otherwise; fixed per example at load. Masking (Devlin et al. 2019): 15% of the
 real tokens are chosen, of which 80% become [MASK], 10% a random byte and 10% stay; it is redrawn for every
-training row from (seed, global row of the stream), so the pipeline's exactness contract holds; validation masks
-are fixed per example.
+training row from (seed, global row of the stream), so the exactness contract of core.Data holds;
+validation masks are fixed per example.
 
 data.name='classify': (text[, text_b], label) rows, or the columns a header row names (GLUE's own files), from a
 local TSV/CSV (data.path: one, split 90/10 at random, or one per split with '{split}': 'SST-2/{split}.tsv' reads
@@ -32,13 +32,12 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from seqmodels import errors
-from seqmodels.data import builders, pipeline, tokenizers
+from seqmodels.data import builders, core, tokenizers
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 NUM_SPECIALS = 4
 TOKENIZER = tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
 VOCAB_SIZE = TOKENIZER.vocab_size
-DATASETS = ('mlm', 'classify')
 MLM_SOURCES = ('', 'lm1b', 'wiki40b/en')
 CLASSIFY_SOURCES = ('', 'shuffled', 'scrambled', 'glue/sst2', 'imdb_reviews')
 TRAIN_FRACTION = 0.9
@@ -344,9 +343,14 @@ class GlueSst2(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       yield i, {'sentence': row['sentence'], 'label': int(row.get('label', -1)), 'idx': i}
 
 
+def reads_path(data_cfg) -> bool:
+  """Whether the data is made of the local file(s) of data.path, not of a TFDS data.source."""
+  return data_cfg.get('source', '') in ('', *CORRUPTIONS)
+
+
 def prepare(data_cfg, directory: str) -> None:
   """Builds the TFDS dataset named by data.source (local sources need nothing)."""
-  if data_cfg.source in ('', *CORRUPTIONS):
+  if reads_path(data_cfg):
     return
   kwargs = {'data_dir': directory, 'file_format': 'array_record'}
   if data_cfg.source == 'glue/sst2':
@@ -379,14 +383,14 @@ def _lines_from_tfds(source: str, directory: str, data_cfg) -> dict[str, list[st
 
 def _no_test(data_cfg) -> str:
   """Why data_cfg's data has no test split (train.test_eval's error says)."""
-  if data_cfg.source not in ('', *CORRUPTIONS):
+  if not reads_path(data_cfg):
     return f'of config.data.source={data_cfg.source} only a train and a validation split are read'
   if '{split}' in data_cfg.path:
     return f'no test file matches {builders.split_file_names(data_cfg.path, "test")}'
   return f'a single file is split {TRAIN_FRACTION:.0%}/{1 - TRAIN_FRACTION:.0%} into train and validation'
 
 
-def load(data_cfg, directory: str) -> pipeline.Data:
+def load(data_cfg, directory: str) -> core.Data:
   """The Data of data.name 'mlm' or 'classify' (see the module docstring)."""
   T, seed = data_cfg.seq_len, data_cfg.seed
   if data_cfg.name == 'mlm':
@@ -398,10 +402,10 @@ def load(data_cfg, directory: str) -> pipeline.Data:
     mask_prob = data_cfg.mask_prob
     fixed = lambda p: _masked(p, np.arange(len(p['next'])), _EVAL_SEED, mask_prob)  # evaluation: fixed masks
     arrays = {split: p if split == 'train' else fixed(p) for split, p in pairs.items()}
-    splits = {split: pipeline.Examples(len(a['next']), lambda i, a=a: _rows(a, i)) for split, a in arrays.items()}
+    splits = {split: core.Examples(len(a['next']), lambda i, a=a: _rows(a, i)) for split, a in arrays.items()}
     augment = lambda batch, rows, s: _masked(batch, rows, s, mask_prob)
-    return pipeline.Data('mlm', VOCAB_SIZE, T, splits, decode, augment=augment,
-                         meta={} if 'test' in splits else {'no_test': _no_test(data_cfg)})
+    return core.Data('mlm', VOCAB_SIZE, T, splits, decode, augment=augment,
+                     meta={} if 'test' in splits else {'no_test': _no_test(data_cfg)})
 
   meta = {}
   if data_cfg.source in CORRUPTIONS:
@@ -425,14 +429,13 @@ def load(data_cfg, directory: str) -> pipeline.Data:
       examples = [source[i] for i in range(min(len(source), limits[split]))]
       texts = [ex[key].decode('utf-8') if isinstance(ex[key], bytes) else str(ex[key]) for ex in examples]
       parts[split] = classification_arrays(texts, None, [int(ex['label']) for ex in examples], T)
-  local = data_cfg.source in ('', *CORRUPTIONS)
-  _check_classes(parts, names, f'config.data.path={data_cfg.path!r}' if local else
+  _check_classes(parts, names, f'config.data.path={data_cfg.path!r}' if reads_path(data_cfg) else
                  f'config.data.source={data_cfg.source!r}')
-  splits = {split: pipeline.Examples(len(a['label']), lambda i, a=a: _rows(a, i)) for split, a in parts.items()}
+  splits = {split: core.Examples(len(a['label']), lambda i, a=a: _rows(a, i)) for split, a in parts.items()}
   if 'test' not in splits:
     meta.setdefault('no_test', _no_test(data_cfg))  # a test file without labels has said why
-  return pipeline.Data('classify', VOCAB_SIZE, T, splits, decode,
-                       meta={'num_classes': len(names), 'classes': names, **meta})
+  return core.Data('classify', VOCAB_SIZE, T, splits, decode,
+                   meta={'num_classes': len(names), 'classes': names, **meta})
 
 
 def decode(tokens) -> str:
@@ -441,3 +444,41 @@ def decode(tokens) -> str:
   for t in np.asarray(tokens).reshape(-1).tolist():
     out.append(_NAMES[t] if t < NUM_SPECIALS else bytes([t - NUM_SPECIALS]).decode('latin-1'))
   return ''.join(out)
+
+
+def check(config) -> None:
+  """The source, the local file(s) it reads, the masking and the row length; tokens are bytes."""
+  d = config.data
+  core.check_windows(d)
+  sources = MLM_SOURCES if d.name == 'mlm' else CLASSIFY_SOURCES
+  core.check(d.source in sources,
+             f'config.data.source={d.source!r} is not a {d.name} source: choose one of '
+             f'{", ".join(repr(s) for s in sources)} (\'\' reads config.data.path)')
+  what = ('a TSV/CSV (.tsv: tab-separated, no quoting; .csv: comma-separated)'
+          if d.name == 'classify' and not d.source else 'a local text file, one sentence per line')
+  table = os.path.splitext(d.path)[1].lower() in ('.tsv', '.csv')
+  core.check(not (table and d.source in CORRUPTIONS),
+             f'config.data.path={d.path!r} is a table, but config.data.source={d.source!r} makes a '
+             'task of the lines of a text file: set --config.data.source= (empty) to classify its '
+             'rows')
+  if reads_path(d):
+    if '{split}' in d.path:
+      core.check_split_files('data.path', d.path, f'{what} per split')
+    else:
+      core.check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)),
+                 f"config.data.path={d.path!r} is not a file: point it at {what}, or at one per "
+                 "split with '{split}'")
+  core.check(0 < d.mask_prob < 1,
+             f'config.data.mask_prob={d.mask_prob!r} must be in (0, 1); BERT uses 0.15')
+  core.check(d.seq_len >= 8, f'config.data.seq_len={d.seq_len!r} is too short for [CLS] A [SEP] B '
+             '[SEP]: use >= 8')
+  core.check_no_byte_level(d)
+  core.check_no_tokenizer(d)
+
+
+def _local_files(data_cfg) -> list[str]:
+  return core.existing_files(data_cfg.path) if reads_path(data_cfg) else []
+
+
+DATASETS = {'mlm': core.Dataset('mlm', prepare, load, check, _local_files),
+            'classify': core.Dataset('classify', prepare, load, check, _local_files)}

@@ -35,7 +35,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from seqmodels import errors
-from seqmodels.data import builders, tasks, tokenizers
+from seqmodels.data import builders, core, tasks, tokenizers
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 NUM_SPECIALS = 4
@@ -210,6 +210,12 @@ _SPECIAL_PIECES = {PAD: '<pad>', BOS: '<s>', EOS: '</s>', UNK: '<unk>'}  # as se
 _SIDES = {'src': 'source', 'tgt': 'target', 'shared': 'source and target'}
 
 
+def tokenizer_name(data_cfg) -> str:
+  """data.tokenizer as translation uses it: 'auto' is a unigram sentencepiece model."""
+  name = data_cfg.get('tokenizer', 'auto')
+  return 'unigram' if name == 'auto' else name
+
+
 def _corpus(data_cfg) -> str:
   """The corpus of data_cfg, as a message names it."""
   if data_cfg.name == FILES:
@@ -220,8 +226,7 @@ def _corpus(data_cfg) -> str:
 def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: str,
                    create: bool) -> tuple[Any, Any]:
   """(source, target) tokenizers of data_cfg, trained on the training pairs (and saved) when `create`."""
-  from seqmodels.data import pipeline  # pipeline dispatches here
-  tok = pipeline.tokenizer_name(data_cfg)  # 'auto' is 'unigram'
+  tok = tokenizer_name(data_cfg)  # 'auto' is 'unigram'
   if tok == 'byte':
     return CharLevel(None), CharLevel(None)
   os.makedirs(directory, exist_ok=True)
@@ -333,15 +338,14 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok, tgt_tok, seq_len: in
   return arrays
 
 
-def load(data_cfg, directory: str):
-  """The prepared dataset as pipeline.Data(kind='seq2seq'); meta holds the texts and tokenizers for BLEU."""
-  from seqmodels.data import pipeline  # pipeline dispatches here
+def load(data_cfg, directory: str) -> core.Data:
+  """The prepared dataset as core.Data(kind='seq2seq'); meta holds texts and tokenizers for BLEU."""
   pairs = _pairs(data_cfg, directory)
   src_tok, tgt_tok = tokenizers_for(data_cfg, pairs['train'], _tokenizer_dir(data_cfg, directory), create=False)
   splits = {}
   for split, split_pairs in pairs.items():
     arrays = encode_pairs(split_pairs, src_tok, tgt_tok, data_cfg.seq_len, split, _corpus(data_cfg))
-    splits[split] = pipeline.Examples(len(split_pairs), lambda idx, a=arrays: {k: v[idx] for k, v in a.items()})
+    splits[split] = core.Examples(len(split_pairs), lambda idx, a=arrays: {k: v[idx] for k, v in a.items()})
   if 'validation' not in splits and 'test' in splits:
     splits['validation'] = splits['test']
     pairs['validation'] = pairs['test']
@@ -352,7 +356,7 @@ def load(data_cfg, directory: str):
     meta['no_test'] = ('config.data.num_test=0' if data_cfg.name == TOY else 'no pair of test files matches '
                        f'{builders.split_file_names(data_cfg.src_path, "test")} and '
                        f'{builders.split_file_names(data_cfg.tgt_path, "test")}')
-  return pipeline.Data('seq2seq', tgt_tok.vocab_size, data_cfg.seq_len, splits, decode, meta=meta)
+  return core.Data('seq2seq', tgt_tok.vocab_size, data_cfg.seq_len, splits, decode, meta=meta)
 
 
 def cut_at_eos(ids) -> list[int]:
@@ -360,6 +364,59 @@ def cut_at_eos(ids) -> list[int]:
   ids = [int(i) for i in np.asarray(ids).reshape(-1)]
   ids = ids[:ids.index(EOS)] if EOS in ids else ids
   return [i for i in ids if i != PAD]
+
+
+# ---- checks --------------------------------------------------------------------------------------
+
+def check(config) -> None:
+  """The corpus, its tokenizer and the decoding settings of the final evaluation (config.decode)."""
+  d, dc = config.data, config.decode
+  core.check_windows(d)
+  core.check_no_byte_level(d)
+  core.check(d.seq_len >= 2,
+             f'config.data.seq_len={d.seq_len!r} must be >= 2 (target tokens + EOS)')
+  choices = ('auto', *TOKENIZERS)
+  core.check(d.tokenizer in choices, f'config.data.tokenizer={d.tokenizer!r} is not a tokenizer: '
+             f'choose one of {", ".join(choices)}')
+  if d.tokenizer in ('unigram', 'bpe'):
+    core.check(d.vocab_size >= 16, f'config.data.vocab_size={d.vocab_size!r} is too small for '
+               'sentencepiece: use >= 16')
+  if d.name == TOY:
+    core.check_generated(d)
+    core.check(d.num_symbols <= MAX_TOY_WORDS, f'config.data.num_symbols={d.num_symbols} exceeds '
+               f'the {MAX_TOY_WORDS} toy_translation words: use fewer')
+  if d.name == FILES:
+    for field in ('src_path', 'tgt_path'):
+      path = d[field]
+      core.check('{split}' in path, f"config.data.{field}={path!r} needs '{{split}}' where "
+                 "train/validation/test go, e.g. 'corpus/{split}.de'")
+      core.check_split_files(f'data.{field}', path, 'one sentence per line per split')
+  core.check(dc.beam_size >= 1, f'config.decode.beam_size={dc.beam_size!r} must be >= 1')
+  core.check(dc.length_penalty >= 0,
+             f'config.decode.length_penalty={dc.length_penalty!r} must be >= 0 (GNMT: 0.6)')
+  core.check(dc.split in ('validation', 'test'),
+             f"config.decode.split={dc.split!r}: choose 'validation' or 'test'")
+  for field in ('num_examples', 'batch_size', 'max_len', 'attention_maps'):
+    core.check(dc[field] >= 0, f'config.decode.{field}={dc[field]!r} must be >= 0')
+  _check_bleu_tokenize(dc.get('bleu_tokenize', '13a'))
+
+
+def _check_bleu_tokenize(name: str) -> None:
+  """config.decode.bleu_tokenize is a sacrebleu BLEU tokenizer that runs here (ja-mecab and ko-mecab
+  need extras)."""
+  import sacrebleu
+  from sacrebleu.tokenizers.tokenizer_spm import SPM_MODELS
+  names = list(sacrebleu.metrics.BLEU.TOKENIZERS)
+  core.check(name in names,
+             f'config.decode.bleu_tokenize={name!r} is not a sacrebleu tokenizer: choose one of '
+             f'{", ".join(names)} (zh, ja-mecab or char for targets written without spaces)')
+  if name in SPM_MODELS:  # made at the final evaluation, which downloads its sentencepiece model once
+    return
+  try:
+    sacrebleu.metrics.BLEU(tokenize=name)
+  except Exception as e:  # pylint: disable=broad-except  # a missing extra: sacrebleu says which to install
+    core.check(False, f'config.decode.bleu_tokenize={name!r} cannot run here: '
+               f'{" ".join(str(e).split())}')
 
 
 # ---- metrics -------------------------------------------------------------------------------------------------
@@ -415,3 +472,12 @@ def save_attention_maps(workdir: str, maps: Sequence[tuple[np.ndarray, list[str]
     fig.savefig(os.path.join(workdir, f'attention_{i}.png'), dpi=100)
     plt.close(fig)
   return path
+
+
+def _local_files(data_cfg) -> list[str]:
+  """parallel_text's files; the toy task is generated and the online corpora are TFDS's."""
+  return core.existing_files(data_cfg.src_path, data_cfg.tgt_path) if data_cfg.name == FILES else []
+
+
+DATASETS = {name: core.Dataset('seq2seq', prepare, load, check, _local_files, tokenizer_name)
+            for name in NAMES}

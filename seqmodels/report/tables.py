@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from seqmodels.data import registry as datasets
+
 NAT_TO_BIT = 1 / math.log(2)
 # (column, how to read it from a run: a dotted summary key, or a function of the run)
 COLUMNS = [
@@ -52,8 +54,6 @@ COLUMNS = [
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),
 ]
 LENGTH_FIELDS = ('data.max_len', 'data.seq_len')
-TEXT_DATA = ('text', 'tiny_shakespeare', 'lm1b')  # windows of running text: 'all tokens right' means nothing there
-REGRESSION_DATA = ('adding',)  # loss = MSE, not nats/token (seqmodels/validation.py DATASET_KINDS 'regression')
 # The adding problem's target is the sum of two independent U(0, 1) values (seqmodels/data/tasks.py adding_example),
 # at any length: always predicting its mean, 1, scores MSE = Var = 2 * 1/12.
 ADDING_MEAN_PREDICTOR_MSE = 1 / 6
@@ -191,9 +191,16 @@ def _best(run, metric: str, pick) -> float:
   return float(pick(values)) if values else math.nan
 
 
+def _dataset(run) -> datasets.Dataset | None:
+  """The registry entry of the run's dataset (None for a name this version does not know)."""
+  return datasets.DATASETS.get(run['summary'].get('data') or get_field(run['config'], 'data.name'))
+
+
 def is_task_data(run) -> bool:
-  """Whether the run's examples are whole task instances (a copy / sort / ... sequence), not text windows."""
-  return (run['summary'].get('data') or get_field(run['config'], 'data.name')) not in TEXT_DATA
+  """Whether the run's examples are whole task instances (a copy / sort / ... sequence), not natural text,
+  where 'all tokens right' means nothing."""
+  entry = _dataset(run)
+  return entry is None or not entry.text
 
 
 def _per_token(run) -> bool:
@@ -202,8 +209,9 @@ def _per_token(run) -> bool:
 
 
 def is_regression(run) -> bool:
-  """Whether the run regresses real targets (loss = MSE): the adding problem."""
-  return (run['summary'].get('data') or get_field(run['config'], 'data.name')) in REGRESSION_DATA
+  """Whether the run regresses real targets (loss = MSE, not nats/token): the adding problem."""
+  entry = _dataset(run)
+  return entry is not None and entry.kind == 'regression'
 
 
 def _model(run) -> str:

@@ -16,27 +16,27 @@ from typing import Any
 import jax
 import numpy as np
 
-from seqmodels.data import builders, pipeline
+from seqmodels.data import builders, core
+from seqmodels.data import registry as datasets
 from seqmodels.models import ngram
 from seqmodels.train import sharding, steps
 from seqmodels.train import workdir as records
 from seqmodels.train.evaluate import check_test_split, eval_batch_size
 from seqmodels.train.metrics import MetricWriter, PeakMemory
 
-TEXT_STREAMS = ('text', 'tiny_shakespeare')  # datasets whose training rows are windows of one running text
 _CHUNK = 4096
 
 
-def training_tokens(data: pipeline.Data, data_cfg) -> np.ndarray:
+def training_tokens(data: core.Data, data_cfg) -> np.ndarray:
   """The training split as one 1-D token stream, in order.
 
   Windows of running text are stitched back into the text (each window contributes its first `stride` tokens,
   so overlapping windows count once); independent sequences (synthetic tasks, lm1b sentences) are each
   [first input, targets...] with padding dropped, one after the other.
   """
-  examples = data.splits['train']
+  examples, streams = data.splits['train'], datasets.DATASETS[data_cfg.name].streams
   rows = [examples.gather(np.arange(i, min(i + _CHUNK, examples.size))) for i in range(0, examples.size, _CHUNK)]
-  if data_cfg.name in TEXT_STREAMS:
+  if streams:  # the training rows are windows of one running text
     stride = data_cfg.stride or data_cfg.seq_len
     if stride <= data.seq_len:
       last = rows[-1]
@@ -45,11 +45,11 @@ def training_tokens(data: pipeline.Data, data_cfg) -> np.ndarray:
   parts = []
   for r in rows:
     seq_BxL = np.concatenate([r['inputs'][:, :1], r['targets']], axis=1)
-    parts.append(seq_BxL[seq_BxL != pipeline.PAD] if data_cfg.name not in TEXT_STREAMS else seq_BxL.ravel())
+    parts.append(seq_BxL[seq_BxL != core.PAD] if not streams else seq_BxL.ravel())
   return np.concatenate(parts).astype(np.int64)
 
 
-def eval_batches(data: pipeline.Data, batch_size: int, max_batches: int | None, split: str = 'validation',
+def eval_batches(data: core.Data, batch_size: int, max_batches: int | None, split: str = 'validation',
                  context: int = 0):
   """The split's evaluation windows (`Data.eval_batches`). With `context` > 0 (train.carry_state), each window's row
   begins up to `context` tokens of the running text earlier, those positions weighted 0: the same targets, each
@@ -63,13 +63,13 @@ def eval_batches(data: pipeline.Data, batch_size: int, max_batches: int | None, 
   offset_L, j_T = np.arange(T + context + 1), np.arange(T + context)
   for i in range(0, len(starts), batch_size):
     first, batch_starts = row_starts[i:i + batch_size], starts[i:i + batch_size]
-    batch = pipeline.format_window(ids_N[first[:, None] + offset_L])
+    batch = core.format_window(ids_N[first[:, None] + offset_L])
     target_from = (batch_starts - first)[:, None]  # the row's position of the window's first target
     batch['weights'] = ((j_T >= target_from) & (j_T < target_from + T)).astype(np.float32)
     yield batch
 
 
-def evaluate(model: ngram.NGramLM, data: pipeline.Data, batch_size: int, max_batches: int | None,
+def evaluate(model: ngram.NGramLM, data: core.Data, batch_size: int, max_batches: int | None,
              split: str = 'validation', carry_state: bool = False) -> tuple[dict[str, float], dict[int, float]]:
   """(steps.token_metrics of the summed eval sums, {order: unseen-context fraction}) over the split; with
   carry_state, contexts reach back across window boundaries (`eval_batches`)."""
@@ -86,7 +86,7 @@ def evaluate(model: ngram.NGramLM, data: pipeline.Data, batch_size: int, max_bat
         unseen[k] += frac * n
         positions[k] += n
   fractions = {k: unseen[k] / positions[k] if positions[k] > 0 else float('nan') for k in unseen}
-  return pipeline.with_bits_per_char(steps.token_metrics(totals), data, split), fractions
+  return core.with_bits_per_char(steps.token_metrics(totals), data, split), fractions
 
 
 def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory, digests: dict[str, str]) -> dict[str, Any]:
@@ -94,8 +94,8 @@ def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory, digests: dic
   t_start = time.time()
   os.makedirs(workdir, exist_ok=True)
   records.write_config(workdir, config, digests)
-  pipeline.prepare(config.data)
-  data = pipeline.load(config.data)
+  datasets.prepare(config.data)
+  data = datasets.load(config.data)
   if data.kind != 'lm':
     raise ValueError(f'config.model.name={config.model.name!r} models token streams; '
                      f'config.data.name={config.data.name!r} is a {data.kind} task')

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from seqmodels import evals
-from seqmodels.data import pipeline
+from seqmodels.data import core
 from seqmodels.errors import DataError
 from seqmodels.models import registry
 from seqmodels.train import checkpoint, sharding, steps
@@ -22,7 +22,7 @@ def eval_batch_size(train_cfg) -> int:
   return train_cfg.get('eval_batch_size', 0) or train_cfg.batch_size
 
 
-def check_test_split(data: pipeline.Data, name: str) -> None:
+def check_test_split(data: core.Data, name: str) -> None:
   """train.test_eval needs a test split of its own (lm1b's validation split is its test split; a local text file
   has train and validation only), checked before any training."""
   test = data.splits.get('test')
@@ -50,13 +50,13 @@ def evaluate(eval_step, objective, params, data, batch_size_local: int, batch_sh
     else:
       sums, carry = eval_step(params, carry, batch)
     totals = sums if not totals else jax.tree.map(jnp.add, totals, sums)
-  return pipeline.with_bits_per_char(objective.finalize(jax.device_get(totals)), data, split)
+  return core.with_bits_per_char(objective.finalize(jax.device_get(totals)), data, split)
 
 
 class Evaluator:
   """The evaluations of one run, compiled once: a split's metrics, the test split, the after-training evals."""
 
-  def __init__(self, model, objective: steps.Objective, data: pipeline.Data, config, workdir: str,
+  def __init__(self, model, objective: steps.Objective, data: core.Data, config, workdir: str,
                state_sh, batch_sh, params):
     tc = config.train
     self.model, self.objective, self.data, self.config, self.workdir = model, objective, data, config, workdir

@@ -19,7 +19,8 @@ import jax
 import numpy as np
 
 from seqmodels import errors
-from seqmodels.data import pipeline
+from seqmodels.data import core
+from seqmodels.data import registry as datasets
 from seqmodels.models import registry
 from seqmodels.train import checkpoint, count, host_memory, optim, sharding, steps
 from seqmodels.train import state as state_lib
@@ -68,14 +69,14 @@ def _train_and_evaluate(config, workdir: str, stop_after: int | None) -> dict[st
 def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict[str, Any]:
   records.check_resumable(workdir, config)  # again, now that no other process can write it
   peak_memory = PeakMemory()
-  digests = pipeline.file_digests(config.data)
+  digests = datasets.file_digests(config.data)
   records.check_same_data(workdir, digests)
   if registry.MODELS[config.model.name].trained_by == 'counting':  # the n-gram LM: one pass, no steps
     return count.fit_and_evaluate(config, workdir, peak_memory, digests)
   host_memory.keep_freed_memory()  # on CPU: a quarter of a small GPT's step was page faults (host_memory)
 
-  pipeline.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
-  data = pipeline.load(config.data)
+  datasets.prepare(config.data)  # every process: safe under its file lock, and hosts may have local disks
+  data = datasets.load(config.data)
   config = in_steps(config, data)
   tc = config.train
   records.write_config(workdir, config, digests)
@@ -239,7 +240,7 @@ def _initial_state(config, model, objective, data, tx, mesh, batch_sh, ckpt: che
   return state, state_sh, _RunRecord()
 
 
-def _train_batches(data: pipeline.Data, config, start: int):
+def _train_batches(data: core.Data, config, start: int):
   """This process's training batches from step `start` on: shuffled rows, or the streams of carry_state."""
   tc = config.train
   local = dict(batch_size=tc.batch_size // jax.process_count(), start_step=start,
@@ -249,7 +250,7 @@ def _train_batches(data: pipeline.Data, config, start: int):
   return data.train_batches(**local, seed=config.seed)
 
 
-def in_steps(config, data: pipeline.Data):
+def in_steps(config, data: core.Data):
   """`config` with what it says in epochs said in steps: train.num_epochs > 0 as train.num_steps (rounded up),
   and train.eval_every / checkpoint_every 0 as one epoch's steps (rounded); `config` itself when it has none."""
   tc = config.train

@@ -19,7 +19,9 @@ from typing import Any
 
 import jax
 
-from seqmodels.data import pipeline
+from seqmodels.data import core
+
+from seqmodels.data import registry as datasets
 from seqmodels.errors import WorkdirError
 from seqmodels.models import registry
 from seqmodels.train import checkpoint
@@ -111,12 +113,12 @@ def clear_failure(workdir: str) -> None:
 def absolute_paths(config):
   """`config` with the files and folders it names (data.path, src_path, tgt_path, data_dir; train.init_from)
   absolute, so that config.json names them wherever it is read from; `config` itself when they already are."""
-  data = pipeline.with_absolute_paths(config.data.to_dict())
+  data = core.with_absolute_paths(config.data.to_dict())
   init_from = os.path.abspath(os.path.expanduser(config.train.init_from)) if config.train.init_from else ''
   if data == config.data.to_dict() and init_from == config.train.init_from:
     return config
   config = config.copy_and_resolve_references()
-  for k in pipeline.PATH_FIELDS:
+  for k in core.PATH_FIELDS:
     if k in config.data:
       config.data[k] = data[k]
   config.train.init_from = init_from
@@ -124,14 +126,14 @@ def absolute_paths(config):
 
 
 def data_change(workdir: str, digests: dict[str, str]) -> str:
-  """'' unless the DATA_FILES of `workdir` records other files than `digests` (pipeline.file_digests): then what
+  """'' unless the DATA_FILES of `workdir` records other files than `digests` (datasets.file_digests): then what
   differs, in words. None recorded (a new run, one of an older version, generated data) is no change."""
   try:
     with open(os.path.join(workdir, DATA_FILES)) as f:
       recorded = json.load(f)
   except (OSError, ValueError):
     return ''
-  return pipeline.changed_files(recorded, digests)
+  return core.changed_files(recorded, digests)
 
 
 def check_same_data(workdir: str, digests: dict[str, str]) -> None:
@@ -183,7 +185,7 @@ def check_resumable(workdir: str, config) -> None:
       # 'auto' here is what it computes in (float32 on CPU)
       a, b = registry.compute_dtype(a).name, registry.compute_dtype(b).name
     if key == 'data' and isinstance(a, dict) and isinstance(b, dict):  # 'auto', relative paths: older files
-      a, b = ({**pipeline.with_absolute_paths(d), 'tokenizer': pipeline.tokenizer_name(d)} for d in (a, b))
+      a, b = ({**core.with_absolute_paths(d), 'tokenizer': datasets.tokenizer_name(d)} for d in (a, b))
     if isinstance(a, dict) and isinstance(b, dict):
       # Fields added (or removed) by a newer code version are not a change of this run's config, nor speed
       # knobs.

@@ -144,12 +144,13 @@ def test_what_cannot_be_sampled_is_one_line(tmp_path, capsys):
 def test_validation_prompts_keep_a_texts_token_zero():
   """In a character vocabulary id 0 is a character ('\\n' sorts first), not padding: a window ending in newlines
   keeps them, in its prompt and in its reference."""
-  from seqmodels.data import pipeline, tokenizers
+  from seqmodels.data import core, tokenizers
+  from seqmodels.data import text as text_data
   text = 'ab\n\nba\n\n' * 8
   tokenizer = tokenizers.CharTokenizer.from_text(text)
   assert tokenizer.encode('\n')[0] == 0
-  windows = pipeline._windows(tokenizer.encode(text), 7, 8)  # each window: 'ab\n\nba\n\n'
-  data = pipeline.Data('lm', tokenizer.vocab_size, 7, {'validation': windows}, tokenizer.decode, tokenizer.encode)
+  windows = text_data._windows(tokenizer.encode(text), 7, 8)  # each window: 'ab\n\nba\n\n'
+  data = core.Data('lm', tokenizer.vocab_size, 7, {'validation': windows}, tokenizer.decode, tokenizer.encode)
   for prompt_tokens in (3, 7):
     rows = samples.prompts(data, samples.Settings(num_samples=2, prompt_tokens=prompt_tokens))
     for _, prompt, reference in rows:

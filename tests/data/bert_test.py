@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 
 from experiments.configs.base import get_base_config
 from seqmodels import errors
-from seqmodels.data import bert, pipeline
+from seqmodels.data import bert, registry
 
 WORDS = 'the a king queen lord lady speaks sleeps runs sees loves hates good bad old young here there'.split()
 
@@ -59,8 +59,8 @@ def test_nsp_pairs_are_half_real_next_sentences_with_segments():
 
 def test_mlm_training_batches_are_exact_under_resume_and_process_split(tmp_path):
   c = data_config(tmp_path)
-  pipeline.prepare(c)
-  data = pipeline.load(c)
+  registry.prepare(c)
+  data = registry.load(c)
   assert data.kind == 'mlm' and data.vocab_size == bert.VOCAB_SIZE
   assert data.meta['no_test'] == 'a single file is split 90%/10% into train and validation'  # for train.test_eval
   one = data.train_batches(batch_size=8, start_step=0, seed=1)
@@ -81,7 +81,7 @@ def test_classification_from_tsv_with_pairs_and_named_labels(tmp_path):
   (tmp_path / 'pairs.tsv').write_text('\n'.join(rows) + '\n')
   c = data_config(tmp_path, 'classify')
   c.path = str(tmp_path / 'pairs.tsv')
-  data = pipeline.load(c)
+  data = registry.load(c)
   assert data.kind == 'classify' and data.meta['num_classes'] == 2 and data.meta['classes'] == ['no', 'yes']
   assert data.splits['train'].size == 27 and data.splits['validation'].size == 3
   assert data.meta['no_test'] == 'a single file is split 90%/10% into train and validation'
@@ -96,7 +96,7 @@ def test_a_table_is_tsv_by_its_extension_in_any_case(tmp_path):
   (tmp_path / 'UPPER.TSV').write_text(''.join(f'good, fine film {i}\t{i % 2}\n' for i in range(10)))
   c = data_config(tmp_path, 'classify')
   c.path = str(tmp_path / 'UPPER.TSV')
-  data = pipeline.load(c)
+  data = registry.load(c)
   assert data.meta['classes'] == ['0', '1']  # as CSV, ' fine film 0\t0' was a label
   assert bert.decode(data.splits['train'].gather(np.arange(1))['inputs'][0]).startswith('[CLS] good, fine film ')
 
@@ -108,10 +108,10 @@ def test_a_train_split_of_one_class_is_refused_and_a_class_it_lacks_is_a_warning
   c.path = str(tmp_path / '{split}.tsv')
   with pytest.raises(errors.DataError, match=r"^the train split of config.data.path='.*\{split\}.tsv' holds "
                      r'examples of 1 class only \(pos\): a classifier needs examples of at least 2'):
-    pipeline.load(c)
+    registry.load(c)
   (tmp_path / 'train.tsv').write_text('text\tlabel\n' + 'a good film\tpos\nan old film\tmeh\n' * 3)
   with caplog.at_level('WARNING'):
-    data = pipeline.load(c)
+    data = registry.load(c)
   assert data.meta['classes'] == ['meh', 'neg', 'pos']
   assert "the validation split of config.data.path=" in caplog.text and "1 examples of label(s) 'neg'" in caplog.text
 
@@ -126,7 +126,7 @@ def test_classification_from_glue_style_split_files_by_their_header(tmp_path):
   (tmp_path / 'test.tsv').write_text('index\tquestion\tsentence\n0\tis it?\tit is\n')
   c = data_config(tmp_path, 'classify')
   c.path = str(tmp_path / '{split}.tsv')
-  data = pipeline.load(c)
+  data = registry.load(c)
   assert data.meta['classes'] == ['entailment', 'not_entailment'] and set(data.splits) == {'train', 'validation'}
   assert 'test.tsv has no labels' in data.meta['no_test']
   assert data.splits['train'].size == 10 and data.splits['validation'].size == 4
@@ -140,11 +140,11 @@ def test_mlm_reads_one_text_file_per_split_with_a_fixed_test_split(tmp_path):
     write_text(tmp_path / f'{split}.txt', n=60, seed=seed)
   c = data_config(tmp_path, 'mlm', seq_len=128)
   c.path = str(tmp_path / '{split}.txt')
-  data = pipeline.load(c)
+  data = registry.load(c)
   lines = bert.split_lines(c.path)
   assert set(data.splits) == {'train', 'validation', 'test'} and len(lines['test']) == 60
   test = data.splits['test'].gather(np.arange(data.splits['test'].size))
-  np.testing.assert_array_equal(test['inputs'], pipeline.load(c).splits['test'].gather(np.arange(60))['inputs'])
+  np.testing.assert_array_equal(test['inputs'], registry.load(c).splits['test'].gather(np.arange(60))['inputs'])
   first = bert.decode(test['targets'][0])[len('[CLS] '):].split(' [SEP] ')[0]
   assert first == lines['test'][0] and (test['weights'] > 0).any()
 
@@ -177,7 +177,7 @@ def test_unusable_classification_tables_fail_with_one_line_naming_file_and_row(t
   c = data_config(tmp_path, 'classify')
   c.path = str(tmp_path / name)
   with pytest.raises(errors.DataError) as e:
-    pipeline.load(c)
+    registry.load(c)
   assert words in str(e.value) and name in str(e.value) and '\n' not in str(e.value)
 
 
@@ -193,13 +193,13 @@ def test_too_little_text_for_the_splits_is_one_line_naming_the_path(tmp_path, na
   c = data_config(tmp_path, name, source)
   c.path = str(tmp_path / (next(iter(files)) if len(files) == 1 else 'c.{split}.txt'))
   with pytest.raises(errors.DataError) as e:
-    pipeline.load(c)
+    registry.load(c)
   assert words in str(e.value) and f'config.data.path={c.path!r}' in str(e.value) and '\n' not in str(e.value)
 
 
 def test_local_tasks_are_balanced_and_keep_the_first_and_last_word_or_letter(tmp_path):
   for source in ('shuffled', 'scrambled'):
-    data = pipeline.load(data_config(tmp_path, 'classify', source))
+    data = registry.load(data_config(tmp_path, 'classify', source))
     labels = data.splits['train'].gather(np.arange(data.splits['train'].size))['label']
     assert abs(labels.mean() - 0.5) < 0.1 and data.meta['classes'] == [source, 'real']
   lines = ['A b c d e.', 'One two three four!', 'So so so end.']
@@ -221,12 +221,12 @@ def test_pretraining_never_sees_the_lines_the_classification_task_validates_on(t
   n = len(lines['train']) + len(lines['validation'])
   assert len(lines['validation']) == n - int(n * bert.TRAIN_FRACTION)
   held_out = set(lines['validation']) - set(lines['train'])
-  mlm = pipeline.load(c).splits['train']
+  mlm = registry.load(c).splits['train']
   tokens = mlm.gather(np.arange(mlm.size))['tokens']
   seen = {s for row in tokens for s in bert.decode(row)[len('[CLS] '):].split(' [SEP] ') if s}
   assert seen <= set(lines['train']) and not seen & held_out  # sentence B too: random lines of the same split
   c = data_config(tmp_path, 'classify', 'shuffled', seq_len=128)
-  ev = pipeline.load(c).splits['validation']
+  ev = registry.load(c).splits['validation']
   batch = ev.gather(np.arange(ev.size))
   real = {bert.decode(row)[len('[CLS] '):-len(' [SEP] ')] for row, y in zip(batch['inputs'], batch['label']) if y}
   assert real and real <= set(lines['validation'])
@@ -235,10 +235,10 @@ def test_pretraining_never_sees_the_lines_the_classification_task_validates_on(t
 def test_tfds_sources_read_through_data_source(tmp_path):
   with tfds.testing.mock_data(num_examples=10):
     c = data_config(tmp_path, 'classify', 'imdb_reviews')
-    data = pipeline.load(c)
+    data = registry.load(c)
     assert data.splits['train'].size == 10 and data.meta['num_classes'] == 2
     c = data_config(tmp_path, 'mlm', 'lm1b')
-    data = pipeline.load(c)
+    data = registry.load(c)
     assert data.splits['train'].size == 10
     assert next(data.train_batches(batch_size=2, start_step=0, seed=0))['inputs'].shape == (2, 32)
 
@@ -253,8 +253,8 @@ def test_glue_sst2_builds_without_tensorflow_and_loads(tmp_path, monkeypatch):
   (sst / 'test.tsv').write_text('index\tsentence\n0\tan unlabelled one\n')
   monkeypatch.setattr(bert.GlueSst2, '_extracted_dir', lambda self, dl_manager: sst)
   c = data_config(tmp_path, 'classify', 'glue/sst2')
-  pipeline.prepare(c)
-  data = pipeline.load(c)
+  registry.prepare(c)
+  data = registry.load(c)
   assert data.splits['train'].size == 12 and data.splits['validation'].size == 4
   batch = data.splits['validation'].gather(np.arange(4))
   assert batch['label'].tolist() == [0, 1, 0, 1] and bert.decode(batch['inputs'][1]).startswith('[CLS] movie number 1')
@@ -264,7 +264,7 @@ def test_a_dataset_that_cannot_be_prepared_here_is_one_data_error_naming_the_fix
   c = data_config(tmp_path, 'mlm', 'wiki40b/en')  # its TFDS builder imports TensorFlow, which is not installed
   with pytest.raises(errors.DataError, match=r'wiki40b/en is not prepared in .*tfds build wiki40b/en '
                                                r'--file_format=array_record'):
-    pipeline.prepare(c)
+    registry.prepare(c)
 
   def offline(self, **kwargs):
     raise OSError('Failed to resolve host: Name or service not known\nmore detail')
@@ -272,4 +272,4 @@ def test_a_dataset_that_cannot_be_prepared_here_is_one_data_error_naming_the_fix
   c = data_config(tmp_path, 'mlm', 'lm1b')
   with pytest.raises(errors.DataError, match=r'^config\.data\.source=lm1b could not be downloaded and prepared in '
                                                r'.* \(Failed to resolve host: Name or service not known\): run once'):
-    pipeline.prepare(c)
+    registry.prepare(c)

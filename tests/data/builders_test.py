@@ -5,7 +5,6 @@ import sys
 import tarfile
 from unittest import mock
 
-import chex
 import ml_collections
 import numpy as np
 import pytest
@@ -13,47 +12,13 @@ import tensorflow_datasets as tfds
 
 from seqmodels import errors
 from seqmodels.data import builders
-from seqmodels.data import pipeline
-from seqmodels.data import tasks
+from seqmodels.data import registry
 from seqmodels.data import tokenizers
-
-SIZES = {'num_train': 20, 'num_validation': 6, 'num_test': 4}
-
 
 def _prepare(builder_cls, data_dir, **kwargs):
   builder = builder_cls(data_dir=str(data_dir), file_format='array_record', **kwargs)
   builder.download_and_prepare()
   return builder
-
-
-@pytest.mark.parametrize('task', tasks.TASKS)
-def test_synthetic_builder_writes_array_record_that_reads_back_as_generated(task, tmp_path):
-  config = builders.synthetic_config(task, min_len=2, max_len=7, num_symbols=5, seed=3, **SIZES)
-  builder_cls = builders.synthetic_builder_cls(task)
-  builder = _prepare(builder_cls, tmp_path, config=config)
-  files = sorted(p.name for p in builder.data_path.iterdir())
-  assert [f for f in files if 'array_record' in f] == [
-      f'{builder_cls.name}-{split}.array_record-00000-of-00001'
-      for split in ('test', 'train', 'validation')]
-  for split, n in (('train', 20), ('validation', 6), ('test', 4)):
-    source = tfds.data_source(f'{builder_cls.name}/{config.name}', split=split, data_dir=tmp_path)
-    assert len(source) == n
-    for index in range(n):
-      expected = tasks.example(task, seed=3, split=split, index=index, min_len=2, max_len=7,
-                               num_symbols=5)
-      chex.assert_trees_all_equal(dict(source[index]), expected)
-  assert 'tensorflow' not in sys.modules
-
-
-def test_synthetic_config_names_encode_every_parameter():
-  base = dict(min_len=1, max_len=8, num_symbols=4, seed=0, num_train=10, num_validation=2,
-              num_test=2)
-  names = {builders.synthetic_config('copy', **base).name,
-           builders.synthetic_config('reverse', **base).name}
-  for field in base:
-    names.add(builders.synthetic_config('copy', **{**base, field: base[field] + 1}).name)
-  assert len(names) == 2 + len(base)
-  assert builders.synthetic_config('copy', **base).name == 'copy_sym4_len1-8_n10-2-2_seed0'
 
 
 def _write(path, text):
@@ -105,8 +70,8 @@ def test_text_that_is_not_utf8_fails_with_one_line_naming_the_file_and_the_fix(t
   d = get_base_config().data
   d.name, d.path, d.data_dir, d.seq_len = name, str(path), str(tmp_path / 'tfds'), 16
   with pytest.raises(errors.DataError, match=r'latin.txt is not UTF-8 text \(byte 3: .*\): convert it, e.g. iconv'):
-    pipeline.prepare(d)
-    pipeline.load(d)
+    registry.prepare(d)
+    registry.load(d)
 
 
 def test_char_tokenizer_round_trips_and_saves_to_json(tmp_path):
@@ -163,12 +128,12 @@ def test_tiny_shakespeare_and_lm1b_generate_without_tensorflow_from_their_downlo
   train = read('lm1b', 'train')
   assert sorted(train[i]['text'] for i in range(len(train))) == [b'a b', b'c d', b'e f']
   assert [read('lm1b', 'test')[0]['text']] == [b'x y']
-  # And the pipeline reads the real (bytes) records back.
+  # And the datasets read the real (bytes) records back.
   cfg = lambda name: ml_collections.ConfigDict(
       {'name': name, 'seq_len': 7, 'stride': 0, 'data_dir': str(tmp_path / 'tfds')})
-  shakespeare = pipeline.load(cfg('tiny_shakespeare'))
+  shakespeare = registry.load(cfg('tiny_shakespeare'))
   assert shakespeare.decode(shakespeare.splits['test'].gather(np.array([0]))['inputs']) == (
       parts[2][:7])
-  lm1b = pipeline.load(cfg('lm1b'))
+  lm1b = registry.load(cfg('lm1b'))
   assert lm1b.decode(next(lm1b.eval_batches(batch_size=1))['inputs']) == 'x y'
   assert 'tensorflow' not in sys.modules

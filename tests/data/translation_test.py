@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 
 from experiments.configs.base import get_base_config
 from seqmodels import errors
-from seqmodels.data import pipeline, translation
+from seqmodels.data import registry, translation
 
 
 def _data_cfg(tmp_path, **kw):
@@ -64,8 +64,8 @@ def _check_batches(data, pairs, seq_len):
 def test_toy_dataset_with_sentencepiece_gives_seq2seq_batches(tmp_path):
   d = _data_cfg(tmp_path, name='toy_translation', num_symbols=12, min_len=2, max_len=5, num_train=300,
                 num_validation=8, num_test=0, vocab_size=48, seq_len=16, tokenizer='bpe')
-  pipeline.prepare(d)
-  data = pipeline.load(d)
+  registry.prepare(d)
+  data = registry.load(d)
   assert data.kind == 'seq2seq' and data.seq_len == 16 and data.meta['src_vocab_size'] == data.vocab_size
   assert set(data.splits) == {'train', 'validation'} and data.splits['train'].size == 300
   assert data.meta['no_test'] == 'config.data.num_test=0'  # for train.test_eval's error
@@ -91,8 +91,8 @@ def test_parallel_text_reads_local_files_with_char_vocabularies(tmp_path):
     (corpus / f'{split}.en').write_text('\n'.join(tgt) + '\n')
   d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
                 tgt_path=str(corpus / '{split}.en'), tokenizer='char', shared_vocab=False, seq_len=12)
-  pipeline.prepare(d)
-  data = pipeline.load(d)
+  registry.prepare(d)
+  data = registry.load(d)
   assert data.splits['train'].size == 3  # the pair with an empty side is skipped
   assert data.meta['no_test'] == f'no pair of test files matches {corpus}/test.de and {corpus}/test.en'
   assert data.meta['src_vocab_size'] != data.meta['tgt_vocab_size']
@@ -111,8 +111,8 @@ def test_parallel_lines_split_at_newlines_only_so_pairs_stay_aligned(tmp_path):
     (corpus / f'{split}.en').write_text(tgt, encoding='utf-8', newline='')
   d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
                 tgt_path=str(corpus / '{split}.en'), tokenizer='char', seq_len=12)
-  pipeline.prepare(d)
-  pairs = pipeline.load(d).meta['pairs']['train']
+  registry.prepare(d)
+  pairs = registry.load(d).meta['pairs']['train']
   assert pairs == [('ein\u2028Haus', 'a\u2029house'), ('das\x0cBoot', 'the\x0bboat'), ('ein\x85Auto', 'a car'),
                    ('der\x1cHund', 'the dog')]
 
@@ -125,8 +125,8 @@ def test_a_byte_order_mark_starting_a_parallel_file_is_not_part_of_its_first_sen
     (corpus / f'{split}.en').write_bytes(b'\xef\xbb\xbfa house\nthe boat\n')
   d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
                 tgt_path=str(corpus / '{split}.en'), tokenizer='char', seq_len=12)
-  pipeline.prepare(d)
-  data = pipeline.load(d)
+  registry.prepare(d)
+  data = registry.load(d)
   assert data.meta['pairs']['train'] == [('ein Haus', 'a house'), ('das Boot', 'the boat')]
   assert '\ufeff' not in data.meta['src_tokenizer'].chars
 
@@ -140,15 +140,15 @@ def test_sentences_longer_than_seq_len_are_cut_with_a_warning_per_split_saying_h
   (corpus / 'validation.en').write_text('the house\n')
   d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
                 tgt_path=str(corpus / '{split}.en'), tokenizer='char', seq_len=12)
-  pipeline.prepare(d)
+  registry.prepare(d)
   with caplog.at_level('WARNING'):
-    data = pipeline.load(d)
+    data = registry.load(d)
   assert (f"the train split of config.data.src_path={corpus / '{split}.de'} and config.data.tgt_path="
           f"{corpus / '{split}.en'}: 1 of its 4 source sentences (25.0%) are longer than config.data.seq_len=12 "
           'tokens and 1 targets (25.0%) longer than 11') in caplog.text and 'validation split' not in caplog.text
   caplog.clear()
   with caplog.at_level('WARNING'):
-    pipeline.load(d)  # as a resume, a sweep's next trial or an analysis does: said once a process
+    registry.load(d)  # as a resume, a sweep's next trial or an analysis does: said once a process
   assert 'longer than config.data.seq_len' not in caplog.text
   batch = data.splits['train'].gather(np.arange(4))
   assert batch['src_len'].tolist() == [8, 8, 12, 8] and batch['weights'].sum(1).tolist() == [8, 9, 7, 12]
@@ -169,7 +169,7 @@ def test_unusable_parallel_files_fail_with_one_line_naming_the_file(tmp_path, tr
   d = _data_cfg(tmp_path, name='parallel_text', src_path=str(corpus / '{split}.de'),
                 tgt_path=str(corpus / '{split}.en'), tokenizer='char', seq_len=12)
   with pytest.raises(errors.DataError) as e:
-    pipeline.prepare(d)
+    registry.prepare(d)
   message = str(e.value)
   assert words in message and str(corpus / 'train.de') in message and '\n' not in message
 
@@ -184,7 +184,7 @@ def test_a_vocab_size_too_small_for_the_characters_is_one_line_naming_it_and_lea
                 tgt_path=str(corpus / '{split}.en'), tokenizer='bpe', vocab_size=20, seq_len=12)
   with pytest.raises(errors.DataError, match=r'^config.data.vocab_size=20 for the source and target text of '
                      r'config.data.src_path=.*: a vocabulary of 20 pieces .* at least \d+$'):
-    pipeline.prepare(d)
+    registry.prepare(d)
   assert not [p.name for p in (tmp_path / 'tfds' / 'translation_tokenizers').rglob('*') if p.is_file()]
 
 
@@ -192,8 +192,8 @@ def test_a_vocab_size_too_small_for_the_characters_is_one_line_naming_it_and_lea
 def test_online_translation_sets_load_through_tfds_mock_data(tmp_path, name):
   d = _data_cfg(tmp_path, name=name, tokenizer='byte', seq_len=24)
   with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
-    pipeline.prepare(d)
-    data = pipeline.load(d)
+    registry.prepare(d)
+    data = registry.load(d)
   src, tgt = translation.ONLINE[name]
   assert data.kind == 'seq2seq' and data.splits['train'].size == 6 and data.vocab_size == 260
   batch = next(data.eval_batches(batch_size=2))

@@ -9,7 +9,7 @@ import pytest
 from experiments.configs.translate import get_config
 from seqmodels import errors
 from seqmodels import decoding, validation
-from seqmodels.data import pipeline, translation
+from seqmodels.data import core, translation
 from seqmodels.models import registry
 from seqmodels.models.transformer import Transformer, TransformerConfig, step_function
 
@@ -74,7 +74,7 @@ def test_greedy_decoding_runs_through_decoding_module():
 ])
 def test_embeddings_are_shared_only_when_source_and_target_are_one_vocabulary(src_tok, tgt_tok, shared):
   meta = {'src_vocab_size': src_tok.vocab_size, 'src_tokenizer': src_tok, 'tgt_tokenizer': tgt_tok}
-  data = pipeline.Data('seq2seq', tgt_tok.vocab_size, 4, meta=meta)
+  data = core.Data('seq2seq', tgt_tok.vocab_size, 4, meta=meta)
   c = get_config('cpu,transformer')
   c.model.width, c.model.layers, c.model.heads = 8, 1, 2
   model = registry.build(c.model, data, jnp.float32)

@@ -12,7 +12,9 @@ import pytest
 from experiments.configs.base import get_base_config
 from seqmodels import errors
 from seqmodels import validation
-from seqmodels.data import pipeline
+from seqmodels.data import core
+from seqmodels.data import registry as datasets
+from seqmodels.data import text
 from seqmodels.models import ngram, registry
 from seqmodels.train import count, loop
 
@@ -43,7 +45,7 @@ def test_ngram_run_writes_the_summary_of_a_neural_run_and_its_loss_is_the_mean_n
   assert [l['split'] for l in lines] == ['train', 'eval']
   assert lines[0]['train_seconds'] == written['train_seconds'] > 0  # the report's loss-vs-time point
 
-  data = pipeline.load(c.data)
+  data = datasets.load(c.data)
   model = ngram.fit(count.training_tokens(data, c.data), 3, data.vocab_size)
   nll, n = 0.0, 0.0
   for batch in data.eval_batches(batch_size=8):
@@ -58,7 +60,7 @@ def test_carried_context_scores_the_windows_targets_as_one_running_text(order):
   rng = np.random.default_rng(0)
   train, valid = rng.integers(0, 5, 400), rng.integers(0, 5, 53)
   model = ngram.fit(train, order, 5)
-  data = pipeline.Data('lm', 5, 8, {'validation': pipeline._windows(valid, 8, 8)}, tokens={'validation': valid})
+  data = core.Data('lm', 5, 8, {'validation': text._windows(valid, 8, 8)}, tokens={'validation': valid})
   carried, _ = count.evaluate(model, data, 3, None, carry_state=True)
   windowed, _ = count.evaluate(model, data, 3, None)
   # One row holding the whole split, the windows' targets (positions 1..48: six windows of 8) weighted.
@@ -74,8 +76,8 @@ def test_carried_context_scores_the_windows_targets_as_one_running_text(order):
 
 def test_training_tokens_stitch_text_windows_back_into_the_stream():
   stream = np.arange(23) % 7
-  windows = pipeline._windows(stream, seq_len=5, stride=5)
-  data = pipeline.Data('lm', 7, 5, {'train': windows})
+  windows = text._windows(stream, seq_len=5, stride=5)
+  data = core.Data('lm', 7, 5, {'train': windows})
   cfg = get_base_config().data
   cfg.name, cfg.seq_len = 'text', 5
   got = count.training_tokens(data, cfg)

@@ -11,7 +11,7 @@ import pytest
 from jax.sharding import Mesh
 
 from experiments.configs.base import get_base_config
-from seqmodels.data import pipeline
+from seqmodels.data import core
 from seqmodels.models import registry
 from seqmodels.train import optim, sharding, steps
 from seqmodels.train import state as state_lib
@@ -136,7 +136,7 @@ def test_gradient_accumulation_for_bert_pre_training():
 def test_carried_state_evaluates_each_stream_as_one_sequence(name):
   model, _, _, _ = _setup(name)
   rng = np.random.default_rng(3)
-  data = pipeline.Data('lm', V, 5, tokens={'validation': rng.integers(0, V, 2 * 23 + 1).astype(np.int32)})
+  data = core.Data('lm', V, 5, tokens={'validation': rng.integers(0, V, 2 * 23 + 1).astype(np.int32)})
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 5), jnp.int32))['params']
   eval_step = jax.jit(steps.make_eval_step(model, steps.LM, carry_state=True))
   carry, nll, tokens = state_lib.zero_carry(model, params, 2), 0.0, 0.0

@@ -1,7 +1,6 @@
-"""Input pipeline: TFDS array_record datasets read with `tfds.data_source`, as numpy batches.
-
-Each batch is gathered in one vectorized read of the rows it needs; a grain MapDataset over step
-numbers computes the next batches on background threads.
+"""What every dataset module builds on: batches, a split's examples, `Data` and its exactness
+contract, special tokens, formatting and path helpers, the config checks datasets share, and the
+registry's `Dataset` entry.
 
 Training batches follow an exactness contract: the global batch at step s holds rows
 [s*B, (s+1)*B) of one seeded stream (every epoch a fresh permutation), and process p of P receives
@@ -11,10 +10,12 @@ rows [p*b, (p+1)*b) of it, where B = P*b. So results do not depend on the proces
 Running text can also be read as B contiguous streams (`stream_batches`), for recurrent LMs that carry their
 state from one window to the next (truncated backpropagation through time, as Zaremba et al. 2014 and PyTorch's
 word_language_model train): row r of every batch is the next window of stream r, under the same contract.
+
+Each batch is gathered in one vectorized read of the rows it needs; a grain MapDataset over step
+numbers computes the next batches on background threads.
 """
 
 import dataclasses
-import fcntl
 import os
 import threading
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -25,9 +26,6 @@ import tensorflow_datasets as tfds
 
 from seqmodels import errors
 from seqmodels.data import builders
-from seqmodels.data import tasks
-from seqmodels.data import tokenizers
-from seqmodels.data import translation
 
 # Special tokens of synthetic sequence tasks (and lm1b): symbol s is token s + NUM_SPECIALS.
 PAD, BOS, SEP, EOS = 0, 1, 2, 3
@@ -39,7 +37,6 @@ MAX_CACHED_EXAMPLES = 200_000
 MAX_CACHED_BYTES = 2**31
 _READ_OPTIONS = grain.ReadOptions(num_threads=4, prefetch_buffer_size=8)  # Counted in batches.
 _ENDLESS = 2**62
-_SPECIAL_NAMES = {BOS: '<bos>', SEP: '<sep>', EOS: '<eos>'}
 
 Batch = dict[str, np.ndarray]
 
@@ -207,6 +204,7 @@ def _stack(examples: Sequence[Batch]) -> Batch:
   return {k: np.stack([ex[k] for ex in examples]) for k in examples[0]}
 
 
+
 def with_bits_per_char(metrics: dict[str, float], data: Data, split: str) -> dict[str, float]:
   """Adds `bits_per_char` to a split's LM metrics where the data is running text: bits/token over the split's
   characters per token (its text's characters over its tokens), which compares models of any tokenization."""
@@ -233,32 +231,6 @@ def decoded_examples(source: Sequence, fmt: Callable[[Any], Batch]) -> Examples:
   return Examples(size, lambda indices: {k: v[indices] for k, v in arrays.items()})
 
 
-def format_seq_example(inputs_S: np.ndarray, targets_S: np.ndarray, max_len: int) -> Batch:
-  """`[BOS] inputs [SEP] targets [EOS]` padded to 2*max_len + 3, shifted into next-token pairs.
-
-  Weights are 1 exactly where the next token is a target symbol or EOS.
-  """
-  n, m = len(inputs_S), len(targets_S)
-  seq_L = np.full(2 * max_len + 3, PAD, np.int32)
-  seq_L[0] = BOS
-  seq_L[1:1 + n] = inputs_S + NUM_SPECIALS
-  seq_L[1 + n] = SEP
-  seq_L[2 + n:2 + n + m] = targets_S + NUM_SPECIALS
-  seq_L[2 + n + m] = EOS
-  weights_T = np.zeros(2 * max_len + 2, np.float32)
-  weights_T[n + 1:n + m + 2] = 1.0  # Predicting seq[n + 2 : n + m + 3]: the targets and EOS.
-  return {'inputs': seq_L[:-1], 'targets': seq_L[1:], 'weights': weights_T}
-
-
-def format_adding_example(values_S: np.ndarray, markers_S: np.ndarray, target: np.ndarray,
-                          max_len: int) -> Batch:
-  """Pads one adding-problem example to max_len; `mask` marks the real time steps."""
-  n = len(values_S)
-  values_T, markers_T, mask_T = (np.zeros(max_len, np.float32) for _ in range(3))
-  values_T[:n], markers_T[:n], mask_T[:n] = values_S, markers_S, 1.0
-  return {'values': values_T, 'markers': markers_T, 'target': np.asarray(target, np.float32),
-          'mask': mask_T}
-
 
 def format_window(tokens_xL: np.ndarray) -> Batch:
   """Windows of T + 1 tokens (any leading axes) as T next-token pairs, all weighted."""
@@ -267,27 +239,6 @@ def format_window(tokens_xL: np.ndarray) -> Batch:
   return {'inputs': inputs_xT, 'targets': tokens_xL[..., 1:],
           'weights': np.ones(inputs_xT.shape, np.float32)}
 
-
-def format_sentence(text: str | bytes, seq_len: int) -> Batch:
-  """`[BOS] utf-8 bytes [EOS]` cut or PAD-padded to seq_len + 1 tokens; padding has weight 0."""
-  ids = tokenizers.ByteTokenizer(offset=NUM_SPECIALS).encode(text)
-  tokens_L = np.full(seq_len + 1, PAD, np.int32)
-  sentence = np.concatenate([[BOS], ids, [EOS]])[:seq_len + 1]
-  tokens_L[:len(sentence)] = sentence
-  example = format_window(tokens_L)
-  example['weights'] = (example['targets'] != PAD).astype(np.float32)
-  return example
-
-
-def render_symbols(tokens) -> str:
-  """Synthetic-task tokens as space-separated symbols and <bos>/<sep>/<eos>, PAD dropped."""
-  tokens = np.asarray(tokens).reshape(-1)
-  return ' '.join(_SPECIAL_NAMES.get(t, str(t - NUM_SPECIALS)) for t in tokens.tolist()
-                  if t != PAD)
-
-
-def render_values(values) -> str:
-  return ' '.join(f'{v:.3f}' for v in np.asarray(values, np.float32).reshape(-1).tolist())
 
 
 def data_dir(data_cfg) -> str:
@@ -305,26 +256,6 @@ def with_absolute_paths(data_cfg: dict) -> dict:
           for k, v in data_cfg.items()}
 
 
-def local_files(data_cfg) -> list[str]:
-  """The local files the dataset of `data_cfg` is made from, absolute, each split's; [] for generated and TFDS
-  data. Files that do not exist are left out (the loaders name them)."""
-  if data_cfg.name == 'text' or (data_cfg.name in bert_data.DATASETS and data_cfg.get('source', '') in
-                                 ('', *bert_data.CORRUPTIONS)):
-    patterns = [data_cfg.path]
-  elif data_cfg.name == translation.FILES:
-    patterns = [data_cfg.src_path, data_cfg.tgt_path]
-  else:
-    return []
-  files = []
-  for pattern in patterns:
-    pattern = os.path.abspath(os.path.expanduser(pattern))
-    files += builders.split_files(pattern).values() if '{split}' in pattern else [pattern]
-  return sorted(f for f in set(files) if os.path.isfile(f))
-
-
-def file_digests(data_cfg) -> dict[str, str]:
-  """{file: sha256 of its bytes} of the dataset's `local_files`: what a run was trained on."""
-  return {file: builders.file_sha256(file) for file in local_files(data_cfg)}
 
 
 def changed_files(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
@@ -340,158 +271,106 @@ def changed_files(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
   return ''
 
 
-def _synthetic_config(data_cfg) -> builders.SyntheticConfig:
-  return builders.synthetic_config(
-      data_cfg.name, min_len=data_cfg.min_len, max_len=data_cfg.max_len,
-      num_symbols=data_cfg.num_symbols, seed=data_cfg.seed, num_train=data_cfg.num_train,
-      num_validation=data_cfg.num_validation, num_test=data_cfg.num_test)
-
-
-def tokenizer_name(data_cfg) -> str:
-  """data.tokenizer as the dataset uses it ('' for datasets with their own tokens): 'auto' is characters for
-  `text` (bytes with data.byte_level) and a unigram sentencepiece model for translation.
-
-  A config.json written before `text` took a tokenizer (it has no data.min_count) holds the translation default
-  'unigram' there; its text was characters.
-  """
-  name = data_cfg.get('tokenizer', 'auto')
-  if data_cfg.get('name') == 'text':
-    legacy = name == 'unigram' and 'min_count' not in data_cfg
-    return ('byte' if data_cfg.get('byte_level', False) else 'char') if name == 'auto' or legacy else name
-  if data_cfg.get('name') in translation.NAMES:
-    return 'unigram' if name == 'auto' else name
-  return ''
-
-
-def _local_text_config(data_cfg) -> builders.LocalTextConfig:
-  tokenizer = tokenizer_name(data_cfg)
-  return builders.local_text_config(data_cfg.path, 'char' if tokenizer == 'byte' else tokenizer,
-                                    vocab_size=data_cfg.get('vocab_size', 8000),
-                                    min_count=data_cfg.get('min_count', 1))
-
-
-def _builder(data_cfg, directory: str) -> tfds.core.DatasetBuilder:
-  kwargs = {'data_dir': directory, 'file_format': 'array_record'}
-  if data_cfg.name in tasks.TASKS:
-    return builders.synthetic_builder_cls(data_cfg.name)(config=_synthetic_config(data_cfg),
-                                                         **kwargs)
-  if data_cfg.name == 'text':
-    return builders.LocalText(config=_local_text_config(data_cfg), **kwargs)
-  if data_cfg.name == 'tiny_shakespeare':
-    return builders.TinyShakespeare(**kwargs)
-  if data_cfg.name == 'lm1b':
-    return builders.Lm1b(**kwargs)
-  raise ValueError(f'Unknown data.name {data_cfg.name!r}.')
-
-
-def prepare(data_cfg) -> None:
-  """Builds the dataset of `data_cfg` unless already built; safe to call from many processes."""
-  directory = data_dir(data_cfg)
-  os.makedirs(directory, exist_ok=True)
-  with open(os.path.join(directory, '.seqmodels_prepare.lock'), 'w') as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
-    if data_cfg.name in bert_data.DATASETS:
-      return bert_data.prepare(data_cfg, directory)
-    if data_cfg.name in translation.NAMES:
-      return translation.prepare(data_cfg, directory)
-    builders.build_if_needed(_builder(data_cfg, directory), f'config.data.name={data_cfg.name}')
-
-
-def _sources(name: str, splits, directory: str) -> dict[str, Any]:
+def sources(name: str, splits, directory: str) -> dict[str, Any]:
+  """{split: `tfds.data_source`} of the prepared TFDS dataset `name` ('<builder>/<config>')."""
   return {split: tfds.data_source(name, split=split, data_dir=directory) for split in splits}
 
 
-def _decoded(sources: Mapping[str, Any], fmt: Callable) -> dict[str, Examples]:
-  return {split: decoded_examples(src, fmt) for split, src in sources.items()}
+def decoded(split_sources: Mapping[str, Any], fmt: Callable) -> dict[str, Examples]:
+  """{split: `decoded_examples`} of each source, formatted by `fmt`."""
+  return {split: decoded_examples(src, fmt) for split, src in split_sources.items()}
 
 
-def _as_str(text: str | bytes) -> str:
+def as_str(text: str | bytes) -> str:
   return text.decode('utf-8') if isinstance(text, bytes) else text
 
 
-def _text_windows(ids: Mapping[str, np.ndarray], data_cfg) -> dict[str, Examples]:
-  """Train windows start every data.stride tokens (1: every offset, as nanoGPT's random crops);
-  evaluation windows tile their split without overlap, so each token is scored once."""
-  strides = {'train': data_cfg.stride or data_cfg.seq_len}
-  return {split: _windows(split_ids, data_cfg.seq_len, strides.get(split, data_cfg.seq_len))
-          for split, split_ids in ids.items()}
+def existing_files(*patterns: str) -> list[str]:
+  """The existing files the paths name, absolute and sorted; a '{split}' path names each split's."""
+  files = []
+  for pattern in patterns:
+    pattern = os.path.abspath(os.path.expanduser(pattern))
+    files += builders.split_files(pattern).values() if '{split}' in pattern else [pattern]
+  return sorted(f for f in set(files) if os.path.isfile(f))
 
 
-def _windows(ids_N: np.ndarray, seq_len: int, stride: int) -> Examples:
-  """Windows of seq_len + 1 tokens starting every `stride` tokens, gathered without copies up front."""
-  starts = builders.window_starts(len(ids_N), seq_len + 1, stride)
-  offsets = np.arange(seq_len + 1)
-  return Examples(len(starts),
-                  lambda indices: format_window(ids_N[starts[indices][:, None] + offsets]))
+# ---- config checks several datasets share --------------------------------------------------------
+
+def check(ok: bool, message: str) -> None:
+  """Raises ConfigError(message) unless `ok`: one line naming the field and the fix."""
+  if not ok:
+    raise errors.ConfigError(message)
 
 
-def load(data_cfg) -> Data:
-  """Opens the prepared dataset of `data_cfg` (see `prepare`)."""
-  directory, name = data_dir(data_cfg), data_cfg.name
-  if name in bert_data.DATASETS:
-    return bert_data.load(data_cfg, directory)
-  if name in translation.NAMES:
-    return translation.load(data_cfg, directory)
-  if name in tasks.TASKS:
-    config = _synthetic_config(data_cfg)
-    builder_name = f'{builders.synthetic_builder_cls(name).name}/{config.name}'
-    splits = [split for split, n in config.split_sizes.items() if n > 0]
-    sources = _sources(builder_name, splits, directory)
-    if name == 'adding':
-      fn = lambda ex: format_adding_example(ex['values'], ex['markers'], ex['target'],
-                                            data_cfg.max_len)
-      return Data('regression', 0, data_cfg.max_len, _decoded(sources, fn), render_values)
-    fn = lambda ex: format_seq_example(ex['inputs'], ex['targets'], data_cfg.max_len)
-    return Data('lm', data_cfg.num_symbols + NUM_SPECIALS, 2 * data_cfg.max_len + 2,
-                _decoded(sources, fn), render_symbols, meta={'eos_id': EOS})
-  if name == 'text':
-    config = _local_text_config(data_cfg)
-    splits = ('train', 'validation') if 'text' in config.files else tuple(config.files)
-    sources = _sources(f'{builders.LocalText.name}/{config.name}', splits, directory)
-    metadata = sources['train'].dataset_info.metadata
-    tokenizer = builders.text_tokenizer(metadata)
-    ids = {split: np.concatenate([src[i]['tokens'] for i in range(len(src))] or [np.zeros(0, np.int32)])
-           for split, src in sources.items()}
-    characters = metadata.get('characters', {})
-    if tokenizer_name(data_cfg) == 'byte':  # the ids of lm1b, mlm and classify data: pre-training fits them
-      chars, tokenizer = tokenizer, tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
-      ids = {split: tokenizer.encode(chars.decode(split_ids)) for split, split_ids in ids.items()}
-    for split, split_ids in ids.items():
-      if len(split_ids) < data_cfg.seq_len + 1:
-        raise errors.DataError(
-            f'the {split} split of config.data.path={data_cfg.path!r} has {len(split_ids)} tokens, fewer than one '
-            f'window of config.data.seq_len + 1 = {data_cfg.seq_len + 1}: lower seq_len or use more text')
-    chars_per_token = {split: characters[split] / len(split_ids) for split, split_ids in ids.items()
-                       if split in characters}
-    meta = {'chars_per_token': chars_per_token}
-    if isinstance(tokenizer, tokenizers.WordTokenizer):  # <unk> stands for many words: reported with bits/char
-      unk_id = tokenizer.words.index(tokenizers.UNK_WORD)
-      meta['unk_fraction'] = {split: float(np.mean(split_ids == unk_id)) for split, split_ids in ids.items()}
-    if 'text' in config.files:  # why there is no test split, for train.test_eval's error
-      meta['no_test'] = (f'a single file is split {builders.TRAIN_FRACTION:.0%}/{1 - builders.TRAIN_FRACTION:.0%} '
-                         'into train and validation')
-    elif 'test' not in ids:
-      meta['no_test'] = f'no test file matches {builders.split_file_names(config.path, "test")}'
-    return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
-                tokenizer.decode, tokenizer.encode, meta=meta, tokens=ids)
-  if name == 'tiny_shakespeare':
-    sources = _sources(name, ('train', 'validation', 'test'), directory)
-    # The official dataset holds one example (the whole text) per split.
-    texts = {split: ''.join(_as_str(src[i]['text']) for i in range(len(src)))
-             for split, src in sources.items()}
-    tokenizer = tokenizers.CharTokenizer.from_text(''.join(texts.values()))
-    ids = {split: tokenizer.encode(text) for split, text in texts.items()}
-    return Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
-                tokenizer.decode, tokenizer.encode, tokens=ids)
-  if name == 'lm1b':
-    sources = _sources(name, ('train', 'test'), directory)
-    splits = _decoded(sources, lambda ex: format_sentence(ex['text'], data_cfg.seq_len))
-    splits['validation'] = splits['test']  # lm1b has no validation split.
-    byte_tokenizer = tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
-    sentence = lambda text: np.concatenate([[BOS], byte_tokenizer.encode(text)])
-    return Data('lm', byte_tokenizer.vocab_size, data_cfg.seq_len, splits, byte_tokenizer.decode, sentence,
-                meta={'eos_id': EOS})
-  raise ValueError(f'Unknown data.name {name!r}.')
+def check_positive(d, *fields: str) -> None:
+  """Data config fields that must be positive integers."""
+  for f in fields:
+    check(isinstance(d[f], int) and d[f] > 0,
+          f'config.data.{f}={d[f]!r} must be a positive integer')
 
 
-from seqmodels.data import bert as bert_data  # noqa: E402  (it builds on Data and Examples above)
+def check_generated(d) -> None:
+  """A generated dataset's sizes and its sequence length range."""
+  check_positive(d, 'min_len', 'max_len', 'num_symbols', 'num_train', 'num_validation')
+  check(d.min_len <= d.max_len, f'config.data.min_len={d.min_len} exceeds '
+        f'config.data.max_len={d.max_len}: make min_len <= max_len')
+
+
+def check_windows(d) -> None:
+  """data.seq_len and data.stride of a dataset of windows or cut sequences."""
+  check_positive(d, 'seq_len')
+  check(d.stride >= 0, f'config.data.stride={d.stride!r} must be >= 0 (0 means seq_len)')
+
+
+def check_no_byte_level(d) -> None:
+  """data.byte_level is off: it is a choice of data.name='text' only."""
+  check(not d.byte_level, f'config.data.byte_level=True applies to data.name=\'text\' only '
+        f'({d.name!r} has its own tokens): set it False')
+
+
+def check_no_tokenizer(d) -> None:
+  """data.tokenizer is 'auto' for a dataset with its own tokens."""
+  check(d.get('tokenizer', 'auto') == 'auto', f'config.data.tokenizer={d.tokenizer!r} '
+        f"applies to data.name='text' and translation data ({d.name!r} has its own tokens): leave it 'auto'")
+
+
+def check_split_files(field: str, path: str, what: str) -> None:
+  """A '{split}' path names existing train and validation files (test optional), under any of their names."""
+  found = builders.split_files(path)
+  for split in ('train', 'validation'):
+    names = '/'.join(builders.SPLIT_NAMES[split])
+    check(split in found, f'config.{field}={path!r}: no {split} file '
+          f'({path.replace("{split}", names)}): {what} (train and validation needed, test '
+          'optional)')
+  for split, file in found.items():
+    check(os.path.getsize(file) > 0,
+          f'config.{field}={path!r}: the {split} file {file} is empty: {what}')
+
+
+# ---- the registry's entry ------------------------------------------------------------------------
+
+def _no_files(data_cfg) -> list[str]:
+  del data_cfg  # generated or TFDS data
+  return []
+
+
+def _own_tokens(data_cfg) -> str:
+  del data_cfg  # the dataset's tokens are its own: data.tokenizer does not apply
+  return ''
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """What seqmodels.data.registry knows of one config.data.name; dataset modules end with theirs."""
+
+  kind: str  # the task its batches are: an objective of seqmodels.train.steps.OBJECTIVES
+  # (data_cfg, data directory): builds it unless built (registry.prepare holds the lock)
+  prepare: Callable[[Any, str], None]
+  load: Callable[[Any, str], Data]  # (data_cfg, data directory) -> the prepared dataset
+  # (config) -> None: ConfigError for the first problem of config.data (and config.decode)
+  check: Callable[[Any], None]
+  local_files: Callable[[Any], list[str]] = _no_files  # data_cfg -> the local files it is made of
+  # data_cfg -> data.tokenizer as the dataset applies it; '' where its tokens are its own
+  tokenizer_name: Callable[[Any], str] = _own_tokens
+  text: bool = False  # natural text where every token is real (a biLM learns from all of them)
+  streams: bool = False  # one running text per split: windows readable as streams (train.carry_state)
