@@ -8,8 +8,8 @@ Recipes (nanoGPT's README): `cpu` = 4 layers x 128, 4 heads, context 64, batch 1
 cosine to 1e-4, warmup 100, AdamW (0.9, 0.99), weight decay 0.1, clip 1.0; `baby` = shakespeare_char (6 x 384,
 context 256, batch 64, dropout 0.2, 5000 iters). `cpu_tuned` = the `cpu` recipe with its depth, learning rate and
 length tuned on a 2-core CPU for the time to reach the `cpu` recipe's validation loss: 1 layer, lr 4e-3 cosine to
-4e-4, 1200 iters (same data, context, batch, optimizer and validation windows; the trials are in docs/RESULTS.md
-section 8); with --peer, nanoGPT runs it too. Both sides are timed as whole processes (start-up, compilation,
+4e-4, 1200 iters (same data, context, batch, optimizer and validation windows; the trials are in
+bench/README.md); with --peer, nanoGPT runs it too. Both sides are timed as whole processes (start-up, compilation,
 periodic evaluation included). Quality: `val_loss` is the whole validation split (every window of context + 1
 characters once) after the same number of steps, for both (nanoGPT's checkpoint is scored by its own model code);
 `periodic_val_loss` is each side's last estimate during training (eval_iters batches). An `--iters` that

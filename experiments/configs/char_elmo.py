@@ -3,7 +3,7 @@
 get_config('SIZE,STAGE'), both optional: SIZE 'small' is CPU-sized (minutes on 2 cores); STAGE 'classify' is the
 downstream task: is a line of data.path real, or are the inner letters of its words scrambled (data.source=
 'scrambled', as bert_finetune.py)? The harder word-order task, data.source='shuffled', left every arm at chance
-in 300 steps (docs/RESULTS.md, experiment 6).
+in 300 steps (docs/results/elmo_small/README.md).
   python launch.py --config=experiments/configs/char_elmo.py:small --workdir=runs/elmo \
       --config.data.path=../shared/data/tinyshakespeare.txt              # pre-train the biLM
   python launch.py --config=experiments/configs/char_elmo.py:small,classify --workdir=runs/elmo_cls \

@@ -2,7 +2,7 @@
 
 XLA:CPU compiles a fused step that reads several gate slices of one dynamically sliced [B, G] row into slow
 code. A forward LSTM step (H=128, B=16) took 43 us that way and 23 us when the scan read one [T, B, H] array per
-gate (2-core Xeon, jax 0.10.2; docs/RESULTS.md section 8). So on CPU the scans of seqmodels/layers/recurrent.py and
+gate (2-core Xeon, jax 0.10.2; bench/README.md). So on CPU the scans of seqmodels/layers/recurrent.py and
 minrnn.py take and give such arrays one gate at a time, and the cells take their gates already split. Elsewhere
 the arrays stay whole, as measured on GPUs.
 """

@@ -92,7 +92,7 @@ def default_recurrence() -> str:
   """config.model.recurrence = 'auto': 'hoisted' on CPU, 'scan' elsewhere until measured on a GPU.
 
   CPU: the 2x128 char-LM training step (T=256, B=16) took 55.7 against 91.0 ms (LSTM) and 46.6 against 64.7 ms
-  (GRU) (python bench/recurrent.py --quick, 2-core Xeon, 720f02c; docs/RESULTS.md section 8).
+  (GRU) (python bench/recurrent.py --quick, 2-core Xeon, 720f02c; bench/README.md).
   GPU: `bash bench/gpu_checks.sh recurrent` runs the A/B (`seqmodels-hoisted`, `seqmodels-cudnn`, `seqmodels`).
   """
   return 'hoisted' if jax.default_backend() == 'cpu' else 'scan'

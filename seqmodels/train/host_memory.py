@@ -16,7 +16,7 @@ empty), so a step's buffers reuse the pages of the previous step's. The cost: th
 (800 MB resident instead of 590 MB for the run above), as a caching allocator does. Limit: the arenas of threads
 other than the main one are made of heaps of at most 64 MB, so a buffer over 64 MB that such a thread allocates is
 still mapped afresh each time. Putting every thread on the main arena (M_ARENA_MAX=1) would lift that, but made the
-GPT step slower (33.4-33.8 ms against 29.6-29.9, docs/RESULTS.md section 8).
+GPT step slower (33.4-33.8 ms against 29.6-29.9, bench/README.md).
 
 `run_cpu_steps_inline` lifts it another way: JAX then runs a single-device CPU computation on the thread that calls
 it (`jax_cpu_enable_async_dispatch=False`), the main thread, whose arena has no such limit. With both, the 2 x 128
@@ -24,7 +24,7 @@ char-LM steps of `python bench/recurrent.py --quick --cases=quick` (88.7 MB of t
 89.0 ms against 106.3 with `SEQMODELS_CPU_STEPS_INLINE=0`, GRU 67.7 against 79.7 (two alternating runs each,
 commit f4a5d17). The GPT recipes of bench/gpt.py, whose temporaries fit a worker's heap, do not gain: the 4 x 128
 `cpu` recipe is within its run-to-run spread, and the 1-layer `cpu_tuned` one, whose step is 10 ms, is 1.5-4%
-slower, since the host no longer prepares the next batch while a step runs (docs/RESULTS.md section 8).
+slower, since the host no longer prepares the next batch while a step runs (bench/README.md).
 Computations over several devices stay asynchronous either way.
 """
 
