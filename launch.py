@@ -13,6 +13,7 @@ import contextlib
 import os
 import re
 import sys
+import threading
 import traceback
 
 from absl import app, flags, logging
@@ -22,8 +23,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CONFIG = os.path.join(HERE, 'experiments/configs/copy.py')
 DEFAULT_SWEEP = os.path.join(HERE, 'experiments/sweeps/lstm_vs_gpt.py')
 
-def _fail(message: str, code: int = 2) -> None:
-  print(f'error: {message}', file=sys.stderr)
+def _fail(message: str, code: int = 2, at_once: bool = False) -> None:
+  """The one line, and exit. `at_once` skips the interpreter's shutdown, which waits for threads: after a
+  failed checkpoint write, orbax's could hang it or print their own tracebacks (issue 29)."""
+  print(f'error: {message}', file=sys.stderr, flush=True)
+  if at_once:
+    logging.flush()
+    os._exit(code)
   sys.exit(code)
 
 
@@ -52,6 +58,9 @@ flags.DEFINE_integer('parallel', 0, 'run a sweep N trials at a time, each a sepa
                      'logging to <trial dir>/log.txt (on GPU hosts each gets CUDA_VISIBLE_DEVICES = 1/N of the GPUs); '
                      '0 runs the trials one after another in this process, over all its devices')
 FLAGS = flags.FLAGS
+_THREAD_HOOK = threading.excepthook
+_STORAGE_REASONS = re.compile('No space left on device|Read-only file system|Disk quota exceeded|'
+                              'Input/output error')
 
 
 class _QuietLibraries(logging.logging.Filter):
@@ -60,11 +69,22 @@ class _QuietLibraries(logging.logging.Filter):
   def filter(self, record) -> bool:
     libraries = ('orbax', 'grain', 'tensorflow_datasets', 'jax')
     noisy = any(f'{os.sep}{lib}{os.sep}' in record.pathname for lib in libraries)
+    if noisy and _STORAGE_REASONS.search(record.getMessage() + str(record.exc_info and record.exc_info[1])):
+      return False  # a failed write: the launcher says it in one line, with the fix (errors.StorageError)
     return record.levelno >= logging.logging.WARNING or not noisy
+
+
+def _quiet_closed_loops(args) -> None:
+  """threading.excepthook: orbax's threads, left running after a failed checkpoint write, report the event loop
+  they post to as closed; that is the failure the launcher already said, not one of its own."""
+  if isinstance(args.exc_value, RuntimeError) and str(args.exc_value) == 'Event loop is closed':
+    return
+  _THREAD_HOOK(args)
 
 
 def main(argv) -> None:
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  threading.excepthook = _quiet_closed_loops
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}: flags take the form --name=value')
   # Imported here so `--help` and flag errors are instant.
@@ -126,7 +146,7 @@ def main(argv) -> None:
     except errors.SeqmodelsError as e:
       if primary and not isinstance(e, errors.WorkdirError):  # a refusal leaves the run in the workdir as it was
         records.record_failure(workdir, e)
-      _fail(str(e), 1)
+      _fail(str(e), 1, at_once=isinstance(e, errors.StorageError))
     except Exception as e:
       if primary:
         records.record_failure(workdir, e, traceback.format_exc())

@@ -6,6 +6,8 @@ catches those still does.
 
 from __future__ import annotations
 
+import errno
+
 
 class SeqmodelsError(Exception):
   """An error whose message names the problem and the fix: shown as one line, never a traceback."""
@@ -39,6 +41,10 @@ class OutOfMemoryError(SeqmodelsError, RuntimeError):
   """The devices (or the host) could not hold the model, its optimizer state and a step's activations."""
 
 
+class StorageError(SeqmodelsError, OSError):
+  """A write the run (or an analysis) needs failed: a full disk, read-only storage, no permission, I/O errors."""
+
+
 class PeerFailedError(SeqmodelsError, RuntimeError):
   """Another process of a multi-process run failed (or never arrived): the reason is in the message."""
 
@@ -55,3 +61,30 @@ def one_line(e: BaseException) -> str:
   """`Type: first line of the message`, as failed.json and a sweep's table record an error."""
   text = str(e).strip()
   return f'{type(e).__name__}: {text.splitlines()[0]}' if text else type(e).__name__
+
+
+# What a failed write says, by errno and in the text of libraries that wrap it (orbax, tensorstore): the reason
+# in words and what to do about it.
+STORAGE_FAULTS = {
+    errno.ENOSPC: ('No space left on device', 'free space there'),
+    errno.EDQUOT: ('Disk quota exceeded', 'free space there'),
+    errno.EROFS: ('Read-only file system', 'make the storage writable'),
+    errno.EACCES: ('Permission denied', 'make it writable for this user'),
+    errno.EPERM: ('Operation not permitted', 'make it writable for this user'),
+    errno.EIO: ('Input/output error', 'check the disk'),
+}
+
+
+def storage_fault(e: BaseException) -> tuple[str, str] | None:
+  """(reason, fix) where `e` (or an error it wraps) is a failed write to storage, else None."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    if isinstance(e, OSError) and e.errno in STORAGE_FAULTS:
+      return STORAGE_FAULTS[e.errno]
+    text = str(e)
+    for reason, fix in STORAGE_FAULTS.values():
+      if reason in text:
+        return reason, fix
+    e = e.__cause__ or e.__context__
+  return None

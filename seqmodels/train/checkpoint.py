@@ -239,11 +239,14 @@ class Checkpointer:
     self._dir = epath.Path(workdir) / CHECKPOINT_DIRS['latest']
     self._corrupt_dir = epath.Path(workdir) / 'corrupt_checkpoints'
     self._every = every
-    self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+    # cleanup_tmp_directories: an earlier session's unfinished save (a kill, a full disk) is removed when the
+    # run opens its checkpoints again; the workdir lock (lock.py) makes sure no other process is writing it.
+    self._options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, cleanup_tmp_directories=True)
     self._manager = self._open()
     # The best evaluation's parameters, one checkpoint at a time (orbax removes the older after the newer is whole).
     self._best = ocp.CheckpointManager(epath.Path(workdir) / CHECKPOINT_DIRS['best'], item_names=('state', 'meta'),
-                                       options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True)
+                                       options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
+                                                                            cleanup_tmp_directories=True)
                                        ) if keep_best else None
 
   def _open(self) -> ocp.CheckpointManager:

@@ -43,7 +43,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
   except errors.PeerFailedError:  # the failure of another process, which announced it itself
     raise
   except BaseException as e:
-    error = _as_out_of_memory(e)
+    error = _as_one_line(e, workdir)
     sharding.announce_failure(f'{type(error).__name__}: {str(error).splitlines()[0]}' if str(error)
                               else type(error).__name__)
     if error is e:
@@ -166,10 +166,10 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
         logging.warning('stopped at step %d with a checkpoint saved; rerun the same command to resume', step)
         break
   finally:
-    preemption.restore()
-    ckpt.close()
+    ckpt.close()  # waits for a save in flight; a second Ctrl-C meanwhile aborts at once (preemption.py)
     writer.close()
     log.close()
+    preemption.restore()
 
   summary = records.summary(
       config, status, params=num_params, step=int(state.step), num_steps=tc.num_steps, train=log.metrics,
@@ -281,11 +281,24 @@ def warn_of_init_from(init_from: str, loaded: list[str], fresh: list[str]) -> No
                     '%s) is used', init_from, (checkpoint.saved_steps(init_from) or ['?'])[0])
 
 
-def _as_out_of_memory(e: BaseException) -> BaseException:
-  """XLA's out-of-memory error as an OutOfMemoryError naming the fixes; any other error as it is."""
+def _as_one_line(e: BaseException, workdir: str) -> BaseException:
+  """Out of memory (XLA's, or the host's MemoryError) as an OutOfMemoryError, and a failed write to storage as
+  a StorageError, each naming the fixes; any other error as it is."""
+  if isinstance(e, errors.SeqmodelsError):
+    return e
+  fixes = ('lower config.train.batch_size or the model (config.model.width, config.model.layers), or shard '
+           'parameters and optimizer state with config.train.fsdp=True')
   if isinstance(e, jax.errors.JaxRuntimeError) and errors.is_out_of_memory(str(e)):
-    return errors.OutOfMemoryError(
-        f'the {jax.default_backend()} devices ran out of memory ({str(e).splitlines()[0][:200]}): lower '
-        'config.train.batch_size or the model (config.model.width, config.model.layers), or shard parameters '
-        'and optimizer state with config.train.fsdp=True')
+    return errors.OutOfMemoryError(f'the {jax.default_backend()} devices ran out of memory '
+                                   f'({str(e).splitlines()[0][:200]}): {fixes}')
+  if isinstance(e, MemoryError):
+    return errors.OutOfMemoryError(f'the host ran out of memory ({type(e).__name__}: {e}): {fixes}')
+  fault = errors.storage_fault(e)
+  if fault is not None:
+    reason, fix = fault
+    where = getattr(e, 'filename', None) or workdir
+    saved = checkpoint.saved_steps(workdir)
+    kept = (f'the last complete checkpoint (step {saved[0]}) is kept' if saved else 'no checkpoint was saved')
+    return errors.StorageError(f'a write to {where} failed ({reason}): {fix} and rerun the same command to '
+                               f'resume ({kept}), or use another --workdir')
   return e

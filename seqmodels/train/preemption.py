@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 
 import jax
 from jax.experimental import multihost_utils
@@ -31,7 +33,8 @@ class Preemption:
     logging.warning('%s received: saving a checkpoint after this step, then stopping (Ctrl-C again aborts)',
                     signal.Signals(signum).name)
     self.requested = True
-    signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+    for sig in self._previous:
+      signal.signal(sig, _abort)
 
   def reached(self, step: int) -> bool:
     return multihost_utils.reached_preemption_sync_point(step) if self._multi else self.requested
@@ -39,3 +42,14 @@ class Preemption:
   def restore(self):
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
+
+
+def _abort(signum, frame):
+  """A second signal: ends the process at once. A save in flight is left unfinished, which orbax never takes
+  for a checkpoint (it is written under a temporary name), so the last complete one is what a rerun resumes.
+  Waiting for the save's threads instead could hang (issue 29: 2 of 10 double Ctrl-Cs did)."""
+  del frame
+  print(f'error: {signal.Signals(signum).name} again: stopped at once, without finishing the checkpoint being '
+        'saved; the last complete one is kept: rerun the same command to resume from it', file=sys.stderr,
+        flush=True)
+  os._exit(128 + signum)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import time
@@ -32,9 +33,15 @@ DATA_FILES = 'data_files.json'
 
 def write_json(path: str, obj: Any) -> None:
   """Writes whole or not at all: other processes (or a report) may read the file while it is written."""
-  with open(f'{path}.{os.getpid()}.tmp', 'w') as f:
-    json.dump(strict_json(obj), f, indent=2, allow_nan=False, default=str)
-  os.replace(f'{path}.{os.getpid()}.tmp', path)
+  tmp = f'{path}.{os.getpid()}.tmp'
+  try:
+    with open(tmp, 'w') as f:
+      json.dump(strict_json(obj), f, indent=2, allow_nan=False, default=str)
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):  # a full disk: no half-written temporary file is left behind
+      os.remove(tmp)
+    raise
 
 
 def write_config(workdir: str, config, digests: dict[str, str]) -> None:
@@ -97,16 +104,20 @@ def record_failure(workdir: str, error: BaseException | str, detail: str = '') -
   tail that led to it; returns that line."""
   if isinstance(error, BaseException):
     error = f'{type(error).__name__}: {error}'
-  os.makedirs(workdir, exist_ok=True)
   lines = [line for line in error.strip().splitlines() if line.strip()]
   line = lines[-1] if lines else 'unknown error'
-  # Every process of a multi-process sweep writes its own, whole.
-  write_json(os.path.join(workdir, 'failed.json'), {'error': line, 'detail': detail, 'time': time.time()})
+  try:  # every process of a multi-process sweep writes its own, whole
+    os.makedirs(workdir, exist_ok=True)
+    write_json(os.path.join(workdir, 'failed.json'), {'error': line, 'detail': detail, 'time': time.time()})
+  except OSError as e:  # the storage that failed the run: the error is said on the terminal all the same
+    logging.warning('failed.json could not be written in %s (%s)', workdir, e.strerror or e)
   return line
 
 
 def clear_failure(workdir: str) -> None:
-  with contextlib.suppress(FileNotFoundError):  # another process of the run may have removed it first
+  # FileNotFoundError: another process of the run removed it first; other errors: read-only storage (a
+  # finished run archived there), where a stale failed.json stays
+  with contextlib.suppress(OSError):
     os.remove(os.path.join(workdir, 'failed.json'))
 
 
