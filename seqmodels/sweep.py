@@ -11,6 +11,7 @@ list of override dicts. Each trial runs in `<sweep workdir>/<trial name>`:
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import importlib.util
 import itertools
@@ -25,6 +26,9 @@ import traceback
 from typing import Any, Callable, Sequence
 
 import ml_collections
+
+from seqmodels import errors
+from seqmodels.train import lock
 
 Overrides = dict[str, Any]
 PREEMPTED_EXIT_CODE = 143  # launch.py's exit code when a run stopped with a checkpoint (SIGTERM, Ctrl-C)
@@ -134,10 +138,19 @@ def run_in_process(trials: Sequence[Trial], train: Callable[[ml_collections.Conf
       t.status = 'skipped'
       logging.info('%s is finished (summary.json exists): skipped', t.workdir)
       continue
+    holder = lock.holder(t.workdir)
+    if holder is not None:  # another process writes it: leave its directory as it is
+      t.status, t.error = 'failed', f'{t.workdir} is in use by {lock.describe(holder)}'
+      logging.error('trial %s not run: %s', t.name, t.error)
+      continue
     workdir.clear_failure(t.workdir)
     logging.info('trial %s: model %s on %s -> %s', t.name, t.config.model.name, t.config.data.name, t.workdir)
     try:
       summary = train(t.config, t.workdir)
+    except errors.WorkdirBusyError as e:  # taken between the check and the run: nothing of its to record
+      t.status, t.error = 'failed', str(e)
+      logging.error('trial %s not run: %s', t.name, t.error)
+      continue
     except Exception as e:  # pylint: disable=broad-except  # one trial's crash must not stop the sweep
       t.status, t.error = 'failed', workdir.record_failure(t.workdir, e, traceback.format_exc())
       logging.error('trial %s failed: %s (see %s/failed.json)', t.name, t.error, t.workdir)
@@ -199,6 +212,13 @@ def _log_error_line(log_path: str) -> tuple[str, str]:
   return (errors or lines or ['empty log'])[-1], '\n'.join(lines[-40:])
 
 
+def _terminated_with_parent() -> None:
+  """In a trial's process, before it starts: SIGTERM when the launcher dies, even by kill -9 (Linux's
+  PR_SET_PDEATHSIG), so the trial checkpoints and stops instead of running on beside a rerun's."""
+  if sys.platform.startswith('linux'):
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], list[str]],
                  env: dict[str, str] | None = None, poll_s: float = 0.5) -> list[Trial]:
   """Runs the unfinished trials as subprocesses, n at a time, each with its own device share and log.txt.
@@ -218,7 +238,7 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
     else:
       queue.append(t)
   running: dict[int, tuple[Trial, subprocess.Popen, Any]] = {}
-  stopping = False
+  stopping = waiting = False
 
   def stop(signum, frame):
     nonlocal stopping
@@ -236,15 +256,26 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
   try:
     while queue or running:
       while queue and free and not stopping:
-        t, slot = queue.pop(0), free.pop(0)
+        # A trial still held by a process of an earlier launch (its launcher was killed, and the trial is
+        # checkpointing on the SIGTERM its death sent): waited for, never run beside.
+        t = next((t for t in queue if lock.holder(t.workdir) is None), None)
+        if t is None:
+          if not waiting:
+            waiting = True
+            logging.warning('waiting for the processes of an earlier launch that still hold %s',
+                            ', '.join(t.workdir for t in queue))
+          break
+        queue.remove(t)
+        slot = free.pop(0)
         os.makedirs(t.workdir, exist_ok=True)
         workdir.clear_failure(t.workdir)
         log = open(os.path.join(t.workdir, 'log.txt'), 'a')
         logging.info('trial %s (slot %d%s) -> %s', t.name, slot,
                      f', CUDA_VISIBLE_DEVICES={shares[slot]["CUDA_VISIBLE_DEVICES"]}' if shares[slot] else '',
                      t.workdir)
+        # Its own session: our handler, not the terminal, forwards Ctrl-C. It dies with this launcher.
         p = subprocess.Popen(command(t), env={**env, **shares[slot]}, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)  # our handler, not the terminal, forwards Ctrl-C
+                             start_new_session=True, preexec_fn=_terminated_with_parent)
         running[slot] = (t, p, log)
       if stopping:
         queue.clear()
@@ -264,7 +295,7 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
           t.status = 'failed'
           workdir.record_failure(t.workdir, t.error, detail)
           logging.error('trial %s failed (exit %d): %s (see %s/log.txt)', t.name, code, t.error, t.workdir)
-      time.sleep(poll_s if running else 0)
+      time.sleep(poll_s if running or queue else 0)
   finally:
     for sig, handler in previous.items():
       signal.signal(sig, handler)

@@ -169,3 +169,25 @@ def test_storage_faults_are_recognised_through_the_errors_that_wrap_them():
   except RuntimeError as chained:
     assert errors.storage_fault(chained) == errors.STORAGE_FAULTS[errno.EIO]
   assert errors.storage_fault(ValueError('a bad config')) is None
+
+
+def test_parallel_trials_stop_with_their_launcher_even_after_kill_9(tmp_path):
+  sweep_file = tmp_path / 'one.py'
+  sweep_file.write_text("def get_sweep():\n  return [{'model.name': 'lstm'}]\n")
+  flags = [*_flags(tmp_path, 100000)[:-1], f'--sweep={sweep_file}', '--parallel=1', f'--workdir={tmp_path}/sweep']
+  launcher = _start(flags)
+  trial = tmp_path / 'sweep' / 'model.name=lstm'
+  try:
+    _wait_for(lambda: (trial / 'checkpoints' / '20').is_dir(), launcher, "the trial's first checkpoint")
+    assert lock.holder(str(tmp_path / 'sweep'))['pid'] == launcher.pid  # the sweep holds its root
+    child = lock.holder(str(trial))['pid']  # and the trial's process its own directory
+    assert child != launcher.pid
+  finally:
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait(timeout=60)
+  deadline = time.time() + 60
+  while lock.holder(str(trial)) is not None:  # the trial got SIGTERM from the kernel: it saves and stops
+    assert time.time() < deadline, 'the trial outlived its launcher'
+    time.sleep(0.2)
+  log = (trial / 'log.txt').read_text()
+  assert 'SIGTERM received: saving a checkpoint' in log and 'rerun the same command to resume' in log
