@@ -21,7 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from seqmodels.layers import gates
+from seqmodels.layers import gates, scans
 
 Array = jax.Array
 MIN_GATES = {'mingru': 2, 'minlstm': 3}
@@ -77,11 +77,6 @@ def default_parallel() -> bool:
   return jax.default_backend() != 'cpu'
 
 
-def _linear_combine(e1, e2):
-  """(a1, b1) then (a2, b2): h -> a2 (a1 h + b1) + b2."""
-  return e1[0] * e2[0], e2[0] * e1[1] + e2[1]
-
-
 def _log_combine(e1, e2):
   """The same composition on logs: (log a1 + log a2, log(a2 b1 + b2))."""
   return e1[0] + e2[0], jnp.logaddexp(e2[0] + e1[1], e2[1])
@@ -99,11 +94,11 @@ def parallel_linear_recurrence(a_BxTxH: Array, b_BxTxH: Array, h0_BxH: Array | N
     a_prod_BxTxH, h_BxTxH = jnp.exp(log_a_BxTxH), jnp.exp(log_h_BxTxH)
     a_BxTxH = jnp.exp(a_BxTxH) if dh_BxTxH is not None else None
   else:
-    a_prod_BxTxH, h_BxTxH = jax.lax.associative_scan(_linear_combine, (a_BxTxH, b_BxTxH), axis=1)
+    a_prod_BxTxH, h_BxTxH = jax.lax.associative_scan(scans.combine, (a_BxTxH, b_BxTxH), axis=1)
   if h0_BxH is not None:
     h_BxTxH = h_BxTxH + a_prod_BxTxH * h0_BxH[:, None]
   if dh_BxTxH is not None:
-    h_BxTxH = h_BxTxH + jax.lax.associative_scan(_linear_combine, (a_BxTxH, dh_BxTxH), axis=1)[1]
+    h_BxTxH = h_BxTxH + jax.lax.associative_scan(scans.combine, (a_BxTxH, dh_BxTxH), axis=1)[1]
   return h_BxTxH
 
 
