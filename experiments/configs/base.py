@@ -8,7 +8,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.seed = 0                       # parameter init, dropout and data order
 
   c.model = ml_collections.ConfigDict()
-  c.model.name = 'lstm'            # rnn | lstm | gru | gpt | bert | lstm_classifier | transformer
+  c.model.name = 'lstm'            # rnn | lstm | gru | gpt | lm | bert | lstm_classifier | transformer | ...
   c.model.width = 128              # D: hidden units (recurrent) or model width (Transformer)
   c.model.layers = 2               # N: stacked layers / blocks
   c.model.heads = 4                # H: attention heads (Transformer)
@@ -41,6 +41,21 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.teacher_forcing = 1.0    # seq2seq_*: P(true previous token) in training; < 1 is scheduled sampling
   c.model.cell = 'lstm'            # elmo, elmo_classifier: rnn | lstm | gru | mingru | minlstm of the biLM
   c.model.pool = 'cls'             # bert classifier reads: cls (BERT's pooler tanh(W h_[CLS])) | mean (of tokens)
+  # lm, the backbone of sequence mixers (seqmodels/models/lm.py, seqmodels/layers/mixers):
+  c.model.mixer = 'attention'      # every block's mixer: attention | rnn | lstm | gru | mingru | minlstm | ...
+  c.model.pattern = ''             # a repeating pattern of mixers instead, e.g. 'rglru,rglru,attention'
+  c.model.norm = 'rmsnorm'         # layernorm | rmsnorm
+  c.model.mlp = 'swiglu'           # after each mixer: gelu | relu | swiglu | geglu | none (width model.ffn;
+                                   # 0: 4 * width, or 8/3 * width for the gated ones, rounded up to 8)
+  c.model.position = 'auto'        # learned | rope | none | auto (rope where a block attends, else none)
+  c.model.bias = False             # biases in the projections and LayerNorms
+  c.model.d_state = 16             # N of the state-space mixers
+  c.model.expand = 2               # inner width / width of the gated recurrent mixers
+  c.model.conv = 4                 # causal depthwise convolution width of the recurrent mixers
+  c.model.window = 0               # attention mixers: > 0 attends to the last `window` positions only
+  c.model.chunk = 64               # chunked linear attention: steps per chunk
+  c.model.scan = 'auto'            # how linear recurrences run (a speed knob; the same function): sequential |
+                                   # associative | chunked | auto (the platform's)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b | mlm | classify

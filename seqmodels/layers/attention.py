@@ -82,6 +82,19 @@ def attention_weights(q_BxTxHxK: Array, k_BxSxHxK: Array, *, causal: bool = Fals
   return jax.nn.softmax(s_BxHxTxS, axis=-1)
 
 
+def rotary(x_BxTxHxK: Array, positions_T: Array, base: float = 10000.0) -> Array:
+  """Rotary position embedding (Su et al. 2021) in the rotate-half layout of GPT-NeoX and Llama: dimension i of
+  the first half pairs with i of the second, rotated by the angle position * base^(-2i/K); in float32."""
+  K = x_BxTxHxK.shape[-1]
+  inv_freq_K2 = base ** (-jnp.arange(0, K, 2, dtype=jnp.float32) / K)
+  angles_TxK2 = positions_T.astype(jnp.float32)[:, None] * inv_freq_K2[None, :]
+  cos_Tx1xK, sin_Tx1xK = (jnp.concatenate([f(angles_TxK2)] * 2, -1)[:, None] for f in (jnp.cos, jnp.sin))
+  x = x_BxTxHxK.astype(jnp.float32)
+  half = K // 2
+  rotated = jnp.concatenate([-x[..., half:], x[..., :half]], -1)
+  return (x * cos_Tx1xK + rotated * sin_Tx1xK).astype(x_BxTxHxK.dtype)
+
+
 def reference_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS=None):
   """The textbook formula, for tests: softmax(Q K^T / sqrt(d)) V in float32."""
   s_BxHxTxS = jnp.einsum('bthk,bshk->bhts', q_BxTxHxK, k_BxSxHxK).astype(jnp.float32)
@@ -105,6 +118,9 @@ class MultiHeadAttention(nn.Module):
   kernel_init: Any = nn.initializers.normal(0.02)
   out_init: Any = nn.initializers.normal(0.02)
   use_bias: bool = True
+  rope: bool = False  # rotary position embedding of queries and keys (Su et al. 2021), self-attention only
+  rope_base: float = 10000.0
+  window: int = 0  # > 0: each query sees the last `window` positions only (local / sliding-window attention)
 
   @nn.compact
   def __call__(self, x_BxTxD, kv_BxSxD=None, *, causal=False, q_lengths_B=None, kv_lengths_B=None,
@@ -124,9 +140,20 @@ class MultiHeadAttention(nn.Module):
       q_BxTxHxK = dense('query')(x_BxTxD)
       k_BxSxHxK, v_BxSxHxK = jnp.unstack(dense('kv', 2)(kv_BxSxD), axis=2)
     mask_BxHxTxS = None
+    first = 0 if decode_position is None else decode_position  # the absolute position of x's first token
+    if self.rope:
+      positions_T = first + jnp.arange(x_BxTxD.shape[1])
+      q_BxTxHxK, k_BxSxHxK = rotary(q_BxTxHxK, positions_T, self.rope_base), rotary(k_BxSxHxK, positions_T,
+                                                                                     self.rope_base)
     if decode_position is not None:
       k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS, kv_lengths_B = self._kv_cache(k_BxSxHxK, v_BxSxHxK, decode_position)
       causal = False
+    if self.window:  # a band over absolute positions: key s is seen by query t when t - window < s <= t
+      T, S = x_BxTxD.shape[1], k_BxSxHxK.shape[1]
+      t_Tx1, s_1xS = first + jnp.arange(T)[:, None], jnp.arange(S)[None, :]
+      band = (s_1xS <= t_Tx1) & (s_1xS > t_Tx1 - self.window)
+      mask_BxHxTxS = band[None, None] if mask_BxHxTxS is None else mask_BxHxTxS & band
+      causal, kv_lengths_B = False, None
     out_BxTxHxK = scaled_dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, causal=causal,
                                                q_lengths_B=q_lengths_B, kv_lengths_B=kv_lengths_B,
                                                mask_BxHxTxS=mask_BxHxTxS)

@@ -6,32 +6,13 @@ Post-LN (the paper: x = LN(x + f(x))) or pre-LN (GPT-2: x = x + f(LN(x))).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from seqmodels.layers.attention import MultiHeadAttention
-
-ACTIVATIONS: dict[str, Callable] = {'relu': jax.nn.relu, 'gelu': jax.nn.gelu}
-
-
-class Mlp(nn.Module):
-  """Position-wise FFN: Linear(D -> F) - activation - Linear(F -> D)."""
-  F: int
-  activation: str = 'gelu'
-  dtype: Any = jnp.float32
-  kernel_init: Any = nn.initializers.normal(0.02)
-  out_init: Any = nn.initializers.normal(0.02)
-
-  @nn.compact
-  def __call__(self, x_BxTxD, *, train: bool = False):
-    D = x_BxTxD.shape[-1]
-    h_BxTxF = nn.Dense(self.F, dtype=self.dtype, kernel_init=self.kernel_init, name='fc')(x_BxTxD)
-    h_BxTxF = ACTIVATIONS[self.activation](h_BxTxF)
-    return nn.Dense(D, dtype=self.dtype, kernel_init=self.out_init, name='proj')(h_BxTxF)
-
+from seqmodels.layers.mlp import Mlp
 
 class Block(nn.Module):
   """One Transformer block: self-attention (causal for decoders) then FFN, residual + LayerNorm each."""

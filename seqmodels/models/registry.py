@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from seqmodels.layers.recurrent import default_unroll
-from seqmodels.models import bert, elmo, gpt, ngram, rnn_classifier, rnn_lm, rnn_regressor, seq2seq, transformer
+from seqmodels.models import (bert, elmo, gpt, lm, ngram, rnn_classifier, rnn_lm, rnn_regressor, seq2seq,
+                              transformer)
 from seqmodels.models.entry import Entry
 
 MODELS: dict[str, Entry] = {
@@ -21,6 +22,7 @@ MODELS: dict[str, Entry] = {
     **rnn_regressor.ENTRIES,   # transformer_regressor
     **ngram.ENTRIES,
     **gpt.ENTRIES,
+    **lm.ENTRIES,              # the backbone of sequence mixers
     **seq2seq.ENTRIES,         # seq2seq_rnn, seq2seq_lstm, seq2seq_gru
     **transformer.ENTRIES,
     **bert.ENTRIES,

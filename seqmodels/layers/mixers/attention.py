@@ -1,0 +1,28 @@
+"""Causal multi-head attention as a mixer: the one attention of seqmodels/layers/attention.py (cuDNN on GPU
+where it applies), with rotary positions and a local window as options, and its KV cache for decoding."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+
+from seqmodels.layers.attention import MultiHeadAttention
+from seqmodels.layers.mixers.base import MixerConfig, out_init
+
+
+class Attention(nn.Module):
+  """x_BxTxD -> y_BxTxD, each position attending to itself and the ones before (the last `window` of them)."""
+  cfg: MixerConfig
+
+  @nn.compact
+  def __call__(self, x_BxTxD, *, train: bool = False, decode_position=None):
+    del train
+    c = self.cfg
+    return MultiHeadAttention(c.H, dtype=c.dtype, use_bias=c.use_bias, out_init=out_init(c), rope=c.rope,
+                              window=c.window, name='attn')(x_BxTxD, causal=True,
+                                                            decode_position=decode_position)
+
+
+def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:
+  """The KV cache: keys and values of every position decoded so far (of the window, when local)."""
+  kept = min(length, cfg.window) if cfg.window else length
+  return 2 * batch * kept * cfg.D * 4
