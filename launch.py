@@ -10,11 +10,13 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import sys
 import traceback
 
+import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -29,6 +31,14 @@ def _fail(message: str, code: int = 2) -> None:
 
 def _unknown_field(argv: list[str], e: Exception) -> None:
   overrides = [a.split('=')[0] for a in argv[1:] if a.startswith('--config.')]
+  through = _through_a_value(argv, overrides)
+  if through:  # ml_collections names only a type ("Attribute <class 'int'>.x"), or raises TypeError
+    flag, field, value = through
+    _fail(f'{flag} names no config field: config.{field} is a field ({type(value).__name__}), '
+          f'not a section: set --config.{field}=<value>, or see the fields in '
+          'experiments/configs/base.py')
+  if isinstance(e, TypeError):
+    raise e
   # ml_collections names the missing key, quoted and escaped a level or two: "'nonexistent'", "'\\'modl\\'..."
   key = re.search(r"'(\w+)'", str(e).replace('\\', '').replace('"', "'"))
   named = [a for a in overrides if key and key.group(1) in a.split('.')[1:]]
@@ -38,10 +48,33 @@ def _unknown_field(argv: list[str], e: Exception) -> None:
   _fail(f'{bad} names no config field{hint}: see the fields in experiments/configs/base.py')
 
 
+def _through_a_value(argv: list[str], overrides: list[str]) -> tuple[str, str, object] | None:
+  """(flag, field, value) where the first bad override goes on past a field that holds a value, as
+  --config.model.width.x does (the field's value in the config file); else None."""
+  given = [a.split('=', 1)[1] for a in argv[1:] if a.startswith('--config=')]
+  file, colon, arg = (given or [DEFAULT_CONFIG])[-1].partition(':')
+  try:  # as config_flags loads it
+    spec = importlib.util.spec_from_file_location('seqmodels_config_file', file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg) if colon else module.get_config()
+  except Exception:  # the file's own error, said where config_flags raises it
+    return None
+  for flag in overrides:  # the first bad one, as ml_collections raises for it
+    node, path = config, flag[len('--config.'):].split('.')
+    for i, key in enumerate(path):
+      if not isinstance(node, ml_collections.ConfigDict):
+        return flag, '.'.join(path[:i]), node
+      if key not in node:
+        return None  # a field that does not exist
+      node = node[key]
+  return None
+
+
 try:  # config_flags applies --config.* overrides to the default config here, at definition
   config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, 'experiment config file (get_config() -> ConfigDict)',
                                   lock_config=True)
-except (AttributeError, KeyError) as e:
+except (AttributeError, KeyError, TypeError) as e:
   _unknown_field(sys.argv, e)
 flags.DEFINE_string('workdir', '', 'where checkpoints, metrics and summaries go; rerunning resumes '
                     "(default: runs/<config name>, or runs/default with no flags)")
@@ -195,7 +228,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     if 'Error whilst parsing config file' in lines[0] and len(lines) > 1:  # get_config raised: keep its reason
       _fail(f'{lines[0].split(": Error whilst")[0]}: {lines[-1]}')
     _fail(lines[0])
-  except (AttributeError, KeyError) as e:  # ml_collections: --config.x.y names no field
+  except (AttributeError, KeyError, TypeError) as e:  # ml_collections: --config.x.y names no field
     if "attribute 'get_config'" in str(e):
       given = [a for a in argv[1:] if a.startswith('--config=')][-1:] or ['--config']
       _fail(f'{given[0]} defines no get_config(): pass a file from experiments/configs/ (base.py holds the '

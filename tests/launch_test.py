@@ -184,6 +184,11 @@ def _launch(*flags, timeout=120, devices=2, **kw):
     (['--config.model.width=32', '--config.train.nonexistent=1'],  # the bad one, not the first override
      'error: --config.train.nonexistent names no config field'),
     (['--config.model.width=32', '--config.modl.width=1'], 'error: --config.modl.width names no config field'),
+    (['--config.model.width=32', '--config.model.width.x=3'],  # before: blamed --config.model.width
+     'error: --config.model.width.x names no config field: config.model.width is a field (int), not a section: '
+     'set --config.model.width=<value>, or see the fields in experiments/configs/base.py\n'),
+    (['--config.model.name.x=gpt'],  # before: a TypeError's traceback
+     'error: --config.model.name.x names no config field: config.model.name is a field (str), not a section'),
     (['--config.model.width=abc'], 'error: flag --config.model.width=abc: invalid literal'),
     (['--config=experiments/configs/nope.py'], 'error: --config=experiments/configs/nope.py does not exist'),
     (['--config=experiments/configs/base.py'], 'error: --config=experiments/configs/base.py defines no get_config()'),
