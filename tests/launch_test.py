@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -67,6 +68,26 @@ def test_missing_text_file_is_named():
     validation.validate(c)
   c.data.path = '/'
   with pytest.raises(errors.ConfigError, match=r"config.data.path='/' is a directory: point it at a local text"):
+    validation.validate(c)
+
+
+def test_a_fifo_as_a_data_file_is_said_to_be_one(tmp_path):
+  fifo = tmp_path / 'corpus.txt'
+  os.mkfifo(fifo)  # before: "does not exist"
+  c = get_config()
+  c.data.name, c.data.path = 'text', str(fifo)
+  said = rf"^config.data.path='{re.escape(str(fifo))}' is not a regular file \(a FIFO"
+  with pytest.raises(errors.ConfigError, match=said):
+    validation.validate(c)
+  c.model.name, c.data.name = 'bert', 'mlm'  # before: "is not a file"
+  with pytest.raises(errors.ConfigError, match=said):
+    validation.validate(c)
+  (tmp_path / 'wiki.train.tokens').write_text('to be or not to be\n' * 50)
+  os.mkfifo(tmp_path / 'wiki.valid.tokens')  # before: "no validation file"
+  c.model.name, c.data.name, c.data.path = 'lstm', 'text', str(tmp_path / 'wiki.{split}.tokens')
+  with pytest.raises(errors.ConfigError, match=r"wiki.\{split\}.tokens': the validation file "
+                     r".*wiki.valid.tokens is not a regular file \(a FIFO, whose reader waits for "
+                     r"a writer\): one text file per split"):
     validation.validate(c)
 
 

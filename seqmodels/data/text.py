@@ -152,9 +152,9 @@ def _check_text(config) -> None:
   if '{split}' in d.path:
     return core.check_split_files('data.path', d.path, 'one text file per split')
   path = os.path.expanduser(d.path)
-  core.check(os.path.isfile(path), f'config.data.path={d.path!r} '
-             f'{"is a directory" if os.path.isdir(path) else "does not exist"}: point it at a '
-             "local text file, or at one file per split with '{split}' ('wiki.{split}.tokens')")
+  what = core.not_a_file(path)
+  core.check(not what, f'config.data.path={d.path!r} {what}: point it at a local text file, or at '
+             "one file per split with '{split}' ('wiki.{split}.tokens')")
   size = os.path.getsize(path)
   core.check(size >= 10 * (d.seq_len + 1),
              f'config.data.path={d.path!r} has {size} bytes, too few for a 10% validation part of '
