@@ -2,6 +2,7 @@
 
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -43,6 +44,14 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('train.dtype', 'float8', ['config.train.dtype', 'choose one of']),
     ('seed', -3, ['config.seed=-3 must be an integer in [0, 2**32)']),  # before: a traceback from numpy
     ('data.seed', -1, ['config.data.seed=-1 must be an integer in [0, 2**32)']),
+    # Not finite: before, inf passed every check but nan's (lr > 0, weight_decay >= 0, ...).
+    ('optim.lr', math.inf, ['config.optim.lr=inf must be a finite number']),
+    ('optim.lr', math.nan, ['config.optim.lr=nan must be a finite number']),
+    ('optim.weight_decay', math.inf, ['config.optim.weight_decay=inf must be a finite number']),
+    ('optim.clip_norm', math.inf, ['config.optim.clip_norm=inf must be a finite number']),
+    ('optim.eps', math.nan, ['config.optim.eps=nan must be a finite number']),
+    ('model.recurrent_init_scale', math.inf, ['config.model.recurrent_init_scale=inf must be a finite']),
+    ('train.num_epochs', math.inf, ['config.train.num_epochs=inf must be a finite number']),
 ]
 
 
