@@ -303,10 +303,11 @@ def _launch_in_process(flags: list[str]) -> int:
 
 
 def _fake_trial(status: str, step: int):
-  """For loop.train_and_evaluate: writes a trial's config.json and a metrics record of `step`, as a run that got
-  there, and returns its summary (`status`: 'preempted', or 'done' with summary.json written)."""
+  """For loop.train_and_evaluate: writes a trial's config.json, a metrics record and a checkpoint of
+  `step`, as a run that got there, and returns its summary (`status`: 'preempted', or 'done' with
+  summary.json written)."""
   def train(config, workdir, stop_after=None):
-    os.makedirs(workdir, exist_ok=True)
+    os.makedirs(os.path.join(workdir, 'checkpoints', str(step)))  # a preempted run saves one
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort())
     with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
