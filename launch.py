@@ -195,10 +195,8 @@ def main(argv) -> None:
   if stopped:
     _fail(f'stopped early with {len(stopped)} of {len(trials)} trials unfinished ({workdir} keeps the checkpoints '
           'they saved): rerun the same command to resume', 143)
-  failed = [t for t in trials if t.status == 'failed']
-  if failed:
-    _fail(f'{len(failed)} of {len(trials)} trials failed ({", ".join(t.name for t in failed)}): their errors are in '
-          '<trial dir>/failed.json; rerun the same command to retry them', 1)
+  if any(t.status == 'failed' for t in trials):
+    _fail(sweep.failed_line(trials), 1)
 
 
 def _command_line_overrides(argv: list[str], config) -> dict:

@@ -244,6 +244,26 @@ def run_in_process(trials: Sequence[Trial], train: Callable[[ml_collections.Conf
   return trials
 
 
+def failed_line(trials: Sequence[Trial]) -> str:
+  """The launcher's last line for a sweep with failed trials: where their errors are and how to
+  retry them. The same command retries them as they were, from their checkpoints (a passing fault);
+  a fix that changes the config is refused for every trial whose directory holds a checkpoint or a
+  summary (workdir.check_resumable), failed or finished, until those directories are deleted."""
+  from seqmodels.train import checkpoint  # imported here: config files import this module
+  failed = [t.name for t in trials if t.status == 'failed']
+  held = [t.name for t in trials if os.path.exists(os.path.join(t.workdir, 'summary.json')) or
+          checkpoint.saved_steps(t.workdir) or checkpoint.saved_steps(t.workdir, 'best')]
+  line = (f'{len(failed)} of {len(trials)} trials failed ({", ".join(failed)}): their errors are '
+          'in <trial dir>/failed.json; rerun the same command to retry them as they were')
+  if set(failed) & set(held):
+    line += ', from their last checkpoints'
+  if not held:
+    return line + ', or with the config changed to fix them'
+  return line + ('; to fix them with a changed config, first delete the trial directories that '
+                 f'hold a checkpoint or a summary ({", ".join(held)}), which resume only with the '
+                 'config they began with, or use a new --workdir')
+
+
 # --- separate processes -----------------------------------------------------------------------------------------
 
 def flag_value(v: Any) -> str:

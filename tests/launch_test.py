@@ -349,6 +349,28 @@ def test_a_sweep_rerun_with_other_flags_is_refused_before_any_trial_runs(tmp_pat
       f'error: workdir {tmp_path}/s/seed=0 holds a run with a different config (config.optim.lr: ')
 
 
+def test_a_sweep_with_a_failed_trial_says_how_to_retry_it_with_a_fix(tmp_path, monkeypatch, capsys):
+  from seqmodels.train import loop
+  (tmp_path / 'two_seeds.py').write_text('def get_sweep():\n  return [{"seed": 0}, {"seed": 1}]\n')
+  monkeypatch.chdir(ROOT)
+  finish = _fake_trial('done', 5)
+
+  def train(config, workdir, stop_after=None):
+    if config.seed == 0:
+      return finish(config, workdir)
+    os.makedirs(os.path.join(workdir, 'checkpoints', '4'))  # the last good one
+    raise errors.NonFiniteLossError('loss became nan at step 5: lower optim.lr')
+  monkeypatch.setattr(loop, 'train_and_evaluate', train)
+  flags = ['--config=experiments/configs/copy.py', f'--sweep={tmp_path / "two_seeds.py"}',
+           f'--workdir={tmp_path / "s"}']
+  assert _launch_in_process(flags) == 1
+  assert capsys.readouterr().err.strip().splitlines()[-1] == (  # before: "rerun the same command"
+      'error: 1 of 2 trials failed (seed=1): their errors are in <trial dir>/failed.json; rerun '
+      'the same command to retry them as they were, from their last checkpoints; to fix them with '
+      'a changed config, first delete the trial directories that hold a checkpoint or a summary '
+      '(seed=0, seed=1), which resume only with the config they began with, or use a new --workdir')
+
+
 def test_fsdp_on_one_device_is_said(caplog):
   c = get_base_config()
   c.train.fsdp = True

@@ -149,6 +149,25 @@ def test_failing_trial_is_recorded_and_the_others_finish(tmp_path):
   assert 'Traceback' in failed['detail']
 
 
+def test_the_line_for_failed_trials_says_how_a_fix_can_be_retried(tmp_path):
+  trials = sweep.run_in_process(_trials(tmp_path, ['bad', 'fine']), _fake_train([]))
+  failed = ('1 of 2 trials failed (model.name=bad): their errors are in <trial dir>/failed.json; '
+            'rerun the same command to retry them as they were')
+  # No trial holds a checkpoint or a summary: the same command retries, or a changed config.
+  (tmp_path / 'model.name=fine' / 'summary.json').unlink()
+  assert sweep.failed_line(trials) == failed + ', or with the config changed to fix them'
+  # Before, "rerun the same command to retry them", where a NaN loss's fix (a lower optim.lr) was
+  # refused for every trial that held a checkpoint or a summary (workdir.check_resumable).
+  (tmp_path / 'model.name=fine' / 'summary.json').write_text('{"status": "done"}')
+  refused = ('; to fix them with a changed config, first delete the trial directories that hold a '
+             'checkpoint or a summary ({}), which resume only with the config they began with, or '
+             'use a new --workdir')
+  assert sweep.failed_line(trials) == failed + refused.format('model.name=fine')
+  (tmp_path / 'model.name=bad' / 'checkpoints' / '4').mkdir(parents=True)
+  assert sweep.failed_line(trials) == (failed + ', from their last checkpoints' +
+                                       refused.format('model.name=bad, model.name=fine'))
+
+
 def test_rerun_skips_finished_trials_and_retries_failed_ones(tmp_path):
   calls = []
   sweep.run_in_process(_trials(tmp_path, ['lstm', 'bad', 'gpt']), _fake_train(calls))
