@@ -50,7 +50,8 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('optim.weight_decay', math.inf, ['config.optim.weight_decay=inf must be a finite number']),
     ('optim.clip_norm', math.inf, ['config.optim.clip_norm=inf must be a finite number']),
     ('optim.eps', math.nan, ['config.optim.eps=nan must be a finite number']),
-    ('model.recurrent_init_scale', math.inf, ['config.model.recurrent_init_scale=inf must be a finite']),
+    ('model.recurrent_init_scale', math.inf,
+     ['config.model.recurrent_init_scale=inf must be a finite number']),
     ('train.num_epochs', math.inf, ['config.train.num_epochs=inf must be a finite number']),
 ]
 
@@ -215,10 +216,12 @@ def _launch(*flags, timeout=120, devices=2, **kw):
      'error: --config.train.nonexistent names no config field'),
     (['--config.model.width=32', '--config.modl.width=1'], 'error: --config.modl.width names no config field'),
     (['--config.model.width=32', '--config.model.width.x=3'],  # before: blamed --config.model.width
-     'error: --config.model.width.x names no config field: config.model.width is a field (int), not a section: '
-     'set --config.model.width=<value>, or see the fields in experiments/configs/base.py\n'),
+     'error: --config.model.width.x names no config field: config.model.width is a field (int), '
+     'not a section: set --config.model.width=<value>, or see the fields in '
+     'experiments/configs/base.py\n'),
     (['--config.model.name.x=gpt'],  # before: a TypeError's traceback
-     'error: --config.model.name.x names no config field: config.model.name is a field (str), not a section'),
+     'error: --config.model.name.x names no config field: config.model.name is a field (str), '
+     'not a section'),
     (['--config.model.width=abc'], 'error: flag --config.model.width=abc: invalid literal'),
     (['--config=experiments/configs/nope.py'], 'error: --config=experiments/configs/nope.py does not exist'),
     (['--config=experiments/configs/base.py'], 'error: --config=experiments/configs/base.py defines no get_config()'),

@@ -35,34 +35,37 @@ def test_load_passes_the_arg_and_rejects_repeated_trials(tmp_path):
     sweep.load(str(f))
 
 
-BROKEN_SWEEPS = [  # (the sweep file's text, how its one-line error goes on after 'sweep file <path>')
+BROKEN_SWEEPS = [  # (the sweep file's text, how its error goes on after 'sweep file <path>')
     ('def get_sweep():\n  width = 1 / 0\n  return []\n',
      ' raised ZeroDivisionError at line 2 in get_sweep(): division by zero: fix the file'),
     ('import os\nraise RuntimeError("half-written")\n',
      ' raised RuntimeError at line 2 while loading: half-written: fix the file'),
     ('def get_sweep(:\n  return []\n', ' has a SyntaxError at line 1: '),
     ('def get_swep():\n  return [{"seed": 0}]\n',
-     " defines no get_sweep(): define get_sweep() returning a list of override dicts, one per trial: "
-     "[{'model.width': 32}, {'model.width': 64}]"),
-    ('def get_sweep():\n  [{"seed": 0}]\n', ': get_sweep() returned None: return a non-empty list of '
-     "{field: value} override dicts, one per trial: [{'model.width': 32}, {'model.width': 64}]"),
-    ('def get_sweep():\n  return []\n', ': get_sweep() returned an empty list, no trials: return a '
-     'non-empty list'),
+     ' defines no get_sweep(): define get_sweep() returning a list of override dicts, one per '
+     "trial: [{'model.width': 32}, {'model.width': 64}]"),
+    ('def get_sweep():\n  [{"seed": 0}]\n',
+     ': get_sweep() returned None: return a non-empty list of {field: value} override dicts, one '
+     "per trial: [{'model.width': 32}, {'model.width': 64}]"),
+    ('def get_sweep():\n  return []\n',
+     ': get_sweep() returned an empty list, no trials: return a non-empty list'),
     ('def get_sweep():\n  return {"model.width": 32}\n',
      ": get_sweep() returned a dict ({'model.width': 32}): return a non-empty list"),
     ('def get_sweep():\n  return [{"seed": 0}, ["seed", 1]]\n',
      ": trial 2 of 2 is a list (['seed', 1]), not a dict: return a non-empty list"),
     ('def get_sweep():\n  return [{"model": {"width": 32}}]\n',
-     ": trial 1 of 1 sets 'model' to a dict ({'width': 32}): override one field per key, with a dotted "
-     "name: {'model.width': ...}"),
+     ": trial 1 of 1 sets 'model' to a dict ({'width': 32}): override one field per key, with a "
+     "dotted name: {'model.width': ...}"),
     ('def get_sweep():\n  return [{("model", "width"): 32}]\n',
-     ": trial 1 of 1 has the key ('model', 'width'), not a field name: name fields as dotted strings"),
+     ": trial 1 of 1 has the key ('model', 'width'), not a field name: name fields as dotted "
+     'strings'),
 ]
 
 
 @pytest.mark.parametrize('text,error', BROKEN_SWEEPS, ids=[
-    'raises', 'raises_while_loading', 'syntax_error', 'no_get_sweep', 'returns_none', 'returns_empty_list',
-    'returns_a_dict', 'a_trial_not_a_dict', 'nested_dict', 'key_not_a_string'])
+    'raises', 'raises_while_loading', 'syntax_error', 'no_get_sweep', 'returns_none',
+    'returns_empty_list', 'returns_a_dict', 'a_trial_not_a_dict', 'nested_dict',
+    'key_not_a_string'])
 def test_a_broken_sweep_file_is_one_config_error_naming_the_file_and_the_fix(tmp_path, text, error):
   f = tmp_path / 'broken.py'
   f.write_text(text)
@@ -76,21 +79,21 @@ def test_a_broken_sweep_file_is_one_config_error_naming_the_file_and_the_fix(tmp
 def test_a_variant_of_a_sweep_without_variants_is_named(tmp_path):
   f = tmp_path / 'one_grid.py'
   f.write_text('def get_sweep():\n  return [{"seed": 0}]\n')
-  with pytest.raises(errors.ConfigError, match=r'one_grid.py has no variants \(its get_sweep\(\) takes no '
-                     r'argument\): drop the ":small" suffix'):
+  with pytest.raises(errors.ConfigError, match=r'one_grid.py has no variants \(its get_sweep\(\) '
+                     r'takes no argument\): drop the ":small" suffix'):
     sweep.load(f'{f}:small')
 
 
 def test_launch_with_a_broken_sweep_file_prints_one_line_and_exits_2(tmp_path):
   f = tmp_path / 'nested.py'
   f.write_text('def get_sweep():\n  return [{"model": {"width": 32}}]\n')
-  r = subprocess.run([sys.executable, 'launch.py', '--config=experiments/configs/copy.py', f'--sweep={f}',
-                      f'--workdir={tmp_path / "w"}'], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                     env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  r = subprocess.run([sys.executable, 'launch.py', '--config=experiments/configs/copy.py',
+                      f'--sweep={f}', f'--workdir={tmp_path / "w"}'], cwd=ROOT, capture_output=True,
+                     text=True, timeout=120, env=dict(os.environ, JAX_PLATFORMS='cpu'))
   assert r.returncode == 2, r.stderr[-2000:]
   assert r.stderr.strip().splitlines() == [
-      f"error: sweep file {f}: trial 1 of 1 sets 'model' to a dict ({{'width': 32}}): override one field per "
-      "key, with a dotted name: {'model.width': ...}"], r.stderr[-2000:]
+      f"error: sweep file {f}: trial 1 of 1 sets 'model' to a dict ({{'width': 32}}): override one "
+      "field per key, with a dotted name: {'model.width': ...}"], r.stderr[-2000:]
 
 
 @pytest.mark.parametrize('sweep_file', sorted(f for f in os.listdir(os.path.join(ROOT, 'experiments/sweeps'))

@@ -156,7 +156,7 @@ def test_a_rerun_after_a_kill_before_the_summary_reports_the_last_train_metrics(
   c = tiny_config(tmp_path, steps=4)
   first = loop.train_and_evaluate(c, str(tmp_path / 'run'))
   assert set(first['train']) >= {'loss', 'tokens_per_sec'}
-  (tmp_path / 'run' / 'summary.json').unlink()  # killed after the final checkpoint, before the summary
+  (tmp_path / 'run' / 'summary.json').unlink()  # killed after the last checkpoint, before this
   again = loop.train_and_evaluate(c, str(tmp_path / 'run'))  # trains no step: it evaluates the last
   assert again['train'] == pytest.approx(first['train'], nan_ok=True)  # before: {}
   written = json.loads((tmp_path / 'run' / 'summary.json').read_text())
