@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import sys
 import threading
 import traceback
 
+import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -35,6 +37,14 @@ def _fail(message: str, code: int = 2, at_once: bool = False) -> None:
 
 def _unknown_field(argv: list[str], e: Exception) -> None:
   overrides = [a.split('=')[0] for a in argv[1:] if a.startswith('--config.')]
+  through = _through_a_value(argv, overrides)
+  if through:  # ml_collections names only a type ("Attribute <class 'int'>.x"), or raises TypeError
+    flag, field, value = through
+    _fail(f'{flag} names no config field: config.{field} is a field ({type(value).__name__}), '
+          f'not a section: set --config.{field}=<value>, or see the fields in '
+          'experiments/configs/base.py')
+  if isinstance(e, TypeError):
+    raise e
   # ml_collections names the missing key, quoted and escaped a level or two: "'nonexistent'", "'\\'modl\\'..."
   key = re.search(r"'(\w+)'", str(e).replace('\\', '').replace('"', "'"))
   named = [a for a in overrides if key and key.group(1) in a.split('.')[1:]]
@@ -44,10 +54,33 @@ def _unknown_field(argv: list[str], e: Exception) -> None:
   _fail(f'{bad} names no config field{hint}: see the fields in experiments/configs/base.py')
 
 
+def _through_a_value(argv: list[str], overrides: list[str]) -> tuple[str, str, object] | None:
+  """(flag, field, value) where the first bad override goes on past a field that holds a value, as
+  --config.model.width.x does (the field's value in the config file); else None."""
+  given = [a.split('=', 1)[1] for a in argv[1:] if a.startswith('--config=')]
+  file, colon, arg = (given or [DEFAULT_CONFIG])[-1].partition(':')
+  try:  # as config_flags loads it
+    spec = importlib.util.spec_from_file_location('seqmodels_config_file', file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg) if colon else module.get_config()
+  except Exception:  # the file's own error, said where config_flags raises it
+    return None
+  for flag in overrides:  # the first bad one, as ml_collections raises for it
+    node, path = config, flag[len('--config.'):].split('.')
+    for i, key in enumerate(path):
+      if not isinstance(node, ml_collections.ConfigDict):
+        return flag, '.'.join(path[:i]), node
+      if key not in node:
+        return None  # a field that does not exist
+      node = node[key]
+  return None
+
+
 try:  # config_flags applies --config.* overrides to the default config here, at definition
   config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, 'experiment config file (get_config() -> ConfigDict)',
                                   lock_config=True)
-except (AttributeError, KeyError) as e:
+except (AttributeError, KeyError, TypeError) as e:
   _unknown_field(sys.argv, e)
 flags.DEFINE_string('workdir', '', 'where checkpoints, metrics and summaries go; rerunning resumes '
                     "(default: runs/<config name>, or runs/default with no flags)")
@@ -182,10 +215,8 @@ def main(argv) -> None:
   if stopped:
     _fail(f'stopped early with {len(stopped)} of {len(trials)} trials unfinished ({workdir} keeps the checkpoints '
           'they saved): rerun the same command to resume', 143)
-  failed = [t for t in trials if t.status == 'failed']
-  if failed:
-    _fail(f'{len(failed)} of {len(trials)} trials failed ({", ".join(t.name for t in failed)}): their errors are in '
-          '<trial dir>/failed.json; rerun the same command to retry them', 1)
+  if any(t.status == 'failed' for t in trials):
+    _fail(sweep.failed_line(trials), 1)
 
 
 def _command_line_overrides(argv: list[str], config) -> dict:
@@ -215,7 +246,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     if 'Error whilst parsing config file' in lines[0] and len(lines) > 1:  # get_config raised: keep its reason
       _fail(f'{lines[0].split(": Error whilst")[0]}: {lines[-1]}')
     _fail(lines[0])
-  except (AttributeError, KeyError) as e:  # ml_collections: --config.x.y names no field
+  except (AttributeError, KeyError, TypeError) as e:  # ml_collections: --config.x.y names no field
     if "attribute 'get_config'" in str(e):
       given = [a for a in argv[1:] if a.startswith('--config=')][-1:] or ['--config']
       _fail(f'{given[0]} defines no get_config(): pass a file from experiments/configs/ (base.py holds the '

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import importlib.util
+import inspect
 import itertools
 import logging
 import os
@@ -29,6 +30,7 @@ import ml_collections
 
 from seqmodels import errors
 from seqmodels.train import lock
+from seqmodels.errors import ConfigError
 
 Overrides = dict[str, Any]
 PREEMPTED_EXIT_CODE = 143  # launch.py's exit code when a run stopped with a checkpoint (SIGTERM, Ctrl-C)
@@ -75,17 +77,110 @@ def split_arg(path: str) -> tuple[str, str]:
 
 
 def load(path: str) -> list[Overrides]:
-  """The trials of a sweep file: what its get_sweep() (or get_sweep(arg) for 'FILE:arg') returns."""
+  """The trials of a sweep file: what its get_sweep() (or get_sweep(arg) for 'FILE:arg') returns,
+  checked to be a non-empty list of flat {field: value} dicts. A problem is one ConfigError naming
+  the file and the fix, as a config's is."""
   file, arg = split_arg(path)
+  if not os.path.isfile(file):
+    raise ConfigError(f'sweep file {file} does not exist: pass a file from experiments/sweeps/')
   spec = importlib.util.spec_from_file_location('seqmodels_sweep_file', file)
+  if spec is None:
+    raise ConfigError(f'sweep file {file} is not a Python file: name a .py file defining '
+                      'get_sweep(), as in experiments/sweeps/')
   module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  trials = list(module.get_sweep(arg) if arg else module.get_sweep())
+  try:
+    spec.loader.exec_module(module)
+  except Exception as e:  # pylint: disable=broad-except  # the file's own error, in one line
+    raise ConfigError(_raised(file, e, 'while loading')) from e
+  if not callable(getattr(module, 'get_sweep', None)):
+    raise ConfigError(f'sweep file {file} defines no get_sweep(): define get_sweep() returning '
+                      f'a list of override dicts, {_EXAMPLE}')
+  if arg and not _takes_an_argument(module.get_sweep):
+    raise ConfigError(f'sweep file {file} has no variants (its get_sweep() takes no argument): '
+                      f'drop the ":{arg}" suffix')
+  try:
+    trials = module.get_sweep(arg) if arg else module.get_sweep()
+  except ConfigError:  # the file's own one-line error
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    if _raised_by_variant(e):  # `variant` names the file, the variant and the choices
+      raise
+    call = f'get_sweep({arg!r})' if arg else 'get_sweep()'
+    raise ConfigError(_raised(file, e, f'in {call}')) from e
+  _check_trials(file, trials)
   names = [trial_name(o) for o in trials]
   repeated = sorted({n for n in names if names.count(n) > 1})
   if repeated:
-    raise ValueError(f'sweep {path} has repeated trials {repeated}: every trial needs its own overrides')
-  return trials
+    raise ConfigError(f'sweep {path} has repeated trials {repeated}: every trial needs its own '
+                      'overrides')
+  return list(trials)
+
+
+_EXAMPLE = "one per trial: [{'model.width': 32}, {'model.width': 64}]"
+
+
+def _raised(file: str, e: BaseException, where: str) -> str:
+  """'sweep file F raised T at line N in get_sweep(): message: fix the file'."""
+  if isinstance(e, SyntaxError):  # its line is the file's, not a frame's
+    return f'sweep file {file} has a {type(e).__name__} at line {e.lineno}: {e.msg}: fix the file'
+  message = (str(e).strip().splitlines() or [''])[0]
+  here = os.path.realpath(file)
+  frames = [f for f in traceback.extract_tb(e.__traceback__)
+            if os.path.realpath(f.filename) == here]
+  at = f' at line {frames[-1].lineno}' if frames else ''  # the file's last line on the way to it
+  return (f'sweep file {file} raised {type(e).__name__}{at} {where}' +
+          (f': {message}' if message else '') + ': fix the file')
+
+
+def _takes_an_argument(function: Callable) -> bool:
+  try:
+    inspect.signature(function).bind('arg')
+  except TypeError:
+    return False
+  except ValueError:  # no signature to read: the call will say
+    pass
+  return True
+
+
+def _raised_by_variant(e: BaseException) -> bool:
+  """Whether `e` is `variant`'s refusal of a variant the file lacks (one line, with its fix)."""
+  tb = e.__traceback__
+  while tb is not None and tb.tb_next is not None:
+    tb = tb.tb_next
+  return isinstance(e, ValueError) and tb is not None and tb.tb_frame.f_code is variant.__code__
+
+
+def _check_trials(file: str, trials: Any) -> None:
+  """get_sweep()'s result is a non-empty list of flat {field: value} dicts, keys dotted names."""
+  fix = f'return a non-empty list of {{field: value}} override dicts, {_EXAMPLE}'
+  if not isinstance(trials, (list, tuple)):
+    got = 'None' if trials is None else f'{_a(type(trials).__name__)} ({_short(trials)})'
+    raise ConfigError(f'sweep file {file}: get_sweep() returned {got}: {fix}')
+  if not trials:
+    raise ConfigError(f'sweep file {file}: get_sweep() returned an empty '
+                      f'{type(trials).__name__}, no trials: {fix}')
+  for i, trial in enumerate(trials, 1):
+    where = f'sweep file {file}: trial {i} of {len(trials)}'
+    if not isinstance(trial, dict):
+      raise ConfigError(f'{where} is {_a(type(trial).__name__)} ({_short(trial)}), not a dict: '
+                        f'{fix}')
+    for key, value in trial.items():
+      if not isinstance(key, str) or not key:
+        raise ConfigError(f'{where} has the key {key!r}, not a field name: name fields as dotted '
+                          "strings, e.g. 'model.width'")
+      if isinstance(value, (dict, ml_collections.ConfigDict)):
+        inner = next(iter(value), 'width')
+        raise ConfigError(f'{where} sets {key!r} to a dict ({_short(value)}): override one field '
+                          f"per key, with a dotted name: {{'{key}.{inner}': ...}}")
+
+
+def _a(noun: str) -> str:
+  return f'{"an" if noun[:1].lower() in "aeiou" else "a"} {noun}'
+
+
+def _short(value: Any, limit: int = 60) -> str:
+  text = repr(value)
+  return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
 def trial_name(overrides: Overrides) -> str:
@@ -159,6 +254,26 @@ def run_in_process(trials: Sequence[Trial], train: Callable[[ml_collections.Conf
     if t.status == 'preempted':
       break
   return trials
+
+
+def failed_line(trials: Sequence[Trial]) -> str:
+  """The launcher's last line for a sweep with failed trials: where their errors are and how to
+  retry them. The same command retries them as they were, from their checkpoints (a passing fault);
+  a fix that changes the config is refused for every trial whose directory holds a checkpoint or a
+  summary (workdir.check_resumable), failed or finished, until those directories are deleted."""
+  from seqmodels.train import checkpoint  # imported here: config files import this module
+  failed = [t.name for t in trials if t.status == 'failed']
+  held = [t.name for t in trials if os.path.exists(os.path.join(t.workdir, 'summary.json')) or
+          checkpoint.saved_steps(t.workdir) or checkpoint.saved_steps(t.workdir, 'best')]
+  line = (f'{len(failed)} of {len(trials)} trials failed ({", ".join(failed)}): their errors are '
+          'in <trial dir>/failed.json; rerun the same command to retry them as they were')
+  if set(failed) & set(held):
+    line += ', from their last checkpoints'
+  if not held:
+    return line + ', or with the config changed to fix them'
+  return line + ('; to fix them with a changed config, first delete the trial directories that '
+                 f'hold a checkpoint or a summary ({", ".join(held)}), which resume only with the '
+                 'config they began with, or use a new --workdir')
 
 
 # --- separate processes -----------------------------------------------------------------------------------------

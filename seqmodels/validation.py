@@ -33,6 +33,17 @@ def _fraction(value, field: str, upper_inclusive: bool = False) -> None:
   _check(ok, f'config.{field}={value!r} must be in {interval}')
 
 
+def _finite(fields: dict, prefix: str = 'config') -> None:
+  """No float field is inf or NaN: no field means anything by them (0 turns clip_norm and the like
+  off), and a range check such as lr > 0 lets inf through, to a NaN loss or an endless run."""
+  for key, value in fields.items():
+    if isinstance(value, dict):
+      _finite(value, f'{prefix}.{key}')
+    else:
+      _check(not isinstance(value, float) or math.isfinite(value),
+             f'{prefix}.{key}={value!r} must be a finite number')
+
+
 def _runs_cudnn(m) -> bool:
   """config.model.recurrence='cudnn' on a model it applies to (GPT, BERT, minGRU, ... have no RecurrentLayer)."""
   return m.get('recurrence') == 'cudnn' and bool(registry.MODELS[m.name].recurrent_cell(m))
@@ -40,6 +51,7 @@ def _runs_cudnn(m) -> bool:
 
 def validate(config) -> None:
   """Raises ConfigError for the first problem found in `config` (no JAX devices are touched)."""
+  _finite(config.to_dict())
   m, d, o, t = config.model, config.data, config.optim, config.train
   names = ', '.join(sorted(registry.MODELS))
   _check(m.name in registry.MODELS, f'config.model.name={m.name!r} is not a model: choose one of {names}')

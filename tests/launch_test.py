@@ -2,7 +2,9 @@
 
 import json
 import logging
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -42,6 +44,15 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('train.dtype', 'float8', ['config.train.dtype', 'choose one of']),
     ('seed', -3, ['config.seed=-3 must be an integer in [0, 2**32)']),  # before: a traceback from numpy
     ('data.seed', -1, ['config.data.seed=-1 must be an integer in [0, 2**32)']),
+    # Not finite: before, inf passed every check but nan's (lr > 0, weight_decay >= 0, ...).
+    ('optim.lr', math.inf, ['config.optim.lr=inf must be a finite number']),
+    ('optim.lr', math.nan, ['config.optim.lr=nan must be a finite number']),
+    ('optim.weight_decay', math.inf, ['config.optim.weight_decay=inf must be a finite number']),
+    ('optim.clip_norm', math.inf, ['config.optim.clip_norm=inf must be a finite number']),
+    ('optim.eps', math.nan, ['config.optim.eps=nan must be a finite number']),
+    ('model.recurrent_init_scale', math.inf,
+     ['config.model.recurrent_init_scale=inf must be a finite number']),
+    ('train.num_epochs', math.inf, ['config.train.num_epochs=inf must be a finite number']),
 ]
 
 
@@ -67,6 +78,26 @@ def test_missing_text_file_is_named():
     validation.validate(c)
   c.data.path = '/'
   with pytest.raises(errors.ConfigError, match=r"config.data.path='/' is a directory: point it at a local text"):
+    validation.validate(c)
+
+
+def test_a_fifo_as_a_data_file_is_said_to_be_one(tmp_path):
+  fifo = tmp_path / 'corpus.txt'
+  os.mkfifo(fifo)  # before: "does not exist"
+  c = get_config()
+  c.data.name, c.data.path = 'text', str(fifo)
+  said = rf"^config.data.path='{re.escape(str(fifo))}' is not a regular file \(a FIFO"
+  with pytest.raises(errors.ConfigError, match=said):
+    validation.validate(c)
+  c.model.name, c.data.name = 'bert', 'mlm'  # before: "is not a file"
+  with pytest.raises(errors.ConfigError, match=said):
+    validation.validate(c)
+  (tmp_path / 'wiki.train.tokens').write_text('to be or not to be\n' * 50)
+  os.mkfifo(tmp_path / 'wiki.valid.tokens')  # before: "no validation file"
+  c.model.name, c.data.name, c.data.path = 'lstm', 'text', str(tmp_path / 'wiki.{split}.tokens')
+  with pytest.raises(errors.ConfigError, match=r"wiki.\{split\}.tokens': the validation file "
+                     r".*wiki.valid.tokens is not a regular file \(a FIFO, whose reader waits for "
+                     r"a writer\): one text file per split"):
     validation.validate(c)
 
 
@@ -184,6 +215,13 @@ def _launch(*flags, timeout=120, devices=2, **kw):
     (['--config.model.width=32', '--config.train.nonexistent=1'],  # the bad one, not the first override
      'error: --config.train.nonexistent names no config field'),
     (['--config.model.width=32', '--config.modl.width=1'], 'error: --config.modl.width names no config field'),
+    (['--config.model.width=32', '--config.model.width.x=3'],  # before: blamed --config.model.width
+     'error: --config.model.width.x names no config field: config.model.width is a field (int), '
+     'not a section: set --config.model.width=<value>, or see the fields in '
+     'experiments/configs/base.py\n'),
+    (['--config.model.name.x=gpt'],  # before: a TypeError's traceback
+     'error: --config.model.name.x names no config field: config.model.name is a field (str), '
+     'not a section'),
     (['--config.model.width=abc'], 'error: flag --config.model.width=abc: invalid literal'),
     (['--config=experiments/configs/nope.py'], 'error: --config=experiments/configs/nope.py does not exist'),
     (['--config=experiments/configs/base.py'], 'error: --config=experiments/configs/base.py defines no get_config()'),
@@ -268,10 +306,11 @@ def _launch_in_process(flags: list[str]) -> int:
 
 
 def _fake_trial(status: str, step: int):
-  """For loop.train_and_evaluate: writes a trial's config.json and a metrics record of `step`, as a run that got
-  there, and returns its summary (`status`: 'preempted', or 'done' with summary.json written)."""
+  """For loop.train_and_evaluate: writes a trial's config.json, a metrics record and a checkpoint of
+  `step`, as a run that got there, and returns its summary (`status`: 'preempted', or 'done' with
+  summary.json written)."""
   def train(config, workdir, stop_after=None):
-    os.makedirs(workdir, exist_ok=True)
+    os.makedirs(os.path.join(workdir, 'checkpoints', str(step)))  # a preempted run saves one
     with open(os.path.join(workdir, 'config.json'), 'w') as f:
       f.write(config.to_json_best_effort())
     with open(os.path.join(workdir, 'metrics.jsonl'), 'w') as f:
@@ -311,6 +350,28 @@ def test_a_sweep_rerun_with_other_flags_is_refused_before_any_trial_runs(tmp_pat
   assert _launch_in_process([f'--config={tmp_path / "higher_lr.py"}', *flags[1:]]) == 2
   assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
       f'error: workdir {tmp_path}/s/seed=0 holds a run with a different config (config.optim.lr: ')
+
+
+def test_a_sweep_with_a_failed_trial_says_how_to_retry_it_with_a_fix(tmp_path, monkeypatch, capsys):
+  from seqmodels.train import loop
+  (tmp_path / 'two_seeds.py').write_text('def get_sweep():\n  return [{"seed": 0}, {"seed": 1}]\n')
+  monkeypatch.chdir(ROOT)
+  finish = _fake_trial('done', 5)
+
+  def train(config, workdir, stop_after=None):
+    if config.seed == 0:
+      return finish(config, workdir)
+    os.makedirs(os.path.join(workdir, 'checkpoints', '4'))  # the last good one
+    raise errors.NonFiniteLossError('loss became nan at step 5: lower optim.lr')
+  monkeypatch.setattr(loop, 'train_and_evaluate', train)
+  flags = ['--config=experiments/configs/copy.py', f'--sweep={tmp_path / "two_seeds.py"}',
+           f'--workdir={tmp_path / "s"}']
+  assert _launch_in_process(flags) == 1
+  assert capsys.readouterr().err.strip().splitlines()[-1] == (  # before: "rerun the same command"
+      'error: 1 of 2 trials failed (seed=1): their errors are in <trial dir>/failed.json; rerun '
+      'the same command to retry them as they were, from their last checkpoints; to fix them with '
+      'a changed config, first delete the trial directories that hold a checkpoint or a summary '
+      '(seed=0, seed=1), which resume only with the config they began with, or use a new --workdir')
 
 
 def test_fsdp_on_one_device_is_said(caplog):

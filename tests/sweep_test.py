@@ -8,7 +8,7 @@ import sys
 import ml_collections
 import pytest
 
-from seqmodels import sweep
+from seqmodels import errors, sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,6 +33,67 @@ def test_load_passes_the_arg_and_rejects_repeated_trials(tmp_path):
   assert sweep.load(f'{f}:two') == [{'seed': 0}, {'seed': 1}]
   with pytest.raises(ValueError, match='repeated trials'):
     sweep.load(str(f))
+
+
+BROKEN_SWEEPS = [  # (the sweep file's text, how its error goes on after 'sweep file <path>')
+    ('def get_sweep():\n  width = 1 / 0\n  return []\n',
+     ' raised ZeroDivisionError at line 2 in get_sweep(): division by zero: fix the file'),
+    ('import os\nraise RuntimeError("half-written")\n',
+     ' raised RuntimeError at line 2 while loading: half-written: fix the file'),
+    ('def get_sweep(:\n  return []\n', ' has a SyntaxError at line 1: '),
+    ('def get_swep():\n  return [{"seed": 0}]\n',
+     ' defines no get_sweep(): define get_sweep() returning a list of override dicts, one per '
+     "trial: [{'model.width': 32}, {'model.width': 64}]"),
+    ('def get_sweep():\n  [{"seed": 0}]\n',
+     ': get_sweep() returned None: return a non-empty list of {field: value} override dicts, one '
+     "per trial: [{'model.width': 32}, {'model.width': 64}]"),
+    ('def get_sweep():\n  return []\n',
+     ': get_sweep() returned an empty list, no trials: return a non-empty list'),
+    ('def get_sweep():\n  return {"model.width": 32}\n',
+     ": get_sweep() returned a dict ({'model.width': 32}): return a non-empty list"),
+    ('def get_sweep():\n  return [{"seed": 0}, ["seed", 1]]\n',
+     ": trial 2 of 2 is a list (['seed', 1]), not a dict: return a non-empty list"),
+    ('def get_sweep():\n  return [{"model": {"width": 32}}]\n',
+     ": trial 1 of 1 sets 'model' to a dict ({'width': 32}): override one field per key, with a "
+     "dotted name: {'model.width': ...}"),
+    ('def get_sweep():\n  return [{("model", "width"): 32}]\n',
+     ": trial 1 of 1 has the key ('model', 'width'), not a field name: name fields as dotted "
+     'strings'),
+]
+
+
+@pytest.mark.parametrize('text,error', BROKEN_SWEEPS, ids=[
+    'raises', 'raises_while_loading', 'syntax_error', 'no_get_sweep', 'returns_none',
+    'returns_empty_list', 'returns_a_dict', 'a_trial_not_a_dict', 'nested_dict',
+    'key_not_a_string'])
+def test_a_broken_sweep_file_is_one_config_error_naming_the_file_and_the_fix(tmp_path, text, error):
+  f = tmp_path / 'broken.py'
+  f.write_text(text)
+  with pytest.raises(errors.ConfigError) as e:
+    sweep.load(str(f))
+  message = str(e.value)
+  assert '\n' not in message
+  assert message.startswith(f'sweep file {f}{error}'), message
+
+
+def test_a_variant_of_a_sweep_without_variants_is_named(tmp_path):
+  f = tmp_path / 'one_grid.py'
+  f.write_text('def get_sweep():\n  return [{"seed": 0}]\n')
+  with pytest.raises(errors.ConfigError, match=r'one_grid.py has no variants \(its get_sweep\(\) '
+                     r'takes no argument\): drop the ":small" suffix'):
+    sweep.load(f'{f}:small')
+
+
+def test_launch_with_a_broken_sweep_file_prints_one_line_and_exits_2(tmp_path):
+  f = tmp_path / 'nested.py'
+  f.write_text('def get_sweep():\n  return [{"model": {"width": 32}}]\n')
+  r = subprocess.run([sys.executable, 'launch.py', '--config=experiments/configs/copy.py',
+                      f'--sweep={f}', f'--workdir={tmp_path / "w"}'], cwd=ROOT, capture_output=True,
+                     text=True, timeout=120, env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert r.returncode == 2, r.stderr[-2000:]
+  assert r.stderr.strip().splitlines() == [
+      f"error: sweep file {f}: trial 1 of 1 sets 'model' to a dict ({{'width': 32}}): override one "
+      "field per key, with a dotted name: {'model.width': ...}"], r.stderr[-2000:]
 
 
 @pytest.mark.parametrize('sweep_file', sorted(f for f in os.listdir(os.path.join(ROOT, 'experiments/sweeps'))
@@ -89,6 +150,25 @@ def test_failing_trial_is_recorded_and_the_others_finish(tmp_path):
   failed = json.loads((tmp_path / 'model.name=bad' / 'failed.json').read_text())
   assert failed['error'] == 'RuntimeError: loss became nan at step 3'
   assert 'Traceback' in failed['detail']
+
+
+def test_the_line_for_failed_trials_says_how_a_fix_can_be_retried(tmp_path):
+  trials = sweep.run_in_process(_trials(tmp_path, ['bad', 'fine']), _fake_train([]))
+  failed = ('1 of 2 trials failed (model.name=bad): their errors are in <trial dir>/failed.json; '
+            'rerun the same command to retry them as they were')
+  # No trial holds a checkpoint or a summary: the same command retries, or a changed config.
+  (tmp_path / 'model.name=fine' / 'summary.json').unlink()
+  assert sweep.failed_line(trials) == failed + ', or with the config changed to fix them'
+  # Before, "rerun the same command to retry them", where a NaN loss's fix (a lower optim.lr) was
+  # refused for every trial that held a checkpoint or a summary (workdir.check_resumable).
+  (tmp_path / 'model.name=fine' / 'summary.json').write_text('{"status": "done"}')
+  refused = ('; to fix them with a changed config, first delete the trial directories that hold a '
+             'checkpoint or a summary ({}), which resume only with the config they began with, or '
+             'use a new --workdir')
+  assert sweep.failed_line(trials) == failed + refused.format('model.name=fine')
+  (tmp_path / 'model.name=bad' / 'checkpoints' / '4').mkdir(parents=True)
+  assert sweep.failed_line(trials) == (failed + ', from their last checkpoints' +
+                                       refused.format('model.name=bad, model.name=fine'))
 
 
 def test_rerun_skips_finished_trials_and_retries_failed_ones(tmp_path):

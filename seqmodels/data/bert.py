@@ -465,9 +465,11 @@ def check(config) -> None:
     if '{split}' in d.path:
       core.check_split_files('data.path', d.path, f'{what} per split')
     else:
-      core.check(bool(d.path) and os.path.isfile(os.path.expanduser(d.path)),
-                 f"config.data.path={d.path!r} is not a file: point it at {what}, or at one per "
+      core.check(bool(d.path), f"config.data.path is empty: point it at {what}, or at one per "
                  "split with '{split}'")
+      problem = core.not_a_file(os.path.expanduser(d.path))
+      core.check(not problem, f"config.data.path={d.path!r} {problem}: point it at {what}, or at "
+                 "one per split with '{split}'")
   core.check(0 < d.mask_prob < 1,
              f'config.data.mask_prob={d.mask_prob!r} must be in (0, 1); BERT uses 0.15')
   core.check(d.seq_len >= 8, f'config.data.seq_len={d.seq_len!r} is too short for [CLS] A [SEP] B '

@@ -17,6 +17,7 @@ numbers computes the next batches on background threads.
 
 import dataclasses
 import os
+import stat
 import threading
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -302,6 +303,29 @@ def check(ok: bool, message: str) -> None:
     raise errors.ConfigError(message)
 
 
+_FILE_TYPES = ((stat.S_ISFIFO, 'a FIFO, whose reader waits for a writer'),
+               (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'),
+               (stat.S_ISBLK, 'a block device'))
+
+
+def not_a_file(path: str) -> str:
+  """'' when `path` is a regular file (or a link to one), else what it is, in words: 'does not
+  exist', 'is a directory', 'is not a regular file (a FIFO, ...)': data is read from regular files
+  only (reading a FIFO would wait for a writer, where a run hashes its files)."""
+  try:
+    mode = os.stat(path).st_mode
+  except FileNotFoundError:
+    return 'is a link to a missing file' if os.path.islink(path) else 'does not exist'
+  except OSError as e:
+    return f'cannot be read ({e.strerror})'
+  if stat.S_ISREG(mode):
+    return ''
+  if stat.S_ISDIR(mode):
+    return 'is a directory'
+  kind = next((name for test, name in _FILE_TYPES if test(mode)), 'not a file')
+  return f'is not a regular file ({kind})'
+
+
 def check_positive(d, *fields: str) -> None:
   """Data config fields that must be positive integers."""
   for f in fields:
@@ -337,6 +361,12 @@ def check_no_tokenizer(d) -> None:
 def check_split_files(field: str, path: str, what: str) -> None:
   """A '{split}' path names existing train and validation files (test optional), under any of their names."""
   found = builders.split_files(path)
+  for split, names in builders.SPLIT_NAMES.items():  # a split's file there, but not a regular one
+    there = [p for n in names
+             if os.path.lexists(p := os.path.expanduser(path.replace('{split}', n)))]
+    if split not in found and there and not (split == 'test' and os.path.isdir(there[0])):
+      check(False, f'config.{field}={path!r}: the {split} file {there[0]} {not_a_file(there[0])}: '
+            f'{what}')
   for split in ('train', 'validation'):
     names = '/'.join(builders.SPLIT_NAMES[split])
     check(split in found, f'config.{field}={path!r}: no {split} file '

@@ -88,6 +88,14 @@ def _load_text(data_cfg, directory: str) -> core.Data:
   if tokenizer_name(data_cfg) == 'byte':  # the ids of lm1b, mlm and classify data: pre-training fits them
     chars, tokenizer = tokenizer, tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
     ids = {split: tokenizer.encode(chars.decode(split_ids)) for split, split_ids in ids.items()}
+  distinct = np.unique(ids['train'])
+  if len(distinct) == 1:  # every target the one token: a model learns 0 bits/token of nothing
+    units = {'char': 'character', 'byte': 'byte', 'word': 'word'}
+    unit = units.get(tokenizer_name(data_cfg), 'token')
+    raise errors.DataError(
+        f'config.data.path={data_cfg.path!r}: its text has one distinct {unit} '
+        f'({tokenizer.decode(distinct)!r}, {len(ids["train"])} times in the train split): there is '
+        'nothing to predict: point it at real text')
   for split, split_ids in ids.items():
     if len(split_ids) < data_cfg.seq_len + 1:
       raise errors.DataError(
@@ -152,9 +160,9 @@ def _check_text(config) -> None:
   if '{split}' in d.path:
     return core.check_split_files('data.path', d.path, 'one text file per split')
   path = os.path.expanduser(d.path)
-  core.check(os.path.isfile(path), f'config.data.path={d.path!r} '
-             f'{"is a directory" if os.path.isdir(path) else "does not exist"}: point it at a '
-             "local text file, or at one file per split with '{split}' ('wiki.{split}.tokens')")
+  what = core.not_a_file(path)
+  core.check(not what, f'config.data.path={d.path!r} {what}: point it at a local text file, or at '
+             "one file per split with '{split}' ('wiki.{split}.tokens')")
   size = os.path.getsize(path)
   core.check(size >= 10 * (d.seq_len + 1),
              f'config.data.path={d.path!r} has {size} bytes, too few for a 10% validation part of '

@@ -5,8 +5,9 @@
 Writes DIR/report.md (table + plots), DIR/report.csv and the plots whose inputs exist (DIR defaults to the one
 path given, else ./report). Table: one row per group of finished runs that differ only in `seed`, numbers as
 mean ± sample std over the seeds; crashed runs (failed.json) get a row marked failed, runs begun but not finished
-(config.json only) one marked unfinished, with their last logged step, and a sweep's trials not begun (named in
-its sweep.json) one marked pending.
+(config.json only) one marked unfinished, with the step they resume from (their latest checkpoint's)
+and how far they logged, and a sweep's trials not begun (named in its sweep.json) one marked
+pending.
 
 Inputs, found in every run directory under the paths (recursively):
   summary.json, config.json, metrics.jsonl   written by seqmodels/train/loop.py (metrics.jsonl: one

@@ -3,8 +3,9 @@
 A run directory holds summary.json, config.json and metrics.jsonl (seqmodels/train/loop.py), or
 failed.json (a crashed run); a sweep's directory also holds sweep.json. Table: one row per group of
 finished runs that differ only in `seed`, numbers as mean ± sample std over the seeds; crashed runs
-get a row marked failed, runs begun but not finished one marked unfinished, with their last logged
-step, and a sweep's trials not begun one marked pending.
+get a row marked failed, runs begun but not finished one marked unfinished, with the step they
+resume from (their latest checkpoint's) and how far they logged, and a sweep's trials not begun one
+marked pending.
 """
 
 from __future__ import annotations
@@ -132,10 +133,32 @@ def _sweep_models(sweep_dir: str) -> dict[str, str]:
 
 
 def _unfinished(run_dir: str) -> str:
-  """'unfinished (step s of n)': a run interrupted, or still running, at its last logged step."""
-  steps = [r.get('step', 0) for r in read_metrics(run_dir)]
-  total = ((read_json(os.path.join(run_dir, 'config.json')) or {}).get('train') or {}).get('num_steps')
-  return f'unfinished (step {max(steps, default=0)}{f" of {total}" if total else ""})'
+  """'unfinished (step s of n)': a run interrupted, or still running, at the step a rerun resumes
+  from, its latest checkpoint's; where its log went further (steps a rerun trains again),
+  'unfinished (checkpoint at step s of n; logged to m)'."""
+  logged = max((r['step'] for r in read_metrics(run_dir) if isinstance(r.get('step'), int)),
+               default=0)
+  saved = _saved_steps(run_dir)
+  config = read_json(os.path.join(run_dir, 'config.json'))
+  train = config.get('train') if isinstance(config, dict) else None
+  total = train.get('num_steps') if isinstance(train, dict) else None
+  step = saved[0] if saved else 0
+  of = f' of {total}' if total else ''
+  further = f'; logged to {logged}' if logged > step else ''
+  where = 'no checkpoint yet: ' if not saved else 'checkpoint at ' if further else ''
+  return f'unfinished ({where}step {step}{of}{further})'
+
+
+def _saved_steps(run_dir: str) -> list[int]:
+  """The steps of the run's checkpoints (<run>/checkpoints/<step>), latest first, as
+  seqmodels.train.checkpoint.saved_steps finds them, without importing orbax."""
+  directory = os.path.join(run_dir, 'checkpoints')
+  try:
+    names = os.listdir(directory)
+  except OSError:
+    return []
+  steps = [int(n) for n in names if n.isdigit() and os.path.isdir(os.path.join(directory, n))]
+  return sorted(steps, reverse=True)
 
 
 def read_metrics(run_dir: str) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from seqmodels.train import state as state_lib
 from seqmodels.train import workdir as records
 from seqmodels.train.evaluate import Evaluator, check_test_split
 from seqmodels.train.lock import WorkdirLock
-from seqmodels.train.metrics import MetricWriter, PeakMemory, Progress, TrainLog
+from seqmodels.train.metrics import MetricWriter, PeakMemory, Progress, TrainLog, strict_json
 from seqmodels.train.preemption import Preemption
 
 def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> dict[str, Any]:
@@ -172,7 +172,8 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
     preemption.restore()
 
   summary = records.summary(
-      config, status, params=num_params, step=int(state.step), num_steps=tc.num_steps, train=log.metrics,
+      config, status, params=num_params, step=int(state.step), num_steps=tc.num_steps,
+      train=run.train_metrics,  # the checkpoint's where this session logged none
       eval=eval_metrics, best_eval_loss=run.best_eval_loss, best_step=run.best_step,
       **({'test': test_metrics} if test_metrics else {}),
       tokens_per_sec=run.tokens_per_sec,  # steady state, compilation out
@@ -196,17 +197,23 @@ class _RunRecord:
   wall_seconds: float = 0.0  # the sessions' wall time up to the last checkpoint
   tokens_per_sec: float = math.nan  # the last session's that measured one (a short resume may not)
   sessions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  # The last logged train metrics (TrainLog.flush), the summary's: also for a rerun that finds the
+  # last checkpoint saved and no summary (killed between them), which trains no step to log.
+  train_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
 
   @classmethod
   def from_meta(cls, meta: dict[str, Any]) -> _RunRecord:
     """From a checkpoint's metadata; fields a version before them did not save keep their defaults."""
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in meta.items() if k in names})
+    record = cls(**{k: v for k, v in meta.items() if k in names})
+    record.train_metrics = {k: float(v) for k, v in record.train_metrics.items()}  # 'NaN': nan
+    return record
 
   def to_meta(self) -> dict[str, Any]:
     meta = dataclasses.asdict(self)
     if math.isnan(meta['tokens_per_sec']):
       del meta['tokens_per_sec']  # not measured yet: absent, as strict JSON has no NaN
+    meta['train_metrics'] = strict_json(meta['train_metrics'])  # a first flush's tokens/s is NaN
     return meta
 
 

@@ -269,6 +269,7 @@ class TrainLog:
     tok_s = self.steady_tokens / elapsed if elapsed > 0 else float('nan')
     self.metrics = {k: float(np.mean([m[k] for m in got])) for k in got[0]}
     self.metrics['tokens_per_sec'] = tok_s
+    self.run.train_metrics = dict(self.metrics)  # saved with the next checkpoint
     if math.isfinite(tok_s):
       self.run.tokens_per_sec = tok_s
     # train_seconds: so far, all sessions

@@ -183,6 +183,10 @@ def check_resumable(workdir: str, config) -> None:
   except (OSError, ValueError) as e:
     raise WorkdirError(f'workdir {workdir} has an unreadable config.json ({type(e).__name__}: {e}): use a new '
                        '--workdir, or delete that file to resume with this config') from e
+  problem = _not_a_config(old)
+  if problem:  # before, an AttributeError from old.get
+    raise WorkdirError(f'workdir {workdir} has an unreadable config.json ({problem}): use a new '
+                       '--workdir, or delete that file to resume with this config')
   new = json.loads(config.to_json_best_effort())
   fixed = list(_FIXED)
   if not config.train.get('num_epochs', 0):  # else num_steps follows from num_epochs and the data (`in_steps`)
@@ -217,6 +221,21 @@ def check_resumable(workdir: str, config) -> None:
     raise WorkdirError(f'workdir {workdir} holds a run evaluated on other rows (config.train.eval_batches, '
                        f'eval_batch_size: {a[0]!r}, {a[1]!r} there, {b[0]!r}, {b[1]!r} now), whose evaluations '
                        "would not compare with this one's: use a new --workdir, or the same settings to resume")
+
+
+def _not_a_config(old: Any) -> str:
+  """'' for a config.json's JSON object whose sections are objects too; else what it holds."""
+  if not isinstance(old, dict):
+    return f'it holds {_json_type(old)}, not a JSON object'
+  for k in ('model', 'data', 'optim', 'train'):
+    if k in old and not isinstance(old[k], dict):
+      return f'its {k!r} is {_json_type(old[k])}, not a JSON object'
+  return ''
+
+
+def _json_type(value: Any) -> str:
+  names = {list: 'a list', str: 'a string', bool: 'a boolean', int: 'a number', float: 'a number'}
+  return 'null' if value is None else names.get(type(value), type(value).__name__)
 
 
 def _evaluated_rows(train: dict[str, Any]) -> tuple[int, int | None]:

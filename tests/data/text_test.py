@@ -46,6 +46,21 @@ def test_local_text_lm_batches_are_next_char_windows(tmp_path):
   assert crops.decode(window['inputs'][0]) == text[7:17]
 
 
+@pytest.mark.parametrize('tokenizer,text,unit,token', [
+    ('auto', '\0' * 400, 'character', "'\\x00'"), ('byte', 'a' * 400, 'byte', "'a'")])
+def test_a_text_of_one_distinct_token_is_refused_at_load(tmp_path, tokenizer, text, unit, token):
+  path = tmp_path / 'nul.txt'
+  path.write_text(text)  # before: trained to 0 bits/token without a word
+  cfg = _cfg(tmp_path / 'tfds', name='text', path=str(path), seq_len=10, tokenizer=tokenizer,
+             byte_level=tokenizer == 'byte')
+  registry.prepare(cfg)
+  with pytest.raises(errors.DataError) as e:
+    registry.load(cfg)
+  assert str(e.value) == (f"config.data.path='{path}': its text has one distinct {unit} ({token}, "
+                          '360 times in the train split): there is nothing to predict: point it at '
+                          'real text')
+
+
 @pytest.fixture
 def mock_tfds(monkeypatch):
   """`tfds.testing.mock_data` whose data sources also serve `__getitems__`.

@@ -28,15 +28,25 @@ def test_rows_group_seeds_with_mean_and_sample_std(sweep_dir):
   assert failed['model'] == 'rnn' and failed['status'].startswith('failed: error: loss became nan')
 
 
-def test_a_run_begun_but_not_finished_is_a_row_with_its_last_logged_step(tmp_path):
+def test_a_run_begun_but_not_finished_is_a_row_with_the_step_it_resumes_from(tmp_path):
   lm_run(tmp_path, 'done', 'lstm', 0, 10, bits=1.0, tokens_per_sec=1000.0)
-  lm_run(tmp_path, 'stopped', 'gpt', 0, 10, bits=2.0, tokens_per_sec=1000.0, steps=(50, 100))
-  (tmp_path / 'stopped' / 'summary.json').unlink()  # interrupted (or still running) at step 100 of 300
+  lm_run(tmp_path, 'stopped', 'gpt', 0, 10, bits=2.0, tokens_per_sec=1000.0, steps=(50, 100, 150))
+  (tmp_path / 'stopped' / 'summary.json').unlink()  # stopped (or running) after logging step 150
   config = json.loads((tmp_path / 'stopped' / 'config.json').read_text())
   (tmp_path / 'stopped' / 'config.json').write_text(json.dumps({**config, 'train': {'num_steps': 300}}))
-  rows = {r['run']: r for r in tables.table_rows(tables.load_runs(tables.find_runs([str(tmp_path)])))}
-  assert rows['done']['status'] == 'done' and rows['stopped']['status'] == 'unfinished (step 100 of 300)'
+  status = lambda: {r['run']: r for r in
+                    tables.table_rows(tables.load_runs(tables.find_runs([str(tmp_path)])))}
+  rows = status()
+  assert rows['done']['status'] == 'done'
   assert rows['stopped']['model'] == 'gpt' and rows['stopped']['final eval bits/token'] is None
+  # Before, 'step 150 of 300' each time: the log's, where a rerun resumes from the last checkpoint.
+  assert rows['stopped']['status'] == 'unfinished (no checkpoint yet: step 0 of 300; logged to 150)'
+  for step in ('50', '100', '150.orbax-checkpoint-tmp-1'):  # the last one a save cut short
+    (tmp_path / 'stopped' / 'checkpoints' / step).mkdir(parents=True)
+  checkpoint_behind = 'unfinished (checkpoint at step 100 of 300; logged to 150)'
+  assert status()['stopped']['status'] == checkpoint_behind
+  (tmp_path / 'stopped' / 'checkpoints' / '150').mkdir()
+  assert status()['stopped']['status'] == 'unfinished (step 150 of 300)'
 
 
 def test_a_sweeps_trials_not_begun_are_pending_rows_in_its_order(tmp_path):

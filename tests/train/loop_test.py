@@ -152,6 +152,17 @@ def test_a_final_evaluation_that_fails_loses_no_training_and_a_rerun_redoes_only
   assert summary['step'] == 12 and summary['eval']['bleu'] == 7.0
 
 
+def test_a_rerun_after_a_kill_before_the_summary_reports_the_last_train_metrics(tmp_path):
+  c = tiny_config(tmp_path, steps=4)
+  first = loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  assert set(first['train']) >= {'loss', 'tokens_per_sec'}
+  (tmp_path / 'run' / 'summary.json').unlink()  # killed after the last checkpoint, before this
+  again = loop.train_and_evaluate(c, str(tmp_path / 'run'))  # trains no step: it evaluates the last
+  assert again['train'] == pytest.approx(first['train'], nan_ok=True)  # before: {}
+  written = json.loads((tmp_path / 'run' / 'summary.json').read_text())
+  assert written['train']['loss'] == pytest.approx(first['train']['loss'])
+
+
 # Per-model learning rates: at 1e-2 the GPT plateaus near 0.89 accuracy; at 3e-3 the LSTM is still at 0.83.
 @pytest.mark.parametrize('name,lr,steps', [('lstm', 1e-2, 150), ('gpt', 3e-3, 250)])
 def test_lm_learns_copy_task_far_below_uniform(tmp_path, name, lr, steps):

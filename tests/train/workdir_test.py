@@ -55,6 +55,19 @@ def test_a_truncated_config_json_is_named_with_the_fix(tmp_path):
     workdir.check_resumable(str(tmp_path), tiny_config(tmp_path))
 
 
+@pytest.mark.parametrize('text,what', [
+    ('[{"seed": 0}]', 'it holds a list, not a JSON object'),
+    ('null', 'it holds null, not a JSON object'), ('3', 'it holds a number, not a JSON object'),
+    ('{"seed": 0, "train": [16]}', "its 'train' is a list, not a JSON object")])
+def test_a_config_json_that_is_not_an_object_is_named_with_the_fix(tmp_path, text, what):
+  (tmp_path / 'config.json').write_text(text)  # before: AttributeError ('list' object has no 'get')
+  (tmp_path / 'summary.json').write_text('{"status": "done"}')
+  with pytest.raises(errors.WorkdirError) as e:
+    workdir.check_resumable(str(tmp_path), tiny_config(tmp_path))
+  assert str(e.value) == (f'workdir {tmp_path} has an unreadable config.json ({what}): use a new '
+                          '--workdir, or delete that file to resume with this config')
+
+
 def test_resume_reads_the_tokenizer_of_a_config_json_written_before_text_took_one(tmp_path):
   c = tiny_config(tmp_path)
   c.data.name, c.data.path = 'text', str(tmp_path / 'corpus.txt')
