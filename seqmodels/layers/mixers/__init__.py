@@ -13,6 +13,7 @@ inputs). The cache is created, zeroed, when the module is initialised with decod
 import functools
 
 from seqmodels.layers.mixers import attention, cells
+from seqmodels.layers.mixers import gla
 from seqmodels.layers.mixers.base import Mixer, MixerConfig
 
 MIXERS: dict[str, Mixer] = {
@@ -20,6 +21,9 @@ MIXERS: dict[str, Mixer] = {
     **{cell: Mixer(functools.partial(cells.Cell, cell=cell), recurrent=True,
                    state_bytes=cells.state_bytes_of(cell))
        for cell in ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')},
+    'gla': Mixer(gla.GLA, recurrent=True, state_bytes=gla.state_bytes),
+    'retnet': Mixer(functools.partial(gla.GLA, retnet=True), recurrent=True,
+                    state_bytes=gla.state_bytes),
 }
 
 __all__ = ['MIXERS', 'Mixer', 'MixerConfig']
