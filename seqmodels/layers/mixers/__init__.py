@@ -12,7 +12,7 @@ inputs). The cache is created, zeroed, when the module is initialised with decod
 
 import functools
 
-from seqmodels.layers.mixers import attention, cells, mamba, mamba2, rglru
+from seqmodels.layers.mixers import attention, cells, gla, mamba, mamba2, rglru
 from seqmodels.layers.mixers.base import Mixer, MixerConfig
 
 MIXERS: dict[str, Mixer] = {
@@ -23,6 +23,8 @@ MIXERS: dict[str, Mixer] = {
     'mamba': Mixer(mamba.Mamba, recurrent=True, state_bytes=mamba.state_bytes),
     'mamba2': Mixer(mamba2.Mamba2, recurrent=True, state_bytes=mamba2.state_bytes),
     'rglru': Mixer(rglru.RGLRU, recurrent=True, state_bytes=rglru.state_bytes),
+    'gla': Mixer(gla.GLA, recurrent=True, state_bytes=gla.state_bytes),
+    'retnet': Mixer(functools.partial(gla.GLA, retnet=True), recurrent=True, state_bytes=gla.state_bytes),
 }
 
 __all__ = ['MIXERS', 'Mixer', 'MixerConfig']
