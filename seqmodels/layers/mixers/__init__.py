@@ -12,7 +12,7 @@ inputs). The cache is created, zeroed, when the module is initialised with decod
 
 import functools
 
-from seqmodels.layers.mixers import attention, cells
+from seqmodels.layers.mixers import attention, cells, mlstm
 from seqmodels.layers.mixers.base import Mixer, MixerConfig
 
 MIXERS: dict[str, Mixer] = {
@@ -20,6 +20,7 @@ MIXERS: dict[str, Mixer] = {
     **{cell: Mixer(functools.partial(cells.Cell, cell=cell), recurrent=True,
                    state_bytes=cells.state_bytes_of(cell))
        for cell in ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')},
+    'mlstm': Mixer(mlstm.MLSTM, recurrent=True, state_bytes=mlstm.state_bytes),
 }
 
 __all__ = ['MIXERS', 'Mixer', 'MixerConfig']
