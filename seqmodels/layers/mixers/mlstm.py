@@ -12,7 +12,8 @@ The stabilised memory is the linear attention of seqmodels/layers/scans.py with 
 and keys i'_t k_t, n_t its column for a value of 1; and m_t, unrolled, is a cumulative max:
 F_t + max(m_0, max_{s<=t} i~_s - F_s) with F_t the summed log f. So every form of
 `scans.linear_attention` (sequential, chunked) runs the same stabilised recurrence, no exponent
-above 0, as xlstm's parallel and chunkwise backends do with a row maximum for a stabiliser.
+above 0. h does not depend on the stabiliser but through the 1e-6, so xlstm's parallel backend
+(a row maximum for m_t) computes it too. Unlike xlstm, E is not rounded up to a multiple of 64.
 """
 
 from __future__ import annotations
