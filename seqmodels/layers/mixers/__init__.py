@@ -12,7 +12,7 @@ inputs). The cache is created, zeroed, when the module is initialised with decod
 
 import functools
 
-from seqmodels.layers.mixers import attention, cells, gla, mamba, mamba2, rglru
+from seqmodels.layers.mixers import attention, cells, gla, mamba, mamba2, mlstm, rglru
 from seqmodels.layers.mixers.base import Mixer, MixerConfig
 
 MIXERS: dict[str, Mixer] = {
@@ -25,6 +25,7 @@ MIXERS: dict[str, Mixer] = {
     'rglru': Mixer(rglru.RGLRU, recurrent=True, state_bytes=rglru.state_bytes),
     'gla': Mixer(gla.GLA, recurrent=True, state_bytes=gla.state_bytes),
     'retnet': Mixer(functools.partial(gla.GLA, retnet=True), recurrent=True, state_bytes=gla.state_bytes),
+    'mlstm': Mixer(mlstm.MLSTM, recurrent=True, state_bytes=mlstm.state_bytes),
 }
 
 __all__ = ['MIXERS', 'Mixer', 'MixerConfig']
