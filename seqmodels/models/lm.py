@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import types
 from typing import Any
 
 import flax.linen as nn
@@ -188,6 +189,13 @@ def _check(config) -> None:
   scans = ('auto', 'sequential', 'associative', 'chunked')
   entry.check(m.scan in scans, f'config.model.scan={m.scan!r} is not a way to run a recurrence: choose one of '
               f'{", ".join(scans)}')
+  # What only a mixer knows (its heads must split its inner width, the scan forms it has): traced, not run.
+  model = LM(config_from(m, types.SimpleNamespace(vocab_size=8, seq_len=8), jnp.float32))
+  try:
+    jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8), jnp.int32)))
+  except ValueError as e:
+    entry.check(False, f'config.model (pattern {",".join(pattern)}, width {m.width}, heads {m.heads}, expand '
+                f'{m.expand}, scan {m.scan}): {str(e).splitlines()[0]}')
 
 
 ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always', generate=generate)}

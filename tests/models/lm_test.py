@@ -45,6 +45,9 @@ def test_the_default_backbone_is_transformer_plus_plus():
     ({'mlp': 'swish'}, "config.model.mlp='swish' is not an MLP"),
     ({'window': -1}, 'config.model.window=-1 must be >= 0'),
     ({'scan': 'fast'}, "config.model.scan='fast' is not a way to run a recurrence"),
+    ({'mixer': 'mamba2', 'heads': 3}, 'config.model \\(pattern mamba2, width 16, heads 3, expand 2, scan auto\\): '
+                                      'mamba2: inner width expand \\* D = 32 does not split into H = 3 heads'),
+    ({'mixer': 'rglru', 'scan': 'chunked'}, "rglru has no 'chunked' scan form"),
 ])
 def test_bad_backbone_configs_are_one_line(fields, message):
   c = _config(**fields)
