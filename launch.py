@@ -4,7 +4,8 @@
   python launch.py --config=experiments/configs/copy.py --config.model.name=gru --workdir=runs/gru
   python launch.py --config=experiments/configs/copy.py --sweep=experiments/sweeps/lstm_vs_gpt.py
   python launch.py --config=experiments/configs/copy_memory.py:small \
-      --sweep=experiments/sweeps/copy_vs_length.py:small --parallel=2   # two trials at a time, each a process
+      --sweep=experiments/sweeps/copy_vs_length.py:small \
+      --parallel=2   # two trials at a time, each a process
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ DEFAULT_CONFIG = os.path.join(HERE, 'experiments/configs/copy.py')
 DEFAULT_SWEEP = os.path.join(HERE, 'experiments/sweeps/lstm_vs_gpt.py')
 
 def _fail(message: str, code: int = 2, at_once: bool = False) -> None:
-  """The one line, and exit. `at_once` skips the interpreter's shutdown, which waits for threads: after a
-  failed checkpoint write, orbax's could hang it or print their own tracebacks (issue 29)."""
+  """The one line, and exit. `at_once` skips the interpreter's shutdown, which waits for threads:
+  after a failed checkpoint write, orbax's could hang it or print their own tracebacks (issue
+  29)."""
   print(f'error: {message}', file=sys.stderr, flush=True)
   if at_once:
     logging.flush()
@@ -45,7 +47,8 @@ def _unknown_field(argv: list[str], e: Exception) -> None:
           'experiments/configs/base.py')
   if isinstance(e, TypeError):
     raise e
-  # ml_collections names the missing key, quoted and escaped a level or two: "'nonexistent'", "'\\'modl\\'..."
+  # ml_collections names the missing key, quoted and escaped a level or two: "'nonexistent'",
+  # "'\\'modl\\'..."
   key = re.search(r"'(\w+)'", str(e).replace('\\', '').replace('"', "'"))
   named = [a for a in overrides if key and key.group(1) in a.split('.')[1:]]
   bad = (named or overrides or ['--config.*'])[0]
@@ -78,18 +81,20 @@ def _through_a_value(argv: list[str], overrides: list[str]) -> tuple[str, str, o
 
 
 try:  # config_flags applies --config.* overrides to the default config here, at definition
-  config_flags.DEFINE_config_file('config', DEFAULT_CONFIG, 'experiment config file (get_config() -> ConfigDict)',
+  config_flags.DEFINE_config_file('config', DEFAULT_CONFIG,
+                                  'experiment config file (get_config() -> ConfigDict)',
                                   lock_config=True)
 except (AttributeError, KeyError, TypeError) as e:
   _unknown_field(sys.argv, e)
 flags.DEFINE_string('workdir', '', 'where checkpoints, metrics and summaries go; rerunning resumes '
                     "(default: runs/<config name>, or runs/default with no flags)")
-flags.DEFINE_string('sweep', '', 'sweep file (get_sweep() -> list of override dicts; FILE:arg calls get_sweep(arg)): '
-                    'one run per trial; with no --config and no --sweep, the default sweep '
-                    'experiments/sweeps/lstm_vs_gpt.py')
-flags.DEFINE_integer('parallel', 0, 'run a sweep N trials at a time, each a separate `python launch.py` process '
-                     'logging to <trial dir>/log.txt (on GPU hosts each gets CUDA_VISIBLE_DEVICES = 1/N of the GPUs); '
-                     '0 runs the trials one after another in this process, over all its devices')
+flags.DEFINE_string('sweep', '', 'sweep file (get_sweep() -> list of override dicts; FILE:arg '
+                    'calls get_sweep(arg)): one run per trial; with no --config and no --sweep, '
+                    'the default sweep experiments/sweeps/lstm_vs_gpt.py')
+flags.DEFINE_integer('parallel', 0, 'run a sweep N trials at a time, each a separate `python '
+                     'launch.py` process logging to <trial dir>/log.txt (on GPU hosts each gets '
+                     'CUDA_VISIBLE_DEVICES = 1/N of the GPUs); 0 runs the trials one after another '
+                     'in this process, over all its devices')
 FLAGS = flags.FLAGS
 _THREAD_HOOK = threading.excepthook
 _STORAGE_REASONS = re.compile('No space left on device|Read-only file system|Disk quota exceeded|'
@@ -97,19 +102,23 @@ _STORAGE_REASONS = re.compile('No space left on device|Read-only file system|Dis
 
 
 class _QuietLibraries(logging.logging.Filter):
-  """Drops the INFO chatter of orbax, jax and friends (jax's TPU probe); their warnings and errors still show."""
+  """Drops the INFO chatter of orbax, jax and friends (jax's TPU probe); their warnings and errors
+  still show."""
 
   def filter(self, record) -> bool:
     libraries = ('orbax', 'grain', 'tensorflow_datasets', 'jax')
     noisy = any(f'{os.sep}{lib}{os.sep}' in record.pathname for lib in libraries)
-    if noisy and _STORAGE_REASONS.search(record.getMessage() + str(record.exc_info and record.exc_info[1])):
-      return False  # a failed write: the launcher says it in one line, with the fix (errors.StorageError)
+    if (noisy and
+        _STORAGE_REASONS.search(record.getMessage() + str(record.exc_info and record.exc_info[1]))):
+      # a failed write: the launcher says it in one line, with the fix (errors.StorageError)
+      return False
     return record.levelno >= logging.logging.WARNING or not noisy
 
 
 def _quiet_closed_loops(args) -> None:
-  """threading.excepthook: orbax's threads, left running after a failed checkpoint write, report the event loop
-  they post to as closed; that is the failure the launcher already said, not one of its own."""
+  """threading.excepthook: orbax's threads, left running after a failed checkpoint write, report the
+  event loop they post to as closed; that is the failure the launcher already said, not one of its
+  own."""
   if isinstance(args.exc_value, RuntimeError) and str(args.exc_value) == 'Event loop is closed':
     return
   _THREAD_HOOK(args)
@@ -123,7 +132,8 @@ def main(argv) -> None:
   # Imported here so `--help` and flag errors are instant.
   import jax
   from seqmodels.train import host_memory
-  host_memory.run_cpu_steps_inline()  # before JAX's first computation (see there: a faster CPU step)
+  # before JAX's first computation (see there: a faster CPU step)
+  host_memory.run_cpu_steps_inline()
   from seqmodels import report
   from seqmodels import errors, sweep, validation
   from seqmodels.train import loop, sharding, workdir as records
@@ -132,16 +142,19 @@ def main(argv) -> None:
   defaults = not FLAGS['config'].present and not FLAGS.sweep
   sweep_path = DEFAULT_SWEEP if defaults else FLAGS.sweep
   config_name = os.path.splitext(os.path.basename(FLAGS['config'].config_filename.split(':')[0]))[0]
-  workdir = os.path.abspath(FLAGS.workdir or os.path.join('runs', 'default' if defaults else config_name))
+  workdir = os.path.abspath(FLAGS.workdir or
+                            os.path.join('runs', 'default' if defaults else config_name))
   parallel = FLAGS.parallel > 0 and bool(sweep_path)
   try:
     if sweep_path and not os.path.isfile(sweep.split_arg(sweep_path)[0]):
-      raise errors.ConfigError(f'--sweep={sweep_path} does not exist: pass a file from experiments/sweeps/')
+      raise errors.ConfigError(
+          f'--sweep={sweep_path} does not exist: pass a file from experiments/sweeps/')
     if FLAGS.parallel < 0 or (FLAGS.parallel and not sweep_path):
-      raise errors.ConfigError(f'--parallel={FLAGS.parallel} needs a --sweep and a count >= 1 (0 runs trials '
-                                   'in this process)')
+      raise errors.ConfigError(f'--parallel={FLAGS.parallel} needs a --sweep and a count >= 1 (0 '
+                               'runs trials in this process)')
     if parallel and FLAGS.config.distributed.num_processes > 1:
-      raise errors.ConfigError('--parallel starts its own processes: leave config.distributed unset')
+      raise errors.ConfigError(
+          '--parallel starts its own processes: leave config.distributed unset')
     overrides = sweep.load(sweep_path) if sweep_path else [{}]
     trials = sweep.make_trials(FLAGS.config, overrides, workdir)
     for t in trials:
@@ -152,8 +165,9 @@ def main(argv) -> None:
       both = sorted(k for k in cli if k in swept)
       if both:  # the trial's value would win, silently
         values = sorted({str(o[both[0]]) for o in overrides if both[0] in o})
-        raise errors.ConfigError(f'--config.{both[0]} is set by the sweep too ({sweep_path} gives it '
-                                     f'{", ".join(values)}), whose values win: drop the flag, or sweep without it')
+        raise errors.ConfigError(f'--config.{both[0]} is set by the sweep too ({sweep_path} gives '
+                                 f'it {", ".join(values)}), whose values win: drop the flag, '
+                                 'or sweep without it')
       # Before any trial runs: a sweep rerun with other flags would skip its finished trials.
       for t in trials:
         records.check_resumable(t.workdir, records.absolute_paths(t.config))
@@ -162,22 +176,26 @@ def main(argv) -> None:
     else:
       sharding.initialize_distributed(FLAGS.config.distributed)
       for t in trials:
-        validation.validate_devices(t.config, jax.device_count(), jax.process_count(), jax.default_backend())
+        validation.validate_devices(t.config, jax.device_count(), jax.process_count(),
+                                    jax.default_backend())
   except (errors.SeqmodelsError, KeyError, TypeError, ValueError) as e:
-    _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))  # a KeyError's str() is quoted
+    # a KeyError's str() is quoted
+    _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
 
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:  # a file of that name, no permission, a read-only disk
     _fail(f'--workdir={workdir} cannot be made a directory ({e.strerror}): pass another --workdir')
-  if not sweep_path:  # one run: its errors end the launcher, as one line, and stay in failed.json for the report
+  # one run: its errors end the launcher, as one line, and stay in failed.json for the report
+  if not sweep_path:
     primary = jax.process_index() == 0
     try:
       summary = loop.train_and_evaluate(trials[0].config, workdir)
       if primary:
         records.clear_failure(workdir)  # an earlier attempt's
     except errors.SeqmodelsError as e:
-      if primary and not isinstance(e, errors.WorkdirError):  # a refusal leaves the run in the workdir as it was
+      # a refusal leaves the run in the workdir as it was
+      if primary and not isinstance(e, errors.WorkdirError):
         records.record_failure(workdir, e)
       _fail(str(e), 1, at_once=isinstance(e, errors.StorageError))
     except Exception as e:
@@ -185,8 +203,8 @@ def main(argv) -> None:
         records.record_failure(workdir, e, traceback.format_exc())
       raise
     if summary['status'] == 'preempted':
-      _fail(f'stopped early at step {summary["step"]}; checkpoint saved in {workdir}: rerun the same command '
-            'to resume', 143)
+      _fail(f'stopped early at step {summary["step"]}; checkpoint saved in {workdir}: rerun the '
+            'same command to resume', 143)
     dirs = [workdir]
   else:  # one sweep over its root at a time; each trial's run holds its own directory
     primary = parallel or jax.process_index() == 0
@@ -197,8 +215,9 @@ def main(argv) -> None:
               'sweep': sweep_path, 'config': FLAGS['config'].config_filename, 'trials': overrides,
               'models': [t.config.model.name for t in trials]})
         if parallel:
-          command = lambda t: sweep.trial_command(FLAGS['config'].config_filename, {**cli, **t.overrides},
-                                                  t.workdir, os.path.join(HERE, 'launch.py'))
+          command = lambda t: sweep.trial_command(FLAGS['config'].config_filename,
+                                                  {**cli, **t.overrides}, t.workdir,
+                                                  os.path.join(HERE, 'launch.py'))
           sweep.run_parallel(trials, FLAGS.parallel, command)
         else:
           sweep.run_in_process(trials, loop.train_and_evaluate)
@@ -206,21 +225,23 @@ def main(argv) -> None:
       _fail(str(e), 1)
     dirs = [t.workdir for t in trials]
 
-  if parallel or jax.process_index() == 0:  # a sweep stopped early too: its unfinished and pending trials' rows
+  # a sweep stopped early too: its unfinished and pending trials' rows
+  if parallel or jax.process_index() == 0:
     table = report.markdown_table(report.load_runs(dirs))
     with open(os.path.join(workdir, 'comparison.md'), 'w') as f:
       f.write(table)
     print(f'\n{table}\nwritten to {os.path.join(workdir, "comparison.md")}')
   stopped = [t for t in trials if t.status in ('preempted', 'pending')] if sweep_path else []
   if stopped:
-    _fail(f'stopped early with {len(stopped)} of {len(trials)} trials unfinished ({workdir} keeps the checkpoints '
-          'they saved): rerun the same command to resume', 143)
+    _fail(f'stopped early with {len(stopped)} of {len(trials)} trials unfinished ({workdir} keeps '
+          'the checkpoints they saved): rerun the same command to resume', 143)
   if any(t.status == 'failed' for t in trials):
     _fail(sweep.failed_line(trials), 1)
 
 
 def _command_line_overrides(argv: list[str], config) -> dict:
-  """The --config.<field> overrides given on this command line, with their parsed values, to pass to trials."""
+  """The --config.<field> overrides given on this command line, with their parsed values, to pass to
+  trials."""
   out = {}
   for a in argv[1:]:
     if a.startswith('--config.'):
@@ -243,18 +264,19 @@ def parse_flags(argv: list[str]) -> list[str]:
     return rest
   except flags.Error as e:
     lines = [line for line in str(e).splitlines() if line.strip()]
-    if 'Error whilst parsing config file' in lines[0] and len(lines) > 1:  # get_config raised: keep its reason
+    # get_config raised: keep its reason
+    if 'Error whilst parsing config file' in lines[0] and len(lines) > 1:
       _fail(f'{lines[0].split(": Error whilst")[0]}: {lines[-1]}')
     _fail(lines[0])
   except (AttributeError, KeyError, TypeError) as e:  # ml_collections: --config.x.y names no field
     if "attribute 'get_config'" in str(e):
       given = [a for a in argv[1:] if a.startswith('--config=')][-1:] or ['--config']
-      _fail(f'{given[0]} defines no get_config(): pass a file from experiments/configs/ (base.py holds the '
-            'defaults the others start from)')
+      _fail(f'{given[0]} defines no get_config(): pass a file from experiments/configs/ (base.py '
+            'holds the defaults the others start from)')
     _unknown_field(argv, e)
   except OSError as e:
-    _fail(f'--config={FLAGS["config"].config_filename} could not be loaded ({str(e).splitlines()[-1].strip()}):'
-          ' pass a file from experiments/configs/')
+    _fail(f'--config={FLAGS["config"].config_filename} could not be loaded '
+          f'({str(e).splitlines()[-1].strip()}): pass a file from experiments/configs/')
 
 
 if __name__ == '__main__':

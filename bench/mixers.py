@@ -1,14 +1,18 @@
-"""Sequence mixers side by side in the one LM backbone (seqmodels/models/lm.py): training and decoding cost.
+"""Sequence mixers side by side in the one LM backbone (seqmodels/models/lm.py): training and
+decoding cost.
 
-For each mixer of seqmodels/layers/mixers (or --mixers), an LM of --layers blocks of that mixer at --width:
-  train   one training step (forward, backward, AdamW) at each --T: median ms over timed steps, tokens/s, and
-          the compiled step's temporary memory (XLA's memory analysis: what the activations need), which grows
-          linearly with T where the form never materialises T x T or T x state;
-  decode  ms per generated token from the cache (after a prefill of --prefill tokens) and the bytes of state the
-          mixer carries: a KV cache grows with the length decoded, a recurrent state does not.
+For each mixer of seqmodels/layers/mixers (or --mixers), an LM of --layers blocks of that mixer at
+--width:
+  train   one training step (forward, backward, AdamW) at each --T: median ms over timed steps,
+          tokens/s, and the compiled step's temporary memory (XLA's memory analysis: what the
+          activations need), which grows linearly with T where the form never materialises T x T or
+          T x state;
+  decode  ms per generated token from the cache (after a prefill of --prefill tokens) and the bytes
+          of state the mixer carries: a KV cache grows with the length decoded, a recurrent state
+          does not.
 Prints one JSON line per (mixer, phase, T) with the command, commit, device and jax version.
 
-  python bench/mixers.py --quick                  # CPU-sized: width 64, 2 layers, T in 128, 256, 512
+  python bench/mixers.py --quick                 # CPU-sized: width 64, 2 layers, T in 128, 256, 512
   python bench/mixers.py --width=512 --layers=4 --T=1024,2048,4096,8192 --batch=8   # a GPU
 """
 
@@ -40,8 +44,8 @@ V = 256
 
 def _model(mixer: str, args, T: int):
   c = get_base_config()
-  c.model.name, c.model.mixer, c.model.width, c.model.layers, c.model.heads = 'lm', mixer, args.width, \
-      args.layers, args.heads
+  c.model.name, c.model.mixer, c.model.width, c.model.layers, c.model.heads = (
+      'lm', mixer, args.width, args.layers, args.heads)
   data = types.SimpleNamespace(vocab_size=V, seq_len=T, kind='lm', meta={})
   return registry.build(c.model, data, registry.compute_dtype(args.dtype))
 
@@ -81,14 +85,16 @@ def train_case(mixer: str, args, T: int) -> dict:
     box[0], value = compiled(box[0], tokens)
     return value
   ms = _median_ms(run, args.warmup, args.steps)
-  return {'phase': 'train', 'ms_per_step': round(ms, 3), 'tokens_per_sec': round(args.batch * T / ms * 1e3),
+  return {'phase': 'train', 'ms_per_step': round(ms, 3),
+          'tokens_per_sec': round(args.batch * T / ms * 1e3),
           'temp_bytes': getattr(memory, 'temp_size_in_bytes', None),
           'params': int(sum(p.size for p in jax.tree.leaves(params)))}
 
 
 def decode_case(mixer: str, args, T: int) -> dict:
   model = _model(mixer, args, T)
-  prompt = jnp.asarray(np.random.default_rng(1).integers(0, V, (args.batch, args.prefill)), jnp.int32)
+  prompt = jnp.asarray(np.random.default_rng(1).integers(0, V, (args.batch, args.prefill)),
+                       jnp.int32)
   params = model.init(jax.random.PRNGKey(0), prompt)['params']
   step, cache, first = lm.step_function(model, params, prompt)  # the prefill, once
   step = jax.jit(step)
@@ -116,7 +122,8 @@ def main(argv=None) -> None:
   p.add_argument('--dtype', default='auto')
   p.add_argument('--warmup', type=int, default=2)
   p.add_argument('--steps', type=int, default=5)
-  p.add_argument('--quick', action='store_true', help='CPU-sized: width 64, 2 layers, batch 4, T 128..512')
+  p.add_argument('--quick', action='store_true',
+                 help='CPU-sized: width 64, 2 layers, batch 4, T 128..512')
   args = p.parse_args(argv)
   if args.quick:  # the sizes, where not given
     args.width, args.layers, args.batch, args.steps = 64, 2, 4, 3
@@ -126,16 +133,17 @@ def main(argv=None) -> None:
   if unknown:
     raise SystemExit(f'error: --mixers: unknown {unknown}; choose from {sorted(MIXERS)}')
   host_memory.run_cpu_steps_inline()
-  common = {'command': ' '.join([os.path.basename(sys.executable)] + sys.argv), 'commit': workdir.code_version(),
-            'device': jax.devices()[0].device_kind, 'jax': jax.__version__, 'width': args.width,
-            'layers': args.layers, 'batch': args.batch,
+  common = {'command': ' '.join([os.path.basename(sys.executable)] + sys.argv),
+            'commit': workdir.code_version(), 'device': jax.devices()[0].device_kind,
+            'jax': jax.__version__, 'width': args.width, 'layers': args.layers, 'batch': args.batch,
             'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
   for mixer in mixers:
     for T in (int(t) for t in args.T.split(',')):
       for case in (train_case, decode_case):
         try:
           record = case(mixer, args, T)
-        except Exception as e:  # one case's failure (out of memory at a long T) must not end the others
+        except Exception as e:
+          # one case's failure (out of memory at a long T) must not end the others
           record = {'phase': case.__name__.removesuffix('_case'), 'error': f'{type(e).__name__}: '
                     f'{str(e).splitlines()[0][:200] if str(e) else ""}'}
         print(json.dumps({'mixer': mixer, 'T': T, **record, **common}), flush=True)

@@ -1,16 +1,19 @@
-"""Autoregressive decoding, written once for every decoder: greedy, sampling (temperature/top-k/top-p), beam search.
+"""Autoregressive decoding, written once for every decoder: greedy, sampling
+(temperature/top-k/top-p), beam search.
 
 A decoder is seen through one step function (RNN seq2seq, Transformer and GPT alike):
 
   step_fn(last_tokens_B int32, cache, position int32 scalar) -> (logits_BxV float32, new cache)
 
-`position` is t = 0, 1, ... : the index, within this decode call, of `last_tokens` (t = 0 feeds `first_tokens`,
-usually BOS). A step function that needs an absolute position (e.g. after a prompt) keeps its offset in the cache.
-Cache leaves have the batch as their leading axis (B, or B*K rows under beam search, beam k of batch row b at
-row b*K + k); rank-0 leaves (e.g. a shared write index) are passed through untouched.
+`position` is t = 0, 1, ... : the index, within this decode call, of `last_tokens` (t = 0 feeds
+`first_tokens`, usually BOS). A step function that needs an absolute position (e.g. after a prompt)
+keeps its offset in the cache. Cache leaves have the batch as their leading axis (B, or B*K rows
+under beam search, beam k of batch row b at row b*K + k); rank-0 leaves (e.g. a shared write index)
+are passed through untouched.
 
-All functions are jittable (lax.while_loop; `max_len`, `beam_size`, `eos_id`, `top_k` static) and return the
-generated tokens [.., max_len] without `first_tokens`; tokens after EOS are PAD (0). The caller jits, e.g.
+All functions are jittable (lax.while_loop; `max_len`, `beam_size`, `eos_id`, `top_k` static) and
+return the generated tokens [.., max_len] without `first_tokens`; tokens after EOS are PAD (0). The
+caller jits, e.g.
 `jax.jit(lambda p, src: greedy(make_step(p), init_cache(p, src), bos_B, 50, eos_id=3))`.
 Beam search follows Wu et al. 2016 (GNMT length penalty ((5 + |Y|) / 6)^alpha) and the early stop of
 flax/examples/wmt/decode.py: stop once no live beam can beat the worst finished one.
@@ -31,7 +34,8 @@ NEG_INF = -1.0e7  # finite: -inf - -inf would make NaNs in the score arithmetic
 
 def _loop(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, eos_id: int | None,
           choose: Callable[[Array, Array], Array]) -> Array:
-  """Shared greedy/sampling loop: choose(logits_BxV, t) -> tokens_B, until max_len or every row ended."""
+  """Shared greedy/sampling loop: choose(logits_BxV, t) -> tokens_B, until max_len or every row
+  ended."""
   B = first_tokens_B.shape[0]
 
   def cond(carry):
@@ -52,14 +56,17 @@ def _loop(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, eos_id: i
   return jax.lax.while_loop(cond, body, init)[-1]
 
 
-def greedy(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, eos_id: int | None = None) -> Array:
+def greedy(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int,
+           eos_id: int | None = None) -> Array:
   """Greedy decoding: argmax at every step. Returns tokens_BxL (int32, PAD after EOS)."""
-  return _loop(step_fn, cache, first_tokens_B, max_len, eos_id, lambda logits_BxV, t: jnp.argmax(logits_BxV, -1))
+  return _loop(step_fn, cache, first_tokens_B, max_len, eos_id,
+               lambda logits_BxV, t: jnp.argmax(logits_BxV, -1))
 
 
 def filter_logits(logits_BxV: Array, top_k: int = 0, top_p: float = 1.0) -> Array:
-  """Keeps the top_k largest logits (0: all) and the smallest set with probability >= top_p (nucleus,
-  Holtzman et al. 2020); every other logit becomes NEG_INF. The most likely token always survives."""
+  """Keeps the top_k largest logits (0: all) and the smallest set with probability >= top_p
+  (nucleus, Holtzman et al. 2020); every other logit becomes NEG_INF. The most likely token always
+  survives."""
   logits_BxV = logits_BxV.astype(jnp.float32)
   if top_k and top_k < logits_BxV.shape[-1]:
     kth_Bx1 = jax.lax.top_k(logits_BxV, top_k)[0][:, -1:]
@@ -74,10 +81,11 @@ def filter_logits(logits_BxV: Array, top_k: int = 0, top_p: float = 1.0) -> Arra
   return logits_BxV
 
 
-def sample(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, rng: Array, temperature: float = 1.0,
-           top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None) -> Array:
-  """Ancestral sampling from softmax(logits / temperature), restricted by top_k / top_p; temperature 0 is greedy.
-  Step t draws with key fold_in(rng, t).
+def sample(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, rng: Array,
+           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+           eos_id: int | None = None) -> Array:
+  """Ancestral sampling from softmax(logits / temperature), restricted by top_k / top_p; temperature
+  0 is greedy. Step t draws with key fold_in(rng, t).
 
   Returns tokens_BxL (int32, PAD after EOS).
   """
@@ -91,11 +99,12 @@ def sample(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, rng: Arr
 
 
 def sampler(step_function: Callable[..., tuple[StepFn, Any, Array]]) -> Callable[..., Array]:
-  """A registry entry's `generate` for an LM decoded through `step_function(model, params, prompt_BxP) ->
-  (step_fn, cache, first_tokens_B)`: the prompt continued by `sample`."""
+  """A registry entry's `generate` for an LM decoded through `step_function(model, params,
+  prompt_BxP) -> (step_fn, cache, first_tokens_B)`: the prompt continued by `sample`."""
 
-  def generate(model, params, prompt_BxP: Array, rng: Array, *, max_new: int, temperature: float = 0.0,
-               top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None, window: int = 0) -> Array:
+  def generate(model, params, prompt_BxP: Array, rng: Array, *, max_new: int,
+               temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0,
+               eos_id: int | None = None, window: int = 0) -> Array:
     del window  # the step function's own (a recurrent state needs none)
     return sample(*step_function(model, params, prompt_BxP), max_new, rng, temperature=temperature,
                   top_k=top_k, top_p=top_p, eos_id=eos_id)
@@ -105,16 +114,19 @@ def sampler(step_function: Callable[..., tuple[StepFn, Any, Array]]) -> Callable
 
 def window_step_function(logits_fn: Callable[[Array], Array], prompt_BxP: Array,
                          window: int) -> tuple[StepFn, Any, Array]:
-  """(step_fn, cache, first_tokens_B) continuing `prompt_BxP` (P >= 1) with any causal model, by recomputing it
-  on the last `window` tokens at every step: logits_fn(tokens_BxW) -> logits_BxWxV, whose position i may depend
-  on tokens 0..i only (tokens after the filled part are PAD and must not matter).
+  """(step_fn, cache, first_tokens_B) continuing `prompt_BxP` (P >= 1) with any causal model, by
+  recomputing it on the last `window` tokens at every step: logits_fn(tokens_BxW) -> logits_BxWxV,
+  whose position i may depend on tokens 0..i only (tokens after the filled part are PAD and must not
+  matter).
 
-  The tokens fill the window from position 0; once it is full, it slides by one token a step, so each prediction
-  sees the last `window` tokens at positions 0..window-1, as in training (nanoGPT's sample.py crops the same way).
-  No state but the tokens: the reference a KV cache must reproduce, and the sampler of a model without one.
+  The tokens fill the window from position 0; once it is full, it slides by one token a step, so
+  each prediction sees the last `window` tokens at positions 0..window-1, as in training (nanoGPT's
+  sample.py crops the same way). No state but the tokens: the reference a KV cache must reproduce,
+  and the sampler of a model without one.
   """
   B, P = prompt_BxP.shape
-  before = prompt_BxP[:, max(0, P - 1 - window):P - 1].astype(jnp.int32)  # the part before the last token
+  # the part before the last token
+  before = prompt_BxP[:, max(0, P - 1 - window):P - 1].astype(jnp.int32)
   n = before.shape[1]
   tokens_BxW = jnp.full((B, window), PAD, jnp.int32).at[:, :n].set(before)
 
@@ -126,11 +138,13 @@ def window_step_function(logits_fn: Callable[[Array], Array], prompt_BxP: Array,
     logits_BxV = jax.lax.dynamic_index_in_dim(logits_fn(tokens_BxW), p, axis=1, keepdims=False)
     return logits_BxV, {'tokens': tokens_BxW, 'filled': jnp.minimum(n + 1, window)}
 
-  return step_fn, {'tokens': tokens_BxW, 'filled': jnp.int32(n)}, prompt_BxP[:, -1].astype(jnp.int32)
+  return (step_fn, {'tokens': tokens_BxW, 'filled': jnp.int32(n)},
+          prompt_BxP[:, -1].astype(jnp.int32))
 
 
 def cut_after_eos(tokens_BxL: Array, eos_id: int | None) -> Array:
-  """PAD after each row's first EOS (for tokens decoded in pieces, each of which stops at EOS on its own)."""
+  """PAD after each row's first EOS (for tokens decoded in pieces, each of which stops at EOS on its
+  own)."""
   if eos_id is None:
     return tokens_BxL
   ended_BxL = jnp.cumsum(tokens_BxL == eos_id, axis=1) - (tokens_BxL == eos_id) > 0
@@ -138,23 +152,27 @@ def cut_after_eos(tokens_BxL: Array, eos_id: int | None) -> Array:
 
 
 def length_norm(length: Array, alpha: float) -> Array:
-  """GNMT length normalisation ((5 + length) / 6)^alpha (Wu et al. 2016); alpha 0 is plain log-probability."""
+  """GNMT length normalisation ((5 + length) / 6)^alpha (Wu et al. 2016); alpha 0 is plain
+  log-probability."""
   return ((5.0 + length) / 6.0) ** alpha
 
 
 def _gather_beams(tree, beam_BxK: Array, B: int, K_old: int):
-  """Rows of every cache leaf (leading axis B*K_old) reordered to the chosen beams beam_BxK (values < K_old)."""
+  """Rows of every cache leaf (leading axis B*K_old) reordered to the chosen beams beam_BxK (values
+  < K_old)."""
   rows = (jnp.arange(B)[:, None] * K_old + beam_BxK).reshape(-1)
   return jax.tree.map(lambda x: x if x.ndim == 0 else x[rows], tree)
 
 
 def beam_search(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, beam_size: int,
                 length_penalty: float = 0.6, eos_id: int | None = None) -> tuple[Array, Array]:
-  """Beam search with K = beam_size beams per row. Returns (tokens_BxKxL, scores_BxK), best beam first.
+  """Beam search with K = beam_size beams per row. Returns (tokens_BxKxL, scores_BxK), best beam
+  first.
 
-  A hypothesis ending in EOS is finished with score log p(Y) / ((5 + |Y|) / 6)^length_penalty (|Y| counts the
-  EOS); hypotheses that never emit EOS within max_len are scored the same way with |Y| = max_len (and are the
-  result for rows where nothing finished). With beam_size 1 and length_penalty 0 this is greedy decoding.
+  A hypothesis ending in EOS is finished with score log p(Y) / ((5 + |Y|) / 6)^length_penalty (|Y|
+  counts the EOS); hypotheses that never emit EOS within max_len are scored the same way with |Y| =
+  max_len (and are the result for rows where nothing finished). With beam_size 1 and length_penalty
+  0 this is greedy decoding.
   """
   alpha, lp = length_penalty, length_norm
   B, K, L = first_tokens_B.shape[0], beam_size, max_len
@@ -165,11 +183,12 @@ def beam_search(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, bea
       t=jnp.zeros((), jnp.int32),
       last_BxK=jnp.repeat(first_tokens_B.astype(jnp.int32)[:, None], K, axis=1),
       live_seqs=jnp.full((B, K, L), PAD, jnp.int32), live_logp=live_logp_BxK, cache=cache,
-      fin_seqs=jnp.full((B, K, L), PAD, jnp.int32), fin_scores=jnp.full((B, K), NEG_INF, jnp.float32),
-      fin_flags=jnp.zeros((B, K), bool))
+      fin_seqs=jnp.full((B, K, L), PAD, jnp.int32),
+      fin_scores=jnp.full((B, K), NEG_INF, jnp.float32), fin_flags=jnp.zeros((B, K), bool))
 
   def cond(s):
-    # The best a live beam can still reach: its log-prob (only falls) under the largest length penalty.
+    # The best a live beam can still reach: its log-prob (only falls) under the largest length
+    # penalty.
     best_live_B = s['live_logp'].max(-1) / lp(jnp.float32(L), alpha)
     worst_fin_B = jnp.where(s['fin_flags'], s['fin_scores'], jnp.inf).min(-1)
     all_full_B = s['fin_flags'].all(-1)
@@ -197,21 +216,24 @@ def beam_search(step_fn: StepFn, cache, first_tokens_B: Array, max_len: int, bea
     cache = _gather_beams(cache, live_beam_BxK, B, K)
     last_BxK = jnp.take_along_axis(tok_Bx2K, keep_BxK, axis=1)
 
-    # Finished: the K best among the old finished and the EOS candidates ranked within the top K (as in
-    # Hugging Face's BeamSearchScorer: an EOS that would not have made the beam does not finish; so one beam is
-    # greedy decoding).
+    # Finished: the K best among the old finished and the EOS candidates ranked within the top K (as
+    # in Hugging Face's BeamSearchScorer: an EOS that would not have made the beam does not finish;
+    # so one beam is greedy decoding).
     ends_Bx2K = is_eos_Bx2K & (jnp.arange(2 * K) < K) & (top_logp_Bx2K > NEG_INF / 2)
-    new_scores_Bx2K = jnp.where(ends_Bx2K, top_logp_Bx2K / lp((t + 1).astype(jnp.float32), alpha), NEG_INF)
+    new_scores_Bx2K = jnp.where(
+        ends_Bx2K, top_logp_Bx2K / lp((t + 1).astype(jnp.float32), alpha), NEG_INF)
     all_seqs = jnp.concatenate([s['fin_seqs'], seqs_Bx2KxL], axis=1)
     all_scores = jnp.concatenate([s['fin_scores'], new_scores_Bx2K], axis=1)
     all_flags = jnp.concatenate([s['fin_flags'], ends_Bx2K], axis=1)
     fin_scores, fin_idx_BxK = jax.lax.top_k(jnp.where(all_flags, all_scores, 2 * NEG_INF), K)
-    return dict(t=t + 1, last_BxK=last_BxK, live_seqs=live_seqs, live_logp=live_logp_BxK, cache=cache,
-                fin_seqs=jnp.take_along_axis(all_seqs, fin_idx_BxK[:, :, None], axis=1),
-                fin_scores=fin_scores, fin_flags=jnp.take_along_axis(all_flags, fin_idx_BxK, axis=1))
+    return dict(
+        t=t + 1, last_BxK=last_BxK, live_seqs=live_seqs, live_logp=live_logp_BxK, cache=cache,
+        fin_seqs=jnp.take_along_axis(all_seqs, fin_idx_BxK[:, :, None], axis=1),
+        fin_scores=fin_scores, fin_flags=jnp.take_along_axis(all_flags, fin_idx_BxK, axis=1))
 
   s = jax.lax.while_loop(cond, body, init)
-  # Unfinished beams compete with their full-length score; rows where nothing finished return live beams.
+  # Unfinished beams compete with their full-length score; rows where nothing finished return live
+  # beams.
   live_scores_BxK = s['live_logp'] / lp(jnp.float32(L), alpha)
   live_scores_BxK = jnp.where(s['live_logp'] > NEG_INF / 2, live_scores_BxK, 2 * NEG_INF)
   fin_scores_BxK = jnp.where(s['fin_flags'], s['fin_scores'], 2 * NEG_INF)

@@ -1,7 +1,8 @@
-"""Every error a user can cause, in one place; launch.py and the command lines print any of them as one line.
+"""Every error a user can cause, in one place; launch.py and the command lines print any of them as
+one line.
 
-Each class also derives from the builtin error it stood for before (ValueError, RuntimeError), so code that
-catches those still does.
+Each class also derives from the builtin error it stood for before (ValueError, RuntimeError), so
+code that catches those still does.
 """
 
 from __future__ import annotations
@@ -38,22 +39,26 @@ class NonFiniteLossError(SeqmodelsError, RuntimeError):
 
 
 class OutOfMemoryError(SeqmodelsError, RuntimeError):
-  """The devices (or the host) could not hold the model, its optimizer state and a step's activations."""
+  """The devices (or the host) could not hold the model, its optimizer state and a step's
+  activations."""
 
 
 class StorageError(SeqmodelsError, OSError):
-  """A write the run (or an analysis) needs failed: a full disk, read-only storage, no permission, I/O errors."""
+  """A write the run (or an analysis) needs failed: a full disk, read-only storage, no permission,
+  I/O errors."""
 
 
 class PeerFailedError(SeqmodelsError, RuntimeError):
-  """Another process of a multi-process run failed (or never arrived): the reason is in the message."""
+  """Another process of a multi-process run failed (or never arrived): the reason is in the
+  message."""
 
 
 OOM_MARKERS = ('RESOURCE_EXHAUSTED', 'Out of memory', 'out of memory', 'MemoryError')
 
 
 def is_out_of_memory(text: str) -> bool:
-  """Whether an error's text (XLA's on any platform, or Python's MemoryError) says memory ran out."""
+  """Whether an error's text (XLA's on any platform, or Python's MemoryError) says memory ran
+  out."""
   return any(m in text for m in OOM_MARKERS)
 
 
@@ -63,8 +68,8 @@ def one_line(e: BaseException) -> str:
   return f'{type(e).__name__}: {text.splitlines()[0]}' if text else type(e).__name__
 
 
-# What a failed write says, by errno and in the text of libraries that wrap it (orbax, tensorstore): the reason
-# in words and what to do about it.
+# What a failed write says, by errno and in the text of libraries that wrap it (orbax, tensorstore):
+# the reason in words and what to do about it.
 STORAGE_FAULTS = {
     errno.ENOSPC: ('No space left on device', 'free space there'),
     errno.EDQUOT: ('Disk quota exceeded', 'free space there'),

@@ -1,12 +1,16 @@
-"""Sweeps: a grid of config overrides (product, zip, seeds), each trial named from its overrides, and running them.
+"""Sweeps: a grid of config overrides (product, zip, seeds), each trial named from its overrides,
+and running them.
 
-A sweep file defines `get_sweep()` (or `get_sweep(arg)`, chosen with `--sweep=FILE:arg`, as configs do) returning a
-list of override dicts. Each trial runs in `<sweep workdir>/<trial name>`:
-  * in this process, one after another (`run_in_process`), or N at a time as separate processes (`run_parallel`),
-    each `python launch.py --config=... --config.<k>=<v> ... --workdir=<trial dir>` writing to <trial dir>/log.txt;
-  * a trial with `summary.json` is finished and skipped; an interrupted one resumes from its checkpoints;
-  * a trial that crashes writes `<trial dir>/failed.json` ({"error": last line, "detail": traceback or log tail})
-    and the others go on; rerunning the sweep retries it.
+A sweep file defines `get_sweep()` (or `get_sweep(arg)`, chosen with `--sweep=FILE:arg`, as configs
+do) returning a list of override dicts. Each trial runs in `<sweep workdir>/<trial name>`:
+  * in this process, one after another (`run_in_process`), or N at a time as separate processes
+    (`run_parallel`), each
+    `python launch.py --config=... --config.<k>=<v> ... --workdir=<trial dir>` writing to <trial
+    dir>/log.txt;
+  * a trial with `summary.json` is finished and skipped; an interrupted one resumes from its
+    checkpoints;
+  * a trial that crashes writes `<trial dir>/failed.json` ({"error": last line, "detail": traceback
+    or log tail}) and the others go on; rerunning the sweep retries it.
 """
 
 from __future__ import annotations
@@ -33,12 +37,15 @@ from seqmodels.train import lock
 from seqmodels.errors import ConfigError
 
 Overrides = dict[str, Any]
-PREEMPTED_EXIT_CODE = 143  # launch.py's exit code when a run stopped with a checkpoint (SIGTERM, Ctrl-C)
+# launch.py's exit code when a run stopped with a checkpoint (SIGTERM, Ctrl-C)
+PREEMPTED_EXIT_CODE = 143
 
 
 def product(*axes: Sequence[Overrides]) -> list[Overrides]:
-  """Every combination of one entry from each axis: product([{a:1},{a:2}], [{b:3}]) -> [{a:1,b:3},{a:2,b:3}]."""
-  return [dict(itertools.chain.from_iterable(d.items() for d in combo)) for combo in itertools.product(*axes)]
+  """Every combination of one entry from each axis: product([{a:1},{a:2}], [{b:3}]) ->
+  [{a:1,b:3},{a:2,b:3}]."""
+  return [dict(itertools.chain.from_iterable(d.items() for d in combo))
+          for combo in itertools.product(*axes)]
 
 
 def zip_(*axes: Sequence[Overrides]) -> list[Overrides]:
@@ -59,14 +66,16 @@ def seeds(n: int, field: str = 'seed') -> list[Overrides]:
 
 
 def variant(arg: str, choices: Sequence[str], default: str, where: str) -> str:
-  """A config or sweep file's `:arg` checked against the variants it has ('' gives `default`); `where` names the
-  file. A variant it does not have is a ValueError naming the choices, which launch.py prints as one line."""
+  """A config or sweep file's `:arg` checked against the variants it has ('' gives `default`);
+  `where` names the file. A variant it does not have is a ValueError naming the choices, which
+  launch.py prints as one line."""
   if not arg:
     return default
   if not choices:
     raise ValueError(f'{where}:{arg}: this sweep has no variants: drop the ":{arg}" suffix')
   if arg not in choices:
-    raise ValueError(f'{where}:{arg}: unknown variant {arg!r}; use one of {", ".join(choices)} (none: {default})')
+    raise ValueError(f'{where}:{arg}: unknown variant {arg!r}; use one of {", ".join(choices)} '
+                     f'(none: {default})')
   return arg
 
 
@@ -90,7 +99,7 @@ def load(path: str) -> list[Overrides]:
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
-  except Exception as e:  # pylint: disable=broad-except  # the file's own error, in one line
+  except Exception as e:  # the file's own error, in one line
     raise ConfigError(_raised(file, e, 'while loading')) from e
   if not callable(getattr(module, 'get_sweep', None)):
     raise ConfigError(f'sweep file {file} defines no get_sweep(): define get_sweep() returning '
@@ -102,7 +111,7 @@ def load(path: str) -> list[Overrides]:
     trials = module.get_sweep(arg) if arg else module.get_sweep()
   except ConfigError:  # the file's own one-line error
     raise
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     if _raised_by_variant(e):  # `variant` names the file, the variant and the choices
       raise
     call = f'get_sweep({arg!r})' if arg else 'get_sweep()'
@@ -190,7 +199,8 @@ def trial_name(overrides: Overrides) -> str:
 
 
 def apply(config: ml_collections.ConfigDict, overrides: Overrides) -> ml_collections.ConfigDict:
-  """A copy of `config` with dotted-path overrides applied; unknown fields are an error naming the field."""
+  """A copy of `config` with dotted-path overrides applied; unknown fields are an error naming the
+  field."""
   config = ml_collections.ConfigDict(config.to_dict())
   for key, value in overrides.items():
     *parents, leaf = key.split('.')
@@ -205,7 +215,7 @@ def apply(config: ml_collections.ConfigDict, overrides: Overrides) -> ml_collect
   return config
 
 
-# --- running trials ---------------------------------------------------------------------------------------------
+# --- running trials -------------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class Trial:
@@ -217,17 +227,22 @@ class Trial:
   error: str = ''
 
 
-def make_trials(config: ml_collections.ConfigDict, overrides: Sequence[Overrides], workdir: str) -> list[Trial]:
-  return [Trial(trial_name(o), dict(o), apply(config, o), os.path.join(workdir, trial_name(o))) for o in overrides]
+def make_trials(config: ml_collections.ConfigDict, overrides: Sequence[Overrides],
+                workdir: str) -> list[Trial]:
+  return [Trial(trial_name(o), dict(o), apply(config, o), os.path.join(workdir, trial_name(o)))
+          for o in overrides]
 
 
-def run_in_process(trials: Sequence[Trial], train: Callable[[ml_collections.ConfigDict, str], dict]) -> list[Trial]:
+def run_in_process(trials: Sequence[Trial],
+                   train: Callable[[ml_collections.ConfigDict, str], dict]) -> list[Trial]:
   """Runs the unfinished trials one after another with `train(config, run_dir) -> summary`.
 
-  An exception fails that trial only (failed.json); a preempted run (summary status 'preempted') stops the sweep,
-  since the user asked to stop. KeyboardInterrupt outside the loop's own handling propagates.
+  An exception fails that trial only (failed.json); a preempted run (summary status 'preempted')
+  stops the sweep, since the user asked to stop. KeyboardInterrupt outside the loop's own handling
+  propagates.
   """
-  from seqmodels.train import workdir  # config files import this module for `variant`: it stays light
+  # config files import this module for `variant`: it stays light
+  from seqmodels.train import workdir
   for t in trials:
     if workdir.is_finished(t.workdir):
       t.status = 'skipped'
@@ -239,14 +254,17 @@ def run_in_process(trials: Sequence[Trial], train: Callable[[ml_collections.Conf
       logging.error('trial %s not run: %s', t.name, t.error)
       continue
     workdir.clear_failure(t.workdir)
-    logging.info('trial %s: model %s on %s -> %s', t.name, t.config.model.name, t.config.data.name, t.workdir)
+    logging.info('trial %s: model %s on %s -> %s', t.name, t.config.model.name, t.config.data.name,
+                 t.workdir)
     try:
       summary = train(t.config, t.workdir)
-    except errors.WorkdirBusyError as e:  # taken between the check and the run: nothing of its to record
+    except errors.WorkdirBusyError as e:
+      # taken between the check and the run: nothing of its to record
       t.status, t.error = 'failed', str(e)
       logging.error('trial %s not run: %s', t.name, t.error)
       continue
-    except Exception as e:  # pylint: disable=broad-except  # one trial's crash must not stop the sweep
+    except Exception as e:
+      # one trial's crash must not stop the sweep
       t.status, t.error = 'failed', workdir.record_failure(t.workdir, e, traceback.format_exc())
       logging.error('trial %s failed: %s (see %s/failed.json)', t.name, t.error, t.workdir)
       continue
@@ -276,10 +294,11 @@ def failed_line(trials: Sequence[Trial]) -> str:
                  'config they began with, or use a new --workdir')
 
 
-# --- separate processes -----------------------------------------------------------------------------------------
+# --- separate processes ---------------------------------------------------------------------------
 
 def flag_value(v: Any) -> str:
-  """A config value as config_flags parses it back: strings bare, everything else as its Python literal."""
+  """A config value as config_flags parses it back: strings bare, everything else as its Python
+  literal."""
   return v if isinstance(v, str) else repr(v)
 
 
@@ -290,7 +309,8 @@ def trial_command(config_file: str, overrides: Overrides, run_dir: str, launcher
 
 
 def gpu_ids(environ: dict[str, str]) -> list[str]:
-  """The GPU ids this process may use: CUDA_VISIBLE_DEVICES if set, else `nvidia-smi -L`; [] on a CPU host."""
+  """The GPU ids this process may use: CUDA_VISIBLE_DEVICES if set, else `nvidia-smi -L`; [] on a
+  CPU host."""
   if environ.get('CUDA_VISIBLE_DEVICES', '').strip():
     return [d.strip() for d in environ['CUDA_VISIBLE_DEVICES'].split(',') if d.strip()]
   try:
@@ -301,17 +321,18 @@ def gpu_ids(environ: dict[str, str]) -> list[str]:
 
 
 def device_shares(n: int, gpus: Sequence[str]) -> list[dict[str, str]]:
-  """Environment additions for each of n parallel slots: disjoint CUDA_VISIBLE_DEVICES shares on a GPU host.
+  """Environment additions for each of n parallel slots: disjoint CUDA_VISIBLE_DEVICES shares on a
+  GPU host.
 
-  On a CPU host every process just uses the CPU (no additions). With G GPUs, n must divide G: slot i gets GPUs
-  [i*G/n, (i+1)*G/n). Otherwise ValueError naming the fix.
+  On a CPU host every process just uses the CPU (no additions). With G GPUs, n must divide G: slot i
+  gets GPUs [i*G/n, (i+1)*G/n). Otherwise ValueError naming the fix.
   """
   if not gpus:
     return [{} for _ in range(n)]
   if len(gpus) % n:
     divisors = [d for d in range(1, len(gpus) + 1) if len(gpus) % d == 0]
-    raise ValueError(f'--parallel={n} does not split the {len(gpus)} GPUs evenly: choose --parallel from '
-                     f'{divisors} (or set CUDA_VISIBLE_DEVICES to the GPUs to use)')
+    raise ValueError(f'--parallel={n} does not split the {len(gpus)} GPUs evenly: choose '
+                     f'--parallel from {divisors} (or set CUDA_VISIBLE_DEVICES to the GPUs to use)')
   k = len(gpus) // n
   return [{'CUDA_VISIBLE_DEVICES': ','.join(gpus[i * k:(i + 1) * k])} for i in range(n)]
 
@@ -328,21 +349,24 @@ def _log_error_line(log_path: str) -> tuple[str, str]:
 
 
 def _terminated_with_parent() -> None:
-  """In a trial's process, before it starts: SIGTERM when the launcher dies, even by kill -9 (Linux's
-  PR_SET_PDEATHSIG), so the trial checkpoints and stops instead of running on beside a rerun's."""
+  """In a trial's process, before it starts: SIGTERM when the launcher dies, even by kill -9
+  (Linux's PR_SET_PDEATHSIG), so the trial checkpoints and stops instead of running on beside a
+  rerun's."""
   if sys.platform.startswith('linux'):
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], list[str]],
                  env: dict[str, str] | None = None, poll_s: float = 0.5) -> list[Trial]:
-  """Runs the unfinished trials as subprocesses, n at a time, each with its own device share and log.txt.
+  """Runs the unfinished trials as subprocesses, n at a time, each with its own device share and
+  log.txt.
 
-  A non-zero exit fails that trial (failed.json with the log's error line); exit 143 (preempted) marks it
-  preempted. SIGTERM / Ctrl-C to this process is passed on to the running trials, which checkpoint and stop;
-  no new trial starts after it.
+  A non-zero exit fails that trial (failed.json with the log's error line); exit 143 (preempted)
+  marks it preempted. SIGTERM / Ctrl-C to this process is passed on to the running trials, which
+  checkpoint and stop; no new trial starts after it.
   """
-  from seqmodels.train import workdir  # config files import this module for `variant`: it stays light
+  # config files import this module for `variant`: it stays light
+  from seqmodels.train import workdir
   env = dict(os.environ if env is None else env)
   shares = device_shares(n, gpu_ids(env))
   free = list(range(n))
@@ -371,8 +395,8 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
   try:
     while queue or running:
       while queue and free and not stopping:
-        # A trial still held by a process of an earlier launch (its launcher was killed, and the trial is
-        # checkpointing on the SIGTERM its death sent): waited for, never run beside.
+        # A trial still held by a process of an earlier launch (its launcher was killed, and the
+        # trial is checkpointing on the SIGTERM its death sent): waited for, never run beside.
         t = next((t for t in queue if lock.holder(t.workdir) is None), None)
         if t is None:
           if not waiting:
@@ -386,11 +410,14 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
         workdir.clear_failure(t.workdir)
         log = open(os.path.join(t.workdir, 'log.txt'), 'a')
         logging.info('trial %s (slot %d%s) -> %s', t.name, slot,
-                     f', CUDA_VISIBLE_DEVICES={shares[slot]["CUDA_VISIBLE_DEVICES"]}' if shares[slot] else '',
+                     f', CUDA_VISIBLE_DEVICES={shares[slot]["CUDA_VISIBLE_DEVICES"]}'
+                     if shares[slot] else '',
                      t.workdir)
-        # Its own session: our handler, not the terminal, forwards Ctrl-C. It dies with this launcher.
-        p = subprocess.Popen(command(t), env={**env, **shares[slot]}, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True, preexec_fn=_terminated_with_parent)
+        # Its own session: our handler, not the terminal, forwards Ctrl-C. It dies with this
+        # launcher.
+        p = subprocess.Popen(command(t), env={**env, **shares[slot]}, stdout=log,
+                             stderr=subprocess.STDOUT, start_new_session=True,
+                             preexec_fn=_terminated_with_parent)
         running[slot] = (t, p, log)
       if stopping:
         queue.clear()
@@ -403,13 +430,15 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
         free.append(slot)
         if code == 0 and workdir.is_finished(t.workdir):
           t.status = 'done'
-        elif code == PREEMPTED_EXIT_CODE or (stopping and code in (-signal.SIGTERM, -signal.SIGINT)):
+        elif (code == PREEMPTED_EXIT_CODE or
+              (stopping and code in (-signal.SIGTERM, -signal.SIGINT))):
           t.status = 'preempted'
         else:
           t.error, detail = _log_error_line(os.path.join(t.workdir, 'log.txt'))
           t.status = 'failed'
           workdir.record_failure(t.workdir, t.error, detail)
-          logging.error('trial %s failed (exit %d): %s (see %s/log.txt)', t.name, code, t.error, t.workdir)
+          logging.error('trial %s failed (exit %d): %s (see %s/log.txt)', t.name, code, t.error,
+                        t.workdir)
       time.sleep(poll_s if running or queue else 0)
   finally:
     for sig, handler in previous.items():

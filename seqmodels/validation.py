@@ -1,4 +1,5 @@
-"""Config validation: every user error is caught here, before compilation, with one line naming field and fix."""
+"""Config validation: every user error is caught here, before compilation, with one line naming
+field and fix."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def _finite(fields: dict, prefix: str = 'config') -> None:
 
 
 def _runs_cudnn(m) -> bool:
-  """config.model.recurrence='cudnn' on a model it applies to (GPT, BERT, minGRU, ... have no RecurrentLayer)."""
+  """config.model.recurrence='cudnn' on a model it applies to (GPT, BERT, minGRU, ... have no
+  RecurrentLayer)."""
   return m.get('recurrence') == 'cudnn' and bool(registry.MODELS[m.name].recurrent_cell(m))
 
 
@@ -54,41 +56,48 @@ def validate(config) -> None:
   _finite(config.to_dict())
   m, d, o, t = config.model, config.data, config.optim, config.train
   names = ', '.join(sorted(registry.MODELS))
-  _check(m.name in registry.MODELS, f'config.model.name={m.name!r} is not a model: choose one of {names}')
+  _check(m.name in registry.MODELS,
+         f'config.model.name={m.name!r} is not a model: choose one of {names}')
   _positive(config, 'model', 'width', 'layers')
-  _check(m.min_scan in ('auto', 'parallel', 'sequential'), f'config.model.min_scan={m.min_scan!r} is not a scan: '
-         'choose auto, parallel or sequential')
-  _check(m.recurrence in ('auto', *RECURRENCES), f'config.model.recurrence={m.recurrence!r} is not a way to run '
-         f'a recurrence: choose auto, {", ".join(RECURRENCES)}')
+  _check(m.min_scan in ('auto', 'parallel', 'sequential'),
+         f'config.model.min_scan={m.min_scan!r} is not a scan: choose auto, parallel or sequential')
+  _check(m.recurrence in ('auto', *RECURRENCES), f'config.model.recurrence={m.recurrence!r} is not '
+         f'a way to run a recurrence: choose auto, {", ".join(RECURRENCES)}')
   if _runs_cudnn(m):
     cell = registry.MODELS[m.name].recurrent_cell(m)
-    wrong = [] if cell == 'lstm' else [f'model.name={m.name!r}' + (f' with cell={cell!r}' if cell == m.cell else '')]
+    wrong = ([] if cell == 'lstm'
+             else [f'model.name={m.name!r}' + (f' with cell={cell!r}' if cell == m.cell else '')])
     wrong += [f'train.dtype={config.train.dtype!r}'] if config.train.dtype == 'bfloat16' else []
-    _check(not wrong, "config.model.recurrence='cudnn' runs float32 LSTMs only (jax.experimental.rnn), not "
+    _check(not wrong,
+           "config.model.recurrence='cudnn' runs float32 LSTMs only (jax.experimental.rnn), not "
            f'{" and ".join(wrong)}: use recurrence=auto, or an LSTM in float32')
-  _check(isinstance(m.unroll, int) and m.unroll >= 0,
-         f'config.model.unroll={m.unroll!r} must be an integer >= 0 (0 chooses per platform: 8 on GPU/TPU, 1 on CPU)')
+  _check(isinstance(m.unroll, int) and m.unroll >= 0, f'config.model.unroll={m.unroll!r} must be '
+         'an integer >= 0 (0 chooses per platform: 8 on GPU/TPU, 1 on CPU)')
   _check(m.embed >= 0, f'config.model.embed={m.embed!r} must be >= 0 (0 means the same as width)')
   _check(m.ffn >= 0, f'config.model.ffn={m.ffn!r} must be >= 0 (0 means 4 * width)')
   _fraction(m.dropout, 'model.dropout')
-  _check(m.recurrent_init_scale > 0, f'config.model.recurrent_init_scale={m.recurrent_init_scale!r} must be > 0 '
-         '(1.0 is the plain orthogonal init)')
+  _check(m.recurrent_init_scale > 0, 'config.model.recurrent_init_scale='
+         f'{m.recurrent_init_scale!r} must be > 0 (1.0 is the plain orthogonal init)')
   entry = registry.MODELS[m.name]
-  tying = sorted((n for n, e in registry.MODELS.items() if e.tie_embeddings == 'option'), key=list(registry.MODELS).index)
-  _check(not m.get('tie_embeddings', False) or entry.tie_embeddings == 'option', f'config.model.tie_embeddings=True '
-         f'applies to the recurrent LMs ({", ".join(tying)}), not model.name={m.name!r}'
-         + (', which ties always' if entry.tie_embeddings == 'always' else '') + ': leave it False')
+  tying = sorted((n for n, e in registry.MODELS.items() if e.tie_embeddings == 'option'),
+                 key=list(registry.MODELS).index)
+  _check(not m.get('tie_embeddings', False) or entry.tie_embeddings == 'option',
+         f'config.model.tie_embeddings=True '
+         f'applies to the recurrent LMs ({", ".join(tying)}), not model.name={m.name!r}' +
+         (', which ties always' if entry.tie_embeddings == 'always' else '') + ': leave it False')
 
   datasets.check_name(d.name)
   kind = datasets.kind(d.name)
   able = sorted(n for n, e in registry.MODELS.items() if kind in e.kinds)
-  _check(kind in entry.kinds, f'config.model.name={m.name!r} cannot train on config.data.name={d.name!r} '
+  _check(kind in entry.kinds,
+         f'config.model.name={m.name!r} cannot train on config.data.name={d.name!r} '
          f'(a {kind} task): use a model among {able or "none yet"} or another dataset')
   entry.check(config)  # the model's own checks (its registry entry)
   texts = [n for n, e in datasets.DATASETS.items() if e.text]
-  _check(not entry.needs_text or datasets.DATASETS[d.name].text, f'config.model.name={m.name!r} cannot train on '
-         f'config.data.name={d.name!r}: a biLM needs running text ({", ".join(texts[:-1])} or {texts[-1]}), where '
-         'every token is real; the synthetic tasks weight only their answers')
+  _check(not entry.needs_text or datasets.DATASETS[d.name].text,
+         f'config.model.name={m.name!r} cannot train on config.data.name={d.name!r}: a biLM needs '
+         f'running text ({", ".join(texts[:-1])} or {texts[-1]}), where every token is real; the '
+         'synthetic tasks weight only their answers')
   datasets.check(config)  # the dataset's own checks (its registry entry)
   _check(o.name in OPTIMIZERS, f'config.optim.name={o.name!r} is not an optimizer: choose one of '
          f'{", ".join(OPTIMIZERS)}')
@@ -99,41 +108,50 @@ def validate(config) -> None:
   _fraction(o.b1, 'optim.b1')
   _fraction(o.b2, 'optim.b2')
   _check(o.weight_decay >= 0, f'config.optim.weight_decay={o.weight_decay!r} must be >= 0')
-  _check(o.clip_norm >= 0, f'config.optim.clip_norm={o.clip_norm!r} must be >= 0 (0 disables clipping)')
+  _check(o.clip_norm >= 0,
+         f'config.optim.clip_norm={o.clip_norm!r} must be >= 0 (0 disables clipping)')
 
-  _positive(config, 'train', 'num_steps', 'batch_size', 'grad_accum', 'log_every', 'keep_checkpoints')
-  seeds = [('config.seed', config.seed)] + ([('config.data.seed', config.data.seed)] if 'seed' in config.data else [])
-  for field, seed in seeds:  # numpy's generators (the data order, generated tasks) take none below 0
+  _positive(config, 'train', 'num_steps', 'batch_size', 'grad_accum', 'log_every',
+            'keep_checkpoints')
+  seeds = ([('config.seed', config.seed)] +
+           ([('config.data.seed', config.data.seed)] if 'seed' in config.data else []))
+  # numpy's generators (the data order, generated tasks) take none below 0
+  for field, seed in seeds:
     _check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32,
            f'{field}={seed!r} must be an integer in [0, 2**32)')
   for field in ('eval_every', 'checkpoint_every'):
-    _check(isinstance(t[field], int) and t[field] >= 0, f'config.train.{field}={t[field]!r} must be an integer '
-           '>= 0 (0 means once an epoch)')
+    _check(isinstance(t[field], int) and t[field] >= 0,
+           f'config.train.{field}={t[field]!r} must be an integer >= 0 (0 means once an epoch)')
   epochs = t.get('num_epochs', 0)
-  _check(isinstance(epochs, (int, float)) and epochs >= 0, f'config.train.num_epochs={epochs!r} must be >= 0 (0 '
-         'trains config.train.num_steps steps)')
-  _check(t.eval_batches >= 0, f'config.train.eval_batches={t.eval_batches!r} must be >= 0 (0 means all)')
-  _check(t.get('eval_batch_size', 0) >= 0, f'config.train.eval_batch_size={t.eval_batch_size!r} must be >= 0 (0 '
-         'means batch_size)')
+  _check(isinstance(epochs, (int, float)) and epochs >= 0,
+         f'config.train.num_epochs={epochs!r} must be >= 0 (0 trains config.train.num_steps steps)')
+  _check(t.eval_batches >= 0,
+         f'config.train.eval_batches={t.eval_batches!r} must be >= 0 (0 means all)')
+  _check(t.get('eval_batch_size', 0) >= 0,
+         f'config.train.eval_batch_size={t.eval_batch_size!r} must be >= 0 (0 means batch_size)')
   if t.init_from:
     ckpts = os.path.join(os.path.expanduser(t.init_from), 'checkpoints')
-    _check(os.path.isdir(ckpts), f'config.train.init_from={t.init_from!r} has no checkpoints/: point it at the '
-           'workdir of a finished run')
-  _check(t.dtype in DTYPES, f'config.train.dtype={t.dtype!r} is not supported: choose one of {", ".join(DTYPES)}')
+    _check(os.path.isdir(ckpts), f'config.train.init_from={t.init_from!r} has no checkpoints/: '
+           'point it at the workdir of a finished run')
+  _check(t.dtype in DTYPES,
+         f'config.train.dtype={t.dtype!r} is not supported: choose one of {", ".join(DTYPES)}')
   if t.get('carry_state', False):
     carriers = [n for n, e in registry.MODELS.items() if e.carries_state]
-    _check(entry.carries_state, f"config.train.carry_state=True carries a recurrent LM's state (the n-gram's "
-           f"context) from window to window, and model.name={m.name!r} has none ({', '.join(carriers)} do): leave "
+    _check(entry.carries_state, "config.train.carry_state=True carries a recurrent LM's state (the "
+           f"n-gram's context) from window to window, and model.name={m.name!r} has none "
+           f"({', '.join(carriers)} do): leave "
            'it False (in a sweep, set it on those trials only)')
-    _check(datasets.DATASETS[d.name].streams, f'config.train.carry_state=True reads running text as streams, '
-           f'and config.data.name={d.name!r} is separate examples: use text or tiny_shakespeare, or leave it False')
-    _check(d.stride in (0, d.seq_len), f'config.data.stride={d.stride} crops windows at random, and '
+    _check(datasets.DATASETS[d.name].streams, 'config.train.carry_state=True reads running text as '
+           f'streams, and config.data.name={d.name!r} is separate examples: use text or '
+           'tiny_shakespeare, or leave it False')
+    _check(d.stride in (0, d.seq_len),
+           f'config.data.stride={d.stride} crops windows at random, and '
            'config.train.carry_state=True reads each stream\'s windows in order: leave stride 0')
 
 
 def _parameter_shapes(config):
-  """The model's parameter tree (shapes only, traced: nothing runs) for stand-in data of its kind: the names
-  follow from config.model alone, not from the vocabulary or length of the data."""
+  """The model's parameter tree (shapes only, traced: nothing runs) for stand-in data of its kind:
+  the names follow from config.model alone, not from the vocabulary or length of the data."""
   import jax  # tracing starts JAX: validate_devices runs after distributed initialisation
   import jax.numpy as jnp
   from seqmodels.data import core
@@ -144,13 +162,15 @@ def _parameter_shapes(config):
   ints, floats = jax.ShapeDtypeStruct((1, 8), jnp.int32), jax.ShapeDtypeStruct((1, 8), jnp.float32)
   batch = {**dict.fromkeys(('inputs', 'targets', 'segments', 'src', 'tgt_in', 'tgt_out'), ints),
            **dict.fromkeys(('values', 'markers', 'mask', 'weights'), floats)}
-  return jax.eval_shape(lambda b: model.init(jax.random.PRNGKey(0), *objective.inputs(b), train=False)['params'],
-                        batch)
+  return jax.eval_shape(
+      lambda b: model.init(jax.random.PRNGKey(0), *objective.inputs(b), train=False)['params'],
+      batch)
 
 
 def _check_freeze(config) -> None:
-  """config.optim.freeze names parameters of the model (a misspelt path would train everything), and under
-  train.init_from, parameters its checkpoint has (the others would stay random: another model.layers, ...)."""
+  """config.optim.freeze names parameters of the model (a misspelt path would train everything), and
+  under train.init_from, parameters its checkpoint has (the others would stay random: another
+  model.layers, ...)."""
   prefixes = optim.frozen_prefixes(config.optim)
   if not prefixes or registry.MODELS[config.model.name].trained_by != 'gradient':
     return
@@ -165,32 +185,37 @@ def _check_freeze(config) -> None:
     except Exception:  # no readable checkpoint (orbax raises many types): loading it reports that
       return
     unsaved = set(traverse_util.flatten_dict(params, sep='/')) - saved
-    _check(not (error := checkpoint.unsaved_frozen_error(init_from, 'config.train.init_from', unsaved, prefixes)),
+    _check(not (error := checkpoint.unsaved_frozen_error(init_from, 'config.train.init_from',
+                                                         unsaved, prefixes)),
            error)
 
 
 def validate_devices(config, device_count: int, process_count: int, platform: str) -> None:
-  """The checks that need the devices (JAX): the global batch must split evenly over them; cuDNN needs CUDA GPUs;
-  config.optim.freeze must name parameters of the model."""
+  """The checks that need the devices (JAX): the global batch must split evenly over them; cuDNN
+  needs CUDA GPUs; config.optim.freeze must name parameters of the model."""
   _check(not _runs_cudnn(config.model) or platform in ('gpu', 'cuda'),
-         f"config.model.recurrence='cudnn' needs a CUDA GPU, and this run computes on {platform}: use "
+         "config.model.recurrence='cudnn' needs a CUDA GPU, and this run computes "
+         f"on {platform}: use "
          'recurrence=auto (or scan, hoisted)')
   _check(not _runs_cudnn(config.model) or config.train.dtype != 'auto',  # (reached on a GPU only)
-         f"config.model.recurrence='cudnn' runs float32 LSTMs, and train.dtype='auto' computes in bfloat16 on "
+         "config.model.recurrence='cudnn' runs float32 LSTMs, and train.dtype='auto' "
+         "computes in bfloat16 on "
          f'{platform}: set train.dtype=float32')
   if config.train.fsdp and device_count == 1:
-    logging.warning('config.train.fsdp=True shards parameters and optimizer state over devices, and this run has '
-                    'one: they stay whole (fsdp saves memory on several devices)')
+    logging.warning('config.train.fsdp=True shards parameters and optimizer state over devices, '
+                    'and this run has one: they stay whole (fsdp saves memory on several devices)')
   b = config.train.batch_size
   devices = f'{device_count} device{"s" * (device_count != 1)}'
   _check(b % device_count == 0, f'config.train.batch_size={b} does not split over {devices}: '
          f'use a multiple of {device_count}')
-  _check(b % process_count == 0, f'config.train.batch_size={b} does not split over {process_count} processes')
+  _check(b % process_count == 0,
+         f'config.train.batch_size={b} does not split over {process_count} processes')
   e = config.train.get('eval_batch_size', 0)
-  _check(e % device_count == 0 and e % process_count == 0, f'config.train.eval_batch_size={e} does not split '
-         f'over {devices} and {process_count} process{"es" * (process_count != 1)}: use a multiple of '
-         f'{math.lcm(device_count, process_count)}, or 0 (batch_size)')
+  _check(e % device_count == 0 and e % process_count == 0, f'config.train.eval_batch_size={e} does '
+         f'not split over {devices} and {process_count} process{"es" * (process_count != 1)}: use '
+         f'a multiple of {math.lcm(device_count, process_count)}, or 0 (batch_size)')
   k = config.train.grad_accum
-  _check(b % (device_count * k) == 0, f'config.train.batch_size={b} does not split into train.grad_accum={k} '
-         f'micro-batches over {devices}: use a multiple of {device_count * k}, or another grad_accum')
+  _check(b % (device_count * k) == 0,
+         f'config.train.batch_size={b} does not split into train.grad_accum={k} micro-batches over '
+         f'{devices}: use a multiple of {device_count * k}, or another grad_accum')
   _check_freeze(config)

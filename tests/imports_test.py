@@ -1,5 +1,6 @@
-"""The house's dependency rules: no import cycles (function-local imports included), and each layer imports
-only the layers below it: layers -> models -> train / evals -> analysis / report -> launch.py."""
+"""The house's dependency rules: no import cycles (function-local imports included), and each layer
+imports only the layers below it: layers -> models -> train / evals -> analysis / report ->
+launch.py."""
 
 import ast
 import os
@@ -7,15 +8,17 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ('seqmodels', 'experiments')
 
-# What each part of the package may import from seqmodels (besides itself and the leaf modules errors, cli).
+# What each part of the package may import from seqmodels (besides itself and the leaf modules
+# errors, cli).
 ALLOWED = {
     'seqmodels.layers': (),
     'seqmodels.decoding': (),
     'seqmodels.models': ('seqmodels.layers', 'seqmodels.decoding'),
     'seqmodels.data': (),
-    'seqmodels.train': ('seqmodels.layers', 'seqmodels.decoding', 'seqmodels.models', 'seqmodels.data',
-                        'seqmodels.evals'),
-    'seqmodels.evals': ('seqmodels.layers', 'seqmodels.decoding', 'seqmodels.models', 'seqmodels.data'),
+    'seqmodels.train': ('seqmodels.layers', 'seqmodels.decoding', 'seqmodels.models',
+                        'seqmodels.data', 'seqmodels.evals'),
+    'seqmodels.evals': ('seqmodels.layers', 'seqmodels.decoding', 'seqmodels.models',
+                        'seqmodels.data'),
 }
 LEAVES = ('seqmodels.errors', 'seqmodels.cli')
 
@@ -33,7 +36,8 @@ def _modules() -> dict[str, str]:
 
 
 def _imports(modules: dict[str, str]) -> dict[str, set[str]]:
-  """module -> the package modules it imports anywhere in its file (a package's __init__ counts as the package)."""
+  """module -> the package modules it imports anywhere in its file (a package's __init__ counts as
+  the package)."""
   def resolve(name):
     while name and name not in modules:
       name = name.rpartition('.')[0]

@@ -1,4 +1,5 @@
-"""Launcher: bad configs fail before compilation with one line naming the field and the fix; SIGTERM saves."""
+"""Launcher: bad configs fail before compilation with one line naming the field and the fix; SIGTERM
+saves."""
 
 import json
 import logging
@@ -26,13 +27,14 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('model.width', -8, ['config.model.width', 'positive']),
     ('model.layers', 0, ['config.model.layers', 'positive']),
     ('model.dropout', 1.5, ['config.model.dropout', '[0, 1)']),
-    ('model.recurrence', 'fused', ["config.model.recurrence='fused'", 'auto, scan, hoisted, cudnn']),
+    ('model.recurrence', 'fused',
+     ["config.model.recurrence='fused'", 'auto, scan, hoisted, cudnn']),
     ('model.tie_embeddings', True, ["config.model.tie_embeddings=True applies to the recurrent LMs",
                                     "not model.name='gpt', which ties always"]),
     ('model.heads', 3, ['config.model.heads=3', 'does not divide', 'config.model.width']),
     ('data.name', 'imagenet', ['config.data.name', 'choose one of']),
-    ('model.name', 'transformer_regressor', ["config.model.name='transformer_regressor' cannot train on "
-                                             "config.data.name='copy'", 'a lm task']),
+    ('model.name', 'transformer_regressor', ["config.model.name='transformer_regressor' cannot "
+                                             "train on config.data.name='copy'", 'a lm task']),
     ('data.max_len', 0, ['config.data.max_len', 'positive']),
     ('data.min_len', 20, ['config.data.min_len', 'max_len']),
     ('optim.lr', -1.0, ['config.optim.lr', '> 0']),
@@ -42,7 +44,8 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('train.num_epochs', -1.0, ['config.train.num_epochs=-1.0', '>= 0']),
     ('train.eval_every', -1, ['config.train.eval_every=-1', '0 means once an epoch']),
     ('train.dtype', 'float8', ['config.train.dtype', 'choose one of']),
-    ('seed', -3, ['config.seed=-3 must be an integer in [0, 2**32)']),  # before: a traceback from numpy
+    # before: a traceback from numpy
+    ('seed', -3, ['config.seed=-3 must be an integer in [0, 2**32)']),
     ('data.seed', -1, ['config.data.seed=-1 must be an integer in [0, 2**32)']),
     # Not finite: before, inf passed every check but nan's (lr > 0, weight_decay >= 0, ...).
     ('optim.lr', math.inf, ['config.optim.lr=inf must be a finite number']),
@@ -74,10 +77,12 @@ def test_bad_config_gives_one_line_error_naming_field(field, value, words):
 def test_missing_text_file_is_named():
   c = get_config()
   c.data.name, c.data.path = 'text', '/nonexistent/corpus.txt'
-  with pytest.raises(errors.ConfigError, match=r"config.data.path='/nonexistent/corpus.txt' does not exist"):
+  with pytest.raises(errors.ConfigError,
+                     match=r"config.data.path='/nonexistent/corpus.txt' does not exist"):
     validation.validate(c)
   c.data.path = '/'
-  with pytest.raises(errors.ConfigError, match=r"config.data.path='/' is a directory: point it at a local text"):
+  with pytest.raises(errors.ConfigError,
+                     match=r"config.data.path='/' is a directory: point it at a local text"):
     validation.validate(c)
 
 
@@ -104,12 +109,15 @@ def test_a_fifo_as_a_data_file_is_said_to_be_one(tmp_path):
 def test_carry_state_needs_a_recurrent_lm_on_running_text_read_in_order():
   c = get_config()
   c.train.carry_state = True
-  cases = [({}, "config.train.carry_state=True reads running text as streams, and config.data.name='copy' is separate "
-            "examples: use text or tiny_shakespeare, or leave it False"),
-           ({'data.name': 'tiny_shakespeare', 'model.name': 'gpt'}, "config.train.carry_state=True carries a recurrent "
-            "LM's state (the n-gram's context) from window to window, and model.name='gpt' has none (rnn, lstm, gru, "
-            "mingru, minlstm, ngram do): leave it False (in a sweep, set it on those trials only)"),
-           ({'data.name': 'tiny_shakespeare', 'data.stride': 1}, 'config.data.stride=1 crops windows at random, and '
+  cases = [({}, "config.train.carry_state=True reads running text as streams, and "
+            "config.data.name='copy' is separate examples: use text or "
+            "tiny_shakespeare, or leave it False"),
+           ({'data.name': 'tiny_shakespeare', 'model.name': 'gpt'},
+            "config.train.carry_state=True carries a recurrent LM's state (the n-gram's context) "
+            "from window to window, and model.name='gpt' has none (rnn, lstm, gru, mingru, "
+            "minlstm, ngram do): leave it False (in a sweep, set it on those trials only)"),
+           ({'data.name': 'tiny_shakespeare', 'data.stride': 1},
+            'config.data.stride=1 crops windows at random, and '
             "config.train.carry_state=True reads each stream's windows in order: leave stride 0")]
   for overrides, message in cases:
     d = c.copy_and_resolve_references()
@@ -128,24 +136,25 @@ def test_text_tokenizer_and_split_files_are_named(tmp_path):
   c = get_config()
   (tmp_path / 'wiki.train.tokens').write_text('to be or not to be\n' * 50)
   c.data.name, c.data.path = 'text', str(tmp_path / 'wiki.{split}.tokens')
-  cases = [({}, r"config.data.path='.*wiki.\{split\}.tokens': no validation file \(.*wiki.validation/valid/val/dev"
-            r".tokens\): one text file per split \(train and validation needed, test optional\)"),
-           ({'tokenizer': 'sentencepiece'}, r"config.data.tokenizer='sentencepiece' is not a text tokenizer: choose "
-            r"one of auto, char, byte, word, bpe, unigram"),
-           ({'tokenizer': 'word', 'byte_level': True}, r"config.data.byte_level=True makes the tokens bytes, but "
-            r"config.data.tokenizer='word': set one of them"),
-           ({'tokenizer': 'bpe', 'vocab_size': 100}, r"config.data.vocab_size=100 leaves no pieces of the text "
-            r"beside the 4 specials and 256 byte pieces"),
-           ({'name': 'copy', 'tokenizer': 'word'}, r"config.data.tokenizer='word' applies to data.name='text' and "
-            r"translation data \('copy' has its own tokens\)")]
+  cases = [({}, r"config.data.path='.*wiki.\{split\}.tokens': no validation file "
+            r"\(.*wiki.validation/valid/val/dev.tokens\): one text file per split \(train and "
+            r"validation needed, test optional\)"),
+           ({'tokenizer': 'sentencepiece'}, r"config.data.tokenizer='sentencepiece' is not a text "
+            r"tokenizer: choose one of auto, char, byte, word, bpe, unigram"),
+           ({'tokenizer': 'word', 'byte_level': True}, r"config.data.byte_level=True makes the "
+            r"tokens bytes, but config.data.tokenizer='word': set one of them"),
+           ({'tokenizer': 'bpe', 'vocab_size': 100}, r"config.data.vocab_size=100 leaves no pieces "
+            r"of the text beside the 4 specials and 256 byte pieces"),
+           ({'name': 'copy', 'tokenizer': 'word'}, r"config.data.tokenizer='word' applies to "
+            r"data.name='text' and translation data \('copy' has its own tokens\)")]
   for overrides, message in cases:
     d = c.copy_and_resolve_references()
     d.data.update(overrides)
     with pytest.raises(errors.ConfigError, match=message):
       validation.validate(d)
   (tmp_path / 'wiki.valid.tokens').write_text('')
-  with pytest.raises(errors.ConfigError, match=r"the validation file .*wiki.valid.tokens is empty: one text "
-                     r"file per split"):
+  with pytest.raises(errors.ConfigError, match=r"the validation file .*wiki.valid.tokens is empty: "
+                     r"one text file per split"):
     validation.validate(c)
   (tmp_path / 'wiki.valid.tokens').write_text('to be\n' * 30)
   validation.validate(c)
@@ -154,21 +163,24 @@ def test_text_tokenizer_and_split_files_are_named(tmp_path):
 def test_batch_not_divisible_by_devices_is_named():
   c = get_config()
   c.train.batch_size = 12
-  with pytest.raises(errors.ConfigError, match='batch_size=12 does not split over 8 devices: use a multiple'):
+  with pytest.raises(errors.ConfigError,
+                     match='batch_size=12 does not split over 8 devices: use a multiple'):
     validation.validate_devices(c, 8, 1, 'cpu')
   c.train.batch_size, c.train.grad_accum = 16, 4
-  with pytest.raises(errors.ConfigError, match=r'config.train.batch_size=16 does not split into '
-                     r'train.grad_accum=4 micro-batches over 8 devices: use a multiple of 32, or another grad_accum'):
+  with pytest.raises(errors.ConfigError,
+                     match=r'config.train.batch_size=16 does not split into train.grad_accum=4 '
+                     r'micro-batches over 8 devices: use a multiple of 32, or another grad_accum'):
     validation.validate_devices(c, 8, 1, 'cpu')
   c.train.grad_accum = 2
   validation.validate_devices(c, 8, 1, 'cpu')
   c.train.eval_batch_size = 10
-  with pytest.raises(errors.ConfigError, match=r'config.train.eval_batch_size=10 does not split over 8 devices '
-                     r'and 2 processes: use a multiple of 8, or 0 \(batch_size\)'):
+  with pytest.raises(errors.ConfigError, match=r'config.train.eval_batch_size=10 does not split '
+                     r'over 8 devices and 2 processes: use a multiple of 8, or 0 \(batch_size\)'):
     validation.validate_devices(c, 8, 2, 'cpu')
   validation.validate_devices(c, 2, 1, 'cpu')
   c.train.eval_batch_size, c.train.grad_accum = 0, 0
-  with pytest.raises(errors.ConfigError, match='config.train.grad_accum=0 must be a positive integer'):
+  with pytest.raises(errors.ConfigError,
+                     match='config.train.grad_accum=0 must be a positive integer'):
     validation.validate(c)
 
 
@@ -176,16 +188,18 @@ def test_cudnn_recurrence_is_refused_where_it_cannot_run():
   c = get_config()  # an LSTM on the copy task
   c.model.recurrence = 'cudnn'
   validation.validate(c)
-  with pytest.raises(errors.ConfigError, match=r"train.dtype='auto' computes in bfloat16 on gpu: set "
-                                                   r'train.dtype=float32'):
+  with pytest.raises(errors.ConfigError,
+                     match=r"train.dtype='auto' computes in bfloat16 on gpu: set "
+                     r'train.dtype=float32'):
     validation.validate_devices(c, 8, 1, 'gpu')
   c.train.dtype = 'float32'
   validation.validate_devices(c, 8, 1, 'gpu')
-  with pytest.raises(errors.ConfigError,
-                     match=r"recurrence='cudnn' needs a CUDA GPU, and this run computes on cpu: use recurrence=auto"):
+  with pytest.raises(errors.ConfigError, match=r"recurrence='cudnn' needs a CUDA GPU, and this run "
+                     r"computes on cpu: use recurrence=auto"):
     validation.validate_devices(c, 8, 1, 'cpu')
   c.model.name = 'gru'
-  with pytest.raises(errors.ConfigError, match=r"runs float32 LSTMs only .*not model.name='gru': use"):
+  with pytest.raises(errors.ConfigError,
+                     match=r"runs float32 LSTMs only .*not model.name='gru': use"):
     validation.validate(c)
   c.model.name, c.model.cell = 'elmo', 'gru'
   with pytest.raises(errors.ConfigError, match=r"not model.name='elmo' with cell='gru': use"):
@@ -194,27 +208,35 @@ def test_cudnn_recurrence_is_refused_where_it_cannot_run():
   with pytest.raises(errors.ConfigError,
                      match=r"LSTMs only \(jax.experimental.rnn\), not train.dtype='bfloat16': "):
     validation.validate(c)
-  c.model.name, c.train.dtype = 'gpt', 'float32'  # no recurrent layer: the field does not apply (a sweep sets it)
+  # no recurrent layer: the field does not apply (a sweep sets it)
+  c.model.name, c.train.dtype = 'gpt', 'float32'
   validation.validate(c)
   validation.validate_devices(c, 8, 1, 'cpu')
 
 
 def _launch(*flags, timeout=120, devices=2, **kw):
-  env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
-  return subprocess.run([sys.executable, 'launch.py', *flags], cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=timeout, **kw)
+  env = dict(os.environ, JAX_PLATFORMS='cpu',
+             XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  return subprocess.run([sys.executable, 'launch.py', *flags], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout, **kw)
 
 
 @pytest.mark.parametrize('flags,expected', [
-    (['--config.model.name=gpt', '--config.model.heads=5'], 'error: config.model.heads=5 does not divide'),
-    (['--config.data.name=text', '--config.data.path=missing.txt'], "error: config.data.path='missing.txt' does"),
-    (['--sweep=experiments/sweeps/nope.py'], 'error: --sweep=experiments/sweeps/nope.py does not exist'),
+    (['--config.model.name=gpt', '--config.model.heads=5'],
+     'error: config.model.heads=5 does not divide'),
+    (['--config.data.name=text', '--config.data.path=missing.txt'],
+     "error: config.data.path='missing.txt' does"),
+    (['--sweep=experiments/sweeps/nope.py'],
+     'error: --sweep=experiments/sweeps/nope.py does not exist'),
     (['--sweep=experiments/sweeps/copy_vs_length.py:smal'],
      "error: copy_vs_length.py:smal: unknown variant 'smal'; use one of small, full"),
-    (['--config.model.nme=gpt'], 'error: --config.model.nme names no config field (Did you mean "name"?)'),
-    (['--config.model.width=32', '--config.train.nonexistent=1'],  # the bad one, not the first override
+    (['--config.model.nme=gpt'],
+     'error: --config.model.nme names no config field (Did you mean "name"?)'),
+    # the bad one, not the first override
+    (['--config.model.width=32', '--config.train.nonexistent=1'],
      'error: --config.train.nonexistent names no config field'),
-    (['--config.model.width=32', '--config.modl.width=1'], 'error: --config.modl.width names no config field'),
+    (['--config.model.width=32', '--config.modl.width=1'],
+     'error: --config.modl.width names no config field'),
     (['--config.model.width=32', '--config.model.width.x=3'],  # before: blamed --config.model.width
      'error: --config.model.width.x names no config field: config.model.width is a field (int), '
      'not a section: set --config.model.width=<value>, or see the fields in '
@@ -223,22 +245,28 @@ def _launch(*flags, timeout=120, devices=2, **kw):
      'error: --config.model.name.x names no config field: config.model.name is a field (str), '
      'not a section'),
     (['--config.model.width=abc'], 'error: flag --config.model.width=abc: invalid literal'),
-    (['--config=experiments/configs/nope.py'], 'error: --config=experiments/configs/nope.py does not exist'),
-    (['--config=experiments/configs/base.py'], 'error: --config=experiments/configs/base.py defines no get_config()'),
+    (['--config=experiments/configs/nope.py'],
+     'error: --config=experiments/configs/nope.py does not exist'),
+    (['--config=experiments/configs/base.py'],
+     'error: --config=experiments/configs/base.py defines no get_config()'),
     (['--config=experiments/configs/char_lm.py:smal'],
-     "error: flag --config=experiments/configs/char_lm.py:smal: ValueError: char_lm.py:smal: unknown variant 'smal'"),
+     "error: flag --config=experiments/configs/char_lm.py:smal: ValueError: char_lm.py:smal: "
+     "unknown variant 'smal'"),
     (['--bogus=1'], "error: Unknown command line flag 'bogus'"),
-    (['--sweep=experiments/sweeps/lstm_vs_gpt.py', '--config.model.width=16'],  # before: the sweep's won silently
-     'error: --config.model.width is set by the sweep too (experiments/sweeps/lstm_vs_gpt.py gives it 64, 96), whose '
-     'values win: drop the flag, or sweep without it\n'),
-    (['--config=experiments/configs/translate.py:cpu,gru_additive', '--config.decode.split=dev'],  # a quote ends it
+    # before: the sweep's won silently
+    (['--sweep=experiments/sweeps/lstm_vs_gpt.py', '--config.model.width=16'],
+     'error: --config.model.width is set by the sweep too (experiments/sweeps/lstm_vs_gpt.py gives '
+     'it 64, 96), whose values win: drop the flag, or sweep without it\n'),
+    # a quote ends it
+    (['--config=experiments/configs/translate.py:cpu,gru_additive', '--config.decode.split=dev'],
      "error: config.decode.split='dev': choose 'validation' or 'test'\n"),
     (['--config=experiments/configs/translate.py:tiny'],
-     "error: flag --config=experiments/configs/translate.py:tiny: ValueError: translate.py:tiny: unknown ['tiny']"),
+     "error: flag --config=experiments/configs/translate.py:tiny: ValueError: "
+     "translate.py:tiny: unknown ['tiny']"),
 ])
 def test_launch_prints_one_line_and_exits_2(tmp_path, flags, expected):
-  r = _launch(*(['--config=experiments/configs/copy.py'] if '--config=' not in flags[0] else []), *flags,
-              f'--workdir={tmp_path}')
+  r = _launch(*(['--config=experiments/configs/copy.py'] if '--config=' not in flags[0] else []),
+              *flags, f'--workdir={tmp_path}')
   assert r.returncode == 2
   assert r.stderr.strip().splitlines() == [r.stderr.strip().splitlines()[0]]  # exactly one line
   assert (r.stderr + '\n').startswith(expected)
@@ -249,19 +277,23 @@ def test_a_workdir_that_is_a_file_is_one_line_naming_it(tmp_path):
   (tmp_path / 'afile').write_text('')
   r = _launch('--config=experiments/configs/copy.py', f'--workdir={tmp_path / "afile"}')
   assert r.returncode == 2
-  assert r.stderr.strip().splitlines()[-1] == (f'error: --workdir={tmp_path / "afile"} cannot be made a directory '
-                                               '(File exists): pass another --workdir')
+  assert r.stderr.strip().splitlines()[-1] == (f'error: --workdir={tmp_path / "afile"} cannot be '
+                                               'made a directory (File exists): '
+                                               'pass another --workdir')
   assert 'Traceback' not in r.stderr
 
 
 def test_running_out_of_memory_is_one_line_naming_the_fixes(tmp_path):
-  flags = ['--config=experiments/configs/copy.py', '--config.model.name=gpt', '--config.model.width=524288',
-           '--config.model.heads=8', '--config.data.num_train=64', '--config.data.num_validation=16',
-           '--config.data.num_test=16', f'--config.data.data_dir={tmp_path / "tfds"}', f'--workdir={tmp_path / "run"}']
-  r = _launch(*flags, devices=1)  # with two CPU devices, XLA's failed allocation hangs instead of raising
+  flags = ['--config=experiments/configs/copy.py', '--config.model.name=gpt',
+           '--config.model.width=524288', '--config.model.heads=8', '--config.data.num_train=64',
+           '--config.data.num_validation=16', '--config.data.num_test=16',
+           f'--config.data.data_dir={tmp_path / "tfds"}', f'--workdir={tmp_path / "run"}']
+  # with two CPU devices, XLA's failed allocation hangs instead of raising
+  r = _launch(*flags, devices=1)
   assert r.returncode == 1, r.stderr[-2000:]
   last = r.stderr.strip().splitlines()[-1]
-  assert last.startswith('error: the cpu devices ran out of memory (RESOURCE_EXHAUSTED: '), last  # 4 TB of FFN
+  # 4 TB of FFN
+  assert last.startswith('error: the cpu devices ran out of memory (RESOURCE_EXHAUSTED: '), last
   assert last.endswith('or shard parameters and optimizer state with config.train.fsdp=True'), last
   assert 'Traceback' not in r.stderr
   failed = json.loads((tmp_path / 'run' / 'failed.json').read_text())  # the report's row for it
@@ -270,31 +302,36 @@ def test_running_out_of_memory_is_one_line_naming_the_fixes(tmp_path):
 
 def test_sigterm_saves_a_complete_checkpoint_and_exits_resumable(tmp_path):
   work = tmp_path / 'run'
-  flags = ['--config=experiments/configs/copy.py', '--config.model.width=32', '--config.train.num_steps=100000',
-           '--config.train.checkpoint_every=100000', '--config.train.eval_every=100000', '--config.train.log_every=5',
-           '--config.data.num_train=256', f'--config.data.data_dir={tmp_path / "tfds"}', f'--workdir={work}']
+  flags = ['--config=experiments/configs/copy.py', '--config.model.width=32',
+           '--config.train.num_steps=100000', '--config.train.checkpoint_every=100000',
+           '--config.train.eval_every=100000', '--config.train.log_every=5',
+           '--config.data.num_train=256', f'--config.data.data_dir={tmp_path / "tfds"}',
+           f'--workdir={work}']
   env = dict(os.environ, JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=2')
-  p = subprocess.Popen([sys.executable, 'launch.py', *flags], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True)
+  p = subprocess.Popen([sys.executable, 'launch.py', *flags], cwd=ROOT, env=env,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   metrics = work / 'metrics.jsonl'
   deadline = time.time() + 180
   while not (metrics.exists() and metrics.read_text().count('\n') >= 2):
-    assert p.poll() is None and time.time() < deadline, p.stderr.read()[-3000:] if p.poll() is not None else 'slow'
+    assert p.poll() is None and time.time() < deadline, (p.stderr.read()[-3000:]
+                                                         if p.poll() is not None else 'slow')
     time.sleep(0.5)
   p.send_signal(signal.SIGTERM)
   _, err = p.communicate(timeout=120)
   assert p.returncode == 143, err[-3000:]
   assert 'rerun the same command to resume' in err
   steps = [d.name for d in (work / 'checkpoints').iterdir()]
-  assert len(steps) == 1 and steps[0].isdigit() and int(steps[0]) >= 10, steps  # no leftover tmp directories
+  # no leftover tmp directories
+  assert len(steps) == 1 and steps[0].isdigit() and int(steps[0]) >= 10, steps
   assert not (work / 'summary.json').exists()
-  step, state = checkpoint.restore_saved(str(work), sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  step, state = checkpoint.restore_saved(
+      str(work), sharding=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
   assert int(state['step']) == step == int(steps[0])
 
 
 def _launch_in_process(flags: list[str]) -> int:
-  """launch.py's exit code for `flags` (None: it returned), run in this process (so that a test can stand in for
-  the training)."""
+  """launch.py's exit code for `flags` (None: it returned), run in this process (so that a test can
+  stand in for the training)."""
   import launch
   try:
     launch.main(launch.parse_flags(['launch.py', *flags]))
@@ -323,30 +360,37 @@ def _fake_trial(status: str, step: int):
   return train
 
 
-def test_a_sweep_stopped_early_writes_its_table_with_unfinished_and_pending_rows(tmp_path, monkeypatch):
+def test_a_sweep_stopped_early_writes_its_table_with_unfinished_and_pending_rows(
+    tmp_path, monkeypatch):
   from seqmodels.train import loop
   (tmp_path / 'two_seeds.py').write_text('def get_sweep():\n  return [{"seed": 0}, {"seed": 1}]\n')
   monkeypatch.chdir(ROOT)
-  monkeypatch.setattr(loop, 'train_and_evaluate', _fake_trial('preempted', 3))  # the first trial gets a SIGTERM
-  code = _launch_in_process(['--config=experiments/configs/copy.py', f'--sweep={tmp_path / "two_seeds.py"}',
+  # the first trial gets a SIGTERM
+  monkeypatch.setattr(loop, 'train_and_evaluate', _fake_trial('preempted', 3))
+  code = _launch_in_process(['--config=experiments/configs/copy.py',
+                             f'--sweep={tmp_path / "two_seeds.py"}',
                              f'--workdir={tmp_path / "sweep"}'])
   assert code == 143
   table = (tmp_path / 'sweep' / 'comparison.md').read_text()  # before, a stopped sweep wrote none
-  assert f'| seed=0 | lstm | unfinished (step 3 of {get_config().train.num_steps}) |' in table, table
+  assert (
+      f'| seed=0 | lstm | unfinished (step 3 of {get_config().train.num_steps}) |' in table), table
   assert '| seed=1 | lstm | pending |' in table, table  # not begun: its model from sweep.json
 
 
-def test_a_sweep_rerun_with_other_flags_is_refused_before_any_trial_runs(tmp_path, monkeypatch, capsys):
+def test_a_sweep_rerun_with_other_flags_is_refused_before_any_trial_runs(
+    tmp_path, monkeypatch, capsys):
   from seqmodels.train import loop
   (tmp_path / 'two_seeds.py').write_text('def get_sweep():\n  return [{"seed": 0}, {"seed": 1}]\n')
   monkeypatch.chdir(ROOT)
   monkeypatch.setattr(loop, 'train_and_evaluate', _fake_trial('done', 5))
-  flags = ['--config=experiments/configs/copy.py', f'--sweep={tmp_path / "two_seeds.py"}', f'--workdir={tmp_path}/s']
+  flags = ['--config=experiments/configs/copy.py', f'--sweep={tmp_path / "two_seeds.py"}',
+           f'--workdir={tmp_path}/s']
   assert _launch_in_process(flags) is None  # finished: main returns
   capsys.readouterr()
   # Before, the finished trials were skipped and their table written again under the new command.
-  (tmp_path / 'higher_lr.py').write_text('from experiments.configs.copy import get_config as copy\n\n\n'
-                                         'def get_config():\n  c = copy()\n  c.optim.lr = 0.1\n  return c\n')
+  (tmp_path / 'higher_lr.py').write_text(
+      'from experiments.configs.copy import get_config as copy\n\n\n'
+      'def get_config():\n  c = copy()\n  c.optim.lr = 0.1\n  return c\n')
   assert _launch_in_process([f'--config={tmp_path / "higher_lr.py"}', *flags[1:]]) == 2
   assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
       f'error: workdir {tmp_path}/s/seed=0 holds a run with a different config (config.optim.lr: ')
@@ -382,4 +426,5 @@ def test_fsdp_on_one_device_is_said(caplog):
   assert 'fsdp' not in caplog.text
   with caplog.at_level(logging.WARNING):
     validation.validate_devices(c, 1, 1, 'cpu')
-  assert 'config.train.fsdp=True shards parameters' in caplog.text and 'this run has one' in caplog.text
+  assert ('config.train.fsdp=True shards parameters' in caplog.text and
+          'this run has one' in caplog.text)

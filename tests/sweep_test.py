@@ -1,4 +1,5 @@
-"""Sweeps: exact grid expansion, trial names, failure isolation, skipping finished trials, device shares."""
+"""Sweeps: exact grid expansion, trial names, failure isolation, skipping finished trials, device
+shares."""
 
 import json
 import os
@@ -14,9 +15,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_product_zip_and_seeds_expand_exactly():
-  models = sweep.zip_(sweep.sweep('model.name', ['lstm', 'gpt']), sweep.sweep('model.width', [96, 64]))
+  models = sweep.zip_(sweep.sweep('model.name', ['lstm', 'gpt']),
+                      sweep.sweep('model.width', [96, 64]))
   grid = sweep.product(models, sweep.sweep('data.max_len', [10, 20]), sweep.seeds(2))
-  assert models == [{'model.name': 'lstm', 'model.width': 96}, {'model.name': 'gpt', 'model.width': 64}]
+  assert models == [{'model.name': 'lstm', 'model.width': 96},
+                    {'model.name': 'gpt', 'model.width': 64}]
   assert len(grid) == 8
   assert grid[0] == {'model.name': 'lstm', 'model.width': 96, 'data.max_len': 10, 'seed': 0}
   assert grid[1] == {'model.name': 'lstm', 'model.width': 96, 'data.max_len': 10, 'seed': 1}
@@ -96,12 +99,14 @@ def test_launch_with_a_broken_sweep_file_prints_one_line_and_exits_2(tmp_path):
       "field per key, with a dotted name: {'model.width': ...}"], r.stderr[-2000:]
 
 
-@pytest.mark.parametrize('sweep_file', sorted(f for f in os.listdir(os.path.join(ROOT, 'experiments/sweeps'))
-                                          if f.endswith('.py') and f not in ('__init__.py', 'bert.py')))
+@pytest.mark.parametrize('sweep_file',
+                         sorted(f for f in os.listdir(os.path.join(ROOT, 'experiments/sweeps'))
+                                if f.endswith('.py') and f not in ('__init__.py', 'bert.py')))
 def test_every_reference_sweep_refuses_a_variant_it_does_not_have(sweep_file):
   path = os.path.join(ROOT, 'experiments/sweeps', sweep_file)
   assert sweep.load(path)  # no variant: its default grid
-  with pytest.raises(ValueError, match=f'{sweep_file}:bogus: (unknown variant|this sweep has no variants)'):
+  with pytest.raises(ValueError,
+                     match=f'{sweep_file}:bogus: (unknown variant|this sweep has no variants)'):
     sweep.load(f'{path}:bogus')
 
 
@@ -111,7 +116,8 @@ def test_reference_sweeps_use_registered_models_and_valid_fields():
   for sweep_file, config in [('char_lm_archs.py', char_lm), ('copy_vs_length.py', copy_memory),
                              ('word_lm_archs.py', word_lm), ('tokenizers.py', word_lm)]:
     for arg in ('small', ''):
-      trials = sweep.load(os.path.join(ROOT, 'experiments/sweeps', sweep_file) + (f':{arg}' if arg else ''))
+      trials = sweep.load(
+          os.path.join(ROOT, 'experiments/sweeps', sweep_file) + (f':{arg}' if arg else ''))
       assert {t['model.name'] for t in trials} <= set(registry.MODELS)
       for t in trials:
         sweep.apply(config.get_config(arg), t)  # every override names a field
@@ -177,7 +183,8 @@ def test_rerun_skips_finished_trials_and_retries_failed_ones(tmp_path):
   calls.clear()
   trials = _trials(tmp_path, ['lstm', 'bad', 'gpt'])
   (tmp_path / 'model.name=bad' / 'failed.json').rename(tmp_path / 'old_failed.json')
-  trials[1].config.model.name = 'fixed'  # the bug was fixed: the retry succeeds and leaves no failed.json
+  # the bug was fixed: the retry succeeds and leaves no failed.json
+  trials[1].config.model.name = 'fixed'
   sweep.run_in_process(trials, _fake_train(calls))
   assert calls == ['fixed']
   assert [t.status for t in trials] == ['skipped', 'done', 'skipped']
@@ -196,18 +203,23 @@ def test_preempted_trial_stops_the_sweep(tmp_path):
 def test_parallel_trials_run_as_processes_and_a_crash_is_isolated(tmp_path):
   script = ('import json, os, sys\n'
             'name, d = sys.argv[1], sys.argv[2]\n'
-            'if name == "bad": print("some log line"); print("error: config.x broke", file=sys.stderr); sys.exit(1)\n'
+            'if name == "bad": print("some log line"); print("error: config.x broke", '
+            'file=sys.stderr); sys.exit(1)\n'
             'json.dump({"status": "done", "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}, '
             'open(os.path.join(d, "summary.json"), "w"))\n')
   command = lambda t: [sys.executable, '-c', script, t.config.model.name, t.workdir]
   env = dict(os.environ, CUDA_VISIBLE_DEVICES='4,5')  # two GPUs, as a GPU host would report them
-  trials = sweep.run_parallel(_trials(tmp_path, ['lstm', 'bad', 'gpt']), 2, command, env=env, poll_s=0.05)
+  trials = sweep.run_parallel(_trials(tmp_path, ['lstm', 'bad', 'gpt']), 2, command, env=env,
+                              poll_s=0.05)
   assert [t.status for t in trials] == ['done', 'failed', 'done']
-  assert json.loads((tmp_path / 'model.name=bad' / 'failed.json').read_text())['error'] == 'error: config.x broke'
+  assert (json.loads((tmp_path / 'model.name=bad' / 'failed.json').read_text())['error'] ==
+          'error: config.x broke')
   assert 'some log line' in (tmp_path / 'model.name=bad' / 'log.txt').read_text()
-  cuda = {json.loads((tmp_path / f'model.name={n}' / 'summary.json').read_text())['cuda'] for n in ('lstm', 'gpt')}
+  cuda = {json.loads((tmp_path / f'model.name={n}' / 'summary.json').read_text())['cuda']
+          for n in ('lstm', 'gpt')}
   assert cuda <= {'4', '5'}  # each process saw one GPU of the two
-  again = sweep.run_parallel(_trials(tmp_path, ['lstm', 'bad', 'gpt']), 2, command, env=env, poll_s=0.05)
+  again = sweep.run_parallel(_trials(tmp_path, ['lstm', 'bad', 'gpt']), 2, command, env=env,
+                             poll_s=0.05)
   assert [t.status for t in again] == ['skipped', 'failed', 'skipped']
 
 
@@ -215,7 +227,8 @@ def test_device_shares_split_gpus_disjointly():
   assert sweep.device_shares(3, []) == [{}, {}, {}]  # CPU host: every process uses the CPU
   shares = sweep.device_shares(4, [str(i) for i in range(8)])
   assert [s['CUDA_VISIBLE_DEVICES'] for s in shares] == ['0,1', '2,3', '4,5', '6,7']
-  with pytest.raises(ValueError, match=r'--parallel=3 does not split the 8 GPUs evenly: choose --parallel from'):
+  with pytest.raises(
+      ValueError, match=r'--parallel=3 does not split the 8 GPUs evenly: choose --parallel from'):
     sweep.device_shares(3, [str(i) for i in range(8)])
   assert sweep.gpu_ids({'CUDA_VISIBLE_DEVICES': '2,7'}) == ['2', '7']
 
@@ -223,13 +236,16 @@ def test_device_shares_split_gpus_disjointly():
 def test_trial_command_passes_overrides_as_flags():
   overrides = {'model.name': 'gpt', 'model.width': 64, 'train.fsdp': True, 'optim.lr': 1e-3}
   cmd = sweep.trial_command('experiments/configs/copy.py:long', overrides, '/w', 'launch.py')
-  assert cmd[1:] == ['launch.py', '--config=experiments/configs/copy.py:long', '--config.model.name=gpt',
-                     '--config.model.width=64', '--config.train.fsdp=True', '--config.optim.lr=0.001', '--workdir=/w']
+  assert cmd[1:] == ['launch.py', '--config=experiments/configs/copy.py:long',
+                     '--config.model.name=gpt', '--config.model.width=64',
+                     '--config.train.fsdp=True', '--config.optim.lr=0.001', '--workdir=/w']
 
 
 def test_launch_parallel_without_sweep_is_a_one_line_error(tmp_path):
-  r = subprocess.run([sys.executable, 'launch.py', '--config=experiments/configs/copy.py', '--parallel=2',
-                      f'--workdir={tmp_path}'], cwd=ROOT, capture_output=True, text=True, timeout=120,
+  r = subprocess.run([sys.executable, 'launch.py', '--config=experiments/configs/copy.py',
+                      '--parallel=2', f'--workdir={tmp_path}'],
+                     cwd=ROOT, capture_output=True, text=True, timeout=120,
                      env=dict(os.environ, JAX_PLATFORMS='cpu'))
-  assert r.returncode == 2 and r.stderr.startswith('error: --parallel=2 needs a --sweep'), r.stderr[-2000:]
+  assert (r.returncode == 2 and
+          r.stderr.startswith('error: --parallel=2 needs a --sweep')), r.stderr[-2000:]
   assert len(r.stderr.strip().splitlines()) == 1

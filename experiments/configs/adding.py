@@ -1,10 +1,13 @@
-"""The adding problem (Hochreiter & Schmidhuber 1997): read T (value, marker) pairs, output the sum of the 2 marked.
+"""The adding problem (Hochreiter & Schmidhuber 1997): read T (value, marker) pairs, output the sum
+of the 2 marked.
 
-A many-to-one regression (task kind 'regression'): the recurrent models read the sequence and predict from their
-final state; 'transformer_regressor' attends over all steps. Metrics: mse (the loss; predicting 1.0 scores 1/6)
-and accuracy = share of predictions within 0.04 of the target. min_len = max_len: every sequence has length T,
-and the two marked values are one in each half, so the memory span grows with T.
-Used by experiments/sweeps/adding_vs_length.py; get_config('small') is CPU-sized, get_config() GPU-sized.
+A many-to-one regression (task kind 'regression'): the recurrent models read the sequence and
+predict from their final state; 'transformer_regressor' attends over all steps. Metrics: mse (the
+loss; predicting 1.0 scores 1/6) and accuracy = share of predictions within 0.04 of the target.
+min_len = max_len: every sequence has length T, and the two marked values are one in each half, so
+the memory span grows with T.
+Used by experiments/sweeps/adding_vs_length.py; get_config('small') is CPU-sized, get_config()
+GPU-sized.
 """
 
 from experiments.configs.base import get_base_config

@@ -2,9 +2,10 @@
 
   python launch.py --config=experiments/configs/bert_pretrain.py --workdir=runs/bert_pt \
       --config.data.path=../shared/data/tinyshakespeare.txt
-get_config('small') is CPU-sized (about 6 minutes on 2 loaded cores); then fine-tune with bert_finetune.py.
-At that size masked-LM takes about 1,500 steps at lr 3e-3 to get well past unigram statistics (at lr 1e-3 and 600
-steps it stayed near them, and lr 1e-2 collapsed to predicting spaces), hence 3,000 steps.
+get_config('small') is CPU-sized (about 6 minutes on 2 loaded cores); then fine-tune with
+bert_finetune.py. At that size masked-LM takes about 1,500 steps at lr 3e-3 to get well past unigram
+statistics (at lr 1e-3 and 600 steps it stayed near them, and lr 1e-2 collapsed to predicting
+spaces), hence 3,000 steps.
 """
 
 from experiments.configs.base import get_base_config
@@ -25,6 +26,7 @@ def get_config(arg: str = ''):
     c.data.seq_len = 64
     c.model.width, c.model.layers, c.model.heads, c.model.ffn, c.model.dropout = 64, 2, 4, 256, 0.0
     c.optim.lr, c.optim.warmup_steps = 3e-3, 50
-    c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.checkpoint_every = 3_000, 32, 500, 500
+    c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.checkpoint_every = (
+        3_000, 32, 500, 500)
     c.train.eval_batches, c.train.log_every = 20, 100
   return c

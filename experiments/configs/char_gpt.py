@@ -1,9 +1,11 @@
-"""nanoGPT's shakespeare_char recipe: a 6-layer, 6-head, 384-wide GPT on characters of tinyshakespeare.
+"""nanoGPT's shakespeare_char recipe: a 6-layer, 6-head, 384-wide GPT on characters of
+tinyshakespeare.
 
   python launch.py --config=experiments/configs/char_gpt.py --workdir=runs/char_gpt
-nanoGPT reports a validation loss of about 1.47 nats/char after 5000 steps (on one A100, a few minutes).
-Training windows start at every character (data.stride=1), the deterministic counterpart of nanoGPT's random
-crops; validation tiles the last 10% of the text. get_config('small') is a CPU-sized variant (minutes on 2 cores).
+nanoGPT reports a validation loss of about 1.47 nats/char after 5000 steps (on one A100, a few
+minutes). Training windows start at every character (data.stride=1), the deterministic counterpart
+of nanoGPT's random crops; validation tiles the last 10% of the text. get_config('small') is a
+CPU-sized variant (minutes on 2 cores).
 """
 
 from experiments.configs.base import get_base_config
@@ -14,7 +16,8 @@ def get_config(arg: str = ''):
   size = variant(arg, ['small', 'full'], 'full', 'char_gpt.py')
   c = get_base_config()
   c.data.name, c.data.path = 'text', '../shared/data/tinyshakespeare.txt'
-  c.data.seq_len, c.data.stride = 256, 1          # block_size 256; every offset is a training window
+  c.data.seq_len, c.data.stride = 256, 1          # block_size 256; every offset is a training
+                                                  # window
   c.model.name = 'gpt'
   c.model.width, c.model.layers, c.model.heads, c.model.ffn = 384, 6, 6, 0  # ffn 0: 4 * width
   c.model.dropout = 0.2

@@ -1,4 +1,5 @@
-"""Character-level language modelling on a local text file (e.g. tinyshakespeare), 90/10 split by position.
+"""Character-level language modelling on a local text file (e.g. tinyshakespeare), 90/10 split by
+position.
 
   --config.data.path=FILE is required. `--config.model.name=gpt|rnn|gru` switches architecture.
   get_config('small') is a CPU-sized variant (minutes on 2 cores).
@@ -23,5 +24,6 @@ def get_config(arg: str = ''):
   if size == 'small':
     c.data.seq_len = 64
     c.model.width, c.model.layers, c.model.heads, c.model.dropout = 128, 2, 4, 0.0
-    c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.eval_batches = 1_000, 32, 250, 20
+    c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.eval_batches = (
+        1_000, 32, 250, 20)
   return c

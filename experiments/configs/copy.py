@@ -1,7 +1,7 @@
 """The copy task as language modelling: read a sequence, then reproduce it after a separator.
 
-Default: a 2-layer LSTM. `--config.model.name=gpt` (or the sweep experiments/sweeps/lstm_vs_gpt.py) for GPT.
-`get_config('long')` makes the sequences longer (up to 64 symbols).
+Default: a 2-layer LSTM. `--config.model.name=gpt` (or the sweep experiments/sweeps/lstm_vs_gpt.py)
+for GPT. `get_config('long')` makes the sequences longer (up to 64 symbols).
 """
 
 from experiments.configs.base import get_base_config

@@ -1,10 +1,13 @@
-"""The LM backbone of sequence mixers (seqmodels/models/lm.py) as a character LM on a local text file.
+"""The LM backbone of sequence mixers (seqmodels/models/lm.py) as a character LM on a local text
+file.
 
-  python launch.py --config=experiments/configs/lm.py:small --config.data.path=../shared/data/tinyshakespeare.txt \
+  python launch.py --config=experiments/configs/lm.py:small \
+      --config.data.path=../shared/data/tinyshakespeare.txt \
       --config.model.mixer=lstm
 
-Every block's mixer is `--config.model.mixer` (attention, the default, is Transformer++: RoPE, RMSNorm, SwiGLU,
-no biases); a hybrid is `--config.model.pattern=rglru,rglru,attention`. get_config('small') is CPU-sized.
+Every block's mixer is `--config.model.mixer` (attention, the default, is Transformer++: RoPE,
+RMSNorm, SwiGLU, no biases); a hybrid is `--config.model.pattern=rglru,rglru,attention`.
+get_config('small') is CPU-sized.
 """
 
 from experiments.configs.base import get_base_config
@@ -24,5 +27,6 @@ def get_config(arg: str = ''):
     c.data.seq_len = 64
     c.model.width, c.model.layers, c.model.heads = 96, 2, 4
     c.optim.lr = 3e-3
-    c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.eval_batches = 1_000, 32, 250, 20
+    c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.eval_batches = (
+        1_000, 32, 250, 20)
   return c

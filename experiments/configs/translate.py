@@ -1,16 +1,22 @@
-"""Translation with RNN encoder-decoders: context vector vs attention (Sutskever, Cho, Bahdanau, Luong).
+"""Translation with RNN encoder-decoders: context vector vs attention (Sutskever, Cho, Bahdanau,
+Luong).
 
 get_config('SIZE,VARIANT'), both optional (default 'cpu,gru_additive'):
-  SIZE     cpu   toy_translation (generated locally: word cipher with adjective-noun reordering), ~1-2 min on CPU
-           full  ted_hrlr_translate/pt_to_en (TFDS download), sentencepiece 8k shared, 2 x 512 bidirectional
-  VARIANT  lstm          LSTM encoder-decoder, the final state is the context (Sutskever et al. 2014)
+  SIZE     cpu   toy_translation (generated locally: word cipher with adjective-noun reordering),
+           ~1-2 min on CPU
+           full  ted_hrlr_translate/pt_to_en (TFDS download), sentencepiece 8k shared, 2 x 512
+                 bidirectional
+  VARIANT  lstm          LSTM encoder-decoder, the final state is the context (Sutskever et al.
+           2014)
            gru_context   GRU, the context feeds every decoder step and the output (Cho et al. 2014)
            gru_additive  GRU + additive attention (Bahdanau et al. 2015)
            lstm_general  LSTM + multiplicative 'general' attention (Luong et al. 2015)
-           transformer   the encoder-decoder Transformer (Vaswani et al. 2017), post-LN; on CPU it needs more
-                         steps than the RNNs (it stays flat for ~400 steps before it learns the task)
-The sweep experiments/sweeps/translate.py runs the five variants on the same data; BLEU by source length lands in
-each run's bleu_by_length.json (the Bahdanau et al. figure), attention heatmaps in attention_maps.npz.
+           transformer   the encoder-decoder Transformer (Vaswani et al. 2017), post-LN; on CPU it
+                         needs more steps than the RNNs (it stays flat for ~400 steps before it
+                         learns the task)
+The sweep experiments/sweeps/translate.py runs the five variants on the same data; BLEU by source
+length lands in each run's bleu_by_length.json (the Bahdanau et al. figure), attention heatmaps in
+attention_maps.npz.
 """
 
 from experiments.configs.base import get_base_config
@@ -28,7 +34,8 @@ def variant_overrides(variant: str, size: str = 'cpu') -> dict:
               'optim.lr': 1e-3, 'optim.warmup_steps': 100, 'train.num_steps': 1500}
     return {'model.name': 'transformer', 'model.width': 512, 'model.layers': 6, 'model.heads': 8,
             'model.dropout': 0.1, 'optim.lr': 7e-4, 'optim.warmup_steps': 4000}
-  return {'lstm': rnn('seq2seq_lstm', 'none', False), 'gru_context': rnn('seq2seq_gru', 'none', True),
+  return {'lstm': rnn('seq2seq_lstm', 'none', False),
+          'gru_context': rnn('seq2seq_gru', 'none', True),
           'gru_additive': rnn('seq2seq_gru', 'additive', False),
           'lstm_general': rnn('seq2seq_lstm', 'general', False)}[variant]
 
@@ -39,15 +46,18 @@ def get_config(arg: str = ''):
   variant = next((p for p in parts if p in VARIANTS), 'gru_additive')
   unknown = [p for p in parts if p not in VARIANTS and p not in ('cpu', 'full')]
   if unknown:
-    raise ValueError(f'translate.py:{arg}: unknown {unknown}; use cpu|full and one of {", ".join(VARIANTS)}')
+    raise ValueError(
+        f'translate.py:{arg}: unknown {unknown}; use cpu|full and one of {", ".join(VARIANTS)}')
   c = get_base_config()
   c.data.tokenizer, c.data.shared_vocab = 'unigram', True
   if size == 'cpu':
     c.data.name = 'toy_translation'
     c.data.num_symbols = 40                 # words in the toy lexicon (a quarter are "adjectives")
-    c.data.min_len, c.data.max_len = 3, 20  # words per sentence: long enough for the context vector to strain
+    c.data.min_len, c.data.max_len = 3, 20  # words per sentence: long enough for the context vector
+                                            # to strain
     c.data.num_train, c.data.num_validation, c.data.num_test = 20_000, 400, 400
-    c.data.vocab_size, c.data.seq_len = 128, 24  # every word becomes one piece: seq_len = max_len + EOS + slack
+    # every word becomes one piece: seq_len = max_len + EOS + slack
+    c.data.vocab_size, c.data.seq_len = 128, 24
     c.model.width, c.model.embed, c.model.layers = 64, 32, 1
     c.optim.lr, c.optim.warmup_steps = 1e-2, 30
     c.train.num_steps, c.train.batch_size = 400, 64

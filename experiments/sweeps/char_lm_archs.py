@@ -1,11 +1,13 @@
-"""Character-level LM: n-gram, RNN, LSTM, GRU, minGRU, minLSTM and GPT at about the same size (bits per character).
+"""Character-level LM: n-gram, RNN, LSTM, GRU, minGRU, minLSTM and GPT at about the same size (bits
+per character).
 
-  python launch.py --config=experiments/configs/char_lm.py:small --config.data.path=../shared/data/tinyshakespeare.txt \
+  python launch.py --config=experiments/configs/char_lm.py:small \
+      --config.data.path=../shared/data/tinyshakespeare.txt \
       --sweep=experiments/sweeps/char_lm_archs.py:small --workdir=runs/char_lm_small
 
-'small' (~280k parameters each, for experiments/configs/char_lm.py:small on a CPU) or the full variant (~4.2M each,
-for the full char_lm config on a GPU). The n-gram is counted, not trained: its size is its order. Models not in
-seqmodels.models.registry are left out.
+'small' (~280k parameters each, for experiments/configs/char_lm.py:small on a CPU) or the full
+variant (~4.2M each, for the full char_lm config on a GPU). The n-gram is counted, not trained: its
+size is its order. Models not in seqmodels.models.registry are left out.
 """
 
 from seqmodels import sweep

@@ -3,9 +3,10 @@
   python launch.py --config=experiments/configs/copy_memory.py:small \
       --sweep=experiments/sweeps/copy_vs_length.py:small --workdir=runs/copy_vs_length_small
 
-Widths give each architecture about the same parameter count (small: ~70k, full: ~1.1M; the counts are in the
-report's params column); the n-gram's size is its order. 'small' sweeps data.max_len over 5, 10, 20, 40 (short
-training, for a CPU budget); the full variant over 10 to 500. min_len = max_len: every sequence has the swept length.
+Widths give each architecture about the same parameter count (small: ~70k, full: ~1.1M; the counts
+are in the report's params column); the n-gram's size is its order. 'small' sweeps data.max_len over
+5, 10, 20, 40 (short training, for a CPU budget); the full variant over 10 to 500. min_len =
+max_len: every sequence has the swept length.
 """
 
 from seqmodels import sweep

@@ -1,20 +1,26 @@
-"""Attention maps: the weights softmax(Q K^T / sqrt(d)) of every multi-head attention, on one example of a run.
+"""Attention maps: the weights softmax(Q K^T / sqrt(d)) of every multi-head attention, on one
+example of a run.
 
-Every `MultiHeadAttention` sows its weights when applied with the 'attention' collection mutable (and computes
-them only then), so any Transformer-family model gives its maps without a line of its own:
-  * `sown_weights(model, variables, *inputs)`: (outputs, {module path: p_BxHxTxS}) for one forward pass.
-  * `run_attention_maps(workdir)`: one validation example of a finished run through its latest checkpoint, as the
-    arrays of attention_layers.npz: `layer<l>` float32 [heads, T_query, T_key] and the tokens on each axis.
-    GPT, BERT and the Transformer regressor give each block's self-attention (`tokens`); the encoder-decoder
-    Transformer gives each decoder block's encoder-decoder attention (`query_tokens`: the target fed in,
-    `key_tokens`: the source), the alignment a translation learns. Padding is cut off first.
+Every `MultiHeadAttention` sows its weights when applied with the 'attention' collection mutable
+(and computes them only then), so any Transformer-family model gives its maps without a line of its
+own:
+  * `sown_weights(model, variables, *inputs)`: (outputs, {module path: p_BxHxTxS}) for one forward
+    pass.
+  * `run_attention_maps(workdir)`: one validation example of a finished run through its latest
+    checkpoint, as the arrays of attention_layers.npz: `layer<l>` float32 [heads, T_query, T_key]
+    and the tokens on each axis. GPT, BERT and the Transformer regressor give each block's
+    self-attention (`tokens`); the encoder-decoder Transformer gives each decoder block's
+    encoder-decoder attention (`query_tokens`: the target fed in, `key_tokens`: the source), the
+    alignment a translation learns. Padding is cut off first.
 
 From the command line, for finished runs (config.json + the latest checkpoint in each workdir):
-  python -m seqmodels.analysis.attention_maps --workdir=RUN [--workdir=RUN2 ...] [--example=0] [--length=64]
-writes RUN/attention_layers.npz, which `python -m seqmodels.report RUN` draws as attention_layers_<run>.png (a
-row per layer, a column per head). Translation runs also write attention_maps.npz in their final evaluation
-(seqmodels.models.seq2seq.final_eval): for several decoded sentences, an RNN decoder's additive or multiplicative
-attention, or the Transformer's top encoder-decoder attention averaged over its heads.
+  python -m seqmodels.analysis.attention_maps --workdir=RUN [--workdir=RUN2 ...] [--example=0] \
+      [--length=64]
+writes RUN/attention_layers.npz, which `python -m seqmodels.report RUN` draws as
+attention_layers_<run>.png (a row per layer, a column per head). Translation runs also write
+attention_maps.npz in their final evaluation (seqmodels.models.seq2seq.final_eval): for several
+decoded sentences, an RNN decoder's additive or multiplicative attention, or the Transformer's top
+encoder-decoder attention averaged over its heads.
 """
 
 from __future__ import annotations
@@ -34,16 +40,19 @@ def _real_length(tokens_T: np.ndarray) -> int:
 
 
 def _label(text: str) -> str:
-  """A token's tick label: '[CLS]' for the '[CLS] ' BERT renders, a lone space or newline as it is."""
+  """A token's tick label: '[CLS]' for the '[CLS] ' BERT renders, a lone space or newline as it
+  is."""
   return text.strip() or text or ' '
 
 
 def run_attention_maps(workdir: str, example: int = 0, length: int = 64,
                        checkpoint: str = 'latest') -> dict[str, np.ndarray]:
-  """The attention_layers.npz arrays of validation example `example` of the run in `workdir` (module docstring).
+  """The attention_layers.npz arrays of validation example `example` of the run in `workdir` (module
+  docstring).
 
-  The example is cut to its real tokens and then to its first `length` positions (for a causal model the first
-  rows of the whole example's maps; for a bidirectional one, the maps of that shorter input).
+  The example is cut to its real tokens and then to its first `length` positions (for a causal model
+  the first rows of the whole example's maps; for a bidirectional one, the maps of that shorter
+  input).
   """
   from seqmodels.analysis import runs  # the CLI's dependencies stay out of the library import
 
@@ -58,7 +67,8 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64,
   elif kind == 'regression':  # values, markers, mask: the mask says how long the sequence is
     n = min(max(int(rows[-1][0].sum()), 1), length)
     rows = [r[:, :n] for r in rows]
-  elif kind == 'lm':  # up to the last weighted target (token id 0 is a character of a text, PAD in other tasks)
+  elif kind == 'lm':
+    # up to the last weighted target (token id 0 is a character of a text, PAD in other tasks)
     weighted = np.flatnonzero(np.asarray(batch['weights'])[example])
     n = min(int(weighted[-1]) + 1 if weighted.size else 1, length)
     rows = [r[:, :n] for r in rows]
@@ -71,8 +81,9 @@ def run_attention_maps(workdir: str, example: int = 0, length: int = 64,
   if kind == 'seq2seq':
     weights = {p: w for p, w in weights.items() if p.endswith('cross_attn')}
   if not weights:
-    raise ValueError(f'config.model.name={run.config.model.name} has no multi-head attention (seq2seq models with '
-                     'additive or multiplicative attention write attention_maps.npz in their final evaluation)')
+    raise ValueError(f'config.model.name={run.config.model.name} has no multi-head attention '
+                     '(seq2seq models with additive or multiplicative attention write '
+                     'attention_maps.npz in their final evaluation)')
   out = {f'layer{i}': weights[p][0] for i, p in enumerate(sorted(weights, key=layer_order))}
   if kind == 'seq2seq':
     src_tok, tgt_tok = data.meta['src_tokenizer'], data.meta['tgt_tokenizer']
@@ -89,9 +100,12 @@ def main(argv: list[str] | None = None) -> None:
   from seqmodels.analysis import runs
   parser = cli.ArgumentParser(
       description='attention weights of finished runs -> RUN/attention_layers.npz')
-  parser.add_argument('--workdir', action='append', required=True, help='a finished run (repeat for several)')
-  parser.add_argument('--example', type=int, default=0, help='which example of the first validation batch')
-  parser.add_argument('--length', type=int, default=64, help='positions kept (the heatmaps label up to 40)')
+  parser.add_argument('--workdir', action='append', required=True,
+                      help='a finished run (repeat for several)')
+  parser.add_argument('--example', type=int, default=0,
+                      help='which example of the first validation batch')
+  parser.add_argument('--length', type=int, default=64,
+                      help='positions kept (the heatmaps label up to 40)')
   runs.add_checkpoint_flag(parser)
   args = parser.parse_args(argv)
   from seqmodels.errors import CheckpointError
@@ -107,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     path = os.path.join(workdir, 'attention_layers.npz')
     np.savez(path, **maps)
     n, (heads, queries, keys) = sum(k.startswith('layer') for k in maps), maps['layer0'].shape
-    print(f'{workdir}: {n} layer{"s" * (n > 1)} x {heads} heads, {queries} x {keys} positions -> {path}')
+    print(f'{workdir}: {n} layer{"s" * (n > 1)} x {heads} heads, {queries} x {keys} '
+          f'positions -> {path}')
 
 
 if __name__ == '__main__':

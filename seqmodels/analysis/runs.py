@@ -1,8 +1,9 @@
-"""Finished runs read back for analysis: a workdir's config, data, model and latest parameters; the CLIs' checks.
+"""Finished runs read back for analysis: a workdir's config, data, model and latest parameters; the
+CLIs' checks.
 
-Shared by the gradient-flow and attention-map command lines, which read a run the same way: its config.json, its
-dataset (prepared again if this host lacks it), the model built from both, and the parameters of the latest
-checkpoint, checked to be the whole model's.
+Shared by the gradient-flow and attention-map command lines, which read a run the same way: its
+config.json, its dataset (prepared again if this host lacks it), the model built from both, and the
+parameters of the latest checkpoint, checked to be the whole model's.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class Run:
 
 
 def load(workdir: str) -> Run:
-  """The run in `workdir`: config, data, float32 model and objective (no parameters yet: `latest_params`)."""
+  """The run in `workdir`: config, data, float32 model and objective (no parameters yet:
+  `latest_params`)."""
   import ml_collections  # the CLIs' dependencies stay out of the library import
   from seqmodels.data import core
   from seqmodels.data import registry as datasets
@@ -41,20 +43,24 @@ def load(workdir: str) -> Run:
 
   with open(os.path.join(workdir, 'config.json')) as f:
     config = json.load(f)
-  config['data'] = core.with_absolute_paths(config['data'])  # a config.json of an older version: from here
+  # a config.json of an older version: from here
+  config['data'] = core.with_absolute_paths(config['data'])
   config = ml_collections.ConfigDict(config)
-  if 'tokenizer' in config.data:  # resolved, and read as it was meant in a config.json of an older version
+  # resolved, and read as it was meant in a config.json of an older version
+  if 'tokenizer' in config.data:
     config.data.tokenizer = datasets.tokenizer_name(config.data) or config.data.tokenizer
   why = data_change(workdir, datasets.file_digests(config.data))
   if why:
-    raise DataError(f'the run was trained on other data than its config names now: {why}: restore its data to '
-                    'analyse it')
+    raise DataError(f'the run was trained on other data than its config names now: {why}: restore '
+                    'its data to analyse it')
   try:
     datasets.prepare(config.data)
     data = datasets.load(config.data)
   except FileNotFoundError as e:
-    raise DataError(f'its data file {e.filename or e} is not there: restore it to analyse the run') from e
-  counted = registry.MODELS[config.model.name].trained_by == 'counting'  # no module: refit it (train/count.py)
+    raise DataError(
+        f'its data file {e.filename or e} is not there: restore it to analyse the run') from e
+  # no module: refit it (train/count.py)
+  counted = registry.MODELS[config.model.name].trained_by == 'counting'
   model_cfg = config.model
   if model_cfg.get('recurrence') == 'cudnn' and jax.devices()[0].platform != 'gpu':
     # a run trained on a GPU, read elsewhere: the platform's recurrence computes the same function
@@ -66,32 +72,38 @@ def load(workdir: str) -> Run:
 
 
 def latest_params(run: Run, inputs: Sequence[Any], which: str = 'latest') -> tuple[Any, int]:
-  """(parameters of the latest checkpoint, replicated on this process's devices, and its step); `which='best'`:
-  those of the best evaluation (a run trained with train.keep_best). `inputs` are the model's positional inputs,
-  for the shapes; a checkpoint that lacks any of the model's arrays is a ValueError."""
+  """(parameters of the latest checkpoint, replicated on this process's devices, and its step);
+  `which='best'`: those of the best evaluation (a run trained with train.keep_best). `inputs` are
+  the model's positional inputs, for the shapes; a checkpoint that lacks any of the model's arrays
+  is a ValueError."""
   from seqmodels.train import checkpoint
 
-  params = jax.jit(lambda r: run.model.init({'params': r}, *inputs, train=False)['params'])(jax.random.PRNGKey(0))
-  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
-  params, _, fresh = checkpoint.load_matching_params(run.workdir, params, jax.tree.map(lambda _: replicated, params),
+  params = jax.jit(lambda r: run.model.init({'params': r}, *inputs, train=False)['params'])(
+      jax.random.PRNGKey(0))
+  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)),
+                                          jax.sharding.PartitionSpec())
+  params, _, fresh = checkpoint.load_matching_params(run.workdir, params,
+                                                     jax.tree.map(lambda _: replicated, params),
                                                      flag='--workdir', which=which)
   if fresh:
-    raise ValueError(f'{run.workdir}: the {which} checkpoint lacks parameters {fresh}: is config.json from this '
-                     'run?')
+    raise ValueError(f'{run.workdir}: the {which} checkpoint lacks parameters {fresh}: is '
+                     'config.json from this run?')
   return params, checkpoint.saved_steps(run.workdir, which)[0]
 
 
 def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
   """--checkpoint=latest|best, which checkpoint of each run a CLI reads."""
   parser.add_argument('--checkpoint', choices=('latest', 'best'), default='latest',
-                      help="the run's latest checkpoint, or its best evaluation's (runs trained with "
+                      help="the run's latest checkpoint, or its best evaluation's "
+                      "(runs trained with "
                       'train.keep_best=True)')
 
 
 def check_workdirs(workdirs: Sequence[str], counted: bool = False) -> None:
-  """Fails with one line unless every workdir holds a launch.py run with a checkpoint (all checked before any
-  is analysed). A model fitted by counting (the n-gram) has no checkpoint: it is ready once its summary.json is
-  written, where `counted` says the CLI reads such models, and is refused otherwise."""
+  """Fails with one line unless every workdir holds a launch.py run with a checkpoint (all checked
+  before any is analysed). A model fitted by counting (the n-gram) has no checkpoint: it is ready
+  once its summary.json is written, where `counted` says the CLI reads such models, and is refused
+  otherwise."""
   from seqmodels.models import registry
   from seqmodels.train.checkpoint import saved_steps
   for workdir in workdirs:

@@ -7,9 +7,10 @@ Training batches follow an exactness contract: the global batch at step s holds 
 rows [p*b, (p+1)*b) of it, where B = P*b. So results do not depend on the process count, and
 `start_step=k` resumes exactly where step k of an unbroken run would be.
 
-Running text can also be read as B contiguous streams (`stream_batches`), for recurrent LMs that carry their
-state from one window to the next (truncated backpropagation through time, as Zaremba et al. 2014 and PyTorch's
-word_language_model train): row r of every batch is the next window of stream r, under the same contract.
+Running text can also be read as B contiguous streams (`stream_batches`), for recurrent LMs that
+carry their state from one window to the next (truncated backpropagation through time, as Zaremba et
+al. 2014 and PyTorch's word_language_model train): row r of every batch is the next window of stream
+r, under the same contract.
 
 Each batch is gathered in one vectorized read of the rows it needs; a grain MapDataset over step
 numbers computes the next batches on background threads.
@@ -58,14 +59,18 @@ class Data:
   seq_len: int  # T of the [b, T] batch arrays.
   splits: Mapping[str, Examples] = dataclasses.field(default_factory=dict, repr=False)
   decoder: Callable[[Any], str] = dataclasses.field(default=str, repr=False)
-  # text -> token ids, where the task has a text form (character/byte LMs; lm1b: a sentence begun with BOS)
+  # text -> token ids, where the task has a text form (character/byte LMs; lm1b: a sentence begun
+  # with BOS)
   encoder: Callable[[str], np.ndarray] | None = dataclasses.field(default=None, repr=False)
   # Facts about the task a model may need, e.g. {'num_classes': 2} for 'classify'.
   meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-  # (train batch, global stream rows [b], seed) -> batch: per-row randomness of training batches (BERT's
-  # masking), drawn from the row's place in the stream, so it stays exact under resume and any process count.
-  augment: Callable[[Batch, np.ndarray, int], Batch] | None = dataclasses.field(default=None, repr=False)
-  # Running text: each split's token ids int32 [N] in order, which `stream_batches` reads; empty for other data.
+  # (train batch, global stream rows [b], seed) -> batch: per-row randomness of training batches
+  # (BERT's masking), drawn from the row's place in the stream, so it stays exact under resume and
+  # any process count.
+  augment: Callable[[Batch, np.ndarray, int], Batch] | None = dataclasses.field(
+      default=None, repr=False)
+  # Running text: each split's token ids int32 [N] in order, which `stream_batches` reads; empty for
+  # other data.
   tokens: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
   def train_batches(self, *, batch_size: int, start_step: int, seed: int, process_index: int = 0,
@@ -105,21 +110,24 @@ class Data:
 
     return _prefetched(grain.MapDataset.range(num_steps).map(batch_at))
 
-  def stream_batches(self, *, batch_size: int, split: str = 'train', start_step: int = 0, process_index: int = 0,
-                     process_count: int = 1, max_batches: int | None = None) -> Iterator[Batch]:
-    """Running text as B = batch_size * process_count contiguous streams, one per row of the global batch:
-    stream r is tokens [r*L, (r+1)*L) of the split, L = N // B (the last N - B*L tokens are left out, as PyTorch's
-    batchify does), and the batch of step s holds the next window of seq_len + 1 tokens of every stream, the
-    windows of a stream overlapping by one token, so each token but a stream's first is a target once.
+  def stream_batches(self, *, batch_size: int, split: str = 'train', start_step: int = 0,
+                     process_index: int = 0, process_count: int = 1,
+                     max_batches: int | None = None) -> Iterator[Batch]:
+    """Running text as B = batch_size * process_count contiguous streams, one per row of the global
+    batch: stream r is tokens [r*L, (r+1)*L) of the split, L = N // B (the last N - B*L tokens are
+    left out, as PyTorch's batchify does), and the batch of step s holds the next window of seq_len
+    + 1 tokens of every stream, the windows of a stream overlapping by one token, so each token but
+    a stream's first is a target once.
 
-    Training ('train') is endless: an epoch is the (L - 1) // seq_len whole windows of every stream, in order, and
-    `reset` [b] is 1 at each epoch's first window, where a carried state starts again from zero. Other splits are
-    one pass, (L - 1) / seq_len windows rounded up, the last one padded with weight 0, to be read with a state
-    carried from the zero state through all of them. Process p receives streams [p*b, (p+1)*b).
+    Training ('train') is endless: an epoch is the (L - 1) // seq_len whole windows of every stream,
+    in order, and `reset` [b] is 1 at each epoch's first window, where a carried state starts again
+    from zero. Other splits are one pass, (L - 1) / seq_len windows rounded up, the last one padded
+    with weight 0, to be read with a state carried from the zero state through all of them. Process
+    p receives streams [p*b, (p+1)*b).
     """
     if split not in self.tokens:
-      raise ValueError(f'the {split!r} split is not running text, which streams need; this dataset has '
-                       f'{sorted(self.tokens) or "none"}')
+      raise ValueError(f'the {split!r} split is not running text, which streams need; this dataset '
+                       f'has {sorted(self.tokens) or "none"}')
     ids_N, T, streams = self.tokens[split], self.seq_len, batch_size * process_count
     length = len(ids_N) // streams
     train = split == 'train'
@@ -127,10 +135,10 @@ class Data:
     if windows < 1:
       need = f'one window of config.data.seq_len + 1 = {T + 1} tokens' if train else 'two tokens'
       field = 'config.train.batch_size' if train else 'config.train.eval_batch_size'
-      raise errors.DataError(
-          f'streams of the {split} split: its {len(ids_N)} tokens in {streams} streams ({field}) '
-          f'are {length} tokens each, fewer than {need}: lower {field}{"" if train else " (0: batch_size)"}'
-          f'{" or config.data.seq_len" if train else ""}, or use more text')
+      raise errors.DataError(f'streams of the {split} split: its {len(ids_N)} tokens in {streams} '
+                             f'streams ({field}) are {length} tokens each, fewer than {need}: '
+                             f'lower {field}{"" if train else " (0: batch_size)"}'
+                             f'{" or config.data.seq_len" if train else ""}, or use more text')
     starts_b = (process_index * batch_size + np.arange(batch_size)) * length
     offsets_L = np.arange(T + 1)
 
@@ -138,7 +146,8 @@ class Data:
       k = step % windows
       positions_L = k * T + offsets_L
       batch = format_window(ids_N[starts_b[:, None] + np.minimum(positions_L, length - 1)])
-      batch['weights'] *= (positions_L[1:] < length).astype(np.float32)  # eval's last window: past the stream
+      # eval's last window: past the stream
+      batch['weights'] *= (positions_L[1:] < length).astype(np.float32)
       if train:
         batch['reset'] = np.full(batch_size, float(k == 0), np.float32)
       return batch
@@ -148,8 +157,9 @@ class Data:
     return _prefetched(steps.map(batch_at))
 
   def steps_per_epoch(self, batch_size: int, streams: bool = False) -> float:
-    """Training steps of `batch_size` global rows that one epoch takes: the train split's examples over the batch
-    (`train_batches`), or with `streams` each stream's whole windows (`stream_batches`)."""
+    """Training steps of `batch_size` global rows that one epoch takes: the train split's examples
+    over the batch (`train_batches`), or with `streams` each stream's whole windows
+    (`stream_batches`)."""
     if streams:
       return float((len(self.tokens['train']) // batch_size - 1) // self.seq_len)
     return self._split('train').size / batch_size
@@ -159,9 +169,11 @@ class Data:
     return self.decoder(tokens)
 
   def encode(self, text: str) -> np.ndarray:
-    """Token ids int32 [n] of `text`; ValueError for a task without a text form or text outside the vocabulary."""
+    """Token ids int32 [n] of `text`; ValueError for a task without a text form or text outside the
+    vocabulary."""
     if self.encoder is None:
-      raise ValueError('this dataset has no text form to encode: its tokens come from its own examples')
+      raise ValueError(
+          'this dataset has no text form to encode: its tokens come from its own examples')
     return np.asarray(self.encoder(text), np.int32)
 
   def _split(self, split: str) -> Examples:
@@ -207,15 +219,16 @@ def _stack(examples: Sequence[Batch]) -> Batch:
 
 
 def with_bits_per_char(metrics: dict[str, float], data: Data, split: str) -> dict[str, float]:
-  """Adds `bits_per_char` to a split's LM metrics where the data is running text: bits/token over the split's
-  characters per token (its text's characters over its tokens), which compares models of any tokenization."""
+  """Adds `bits_per_char` to a split's LM metrics where the data is running text: bits/token over
+  the split's characters per token (its text's characters over its tokens), which compares models of
+  any tokenization."""
   chars_per_token = data.meta.get('chars_per_token', {}).get(split)
   if not chars_per_token or 'bits_per_token' not in metrics:
     return metrics
   unk = data.meta.get('unk_fraction', {}).get(split)
   return {**metrics, 'bits_per_char': metrics['bits_per_token'] / chars_per_token,
-          # word tokens: the share of the split's tokens that are <unk>, whose bits stand for many words' (so a word
-          # model's bits/char is a lower bound where it is large)
+          # word tokens: the share of the split's tokens that are <unk>, whose bits stand for many
+          # words' (so a word model's bits/char is a lower bound where it is large)
           **({'unk_fraction': unk} if unk is not None else {})}
 
 
@@ -247,28 +260,31 @@ def data_dir(data_cfg) -> str:
   return os.path.abspath(os.path.expanduser(data_cfg.data_dir or DEFAULT_DATA_DIR))
 
 
-PATH_FIELDS = ('path', 'src_path', 'tgt_path', 'data_dir')  # data config fields that name local files or folders
+# data config fields that name local files or folders
+PATH_FIELDS = ('path', 'src_path', 'tgt_path', 'data_dir')
 
 
 def with_absolute_paths(data_cfg: dict) -> dict:
-  """A data config (a dict, as config.json holds it) whose non-empty PATH_FIELDS are absolute: a run's record reads
-  from any directory (the analysis commands), not only the one it was launched from."""
-  return {k: os.path.abspath(os.path.expanduser(v)) if k in PATH_FIELDS and isinstance(v, str) and v else v
-          for k, v in data_cfg.items()}
+  """A data config (a dict, as config.json holds it) whose non-empty PATH_FIELDS are absolute: a
+  run's record reads from any directory (the analysis commands), not only the one it was launched
+  from."""
+  return {k: os.path.abspath(os.path.expanduser(v)) if k in PATH_FIELDS and isinstance(v, str) and v
+          else v for k, v in data_cfg.items()}
 
 
 
 
 def changed_files(recorded: Mapping[str, str], now: Mapping[str, str]) -> str:
-  """'' when the files read now are those recorded (same paths, same bytes), else what differs, in words."""
+  """'' when the files read now are those recorded (same paths, same bytes), else what differs, in
+  words."""
   changed = [f for f in sorted(recorded) if f in now and now[f] != recorded[f]]
   if changed:
     more = f' (and {len(changed) - 1} more)' if len(changed) > 1 else ''
     return f'{changed[0]}{more} changed since the run began'
   if set(recorded) != set(now):
     gone, new = sorted(set(recorded) - set(now)), sorted(set(now) - set(recorded))
-    return '; '.join(([f'{", ".join(gone)} it read {"are" if len(gone) > 1 else "is"} gone'] if gone else []) +
-                     ([f'it did not read {", ".join(new)}'] if new else []))
+    return '; '.join(([f'{", ".join(gone)} it read {"are" if len(gone) > 1 else "is"} gone'] if gone
+                      else []) + ([f'it did not read {", ".join(new)}'] if new else []))
   return ''
 
 
@@ -355,11 +371,13 @@ def check_no_byte_level(d) -> None:
 def check_no_tokenizer(d) -> None:
   """data.tokenizer is 'auto' for a dataset with its own tokens."""
   check(d.get('tokenizer', 'auto') == 'auto', f'config.data.tokenizer={d.tokenizer!r} '
-        f"applies to data.name='text' and translation data ({d.name!r} has its own tokens): leave it 'auto'")
+        f"applies to data.name='text' and translation data ({d.name!r} has its own "
+        "tokens): leave it 'auto'")
 
 
 def check_split_files(field: str, path: str, what: str) -> None:
-  """A '{split}' path names existing train and validation files (test optional), under any of their names."""
+  """A '{split}' path names existing train and validation files (test optional), under any of their
+  names."""
   found = builders.split_files(path)
   for split, names in builders.SPLIT_NAMES.items():  # a split's file there, but not a regular one
     there = [p for n in names
@@ -403,4 +421,5 @@ class Dataset:
   # data_cfg -> data.tokenizer as the dataset applies it; '' where its tokens are its own
   tokenizer_name: Callable[[Any], str] = _own_tokens
   text: bool = False  # natural text where every token is real (a biLM learns from all of them)
-  streams: bool = False  # one running text per split: windows readable as streams (train.carry_state)
+  # one running text per split: windows readable as streams (train.carry_state)
+  streams: bool = False

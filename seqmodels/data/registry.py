@@ -1,8 +1,8 @@
 """Dataset registry: config.data.name -> its `Dataset` (kind, prepare, load, checks, local files).
 
 Each dataset module ends with its entries (a dict DATASETS); adding a family of datasets is one
-module and one line in FAMILIES. Generic code asks an entry (`kind`, `text`, `streams`, ...), never a
-name.
+module and one line in FAMILIES. Generic code asks an entry (`kind`, `text`, `streams`, ...), never
+a name.
 """
 
 import fcntl
@@ -54,8 +54,8 @@ def load(data_cfg) -> core.Data:
 
 
 def local_files(data_cfg) -> list[str]:
-  """The local files the dataset of `data_cfg` is made from, absolute, each split's; [] for generated and TFDS
-  data. Files that do not exist are left out (the loaders name them)."""
+  """The local files the dataset of `data_cfg` is made from, absolute, each split's; [] for
+  generated and TFDS data. Files that do not exist are left out (the loaders name them)."""
   entry = DATASETS.get(data_cfg.name)
   return entry.local_files(data_cfg) if entry else []
 

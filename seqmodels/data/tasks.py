@@ -39,7 +39,8 @@ def _sample_length(rng: np.random.Generator, min_len: int, max_len: int) -> int:
 def seq_example(
     task: str, *, seed: int, split: str, index: int, min_len: int, max_len: int, num_symbols: int
 ) -> dict[str, np.ndarray]:
-  """Copy / reverse / sort: `inputs` uniform symbols in [0, num_symbols), `targets` = task(inputs)."""
+  """Copy / reverse / sort: `inputs` uniform symbols in [0, num_symbols), `targets` =
+  task(inputs)."""
   rng = example_rng(seed, split, index)
   length = _sample_length(rng, min_len, max_len)
   inputs_T = rng.integers(0, num_symbols, size=length, dtype=np.int32)

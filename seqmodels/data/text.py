@@ -18,12 +18,13 @@ from seqmodels.data.core import BOS, EOS, NUM_SPECIALS, PAD
 def tokenizer_name(data_cfg) -> str:
   """data.tokenizer as `text` uses it: 'auto' is characters (bytes with data.byte_level).
 
-  A config.json written before `text` took a tokenizer (it has no data.min_count) holds the translation default
-  'unigram' there; its text was characters.
+  A config.json written before `text` took a tokenizer (it has no data.min_count) holds the
+  translation default 'unigram' there; its text was characters.
   """
   name = data_cfg.get('tokenizer', 'auto')
   legacy = name == 'unigram' and 'min_count' not in data_cfg
-  return ('byte' if data_cfg.get('byte_level', False) else 'char') if name == 'auto' or legacy else name
+  return (('byte' if data_cfg.get('byte_level', False) else 'char') if name == 'auto' or legacy
+          else name)
 
 
 def _local_text_config(data_cfg) -> builders.LocalTextConfig:
@@ -58,7 +59,8 @@ def _text_windows(ids: Mapping[str, np.ndarray], data_cfg) -> dict[str, core.Exa
 
 
 def _windows(ids_N: np.ndarray, seq_len: int, stride: int) -> core.Examples:
-  """Windows of seq_len + 1 tokens starting every `stride` tokens, gathered without copies up front."""
+  """Windows of seq_len + 1 tokens starting every `stride` tokens, gathered without copies up
+  front."""
   starts = builders.window_starts(len(ids_N), seq_len + 1, stride)
   offsets = np.arange(seq_len + 1)
   window = lambda indices: core.format_window(ids_N[starts[indices][:, None] + offsets])
@@ -82,10 +84,11 @@ def _load_text(data_cfg, directory: str) -> core.Data:
   sources = core.sources(f'{builders.LocalText.name}/{config.name}', splits, directory)
   metadata = sources['train'].dataset_info.metadata
   tokenizer = builders.text_tokenizer(metadata)
-  ids = {split: np.concatenate([src[i]['tokens'] for i in range(len(src))] or [np.zeros(0, np.int32)])
-         for split, src in sources.items()}
+  ids = {split: np.concatenate([src[i]['tokens'] for i in range(len(src))] or
+                               [np.zeros(0, np.int32)]) for split, src in sources.items()}
   characters = metadata.get('characters', {})
-  if tokenizer_name(data_cfg) == 'byte':  # the ids of lm1b, mlm and classify data: pre-training fits them
+  # the ids of lm1b, mlm and classify data: pre-training fits them
+  if tokenizer_name(data_cfg) == 'byte':
     chars, tokenizer = tokenizer, tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
     ids = {split: tokenizer.encode(chars.decode(split_ids)) for split, split_ids in ids.items()}
   distinct = np.unique(ids['train'])
@@ -99,17 +102,21 @@ def _load_text(data_cfg, directory: str) -> core.Data:
   for split, split_ids in ids.items():
     if len(split_ids) < data_cfg.seq_len + 1:
       raise errors.DataError(
-          f'the {split} split of config.data.path={data_cfg.path!r} has {len(split_ids)} tokens, fewer than one '
-          f'window of config.data.seq_len + 1 = {data_cfg.seq_len + 1}: lower seq_len or use more text')
+          f'the {split} split of config.data.path={data_cfg.path!r} has {len(split_ids)} tokens, '
+          f'fewer than one window of config.data.seq_len + 1 = {data_cfg.seq_len + 1}: lower '
+          'seq_len or use more text')
   chars_per_token = {split: characters[split] / len(split_ids) for split, split_ids in ids.items()
                      if split in characters}
   meta = {'chars_per_token': chars_per_token}
-  if isinstance(tokenizer, tokenizers.WordTokenizer):  # <unk> stands for many words: reported with bits/char
+  # <unk> stands for many words: reported with bits/char
+  if isinstance(tokenizer, tokenizers.WordTokenizer):
     unk_id = tokenizer.words.index(tokenizers.UNK_WORD)
-    meta['unk_fraction'] = {split: float(np.mean(split_ids == unk_id)) for split, split_ids in ids.items()}
+    meta['unk_fraction'] = {split: float(np.mean(split_ids == unk_id))
+                            for split, split_ids in ids.items()}
   if 'text' in config.files:  # why there is no test split, for train.test_eval's error
-    meta['no_test'] = (f'a single file is split {builders.TRAIN_FRACTION:.0%}/{1 - builders.TRAIN_FRACTION:.0%} '
-                       'into train and validation')
+    meta['no_test'] = ('a single file is split '
+                       f'{builders.TRAIN_FRACTION:.0%}/{1 - builders.TRAIN_FRACTION:.0%} into '
+                       'train and validation')
   elif 'test' not in ids:
     meta['no_test'] = f'no test file matches {builders.split_file_names(config.path, "test")}'
   return core.Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),

@@ -31,7 +31,8 @@ class CharTokenizer:
   def encode(self, text: str, chunk: int = 1 << 22) -> np.ndarray:
     """Returns int32 ids [len(text)]; raises ValueError on characters outside the vocabulary.
 
-    Works through `chunk` characters at a time, so a corpus of N characters needs about 4N bytes beyond the text.
+    Works through `chunk` characters at a time, so a corpus of N characters needs about 4N bytes
+    beyond the text.
     """
     ids = np.empty(len(text), np.int32)
     for start in range(0, len(text), chunk):
@@ -40,7 +41,8 @@ class CharTokenizer:
       found = np.minimum(np.searchsorted(self._codepoints, codepoints), self.vocab_size - 1)
       unknown = self._codepoints[found] != codepoints
       if unknown.any():
-        raise ValueError(f'Characters not in vocabulary: {sorted({piece[i] for i in np.flatnonzero(unknown)})}')
+        raise ValueError(
+            f'Characters not in vocabulary: {sorted({piece[i] for i in np.flatnonzero(unknown)})}')
       ids[start:start + len(piece)] = found
     return ids
 
@@ -77,16 +79,19 @@ class ByteTokenizer:
     return (ids - self.offset).astype(np.uint8).tobytes().decode('utf-8', errors='replace')
 
 
-# ---- tokenizers of running text by lines: a newline is an end-of-line token, so the layout survives ----------
+# ---- tokenizers of running text by lines: a newline is an end-of-line token, so the layout
+# survives ----------
 
 UNK_WORD, EOS_WORD = '<unk>', '<eos>'
 
 
 class WordTokenizer:
-  """Whitespace-separated words; every newline is the token '<eos>' (WikiText and PyTorch's word_language_model).
+  """Whitespace-separated words; every newline is the token '<eos>' (WikiText and PyTorch's
+  word_language_model).
 
-  Id 0 is '<unk>' (words outside the vocabulary, and a corpus's own '<unk>', as WikiText writes its rare words),
-  1 is '<eos>', then the vocabulary: the training words seen at least `min_count` times, most frequent first.
+  Id 0 is '<unk>' (words outside the vocabulary, and a corpus's own '<unk>', as WikiText writes its
+  rare words), 1 is '<eos>', then the vocabulary: the training words seen at least `min_count`
+  times, most frequent first.
   """
 
   def __init__(self, words: Sequence[str]):
@@ -121,7 +126,8 @@ class WordTokenizer:
 
 
 def _split_lines(ids, eol: int) -> list[list[int]]:
-  """Token ids cut into lines at each `eol` id (dropped); the last line is what follows the last one."""
+  """Token ids cut into lines at each `eol` id (dropped); the last line is what follows the last
+  one."""
   lines, line = [], []
   for i in np.asarray(ids).reshape(-1).tolist():
     if i == eol:
@@ -145,35 +151,42 @@ SP_PAD, SP_BOS, SP_EOS, SP_UNK = 0, 1, 2, 3
 SP_SPECIALS = 4
 
 
-def train_sentencepiece(sentences: Iterable[str], vocab_size: int, model_type: str, lossless: bool = False) -> bytes:
-  """A sentencepiece model ('unigram' or 'bpe', Kudo 2018 / Sennrich et al. 2016) of the sentences, serialized.
+def train_sentencepiece(sentences: Iterable[str], vocab_size: int, model_type: str,
+                        lossless: bool = False) -> bytes:
+  """A sentencepiece model ('unigram' or 'bpe', Kudo 2018 / Sennrich et al. 2016) of the sentences,
+  serialized.
 
-  The vocabulary size is a soft limit (a small corpus gets fewer pieces); every character is covered.
-  `lossless` (language models): no NFKC normalization, every space kept, and characters never seen in training
-  spelled as UTF-8 byte pieces, so decoding gives back the text exactly; otherwise (translation) sentencepiece's
-  defaults, which fold runs of spaces and map unseen characters to UNK.
+  The vocabulary size is a soft limit (a small corpus gets fewer pieces); every character is
+  covered. `lossless` (language models): no NFKC normalization, every space kept, and characters
+  never seen in training spelled as UTF-8 byte pieces, so decoding gives back the text exactly;
+  otherwise (translation) sentencepiece's defaults, which fold runs of spaces and map unseen
+  characters to UNK.
   """
   import sentencepiece as spm  # only subword data needs it
   model = io.BytesIO()
-  exact = dict(normalization_rule_name='identity', remove_extra_whitespaces=False, byte_fallback=True)
+  exact = dict(normalization_rule_name='identity', remove_extra_whitespaces=False,
+               byte_fallback=True)
   try:
     spm.SentencePieceTrainer.train(
-        sentence_iterator=(s for s in sentences if s.strip()), model_writer=model, vocab_size=vocab_size,
-        model_type=model_type, pad_id=SP_PAD, bos_id=SP_BOS, eos_id=SP_EOS, unk_id=SP_UNK,
-        character_coverage=1.0, hard_vocab_limit=False, input_sentence_size=2_000_000,
-        shuffle_input_sentence=True, num_threads=2, minloglevel=2, **(exact if lossless else {}))
+        sentence_iterator=(s for s in sentences if s.strip()), model_writer=model,
+        vocab_size=vocab_size, model_type=model_type, pad_id=SP_PAD, bos_id=SP_BOS, eos_id=SP_EOS,
+        unk_id=SP_UNK, character_coverage=1.0, hard_vocab_limit=False,
+        input_sentence_size=2_000_000, shuffle_input_sentence=True, num_threads=2, minloglevel=2,
+        **(exact if lossless else {}))
   except RuntimeError as e:
     needed = re.search(r'smaller than required_chars\. \d+ vs (\d+)', str(e))
     if needed is None:
       raise
-    raise ValueError(f'a vocabulary of {vocab_size} pieces is smaller than the {needed.group(1)} that the '
-                     'characters of the text' + (' and the 256 byte pieces' if lossless else '') +
-                     f' need: use a vocab_size of at least {needed.group(1)}') from e
+    raise ValueError(
+        f'a vocabulary of {vocab_size} pieces is smaller than the {needed.group(1)} that the '
+        'characters of the text' + (' and the 256 byte pieces' if lossless else '') +
+        f' need: use a vocab_size of at least {needed.group(1)}') from e
   return model.getvalue()
 
 
 class SubwordTokenizer:
-  """A sentencepiece model with the ids above (PAD 0, BOS 1, EOS 2, UNK 3): sentences in, id lists out."""
+  """A sentencepiece model with the ids above (PAD 0, BOS 1, EOS 2, UNK 3): sentences in, id lists
+  out."""
 
   def __init__(self, path: str | None = None, *, model_proto: bytes | None = None):
     import sentencepiece as spm
@@ -192,8 +205,8 @@ class SubwordTokenizer:
 
 
 class SubwordLines:
-  """Running text as sentencepiece pieces, each line's pieces followed by EOS where a newline was (as lm1b's
-  sentences end), so a subword LM learns the text's layout as a character LM does."""
+  """Running text as sentencepiece pieces, each line's pieces followed by EOS where a newline was
+  (as lm1b's sentences end), so a subword LM learns the text's layout as a character LM does."""
 
   def __init__(self, model_proto: bytes):
     self.model_proto = model_proto

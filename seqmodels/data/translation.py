@@ -1,19 +1,24 @@
-"""Translation data: parallel text as TF-free TFDS array_record datasets, subword tokenizers, BLEU/chrF.
+"""Translation data: parallel text as TF-free TFDS array_record datasets, subword tokenizers,
+BLEU/chrF.
 
 Datasets (config.data.name):
-  toy_translation             generated here (no download): a word-substitution cipher with local reordering
-                              (`toy_translate`): source words from `num_symbols` pseudo-words; each becomes its
-                              target word, and "adjective noun" becomes "noun adjective", as English -> French.
-  parallel_text               local files, one sentence per line: data.src_path / data.tgt_path with '{split}'
-                              (train, validation, test; test is optional), e.g. 'corpus/{split}.de'.
-  wmt14_translate/de-en, ted_hrlr_translate/pt_to_en   the online TFDS sets (source -> target in name order).
-Tokenizers (data.tokenizer): 'unigram' (also 'auto') or 'bpe' sentencepiece models trained on the training split
-(shared or separate vocabularies, data.shared_vocab), saved under <data_dir>/translation_tokenizers/; or 'char' /
-'byte'.
+  toy_translation             generated here (no download): a word-substitution cipher with local
+                              reordering (`toy_translate`): source words from `num_symbols`
+                              pseudo-words; each becomes its target word, and "adjective noun"
+                              becomes "noun adjective", as English -> French.
+  parallel_text               local files, one sentence per line: data.src_path / data.tgt_path with
+                              '{split}' (train, validation, test; test is optional), e.g.
+                              'corpus/{split}.de'.
+  wmt14_translate/de-en, ted_hrlr_translate/pt_to_en   the online TFDS sets (source -> target in
+                                                       name order).
+Tokenizers (data.tokenizer): 'unigram' (also 'auto') or 'bpe' sentencepiece models trained on the
+training split (shared or separate vocabularies, data.shared_vocab), saved under
+<data_dir>/translation_tokenizers/; or 'char' / 'byte'.
 Ids: PAD 0, BOS 1, EOS 2, UNK 3, then the vocabulary.
 
 Batches (kind 'seq2seq'): src int32 [b, S], src_len int32 [b], tgt_in int32 [b, T] (BOS + target),
-tgt_out int32 [b, T] (target + EOS), weights float32 [b, T]; S = T = data.seq_len (longer sentences are cut).
+tgt_out int32 [b, T] (target + EOS), weights float32 [b, T]; S = T = data.seq_len (longer sentences
+are cut).
 
 attention_maps.npz (written by seqmodels.models.seq2seq.final_eval, read by seqmodels.report):
   count int; for i < count: weights_{i} float32 [T_i, S_i] (target x source, rows sum to 1),
@@ -50,13 +55,15 @@ _TGT_CONSONANTS, _TGT_VOWELS = 'fhjvwxz', 'aeiouy'
 MAX_TOY_WORDS = (len(_TGT_CONSONANTS) * len(_TGT_VOWELS)) ** 2  # 1764
 
 
-# ---- the toy task --------------------------------------------------------------------------------------------
+# ---- the toy task --------------------------------------------------------------------------------
 
 def _word(i: int, consonants: str, vowels: str) -> str:
-  """The i-th two-syllable pseudo-word (consonant + vowel syllables); unique for i < MAX_TOY_WORDS."""
+  """The i-th two-syllable pseudo-word (consonant + vowel syllables); unique for i <
+  MAX_TOY_WORDS."""
   syllables = [c + v for c in consonants for v in vowels]
   n = len(syllables)
-  return syllables[i % n] + syllables[(i // n + 7 * i) % n]  # a bijection of i < n^2 onto syllable pairs
+  # a bijection of i < n^2 onto syllable pairs
+  return syllables[i % n] + syllables[(i // n + 7 * i) % n]
 
 
 @functools.lru_cache(maxsize=8)
@@ -73,7 +80,8 @@ def is_adjective(word_id: int, num_words: int) -> bool:
 
 
 def toy_translate(src_ids: Sequence[int], num_words: int) -> list[int]:
-  """The definition: word ids in target order; every adjective followed by a non-adjective swaps with it."""
+  """The definition: word ids in target order; every adjective followed by a non-adjective swaps
+  with it."""
   out, i = [], 0
   while i < len(src_ids):
     if (i + 1 < len(src_ids) and is_adjective(src_ids[i], num_words)
@@ -88,7 +96,8 @@ def toy_translate(src_ids: Sequence[int], num_words: int) -> list[int]:
 
 def toy_example(*, seed: int, split: str, index: int, min_len: int, max_len: int,
                 num_words: int) -> dict[str, str]:
-  """Example `index` of `split`: {'src': sentence, 'tgt': its translation}, from its own random stream."""
+  """Example `index` of `split`: {'src': sentence, 'tgt': its translation}, from its own random
+  stream."""
   rng = tasks.example_rng(seed, split, index)
   ids = rng.integers(0, num_words, size=int(rng.integers(min_len, max_len + 1))).tolist()
   src_words, tgt_words = toy_lexicon(num_words, seed)
@@ -96,11 +105,12 @@ def toy_example(*, seed: int, split: str, index: int, min_len: int, max_len: int
           'tgt': ' '.join(tgt_words[i] for i in toy_translate(ids, num_words))}
 
 
-# ---- TFDS builder --------------------------------------------------------------------------------------------
+# ---- TFDS builder --------------------------------------------------------------------------------
 
 @dataclasses.dataclass(eq=False, kw_only=True)
 class ParallelConfig(tfds.core.BuilderConfig):
-  """A parallel corpus: the toy task (its parameters) or local files (their paths and content digest)."""
+  """A parallel corpus: the toy task (its parameters) or local files (their paths and content
+  digest)."""
   params: dict
 
 
@@ -116,16 +126,19 @@ def _file_digest(src_path: str, tgt_path: str) -> tuple[str, dict[str, tuple[str
 
 
 def parallel_config(data_cfg) -> ParallelConfig:
-  """The builder config of data_cfg (toy_translation or parallel_text), named by all its parameters."""
+  """The builder config of data_cfg (toy_translation or parallel_text), named by all its
+  parameters."""
   if data_cfg.name == TOY:
     params = {'task': TOY, 'min_len': data_cfg.min_len, 'max_len': data_cfg.max_len,
               'num_words': data_cfg.num_symbols, 'seed': data_cfg.seed,
               'sizes': {'train': data_cfg.num_train, 'validation': data_cfg.num_validation,
                         'test': data_cfg.num_test}}
-    name = (f'toy_w{data_cfg.num_symbols}_len{data_cfg.min_len}-{data_cfg.max_len}_n{data_cfg.num_train}-'
+    name = (f'toy_w{data_cfg.num_symbols}_len{data_cfg.min_len}-{data_cfg.max_len}_n'
+            f'{data_cfg.num_train}-'
             f'{data_cfg.num_validation}-{data_cfg.num_test}_seed{data_cfg.seed}')
     return ParallelConfig(name=name, params=params)
-  src_path, tgt_path = (os.path.abspath(os.path.expanduser(p)) for p in (data_cfg.src_path, data_cfg.tgt_path))
+  src_path, tgt_path = (os.path.abspath(os.path.expanduser(p))
+                        for p in (data_cfg.src_path, data_cfg.tgt_path))
   digest, files = _file_digest(src_path, tgt_path)
   stem = re.sub(r'\W', '_', os.path.basename(src_path.format(split='')))[:30]
   return ParallelConfig(name=f'files_{stem}_{digest[:16]}', params={'task': FILES, 'files': files,
@@ -133,15 +146,18 @@ def parallel_config(data_cfg) -> ParallelConfig:
 
 
 class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Sentence pairs {'src', 'tgt'} (text) per split, in file / index order; empty pairs are skipped."""
+  """Sentence pairs {'src', 'tgt'} (text) per split, in file / index order; empty pairs are
+  skipped."""
 
-  # 1.1.0: lines split at '\n' only (1.0.0 also split at U+2028, \x0c, ... inside a line, misaligning the pairs);
-  # 1.2.0: a UTF-8 byte order mark is no longer part of a file's first sentence.
+  # 1.1.0: lines split at '\n' only (1.0.0 also split at U+2028, \x0c, ... inside a line,
+  # misaligning the pairs); 1.2.0: a UTF-8 byte order mark is no longer part of a file's first
+  # sentence.
   VERSION = tfds.core.Version('1.2.0')
   code_path = _CODE_PATH
 
   def _info(self) -> tfds.core.DatasetInfo:
-    features = tfds.features.FeaturesDict({'src': tfds.features.Text(), 'tgt': tfds.features.Text()})
+    features = tfds.features.FeaturesDict({'src': tfds.features.Text(),
+                                           'tgt': tfds.features.Text()})
     return tfds.core.DatasetInfo(builder=self, description=json.dumps(self.builder_config.params),
                                  features=features, disable_shuffling=True)
 
@@ -149,7 +165,8 @@ class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     del dl_manager  # local
     p = self.builder_config.params
     if p['task'] == TOY:
-      return {split: self._generate_examples(split=split, n=n) for split, n in p['sizes'].items() if n > 0}
+      return {split: self._generate_examples(split=split, n=n) for split, n in p['sizes'].items()
+              if n > 0}
     return {split: self._generate_examples(paths=pair) for split, pair in p['files'].items()}
 
   def _generate_examples(self, split: str = '', n: int = 0, paths: tuple[str, str] | None = None):
@@ -164,23 +181,25 @@ class ParallelText(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _files(self, src_path: str, tgt_path: str):
     src, tgt = builders.read_lines(src_path), builders.read_lines(tgt_path)
     if len(src) != len(tgt):
-      raise errors.DataError(f'{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: the files must '
-                               'align, one sentence pair per line')
-    pairs = [(index, s.strip(), t.strip()) for index, (s, t) in enumerate(zip(src, tgt)) if s.strip() and t.strip()]
+      raise errors.DataError(f'{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: the '
+                             'files must align, one sentence pair per line')
+    pairs = [(index, s.strip(), t.strip()) for index, (s, t) in enumerate(zip(src, tgt))
+             if s.strip() and t.strip()]
     if not pairs:
-      raise errors.DataError(f'{src_path} and {tgt_path} hold no sentence pair (no line non-empty on both '
-                               'sides): fill them, one sentence per line')
+      raise errors.DataError(f'{src_path} and {tgt_path} hold no sentence pair (no line non-empty '
+                             'on both sides): fill them, one sentence per line')
     for index, s, t in pairs:
       yield index, {'src': s, 'tgt': t}
 
 
-# ---- tokenizers ----------------------------------------------------------------------------------------------
+# ---- tokenizers ----------------------------------------------------------------------------------
 
 SubwordTokenizer = tokenizers.SubwordTokenizer
 
 
 class CharLevel:
-  """Characters of the training text (id = NUM_SPECIALS + rank) or UTF-8 bytes (id = NUM_SPECIALS + byte)."""
+  """Characters of the training text (id = NUM_SPECIALS + rank) or UTF-8 bytes (id = NUM_SPECIALS +
+  byte)."""
 
   def __init__(self, chars: str | None):
     self.chars = chars  # None: bytes
@@ -204,7 +223,8 @@ class CharLevel:
     return [self.decode([i]) if i >= NUM_SPECIALS else _SPECIAL_PIECES[i] for i in ids]
 
 
-_SPECIAL_PIECES = {PAD: '<pad>', BOS: '<s>', EOS: '</s>', UNK: '<unk>'}  # as sentencepiece names them
+# as sentencepiece names them
+_SPECIAL_PIECES = {PAD: '<pad>', BOS: '<s>', EOS: '</s>', UNK: '<unk>'}
 
 
 _SIDES = {'src': 'source', 'tgt': 'target', 'shared': 'source and target'}
@@ -225,16 +245,19 @@ def _corpus(data_cfg) -> str:
 
 def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: str,
                    create: bool) -> tuple[Any, Any]:
-  """(source, target) tokenizers of data_cfg, trained on the training pairs (and saved) when `create`."""
+  """(source, target) tokenizers of data_cfg, trained on the training pairs (and saved) when
+  `create`."""
   tok = tokenizer_name(data_cfg)  # 'auto' is 'unigram'
   if tok == 'byte':
     return CharLevel(None), CharLevel(None)
   os.makedirs(directory, exist_ok=True)
   sides = ['shared'] if data_cfg.shared_vocab else ['src', 'tgt']
-  paths = {side: os.path.join(directory, f'{tok}{data_cfg.vocab_size if tok != "char" else ""}_{side}')
-           for side in sides}
-  texts = lambda side: ([s for s, _ in train_pairs] if side == 'src' else [t for _, t in train_pairs]
-                        if side == 'tgt' else [x for pair in train_pairs for x in pair])
+  paths = {
+      side: os.path.join(directory, f'{tok}{data_cfg.vocab_size if tok != "char" else ""}_{side}')
+      for side in sides}
+  texts = lambda side: ([s for s, _ in train_pairs] if side == 'src'
+                        else [t for _, t in train_pairs] if side == 'tgt'
+                        else [x for pair in train_pairs for x in pair])
   out = {}
   for side, prefix in paths.items():
     if tok == 'char':
@@ -247,17 +270,19 @@ def tokenizers_for(data_cfg, train_pairs: Sequence[tuple[str, str]], directory: 
       if create and not os.path.exists(prefix + '.model'):
         try:
           model = tokenizers.train_sentencepiece(texts(side), data_cfg.vocab_size, tok)
-        except ValueError as e:  # a vocabulary too small for the characters: the message says how large
-          raise errors.DataError(f'config.data.vocab_size={data_cfg.vocab_size} for the {_SIDES[side]} text of '
-                                   f'{_corpus(data_cfg)}: {e}') from e
+        except ValueError as e:
+          # a vocabulary too small for the characters: the message says how large
+          raise errors.DataError(f'config.data.vocab_size={data_cfg.vocab_size} for the '
+                                 f'{_SIDES[side]} text of {_corpus(data_cfg)}: {e}') from e
         with open(prefix + '.model.tmp', 'wb') as f:
           f.write(model)
-        os.replace(prefix + '.model.tmp', prefix + '.model')  # whole or absent: a kill leaves no half model
+        # whole or absent: a kill leaves no half model
+        os.replace(prefix + '.model.tmp', prefix + '.model')
       out[side] = SubwordTokenizer(prefix + '.model')
   return (out['shared'], out['shared']) if data_cfg.shared_vocab else (out['src'], out['tgt'])
 
 
-# ---- prepare / load ------------------------------------------------------------------------------------------
+# ---- prepare / load ------------------------------------------------------------------------------
 
 def _source_name(data_cfg) -> tuple[str, str, str]:
   """(tfds name to read, source feature, target feature)."""
@@ -271,7 +296,8 @@ def _text(x) -> str:
 
 
 def _read_all(source, chunk: int = 8192) -> list:
-  """Every record of a data source, read in chunks (one record at a time where __getitems__ is missing)."""
+  """Every record of a data source, read in chunks (one record at a time where __getitems__ is
+  missing)."""
   try:
     return [ex for i in range(0, len(source), chunk)
             for ex in source.__getitems__(list(range(i, min(i + chunk, len(source)))))]
@@ -292,21 +318,23 @@ def _pairs(data_cfg, directory: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def _tokenizer_dir(data_cfg, directory: str) -> str:
-  """Where the tokenizers of data_cfg's corpus are saved: per ParallelText version too, so a rebuilt dataset
-  never reuses the tokenizers learned from its old examples."""
+  """Where the tokenizers of data_cfg's corpus are saved: per ParallelText version too, so a rebuilt
+  dataset never reuses the tokenizers learned from its old examples."""
   name = _source_name(data_cfg)[0].replace('/', '_')
   return os.path.join(directory, 'translation_tokenizers',
                       name if data_cfg.name in ONLINE else f'{name}_{ParallelText.VERSION}')
 
 
 def prepare(data_cfg, directory: str) -> None:
-  """Builds the dataset (and downloads online ones), then trains and saves the tokenizers (caller holds a lock)."""
+  """Builds the dataset (and downloads online ones), then trains and saves the tokenizers (caller
+  holds a lock)."""
   if data_cfg.name in ONLINE:
     import tensorflow_datasets.translate.ted_hrlr  # registers the builders
     import tensorflow_datasets.translate.wmt14  # noqa: F401
     builder = tfds.builder(data_cfg.name, data_dir=directory, file_format='array_record')
   else:
-    builder = ParallelText(config=parallel_config(data_cfg), data_dir=directory, file_format='array_record')
+    builder = ParallelText(config=parallel_config(data_cfg), data_dir=directory,
+                           file_format='array_record')
   builders.build_if_needed(builder, f'config.data.name={data_cfg.name}')
   pairs = _pairs(data_cfg, directory)
   tokenizers_for(data_cfg, pairs['train'], _tokenizer_dir(data_cfg, directory), create=True)
@@ -314,13 +342,14 @@ def prepare(data_cfg, directory: str) -> None:
 
 def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok, tgt_tok, seq_len: int, split: str,
                  corpus: str) -> dict[str, np.ndarray]:
-  """Token arrays of sentence pairs in the batch layout above (cut to seq_len tokens, EOS kept last); how many
-  sentences of `split` of `corpus` (`_corpus`) were cut is a warning."""
+  """Token arrays of sentence pairs in the batch layout above (cut to seq_len tokens, EOS kept
+  last); how many sentences of `split` of `corpus` (`_corpus`) were cut is a warning."""
   n, L = len(pairs), seq_len
   arrays = {'src': np.zeros((n, L), np.int32), 'src_len': np.zeros((n,), np.int32),
             'tgt_in': np.zeros((n, L), np.int32), 'tgt_out': np.zeros((n, L), np.int32),
             'weights': np.zeros((n, L), np.float32)}
-  srcs = src_tok.encode([s for s, _ in pairs])  # whole lists: sentencepiece encodes them in parallel
+  # whole lists: sentencepiece encodes them in parallel
+  srcs = src_tok.encode([s for s, _ in pairs])
   tgts = tgt_tok.encode([t for _, t in pairs])
   for i, (src, tgt) in enumerate(zip(srcs, tgts)):
     src, tgt = src[:L], tgt[:L - 1]
@@ -331,21 +360,24 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], src_tok, tgt_tok, seq_len: in
     arrays['weights'][i, :len(tgt) + 1] = 1.0
   cut_src, cut_tgt = sum(len(x) > L for x in srcs), sum(len(x) > L - 1 for x in tgts)
   if cut_src or cut_tgt:
-    builders.warn_once('the %s split of %s: %d of its %d source sentences (%.1f%%) are longer than '
-                       'config.data.seq_len=%d tokens and %d targets (%.1f%%) longer than %d (seq_len less their '
-                       'EOS): they are cut; raise config.data.seq_len to keep them whole', split, corpus, cut_src, n,
-                       100 * cut_src / n, L, cut_tgt, 100 * cut_tgt / n, L - 1)
+    builders.warn_once(
+        'the %s split of %s: %d of its %d source sentences (%.1f%%) are longer than '
+        'config.data.seq_len=%d tokens and %d targets (%.1f%%) longer than %d (seq_len less their '
+        'EOS): they are cut; raise config.data.seq_len to keep them whole', split, corpus, cut_src,
+        n, 100 * cut_src / n, L, cut_tgt, 100 * cut_tgt / n, L - 1)
   return arrays
 
 
 def load(data_cfg, directory: str) -> core.Data:
   """The prepared dataset as core.Data(kind='seq2seq'); meta holds texts and tokenizers for BLEU."""
   pairs = _pairs(data_cfg, directory)
-  src_tok, tgt_tok = tokenizers_for(data_cfg, pairs['train'], _tokenizer_dir(data_cfg, directory), create=False)
+  src_tok, tgt_tok = tokenizers_for(data_cfg, pairs['train'], _tokenizer_dir(data_cfg, directory),
+                                    create=False)
   splits = {}
   for split, split_pairs in pairs.items():
     arrays = encode_pairs(split_pairs, src_tok, tgt_tok, data_cfg.seq_len, split, _corpus(data_cfg))
-    splits[split] = core.Examples(len(split_pairs), lambda idx, a=arrays: {k: v[idx] for k, v in a.items()})
+    splits[split] = core.Examples(len(split_pairs),
+                                  lambda idx, a=arrays: {k: v[idx] for k, v in a.items()})
   if 'validation' not in splits and 'test' in splits:
     splits['validation'] = splits['test']
     pairs['validation'] = pairs['test']
@@ -353,9 +385,10 @@ def load(data_cfg, directory: str) -> core.Data:
   meta = {'src_vocab_size': src_tok.vocab_size, 'tgt_vocab_size': tgt_tok.vocab_size, 'bos_id': BOS,
           'eos_id': EOS, 'pairs': pairs, 'src_tokenizer': src_tok, 'tgt_tokenizer': tgt_tok}
   if 'test' not in splits and data_cfg.name in (TOY, FILES):  # why, for train.test_eval's error
-    meta['no_test'] = ('config.data.num_test=0' if data_cfg.name == TOY else 'no pair of test files matches '
-                       f'{builders.split_file_names(data_cfg.src_path, "test")} and '
-                       f'{builders.split_file_names(data_cfg.tgt_path, "test")}')
+    meta['no_test'] = ('config.data.num_test=0' if data_cfg.name == TOY
+                       else 'no pair of test files matches '
+                            f'{builders.split_file_names(data_cfg.src_path, "test")} and '
+                            f'{builders.split_file_names(data_cfg.tgt_path, "test")}')
   return core.Data('seq2seq', tgt_tok.vocab_size, data_cfg.seq_len, splits, decode, meta=meta)
 
 
@@ -410,21 +443,24 @@ def _check_bleu_tokenize(name: str) -> None:
   core.check(name in names,
              f'config.decode.bleu_tokenize={name!r} is not a sacrebleu tokenizer: choose one of '
              f'{", ".join(names)} (zh, ja-mecab or char for targets written without spaces)')
-  if name in SPM_MODELS:  # made at the final evaluation, which downloads its sentencepiece model once
+  # made at the final evaluation, which downloads its sentencepiece model once
+  if name in SPM_MODELS:
     return
   try:
     sacrebleu.metrics.BLEU(tokenize=name)
-  except Exception as e:  # pylint: disable=broad-except  # a missing extra: sacrebleu says which to install
+  except Exception as e:
+    # a missing extra: sacrebleu says which to install
     core.check(False, f'config.decode.bleu_tokenize={name!r} cannot run here: '
                f'{" ".join(str(e).split())}')
 
 
-# ---- metrics -------------------------------------------------------------------------------------------------
+# ---- metrics -------------------------------------------------------------------------------------
 
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], bleu_tokenize: str = '13a'
                   ) -> dict[str, Any]:
-  """sacrebleu corpus BLEU, tokenized by its tokenizer `bleu_tokenize` (config.decode.bleu_tokenize: 'zh',
-  'ja-mecab', ... for targets written without spaces), and chrF; with their signatures, which name the tokenizer."""
+  """sacrebleu corpus BLEU, tokenized by its tokenizer `bleu_tokenize` (config.decode.bleu_tokenize:
+  'zh', 'ja-mecab', ... for targets written without spaces), and chrF; with their signatures, which
+  name the tokenizer."""
   import sacrebleu
   bleu, chrf = sacrebleu.metrics.BLEU(tokenize=bleu_tokenize), sacrebleu.metrics.CHRF()
   refs = [list(references)]
@@ -433,9 +469,11 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], bleu_tok
           'bleu_signature': str(bleu.get_signature()), 'chrf_signature': str(chrf.get_signature())}
 
 
-def bleu_by_length(source_lengths: Sequence[int], hypotheses: Sequence[str], references: Sequence[str],
-                   bleu_tokenize: str = '13a', width: int = 5) -> list[dict[str, Any]]:
-  """Corpus BLEU per source-length bucket [lo, lo + width) in tokens (Bahdanau et al. 2015, figure 2)."""
+def bleu_by_length(source_lengths: Sequence[int], hypotheses: Sequence[str],
+                   references: Sequence[str], bleu_tokenize: str = '13a',
+                   width: int = 5) -> list[dict[str, Any]]:
+  """Corpus BLEU per source-length bucket [lo, lo + width) in tokens (Bahdanau et al. 2015, figure
+  2)."""
   import sacrebleu
   bleu = sacrebleu.metrics.BLEU(tokenize=bleu_tokenize)
   buckets: dict[int, list[int]] = {}
@@ -443,11 +481,14 @@ def bleu_by_length(source_lengths: Sequence[int], hypotheses: Sequence[str], ref
     buckets.setdefault(int(n) // width * width, []).append(i)
   return [{'min_len': lo, 'max_len': lo + width - 1, 'sentences': len(buckets[lo]),
            'bleu': bleu.corpus_score([hypotheses[i] for i in buckets[lo]],
-                                     [[references[i] for i in buckets[lo]]]).score} for lo in sorted(buckets)]
+                                     [[references[i] for i in buckets[lo]]]).score}
+          for lo in sorted(buckets)]
 
 
-def save_attention_maps(workdir: str, maps: Sequence[tuple[np.ndarray, list[str], list[str]]]) -> str:
-  """Writes attention_maps.npz (format in the module docstring), and PNG heatmaps if matplotlib imports."""
+def save_attention_maps(workdir: str,
+                        maps: Sequence[tuple[np.ndarray, list[str], list[str]]]) -> str:
+  """Writes attention_maps.npz (format in the module docstring), and PNG heatmaps if matplotlib
+  imports."""
   arrays: dict[str, Any] = {'count': np.asarray(len(maps))}
   for i, (w, src, tgt) in enumerate(maps):
     arrays[f'weights_{i}'] = np.asarray(w, np.float32)

@@ -1,6 +1,8 @@
-"""Evaluations a task adds after training, named by the models' registry entries (`Entry.after_training`)."""
+"""Evaluations a task adds after training, named by the models' registry entries
+(`Entry.after_training`)."""
 
 from seqmodels.evals import translation
 
-# name -> (model, entry.decode_step, params, data, config, workdir) -> metrics merged into the final eval's
+# name -> (model, entry.decode_step, params, data, config, workdir) -> metrics merged into the final
+# eval's
 AFTER_TRAINING = {'translation': translation.evaluate}

@@ -1,9 +1,9 @@
 """The evaluation a translation model adds after training: greedy and beam decoding, BLEU and chrF.
 
-Files written to the workdir: translation_eval.json (scores, sacrebleu signatures, decoding settings, sample
-translations), bleu_by_length.json, and attention_maps.npz (+ PNGs) for models with attention: an RNN decoder's
-own weights, or the Transformer's top encoder-decoder attention averaged over its heads
-(seqmodels.analysis.attention_maps has each head of each layer).
+Files written to the workdir: translation_eval.json (scores, sacrebleu signatures, decoding
+settings, sample translations), bleu_by_length.json, and attention_maps.npz (+ PNGs) for models with
+attention: an RNN decoder's own weights, or the Transformer's top encoder-decoder attention averaged
+over its heads (seqmodels.analysis.attention_maps has each head of each layer).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from seqmodels.layers.attention import layer_order, sown_weights
 def evaluate(model: nn.Module, step_function: Callable[..., Any], params, data, config,
              workdir: str) -> dict[str, float]:
   """Translates config.decode.split greedily and with beam search through the model's
-  `step_function(model, params, src_BxS) -> (decoding.StepFn, cache)` (its registry entry's `decode_step`):
-  corpus BLEU (tokenized as config.decode.bleu_tokenize says) and chrF (sacrebleu); BLEU per source-length
-  bucket and attention maps go to the workdir (the module docstring)."""
+  `step_function(model, params, src_BxS) -> (decoding.StepFn, cache)` (its registry entry's
+  `decode_step`): corpus BLEU (tokenized as config.decode.bleu_tokenize says) and chrF (sacrebleu);
+  BLEU per source-length bucket and attention maps go to the workdir (the module docstring)."""
   dc = config.decode
   split = dc.split
   pairs = data.meta['pairs'][split]
@@ -46,13 +46,15 @@ def evaluate(model: nn.Module, step_function: Callable[..., Any], params, data, 
 
   batch_size = dc.batch_size or config.train.batch_size
   greedy, beam, src, src_len = [], [], [], []
-  for batch in data.eval_batches(batch_size=batch_size, split=split, max_batches=-(-n // batch_size)):
+  for batch in data.eval_batches(batch_size=batch_size, split=split,
+                                 max_batches=-(-n // batch_size)):
     g, b = jax.device_get(translate(params, batch['src']))
     greedy.append(g), beam.append(b), src.append(batch['src']), src_len.append(batch['src_len'])
   greedy, beam, src, src_len = (np.concatenate(x)[:n] for x in (greedy, beam, src, src_len))
   refs = [t for _, t in pairs[:n]]
   hyps = {'greedy': [data.decode(t) for t in greedy], 'beam': [data.decode(t) for t in beam]}
-  tokenize = dc.get('bleu_tokenize', '13a')  # a config.json from before the field: sacrebleu's default
+  # a config.json from before the field: sacrebleu's default
+  tokenize = dc.get('bleu_tokenize', '13a')
   scores = {k: translation.corpus_scores(h, refs, tokenize) for k, h in hyps.items()}
   settings = {'split': split, 'sentences': n, 'max_len': max_len, 'beam_size': dc.beam_size,
               'length_penalty': dc.length_penalty, 'eos_id': eos, 'bleu_tokenize': tokenize}
@@ -62,13 +64,15 @@ def evaluate(model: nn.Module, step_function: Callable[..., Any], params, data, 
   if jax.process_index() != 0:
     return metrics
 
-  by_length = {k: translation.bleu_by_length(src_len.tolist(), h, refs, tokenize) for k, h in hyps.items()}
+  by_length = {k: translation.bleu_by_length(src_len.tolist(), h, refs, tokenize)
+               for k, h in hyps.items()}
   with open(os.path.join(workdir, 'bleu_by_length.json'), 'w') as f:
     json.dump({'bucket_width_tokens': 5, **by_length}, f, indent=2)
-  samples = [{'src': pairs[i][0], 'ref': refs[i], 'greedy': hyps['greedy'][i], 'beam': hyps['beam'][i]}
-             for i in range(min(n, 8))]
+  samples = [{'src': pairs[i][0], 'ref': refs[i], 'greedy': hyps['greedy'][i],
+              'beam': hyps['beam'][i]} for i in range(min(n, 8))]
   with open(os.path.join(workdir, 'translation_eval.json'), 'w') as f:
-    json.dump({'decoding': settings, 'greedy': scores['greedy'], 'beam': scores['beam'], 'samples': samples},
+    json.dump({'decoding': settings, 'greedy': scores['greedy'], 'beam': scores['beam'],
+               'samples': samples},
               f, indent=2, ensure_ascii=False)
 
   k = min(n, dc.attention_maps)
@@ -78,9 +82,11 @@ def evaluate(model: nn.Module, step_function: Callable[..., Any], params, data, 
     outputs, sown = sown_weights(model, {'params': params}, src[:k], tgt_in)
     cross = sorted((p for p in sown if p.endswith('cross_attn')), key=layer_order)
     w = None
-    if isinstance(outputs, tuple) and outputs[1] is not None:  # an RNN decoder's additive/multiplicative attention
+    # an RNN decoder's additive/multiplicative attention
+    if isinstance(outputs, tuple) and outputs[1] is not None:
       w = np.asarray(outputs[1])
-    elif cross:  # the Transformer: its top decoder block's encoder-decoder attention, averaged over the heads
+    elif cross:
+      # the Transformer: its top decoder block's encoder-decoder attention, averaged over the heads
       w = sown[cross[-1]].mean(axis=1)
     if w is not None:
       src_tok, tgt_tok = data.meta['src_tokenizer'], data.meta['tgt_tokenizer']

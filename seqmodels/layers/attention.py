@@ -1,4 +1,5 @@
-"""Attention, written once: scaled dot-product (through jax.nn.dot_product_attention) and multi-head.
+"""Attention, written once: scaled dot-product (through jax.nn.dot_product_attention) and
+multi-head.
 
 Vaswani et al. 2017: Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V.
 """
@@ -18,58 +19,68 @@ Array = jax.Array
 
 
 def cudnn_applies(dtype, head_dim: int, device: jax.Device) -> bool:
-  """Whether cuDNN's flash attention takes these inputs on `device` (jax raises, with no fallback, where it does
-  not): an NVIDIA GPU of compute capability 8.0 (Ampere) or later, half-precision inputs, and heads of a multiple of
-  8 up to 256 from Hopper (9.0) on, 128 before (jax's check_is_flash_attention)."""
+  """Whether cuDNN's flash attention takes these inputs on `device` (jax raises, with no fallback,
+  where it does not): an NVIDIA GPU of compute capability 8.0 (Ampere) or later, half-precision
+  inputs, and heads of a multiple of 8 up to 256 from Hopper (9.0) on, 128 before (jax's
+  check_is_flash_attention)."""
   if device.platform != 'gpu' or jnp.dtype(dtype) not in (jnp.bfloat16, jnp.float16):
     return False
   try:
     capability = tuple(int(x) for x in getattr(device, 'compute_capability', '').split('.'))
   except (AttributeError, ValueError):  # not a CUDA device (ROCm reports an architecture name)
     return False
-  return capability >= (8, 0) and head_dim % 8 == 0 and head_dim <= (256 if capability >= (9, 0) else 128)
+  return (capability >= (8, 0) and head_dim % 8 == 0 and
+          head_dim <= (256 if capability >= (9, 0) else 128))
 
 
 def _implementation(q: Array) -> str:
-  """cuDNN flash attention on GPU for half-precision inputs with a supported head size, XLA elsewhere."""
+  """cuDNN flash attention on GPU for half-precision inputs with a supported head size, XLA
+  elsewhere."""
   return 'cudnn' if cudnn_applies(q.dtype, q.shape[-1], jax.devices()[0]) else 'xla'
 
 
-def scaled_dot_product_attention(q_BxTxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *,
-                                 causal: bool = False, q_lengths_B: Array | None = None,
-                                 kv_lengths_B: Array | None = None, mask_BxHxTxS: Array | None = None,
-                                 implementation: str = 'auto') -> Array:
-  """softmax(Q K^T / sqrt(K)) V over heads; masks by causality, sequence lengths or an explicit mask.
+def scaled_dot_product_attention(
+    q_BxTxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *, causal: bool = False,
+    q_lengths_B: Array | None = None, kv_lengths_B: Array | None = None,
+    mask_BxHxTxS: Array | None = None, implementation: str = 'auto') -> Array:
+  """softmax(Q K^T / sqrt(K)) V over heads; masks by causality, sequence lengths or an explicit
+  mask.
 
-  implementation: 'cudnn' (jax.nn.dot_product_attention's fused kernel), 'xla' (the two einsums below, which XLA
-  fuses), or 'auto' (cuDNN on GPU where it applies, else XLA). The XLA path is written here rather than taken from
-  jax.nn.dot_product_attention(implementation='xla'): that one vmaps over query groups, and the transposes this adds
-  made a GPT training step 20-30% slower on CPU (bench/gpt.py, 4x128 GPT, T=64). Both compute the same function
-  (tests/layers/transformer_test.py). Prefer `causal` and lengths: a boolean mask rules out the cuDNN kernel.
-  Rows of padded queries (t >= q_lengths_B) are zero. Returns out_BxTxHxK in the dtype of q; the softmax is
-  computed in float32 either way.
+  implementation: 'cudnn' (jax.nn.dot_product_attention's fused kernel), 'xla' (the two einsums
+  below, which XLA fuses), or 'auto' (cuDNN on GPU where it applies, else XLA). The XLA path is
+  written here rather than taken from jax.nn.dot_product_attention(implementation='xla'): that one
+  vmaps over query groups, and the transposes this adds made a GPT training step 20-30% slower on
+  CPU (bench/gpt.py, 4x128 GPT, T=64). Both compute the same function
+  (tests/layers/transformer_test.py). Prefer `causal` and lengths: a boolean mask rules out the
+  cuDNN kernel. Rows of padded queries (t >= q_lengths_B) are zero. Returns out_BxTxHxK in the dtype
+  of q; the softmax is computed in float32 either way.
   """
   if implementation == 'auto':
     implementation = 'xla' if mask_BxHxTxS is not None else _implementation(q_BxTxHxK)
   if implementation != 'xla':
     return jax.nn.dot_product_attention(
         q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask=mask_BxHxTxS, is_causal=causal,
-        query_seq_lengths=q_lengths_B, key_value_seq_lengths=kv_lengths_B, implementation=implementation)
+        query_seq_lengths=q_lengths_B, key_value_seq_lengths=kv_lengths_B,
+        implementation=implementation)
   T = q_BxTxHxK.shape[1]
   p_BxHxTxS = attention_weights(q_BxTxHxK, k_BxSxHxK, causal=causal, kv_lengths_B=kv_lengths_B,
                                 mask_BxHxTxS=mask_BxHxTxS).astype(v_BxSxHxK.dtype)
   out_BxTxHxK = jnp.einsum('bhts,bshk->bthk', p_BxHxTxS, v_BxSxHxK).astype(q_BxTxHxK.dtype)
   if q_lengths_B is not None:
-    out_BxTxHxK = jnp.where((jnp.arange(T)[None, :] < q_lengths_B[:, None])[:, :, None, None], out_BxTxHxK, 0)
+    out_BxTxHxK = jnp.where((jnp.arange(T)[None, :] < q_lengths_B[:, None])[:, :, None, None],
+                            out_BxTxHxK, 0)
   return out_BxTxHxK
 
 
 def attention_weights(q_BxTxHxK: Array, k_BxSxHxK: Array, *, causal: bool = False,
-                      kv_lengths_B: Array | None = None, mask_BxHxTxS: Array | None = None) -> Array:
-  """softmax(Q K^T / sqrt(K)) under the masks of `scaled_dot_product_attention`: p_BxHxTxS in float32, each row
-  summing to 1 over the keys a query may see (its XLA path, and the maps of seqmodels.analysis.attention_maps)."""
+                      kv_lengths_B: Array | None = None,
+                      mask_BxHxTxS: Array | None = None) -> Array:
+  """softmax(Q K^T / sqrt(K)) under the masks of `scaled_dot_product_attention`: p_BxHxTxS in
+  float32, each row summing to 1 over the keys a query may see (its XLA path, and the maps of
+  seqmodels.analysis.attention_maps)."""
   T, S = q_BxTxHxK.shape[1], k_BxSxHxK.shape[1]
-  s_BxHxTxS = jnp.einsum('bthk,bshk->bhts', q_BxTxHxK, k_BxSxHxK, preferred_element_type=jnp.float32)
+  s_BxHxTxS = jnp.einsum('bthk,bshk->bhts', q_BxTxHxK, k_BxSxHxK,
+                         preferred_element_type=jnp.float32)
   s_BxHxTxS = s_BxHxTxS * q_BxTxHxK.shape[-1] ** -0.5
   mask = None if mask_BxHxTxS is None else jnp.asarray(mask_BxHxTxS, bool)
   keep = lambda m: m if mask is None else mask & m
@@ -83,12 +94,14 @@ def attention_weights(q_BxTxHxK: Array, k_BxSxHxK: Array, *, causal: bool = Fals
 
 
 def rotary(x_BxTxHxK: Array, positions_T: Array, base: float = 10000.0) -> Array:
-  """Rotary position embedding (Su et al. 2021) in the rotate-half layout of GPT-NeoX and Llama: dimension i of
-  the first half pairs with i of the second, rotated by the angle position * base^(-2i/K); in float32."""
+  """Rotary position embedding (Su et al. 2021) in the rotate-half layout of GPT-NeoX and Llama:
+  dimension i of the first half pairs with i of the second, rotated by the angle position *
+  base^(-2i/K); in float32."""
   K = x_BxTxHxK.shape[-1]
   inv_freq_K2 = base ** (-jnp.arange(0, K, 2, dtype=jnp.float32) / K)
   angles_TxK2 = positions_T.astype(jnp.float32)[:, None] * inv_freq_K2[None, :]
-  cos_Tx1xK, sin_Tx1xK = (jnp.concatenate([f(angles_TxK2)] * 2, -1)[:, None] for f in (jnp.cos, jnp.sin))
+  cos_Tx1xK, sin_Tx1xK = (jnp.concatenate([f(angles_TxK2)] * 2, -1)[:, None]
+                          for f in (jnp.cos, jnp.sin))
   x = x_BxTxHxK.astype(jnp.float32)
   half = K // 2
   rotated = jnp.concatenate([-x[..., half:], x[..., :half]], -1)
@@ -108,47 +121,54 @@ def reference_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS=None):
 class MultiHeadAttention(nn.Module):
   """Multi-head attention: project to H heads of D/H, attend, project back to D.
 
-  The projections are fused: self-attention computes queries, keys and values as one matmul ('qkv', kernel
-  [D, 3, H, K] in that order), cross-attention its queries ('query') and the memory's keys and values ('kv',
-  [D, 2, H, K]), as nanoGPT's c_attn does: one wide matmul instead of three narrow ones (a 4 x 128 GPT training
-  step on 2 CPU cores: 36.7 against 38.0 ms, bench/gpt.py --recipe=step --iters=500, three runs each).
+  The projections are fused: self-attention computes queries, keys and values as one matmul ('qkv',
+  kernel [D, 3, H, K] in that order), cross-attention its queries ('query') and the memory's keys
+  and values ('kv', [D, 2, H, K]), as nanoGPT's c_attn does: one wide matmul instead of three narrow
+  ones (a 4 x 128 GPT training step on 2 CPU cores: 36.7 against 38.0 ms, bench/gpt.py --recipe=step
+  --iters=500, three runs each).
   """
   H: int
   dtype: Any = jnp.float32
   kernel_init: Any = nn.initializers.normal(0.02)
   out_init: Any = nn.initializers.normal(0.02)
   use_bias: bool = True
-  rope: bool = False  # rotary position embedding of queries and keys (Su et al. 2021), self-attention only
+  # rotary position embedding of queries and keys (Su et al. 2021), self-attention only
+  rope: bool = False
   rope_base: float = 10000.0
-  window: int = 0  # > 0: each query sees the last `window` positions only (local / sliding-window attention)
+  # > 0: each query sees the last `window` positions only (local / sliding-window attention)
+  window: int = 0
 
   @nn.compact
   def __call__(self, x_BxTxD, kv_BxSxD=None, *, causal=False, q_lengths_B=None, kv_lengths_B=None,
                decode_position=None):
-    """`decode_position` (self-attention only): x holds the tokens at positions p..p+T-1 of a causal sequence;
-    keys/values of earlier positions come from the 'cache' collection (cached_key, cached_value: [B, L, H, K],
-    batch leading), which is created, zeroed, when the module is initialised with a full-length x.
-    Applied with the 'attention' collection mutable, it also sows its weights there ('weights': a tuple of
-    p_BxHxTxS, float32), computed only then."""
+    """`decode_position` (self-attention only): x holds the tokens at positions p..p+T-1 of a causal
+    sequence; keys/values of earlier positions come from the 'cache' collection (cached_key,
+    cached_value: [B, L, H, K], batch leading), which is created, zeroed, when the module is
+    initialised with a full-length x. Applied with the 'attention' collection mutable, it also sows
+    its weights there ('weights': a tuple of p_BxHxTxS, float32), computed only then."""
     D = x_BxTxD.shape[-1]
     K = D // self.H
-    dense = lambda name, *n: nn.DenseGeneral((*n, self.H, K), dtype=self.dtype, kernel_init=self.kernel_init,
-                                             use_bias=self.use_bias, name=name)
+    dense = lambda name, *n: nn.DenseGeneral((*n, self.H, K), dtype=self.dtype,
+                                             kernel_init=self.kernel_init, use_bias=self.use_bias,
+                                             name=name)
     if kv_BxSxD is None:
       q_BxTxHxK, k_BxSxHxK, v_BxSxHxK = jnp.unstack(dense('qkv', 3)(x_BxTxD), axis=2)
     else:
       q_BxTxHxK = dense('query')(x_BxTxD)
       k_BxSxHxK, v_BxSxHxK = jnp.unstack(dense('kv', 2)(kv_BxSxD), axis=2)
     mask_BxHxTxS = None
-    first = 0 if decode_position is None else decode_position  # the absolute position of x's first token
+    # the absolute position of x's first token
+    first = 0 if decode_position is None else decode_position
     if self.rope:
       positions_T = first + jnp.arange(x_BxTxD.shape[1])
-      q_BxTxHxK, k_BxSxHxK = rotary(q_BxTxHxK, positions_T, self.rope_base), rotary(k_BxSxHxK, positions_T,
-                                                                                     self.rope_base)
+      q_BxTxHxK, k_BxSxHxK = (rotary(q_BxTxHxK, positions_T, self.rope_base),
+                              rotary(k_BxSxHxK, positions_T, self.rope_base))
     if decode_position is not None:
-      k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS, kv_lengths_B = self._kv_cache(k_BxSxHxK, v_BxSxHxK, decode_position)
+      k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS, kv_lengths_B = self._kv_cache(
+          k_BxSxHxK, v_BxSxHxK, decode_position)
       causal = False
-    if self.window:  # a band over absolute positions: key s is seen by query t when t - window < s <= t
+    # a band over absolute positions: key s is seen by query t when t - window < s <= t
+    if self.window:
       T, S = x_BxTxD.shape[1], k_BxSxHxK.shape[1]
       t_Tx1, s_1xS = first + jnp.arange(T)[:, None], jnp.arange(S)[None, :]
       band = (s_1xS <= t_Tx1) & (s_1xS > t_Tx1 - self.window)
@@ -157,14 +177,17 @@ class MultiHeadAttention(nn.Module):
     out_BxTxHxK = scaled_dot_product_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, causal=causal,
                                                q_lengths_B=q_lengths_B, kv_lengths_B=kv_lengths_B,
                                                mask_BxHxTxS=mask_BxHxTxS)
-    if self.is_mutable_collection('attention') and not self.is_initializing():  # apply(..., mutable=['attention'])
+    # apply(..., mutable=['attention'])
+    if self.is_mutable_collection('attention') and not self.is_initializing():
       self.sow('attention', 'weights', attention_weights(q_BxTxHxK, k_BxSxHxK, causal=causal,
-                                                         kv_lengths_B=kv_lengths_B, mask_BxHxTxS=mask_BxHxTxS))
+                                                         kv_lengths_B=kv_lengths_B,
+                                                         mask_BxHxTxS=mask_BxHxTxS))
     return nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, kernel_init=self.out_init,
                            use_bias=self.use_bias, name='out')(out_BxTxHxK)
 
   def _kv_cache(self, k_BxTxHxK, v_BxTxHxK, p):
-    """Writes this chunk's keys/values at positions p..p+T-1; returns the cache and what each query may see."""
+    """Writes this chunk's keys/values at positions p..p+T-1; returns the cache and what each query
+    may see."""
     initializing = not self.has_variable('cache', 'cached_key')
     key = self.variable('cache', 'cached_key', jnp.zeros, k_BxTxHxK.shape, k_BxTxHxK.dtype)
     value = self.variable('cache', 'cached_value', jnp.zeros, v_BxTxHxK.shape, v_BxTxHxK.dtype)
@@ -173,9 +196,12 @@ class MultiHeadAttention(nn.Module):
       L = T
       return k_BxTxHxK, v_BxTxHxK, jnp.tril(jnp.ones((1, 1, L, L), bool)), None
     L = key.value.shape[1]
-    key.value = jax.lax.dynamic_update_slice_in_dim(key.value, k_BxTxHxK.astype(key.value.dtype), p, axis=1)
-    value.value = jax.lax.dynamic_update_slice_in_dim(value.value, v_BxTxHxK.astype(value.value.dtype), p, axis=1)
-    if T == 1:  # one new token sees positions 0..p: a length, not a mask (keeps the fast kernels usable)
+    key.value = jax.lax.dynamic_update_slice_in_dim(
+        key.value, k_BxTxHxK.astype(key.value.dtype), p, axis=1)
+    value.value = jax.lax.dynamic_update_slice_in_dim(
+        value.value, v_BxTxHxK.astype(value.value.dtype), p, axis=1)
+    # one new token sees positions 0..p: a length, not a mask (keeps the fast kernels usable)
+    if T == 1:
       return key.value, value.value, None, jnp.full((B,), p + 1, jnp.int32)
     mask_BxHxTxS = (jnp.arange(L)[None, :] <= p + jnp.arange(T)[:, None])[None, None]
     return key.value, value.value, mask_BxHxTxS, None
@@ -187,15 +213,18 @@ SOURCE_SCORES = ('additive', 'general', 'dot')
 
 
 def masked_softmax(scores_BxTxS: Array, mask_BxS: Array | None = None) -> Array:
-  """softmax over source positions in float32; positions where mask_BxS is 0 (padding) get weight exactly 0."""
+  """softmax over source positions in float32; positions where mask_BxS is 0 (padding) get weight
+  exactly 0."""
   scores_BxTxS = scores_BxTxS.astype(jnp.float32)
   if mask_BxS is not None:
     scores_BxTxS = jnp.where(mask_BxS[:, None, :] > 0, scores_BxTxS, jnp.finfo(jnp.float32).min)
   return jax.nn.softmax(scores_BxTxS, axis=-1)
 
 
-def attend(scores_BxTxS: Array, values_BxSxE: Array, mask_BxS: Array | None = None) -> tuple[Array, Array]:
-  """Context = attention-weighted sum of values. Returns (context_BxTxE in the values' dtype, weights_BxTxS)."""
+def attend(scores_BxTxS: Array, values_BxSxE: Array,
+           mask_BxS: Array | None = None) -> tuple[Array, Array]:
+  """Context = attention-weighted sum of values. Returns (context_BxTxE in the values' dtype,
+  weights_BxTxS)."""
   weights_BxTxS = masked_softmax(scores_BxTxS, mask_BxS)
   context_BxTxE = jnp.einsum('bts,bse->bte', weights_BxTxS.astype(values_BxSxE.dtype), values_BxSxE)
   return context_BxTxE, weights_BxTxS
@@ -208,11 +237,13 @@ class SourceAttention(nn.Module):
     general  (Luong, multiplicative): score(s, h) = h^T W s
     dot      (Luong):             score(s, h) = h^T s   (needs equal widths)
 
-  The source side of a score depends only on the sentence: `keys` computes it once (W1 h, or W^T h, or h) and
-  `__call__` scores T queries against it, so a decoder stepping one token at a time does not redo it.
+  The source side of a score depends only on the sentence: `keys` computes it once (W1 h, or W^T h,
+  or h) and `__call__` scores T queries against it, so a decoder stepping one token at a time does
+  not redo it.
   """
   score: str = 'additive'
-  A: int = 128  # width of the keys: the additive MLP's hidden units; for 'general' the query width Q
+  # width of the keys: the additive MLP's hidden units; for 'general' the query width Q
+  A: int = 128
   dtype: Any = jnp.float32
 
   def setup(self):
@@ -233,7 +264,8 @@ class SourceAttention(nn.Module):
 
   def __call__(self, s_BxTxQ: Array, k_BxSxA: Array, h_BxSxE: Array,
                mask_BxS: Array | None = None) -> tuple[Array, Array]:
-    """Queries s_BxTxQ over keys k_BxSxA (from `keys`) and values h_BxSxE -> (context_BxTxE, weights_BxTxS)."""
+    """Queries s_BxTxQ over keys k_BxSxA (from `keys`) and values h_BxSxE -> (context_BxTxE,
+    weights_BxTxS)."""
     if self.score == 'additive':
       q_BxTxA = self.w2(s_BxTxQ)
       e_BxTxSxA = jnp.tanh(k_BxSxA[:, None, :, :] + q_BxTxA[:, :, None, :])
@@ -244,11 +276,13 @@ class SourceAttention(nn.Module):
 
 
 def sown_weights(model, variables, *inputs, **kwargs) -> tuple[Any, dict[str, np.ndarray]]:
-  """`model.apply(variables, *inputs, **kwargs)` and the weights its attention modules computed on the way:
-  {'block0/attn': p_BxHxTxS, 'decoder_1/cross_attn': ...} (float32; empty for a model without any)."""
+  """`model.apply(variables, *inputs, **kwargs)` and the weights its attention modules computed on
+  the way: {'block0/attn': p_BxHxTxS, 'decoder_1/cross_attn': ...} (float32; empty for a model
+  without any)."""
   outputs, state = model.apply(variables, *inputs, mutable=['attention'], **kwargs)
   flat = traverse_util.flatten_dict(state.get('attention', {}), sep='/')
-  return outputs, {path.removesuffix('/weights'): np.asarray(w[-1], np.float32) for path, w in flat.items()}
+  return outputs, {path.removesuffix('/weights'): np.asarray(w[-1], np.float32)
+                   for path, w in flat.items()}
 
 
 def layer_order(path: str) -> tuple[int, ...]:

@@ -1,5 +1,6 @@
-"""Position-wise feed-forward layers: Linear - activation - Linear (Vaswani et al. 2017), and the gated
-variants of Shazeer 2020 (GLU Variants Improve Transformer): SwiGLU and GeGLU, act(x W) * (x V) then W_2."""
+"""Position-wise feed-forward layers: Linear - activation - Linear (Vaswani et al. 2017), and the
+gated variants of Shazeer 2020 (GLU Variants Improve Transformer): SwiGLU and GeGLU, act(x W) * (x
+V) then W_2."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ MLPS = (*ACTIVATIONS, *GATED)
 
 
 class Mlp(nn.Module):
-  """x_BxTxD -> x_BxTxD through F hidden units: act(x W_fc) W_proj, or gated act(x W_gate) * (x W_up) W_proj
-  ('fc' is then [D, 2, F]: gate and up as one matmul)."""
+  """x_BxTxD -> x_BxTxD through F hidden units: act(x W_fc) W_proj, or gated act(x W_gate) * (x
+  W_up) W_proj ('fc' is then [D, 2, F]: gate and up as one matmul)."""
   F: int
   activation: str = 'gelu'
   dtype: Any = jnp.float32
@@ -33,8 +34,8 @@ class Mlp(nn.Module):
           name='fc')(x_BxTxD), axis=-2)
       h_BxTxF = GATED[self.activation](gate_BxTxF) * up_BxTxF
     else:
-      h_BxTxF = nn.Dense(self.F, dtype=self.dtype, use_bias=self.use_bias, kernel_init=self.kernel_init,
-                         name='fc')(x_BxTxD)
+      h_BxTxF = nn.Dense(self.F, dtype=self.dtype, use_bias=self.use_bias,
+                         kernel_init=self.kernel_init, name='fc')(x_BxTxD)
       h_BxTxF = ACTIVATIONS[self.activation](h_BxTxF)
     return nn.Dense(D, dtype=self.dtype, use_bias=self.use_bias, kernel_init=self.out_init,
                     name='proj')(h_BxTxF)

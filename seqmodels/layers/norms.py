@@ -1,4 +1,5 @@
-"""Normalisations of the residual stream: LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019)."""
+"""Normalisations of the residual stream: LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich
+2019)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class RMSNorm(nn.Module):
     return (x * scale_D).astype(self.dtype)
 
 
-def make_norm(kind: str, *, dtype: Any, use_bias: bool = True, name: str | None = None) -> nn.Module:
+def make_norm(kind: str, *, dtype: Any, use_bias: bool = True,
+              name: str | None = None) -> nn.Module:
   """The norm named `kind` (NORMS); `use_bias` gives LayerNorm its bias (RMSNorm has none)."""
   if kind == 'layernorm':
     return nn.LayerNorm(dtype=dtype, use_bias=use_bias, name=name)

@@ -1,18 +1,21 @@
-"""Linear recurrences, each form written once; which form runs is a speed choice, never a different model.
+"""Linear recurrences, each form written once; which form runs is a speed choice, never a different
+model.
 
-Elementwise (diagonal) recurrences, h_t = a_t * h_{t-1} + b_t over any trailing shape (minGRU/minLSTM's [H],
-Mamba's [D, N], RG-LRU's [D]):
+Elementwise (diagonal) recurrences, h_t = a_t * h_{t-1} + b_t over any trailing shape
+(minGRU/minLSTM's [H], Mamba's [D, N], RG-LRU's [D]):
   * `linear_recurrence(..., form='sequential')`: lax.scan, T dependent steps (the fast form on CPU);
-  * `linear_recurrence(..., form='associative')`: lax.associative_scan, O(log T) depth (Blelloch 1990), the
-    accelerators' form.
-Matrix-state recurrences of linear attention with decay (GLA, RetNet, Mamba-2's SSD, mLSTM's memory),
-  S_t = diag(g_t) S_{t-1} + k_t v_t^T,   o_t = S_t^T q_t   (S: [K, V] per head; g_t = exp(log_decay_t)),
+  * `linear_recurrence(..., form='associative')`: lax.associative_scan, O(log T) depth (Blelloch
+    1990), the accelerators' form.
+Matrix-state recurrences of linear attention with decay (GLA, RetNet, Mamba-2's SSD, mLSTM's
+memory),
+  S_t = diag(g_t) S_{t-1} + k_t v_t^T,   o_t = S_t^T q_t   (S: [K, V] per head; g_t =
+                                                           exp(log_decay_t)),
 with the decay a scalar per head and step ([B, T, H]: RetNet, SSD, mLSTM) or one per key dimension
 ([B, T, H, K]: GLA):
   * `linear_attention(..., form='sequential')`: the recurrence itself, step by step (the reference);
-  * `linear_attention(..., form='chunked')`: chunks of C steps, within which the outputs are masked, decayed
-    attention (matmuls) and across which the state is carried (Yang et al. 2024, GLA; Dao & Gu 2024, SSD): the
-    work is matmuls and the memory O(T K V / C), never T x K x V.
+  * `linear_attention(..., form='chunked')`: chunks of C steps, within which the outputs are masked,
+    decayed attention (matmuls) and across which the state is carried (Yang et al. 2024, GLA; Dao &
+    Gu 2024, SSD): the work is matmuls and the memory O(T K V / C), never T x K x V.
 """
 
 from __future__ import annotations
@@ -56,11 +59,12 @@ def linear_recurrence(a_BxTx_: Array, b_BxTx_: Array, h0_Bx_: Array | None = Non
 def linear_attention(q_BxTxHxK: Array, k_BxTxHxK: Array, v_BxTxHxV: Array, log_decay: Array,
                      s0_BxHxKxV: Array | None = None, *, form: str = 'chunked',
                      chunk: int = 64) -> tuple[Array, Array]:
-  """(o_BxTxHxV, S_T) of S_t = diag(exp(log_decay_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, in float32 (or
-  float64 for float64 inputs).
+  """(o_BxTxHxV, S_T) of S_t = diag(exp(log_decay_t)) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t, in
+  float32 (or float64 for float64 inputs).
 
-  `log_decay` is [B, T, H] (one decay a head) or [B, T, H, K] (one a key dimension), <= 0. The chunked form needs
-  T to be a multiple of `chunk` or pads it (padded steps have decay 1 and zero keys: the state passes through).
+  `log_decay` is [B, T, H] (one decay a head) or [B, T, H, K] (one a key dimension), <= 0. The
+  chunked form needs T to be a multiple of `chunk` or pads it (padded steps have decay 1 and zero
+  keys: the state passes through).
   """
   if form not in ATTENTION_FORMS:
     raise ValueError(f'unknown linear attention form {form!r}: choose one of {ATTENTION_FORMS}')
@@ -99,7 +103,8 @@ def _chunked_attention(q, k, v, g, s0, scalar: bool, C: int):
   N = T // C
   chunks = lambda x: jnp.moveaxis(x.reshape(B, N, C, *x.shape[2:]), 1, 0)  # [N, B, C, H, ...]
   q, k, v, g = map(chunks, (q, k, v, g))
-  b = jnp.cumsum(g, axis=2)  # log of the decay from the chunk's start through step c: [N, B, C, H(, K)]
+  # log of the decay from the chunk's start through step c: [N, B, C, H(, K)]
+  b = jnp.cumsum(g, axis=2)
   causal_CxC = jnp.tril(jnp.ones((C, C), bool))
 
   def per_chunk(s_BxHxKxV, inputs):
@@ -107,7 +112,8 @@ def _chunked_attention(q, k, v, g, s0, scalar: bool, C: int):
     last = b_BxCxHx_[:, -1]  # the whole chunk's decay, [B, H(, K)]
     if scalar:
       # Within the chunk: o_t += sum_{s <= t} exp(b_t - b_s) (q_t . k_s) v_s.
-      d_BxHxCxC = b_BxCxHx_.transpose(0, 2, 1)[..., :, None] - b_BxCxHx_.transpose(0, 2, 1)[..., None, :]
+      d_BxHxCxC = (
+          b_BxCxHx_.transpose(0, 2, 1)[..., :, None] - b_BxCxHx_.transpose(0, 2, 1)[..., None, :])
       w_BxHxCxC = jnp.where(causal_CxC, jnp.exp(jnp.where(causal_CxC, d_BxHxCxC, 0.0)), 0.0)
       scores = jnp.einsum('bthk,bshk->bhts', q_BxCxHxK, k_BxCxHxK) * w_BxHxCxC
       inter = jnp.einsum('bthk,bhkv->bthv', q_BxCxHxK, s_BxHxKxV) * jnp.exp(b_BxCxHx_)[..., None]

@@ -1,5 +1,5 @@
-"""Transformer blocks (Vaswani et al. 2017): encoder block (self-attention + FFN) and decoder block (masked
-self-attention + encoder-decoder attention + FFN), each sublayer with Add & Norm.
+"""Transformer blocks (Vaswani et al. 2017): encoder block (self-attention + FFN) and decoder block
+(masked self-attention + encoder-decoder attention + FFN), each sublayer with Add & Norm.
 
 Post-LN (the paper: x = LN(x + f(x))) or pre-LN (GPT-2: x = x + f(LN(x))).
 """
@@ -15,7 +15,8 @@ from seqmodels.layers.attention import MultiHeadAttention
 from seqmodels.layers.mlp import Mlp
 
 class Block(nn.Module):
-  """One Transformer block: self-attention (causal for decoders) then FFN, residual + LayerNorm each."""
+  """One Transformer block: self-attention (causal for decoders) then FFN, residual + LayerNorm
+  each."""
   H: int
   F: int
   causal: bool = False
@@ -27,7 +28,8 @@ class Block(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxTxD, lengths_B=None, *, train: bool = False, decode_position=None):
-    """`lengths_B`: real (unpadded) tokens per row; `decode_position`: see MultiHeadAttention (KV cache)."""
+    """`lengths_B`: real (unpadded) tokens per row; `decode_position`: see MultiHeadAttention (KV
+    cache)."""
     attn = MultiHeadAttention(self.H, dtype=self.dtype, out_init=self.out_init, name='attn')
     mlp = Mlp(self.F, self.activation, dtype=self.dtype, out_init=self.out_init, name='mlp')
     sublayers = [
@@ -39,7 +41,8 @@ class Block(nn.Module):
 
 
 def add_and_norm(block: nn.Module, x_BxTxD, sublayers, train: bool):
-  """Residual + LayerNorm around each (f, ln_name): post-LN x = LN(x + f(x)), or pre-LN x = x + f(LN(x))."""
+  """Residual + LayerNorm around each (f, ln_name): post-LN x = LN(x + f(x)), or pre-LN x = x +
+  f(LN(x))."""
   drop = lambda y: nn.Dropout(block.dropout, deterministic=not train)(y)
   ln = lambda name: nn.LayerNorm(dtype=block.dtype, name=name, parent=block)
   for f, ln_name in sublayers:
@@ -51,8 +54,9 @@ def add_and_norm(block: nn.Module, x_BxTxD, sublayers, train: bool):
 
 
 class DecoderBlock(nn.Module):
-  """Decoder block: masked self-attention, encoder-decoder attention (queries from the decoder, keys and values
-  from the top encoder layer, only its real tokens), then FFN; residual + LayerNorm around each."""
+  """Decoder block: masked self-attention, encoder-decoder attention (queries from the decoder, keys
+  and values from the top encoder layer, only its real tokens), then FFN; residual + LayerNorm
+  around each."""
   H: int
   F: int
   pre_ln: bool = False
@@ -62,10 +66,12 @@ class DecoderBlock(nn.Module):
   out_init: Any = nn.initializers.normal(0.02)
 
   @nn.compact
-  def __call__(self, y_BxTxD, memory_BxSxD, src_lengths_B=None, tgt_lengths_B=None, *, train: bool = False,
-               decode_position=None):
-    self_attn = MultiHeadAttention(self.H, dtype=self.dtype, out_init=self.out_init, name='self_attn')
-    cross_attn = MultiHeadAttention(self.H, dtype=self.dtype, out_init=self.out_init, name='cross_attn')
+  def __call__(self, y_BxTxD, memory_BxSxD, src_lengths_B=None, tgt_lengths_B=None, *,
+               train: bool = False, decode_position=None):
+    self_attn = MultiHeadAttention(self.H, dtype=self.dtype, out_init=self.out_init,
+                                   name='self_attn')
+    cross_attn = MultiHeadAttention(self.H, dtype=self.dtype, out_init=self.out_init,
+                                    name='cross_attn')
     mlp = Mlp(self.F, self.activation, dtype=self.dtype, out_init=self.out_init, name='mlp')
     sublayers = [
         (lambda y: self_attn(y, causal=True, q_lengths_B=tgt_lengths_B, kv_lengths_B=tgt_lengths_B,

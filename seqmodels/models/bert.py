@@ -1,10 +1,12 @@
-"""BERT (Devlin et al. 2019): a Transformer encoder pre-trained by masked-LM + next-sentence prediction, then
-fine-tuned with a classifier on the pooled [CLS] vector, or on the mean of the last layer's token vectors.
+"""BERT (Devlin et al. 2019): a Transformer encoder pre-trained by masked-LM + next-sentence
+prediction, then fine-tuned with a classifier on the pooled [CLS] vector, or on the mean of the last
+layer's token vectors.
 
-The encoder is the submodule `bert` in both models, so `train.init_from` carries it from a pre-training run to a
-classification run, and `optim.freeze=bert` trains only the new head (feature extraction). The pooler
-tanh(W h_[CLS]) is trained only by next-sentence prediction; where that is not learned (a tiny model on one small
-corpus), the [CLS] features carry little and pool='mean' reads what masked-LM taught every token.
+The encoder is the submodule `bert` in both models, so `train.init_from` carries it from a
+pre-training run to a classification run, and `optim.freeze=bert` trains only the new head (feature
+extraction). The pooler tanh(W h_[CLS]) is trained only by next-sentence prediction; where that is
+not learned (a tiny model on one small corpus), the [CLS] features carry little and pool='mean'
+reads what masked-LM taught every token.
 """
 
 from __future__ import annotations
@@ -31,14 +33,16 @@ class BERTConfig:
   H: int = 4             # heads
   F: int = 512           # FFN width
   C: int = 2             # classes of the fine-tuning head
-  pool: str = 'cls'      # what the head reads: cls (the pooler on [CLS], as BERT) | mean (of real tokens)
+  pool: str = 'cls'      # what the head reads: cls (the pooler on [CLS], as BERT) | mean (of real
+                         # tokens)
   dropout: float = 0.1
   dtype: Any = jnp.float32
 
 
 class BERTEncoder(nn.Module):
-  """(tokens_BxT, segments_BxT) -> (h_BxTxD, pooled_BxD): token + segment + position embeddings, LayerNorm,
-  N post-LN GELU blocks over the real (non-PAD) tokens, and the pooler tanh(W h_[CLS])."""
+  """(tokens_BxT, segments_BxT) -> (h_BxTxD, pooled_BxD): token + segment + position embeddings,
+  LayerNorm, N post-LN GELU blocks over the real (non-PAD) tokens, and the pooler tanh(W
+  h_[CLS])."""
   cfg: BERTConfig
 
   def setup(self):
@@ -83,8 +87,8 @@ class BERTPretrain(nn.Module):
 
 
 class BERTClassifier(nn.Module):
-  """(tokens_BxT, segments_BxT) -> logits_BxC (float32): a linear head on the pooled [CLS] vector (pool='cls')
-  or on the mean of the last layer over the real tokens (pool='mean')."""
+  """(tokens_BxT, segments_BxT) -> logits_BxC (float32): a linear head on the pooled [CLS] vector
+  (pool='cls') or on the mean of the last layer over the real tokens (pool='mean')."""
   cfg: BERTConfig
 
   @nn.compact
@@ -102,16 +106,20 @@ class BERTClassifier(nn.Module):
 
 
 def _build(m, data, dtype: Any) -> nn.Module:
-  c = BERTConfig(V=data.vocab_size, L=data.seq_len, D=m.width, N=m.layers, H=m.heads, F=m.ffn or 4 * m.width,
-                 C=data.meta.get('num_classes', 2), pool=m.pool, dropout=m.dropout, dtype=dtype)
-  # The encoder is the submodule 'bert' in both, so train.init_from moves it from pre-training to fine-tuning.
+  c = BERTConfig(V=data.vocab_size, L=data.seq_len, D=m.width, N=m.layers, H=m.heads,
+                 F=m.ffn or 4 * m.width, C=data.meta.get('num_classes', 2), pool=m.pool,
+                 dropout=m.dropout, dtype=dtype)
+  # The encoder is the submodule 'bert' in both, so train.init_from moves it from pre-training to
+  # fine-tuning.
   return BERTPretrain(c) if data.kind == 'mlm' else BERTClassifier(c)
 
 
 def _check(config) -> None:
   m = config.model
   entry.check_heads(m)
-  entry.check(m.pool in ('cls', 'mean'), f'config.model.pool={m.pool!r} is not a pooling: choose cls or mean')
+  entry.check(m.pool in ('cls', 'mean'),
+              f'config.model.pool={m.pool!r} is not a pooling: choose cls or mean')
 
 
-ENTRIES = {'bert': entry.Entry(_build, kinds=('mlm', 'classify'), check=_check, tie_embeddings='always')}
+ENTRIES = {'bert': entry.Entry(_build, kinds=('mlm', 'classify'), check=_check,
+                               tie_embeddings='always')}

@@ -1,7 +1,8 @@
-"""What a model family declares about itself: its registry entry, and the config helpers entries share.
+"""What a model family declares about itself: its registry entry, and the config helpers entries
+share.
 
-Each model module ends with `ENTRIES = {name: Entry(...)}`; `seqmodels/models/registry.py` collects them. The
-training loop, validation, the analyses and the report ask an entry, never a model's name.
+Each model module ends with `ENTRIES = {name: Entry(...)}`; `seqmodels/models/registry.py` collects
+them. The training loop, validation, the analyses and the report ask an entry, never a model's name.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def _no_cell(m) -> str:
 @dataclasses.dataclass(frozen=True)
 class Entry:
   """A model family's registry entry (one per `config.model.name`)."""
-  # (config.model, data, compute dtype) -> flax module; `data` gives vocab_size, seq_len, kind and meta.
+  # (config.model, data, compute dtype) -> flax module; `data` gives vocab_size, seq_len, kind and
+  # meta.
   build: Callable[..., nn.Module]
   # The task kinds (seqmodels.train.steps.OBJECTIVES) the module's outputs serve.
   kinds: tuple[str, ...]
@@ -55,12 +57,14 @@ class Entry:
 
 
 def parallel_scan(m) -> bool | None:
-  """config.model.min_scan (mingru/minlstm training path) as the layers take it: True, False or None (auto)."""
+  """config.model.min_scan (mingru/minlstm training path) as the layers take it: True, False or None
+  (auto)."""
   return {'auto': None, 'parallel': True, 'sequential': False}[m.get('min_scan', 'auto')]
 
 
 def recurrence(m) -> str:
-  """config.model.recurrence (how rnn/lstm/gru layers run) as the layers take it; 'auto': the platform's."""
+  """config.model.recurrence (how rnn/lstm/gru layers run) as the layers take it; 'auto': the
+  platform's."""
   r = m.get('recurrence', 'auto')
   return default_recurrence() if r == 'auto' else r
 

@@ -1,4 +1,5 @@
-"""GPT (Radford et al. 2018/2019): decoder-only Transformer LM with learned positions and tied embeddings."""
+"""GPT (Radford et al. 2018/2019): decoder-only Transformer LM with learned positions and tied
+embeddings."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ class GPTConfig:
 class GPT(nn.Module):
   """tokens_BxT -> logits_BxTxV (float32); GPT-2 init: N(0, 0.02), residual projections / sqrt(2N).
 
-  With `decode_position=p` the tokens sit at positions p..p+T-1 and attend to earlier ones through the KV cache
-  (the 'cache' collection, made by `init_cache`).
+  With `decode_position=p` the tokens sit at positions p..p+T-1 and attend to earlier ones through
+  the KV cache (the 'cache' collection, made by `init_cache`).
   """
   cfg: GPTConfig
 
@@ -43,37 +44,42 @@ class GPT(nn.Module):
     init = nn.initializers.normal(0.02)
     embed = nn.Embed(c.V, c.D, embedding_init=init, name='embed')
     pos_LxD = self.param('pos', init, (c.L, c.D), jnp.float32)
-    pos_TxD = jax.lax.dynamic_slice_in_dim(pos_LxD, 0 if decode_position is None else decode_position, T)
+    pos_TxD = jax.lax.dynamic_slice_in_dim(pos_LxD,
+                                           0 if decode_position is None else decode_position, T)
     x_BxTxD = (embed(tokens_BxT) + pos_TxD).astype(c.dtype)
     x_BxTxD = nn.Dropout(c.dropout, deterministic=not train)(x_BxTxD)
     for n in range(c.N):
-      x_BxTxD = Block(c.H, c.F, causal=True, pre_ln=True, activation='gelu', dropout=c.dropout, dtype=c.dtype,
-                      out_init=nn.initializers.normal(0.02 / (2 * c.N) ** 0.5), name=f'block{n}')(
-                          x_BxTxD, train=train, decode_position=decode_position)
+      x_BxTxD = Block(c.H, c.F, causal=True, pre_ln=True, activation='gelu', dropout=c.dropout,
+                      dtype=c.dtype, out_init=nn.initializers.normal(0.02 / (2 * c.N) ** 0.5),
+                      name=f'block{n}')(x_BxTxD, train=train, decode_position=decode_position)
     x_BxTxD = nn.LayerNorm(dtype=c.dtype, name='ln_f')(x_BxTxD)
     return tied_logits(embed, x_BxTxD)
 
 
 def init_cache(model: GPT, batch_size: int):
-  """Zeroed KV cache for `batch_size` rows and the full context L: {block{n}: {attn: cached_key/value}}."""
+  """Zeroed KV cache for `batch_size` rows and the full context L: {block{n}: {attn:
+  cached_key/value}}."""
   dummy_BxL = jnp.zeros((batch_size, model.cfg.L), jnp.int32)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), dummy_BxL, decode_position=0)['cache'])
+  shapes = jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0), dummy_BxL, decode_position=0)['cache'])
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
-def step_function(model: GPT, params, prompt_BxP, use_cache: bool = True) -> tuple[Callable, Any, jax.Array]:
+def step_function(model: GPT, params, prompt_BxP,
+                  use_cache: bool = True) -> tuple[Callable, Any, jax.Array]:
   """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP` (1 <= P <= L).
 
-  step_fn(last_tokens_B, cache, t) -> (logits_BxV, cache) feeds the token at absolute position P - 1 + t, for
-  t <= L - P. With the cache, the prompt's first P - 1 tokens are run once (prefill) and each step runs one token;
-  without it, every step reruns the context window (decoding.window_step_function: the reference the cache must
-  reproduce, and the way past the context, where the window slides).
+  step_fn(last_tokens_B, cache, t) -> (logits_BxV, cache) feeds the token at absolute position P - 1
+  + t, for t <= L - P. With the cache, the prompt's first P - 1 tokens are run once (prefill) and
+  each step runs one token; without it, every step reruns the context window
+  (decoding.window_step_function: the reference the cache must reproduce, and the way past the
+  context, where the window slides).
   """
   B, P = prompt_BxP.shape
   prompt_BxP = prompt_BxP.astype(jnp.int32)
   if not use_cache:
-    return decoding.window_step_function(lambda tokens: model.apply({'params': params}, tokens), prompt_BxP,
-                                         model.cfg.L)
+    return decoding.window_step_function(lambda tokens: model.apply({'params': params}, tokens),
+                                         prompt_BxP, model.cfg.L)
   offset = jnp.int32(P - 1)  # rank 0: decoding passes it through untouched
   kv = init_cache(model, B)
   if P > 1:
@@ -89,20 +95,23 @@ def step_function(model: GPT, params, prompt_BxP, use_cache: bool = True) -> tup
   return cached_step, {'kv': kv, 'offset': offset}, prompt_BxP[:, -1]
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'max_new', 'temperature', 'top_k', 'top_p', 'use_cache',
-                                             'eos_id'))
-def generate(model: GPT, params, prompt_BxP, rng, *, max_new: int, temperature: float = 0.0, top_k: int = 0,
-             top_p: float = 1.0, use_cache: bool = True, eos_id: int | None = None) -> jax.Array:
-  """Continues every prompt row (any length P >= 1) by `max_new` tokens (tokens_BxN, PAD after EOS): greedy at
-  temperature 0, else sampling from softmax(logits / temperature) cut to top_k / top_p.
+@functools.partial(jax.jit, static_argnames=('model', 'max_new', 'temperature', 'top_k', 'top_p',
+                                             'use_cache', 'eos_id'))
+def generate(model: GPT, params, prompt_BxP, rng, *, max_new: int, temperature: float = 0.0,
+             top_k: int = 0, top_p: float = 1.0, use_cache: bool = True,
+             eos_id: int | None = None) -> jax.Array:
+  """Continues every prompt row (any length P >= 1) by `max_new` tokens (tokens_BxN, PAD after EOS):
+  greedy at temperature 0, else sampling from softmax(logits / temperature) cut to top_k / top_p.
 
-  While the text fits the context L, the KV cache (or, with use_cache=False, recomputing the window) gives each
-  token; past it, each token is predicted from the last L tokens, recomputed (nanoGPT's sample.py crops so). The
-  two parts draw with keys fold_in(rng, 0) and fold_in(rng, 1), so both settings give the same tokens.
+  While the text fits the context L, the KV cache (or, with use_cache=False, recomputing the window)
+  gives each token; past it, each token is predicted from the last L tokens, recomputed (nanoGPT's
+  sample.py crops so). The two parts draw with keys fold_in(rng, 0) and fold_in(rng, 1), so both
+  settings give the same tokens.
   """
   B, P = prompt_BxP.shape
   L = model.cfg.L
-  sample = functools.partial(decoding.sample, temperature=temperature, top_k=top_k, top_p=top_p, eos_id=eos_id)
+  sample = functools.partial(decoding.sample, temperature=temperature, top_k=top_k, top_p=top_p,
+                             eos_id=eos_id)
   in_context = min(max_new, max(L - P + 1, 0))  # tokens whose prediction sees the whole text so far
   parts = []
   if in_context:

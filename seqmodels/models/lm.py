@@ -1,11 +1,13 @@
 """One decoder LM backbone, its sequence mixer the only difference between two of them.
 
-  tokens -> embedding (+ learned positions) -> N x [x + mixer(norm(x)); x + mlp(norm(x))] -> norm -> tied softmax
+  tokens -> embedding (+ learned positions) -> N x [x + mixer(norm(x)); x + mlp(norm(x))] -> norm ->
+  tied softmax
 
-`pattern` names each block's mixer (seqmodels/layers/mixers), repeated to N blocks: ('attention',) is a
-Transformer, ('mamba',) a Mamba LM, ('rglru', 'rglru', 'attention') Griffin. Transformer++ as the Mamba paper
-defines it is pattern ('attention',) with RoPE, RMSNorm, SwiGLU and no biases (the defaults). The norms, MLP,
-initialisation and training recipe are the same for every mixer (DESIGN.md: the mixer is the only difference).
+`pattern` names each block's mixer (seqmodels/layers/mixers), repeated to N blocks: ('attention',)
+is a Transformer, ('mamba',) a Mamba LM, ('rglru', 'rglru', 'attention') Griffin. Transformer++ as
+the Mamba paper defines it is pattern ('attention',) with RoPE, RMSNorm, SwiGLU and no biases (the
+defaults). The norms, MLP, initialisation and training recipe are the same for every mixer
+(DESIGN.md: the mixer is the only difference).
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ class Block(nn.Module):
 
 
 class LM(nn.Module):
-  """tokens_BxT -> logits_BxTxV (float32). With `decode_position=p` the tokens sit at positions p..p+T-1 and
-  every mixer continues from its cache (made by `init_cache`)."""
+  """tokens_BxT -> logits_BxTxV (float32). With `decode_position=p` the tokens sit at positions
+  p..p+T-1 and every mixer continues from its cache (made by `init_cache`)."""
   cfg: LMConfig
 
   @nn.compact
@@ -85,53 +87,59 @@ class LM(nn.Module):
       x_BxTxD = x_BxTxD + jax.lax.dynamic_slice_in_dim(pos_LxD, first, tokens_BxT.shape[1])
     x_BxTxD = nn.Dropout(c.dropout, deterministic=not train)(x_BxTxD.astype(m.dtype))
     for n, mixer in enumerate(c.mixers):
-      x_BxTxD = Block(c, mixer, name=f'block{n}')(x_BxTxD, train=train, decode_position=decode_position)
+      x_BxTxD = Block(c, mixer, name=f'block{n}')(x_BxTxD, train=train,
+                                                  decode_position=decode_position)
     x_BxTxD = make_norm(c.norm, dtype=m.dtype, use_bias=m.use_bias, name='norm_f')(x_BxTxD)
     return tied_logits(embed, x_BxTxD)
 
 
 def unbounded(cfg: LMConfig) -> bool:
-  """Whether decoding may run past the context L: no learned positions and only fixed-size states."""
+  """Whether decoding may run past the context L: no learned positions and only fixed-size
+  states."""
   return cfg.position != 'learned' and all(MIXERS[name].recurrent for name in cfg.pattern)
 
 
 def init_cache(model: LM, batch_size: int):
   """Every mixer's decoding state, zeroed, for `batch_size` rows and a context of L."""
   dummy_BxL = jnp.zeros((batch_size, model.cfg.L), jnp.int32)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), dummy_BxL, decode_position=0)['cache'])
+  shapes = jax.eval_shape(
+      lambda: model.init(jax.random.PRNGKey(0), dummy_BxL, decode_position=0)['cache'])
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
 def step_function(model: LM, params, prompt_BxP) -> tuple[Any, Any, jax.Array]:
-  """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP`: its first P - 1 tokens
-  run once (prefill), then each step runs one token from the mixers' caches."""
+  """For seqmodels.decoding: (step_fn, cache, first_tokens_B) continuing `prompt_BxP`: its first P -
+  1 tokens run once (prefill), then each step runs one token from the mixers' caches."""
   B, P = prompt_BxP.shape
   prompt_BxP = prompt_BxP.astype(jnp.int32)
   cache = init_cache(model, B)
   if P > 1:
-    _, mutated = model.apply({'params': params, 'cache': cache}, prompt_BxP[:, :-1], decode_position=0,
-                             mutable=['cache'])
+    _, mutated = model.apply({'params': params, 'cache': cache}, prompt_BxP[:, :-1],
+                             decode_position=0, mutable=['cache'])
     cache = mutated['cache']
 
   def step(last_B, state, t):
-    logits_Bx1xV, mutated = model.apply({'params': params, 'cache': state['cache']}, last_B[:, None],
-                                        decode_position=state['offset'] + t, mutable=['cache'])
+    logits_Bx1xV, mutated = model.apply({'params': params, 'cache': state['cache']},
+                                        last_B[:, None], decode_position=state['offset'] + t,
+                                        mutable=['cache'])
     return logits_Bx1xV[:, 0], {**state, 'cache': mutated['cache']}
 
   return step, {'cache': cache, 'offset': jnp.int32(P - 1)}, prompt_BxP[:, -1]
 
 
-@functools.partial(jax.jit, static_argnames=('model', 'max_new', 'temperature', 'top_k', 'top_p', 'eos_id',
-                                             'window'))
-def generate(model: LM, params, prompt_BxP, rng, *, max_new: int, temperature: float = 0.0, top_k: int = 0,
-             top_p: float = 1.0, eos_id: int | None = None, window: int = 0) -> jax.Array:
-  """Continues every prompt row by `max_new` tokens (tokens_BxN, PAD after EOS), from the caches while the text
-  fits the context L (or always, for a backbone of fixed-size states); past L, each token is predicted from the
-  last L tokens, recomputed, as GPT's `generate` does."""
+@functools.partial(jax.jit, static_argnames=('model', 'max_new', 'temperature', 'top_k', 'top_p',
+                                             'eos_id', 'window'))
+def generate(model: LM, params, prompt_BxP, rng, *, max_new: int, temperature: float = 0.0,
+             top_k: int = 0, top_p: float = 1.0, eos_id: int | None = None,
+             window: int = 0) -> jax.Array:
+  """Continues every prompt row by `max_new` tokens (tokens_BxN, PAD after EOS), from the caches
+  while the text fits the context L (or always, for a backbone of fixed-size states); past L, each
+  token is predicted from the last L tokens, recomputed, as GPT's `generate` does."""
   del window  # its own context, model.cfg.L
   B, P = prompt_BxP.shape
   L = model.cfg.L
-  sample = functools.partial(decoding.sample, temperature=temperature, top_k=top_k, top_p=top_p, eos_id=eos_id)
+  sample = functools.partial(decoding.sample, temperature=temperature, top_k=top_k, top_p=top_p,
+                             eos_id=eos_id)
   in_context = max_new if unbounded(model.cfg) else min(max_new, max(L - P + 1, 0))
   parts = []
   if in_context:
@@ -152,12 +160,14 @@ def config_from(m, data, dtype: Any) -> LMConfig:
   position = m.get('position', 'auto')
   if position == 'auto':  # RoPE where some block attends, none for a backbone of recurrences
     position = 'rope' if any(not MIXERS[p].recurrent for p in pattern) else 'none'
-  ffn = m.ffn or (8 * m.width // 3 + 7) // 8 * 8 if m.mlp in ('swiglu', 'geglu') else m.ffn or 4 * m.width
-  mixer = MixerConfig(D=m.width, H=m.heads, d_state=m.d_state, expand=m.expand, conv=m.conv, window=m.window,
-                      rope=position == 'rope', chunk=m.chunk, scan=m.scan, use_bias=m.bias, N=m.layers,
-                      dtype=dtype, unroll=m.unroll, recurrence=entry.recurrence(m))
-  return LMConfig(V=data.vocab_size, L=data.seq_len, N=m.layers, pattern=pattern, mixer=mixer, norm=m.norm,
-                  mlp=m.mlp, F=ffn, position=position, dropout=m.dropout)
+  ffn = (m.ffn or (8 * m.width // 3 + 7) // 8 * 8 if m.mlp in ('swiglu', 'geglu')
+         else m.ffn or 4 * m.width)
+  mixer = MixerConfig(D=m.width, H=m.heads, d_state=m.d_state, expand=m.expand, conv=m.conv,
+                      window=m.window, rope=position == 'rope', chunk=m.chunk, scan=m.scan,
+                      use_bias=m.bias, N=m.layers, dtype=dtype, unroll=m.unroll,
+                      recurrence=entry.recurrence(m))
+  return LMConfig(V=data.vocab_size, L=data.seq_len, N=m.layers, pattern=pattern, mixer=mixer,
+                  norm=m.norm, mlp=m.mlp, F=ffn, position=position, dropout=m.dropout)
 
 
 def _build(m, data, dtype: Any) -> nn.Module:
@@ -169,33 +179,39 @@ def _check(config) -> None:
   names = ', '.join(MIXERS)
   pattern = [p.strip() for p in m.pattern.split(',')] if m.pattern else [m.mixer]
   for name in pattern:
-    entry.check(name in MIXERS, f'config.model.{"pattern" if m.pattern else "mixer"}={m.pattern or m.mixer!r} '
+    entry.check(name in MIXERS,
+                f'config.model.{"pattern" if m.pattern else "mixer"}={m.pattern or m.mixer!r} '
                 f'names {name!r}, which is not a mixer: choose from {names}')
-  entry.check(m.norm in NORMS, f'config.model.norm={m.norm!r} is not a norm: choose one of {", ".join(NORMS)}')
+  entry.check(m.norm in NORMS,
+              f'config.model.norm={m.norm!r} is not a norm: choose one of {", ".join(NORMS)}')
   entry.check(m.mlp in (*MLPS, 'none'), f'config.model.mlp={m.mlp!r} is not an MLP: choose one of '
               f'{", ".join((*MLPS, "none"))}')
   entry.check(m.position in POSITIONS, f'config.model.position={m.position!r}: choose one of '
               f'{", ".join(POSITIONS)}')
   attends = [p for p in pattern if not MIXERS[p].recurrent]
-  entry.check(m.position != 'rope' or attends, f'config.model.position=rope rotates the queries and keys of '
-              f'attention, and model.pattern {pattern} has none (recurrent mixers need no positions): set '
-              'position=none (or auto)')
+  entry.check(m.position != 'rope' or attends, 'config.model.position=rope rotates the queries and '
+              f'keys of attention, and model.pattern {pattern} has none (recurrent mixers need no '
+              'positions): set position=none (or auto)')
   if attends:
     entry.check_heads(m)
-    entry.check(m.position != 'rope' or (m.width // m.heads) % 2 == 0, f'config.model.position=rope needs an '
-                f'even head width, and width {m.width} / heads {m.heads} is odd: change heads or width')
+    entry.check(m.position != 'rope' or (m.width // m.heads) % 2 == 0,
+                f'config.model.position=rope needs an even head width, and width {m.width} / heads '
+                f'{m.heads} is odd: change heads or width')
   entry.check_positive(m, 'd_state', 'expand', 'conv', 'chunk')
-  entry.check(m.window >= 0, f'config.model.window={m.window!r} must be >= 0 (0: attention sees every position)')
+  entry.check(m.window >= 0,
+              f'config.model.window={m.window!r} must be >= 0 (0: attention sees every position)')
   scans = ('auto', 'sequential', 'associative', 'chunked')
-  entry.check(m.scan in scans, f'config.model.scan={m.scan!r} is not a way to run a recurrence: choose one of '
-              f'{", ".join(scans)}')
-  # What only a mixer knows (its heads must split its inner width, the scan forms it has): traced, not run.
+  entry.check(m.scan in scans, f'config.model.scan={m.scan!r} is not a way to run a recurrence: '
+              f'choose one of {", ".join(scans)}')
+  # What only a mixer knows (its heads must split its inner width, the scan forms it has): traced,
+  # not run.
   model = LM(config_from(m, types.SimpleNamespace(vocab_size=8, seq_len=8), jnp.float32))
   try:
     jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8), jnp.int32)))
   except ValueError as e:
-    entry.check(False, f'config.model (pattern {",".join(pattern)}, width {m.width}, heads {m.heads}, expand '
-                f'{m.expand}, scan {m.scan}): {str(e).splitlines()[0]}')
+    entry.check(False, f'config.model (pattern {",".join(pattern)}, width {m.width}, heads '
+                f'{m.heads}, expand {m.expand}, scan {m.scan}): {str(e).splitlines()[0]}')
 
 
-ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always', generate=generate)}
+ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always',
+                             generate=generate)}

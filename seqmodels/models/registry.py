@@ -1,7 +1,9 @@
-"""Model registry: config.model.name -> its family's entry (seqmodels/models/entry.py), collected here.
+"""Model registry: config.model.name -> its family's entry (seqmodels/models/entry.py), collected
+here.
 
-Adding a model is one module ending with `ENTRIES` and one line below. This module answers, once for every
-caller, which objective a model trains with, which module a config builds, and in which dtype it computes.
+Adding a model is one module ending with `ENTRIES` and one line below. This module answers, once for
+every caller, which objective a model trains with, which module a config builds, and in which dtype
+it computes.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from seqmodels.layers.recurrent import default_unroll
-from seqmodels.models import (bert, elmo, gpt, lm, ngram, rnn_classifier, rnn_lm, rnn_regressor, seq2seq,
-                              transformer)
+from seqmodels.models import (bert, elmo, gpt, lm, ngram, rnn_classifier, rnn_lm, rnn_regressor,
+                              seq2seq, transformer)
 from seqmodels.models.entry import Entry
 
 MODELS: dict[str, Entry] = {
@@ -39,18 +41,20 @@ def objective(model_name: str, data_kind: str) -> str:
 
 
 def compute_dtype(name: str) -> jnp.dtype:
-  """config.train.dtype as a dtype; 'auto' is bfloat16 on GPU/TPU (DESIGN.md) and float32 on CPU, where it is
-  slower (the 4 x 128 GPT step: 44.8 ms in bfloat16, 32.1 ms in float32; bench/gpt.py --recipe=step)."""
+  """config.train.dtype as a dtype; 'auto' is bfloat16 on GPU/TPU (DESIGN.md) and float32 on CPU,
+  where it is slower (the 4 x 128 GPT step: 44.8 ms in bfloat16, 32.1 ms in float32; bench/gpt.py
+  --recipe=step)."""
   if name == 'auto':
     name = 'float32' if jax.default_backend() == 'cpu' else 'bfloat16'
   return jnp.dtype(DTYPES[name])
 
 
 def build(model_cfg, data, dtype: Any) -> nn.Module:
-  """The model named by `model_cfg.name`, sized by its fields, for `data` (vocab_size, seq_len, kind, meta).
+  """The model named by `model_cfg.name`, sized by its fields, for `data` (vocab_size, seq_len,
+  kind, meta).
 
-  model.unroll = 0 (auto) becomes `default_unroll()` for this platform; a speed knob only, the function is the
-  same.
+  model.unroll = 0 (auto) becomes `default_unroll()` for this platform; a speed knob only, the
+  function is the same.
   """
   if model_cfg.get('unroll', 1) == 0:
     model_cfg = model_cfg.copy_and_resolve_references()

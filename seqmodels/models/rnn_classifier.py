@@ -1,4 +1,5 @@
-"""Recurrent sequence classifier (many-to-one): embedding -> LSTM/GRU/RNN stack -> final hidden state -> linear.
+"""Recurrent sequence classifier (many-to-one): embedding -> LSTM/GRU/RNN stack -> final hidden
+state -> linear.
 
 The baseline that BERT fine-tuning is compared against; sentence pairs arrive joined by [SEP].
 """
@@ -28,13 +29,16 @@ class RNNClassifierConfig:
   dropout: float = 0.0
   forget_bias: float = 1.0
   unroll: int = 1
-  parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
+  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
+  parallel_scan: bool | None = None
   dtype: Any = jnp.float32
-  recurrence: str = 'scan'  # rnn/lstm/gru: scan | hoisted | cudnn (seqmodels.layers.recurrent.RECURRENCES)
+  # rnn/lstm/gru: scan | hoisted | cudnn (seqmodels.layers.recurrent.RECURRENCES)
+  recurrence: str = 'scan'
 
 
 class RNNClassifier(nn.Module):
-  """(tokens_BxT, segments_BxT) -> logits_BxC (float32) from the top layer's state after the last real token."""
+  """(tokens_BxT, segments_BxT) -> logits_BxC (float32) from the top layer's state after the last
+  real token."""
   cfg: RNNClassifierConfig
 
   @nn.compact
@@ -44,18 +48,20 @@ class RNNClassifier(nn.Module):
     drop = lambda y: nn.Dropout(c.dropout, deterministic=not train)(y)
     mask_BxT = (tokens_BxT != PAD).astype(jnp.float32)
     x_BxTxE = drop(nn.Embed(c.V, c.E, name='embed')(tokens_BxT))
-    _, finals = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
-                          parallel_scan=c.parallel_scan, dtype=c.dtype, recurrence=c.recurrence,
-                          name='rnn')(x_BxTxE, mask_BxT, train=train)
-    h_BxH = finals[-1][0]  # padded steps leave the carry unchanged: this is the state after the last real token
+    _, finals = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias,
+                          unroll=c.unroll, parallel_scan=c.parallel_scan, dtype=c.dtype,
+                          recurrence=c.recurrence, name='rnn')(x_BxTxE, mask_BxT, train=train)
+    # padded steps leave the carry unchanged: this is the state after the last real token
+    h_BxH = finals[-1][0]
     return nn.Dense(c.C, dtype=c.dtype, name='classifier')(drop(h_BxH)).astype(jnp.float32)
 
 
 def _build(m, data, dtype: Any) -> nn.Module:
   return RNNClassifier(RNNClassifierConfig(
-      V=data.vocab_size, C=data.meta.get('num_classes', 2), cell='lstm', E=m.embed or m.width, H=m.width,
-      N=m.layers, dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll,
+      V=data.vocab_size, C=data.meta.get('num_classes', 2), cell='lstm', E=m.embed or m.width,
+      H=m.width, N=m.layers, dropout=m.dropout, forget_bias=m.forget_bias, unroll=m.unroll,
       parallel_scan=entry.parallel_scan(m), recurrence=entry.recurrence(m), dtype=dtype))
 
 
-ENTRIES = {'lstm_classifier': entry.Entry(_build, kinds=('classify',), recurrent_cell=entry.cell_of('lstm'))}
+ENTRIES = {'lstm_classifier': entry.Entry(_build, kinds=('classify',),
+                                          recurrent_cell=entry.cell_of('lstm'))}

@@ -1,10 +1,13 @@
-"""Many-to-one regressors over real-valued steps (the adding problem, Hochreiter & Schmidhuber 1997).
+"""Many-to-one regressors over real-valued steps (the adding problem, Hochreiter & Schmidhuber
+1997).
 
-Each step t carries the features [value_t, marker_t]; the model reads the T steps and predicts one real number.
-  RNNRegressor:         a recurrent stack (any cell of seqmodels/layers/recurrent.py) -> the top layer's state after
-                        the last real step -> Dense(1). Padded steps (mask 0) leave the state unchanged.
-  TransformerRegressor: Dense(D) of the features + learned positions -> N non-causal Transformer blocks (padding
-                        masked) -> mean over the real steps -> Dense(1).
+Each step t carries the features [value_t, marker_t]; the model reads the T steps and predicts one
+real number.
+  RNNRegressor:         a recurrent stack (any cell of seqmodels/layers/recurrent.py) -> the top
+                        layer's state after the last real step -> Dense(1). Padded steps (mask 0)
+                        leave the state unchanged.
+  TransformerRegressor: Dense(D) of the features + learned positions -> N non-causal Transformer
+                        blocks (padding masked) -> mean over the real steps -> Dense(1).
 Both map (values_BxT, markers_BxT, mask_BxT) -> prediction_B (float32).
 """
 
@@ -28,11 +31,14 @@ class RNNRegressorConfig:
   N: int = 1             # layers
   dropout: float = 0.0   # between layers
   forget_bias: float = 1.0
-  recurrent_init_scale: float = 1.0  # multiplies the orthogonal recurrent init (> 1: exploding gradients)
+  # multiplies the orthogonal recurrent init (> 1: exploding gradients)
+  recurrent_init_scale: float = 1.0
   unroll: int = 1
-  parallel_scan: bool | None = None  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
+  # mingru/minlstm: associative (True) or sequential (False) scan; None: auto
+  parallel_scan: bool | None = None
   dtype: Any = jnp.float32
-  recurrence: str = 'scan'  # rnn/lstm/gru: scan | hoisted | cudnn (seqmodels.layers.recurrent.RECURRENCES)
+  # rnn/lstm/gru: scan | hoisted | cudnn (seqmodels.layers.recurrent.RECURRENCES)
+  recurrence: str = 'scan'
 
 
 def _features(values_BxT, markers_BxT):
@@ -47,8 +53,8 @@ class RNNRegressor(nn.Module):
   def __call__(self, values_BxT, markers_BxT, mask_BxT, *, train: bool = False):
     c = self.cfg
     rnn = Recurrent(c.cell, c.H, c.N, dropout=c.dropout, forget_bias=c.forget_bias, unroll=c.unroll,
-                    parallel_scan=c.parallel_scan, recurrent_init_scale=c.recurrent_init_scale, dtype=c.dtype,
-                    recurrence=c.recurrence, name='rnn')
+                    parallel_scan=c.parallel_scan, recurrent_init_scale=c.recurrent_init_scale,
+                    dtype=c.dtype, recurrence=c.recurrence, name='rnn')
     _, finals = rnn(_features(values_BxT, markers_BxT), mask_BxT, train=train)
     h_BxH = finals[-1][0]
     return nn.Dense(1, dtype=c.dtype, name='head')(h_BxH)[:, 0].astype(jnp.float32)
@@ -74,7 +80,8 @@ class TransformerRegressor(nn.Module):
     c = self.cfg
     T = values_BxT.shape[1]
     x_BxTxD = nn.Dense(c.D, dtype=c.dtype, name='embed')(_features(values_BxT, markers_BxT))
-    x_BxTxD = x_BxTxD + nn.Embed(c.L, c.D, embedding_init=nn.initializers.normal(0.02), name='pos')(jnp.arange(T))
+    x_BxTxD = x_BxTxD + nn.Embed(c.L, c.D, embedding_init=nn.initializers.normal(0.02),
+                                 name='pos')(jnp.arange(T))
     lengths_B = mask_BxT.sum(-1).astype(jnp.int32)
     for n in range(c.N):
       x_BxTxD = Block(c.H, c.F, causal=False, dropout=c.dropout, dtype=c.dtype, name=f'block{n}')(
@@ -91,6 +98,7 @@ def _build_transformer(m, data, dtype: Any) -> nn.Module:
       dtype=dtype))
 
 
-# The recurrent regressors are the `regression` kind of the recurrent LMs' entries (seqmodels/models/rnn_lm.py).
+# The recurrent regressors are the `regression` kind of the recurrent LMs' entries
+# (seqmodels/models/rnn_lm.py).
 ENTRIES = {'transformer_regressor': entry.Entry(_build_transformer, kinds=('regression',),
                                                 check=lambda c: entry.check_heads(c.model))}

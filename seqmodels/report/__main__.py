@@ -17,7 +17,8 @@ from seqmodels.report.document import NO_PLOTS, write_report
 from seqmodels.report.tables import find_runs, load_runs, markdown_table
 
 # reportable without any run
-ANALYSIS_FILES = ('cost.json', 'gradient_flow.json', 'attention_maps.npz', 'attention_layers.npz', 'samples.json')
+ANALYSIS_FILES = ('cost.json', 'gradient_flow.json', 'attention_maps.npz', 'attention_layers.npz',
+                  'samples.json')
 
 
 def main(argv: list[str] | None = None) -> None:

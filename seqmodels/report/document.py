@@ -15,17 +15,19 @@ from seqmodels.report import plots as plot  # draws with matplotlib, imported on
 from seqmodels.report.tables import find_runs, load_runs, markdown_table, read_json, write_csv
 
 
-# --- samples ----------------------------------------------------------------------------------------------------
+# --- samples --------------------------------------------------------------------------------------
 
 def _fenced(text: str) -> str:
-  """`text` verbatim in a markdown code block, fenced by more backticks than any run of them inside."""
+  """`text` verbatim in a markdown code block, fenced by more backticks than any run of them
+  inside."""
   fence = '`' * max(3, 1 + max((len(r) for r in re.findall('`+', text)), default=0))
   return f'{fence}text\n{text}\n{fence}'
 
 
 def samples_section(files: list[str]) -> str:
-  """Markdown of the samples.json `files`: per prompt (grouped by its source and text), each run's continuation
-  under the run's name and settings, then the text's own continuation where there is one."""
+  """Markdown of the samples.json `files`: per prompt (grouped by its source and text), each run's
+  continuation under the run's name and settings, then the text's own continuation where there is
+  one."""
   by_prompt: dict[tuple[str, str], list[tuple[str, dict, int, dict]]] = {}
   for path in files:
     record = read_json(path)
@@ -41,29 +43,31 @@ def samples_section(files: list[str]) -> str:
     md += [f'### Prompt ({source})\n', _fenced(prompt), '']
     for name, record, i, smp in entries:
       st = record.get('settings', {})
-      md += [f'**{name}** ({record.get("model")}, step {record.get("step")}; temperature {st.get("temperature")}, '
-             f'top_k {st.get("top_k")}, top_p {st.get("top_p")}, seed {st.get("seed")}; sample {i}):\n',
-             _fenced(smp['continuation']), '']
-    reference = next((smp['reference'] for _, _, _, smp in entries if smp.get('reference') is not None), None)
+      md += [f'**{name}** ({record.get("model")}, step {record.get("step")}; temperature '
+             f'{st.get("temperature")}, top_k {st.get("top_k")}, top_p {st.get("top_p")}, seed '
+             f'{st.get("seed")}; sample {i}):\n', _fenced(smp['continuation']), '']
+    reference = next(
+        (smp['reference'] for _, _, _, smp in entries if smp.get('reference') is not None), None)
     if reference is not None:
       md += ['the text itself:\n', _fenced(reference), '']
   return '\n'.join(md)
 
 
 
-# --- everything -------------------------------------------------------------------------------------------------
+# --- everything -----------------------------------------------------------------------------------
 
 NO_PLOTS = "plots skipped: matplotlib is not installed (pip install -e '.[plots]' draws them)"
 
 
 def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
-  """Writes report.md, report.csv and the plots with inputs under `paths` into out_dir; {kind: file}. Without
-  matplotlib it writes the tables and says so in report.md (NO_PLOTS)."""
+  """Writes report.md, report.csv and the plots with inputs under `paths` into out_dir; {kind:
+  file}. Without matplotlib it writes the tables and says so in report.md (NO_PLOTS)."""
   os.makedirs(out_dir, exist_ok=True)
   runs = load_runs(find_runs(paths))
   files = {}
   out = lambda name: os.path.join(out_dir, name)
-  found = lambda name: sorted({f for p in paths for f in glob.glob(os.path.join(p, '**', name), recursive=True)})
+  found = lambda name: sorted({f for p in paths
+                               for f in glob.glob(os.path.join(p, '**', name), recursive=True)})
   can_plot = importlib.util.find_spec('matplotlib') is not None
   plots = _plots(runs, out, found) if can_plot else {}
   plots = {k: v for k, v in plots.items() if v}
@@ -90,11 +94,13 @@ def _plots(runs: list[dict[str, Any]], out, found) -> dict[str, str | None]:
            'metric_vs_length': plot.metric_vs_length(runs, out('metric_vs_length.png')),
            'cost_vs_length': plot.cost_vs_length(found('cost.json'), out('cost_vs_length.png')),
            'bleu_by_length': plot.bleu_by_length(runs, out('bleu_by_length.png')),
-           'gradient_flow': plot.gradient_flow(found('gradient_flow.json'), out('gradient_flow.png'))}
+           'gradient_flow': plot.gradient_flow(found('gradient_flow.json'),
+                                               out('gradient_flow.png'))}
   for kind in ('maps', 'layers'):
     for npz in found(f'attention_{kind}.npz'):
       name = os.path.basename(os.path.dirname(os.path.abspath(npz)))
       safe = re.sub(r'[^A-Za-z0-9._=+-]', '_', name)
       prefix = 'attention' if kind == 'maps' else 'attention_layers'
-      plots[f'{prefix.replace("_", " ")} {name}'] = plot.attention(npz, out(f'{prefix}_{safe}.png'), name)
+      plots[f'{prefix.replace("_", " ")} {name}'] = plot.attention(
+          npz, out(f'{prefix}_{safe}.png'), name)
   return plots

@@ -30,10 +30,13 @@ COLUMNS = [
     ('final eval MSE', 'eval.mse'),                    # regression runs (the adding problem)
     ('final eval accuracy', 'eval.accuracy'),
     ('final eval seq. accuracy',
-     lambda r: as_float(get_field(r['summary'], 'eval.sequence_accuracy')) if is_task_data(r) else math.nan),
+     lambda r: as_float(get_field(r['summary'], 'eval.sequence_accuracy')) if is_task_data(r)
+     else math.nan),
     ('best eval bits/token',
-     lambda r: as_float(get_field(r['summary'], 'best_eval_loss')) * NAT_TO_BIT if _per_token(r) else math.nan),
-    ('best eval MSE', lambda r: as_float(get_field(r['summary'], 'best_eval_loss')) if is_regression(r) else math.nan),
+     lambda r: as_float(get_field(r['summary'], 'best_eval_loss')) * NAT_TO_BIT if _per_token(r)
+     else math.nan),
+    ('best eval MSE', lambda r: as_float(get_field(r['summary'], 'best_eval_loss'))
+                      if is_regression(r) else math.nan),
     # a loss of another unit (a classifier's nats per example, BERT's MLM + NSP): as it is
     ('best eval loss', lambda r: math.nan if _per_token(r) or is_regression(r) else
      as_float(get_field(r['summary'], 'best_eval_loss'))),
@@ -41,35 +44,45 @@ COLUMNS = [
     ('final eval bits/char', 'eval.bits_per_char'),
     ('best eval bits/char', lambda r: _best_bits_per_char(r['summary'])),
     ('final eval perplexity', lambda r: _word_perplexity(r, 'eval')),  # per word: WikiText's figure
-    ('best eval seq. accuracy', lambda r: _best(r, 'sequence_accuracy', max) if is_task_data(r) else math.nan),
+    ('best eval seq. accuracy',
+     lambda r: _best(r, 'sequence_accuracy', max) if is_task_data(r) else math.nan),
     # objective-specific final eval metrics: a column appears only when some run has it
-    ('BLEU greedy', 'eval.bleu_greedy'), ('BLEU beam', 'eval.bleu_beam'),  # translation (sacrebleu, see runs'
-    ('chrF beam', 'eval.chrf_beam'),                                       # translation_eval.json for signatures)
-    ('MLM accuracy', 'eval.mlm_accuracy'), ('NSP accuracy', 'eval.nsp_accuracy'),  # BERT pre-training
-    ('fwd bits/token', 'eval.fwd_bits_per_token'), ('bwd bits/token', 'eval.bwd_bits_per_token'),  # ELMo biLM
-    ('test bits/token', 'test.bits_per_token'), ('test MSE', 'test.mse'),  # runs with train.test_eval
+    # translation (sacrebleu, see runs'
+    ('BLEU greedy', 'eval.bleu_greedy'), ('BLEU beam', 'eval.bleu_beam'),
+    # translation_eval.json for signatures)
+    ('chrF beam', 'eval.chrf_beam'),
+    # BERT pre-training
+    ('MLM accuracy', 'eval.mlm_accuracy'), ('NSP accuracy', 'eval.nsp_accuracy'),
+    # ELMo biLM
+    ('fwd bits/token', 'eval.fwd_bits_per_token'), ('bwd bits/token', 'eval.bwd_bits_per_token'),
+    # runs with train.test_eval
+    ('test bits/token', 'test.bits_per_token'), ('test MSE', 'test.mse'),
     ('test bits/char', 'test.bits_per_char'),
     ('test perplexity', lambda r: _word_perplexity(r, 'test')),
     ('test accuracy', 'test.accuracy'),
-    ('tokens/s', 'tokens_per_sec'), ('train time (s)', 'train_seconds'), ('wall time (s)', 'wall_seconds'),
+    ('tokens/s', 'tokens_per_sec'), ('train time (s)', 'train_seconds'),
+    ('wall time (s)', 'wall_seconds'),
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),
 ]
 LENGTH_FIELDS = ('data.max_len', 'data.seq_len')
-# The adding problem's target is the sum of two independent U(0, 1) values (seqmodels/data/tasks.py adding_example),
-# at any length: always predicting its mean, 1, scores MSE = Var = 2 * 1/12.
+# The adding problem's target is the sum of two independent U(0, 1) values (seqmodels/data/tasks.py
+# adding_example), at any length: always predicting its mean, 1, scores MSE = Var = 2 * 1/12.
 ADDING_MEAN_PREDICTOR_MSE = 1 / 6
 
 
-# --- reading runs -------------------------------------------------------------------------------------------------
+# --- reading runs ---------------------------------------------------------------------------------
 
-RUN_FILES = ('summary.json', 'failed.json', 'config.json')  # a run finished, failed, or begun (unfinished)
+# a run finished, failed, or begun (unfinished)
+RUN_FILES = ('summary.json', 'failed.json', 'config.json')
 
 
 def find_runs(paths: list[str]) -> list[str]:
-  """Run directories under `paths`: any directory holding one of RUN_FILES (a run, or a sweep's trials).
+  """Run directories under `paths`: any directory holding one of RUN_FILES (a run, or a sweep's
+  trials).
 
-  A sweep's trials come in the order of its sweep.json (the sweep file's order), other directories sorted; the
-  trials it names that have not begun (no run file yet) are there too, as 'pending' runs.
+  A sweep's trials come in the order of its sweep.json (the sweep file's order), other directories
+  sorted; the trials it names that have not begun (no run file yet) are there too, as 'pending'
+  runs.
   """
   from seqmodels.sweep import trial_name
   runs = []
@@ -81,8 +94,10 @@ def find_runs(paths: list[str]) -> list[str]:
              for f in glob.glob(os.path.join(p, '**', name), recursive=True)}
     orders = {}  # sweep directory -> its trials' names, in the sweep file's order
     for f in glob.glob(os.path.join(p, '**', 'sweep.json'), recursive=True):
-      orders[os.path.normpath(os.path.dirname(f))] = [trial_name(t) for t in (read_json(f) or {}).get('trials', [])]
-    pending = {os.path.join(d, name) for d, names in orders.items() for name in names}  # not begun: 'pending'
+      orders[os.path.normpath(os.path.dirname(f))] = [
+          trial_name(t) for t in (read_json(f) or {}).get('trials', [])]
+    # not begun: 'pending'
+    pending = {os.path.join(d, name) for d, names in orders.items() for name in names}
 
     def rank(d):
       parent, name = os.path.split(d)
@@ -105,8 +120,9 @@ def read_json(path: str):
 
 
 def load_runs(dirs: list[str]) -> list[dict[str, Any]]:
-  """{'dir', 'name', 'status' (done | failed | unfinished (step s of n) | pending), 'summary', 'config', 'error'}
-  for each run directory; 'pending': a sweep's trial not begun, with its 'model' where sweep.json names it."""
+  """{'dir', 'name', 'status' (done | failed | unfinished (step s of n) | pending), 'summary',
+  'config', 'error'} for each run directory; 'pending': a sweep's trial not begun, with its 'model'
+  where sweep.json names it."""
   runs = []
   sweeps: dict[str, dict[str, str]] = {}  # a sweep directory's {trial name: model}, read once
   for d in dirs:
@@ -125,7 +141,8 @@ def load_runs(dirs: list[str]) -> list[dict[str, Any]]:
 
 
 def _sweep_models(sweep_dir: str) -> dict[str, str]:
-  """{trial name: model} of the sweep.json in `sweep_dir` ({} without one, or one from before it named models)."""
+  """{trial name: model} of the sweep.json in `sweep_dir` ({} without one, or one from before it
+  named models)."""
   from seqmodels.sweep import trial_name
   sweep = read_json(os.path.join(sweep_dir, 'sweep.json')) or {}
   trials, models = sweep.get('trials', []), sweep.get('models') or []
@@ -172,7 +189,8 @@ def read_metrics(run_dir: str) -> list[dict[str, Any]]:
         except ValueError:
           continue
         if isinstance(record, dict):
-          out.append({k: NON_FINITE.get(v, v) if isinstance(v, str) else v for k, v in record.items()})
+          out.append({k: NON_FINITE.get(v, v) if isinstance(v, str) else v
+                      for k, v in record.items()})
   except OSError:
     pass
   return out
@@ -184,7 +202,8 @@ def get_field(tree: Any, dotted: str):
   return tree
 
 
-# How strict JSON holds a non-finite number (seqmodels.train.metrics.strict_json); older files hold bare NaN.
+# How strict JSON holds a non-finite number (seqmodels.train.metrics.strict_json); older files hold
+# bare NaN.
 NON_FINITE = {'NaN': math.nan, 'Infinity': math.inf, '-Infinity': -math.inf}
 
 
@@ -195,15 +214,18 @@ def as_float(v) -> float:
 
 
 def _best_bits_per_char(summary) -> float:
-  """The best evaluation's bits per character: its bits/token over the validation split's characters per token."""
-  per_token, per_char = (as_float(get_field(summary, f'eval.bits_per_{unit}')) for unit in ('token', 'char'))
+  """The best evaluation's bits per character: its bits/token over the validation split's characters
+  per token."""
+  per_token, per_char = (as_float(get_field(summary, f'eval.bits_per_{unit}'))
+                         for unit in ('token', 'char'))
   if not per_token > 0 or math.isnan(per_char):
     return math.nan
   return as_float(get_field(summary, 'best_eval_loss')) * NAT_TO_BIT * per_char / per_token
 
 
 def _word_perplexity(run, split: str) -> float:
-  """The split's perplexity for a run over word tokens (the figure word-level LMs are compared by), else NaN."""
+  """The split's perplexity for a run over word tokens (the figure word-level LMs are compared by),
+  else NaN."""
   if run['config'].get('data', {}).get('tokenizer') != 'word':
     return math.nan
   return as_float(get_field(run['summary'], f'{split}.perplexity'))
@@ -220,14 +242,15 @@ def _dataset(run) -> datasets.Dataset | None:
 
 
 def is_task_data(run) -> bool:
-  """Whether the run's examples are whole task instances (a copy / sort / ... sequence), not natural text,
-  where 'all tokens right' means nothing."""
+  """Whether the run's examples are whole task instances (a copy / sort / ... sequence), not natural
+  text, where 'all tokens right' means nothing."""
   entry = _dataset(run)
   return entry is None or not entry.text
 
 
 def _per_token(run) -> bool:
-  """Whether the run's loss is nats per token (its evaluations report bits_per_token): LMs, translations."""
+  """Whether the run's loss is nats per token (its evaluations report bits_per_token): LMs,
+  translations."""
   return not math.isnan(as_float(get_field(run['summary'], 'eval.bits_per_token')))
 
 
@@ -252,7 +275,8 @@ def name_without(name: str, fields: tuple[str, ...]) -> str:
 
 
 def _config_key(run, drop: tuple[str, ...]) -> str:
-  """Identity of a run's setting with the fields `drop` left out (config.json, else the run's name)."""
+  """Identity of a run's setting with the fields `drop` left out (config.json, else the run's
+  name)."""
   if not run['config']:
     return name_without(run['name'], drop)
   c = json.loads(json.dumps(run['config']))
@@ -265,37 +289,41 @@ def _config_key(run, drop: tuple[str, ...]) -> str:
 
 
 def group_by_seed(runs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-  """Finished runs that differ only in `seed`, together, in first-seen order; every other run on its own. Runs of
-  one config and one seed (a repeat, e.g. on other devices) are not samples over seeds: a repeat starts a group of
-  its own."""
+  """Finished runs that differ only in `seed`, together, in first-seen order; every other run on its
+  own. Runs of one config and one seed (a repeat, e.g. on other devices) are not samples over seeds:
+  a repeat starts a group of its own."""
   groups: dict[tuple[str, int], list] = {}
   for i, r in enumerate(runs):
     key = _config_key(r, ('seed',)) if r['status'] == 'done' else f'#{i}'
     n = 0
-    while any(get_field(o['config'], 'seed') == get_field(r['config'], 'seed') for o in groups.get((key, n), [])):
+    while any(get_field(o['config'], 'seed') == get_field(r['config'], 'seed')
+              for o in groups.get((key, n), [])):
       n += 1
     groups.setdefault((key, n), []).append(r)
   return list(groups.values())
 
 
-# --- the table ----------------------------------------------------------------------------------------------------
+# --- the table ------------------------------------------------------------------------------------
 
 def _value(run, how) -> float:
   return as_float(get_field(run['summary'], how)) if isinstance(how, str) else how(run)
 
 
 def table_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-  """One row per seed group: run, model, status, seeds, and {column: (mean, std, n)} over the seeds."""
+  """One row per seed group: run, model, status, seeds, and {column: (mean, std, n)} over the
+  seeds."""
   rows = []
   for group in group_by_seed(runs):
     first = group[0]
-    row = {'run': name_without(first['name'], ('seed',)) if len(group) > 1 else first['name'], 'model': _model(first),
-           'seeds': len(group), 'dirs': [r['dir'] for r in group],
-           'status': first['status'] if first['status'] != 'failed' else f'failed: {first["error"]}'}
+    row = {
+        'run': name_without(first['name'], ('seed',)) if len(group) > 1 else first['name'],
+        'model': _model(first), 'seeds': len(group), 'dirs': [r['dir'] for r in group],
+        'status': first['status'] if first['status'] != 'failed' else f'failed: {first["error"]}'}
     for col, how in COLUMNS:
       xs = np.array([_value(r, how) for r in group], np.float64)
       xs = xs[np.isfinite(xs)]
-      row[col] = (float(xs.mean()), float(xs.std(ddof=1)) if len(xs) > 1 else math.nan, len(xs)) if len(xs) else None
+      row[col] = ((float(xs.mean()), float(xs.std(ddof=1)) if len(xs) > 1 else math.nan, len(xs))
+                  if len(xs) else None)
     rows.append(row)
   return rows
 
@@ -309,7 +337,8 @@ def _fmt(x: float) -> str:
 
 
 def _two_digits(x: float) -> str:
-  """x rounded to two significant digits, without an exponent: 707.1 -> '710', 0.01127 -> '0.011'."""
+  """x rounded to two significant digits, without an exponent: 707.1 -> '710', 0.01127 ->
+  '0.011'."""
   if not math.isfinite(x) or x == 0:
     return str(x)
   decimals = 1 - math.floor(math.log10(abs(x)))
@@ -337,11 +366,13 @@ def markdown_table(runs: list[dict[str, Any]]) -> str:
 
 
 def write_csv(runs: list[dict[str, Any]], path: str) -> None:
-  """CSV: run, model, status, seeds, then <column> mean and <column> std for every numeric column."""
+  """CSV: run, model, status, seeds, then <column> mean and <column> std for every numeric
+  column."""
   rows = table_rows(runs)
   with open(path, 'w', newline='') as f:
     w = csv.writer(f)
-    w.writerow(['run', 'model', 'status', 'seeds'] + [f'{c} {s}' for c, _ in COLUMNS for s in ('mean', 'std')])
+    w.writerow(['run', 'model', 'status', 'seeds'] +
+               [f'{c} {s}' for c, _ in COLUMNS for s in ('mean', 'std')])
     for r in rows:
       nums = []
       for c, _ in COLUMNS:
@@ -352,30 +383,34 @@ def write_csv(runs: list[dict[str, Any]], path: str) -> None:
 def _flat(tree: dict, prefix: str = '') -> dict[str, Any]:
   out = {}
   for k, v in tree.items():
-    out.update(_flat(v, f'{prefix}{k}.') if isinstance(v, dict) else {f'{prefix}{k}': json.dumps(v)})
+    out.update(_flat(v, f'{prefix}{k}.') if isinstance(v, dict)
+               else {f'{prefix}{k}': json.dumps(v)})
   return out
 
 
 def length_axis(runs: list[dict[str, Any]]) -> tuple[str, ...] | None:
-  """(the swept length field, fields that vary with it) when finished runs take 2+ values of data.max_len or
-  data.seq_len; e.g. ('data.max_len', 'data.min_len') for a sweep that zips the two. None otherwise, and None
-  where each data.tokenizer has one length: windows of about one text in its units (160 characters, 32 words), not
-  a length swept."""
+  """(the swept length field, fields that vary with it) when finished runs take 2+ values of
+  data.max_len or data.seq_len; e.g. ('data.max_len', 'data.min_len') for a sweep that zips the two.
+  None otherwise, and None where each data.tokenizer has one length: windows of about one text in
+  its units (160 characters, 32 words), not a length swept."""
   flat = [_flat(r['config']) for r in runs if r['status'] == 'done' and r['config']]
   tokenizers = {c.get('data.tokenizer') for c in flat}
   for f in LENGTH_FIELDS:
     if len({c.get(f) for c in flat}) > 1:
-      if len(tokenizers) > 1 and all(len({c.get(f) for c in flat if c.get('data.tokenizer') == t}) == 1
-                                     for t in tokenizers):
+      if len(tokenizers) > 1 and all(
+          len({c.get(f) for c in flat if c.get('data.tokenizer') == t}) == 1 for t in tokenizers):
         return None
-      keys = set().union(*flat) - {f, 'seed', 'data.tokenizer'}  # a tokenizer is a setting, never the length's
-      along = [k for k in sorted(keys) if len({c.get(k) for c in flat}) > 1
-               and all(len({c.get(k) for c in flat if c.get(f) == v}) == 1 for v in {c.get(f) for c in flat})]
+      # a tokenizer is a setting, never the length's
+      keys = set().union(*flat) - {f, 'seed', 'data.tokenizer'}
+      along = [k for k in sorted(keys) if len({c.get(k) for c in flat}) > 1 and
+               all(len({c.get(k) for c in flat if c.get(f) == v}) == 1
+                   for v in {c.get(f) for c in flat})]
       return (f, *along)
   return None
 
 
-def by_setting(runs: list[dict[str, Any]], axis: tuple[str, ...] | None) -> dict[str, list[dict[str, Any]]]:
+def by_setting(runs: list[dict[str, Any]],
+               axis: tuple[str, ...] | None) -> dict[str, list[dict[str, Any]]]:
   """Finished runs by setting, seeds and the length axis left out: {legend label: runs}."""
   drop = ('seed',) + (axis or ())
   keys: dict[str, str] = {}

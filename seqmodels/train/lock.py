@@ -1,11 +1,12 @@
 """One writer per workdir: a lock held for the life of a run, or of a sweep over its root directory.
 
-The lock is an exclusive `flock` on `<workdir>/.lock`, which the kernel releases whatever way its holder ends
-(even `kill -9`), plus a record in that file: host, pid, command and a heartbeat refreshed every HEARTBEAT_S.
-`flock` does not reach across hosts on every shared filesystem (NFS), so a record whose host is another one
-and whose heartbeat is fresh also holds the workdir; one older than STALE_S is a holder that is gone. The file
-is never removed (a process that opened it could lock a deleted copy); a released lock leaves it empty.
-Readers (the analyses, the report) never take it.
+The lock is an exclusive `flock` on `<workdir>/.lock`, which the kernel releases whatever way its
+holder ends (even `kill -9`), plus a record in that file: host, pid, command and a heartbeat
+refreshed every HEARTBEAT_S. `flock` does not reach across hosts on every shared filesystem (NFS),
+so a record whose host is another one and whose heartbeat is fresh also holds the workdir; one older
+than STALE_S is a holder that is gone. The file is never removed (a process that opened it could
+lock a deleted copy); a released lock leaves it empty. Readers (the analyses, the report) never take
+it.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def describe(record: dict[str, Any]) -> str:
 
 
 class WorkdirLock:
-  """`with WorkdirLock(workdir):` holds `workdir` for this process, or raises WorkdirBusyError naming its
-  holder; released on any exit (an exception, a signal, the process's end)."""
+  """`with WorkdirLock(workdir):` holds `workdir` for this process, or raises WorkdirBusyError
+  naming its holder; released on any exit (an exception, a signal, the process's end)."""
 
   def __init__(self, workdir: str, what: str = 'run'):
     self.workdir, self.what = workdir, what
@@ -86,7 +87,8 @@ class WorkdirLock:
       raise WorkdirBusyError(self._busy(record))
     self._fd = fd
     self._write(started=time.time())
-    self._beat = threading.Thread(target=self._heartbeat, name='workdir-lock-heartbeat', daemon=True)
+    self._beat = threading.Thread(target=self._heartbeat, name='workdir-lock-heartbeat',
+                                  daemon=True)
     self._beat.start()
 
   def release(self) -> None:
@@ -97,20 +99,22 @@ class WorkdirLock:
       self._beat.join(timeout=5)
     try:
       os.ftruncate(self._fd, 0)
-    except OSError:  # read-only or full storage: the flock's release below is what frees the workdir
+    except OSError:
+      # read-only or full storage: the flock's release below is what frees the workdir
       pass
     os.close(self._fd)
     self._fd = None
 
   def _busy(self, record: dict[str, Any]) -> str:
-    return (f'{self.workdir} is in use by {describe(record)}: one process writes a workdir at a time. Wait for '
-            f'it to finish (or stop it) and rerun, or use another --workdir')
+    return (f'{self.workdir} is in use by {describe(record)}: one process writes a workdir at a '
+            'time. Wait for it to finish (or stop it) and rerun, or use another --workdir')
 
   def _write(self, started: float | None = None) -> None:
     self._started = started if started is not None else self._started
-    record = {'what': self.what, 'host': socket.gethostname(), 'pid': os.getpid(),
-              'command': ' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:]) if sys.argv else '',
-              'started': self._started, 'heartbeat': time.time()}
+    record = {
+        'what': self.what, 'host': socket.gethostname(), 'pid': os.getpid(),
+        'command': ' '.join([os.path.basename(sys.argv[0])] + sys.argv[1:]) if sys.argv else '',
+        'started': self._started, 'heartbeat': time.time()}
     data = json.dumps(record).encode()
     os.ftruncate(self._fd, 0)
     os.pwrite(self._fd, data, 0)
@@ -133,8 +137,8 @@ def _read(fd: int) -> dict[str, Any] | None:
 
 
 def _held_elsewhere(record: dict[str, Any]) -> bool:
-  """A record left by a holder on another host whose heartbeat is fresh: the workdir is in use there. On this
-  host, the flock alone says whether its holder is alive."""
+  """A record left by a holder on another host whose heartbeat is fresh: the workdir is in use
+  there. On this host, the flock alone says whether its holder is alive."""
   beat = record.get('heartbeat')
   return (record.get('host') != socket.gethostname() and isinstance(beat, (int, float))
           and time.time() - beat < STALE_S)

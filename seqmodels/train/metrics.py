@@ -21,8 +21,9 @@ from seqmodels.train import checkpoint
 
 @contextlib.contextmanager
 def _without_torch():
-  """Hides an installed but not yet imported PyTorch: tensorboardX imports it only to accept torch tensors, which
-  cost every run 1.4 s of start-up on a 2-core CPU. A later `import torch` works as usual."""
+  """Hides an installed but not yet imported PyTorch: tensorboardX imports it only to accept torch
+  tensors, which cost every run 1.4 s of start-up on a 2-core CPU. A later `import torch` works as
+  usual."""
   hidden = 'torch' not in sys.modules
   if hidden:
     sys.modules['torch'] = None  # makes `import torch` raise ImportError
@@ -34,11 +35,13 @@ def _without_torch():
 
 
 class PeakMemory:
-  """The peak memory of one run in this process, which may have run others before it (an in-process sweep).
+  """The peak memory of one run in this process, which may have run others before it (an in-process
+  sweep).
 
-  CPU: the process's peak resident set (VmHWM), reset when the run starts (Linux; getrusage's ru_maxrss keeps
-  the peak of every thread that ever exited, so it never falls). GPU/TPU: the device's peak bytes in use, which
-  cannot be reset: None where it is not above the peak at the run's start (an earlier run's), which hides this one.
+  CPU: the process's peak resident set (VmHWM), reset when the run starts (Linux; getrusage's
+  ru_maxrss keeps the peak of every thread that ever exited, so it never falls). GPU/TPU: the
+  device's peak bytes in use, which cannot be reset: None where it is not above the peak at the
+  run's start (an earlier run's), which hides this one.
   """
 
   def __init__(self):
@@ -49,7 +52,8 @@ class PeakMemory:
     device = _device_peak()
     if device is not None:
       return device if self._device_start is None or device > self._device_start else None
-    return _host_peak() if self._reset_host else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return (_host_peak() if self._reset_host
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
 def _device_peak() -> int | None:
@@ -81,8 +85,9 @@ def _scalar(v: Any) -> float:
 
 
 def strict_json(obj: Any) -> Any:
-  """`obj` with its non-finite floats as the strings 'NaN', 'Infinity' and '-Infinity', which strict JSON
-  readers accept and `float()` reads back (json.dump would write bare NaN, which is not JSON)."""
+  """`obj` with its non-finite floats as the strings 'NaN', 'Infinity' and '-Infinity', which strict
+  JSON readers accept and `float()` reads back (json.dump would write bare NaN, which is not
+  JSON)."""
   if isinstance(obj, float) and not math.isfinite(obj):
     return 'NaN' if math.isnan(obj) else ('Infinity' if obj > 0 else '-Infinity')
   if isinstance(obj, dict):
@@ -93,8 +98,8 @@ def strict_json(obj: Any) -> Any:
 
 
 def _drop_records_after(path: str, step: int) -> int:
-  """Rewrites the JSONL file `path` without its records after `step` (and a torn last line); returns how many
-  records it dropped."""
+  """Rewrites the JSONL file `path` without its records after `step` (and a torn last line); returns
+  how many records it dropped."""
   try:
     with open(path) as f:
       lines = f.readlines()
@@ -118,11 +123,12 @@ def _drop_records_after(path: str, step: int) -> int:
 
 
 class MetricWriter:
-  """Appends one JSON object per (step, split) to workdir/metrics.jsonl and mirrors scalars to TensorBoard.
+  """Appends one JSON object per (step, split) to workdir/metrics.jsonl and mirrors scalars to
+  TensorBoard.
 
-  `resume_step`: the step the run (re)starts from. The records an earlier session logged after it (the steps after
-  its last checkpoint, which this session trains again) are dropped first, so each (step, split) is logged once
-  and a curve never doubles back.
+  `resume_step`: the step the run (re)starts from. The records an earlier session logged after it
+  (the steps after its last checkpoint, which this session trains again) are dropped first, so each
+  (step, split) is logged once and a curve never doubles back.
   """
 
   def __init__(self, workdir: str, enabled: bool = True, resume_step: int | None = None):
@@ -133,8 +139,8 @@ class MetricWriter:
     if resume_step is not None:
       dropped = _drop_records_after(path, resume_step)
       if dropped:
-        logging.info('metrics.jsonl: dropped %d records logged after step %d, the step this run resumes from',
-                     dropped, resume_step)
+        logging.info('metrics.jsonl: dropped %d records logged after step %d, the step '
+                     'this run resumes from', dropped, resume_step)
     self._jsonl = open(path, 'a')
     try:
       with _without_torch():
@@ -171,7 +177,8 @@ class Progress:
     self._bar = None
     if enabled and sys.stderr.isatty():
       from tqdm import tqdm
-      self._bar = tqdm(total=total, initial=start, desc=name or None, unit='step', dynamic_ncols=True)
+      self._bar = tqdm(total=total, initial=start, desc=name or None, unit='step',
+                       dynamic_ncols=True)
     self._enabled = enabled
 
   def update(self, step: int, loss: float, tokens_per_sec: float, eta_s: float) -> None:
@@ -181,8 +188,9 @@ class Progress:
       self._bar.update(step - self._last)
       self._bar.set_postfix(loss=f'{loss:.4f}', tok_s=_rate(tokens_per_sec))
     else:
-      logging.info('%sstep %d/%d  loss %.4f  %s tokens/s  ETA %s', f'[{self._name}] ' if self._name else '',
-                   step, self._total, loss, _rate(tokens_per_sec), _hms(eta_s))
+      logging.info('%sstep %d/%d  loss %.4f  %s tokens/s  ETA %s',
+                   f'[{self._name}] ' if self._name else '', step, self._total, loss,
+                   _rate(tokens_per_sec), _hms(eta_s))
     self._last = step
 
   def close(self) -> None:
@@ -202,25 +210,27 @@ def _hms(seconds: float) -> str:
   return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'
 
 
-# Training steps dispatched but not yet finished, at most. Unbounded, the host queues hundreds of steps (each
-# holding its batch in device memory), and XLA:CPU (jax 0.10.2) with several devices per process (the tests'
-# 8, or one per core) deadlocks in an all-reduce, likely as executions of later steps take every worker thread
-# while waiting for devices whose earlier steps cannot run. On 2 cores, 600-step runs of the tests' tiny models
-# on 8 devices aborted at the 40 s rendezvous timeout 4 times in 4, and 0 in 4 with this bound. Two keep the
-# devices busy while the host prepares the next step.
+# Training steps dispatched but not yet finished, at most. Unbounded, the host queues hundreds of
+# steps (each holding its batch in device memory), and XLA:CPU (jax 0.10.2) with several devices per
+# process (the tests' 8, or one per core) deadlocks in an all-reduce, likely as executions of later
+# steps take every worker thread while waiting for devices whose earlier steps cannot run. On 2
+# cores, 600-step runs of the tests' tiny models on 8 devices aborted at the 40 s rendezvous timeout
+# 4 times in 4, and 0 in 4 with this bound. Two keep the devices busy while the host prepares the
+# next step.
 MAX_STEPS_IN_FLIGHT = 2
 
 
 def bound_in_flight(dispatched: list) -> None:
-  """Waits until at most MAX_STEPS_IN_FLIGHT of the steps whose outputs are in `dispatched` (oldest first) are
-  unfinished: the host stays ahead of the devices, by a bounded number of steps."""
+  """Waits until at most MAX_STEPS_IN_FLIGHT of the steps whose outputs are in `dispatched` (oldest
+  first) are unfinished: the host stays ahead of the devices, by a bounded number of steps."""
   if len(dispatched) > MAX_STEPS_IN_FLIGHT:
     jax.block_until_ready(dispatched[-MAX_STEPS_IN_FLIGHT - 1])
 
 
 class TrainLog:
-  """The train metrics of the steps since the last flush: fetched, checked finite, averaged and written, with
-  the training time and the steady tokens/s (compilation out: counted from the first flush on)."""
+  """The train metrics of the steps since the last flush: fetched, checked finite, averaged and
+  written, with the training time and the steady tokens/s (compilation out: counted from the first
+  flush on)."""
 
   def __init__(self, writer: MetricWriter, progress: Progress, run, tokens_per_step: int,
                num_steps: int):
@@ -233,7 +243,8 @@ class TrainLog:
     self.steady_tokens = 0
 
   def add(self, metrics: dict[str, jax.Array]) -> None:
-    """A dispatched step's metrics; waits while more than MAX_STEPS_IN_FLIGHT steps are unfinished."""
+    """A dispatched step's metrics; waits while more than MAX_STEPS_IN_FLIGHT steps are
+    unfinished."""
     self.pending.append(metrics)
     bound_in_flight(self.pending)
 
@@ -253,11 +264,11 @@ class TrainLog:
       if not np.isfinite(m['loss']):
         ckpt.wait()  # a save in flight is a good checkpoint too
         saved = checkpoint.saved_steps(workdir)
-        kept = (f'the last good checkpoint (step {saved[0]}) is kept in {workdir}/checkpoints' if saved else
-                'no checkpoint was saved before it')
+        kept = (f'the last good checkpoint (step {saved[0]}) is kept in {workdir}/checkpoints'
+                if saved else 'no checkpoint was saved before it')
         raise NonFiniteLossError(
-            f'loss became {float(m["loss"])} at step {first_step + i}; {kept}: lower optim.lr or set '
-            'optim.clip_norm, then rerun with a new --workdir')
+            f'loss became {float(m["loss"])} at step {first_step + i}; {kept}: lower optim.lr or '
+            'set optim.clip_norm, then rerun with a new --workdir')
     now = time.time()
     self.run.train_seconds += now - self.timer
     self.run.tokens_seen += self.tokens_per_step * len(got)

@@ -1,4 +1,5 @@
-"""Optimizer: AdamW, or SGD (plain or heavy-ball), with warmup + cosine decay, gradients clipped by global norm."""
+"""Optimizer: AdamW, or SGD (plain or heavy-ball), with warmup + cosine decay, gradients clipped by
+global norm."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
   o = optim_cfg
   warmup = min(o.warmup_steps, max(num_steps - 1, 0))
   if warmup < o.warmup_steps:
-    logging.warning('config.optim.warmup_steps=%d is not below the run\'s %d steps: the learning rate warms up over '
-                    '%d steps instead (lower warmup_steps, or train longer)', o.warmup_steps, num_steps, warmup)
-  return optax.warmup_cosine_decay_schedule(0.0, o.lr, warmup, max(num_steps, warmup + 1), o.lr * o.min_lr_ratio)
+    logging.warning('config.optim.warmup_steps=%d is not below the run\'s %d steps: the learning '
+                    'rate warms up over %d steps instead (lower warmup_steps, or train longer)',
+                    o.warmup_steps, num_steps, warmup)
+  return optax.warmup_cosine_decay_schedule(0.0, o.lr, warmup, max(num_steps, warmup + 1),
+                                            o.lr * o.min_lr_ratio)
 
 
 def global_norm(tree) -> jax.Array:
   """sqrt(sum of squares of every leaf), computed without overflow.
 
-  sum(g^2) overflows float32 for gradients above ~1e19 (exploding RNNs reach that) and the norm becomes inf.
-  Dividing by the largest |g| first keeps the sum finite.
+  sum(g^2) overflows float32 for gradients above ~1e19 (exploding RNNs reach that) and the norm
+  becomes inf. Dividing by the largest |g| first keeps the sum finite.
   """
   leaves = [x.astype(jnp.float32) for x in jax.tree.leaves(tree)]
   if not leaves:  # e.g. the trained part when optim.freeze covers every parameter
@@ -34,8 +37,8 @@ def global_norm(tree) -> jax.Array:
 
 
 def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
-  """optax.clip_by_global_norm on the overflow-safe `global_norm`: with optax's own, an inf norm scales every
-  update by 1/inf = 0 and training silently freezes."""
+  """optax.clip_by_global_norm on the overflow-safe `global_norm`: with optax's own, an inf norm
+  scales every update by 1/inf = 0 and training silently freezes."""
   def update(updates, state, params=None):
     del params
     norm = global_norm(updates)
@@ -45,26 +48,32 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
 
 
 def _decay_mask(params):
-  # Weight decay on matrices only: biases, norms' scales and gains are left alone (as in GPT-2 / nanoGPT).
+  # Weight decay on matrices only: biases, norms' scales and gains are left alone (as in GPT-2 /
+  # nanoGPT).
   return jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
-def _sgd_decayed(schedule: optax.Schedule, o, momentum: float | None) -> optax.GradientTransformation:
-  # Weight decay on matrices, added to the gradient before the step: for SGD the same as AdamW's decoupled decay.
-  return optax.chain(optax.add_decayed_weights(o.weight_decay, mask=_decay_mask), optax.sgd(schedule, momentum))
+def _sgd_decayed(schedule: optax.Schedule, o,
+                 momentum: float | None) -> optax.GradientTransformation:
+  # Weight decay on matrices, added to the gradient before the step: for SGD the same as AdamW's
+  # decoupled decay.
+  return optax.chain(optax.add_decayed_weights(o.weight_decay, mask=_decay_mask),
+                     optax.sgd(schedule, momentum))
 
 
 # optim.name -> (schedule, optim_cfg) -> the update rule, weight decay (matrices only) included
 OPTIMIZERS = {
-    'adamw': lambda schedule, o: optax.adamw(schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=o.weight_decay,
-                                             mask=_decay_mask),
+    'adamw': lambda schedule, o: optax.adamw(schedule, b1=o.b1, b2=o.b2, eps=o.eps,
+                                             weight_decay=o.weight_decay, mask=_decay_mask),
     'sgd': lambda schedule, o: _sgd_decayed(schedule, o, None),
-    'momentum': lambda schedule, o: _sgd_decayed(schedule, o, o.b1),  # heavy-ball momentum b1 (Polyak 1964)
+    # heavy-ball momentum b1 (Polyak 1964)
+    'momentum': lambda schedule, o: _sgd_decayed(schedule, o, o.b1),
 }
 
 
 def frozen_prefixes(optim_cfg) -> tuple[str, ...]:
-  """The '/'-path prefixes that config.optim.freeze names (comma-separated, e.g. 'encoder,embed')."""
+  """The '/'-path prefixes that config.optim.freeze names (comma-separated, e.g.
+  'encoder,embed')."""
   return tuple(p.strip().strip('/') for p in optim_cfg.freeze.split(',') if p.strip().strip('/'))
 
 
@@ -75,24 +84,26 @@ def is_frozen(path: tuple, prefixes: tuple[str, ...]) -> bool:
 
 
 def freeze_error(params, prefixes: tuple[str, ...]) -> str:
-  """'' when each of the `prefixes` (optim.frozen_prefixes) names parameters of `params`; else the one-line
-  error naming those that name none and the parameters there are: a misspelt freeze would train everything."""
+  """'' when each of the `prefixes` (optim.frozen_prefixes) names parameters of `params`; else the
+  one-line error naming those that name none and the parameters there are: a misspelt freeze would
+  train everything."""
   paths = [path for path, _ in jax.tree_util.tree_leaves_with_path(params)]
   missing = [p for p in prefixes if not any(is_frozen(path, (p,)) for path in paths)]
   if not missing:
     return ''
   return (f'config.optim.freeze={",".join(prefixes)!r}: {", ".join(missing)} '
-          f'{"names" if len(missing) == 1 else "name"} no parameter of this model, whose top-level parameters are '
-          f'{", ".join(sorted(params))}: freeze some of those (or a path under one, e.g. '
-          f'{sorted(params)[0]}/...), or leave config.optim.freeze empty')
+          f'{"names" if len(missing) == 1 else "name"} no parameter of this model, whose top-level '
+          f'parameters are {", ".join(sorted(params))}: freeze some of those (or a path under one, '
+          f'e.g. {sorted(params)[0]}/...), or leave config.optim.freeze empty')
 
 
-def make_optimizer(optim_cfg, num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def make_optimizer(optim_cfg,
+                   num_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
   """The optax chain of `optim_cfg` and its learning-rate schedule.
 
-  Parameters under `optim_cfg.freeze` (comma-separated '/'-paths, e.g. 'encoder,embed') get no update at all:
-  feature extraction with a frozen backbone, via optax.multi_transform (validation refuses a path that names no
-  parameter: `freeze_error`).
+  Parameters under `optim_cfg.freeze` (comma-separated '/'-paths, e.g. 'encoder,embed') get no
+  update at all: feature extraction with a frozen backbone, via optax.multi_transform (validation
+  refuses a path that names no parameter: `freeze_error`).
   """
   o = optim_cfg
   schedule = learning_rate_schedule(o, num_steps)

@@ -1,4 +1,5 @@
-"""Preemption: SIGTERM or Ctrl-C asks the loop to save a checkpoint after the step it is in, then stop."""
+"""Preemption: SIGTERM or Ctrl-C asks the loop to save a checkpoint after the step it is in, then
+stop."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from jax.experimental import multihost_utils
 class Preemption:
   """SIGTERM / Ctrl-C set a flag; the loop saves a checkpoint at the next step and stops.
 
-  With several processes, JAX's coordination service catches SIGTERM instead, and all processes agree on the
-  step through `reached_preemption_sync_point`, so they save the same checkpoint (a local flag could differ
-  between processes and deadlock the save).
+  With several processes, JAX's coordination service catches SIGTERM instead, and all processes
+  agree on the step through `reached_preemption_sync_point`, so they save the same checkpoint (a
+  local flag could differ between processes and deadlock the save).
   """
 
   def __init__(self):
@@ -30,8 +31,8 @@ class Preemption:
         pass
 
   def _handle(self, signum, frame):
-    logging.warning('%s received: saving a checkpoint after this step, then stopping (Ctrl-C again aborts)',
-                    signal.Signals(signum).name)
+    logging.warning('%s received: saving a checkpoint after this step, then stopping '
+                    '(Ctrl-C again aborts)', signal.Signals(signum).name)
     self.requested = True
     for sig in self._previous:
       signal.signal(sig, _abort)
@@ -45,11 +46,12 @@ class Preemption:
 
 
 def _abort(signum, frame):
-  """A second signal: ends the process at once. A save in flight is left unfinished, which orbax never takes
-  for a checkpoint (it is written under a temporary name), so the last complete one is what a rerun resumes.
-  Waiting for the save's threads instead could hang (issue 29: 2 of 10 double Ctrl-Cs did)."""
+  """A second signal: ends the process at once. A save in flight is left unfinished, which orbax
+  never takes for a checkpoint (it is written under a temporary name), so the last complete one is
+  what a rerun resumes. Waiting for the save's threads instead could hang (issue 29: 2 of 10 double
+  Ctrl-Cs did)."""
   del frame
-  print(f'error: {signal.Signals(signum).name} again: stopped at once, without finishing the checkpoint being '
-        'saved; the last complete one is kept: rerun the same command to resume from it', file=sys.stderr,
-        flush=True)
+  print(f'error: {signal.Signals(signum).name} again: stopped at once, without finishing the '
+        'checkpoint being saved; the last complete one is kept: rerun the same '
+        'command to resume from it', file=sys.stderr, flush=True)
   os._exit(128 + signum)

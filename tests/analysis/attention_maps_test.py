@@ -1,5 +1,6 @@
-"""Attention maps: the weights every MultiHeadAttention sows are the ones it attended with; the CLI writes them for
-a finished run in the layout seqmodels.report draws, and the Transformer's translations get theirs."""
+"""Attention maps: the weights every MultiHeadAttention sows are the ones it attended with; the CLI
+writes them for a finished run in the layout seqmodels.report draws, and the Transformer's
+translations get theirs."""
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +29,10 @@ def test_the_sown_weights_are_the_ones_the_attention_used():
   np.testing.assert_array_equal(out, plain)  # asking for the weights changes nothing else
   (p,) = sown.values()
   assert p.shape == (B, H, T, T)
-  allowed = (np.arange(T)[:, None] >= np.arange(T)) & (np.arange(T) < np.asarray(lengths)[:, None, None])
-  assert np.all(p[~np.broadcast_to(allowed[:, None], p.shape)] == 0)  # no weight on the future or on padding
+  allowed = (
+      (np.arange(T)[:, None] >= np.arange(T)) & (np.arange(T) < np.asarray(lengths)[:, None, None]))
+  # no weight on the future or on padding
+  assert np.all(p[~np.broadcast_to(allowed[:, None], p.shape)] == 0)
   np.testing.assert_allclose(p.sum(-1), 1, rtol=1e-6)
   # The module's output, rebuilt from these weights and its own value and output projections.
   qkv = jnp.einsum('btd,dchk->btchk', x, params['qkv']['kernel']) + params['qkv']['bias']
@@ -48,8 +51,8 @@ def test_cli_writes_causal_maps_of_every_block_that_the_report_draws(tmp_path, c
   assert list(maps['tokens'][:2]) == ['<bos>', maps['tokens'][1]] and len(maps['tokens']) == T
   np.testing.assert_allclose(maps['layer0'].sum(-1), 1, rtol=1e-5)
   assert np.all(np.triu(maps['layer0'], 1) == 0)  # a causal model: no query sees a later key
-  assert capsys.readouterr().out.splitlines()[-1] == (f'{workdir}: 1 layer x 2 heads, {T} x {T} positions -> '
-                                                     f'{workdir}/attention_layers.npz')
+  assert (capsys.readouterr().out.splitlines()[-1] ==
+          (f'{workdir}: 1 layer x 2 heads, {T} x {T} positions -> {workdir}/attention_layers.npz'))
   report.write_report([workdir], str(tmp_path / 'report'))
   assert (tmp_path / 'report' / 'attention_layers_gpt_copy.png').stat().st_size > 0
 
@@ -61,8 +64,9 @@ def test_a_model_without_multi_head_attention_is_one_line(tmp_path, capsys):
     attention_maps.main(['--workdir', workdir])
   assert e.value.code == 2
   assert capsys.readouterr().err.strip().splitlines()[-1] == (
-      f'error: --workdir={workdir}: config.model.name=rnn has no multi-head attention (seq2seq models with additive '
-      'or multiplicative attention write attention_maps.npz in their final evaluation)')
+      f'error: --workdir={workdir}: config.model.name=rnn has no multi-head attention (seq2seq '
+      'models with additive or multiplicative attention write attention_maps.npz in '
+      'their final evaluation)')
 
 
 def test_a_transformer_translation_writes_its_encoder_decoder_attention(tmp_path):
@@ -82,16 +86,19 @@ def test_a_transformer_translation_writes_its_encoder_decoder_attention(tmp_path
     w = maps[f'weights_{i}']
     assert w.shape == (len(maps[f'tgt_{i}']), len(maps[f'src_{i}']))
     np.testing.assert_allclose(w.sum(-1), 1, rtol=1e-5)  # every real source token, and only those
-  # The same run's gradient flow: its encoder's series runs over source positions, measured from the source's last
-  # real token (the context the decoder reads); padding never reaches the loss.
+  # The same run's gradient flow: its encoder's series runs over source positions, measured from the
+  # source's last real token (the context the decoder reads); padding never reaches the loss.
   series = gradient_flow.run_gradient_flow(str(tmp_path / 'run'), batch_size=4)
   enc = [s for s in series if s['site'].startswith('encoder')]
-  assert len(enc) == 2 and any(s['site'].startswith('decoder') for s in series), [s['site'] for s in series]
+  assert len(enc) == 2 and any(s['site'].startswith('decoder') for s in series), [
+      s['site'] for s in series]
   for s in enc:
     norms = np.asarray(s['norms'])
     assert s['time'] == 'source' and len(norms) == 10 and 1 <= s['loss_position'] < 9
-    assert np.all(norms[:s['loss_position'] + 1] > 0) and np.all(norms[s['loss_position'] + 1:] == 0)
-  # The whole translation's loss (every target) reaches the same source positions, measured from the same ends.
+    assert (np.all(norms[:s['loss_position'] + 1] > 0) and
+            np.all(norms[s['loss_position'] + 1:] == 0))
+  # The whole translation's loss (every target) reaches the same source positions, measured from the
+  # same ends.
   whole = gradient_flow.run_gradient_flow(str(tmp_path / 'run'), batch_size=4, whole_sequence=True)
   assert [s['site'] for s in whole] == [s['site'] for s in series]
   assert all(s['loss'] == 'whole_sequence' for s in whole)

@@ -1,4 +1,5 @@
-"""Tests for seqmodels/analysis/gradient_flow.py: vanishing gradients in a tanh RNN, none through attention."""
+"""Tests for seqmodels/analysis/gradient_flow.py: vanishing gradients in a tanh RNN, none through
+attention."""
 
 import chex
 import flax.linen as nn
@@ -14,7 +15,8 @@ B, T, D, H = 2, 12, 4, 8
 
 
 def _normal(seed, shape, scale=1.0):
-  """N(0, scale^2) float32 from NumPy: jax.random would compile a threefry kernel per shape (slow on CPU)."""
+  """N(0, scale^2) float32 from NumPy: jax.random would compile a threefry kernel per shape (slow on
+  CPU)."""
   return jnp.asarray(scale * np.random.default_rng(seed).normal(size=shape), jnp.float32)
 
 
@@ -23,13 +25,15 @@ def _x(b=B, t=T, d=D):
 
 
 def _readout(d):
-  """Per-example loss at the last step, [B], of a model output y_BxTxH or (y_BxTxH, final states)."""
+  """Per-example loss at the last step, [B], of a model output y_BxTxH or (y_BxTxH, final
+  states)."""
   v = _normal(7, (d,))
   return lambda out: (out[0] if isinstance(out, tuple) else out)[:, -1] @ v
 
 
 def _small_rnn():
-  """A one-layer tanh RNN whose recurrent matrix has spectral norm 0.5: gradients shrink by >= 2x per step."""
+  """A one-layer tanh RNN whose recurrent matrix has spectral norm 0.5: gradients shrink by >= 2x
+  per step."""
   model = Recurrent('rnn', H)
   shapes = jax.eval_shape(model.init, jax.random.key(0), _x())['params']['layer0']
   q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(H, H)))
@@ -77,7 +81,8 @@ class _Blocks(nn.Module):
 
 
 def _random_variables(model, x):
-  """Kernels N(0, 1/fan_in), LayerNorm scales 1, biases 0, in the shapes init makes (without compiling init)."""
+  """Kernels N(0, 1/fan_in), LayerNorm scales 1, biases 0, in the shapes init makes (without
+  compiling init)."""
   shapes = jax.eval_shape(model.init, jax.random.key(0), x)
   paths, tree = jax.tree_util.tree_flatten_with_path(shapes)
 
@@ -95,7 +100,8 @@ def test_attention_gradient_norm_does_not_decay_with_distance():
   x = _x(d=H)
   model = _Blocks()
   v = _random_variables(model, x)
-  norms = gradient_flow.perturbation_gradient_norms(model, v, _readout(H), x, perturb_outputs_of=(Block,))
+  norms = gradient_flow.perturbation_gradient_norms(model, v, _readout(H), x,
+                                                    perturb_outputs_of=(Block,))
   assert sorted(norms) == ['block0/output', 'block1/output']
   chex.assert_shape(list(norms.values()), (T,))
   n = np.asarray(norms['block0/output'])
@@ -126,8 +132,8 @@ def test_model_without_perturbation_site_is_rejected_with_a_hint():
 
 
 def test_rows_of_different_lengths_are_averaged_by_their_distance_from_their_own_end():
-  """Row 0 ends at position 3, row 1 at 1: entry k of the mean is distance 3 - k from both rows' ends; distances
-  3 and 2 only row 0 reaches, and past their ends (padding) both rows count."""
+  """Row 0 ends at position 3, row 1 at 1: entry k of the mean is distance 3 - k from both rows'
+  ends; distances 3 and 2 only row 0 reaches, and past their ends (padding) both rows count."""
   norms_BxT = np.array([[8.0, 4.0, 2.0, 1.0, 0.0], [6.0, 3.0, 0.0, 0.0, 0.0]])
   mean_T, latest = gradient_flow.aligned_mean(norms_BxT, np.array([3, 1]))
   assert latest == 3
@@ -140,9 +146,10 @@ def test_rows_of_different_lengths_are_averaged_by_their_distance_from_their_own
 def test_the_loss_reads_each_row_at_its_own_position():
   logits_BxTxV = np.log(np.array([[[0.5, 0.5], [0.9, 0.1]], [[0.2, 0.8], [0.5, 0.5]]], np.float32))
   batch = {'targets': np.array([[0, 0], [1, 1]]), 'weights': np.array([[1.0, 1.0], [1.0, 0.0]])}
-  loss_B = gradient_flow._loss_at('lm', np.array([1, 0]))(batch)(logits_BxTxV)  # pylint: disable=protected-access
+  loss_B = gradient_flow._loss_at('lm', np.array([1, 0]))(batch)(logits_BxTxV)
   np.testing.assert_allclose(loss_B, -np.log([0.9, 0.8]), rtol=1e-5)
-  at_one = gradient_flow._loss_at('lm', 1)(batch)(logits_BxTxV)  # pylint: disable=protected-access
+  at_one = gradient_flow._loss_at('lm', 1)(batch)(logits_BxTxV)
   np.testing.assert_allclose(at_one, [-np.log(0.9), 0.0], rtol=1e-5)  # row 1 has no target there
-  every = gradient_flow._loss_at('lm', None)(batch)(logits_BxTxV)  # pylint: disable=protected-access
-  np.testing.assert_allclose(every, [-np.log(0.5) - np.log(0.9), -np.log(0.8)], rtol=1e-5)  # whole_sequence
+  every = gradient_flow._loss_at('lm', None)(batch)(logits_BxTxV)
+  # whole_sequence
+  np.testing.assert_allclose(every, [-np.log(0.5) - np.log(0.9), -np.log(0.8)], rtol=1e-5)

@@ -1,5 +1,6 @@
-"""The samples CLI: every kind of LM continues the same validation prompts (or a --prompt) from its latest
-checkpoint, greedy decoding follows the model's own argmax, and seqmodels.report shows the samples."""
+"""The samples CLI: every kind of LM continues the same validation prompts (or a --prompt) from its
+latest checkpoint, greedy decoding follows the model's own argmax, and seqmodels.report shows the
+samples."""
 
 import dataclasses
 import json
@@ -12,7 +13,8 @@ from seqmodels import report
 from seqmodels.analysis import runs, samples
 from tests.analysis.gradient_flow_cli_test import _run
 
-NEW = 25  # > data.seq_len = 10: GPT and ELMo slide their window, the recurrent LMs carry their state on
+# > data.seq_len = 10: GPT and ELMo slide their window, the recurrent LMs carry their state on
+NEW = 25
 
 
 @pytest.fixture(scope='module')
@@ -36,24 +38,28 @@ def test_every_lm_continues_the_same_validation_prompts(text_runs, tmp_path, cap
   for name, workdir in text_runs.items():
     record = _read(workdir)
     assert record['model'] == name and record['step'] == (1 if name == 'ngram' else 2)
-    assert record['checkpoint'] == (None if name == 'ngram' else 'latest')  # the n-gram has none: counted again
-    assert record['settings']['new_tokens'] == NEW and record['commit'] and 'seqmodels.analysis.samples' in (
-        record['command'])
+    # the n-gram has none: counted again
+    assert record['checkpoint'] == (None if name == 'ngram' else 'latest')
+    assert (record['settings']['new_tokens'] == NEW and record['commit'] and
+            'seqmodels.analysis.samples' in (record['command']))
     assert f'=== {workdir}: {name} at step {record["step"]}' in out
     for i, smp in enumerate(record['samples']):
       text_T = np.concatenate([batch['inputs'][i, :1], batch['targets'][i]])
       assert smp['source'] == f'validation example {i}'
       assert smp['prompt'] == data.decode(text_T[:4])
       start = i * data.seq_len
-      assert smp['reference'] == data.decode(text_N[start + 4:start + 4 + NEW])  # as long as the continuation
+      # as long as the continuation
+      assert smp['reference'] == data.decode(text_N[start + 4:start + 4 + NEW])
       assert data.decode(text_N[start + 4:start + 4 + NEW]).startswith(data.decode(text_T[4:]))
       tokens = np.asarray(smp['tokens'])
-      assert len(tokens) == NEW and tokens.min() >= 0 and tokens.max() < data.vocab_size  # text has no EOS
+      # text has no EOS
+      assert len(tokens) == NEW and tokens.min() >= 0 and tokens.max() < data.vocab_size
       assert smp['continuation'] == data.decode(tokens)
   rep = report.write_report(list(text_runs.values()), str(tmp_path / 'report'))
   md = open(rep['markdown']).read()
   section = md[md.index('## Samples'):]
-  assert section.count('### Prompt (validation example') == 2  # one per prompt, each run's continuation under it
+  # one per prompt, each run's continuation under it
+  assert section.count('### Prompt (validation example') == 2
   for name in text_runs:
     assert section.count(f'**{name}_text** ({name}, step') == 2
   assert section.count('the text itself:') == 2
@@ -68,10 +74,13 @@ def test_greedy_samples_are_the_models_argmax_given_all_before(text_runs):
     for i, smp in enumerate(record['samples']):
       prompt = samples.prompts(run.data, s)[i][1]
       text = np.concatenate([prompt, smp['tokens']])
-      ts = np.arange(len(prompt), len(text))  # each generated position, and what the model saw before it
+      # each generated position, and what the model saw before it
+      ts = np.arange(len(prompt), len(text))
       if name == 'lstm':  # the state carries everything before t
         logits = run.model.apply({'params': params}, text[None, :-1])[0, ts - 1]
-      else:  # GPT, ELMo: the last seq_len = 10 tokens before t, from position 0 (causal: what follows is unseen)
+      else:
+        # GPT, ELMo: the last seq_len = 10 tokens before t, from position 0 (causal: what follows is
+        # unseen)
         windows = np.zeros((len(ts), 10), np.int32)
         for row, t in enumerate(ts):
           windows[row, :min(t, 10)] = text[max(0, t - 10):t]
@@ -83,7 +92,8 @@ def test_greedy_samples_are_the_models_argmax_given_all_before(text_runs):
 
 def test_seeds_and_prompts(text_runs):
   lstm = text_runs['lstm']
-  draw = lambda **kw: samples.run_samples(lstm, samples.Settings(new_tokens=NEW, num_samples=2, **kw))['samples']
+  draw = lambda **kw: samples.run_samples(
+      lstm, samples.Settings(new_tokens=NEW, num_samples=2, **kw))['samples']
   assert draw(seed=0) == draw(seed=0) and draw(seed=0) != draw(seed=1)
   for smp in draw(prompt='ab'):
     assert smp['prompt'] == 'ab' and smp['source'] == '--prompt' and smp['reference'] is None
@@ -102,7 +112,8 @@ def test_a_run_trained_through_cudnn_samples_on_a_cpu(text_runs, tmp_path):
   with open(f'{cudnn}/config.json', 'w') as f:
     json.dump(config, f)
   s = samples.Settings(new_tokens=NEW, num_samples=2)
-  assert samples.run_samples(cudnn, s)['samples'] == samples.run_samples(text_runs['lstm'], s)['samples']
+  assert (samples.run_samples(cudnn, s)['samples'] ==
+          samples.run_samples(text_runs['lstm'], s)['samples'])
 
 
 def test_what_cannot_be_sampled_is_one_line(tmp_path, capsys):
@@ -112,61 +123,70 @@ def test_what_cannot_be_sampled_is_one_line(tmp_path, capsys):
   (unfinished / 'config.json').write_text(json.dumps({'model': {'name': 'ngram'}}))
   cases = [
       (['--workdir', copy, '--prompt', 'a'],
-       f'--workdir={copy}: --prompt: this task has no text form: leave --prompt out to continue its validation '
-       'examples'),
+       f'--workdir={copy}: --prompt: this task has no text form: leave --prompt out to continue '
+       'its validation examples'),
       (['--workdir', adding],
-       f'--workdir={adding}: config.model.name=lstm on config.data.name=adding is a regression model, not a '
-       'language model: samples come from LMs'),
-      (['--workdir', str(unfinished)], f'--workdir={unfinished} has not finished (no summary.json): rerun its '
-       'launch.py command'),
+       f'--workdir={adding}: config.model.name=lstm on config.data.name=adding is a regression '
+       'model, not a language model: samples come from LMs'),
+      (['--workdir', str(unfinished)],
+       f'--workdir={unfinished} has not finished (no summary.json): rerun its launch.py command'),
       (['--workdir', copy, '--top_p', '0'], '--top_p=0.0: choose it in (0, 1]'),
-      (['--workdir', copy, '--new_tokens', 'abc'], "argument --new_tokens: invalid int value: 'abc' (see --help)"),
+      (['--workdir', copy, '--new_tokens', 'abc'],
+       "argument --new_tokens: invalid int value: 'abc' (see --help)"),
       ([], 'the following arguments are required: --workdir (see --help)'),
-      (['--workdir', copy, '--checkpoint', 'best'], f'--workdir={copy}: no best checkpoint (the run kept none: '
-       'train.keep_best was off): train with --config.train.keep_best=True, or read the latest checkpoint'),
-      (['--workdir', copy, '--num_samples', '99'], f'--workdir={copy}: --num_samples=99 is more than the 16 '
-       'validation examples: pick at most 16'),
+      (['--workdir', copy, '--checkpoint', 'best'],
+       f'--workdir={copy}: no best checkpoint (the run kept none: train.keep_best was off): train '
+       'with --config.train.keep_best=True, or read the latest checkpoint'),
+      (['--workdir', copy, '--num_samples', '99'], f'--workdir={copy}: --num_samples=99 is more '
+       'than the 16 validation examples: pick at most 16'),
   ]
   for argv, message in cases:
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
       samples.main(argv)
     assert e.value.code == 2 and capsys.readouterr().err == f'error: {message}\n', argv
-  samples.main(['--workdir', copy, '--new_tokens', '30', '--num_samples', '1'])  # a synthetic task's prompts
+  # a synthetic task's prompts
+  samples.main(['--workdir', copy, '--new_tokens', '30', '--num_samples', '1'])
   (smp,) = _read(copy)['samples']
   # the task's given part is the prompt (<bos> 4 symbols <sep>), its copy and <eos> the reference
-  assert smp['prompt'].startswith('<bos>') and smp['prompt'].endswith('<sep>') and len(smp['prompt'].split()) == 6
+  assert (smp['prompt'].startswith('<bos>') and smp['prompt'].endswith('<sep>') and
+          len(smp['prompt'].split()) == 6)
   assert smp['reference'].split()[-1] == '<eos>' and len(smp['reference'].split()) == 5
   assert 1 <= len(smp['tokens']) <= 30
   assert (smp['tokens'][-1] == 3) == (len(smp['tokens']) < 30)  # stopped by EOS, or ran to the end
 
 
 def test_validation_prompts_keep_a_texts_token_zero():
-  """In a character vocabulary id 0 is a character ('\\n' sorts first), not padding: a window ending in newlines
-  keeps them, in its prompt and in its reference."""
+  """In a character vocabulary id 0 is a character ('\\n' sorts first), not padding: a window ending
+  in newlines keeps them, in its prompt and in its reference."""
   from seqmodels.data import core, tokenizers
   from seqmodels.data import text as text_data
   text = 'ab\n\nba\n\n' * 8
   tokenizer = tokenizers.CharTokenizer.from_text(text)
   assert tokenizer.encode('\n')[0] == 0
   windows = text_data._windows(tokenizer.encode(text), 7, 8)  # each window: 'ab\n\nba\n\n'
-  data = core.Data('lm', tokenizer.vocab_size, 7, {'validation': windows}, tokenizer.decode, tokenizer.encode)
+  data = core.Data('lm', tokenizer.vocab_size, 7, {'validation': windows}, tokenizer.decode,
+                   tokenizer.encode)
   for prompt_tokens in (3, 7):
     rows = samples.prompts(data, samples.Settings(num_samples=2, prompt_tokens=prompt_tokens))
     for _, prompt, reference in rows:
       assert tokenizer.decode(prompt) + tokenizer.decode(reference) == 'ab\n\nba\n\n'
       assert len(prompt) == prompt_tokens
-  with pytest.raises(ValueError, match=r'--prompt_tokens=8: validation example 0 has 8 tokens, so a prompt of at '
-                                       r'most 7 leaves some of it to compare a sample with'):
-    samples.prompts(data, samples.Settings(num_samples=2, prompt_tokens=8))  # before: cut to 7, silently
-  data = dataclasses.replace(data, tokens={'validation': tokenizer.encode(text)})  # the split as running text
+  with pytest.raises(ValueError, match=r'--prompt_tokens=8: validation example 0 has 8 tokens, so '
+                     r'a prompt of at most 7 leaves some of it to compare a sample with'):
+    # before: cut to 7, silently
+    samples.prompts(data, samples.Settings(num_samples=2, prompt_tokens=8))
+  # the split as running text
+  data = dataclasses.replace(data, tokens={'validation': tokenizer.encode(text)})
   rows = samples.prompts(data, samples.Settings(new_tokens=12, num_samples=2, prompt_tokens=7))
   for i, (_, prompt, reference) in enumerate(rows):
-    assert tokenizer.decode(prompt) == text[7 * i:7 * i + 7] and tokenizer.decode(reference) == text[7 * i + 7:][:12]
-  long = samples.prompts(data, samples.Settings(new_tokens=4, num_samples=1, prompt_tokens=60))  # past the window
+    assert (tokenizer.decode(prompt) == text[7 * i:7 * i + 7] and
+            tokenizer.decode(reference) == text[7 * i + 7:][:12])
+  # past the window
+  long = samples.prompts(data, samples.Settings(new_tokens=4, num_samples=1, prompt_tokens=60))
   assert len(long[0][1]) == 60 and tokenizer.decode(long[0][2]) == text[60:]
-  with pytest.raises(ValueError, match=r'--prompt_tokens=64: validation example 0 starts 64 tokens before the end '
-                                       r'of the split, so a prompt of at most 63'):
+  with pytest.raises(ValueError, match=r'--prompt_tokens=64: validation example 0 starts 64 tokens '
+                     r'before the end of the split, so a prompt of at most 63'):
     samples.prompts(data, samples.Settings(num_samples=1, prompt_tokens=64))
   with pytest.raises(ValueError, match=r'--num_samples=10 is more than the 9 validation examples'):
     samples.prompts(data, samples.Settings(num_samples=10, prompt_tokens=2))

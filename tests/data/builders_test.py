@@ -1,4 +1,5 @@
-"""Tests that the TFDS builders write array_record files that read back exactly, without TensorFlow."""
+"""Tests that the TFDS builders write array_record files that read back exactly, without
+TensorFlow."""
 
 import io
 import sys
@@ -40,7 +41,8 @@ def test_local_text_saves_vocab_and_splits_90_10_by_position(tmp_path, monkeypat
   split_at = int(len(text) * 0.9)
   assert len(train) == -(-split_at // 50) and train[0]['tokens'].dtype == np.int32
   assert ''.join(tokenizer.decode(train[i]['tokens']) for i in range(len(train))) == text[:split_at]
-  assert ''.join(tokenizer.decode(validation[i]['tokens']) for i in range(len(validation))) == text[split_at:]
+  assert (''.join(tokenizer.decode(validation[i]['tokens']) for i in range(len(validation))) ==
+          text[split_at:])
   assert 'tensorflow' not in sys.modules
 
 
@@ -69,7 +71,8 @@ def test_text_that_is_not_utf8_fails_with_one_line_naming_the_file_and_the_fix(t
   path.write_bytes(('gro\u00df\n' * 200).encode('latin-1'))
   d = get_base_config().data
   d.name, d.path, d.data_dir, d.seq_len = name, str(path), str(tmp_path / 'tfds'), 16
-  with pytest.raises(errors.DataError, match=r'latin.txt is not UTF-8 text \(byte 3: .*\): convert it, e.g. iconv'):
+  with pytest.raises(errors.DataError,
+                     match=r'latin.txt is not UTF-8 text \(byte 3: .*\): convert it, e.g. iconv'):
     registry.prepare(d)
     registry.load(d)
 
@@ -84,7 +87,8 @@ def test_char_tokenizer_round_trips_and_saves_to_json(tmp_path):
   assert tokenizers.CharTokenizer.load(tmp_path / 'vocab.json').chars == tokenizer.chars
   with pytest.raises(ValueError, match='not in vocabulary'):
     tokenizer.encode('xyz')
-  for chunk in (1, 4, 7):  # encoding works through the text a chunk at a time: boundaries change nothing
+  # encoding works through the text a chunk at a time: boundaries change nothing
+  for chunk in (1, 4, 7):
     np.testing.assert_array_equal(tokenizer.encode(text * 3, chunk=chunk), np.tile(ids, 3))
   with pytest.raises(ValueError, match=r"\['x'\]"):  # an unknown character in a later chunk
     tokenizer.encode(text + 'x', chunk=4)

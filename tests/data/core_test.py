@@ -104,27 +104,30 @@ def test_streamed_splits_batch_exactly_like_cached_ones(reverse_cfg, reverse_dat
 
 def test_stream_batches_read_every_stream_in_order_and_score_each_eval_token_once():
   data = core.Data('lm', 200, 4, tokens={'train': np.arange(103), 'validation': np.arange(57)})
-  # Training: 4 streams (2 rows x 2 processes) of 103 // 4 = 25 tokens, (25 - 1) // 4 = 6 windows an epoch.
-  both = [list(itertools.islice(data.stream_batches(batch_size=2, process_index=p, process_count=2), 8))
-          for p in range(2)]
+  # Training: 4 streams (2 rows x 2 processes) of 103 // 4 = 25 tokens, (25 - 1) // 4 = 6 windows an
+  # epoch.
+  both = [list(itertools.islice(data.stream_batches(batch_size=2, process_index=p, process_count=2),
+                                8)) for p in range(2)]
   for step in range(8):
     k = step % 6
     inputs = np.concatenate([both[0][step]['inputs'], both[1][step]['inputs']])
     np.testing.assert_array_equal(inputs, 25 * np.arange(4)[:, None] + 4 * k + np.arange(4))
-    np.testing.assert_array_equal(both[1][step]['targets'], 25 * np.arange(2, 4)[:, None] + 4 * k + 1 + np.arange(4))
+    np.testing.assert_array_equal(both[1][step]['targets'],
+                                  25 * np.arange(2, 4)[:, None] + 4 * k + 1 + np.arange(4))
     np.testing.assert_array_equal(both[0][step]['reset'], [float(k == 0)] * 2)
   resumed = next(data.stream_batches(batch_size=2, start_step=7, process_index=1, process_count=2))
   chex.assert_trees_all_equal(resumed, both[1][7])
   assert data.steps_per_epoch(4, streams=True) == 6  # train.num_epochs counts these epochs
-  # Evaluation: 2 streams of 28 tokens, ceil(27 / 4) = 7 windows, the last one with 3 targets: every token but
-  # the streams' first (0 and 28) and the one left over (56) is scored once.
+  # Evaluation: 2 streams of 28 tokens, ceil(27 / 4) = 7 windows, the last one with 3 targets: every
+  # token but the streams' first (0 and 28) and the one left over (56) is scored once.
   batches = list(data.stream_batches(batch_size=2, split='validation'))
   assert len(batches) == 7 and 'reset' not in batches[0]
   scored = np.concatenate([b['targets'][b['weights'] > 0] for b in batches])
   np.testing.assert_array_equal(np.sort(scored), [t for t in range(57) if t not in (0, 28, 56)])
   np.testing.assert_array_equal(batches[-1]['weights'], [[1, 1, 1, 0]] * 2)
   assert len(list(data.stream_batches(batch_size=2, split='validation', max_batches=3))) == 3
-  with pytest.raises(errors.DataError, match=r'its 103 tokens in 32 streams \(config.train.batch_size\) are 3 '
+  with pytest.raises(errors.DataError,
+                     match=r'its 103 tokens in 32 streams \(config.train.batch_size\) are 3 '
                      r'tokens each, fewer than one window of config.data.seq_len \+ 1 = 5 tokens'):
     next(data.stream_batches(batch_size=32))
   with pytest.raises(ValueError, match="the 'test' split is not running text"):

@@ -33,8 +33,10 @@ def test_every_dataset_is_a_task_kind_the_train_steps_know():
 def test_each_name_has_one_entry_in_one_family():
   names = [name for family in registry.FAMILIES for name in family.DATASETS]
   assert len(names) == len(set(names)) == len(registry.DATASETS)
-  assert [name for name, entry in registry.DATASETS.items() if entry.streams] == ['text', 'tiny_shakespeare']
-  assert [name for name, entry in registry.DATASETS.items() if entry.text] == ['text', 'tiny_shakespeare', 'lm1b']
+  assert ([name for name, entry in registry.DATASETS.items() if entry.streams] ==
+          ['text', 'tiny_shakespeare'])
+  assert ([name for name, entry in registry.DATASETS.items() if entry.text] ==
+          ['text', 'tiny_shakespeare', 'lm1b'])
   assert all(entry.text for entry in registry.DATASETS.values() if entry.streams)
 
 
@@ -79,7 +81,8 @@ def test_prepare_twice_is_a_no_op_and_concurrent_prepares_agree(tmp_path):
   outputs = [proc.communicate(timeout=120) for proc in procs]
   for proc, (_, err) in zip(procs, outputs):
     assert proc.returncode == 0, err.decode()[-2000:]
-    assert b'examples/s' not in err and b'\r' not in err  # TFDS's progress bars on a terminal only, not a pipe
+    # TFDS's progress bars on a terminal only, not a pipe
+    assert b'examples/s' not in err and b'\r' not in err
   assert sum(b'Downloading and preparing' in out for out, _ in outputs) == 1  # Built once.
   dataset_dir = next((tmp_path / 'synthetic_seq').glob('copy_*/1.0.0'))
   mtimes = {p: p.stat().st_mtime_ns for p in dataset_dir.iterdir()}

@@ -130,7 +130,8 @@ def test_seq_example_is_bos_inputs_sep_targets_eos_with_weights_on_the_answer():
 
 def test_weighted_targets_of_lm_batches_are_exactly_the_answer_and_eos(reverse_data):
   batch = next(reverse_data.train_batches(batch_size=16, start_step=0, seed=0))
-  chex.assert_shape([batch['inputs'], batch['targets'], batch['weights']], (16, 14))  # T = 2 * max_len + 2.
+  # T = 2 * max_len + 2.
+  chex.assert_shape([batch['inputs'], batch['targets'], batch['weights']], (16, 14))
   for targets_T, weights_T in zip(batch['targets'], batch['weights']):
     answer = targets_T[weights_T == 1]
     assert answer[-1] == EOS and np.all(answer[:-1] >= core.NUM_SPECIALS)
@@ -158,4 +159,5 @@ def test_adding_batches_are_padded_with_mask_and_target(tmp_path):
 
 
 def test_decode_renders_symbols_and_specials(reverse_data):
-  assert reverse_data.decode(np.array([BOS, 4, 6, SEP, 6, 4, EOS, PAD])) == '<bos> 0 2 <sep> 2 0 <eos>'
+  assert reverse_data.decode(np.array([BOS, 4, 6, SEP, 6, 4, EOS,
+                                       PAD])) == '<bos> 0 2 <sep> 2 0 <eos>'

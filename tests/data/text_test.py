@@ -94,7 +94,8 @@ def test_tiny_shakespeare_windows_the_text_of_each_split(tmp_path, mock_tfds):
   assert val_windows == [val_text[s:s + 4] for s in range(0, len(val_text) - 4, 4)]  # No overlap.
   batch = next(data.train_batches(batch_size=3, start_step=0, seed=0))
   chex.assert_shape(list(batch.values()), (3, 4))
-  np.testing.assert_array_equal(data.encode(train_text[:4]), windows['inputs'][0])  # text -> the same ids
+  # text -> the same ids
+  np.testing.assert_array_equal(data.encode(train_text[:4]), windows['inputs'][0])
   assert 'eos_id' not in data.meta  # running text never ends
 
 
@@ -135,32 +136,40 @@ def test_text_split_files_are_the_splits_and_words_are_learned_from_train_only(t
   registry.prepare(cfg)
   data = registry.load(cfg)
   assert sorted(data.splits) == ['test', 'train', 'validation']
-  assert data.vocab_size == 2 + 5 + 7  # <unk>, <eos>; the cat sat on mat; 0..6 ('dog' and 'a' are not in train)
-  words = lambda split, n: [data.decode(b['inputs'][0]) for b in data.eval_batches(batch_size=1, split=split)][:n]
-  assert words('validation', 2) == ['the <unk> sat on mat', '3\nthe <unk> sat']  # windows of 5 tokens
+  # <unk>, <eos>; the cat sat on mat; 0..6 ('dog' and 'a' are not in train)
+  assert data.vocab_size == 2 + 5 + 7
+  words = lambda split, n: [data.decode(b['inputs'][0])
+                            for b in data.eval_batches(batch_size=1, split=split)][:n]
+  # windows of 5 tokens
+  assert words('validation', 2) == ['the <unk> sat on mat', '3\nthe <unk> sat']
   assert words('test', 1) == ['<unk> cat sat on the']
-  # Each split's share of <unk> tokens is reported beside its bits/char, which <unk> makes a lower bound.
+  # Each split's share of <unk> tokens is reported beside its bits/char, which <unk> makes a lower
+  # bound.
   for split, split_ids in data.tokens.items():
     assert data.meta['unk_fraction'][split] == np.mean(split_ids == 0)
   assert data.meta['unk_fraction']['train'] == 0 < data.meta['unk_fraction']['validation']
   metrics = core.with_bits_per_char({'bits_per_token': 2.0}, data, 'validation')
-  assert metrics['unk_fraction'] == data.meta['unk_fraction']['validation'] and 'bits_per_char' in metrics
+  assert (metrics['unk_fraction'] == data.meta['unk_fraction']['validation'] and
+          'bits_per_char' in metrics)
   train = data.splits['train'].gather(np.arange(1))
-  assert data.decode(train['inputs'][0]) == 'the cat sat on mat' and data.decode(train['targets'][0]) == (
-      'cat sat on mat 0')
-  np.testing.assert_array_equal(data.encode('cat dog\n'), [2, 0, 1])  # 60 times each: ties alphabetical
+  assert (data.decode(train['inputs'][0]) == 'the cat sat on mat' and
+          data.decode(train['targets'][0]) == ('cat sat on mat 0'))
+  # 60 times each: ties alphabetical
+  np.testing.assert_array_equal(data.encode('cat dog\n'), [2, 0, 1])
 
 
 @pytest.mark.parametrize('tokenizer', ['char', 'word'])
 def test_a_byte_order_mark_starting_each_file_is_not_part_of_the_text(tmp_path, tokenizer):
   texts = _split_files(tmp_path)
   for name, text in texts.items():
-    (tmp_path / f'wiki.{name}.tokens').write_bytes(b'\xef\xbb\xbf' + text.encode())  # as Windows editors save
+    # as Windows editors save
+    (tmp_path / f'wiki.{name}.tokens').write_bytes(b'\xef\xbb\xbf' + text.encode())
   cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'wiki.{split}.tokens'), seq_len=4,
              tokenizer=tokenizer, min_count=1)
   registry.prepare(cfg)
   data = registry.load(cfg)
-  assert data.vocab_size == (2 + 5 + 7 if tokenizer == 'word' else len(set(''.join(texts.values()))))
+  assert (
+      data.vocab_size == (2 + 5 + 7 if tokenizer == 'word' else len(set(''.join(texts.values())))))
   first = lambda split: data.decode(data.splits[split].gather(np.arange(1))['inputs'][0])
   assert first('train').startswith('the ') and first('validation').startswith('the ')
 
@@ -173,7 +182,8 @@ def test_text_subword_tokens_give_each_split_back_exactly(tmp_path):
   data = registry.load(cfg)
   for split, name in (('validation', 'valid'), ('test', 'test')):
     batches = list(data.eval_batches(batch_size=4, split=split))
-    ids = np.concatenate([b['inputs'][b['weights'][:, 0] > 0].ravel() for b in batches])  # the windows, tiled
+    # the windows, tiled
+    ids = np.concatenate([b['inputs'][b['weights'][:, 0] > 0].ravel() for b in batches])
     every = data.encode(texts[name])
     assert data.decode(every) == texts[name]  # lossless
     np.testing.assert_array_equal(ids, every[:len(ids)])
@@ -188,8 +198,9 @@ def test_a_min_count_that_keeps_no_word_is_one_line_naming_it_and_the_most_a_wor
   _split_files(tmp_path)
   cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'wiki.{split}.tokens'), seq_len=5,
              tokenizer='word', min_count=61)  # 'the', 'cat', 'sat', 'on', 'mat': 60 times each
-  with pytest.raises(errors.DataError, match=r"^config.data.min_count=61 keeps no word of the train split "
-                     r"of .*wiki.\{split\}.tokens \(its most frequent word, 'the', occurs 60 times\), so every word "
+  with pytest.raises(errors.DataError, match=r"^config.data.min_count=61 keeps no word of the "
+                     r"train split of .*wiki.\{split\}.tokens \(its most frequent word, 'the', "
+                     r"occurs 60 times\), so every word "
                      r'would be <unk>: lower config.data.min_count to at most 60$'):
     registry.prepare(cfg)
   cfg.min_count = 60
@@ -203,7 +214,8 @@ def test_text_without_a_test_split_says_why_for_test_eval(tmp_path):
   cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'wiki.{split}.tokens'), seq_len=5)
   registry.prepare(cfg)
   data = registry.load(cfg)
-  assert 'test' not in data.splits and data.meta['no_test'] == f'no test file matches {tmp_path}/wiki.test.tokens'
+  assert ('test' not in data.splits and
+          data.meta['no_test'] == f'no test file matches {tmp_path}/wiki.test.tokens')
   (tmp_path / 'one.txt').write_text(texts['train'])
   cfg.path = str(tmp_path / 'one.txt')
   registry.prepare(cfg)
@@ -219,7 +231,8 @@ def test_text_without_a_test_split_says_why_for_test_eval(tmp_path):
 def test_a_train_file_of_whitespace_is_one_line_naming_it(tmp_path):
   (tmp_path / 'c.train.txt').write_text(' \n\n')
   (tmp_path / 'c.valid.txt').write_text('some words here\n' * 5)
-  cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'c.{split}.txt'), seq_len=4, tokenizer='word')
-  with pytest.raises(errors.DataError, match=r'the train split of .*c.\{split\}.txt holds no text \(only '
-                     r'whitespace\): fill it'):
+  cfg = _cfg(tmp_path / 'tfds', name='text', path=str(tmp_path / 'c.{split}.txt'), seq_len=4,
+             tokenizer='word')
+  with pytest.raises(errors.DataError, match=r'the train split of .*c.\{split\}.txt holds no text '
+                     r'\(only whitespace\): fill it'):
     registry.prepare(cfg)

@@ -1,4 +1,5 @@
-"""Source attention (Bahdanau additive, Luong general/dot): weights are a distribution that ignores padding."""
+"""Source attention (Bahdanau additive, Luong general/dot): weights are a distribution that ignores
+padding."""
 
 import chex
 import jax
@@ -48,14 +49,16 @@ def test_scores_follow_their_formulas():
   h, s, mask = _inputs(1)
   params, apply = _run('additive', h, s, mask)
   p = params['params']
-  scores = jnp.einsum('btsa,a->bts', jnp.tanh((h @ p['w1']['kernel'])[:, None] + (s @ p['w2']['kernel']
-                                                                                   + p['w2']['bias'])[:, :, None]),
+  scores = jnp.einsum('btsa,a->bts',
+                      jnp.tanh((h @ p['w1']['kernel'])[:, None] +
+                               (s @ p['w2']['kernel'] + p['w2']['bias'])[:, :, None]),
                       p['v'])  # v^T tanh(W1 h + W2 s)
   np.testing.assert_allclose(apply(h)[1], masked_softmax(scores, mask), rtol=1e-5, atol=1e-6)
   params, apply = _run('general', h, s, mask)
   W = params['params']['w']['kernel']
-  np.testing.assert_allclose(apply(h)[1], masked_softmax(jnp.einsum('bse,eq,btq->bts', h, W, s), mask),
+  np.testing.assert_allclose(apply(h)[1],
+                             masked_softmax(jnp.einsum('bse,eq,btq->bts', h, W, s), mask),
                              rtol=1e-5, atol=1e-6)  # h^T W s
   _, apply = _run('dot', h, s, mask)
-  np.testing.assert_allclose(apply(h)[1], masked_softmax(jnp.einsum('bse,bte->bts', h, s), mask), rtol=1e-5,
-                             atol=1e-6)
+  np.testing.assert_allclose(apply(h)[1], masked_softmax(jnp.einsum('bse,bte->bts', h, s), mask),
+                             rtol=1e-5, atol=1e-6)

@@ -1,5 +1,5 @@
-"""Tests for seqmodels/layers/embeddings.py: the tied output layer's logits and where its matmul runs; the untied
-output layer is nn.Dense's function and parameters, on both of its paths."""
+"""Tests for seqmodels/layers/embeddings.py: the tied output layer's logits and where its matmul
+runs; the untied output layer is nn.Dense's function and parameters, on both of its paths."""
 
 import flax.linen as nn
 import jax
@@ -21,7 +21,8 @@ class _Tied(nn.Module):
 
 
 def _logit_dots(jaxpr, V: int) -> list:
-  """The dot_general equations of a jaxpr (and its sub-jaxprs) whose output's last axis is the vocabulary."""
+  """The dot_general equations of a jaxpr (and its sub-jaxprs) whose output's last axis is the
+  vocabulary."""
   found = []
   for eqn in jaxpr.eqns:
     if eqn.primitive.name == 'dot_general' and eqn.outvars[0].aval.shape[-1] == V:
@@ -36,7 +37,8 @@ def test_tied_logits_are_x_times_the_embedding_transposed_in_float32():
   params = _Tied().init(jax.random.key(0), tokens_BxT, jnp.float32)['params']
   E_VxD = np.asarray(params['Embed_0']['embedding'], np.float64)
   expected = E_VxD[np.asarray(tokens_BxT)] @ E_VxD.T
-  np.testing.assert_allclose(_Tied().apply({'params': params}, tokens_BxT, jnp.float32), expected, rtol=1e-5)
+  np.testing.assert_allclose(_Tied().apply({'params': params}, tokens_BxT, jnp.float32), expected,
+                             rtol=1e-5)
   bf16 = _Tied().apply({'params': params}, tokens_BxT, jnp.bfloat16)
   assert bf16.dtype == jnp.float32
   np.testing.assert_allclose(bf16, expected, rtol=0.05, atol=0.05)
@@ -53,7 +55,8 @@ def test_gpt_in_bfloat16_computes_its_output_layer_in_bfloat16_with_float32_logi
   assert dot.outvars[0].aval.dtype == jnp.float32
 
 
-@pytest.mark.parametrize('backend', ['cpu', 'gpu'])  # 'gpu': the plain path, taken where XLA is not XLA:CPU
+# 'gpu': the plain path, taken where XLA is not XLA:CPU
+@pytest.mark.parametrize('backend', ['cpu', 'gpu'])
 def test_output_layer_is_nn_dense_with_its_parameters_and_gradients(backend, monkeypatch):
   monkeypatch.setattr(jax, 'default_backend', lambda: backend)
   rng = np.random.default_rng(0)
@@ -61,17 +64,23 @@ def test_output_layer_is_nn_dense_with_its_parameters_and_gradients(backend, mon
   targets_BxT = jnp.asarray(rng.integers(0, 40, (3, 5)))
   dense, out = nn.Dense(40), OutputLayer(40)
   params = dense.init(jax.random.key(1), x_BxTxE)
-  jax.tree.map(np.testing.assert_array_equal, out.init(jax.random.key(1), x_BxTxE), params)  # checkpoints fit both
+  # checkpoints fit both
+  jax.tree.map(np.testing.assert_array_equal, out.init(jax.random.key(1), x_BxTxE), params)
   params = jax.tree.map(lambda p: p + 0.1, params)  # a bias that is not zero
 
   def loss(model):
-    return lambda p, x: optax.softmax_cross_entropy_with_integer_labels(model.apply(p, x), targets_BxT).mean()
+    return lambda p, x: optax.softmax_cross_entropy_with_integer_labels(model.apply(p, x),
+                                                                        targets_BxT).mean()
 
-  (ref, ref_grads), (got, got_grads) = (jax.jit(jax.value_and_grad(loss(m), argnums=(0, 1)))(params, x_BxTxE)
-                                        for m in (dense, out))
+  (ref, ref_grads), (got, got_grads) = (
+      jax.jit(jax.value_and_grad(loss(m), argnums=(0, 1)))(params, x_BxTxE) for m in (dense, out))
   np.testing.assert_allclose(got, ref, rtol=1e-6)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), got_grads, ref_grads)
-  bf16 = OutputLayer(40, dtype=jnp.bfloat16)  # a decoder step's [B, E] input, in bfloat16: float32 logits
-  logits, dx = jax.value_and_grad(lambda x: bf16.apply(params, x).sum())(x_BxTxE[0].astype(jnp.bfloat16))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), got_grads,
+               ref_grads)
+  # a decoder step's [B, E] input, in bfloat16: float32 logits
+  bf16 = OutputLayer(40, dtype=jnp.bfloat16)
+  logits, dx = jax.value_and_grad(lambda x: bf16.apply(params, x).sum())(
+      x_BxTxE[0].astype(jnp.bfloat16))
   assert logits.dtype == jnp.float32 and dx.shape == (5, 16) and dx.dtype == jnp.bfloat16
-  np.testing.assert_allclose(dx, jnp.broadcast_to(params['params']['kernel'].sum(1), (5, 16)), rtol=0.02)
+  np.testing.assert_allclose(dx, jnp.broadcast_to(params['params']['kernel'].sum(1), (5, 16)),
+                             rtol=0.02)

@@ -1,5 +1,6 @@
-"""The per-gate layout of CPU scans (seqmodels/layers/gates.py) computes what the whole-array layout of GPUs does:
-the tests run on CPU, so the whole layout is forced here and compared, outputs and gradients."""
+"""The per-gate layout of CPU scans (seqmodels/layers/gates.py) computes what the whole-array layout
+of GPUs does: the tests run on CPU, so the whole layout is forced here and compared, outputs and
+gradients."""
 
 import chex
 import jax
@@ -50,11 +51,13 @@ def test_recurrence_is_the_same_in_both_layouts(cell, hoisted, monkeypatch):
   w_out = _normal(4, (B, T, H))
 
   def loss(xw, wh, bh):
-    h, carry = scan_recurrence(cell, xw, wh, bh, (jnp.zeros((B, H)),) * (2 if cell == 'lstm' else 1), mask,
+    h, carry = scan_recurrence(cell, xw, wh, bh,
+                               (jnp.zeros((B, H)),) * (2 if cell == 'lstm' else 1), mask,
                                hoisted_grad=hoisted)
     return jnp.sum(h * w_out) + sum(jnp.sum(jnp.sin(c)) for c in carry)
 
-  split, whole = _both_layouts(lambda: jax.value_and_grad(loss, argnums=(0, 1, 2))(xw, wh, bh), monkeypatch)
+  split, whole = _both_layouts(lambda: jax.value_and_grad(loss, argnums=(0, 1, 2))(xw, wh, bh),
+                               monkeypatch)
   chex.assert_trees_all_close(split, whole, rtol=1e-5, atol=1e-6)
 
 

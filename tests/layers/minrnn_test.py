@@ -15,14 +15,16 @@ MASK = jnp.arange(T)[None, :] < LENGTHS[:, None]
 
 
 def _normal(seed, shape, scale=1.0):
-  """N(0, scale^2) float32 from NumPy: jax.random would compile a threefry kernel per shape (slow on CPU)."""
+  """N(0, scale^2) float32 from NumPy: jax.random would compile a threefry kernel per shape (slow on
+  CPU)."""
   return jnp.asarray(scale * np.random.default_rng(seed).normal(size=shape), jnp.float32)
 
 
 def _setup(cell, log_space=True, reverse=False, t=T, scale=1.0):
   layer = MinRNNLayer(cell, H, log_space=log_space, reverse=reverse)
   x = _normal(0, (B, t, D), scale)
-  # Random parameters in the shapes init makes (skips compiling the initializers; keeps the tests fast).
+  # Random parameters in the shapes init makes (skips compiling the initializers; keeps the tests
+  # fast).
   shapes = jax.eval_shape(layer.init, jax.random.key(1), x[:, :1])
   leaves, tree = jax.tree.flatten(shapes)
   v = jax.tree.unflatten(tree, [_normal(i + 1, l.shape, 0.5) for i, l in enumerate(leaves)])
@@ -35,8 +37,9 @@ def test_log_g_is_log_of_g_and_g_is_positive():
   np.testing.assert_allclose(log_g(x), jnp.log(g(x)), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize('cell,log_space,reverse', [('mingru', True, False), ('mingru', False, True),
-                                                    ('minlstm', True, True), ('minlstm', False, False)])
+@pytest.mark.parametrize('cell,log_space,reverse',
+                         [('mingru', True, False), ('mingru', False, True), ('minlstm', True, True),
+                          ('minlstm', False, False)])
 def test_parallel_scan_equals_sequential_scan_with_mask_and_initial_state(cell, log_space, reverse):
   layer, v, x = _setup(cell, log_space, reverse)
   h0 = (_normal(2, (B, H)),)  # any real initial state, negative entries too
@@ -62,7 +65,8 @@ def test_padded_steps_leave_state_unchanged_and_output_zero():
   layer, v, x = _setup('minlstm')
   h, (hT,) = layer.apply(v, x, MASK, parallel=True)
   for b, n in enumerate(LENGTHS.tolist()):
-    h_b, (hT_b,) = layer.apply(v, x[b:b + 1, :n], parallel=False)  # parallel = sequential is tested above
+    # parallel = sequential is tested above
+    h_b, (hT_b,) = layer.apply(v, x[b:b + 1, :n], parallel=False)
     np.testing.assert_allclose(h[b, :n], h_b[0], atol=ATOL)
     np.testing.assert_allclose(h[b, n:], 0.0)
     np.testing.assert_allclose(hT[b], hT_b[0], atol=ATOL)
@@ -80,7 +84,8 @@ def test_gradients_of_parallel_and_sequential_forms_agree(cell):
 
 
 def test_log_space_scan_stays_finite_and_exact_over_long_sequences():
-  # Large inputs push gates to saturation: products of many a_t underflow, which log space must survive.
+  # Large inputs push gates to saturation: products of many a_t underflow, which log space must
+  # survive.
   layer, v, x = _setup('mingru', t=128, scale=10.0)
   hp, _ = layer.apply(v, x, parallel=True)
   hs, _ = layer.apply(v, x, parallel=False)
@@ -107,4 +112,5 @@ def test_the_default_scan_is_sequential_on_cpu_and_parallel_on_accelerators(monk
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
   assert 'scan[' not in jaxpr()
   assert 'scan[' in jaxpr(parallel=False)
-  assert 'scan[' in str(jax.make_jaxpr(lambda v: layer.clone(parallel=False).apply(v, x))(v))  # the module's own
+  # the module's own
+  assert 'scan[' in str(jax.make_jaxpr(lambda v: layer.clone(parallel=False).apply(v, x))(v))

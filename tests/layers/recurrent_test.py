@@ -1,4 +1,5 @@
-"""Tests for seqmodels/layers/recurrent.py: cells against their equations and flax, masking, state, stacking."""
+"""Tests for seqmodels/layers/recurrent.py: cells against their equations and flax, masking, state,
+stacking."""
 
 import chex
 import flax.linen as nn
@@ -14,7 +15,8 @@ ATOL = 1e-5
 
 
 def _normal(seed, shape, scale=1.0):
-  """N(0, scale^2) float32 from NumPy: jax.random would compile a threefry kernel per shape (slow on CPU)."""
+  """N(0, scale^2) float32 from NumPy: jax.random would compile a threefry kernel per shape (slow on
+  CPU)."""
   return jnp.asarray(scale * np.random.default_rng(seed).normal(size=shape), jnp.float32)
 
 
@@ -25,14 +27,16 @@ def _inputs(seed=0, b=B, t=T, d=D):
 def _random_params(cell, seed=1):
   """Random values for every parameter (biases too, so each bias slot is exercised)."""
   G = GATES[cell] * H
-  p = {'wx': _normal(seed, (D, G), 0.5), 'b': _normal(seed + 1, (G,), 0.5), 'wh': _normal(seed + 2, (H, G), 0.5)}
+  p = {'wx': _normal(seed, (D, G), 0.5), 'b': _normal(seed + 1, (G,), 0.5),
+       'wh': _normal(seed + 2, (H, G), 0.5)}
   if cell == 'gru':
     p['bh'] = _normal(seed + 3, (G,), 0.5)
   return p
 
 
 def _init(module, x, scale=0.5):
-  """Random N(0, scale^2) values in the shapes `init` would make (skips compiling the initializers)."""
+  """Random N(0, scale^2) values in the shapes `init` would make (skips compiling the
+  initializers)."""
   shapes = jax.eval_shape(module.init, jax.random.key(0), x)
   leaves, tree = jax.tree.flatten(shapes)
   return jax.tree.unflatten(tree, [_normal(i, l.shape, scale) for i, l in enumerate(leaves)])
@@ -231,9 +235,10 @@ def test_init_holds_only_params_and_plain_apply_adds_no_perturbation():
 @pytest.mark.parametrize('cell', ['rnn', 'lstm', 'gru'])
 @pytest.mark.parametrize('reverse', [False, True])
 def test_hoisted_weight_gradient_equals_autodiff_of_the_scan(cell, reverse):
-  """scan_recurrence's custom VJP (dL/dW_h as one matmul after the loop) against plain autodiff of the same scan,
-  for every input: the projected inputs, W_h, b_h, the initial carry and the gradient-flow perturbation dh,
-  with a float padding mask, and a loss on both the outputs and the final carry."""
+  """scan_recurrence's custom VJP (dL/dW_h as one matmul after the loop) against plain autodiff of
+  the same scan, for every input: the projected inputs, W_h, b_h, the initial carry and the
+  gradient-flow perturbation dh, with a float padding mask, and a loss on both the outputs and the
+  final carry."""
   from seqmodels.layers.recurrent import scan_forward, scan_recurrence
   G = GATES[cell] * H
   xw, wh, bh = _normal(0, (B, T, G)), _normal(1, (H, G), 0.5), _normal(2, (G,), 0.5)
@@ -246,11 +251,13 @@ def test_hoisted_weight_gradient_equals_autodiff_of_the_scan(cell, reverse):
     return jnp.sum(h_BxTxH * w_out) + sum(jnp.sum(jnp.sin(c)) for c in carry)
 
   def custom(xw, wh, bh, carry0, dh):
-    return loss(*scan_recurrence(cell, xw, wh, bh, carry0, mask, reverse, 1, jnp.float32, dh, hoisted_grad=True))
+    return loss(*scan_recurrence(cell, xw, wh, bh, carry0, mask, reverse, 1, jnp.float32, dh,
+                                 hoisted_grad=True))
 
   def autodiff(xw, wh, bh, carry0, dh):
     sw = lambda a: jnp.swapaxes(a, 0, 1)
-    carry, h = scan_forward(cell, reverse, 1, jnp.float32, sw(xw), wh, bh, carry0, sw(mask)[..., None], sw(dh))
+    carry, h = scan_forward(cell, reverse, 1, jnp.float32, sw(xw), wh, bh, carry0,
+                            sw(mask)[..., None], sw(dh))
     return loss(sw(h), carry)
 
   args = (xw, wh, bh, carry0, dh)
@@ -259,23 +266,25 @@ def test_hoisted_weight_gradient_equals_autodiff_of_the_scan(cell, reverse):
   want = jax.grad(autodiff, argnums=range(5))(*args)
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
-  assert float(jnp.abs(got[1]).max()) > 0 and float(jnp.abs(got[4]).max()) > 0  # W_h and dh gradients are live
+  # W_h and dh gradients are live
+  assert float(jnp.abs(got[1]).max()) > 0 and float(jnp.abs(got[4]).max()) > 0
 
 
-def _cudnn_reference(x, h_0, c_0, weights, seq_lengths, *, input_size, hidden_size, num_layers, dropout,
-                     bidirectional):
-  """jax.experimental.rnn.lstm's signature, computed by jax's own reference of the cuDNN op (runs on CPU)."""
+def _cudnn_reference(x, h_0, c_0, weights, seq_lengths, *, input_size, hidden_size, num_layers,
+                     dropout, bidirectional):
+  """jax.experimental.rnn.lstm's signature, computed by jax's own reference of the cuDNN op (runs on
+  CPU)."""
   from jax.experimental import rnn
   unpacked = rnn.unpack_lstm_weights(weights, input_size, hidden_size, num_layers, bidirectional)
-  return rnn.lstm_ref(x, h_0, c_0, *unpacked, seq_lengths, input_size, hidden_size, num_layers, dropout,
-                      bidirectional)
+  return rnn.lstm_ref(x, h_0, c_0, *unpacked, seq_lengths, input_size, hidden_size, num_layers,
+                      dropout, bidirectional)
 
 
 @pytest.mark.parametrize('reverse', [False, True])
 def test_cudnn_lstm_computes_the_scan_layer_function(reverse):
-  """The cuDNN path (weights packed in cuDNN's layout, lengths instead of a mask, reverse by flipping each row's
-  real steps) against the scan, outputs, final state and gradients, with jax's reference of the cuDNN op; a row
-  with no real token keeps its initial state."""
+  """The cuDNN path (weights packed in cuDNN's layout, lengths instead of a mask, reverse by
+  flipping each row's real steps) against the scan, outputs, final state and gradients, with jax's
+  reference of the cuDNN op; a row with no real token keeps its initial state."""
   from seqmodels.layers.recurrent import cudnn_lstm, scan_recurrence
   p = _random_params('lstm')
   x = _inputs()
@@ -296,13 +305,15 @@ def test_cudnn_lstm_computes_the_scan_layer_function(reverse):
   chex.assert_trees_all_close(got, want, atol=ATOL)
   np.testing.assert_array_equal(got[0][2], 0.0)
   chex.assert_trees_all_close(tuple(c[2] for c in got[1]), tuple(c[2] for c in carry0))
-  grads = [jax.grad(lambda *a: loss(*f(*a)), argnums=(0, 1, 2))(p, x, carry0) for f in (by_cudnn, by_scan)]
+  grads = [jax.grad(lambda *a: loss(*f(*a)), argnums=(0, 1, 2))(p, x, carry0)
+           for f in (by_cudnn, by_scan)]
   chex.assert_trees_all_close(grads[0], grads[1], atol=1e-4)
 
 
 def test_cudnn_recurrence_of_the_stack_equals_the_scan(monkeypatch):
-  """Recurrent(recurrence='cudnn'), bidirectional and two layers deep, with jax.experimental.rnn.lstm replaced by
-  its reference (there is no cuDNN here): the same outputs and states as the scan, from the same parameters."""
+  """Recurrent(recurrence='cudnn'), bidirectional and two layers deep, with
+  jax.experimental.rnn.lstm replaced by its reference (there is no cuDNN here): the same outputs and
+  states as the scan, from the same parameters."""
   from jax.experimental import rnn
   monkeypatch.setattr(rnn, 'lstm', _cudnn_reference)
   x = _inputs()

@@ -1,4 +1,5 @@
-"""Every form of a linear recurrence computes the same function: outputs, final state and gradients."""
+"""Every form of a linear recurrence computes the same function: outputs, final state and
+gradients."""
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +37,10 @@ def test_chunked_linear_attention_equals_the_recurrence_with_its_gradients(per_k
       assert o.dtype == jnp.float64
       np.testing.assert_allclose(o, want_o, rtol=1e-10, atol=1e-10)
       np.testing.assert_allclose(sT, want_s, rtol=1e-10, atol=1e-10)
-    loss = lambda form: lambda *xs: jnp.sum(jnp.sin(scans.linear_attention(*xs, form=form, chunk=4)[0]))
-    grads = [jax.grad(loss(form), argnums=(0, 1, 2, 3, 4))(q, k, v, g, s0) for form in ('sequential', 'chunked')]
+    loss = lambda form: lambda *xs: jnp.sum(
+        jnp.sin(scans.linear_attention(*xs, form=form, chunk=4)[0]))
+    grads = [jax.grad(loss(form), argnums=(0, 1, 2, 3, 4))(q, k, v, g, s0)
+             for form in ('sequential', 'chunked')]
     for a, b in zip(*grads):
       np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
 
@@ -45,7 +48,8 @@ def test_chunked_linear_attention_equals_the_recurrence_with_its_gradients(per_k
 def test_both_forms_of_the_elementwise_recurrence_agree_with_the_definition():
   with jax.enable_x64(True):
     rng = np.random.default_rng(1)
-    a, b = rng.uniform(0.5, 1.0, size=(2, 9, 3, 4)), rng.normal(size=(2, 9, 3, 4))  # Mamba's [D, N] state
+    # Mamba's [D, N] state
+    a, b = rng.uniform(0.5, 1.0, size=(2, 9, 3, 4)), rng.normal(size=(2, 9, 3, 4))
     h0 = rng.normal(size=(2, 3, 4))
     h, want = [], h0
     for t in range(9):
@@ -55,8 +59,8 @@ def test_both_forms_of_the_elementwise_recurrence_agree_with_the_definition():
       hs, hT = scans.linear_recurrence(a, b, h0, form=form)
       np.testing.assert_allclose(hs, np.stack(h, 1), rtol=1e-12)
       np.testing.assert_allclose(hT, want, rtol=1e-12)
-    grads = [jax.grad(lambda *x: jnp.sum(scans.linear_recurrence(*x, form=f)[0] ** 2), argnums=(0, 1, 2))(a, b, h0)
-             for f in scans.FORMS]
+    grads = [jax.grad(lambda *x: jnp.sum(scans.linear_recurrence(*x, form=f)[0] ** 2),
+                      argnums=(0, 1, 2))(a, b, h0) for f in scans.FORMS]
     for x, y in zip(*grads):
       np.testing.assert_allclose(x, y, rtol=1e-10)
 

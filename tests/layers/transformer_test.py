@@ -1,5 +1,6 @@
-"""Tests for seqmodels/layers/{attention,transformer,embeddings}.py: the one attention function against the
-textbook formula, masks (causal, padding, encoder-decoder), the KV cache, post-/pre-LN blocks, positions."""
+"""Tests for seqmodels/layers/{attention,transformer,embeddings}.py: the one attention function
+against the textbook formula, masks (causal, padding, encoder-decoder), the KV cache, post-/pre-LN
+blocks, positions."""
 
 import chex
 import jax
@@ -52,26 +53,31 @@ def test_scaled_dot_product_attention_equals_reference_with_causal_lengths_and_e
 
 @pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
 def test_xla_attention_path_equals_jax_dot_product_attention(dtype):
-  """Our einsum path computes what jax.nn.dot_product_attention does, for every mask kind and combination."""
+  """Our einsum path computes what jax.nn.dot_product_attention does, for every mask kind and
+  combination."""
   q, k, v = (_normal(i, (B, T, H, K)).astype(dtype) for i in range(3))
   lengths_B = jnp.array([2, 6])
   mask = jnp.asarray(np.random.default_rng(3).random((B, H, T, T)) < 0.6).at[..., 0].set(True)
-  cases = [dict(), dict(causal=True), dict(kv_lengths_B=lengths_B), dict(causal=True, q_lengths_B=lengths_B,
-           kv_lengths_B=lengths_B), dict(mask_BxHxTxS=mask), dict(mask_BxHxTxS=mask, causal=True)]
+  cases = [dict(), dict(causal=True), dict(kv_lengths_B=lengths_B),
+           dict(causal=True, q_lengths_B=lengths_B, kv_lengths_B=lengths_B),
+           dict(mask_BxHxTxS=mask), dict(mask_BxHxTxS=mask, causal=True)]
   for case in cases:
-    ours = jax.jit(lambda q, k, v: scaled_dot_product_attention(q, k, v, implementation='xla', **case))(q, k, v)
-    theirs = jax.nn.dot_product_attention(q, k, v, mask=case.get('mask_BxHxTxS'), is_causal=case.get('causal', False),
-                                          query_seq_lengths=case.get('q_lengths_B'),
-                                          key_value_seq_lengths=case.get('kv_lengths_B'), implementation='xla')
+    ours = jax.jit(lambda q, k, v: scaled_dot_product_attention(q, k, v, implementation='xla',
+                                                                **case))(q, k, v)
+    theirs = jax.nn.dot_product_attention(
+        q, k, v, mask=case.get('mask_BxHxTxS'), is_causal=case.get('causal', False),
+        query_seq_lengths=case.get('q_lengths_B'), key_value_seq_lengths=case.get('kv_lengths_B'),
+        implementation='xla')
     assert ours.dtype == dtype
     np.testing.assert_allclose(np.asarray(ours, np.float32), np.asarray(theirs, np.float32),
                                atol=1e-5 if dtype == jnp.float32 else 2e-2, err_msg=str(case))
 
 
 def test_cudnn_is_chosen_only_where_its_kernel_takes_the_inputs():
-  """jax raises (no fallback) when cuDNN is asked for inputs it refuses: float32, heads over 128 before Hopper,
-  GPUs before Ampere."""
-  device = lambda platform, cc=None: type('Device', (), {'platform': platform, 'compute_capability': cc})()
+  """jax raises (no fallback) when cuDNN is asked for inputs it refuses: float32, heads over 128
+  before Hopper, GPUs before Ampere."""
+  device = lambda platform, cc=None: type('Device', (),
+                                          {'platform': platform, 'compute_capability': cc})()
   h100, a100, v100 = device('gpu', '9.0'), device('gpu', '8.0'), device('gpu', '7.0')
   b200, rocm, cpu = device('gpu', '10.0'), device('gpu', 'gfx90a'), device('cpu')
   assert cudnn_applies(jnp.bfloat16, 256, b200) and not cudnn_applies(jnp.bfloat16, 64, v100)
@@ -83,8 +89,8 @@ def test_cudnn_is_chosen_only_where_its_kernel_takes_the_inputs():
 
 
 def _paper_multi_head(x_TxD, kv_SxD, wq, wk, wv, bq, bk, bv, wo, bo, causal):
-  """MultiHead(Q, K, V) = Concat(head_1..head_H) W^O, head_i = Attention(x W_i^Q, kv W_i^K, kv W_i^V), float64;
-  w* are [D, H, K] (head i's projection is w[:, i]), wo is [H, K, D]."""
+  """MultiHead(Q, K, V) = Concat(head_1..head_H) W^O, head_i = Attention(x W_i^Q, kv W_i^K, kv
+  W_i^V), float64; w* are [D, H, K] (head i's projection is w[:, i]), wo is [H, K, D]."""
   heads = []
   for i in range(wq.shape[1]):
     q, k, v = x_TxD @ wq[:, i] + bq[i], kv_SxD @ wk[:, i] + bk[i], kv_SxD @ wv[:, i] + bv[i]
@@ -97,8 +103,9 @@ def _paper_multi_head(x_TxD, kv_SxD, wq, wk, wv, bq, bk, bv, wo, bo, causal):
 
 
 def test_multi_head_attention_is_the_papers_per_head_formula_for_self_and_cross_attention():
-  """The fused projections ('qkv' for self-attention, 'query' + 'kv' for cross-attention) hold each head's
-  W^Q, W^K, W^V in the documented slots: the module equals the per-head formula computed from its parameters."""
+  """The fused projections ('qkv' for self-attention, 'query' + 'kv' for cross-attention) hold each
+  head's W^Q, W^K, W^V in the documented slots: the module equals the per-head formula computed from
+  its parameters."""
   mha = MultiHeadAttention(H)
   x, memory = _normal(30, (B, T, D)), _normal(31, (B, S, D))
   f64 = lambda a: np.asarray(a, np.float64)
@@ -116,8 +123,8 @@ def test_multi_head_attention_is_the_papers_per_head_formula_for_self_and_cross_
   kv_w, kv_b = p['kv']['kernel'], p['kv']['bias']  # [D, 2, H, K], [2, H, K]
   for b in range(B):
     ref = _paper_multi_head(f64(x[b]), f64(memory[b]), p['query']['kernel'], kv_w[:, 0], kv_w[:, 1],
-                            p['query']['bias'], kv_b[0], kv_b[1], p['out']['kernel'], p['out']['bias'],
-                            causal=False)
+                            p['query']['bias'], kv_b[0], kv_b[1], p['out']['kernel'],
+                            p['out']['bias'], causal=False)
     np.testing.assert_allclose(out[b], ref, atol=1e-5)
 
 
@@ -131,7 +138,8 @@ def test_causal_mask_hides_future_tokens(pre_ln):
   for t in range(T - 1):
     x2 = x.at[:, t + 1:].set(_normal(5 + t, (B, T - t - 1, D)))
     np.testing.assert_allclose(apply(params, x2)[:, :t + 1], y[:, :t + 1], atol=1e-5)
-  assert not np.allclose(apply(params, x.at[:, 0].set(_normal(20, (B, D))))[:, -1], y[:, -1])  # the past matters
+  # the past matters
+  assert not np.allclose(apply(params, x.at[:, 0].set(_normal(20, (B, D))))[:, -1], y[:, -1])
 
 
 def test_padding_mask_hides_padded_tokens_from_real_ones():
@@ -154,7 +162,8 @@ def test_encoder_decoder_attention_sees_only_real_source_tokens_and_decoder_is_c
   chex.assert_shape(out, (B, T, D))
   memory2 = memory.at[0, 2:].set(_normal(10, (S - 2, D)))
   np.testing.assert_allclose(apply(params, y, memory2, src_lengths_B), out, atol=1e-5)
-  assert not np.allclose(apply(params, y, memory.at[0, 1].set(_normal(21, (D,))), src_lengths_B)[0], out[0])
+  assert not np.allclose(apply(params, y, memory.at[0, 1].set(_normal(21, (D,))), src_lengths_B)[0],
+                         out[0])
   y2 = y.at[:, 3:].set(0.0)
   np.testing.assert_allclose(apply(params, y2, memory, src_lengths_B)[:, :3], out[:, :3], atol=1e-5)
 
@@ -167,7 +176,8 @@ def test_kv_cache_chunks_and_single_steps_equal_full_causal_attention():
   cache = jax.tree.map(jnp.zeros_like, jax.eval_shape(lambda: mha.init(jax.random.key(0), x,
                                                                        decode_position=0))['cache'])
   chex.assert_shape(cache['cached_key'], (B, T, H, D // H))
-  step = jax.jit(lambda cache, x, p: mha.apply({**params, 'cache': cache}, x, decode_position=p, mutable=['cache']))
+  step = jax.jit(lambda cache, x, p: mha.apply({**params, 'cache': cache}, x, decode_position=p,
+                                               mutable=['cache']))
   out, mutated = step(cache, x[:, :3], 0)
   outs = [out]
   for t in range(3, T):

@@ -1,6 +1,6 @@
-"""Tests for seqmodels/models/bert.py: output shapes, padding invariance, the mean-pooled head, and feature
-extraction (a frozen pre-trained encoder, only the new head trained) through the training loop with
-train.init_from + optim.freeze."""
+"""Tests for seqmodels/models/bert.py: output shapes, padding invariance, the mean-pooled head, and
+feature extraction (a frozen pre-trained encoder, only the new head trained) through the training
+loop with train.init_from + optim.freeze."""
 
 import dataclasses
 
@@ -27,19 +27,22 @@ def _params(model):
   shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), TOKENS, SEGMENTS))
   leaves, tree = jax.tree.flatten(shapes)
   rng = np.random.default_rng(0)
-  return jax.tree.unflatten(tree, [jnp.asarray(rng.normal(size=l.shape) * 0.3, jnp.float32) for l in leaves])
+  return jax.tree.unflatten(
+      tree, [jnp.asarray(rng.normal(size=l.shape) * 0.3, jnp.float32) for l in leaves])
 
 
 def test_pretraining_and_classifier_heads_share_the_encoder_and_ignore_padding():
   pre, cls = BERTPretrain(CFG), BERTClassifier(CFG)
   pre_params, cls_params = _params(pre), _params(cls)
-  assert jax.tree.map(jnp.shape, pre_params['params']['bert']) == jax.tree.map(jnp.shape, cls_params['params']['bert'])
+  assert (jax.tree.map(jnp.shape, pre_params['params']['bert']) ==
+          jax.tree.map(jnp.shape, cls_params['params']['bert']))
   mlm, nsp = jax.jit(pre.apply)(pre_params, TOKENS, SEGMENTS)
   chex.assert_shape((mlm, nsp), ((2, 10, 20), (2, 2)))
   apply = jax.jit(cls.apply)
   logits = apply(cls_params, TOKENS, SEGMENTS)
   chex.assert_shape(logits, (2, 3))
-  unpadded = jax.jit(cls.apply)(cls_params, TOKENS[:1, :8], SEGMENTS[:1, :8])  # row 0 without its 2 PADs
+  # row 0 without its 2 PADs
+  unpadded = jax.jit(cls.apply)(cls_params, TOKENS[:1, :8], SEGMENTS[:1, :8])
   np.testing.assert_allclose(unpadded, logits[:1], atol=1e-5)
 
 
@@ -72,7 +75,8 @@ def test_reference_sweep_arms_validate_and_fit_the_pretrained_encoder(tmp_path):
     trials = bert_sweep.get_sweep(f'{size},{pt}')
     assert len(trials) == 15 and {t['seed'] for t in trials} == {0, 1, 2}
     assert {(t['model.name'], t['train.init_from'], t['optim.freeze']) for t in trials} == {
-        ('bert', pt, ''), ('bert', pt, 'bert'), ('bert', '', 'bert'), ('bert', '', ''), ('lstm_classifier', '', '')}
+        ('bert', pt, ''), ('bert', pt, 'bert'), ('bert', '', 'bert'), ('bert', '', ''),
+        ('lstm_classifier', '', '')}
     for t in trials:
       c = sweep.apply(bert_finetune.get_config(size), t)
       c.data.path = text
@@ -94,7 +98,8 @@ def _config(tmp_path, name, steps=3):
 def test_frozen_backbone_fine_tuning_leaves_pretrained_encoder_bit_identical(tmp_path):
   pre = loop.train_and_evaluate(_config(tmp_path, 'mlm'), str(tmp_path / 'pretrain'))
   assert {'mlm_loss', 'nsp_loss', 'mlm_accuracy', 'nsp_accuracy'} <= set(pre['eval'])
-  np.testing.assert_allclose(pre['eval']['loss'], pre['eval']['mlm_loss'] + pre['eval']['nsp_loss'], rtol=1e-5)
+  np.testing.assert_allclose(pre['eval']['loss'], pre['eval']['mlm_loss'] + pre['eval']['nsp_loss'],
+                             rtol=1e-5)
   c = _config(tmp_path, 'classify')
   c.train.init_from, c.optim.freeze = str(tmp_path / 'pretrain'), 'bert'
   fine = loop.train_and_evaluate(c, str(tmp_path / 'finetune'))
@@ -108,26 +113,30 @@ def test_frozen_backbone_fine_tuning_leaves_pretrained_encoder_bit_identical(tmp
 
 
 def _pretrained_workdir(tmp_path) -> str:
-  """A workdir whose checkpoint holds BERTPretrain(CFG)'s parameters, and its config.json's sizes."""
+  """A workdir whose checkpoint holds BERTPretrain(CFG)'s parameters, and its config.json's
+  sizes."""
   from seqmodels.train import checkpoint
   workdir = str(tmp_path / 'pretrain')
   ckpt = checkpoint.Checkpointer(workdir, every=1, keep=1)
   ckpt.save(1, {'params': _params(BERTPretrain(CFG))['params']}, {})
   ckpt.close()
   (tmp_path / 'pretrain' / 'config.json').write_text(
-      '{"model": {"width": 16, "heads": 2, "ffn": 32, "embed": 0, "layers": 1}, "data": {"seq_len": 10}}')
+      '{"model": {"width": 16, "heads": 2, "ffn": 32, "embed": 0, "layers": 1}, '
+      '"data": {"seq_len": 10}}')
   return workdir
 
 
-@pytest.mark.parametrize('changes, frozen, message', [
-    ({'D': 8}, (), r'\d+ parameter arrays of its checkpoint have other shapes than in this model '
-                           r'\(bert/blocks_0/attn/out/bias: \(16,\) there, \(8,\) here; .*model\.width=16'),
-    ({'L': 12}, ('bert',), r'1 parameter array .* \(bert/pos/pos: \(10, 16\) there, \(12, 16\) here\).*seq_len=10'),
-    ({'N': 2}, ('bert',), r"optim\.freeze='bert' freezes \d+ parameter arrays its checkpoint does not have "
-                          r'\(bert/blocks_1/.*random initialisation: config\.model\.layers.*layers=1'),
-])
-def test_init_from_refuses_a_backbone_of_other_sizes_and_frozen_parameters_it_lacks(tmp_path, changes, frozen,
-                                                                                     message):
+@pytest.mark.parametrize(
+    'changes, frozen, message',
+    [({'D': 8}, (), r'\d+ parameter arrays of its checkpoint have other shapes than in this model '
+      r'\(bert/blocks_0/attn/out/bias: \(16,\) there, \(8,\) here; .*model\.width=16'),
+     ({'L': 12}, ('bert',),
+      r'1 parameter array .* \(bert/pos/pos: \(10, 16\) there, \(12, 16\) here\).*seq_len=10'),
+     ({'N': 2}, ('bert',),
+      r"optim\.freeze='bert' freezes \d+ parameter arrays its checkpoint does not have "
+      r'\(bert/blocks_1/.*random initialisation: config\.model\.layers.*layers=1'),])
+def test_init_from_refuses_a_backbone_of_other_sizes_and_frozen_parameters_it_lacks(
+    tmp_path, changes, frozen, message):
   from seqmodels.train import checkpoint
   workdir = _pretrained_workdir(tmp_path)
   params = _params(BERTClassifier(dataclasses.replace(CFG, **changes)))['params']
@@ -143,21 +152,26 @@ def test_init_from_leaves_trained_parameters_fresh_that_the_checkpoint_lacks(tmp
   shardings = jax.tree.map(lambda x: x.sharding, params)
   _, _, fresh = checkpoint.load_matching_params(workdir, params, shardings, frozen=('bert',))
   assert fresh == ['classifier/bias', 'classifier/kernel']  # the new head: trained, so fine
-  deeper = _params(BERTClassifier(dataclasses.replace(CFG, N=2)))['params']  # fine-tuned whole: its extra block
-  _, _, fresh = checkpoint.load_matching_params(workdir, deeper, jax.tree.map(lambda x: x.sharding, deeper))
+  # fine-tuned whole: its extra block
+  deeper = _params(BERTClassifier(dataclasses.replace(CFG, N=2)))['params']
+  _, _, fresh = checkpoint.load_matching_params(workdir, deeper,
+                                                jax.tree.map(lambda x: x.sharding, deeper))
   assert any(k.startswith('bert/blocks_1/') for k in fresh)
 
 
 def test_init_from_a_classifier_of_other_classes_gives_a_fresh_head_and_loads_the_rest(tmp_path):
   from seqmodels.train import checkpoint
-  ckpt = checkpoint.Checkpointer(str(tmp_path / 'two'), every=1, keep=1)  # a fine-tuned run of 2 classes
+  # a fine-tuned run of 2 classes
+  ckpt = checkpoint.Checkpointer(str(tmp_path / 'two'), every=1, keep=1)
   ckpt.save(1, {'params': _params(BERTClassifier(dataclasses.replace(CFG, C=2)))['params']}, {})
   ckpt.close()
   params = _params(BERTClassifier(CFG))['params']  # 3 classes
-  _, loaded, fresh = checkpoint.load_matching_params(str(tmp_path / 'two'), params,
-                                                     jax.tree.map(lambda x: x.sharding, params), frozen=('bert',))
-  assert fresh == ['classifier/bias', 'classifier/kernel']  # [3] and [D, 3] here, [2] and [D, 2] there
-  assert all(k.startswith('bert/') for k in loaded) and len(loaded) == len(jax.tree.leaves(params['bert']))
+  _, loaded, fresh = checkpoint.load_matching_params(
+      str(tmp_path / 'two'), params, jax.tree.map(lambda x: x.sharding, params), frozen=('bert',))
+  # [3] and [D, 3] here, [2] and [D, 2] there
+  assert fresh == ['classifier/bias', 'classifier/kernel']
+  assert (all(k.startswith('bert/') for k in loaded) and
+          len(loaded) == len(jax.tree.leaves(params['bert'])))
 
 
 def test_launch_refuses_freezing_layers_the_init_from_checkpoint_lacks(tmp_path):
@@ -165,6 +179,7 @@ def test_launch_refuses_freezing_layers_the_init_from_checkpoint_lacks(tmp_path)
   c.train.init_from, c.optim.freeze = _pretrained_workdir(tmp_path), 'bert'
   validation.validate_devices(c, 8, 1, 'cpu')
   c.model.layers = 2
-  with pytest.raises(errors.ConfigError, match=r"config\.train\.init_from=.*config\.optim\.freeze='bert' "
-                                                   r'freezes \d+ parameter arrays .*\(bert/blocks_1/'):
+  with pytest.raises(errors.ConfigError,
+                     match=r"config\.train\.init_from=.*config\.optim\.freeze='bert' "
+                     r'freezes \d+ parameter arrays .*\(bert/blocks_1/'):
     validation.validate_devices(c, 8, 1, 'cpu')

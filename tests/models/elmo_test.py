@@ -1,5 +1,6 @@
-"""Tests for seqmodels/models/elmo.py and the 'bilm' objective: no direction sees the token it predicts, both LM
-losses fall in training, per-layer features and the scalar mix, and frozen-biLM classification through the loop."""
+"""Tests for seqmodels/models/elmo.py and the 'bilm' objective: no direction sees the token it
+predicts, both LM losses fall in training, per-layer features and the scalar mix, and frozen-biLM
+classification through the loop."""
 
 import json
 import re
@@ -19,7 +20,8 @@ from seqmodels.train import loop, steps
 from tests.data.bert_test import write_text
 
 CFG = ELMoConfig(V=11, H=8, N=2, C=3)
-TOKENS = jnp.array([[1, 5, 6, 7, 8, 9, 10], [2, 3, 3, 4, 9, 0, 0]])  # row 1: 5 real tokens, then padding
+# row 1: 5 real tokens, then padding
+TOKENS = jnp.array([[1, 5, 6, 7, 8, 9, 10], [2, 3, 3, 4, 9, 0, 0]])
 MASK = jnp.array([[1] * 7, [1] * 5 + [0] * 2], jnp.float32)
 
 
@@ -27,7 +29,8 @@ def test_forward_never_sees_later_tokens_and_backward_never_earlier_ones():
   model = ELMo(CFG)
   params = jax.jit(model.init)(jax.random.key(0), TOKENS, MASK)
   B, T = TOKENS.shape
-  # Rows j * B + b: row b with token j changed; the last B rows unchanged. One forward pass for everything.
+  # Rows j * B + b: row b with token j changed; the last B rows unchanged. One forward pass for
+  # everything.
   changed = [TOKENS.at[:, j].set((TOKENS[:, j] + 1) % 11) for j in range(T)] + [TOKENS]
   out = jax.jit(model.apply)(params, jnp.concatenate(changed), jnp.tile(MASK, (T + 1, 1)))
   fwd_JxBxTxV, bwd_JxBxTxV = (o.reshape(T + 1, B, T, -1) for o in out)
@@ -35,7 +38,8 @@ def test_forward_never_sees_later_tokens_and_backward_never_earlier_ones():
   differs = lambda a, b: np.abs(a - b).max() > 1e-3
   for j in range(T):
     for b in range(B):
-      fwd, fwd0, bwd, bwd0 = fwd_JxBxTxV[j, b], fwd_JxBxTxV[T, b], bwd_JxBxTxV[j, b], bwd_JxBxTxV[T, b]
+      fwd, fwd0, bwd, bwd0 = (fwd_JxBxTxV[j, b], fwd_JxBxTxV[T, b], bwd_JxBxTxV[j, b],
+                              bwd_JxBxTxV[T, b])
       real = int(MASK[b].sum())
       if j >= real:  # a padded position: no real position's prediction may change
         same(fwd[:real], fwd0[:real])
@@ -52,7 +56,8 @@ def test_forward_never_sees_later_tokens_and_backward_never_earlier_ones():
 def test_bilm_objective_scores_forward_on_the_next_token_and_backward_on_the_previous():
   rng = np.random.default_rng(0)
   window_BxL = rng.integers(0, 11, (3, 9))
-  batch = {'inputs': window_BxL[:, :-1], 'targets': window_BxL[:, 1:], 'weights': np.ones((3, 8), np.float32)}
+  batch = {'inputs': window_BxL[:, :-1], 'targets': window_BxL[:, 1:],
+           'weights': np.ones((3, 8), np.float32)}
   tokens_BxL, mask_BxL = steps.BILM.inputs(batch)
   np.testing.assert_array_equal(tokens_BxL, window_BxL)
   np.testing.assert_array_equal(mask_BxL, 1.0)
@@ -63,7 +68,8 @@ def test_bilm_objective_scores_forward_on_the_next_token_and_backward_on_the_pre
   assert right['fwd_accuracy'] == right['bwd_accuracy'] == 1.0 and right['loss'] < 1e-6
   swapped = steps.BILM.finalize(steps.BILM.eval_sums(BiLMLogits(prev, nxt), batch))
   assert swapped['fwd_accuracy'] < 0.5 and swapped['bwd_accuracy'] < 0.5
-  np.testing.assert_allclose(swapped['loss'], (swapped['fwd_loss'] + swapped['bwd_loss']) / 2, rtol=1e-6)
+  np.testing.assert_allclose(swapped['loss'], (swapped['fwd_loss'] + swapped['bwd_loss']) / 2,
+                             rtol=1e-6)
 
 
 def test_features_are_n_plus_1_layers_of_2h_and_a_one_hot_mix_returns_its_layer():
@@ -73,11 +79,13 @@ def test_features_are_n_plus_1_layers_of_2h_and_a_one_hot_mix_returns_its_layer(
   assert len(layers) == CFG.N + 1
   chex.assert_shape(layers, [(2, 7, 2 * CFG.H)] * (CFG.N + 1))
   embedding = params['params']['elmo']['embed']['embedding'][TOKENS]
-  np.testing.assert_array_equal(layers[0], jnp.concatenate([embedding, embedding], -1))  # layer 0: x twice
+  # layer 0: x twice
+  np.testing.assert_array_equal(layers[0], jnp.concatenate([embedding, embedding], -1))
   mix = ScalarMix()
   for j in range(CFG.N + 1):
     s = jnp.full(CFG.N + 1, -1e9).at[j].set(0.0)
-    np.testing.assert_array_equal(mix.apply({'params': {'s': s, 'gamma': jnp.array(1.0)}}, layers), layers[j])
+    np.testing.assert_array_equal(mix.apply({'params': {'s': s, 'gamma': jnp.array(1.0)}}, layers),
+                                  layers[j])
   halved = mix.apply({'params': {'s': jnp.zeros(CFG.N + 1), 'gamma': jnp.array(0.5)}}, layers)
   np.testing.assert_allclose(halved, 0.5 * sum(layers) / (CFG.N + 1), rtol=1e-5, atol=1e-6)
 
@@ -87,7 +95,8 @@ def test_classifier_shares_the_bilm_and_reads_only_real_tokens():
   tokens = TOKENS.at[1, 0].set(1)  # classification rows: PAD = 0 only at the end
   pre_shapes = jax.eval_shape(pre.init, jax.random.key(0), tokens)['params']['elmo']
   cls_params = jax.jit(cls.init)(jax.random.key(0), tokens)
-  assert jax.tree.map(jnp.shape, pre_shapes) == jax.tree.map(jnp.shape, cls_params['params']['elmo'])
+  assert (
+      jax.tree.map(jnp.shape, pre_shapes) == jax.tree.map(jnp.shape, cls_params['params']['elmo']))
   apply = jax.jit(cls.apply)
   logits = apply(cls_params, tokens)
   chex.assert_shape(logits, (2, 3))
@@ -116,7 +125,8 @@ def pretrained(tmp_path_factory):
 
 def test_pretraining_lowers_both_directions_losses_reported_apart(pretrained):
   tmp_path, summary = pretrained
-  train = [json.loads(line) for line in (tmp_path / 'pretrain' / 'metrics.jsonl').read_text().splitlines()]
+  train = [json.loads(line)
+           for line in (tmp_path / 'pretrain' / 'metrics.jsonl').read_text().splitlines()]
   train = [m for m in train if m.get('split', 'train') == 'train' and 'fwd_loss' in m]
   first, last = train[0], train[-1]
   for k in ('fwd_loss', 'bwd_loss'):
@@ -149,8 +159,10 @@ def test_frozen_bilm_classifier_learns_its_head_and_leaves_the_bilm_bit_identica
     ({'model.cell': 'transformer'}, 'config.model.cell='),
     ({'model.embed': 32}, 'config.model.embed=32 differs from config.model.width=128'),
     ({'data.name': 'copy'}, "config.model.name='elmo' cannot train on config.data.name='copy'"),
-    ({'model.name': 'elmo_classifier'}, "config.model.name='elmo_classifier' cannot train on config.data.name='text'"),
-    ({'data.name': 'tiny_shakespeare'}, "config.data.byte_level=True applies to data.name='text' only"),
+    ({'model.name': 'elmo_classifier'},
+     "config.model.name='elmo_classifier' cannot train on config.data.name='text'"),
+    ({'data.name': 'tiny_shakespeare'},
+     "config.data.byte_level=True applies to data.name='text' only"),
 ])
 def test_bad_elmo_configs_fail_with_one_line_naming_the_field(tmp_path, overrides, message):
   c = char_elmo.get_config('small')

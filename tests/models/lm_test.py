@@ -1,5 +1,5 @@
-"""The LM backbone: Transformer++ by default, its config checks in one line each, and training through the
-loop like any LM."""
+"""The LM backbone: Transformer++ by default, its config checks in one line each, and training
+through the loop like any LM."""
 
 import types
 
@@ -23,30 +23,34 @@ def _config(**model):
 
 
 def test_the_default_backbone_is_transformer_plus_plus():
-  model = registry.build(_config().model, types.SimpleNamespace(vocab_size=11, seq_len=8, kind='lm', meta={}),
+  model = registry.build(_config().model,
+                         types.SimpleNamespace(vocab_size=11, seq_len=8, kind='lm', meta={}),
                          jnp.float32)
   assert model.cfg.position == 'rope' and model.cfg.mixer.rope and model.cfg.norm == 'rmsnorm'
   params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8), jnp.int32))['params']
   names = traverse_util.flatten_dict(params, sep='/')
   assert not [n for n in names if n.endswith('bias')]  # no biases anywhere
   assert 'pos' not in params  # rotary, not learned positions
-  assert names['block0/mlp/fc/kernel'].shape == (16, 2, 48)  # SwiGLU: gate and up, 8/3 * 16 rounded up to 8
+  # SwiGLU: gate and up, 8/3 * 16 rounded up to 8
+  assert names['block0/mlp/fc/kernel'].shape == (16, 2, 48)
   assert names['block0/norm_mixer/scale'].shape == (16,)
   out = model.apply({'params': params}, jnp.zeros((1, 8), jnp.int32))
   assert out.shape == (1, 8, 11) and out.dtype == jnp.float32
 
 
 @pytest.mark.parametrize('fields,message', [
-    ({'pattern': 'lstm,mamba9'}, "config.model.pattern='lstm,mamba9' names 'mamba9', which is not a mixer"),
-    ({'mixer': 'lstm', 'position': 'rope'}, 'config.model.position=rope rotates the queries and keys of '
-                                            "attention, and model.pattern ['lstm'] has none"),
+    ({'pattern': 'lstm,mamba9'},
+     "config.model.pattern='lstm,mamba9' names 'mamba9', which is not a mixer"),
+    ({'mixer': 'lstm', 'position': 'rope'},
+     'config.model.position=rope rotates the queries and keys of '
+     "attention, and model.pattern ['lstm'] has none"),
     ({'heads': 3}, 'config.model.heads=3 does not divide config.model.width=16'),
     ({'norm': 'batchnorm'}, "config.model.norm='batchnorm' is not a norm"),
     ({'mlp': 'swish'}, "config.model.mlp='swish' is not an MLP"),
     ({'window': -1}, 'config.model.window=-1 must be >= 0'),
     ({'scan': 'fast'}, "config.model.scan='fast' is not a way to run a recurrence"),
-    ({'mixer': 'mamba2', 'heads': 3}, 'config.model \\(pattern mamba2, width 16, heads 3, expand 2, scan auto\\): '
-                                      'mamba2: inner width expand \\* D = 32 does not split into H = 3 heads'),
+    ({'mixer': 'mamba2', 'heads': 3}, 'config.model \\(pattern mamba2, width 16, heads 3, expand '
+     '2, scan auto\\): mamba2: inner width expand \\* D = 32 does not split into H = 3 heads'),
     ({'mixer': 'rglru', 'scan': 'chunked'}, "rglru has no 'chunked' scan form"),
 ])
 def test_bad_backbone_configs_are_one_line(fields, message):
@@ -65,6 +69,8 @@ def test_a_hybrid_backbone_trains_through_the_loop(tmp_path):
   validation.validate(c)
   summary = loop.train_and_evaluate(c, str(tmp_path / 'run'))
   assert summary['status'] == 'done' and summary['model'] == 'lm'
-  assert summary['eval']['loss'] < 0.9 * jnp.log(8.0)  # it learnt: below a uniform guess over the 8 tokens
-  assert lm.unbounded(registry.build(c.model, types.SimpleNamespace(vocab_size=8, seq_len=10, kind='lm',
-                                                                    meta={}), jnp.float32).cfg) is False
+  # it learnt: below a uniform guess over the 8 tokens
+  assert summary['eval']['loss'] < 0.9 * jnp.log(8.0)
+  assert lm.unbounded(
+      registry.build(c.model, types.SimpleNamespace(vocab_size=8, seq_len=10, kind='lm', meta={}),
+                     jnp.float32).cfg) is False

@@ -1,4 +1,5 @@
-"""Tests for seqmodels/models/ngram.py: normalisation, unigram smoothing, periodic data, sparsity."""
+"""Tests for seqmodels/models/ngram.py: normalisation, unigram smoothing, periodic data,
+sparsity."""
 
 import numpy as np
 import pytest
@@ -9,8 +10,10 @@ V = 11
 
 
 def _markov_stream(n, seed=0, vocab=V):
-  """A random first-order Markov chain with peaked transitions: structure for the model, yet sparse n-grams."""
-  trans = np.random.default_rng(123).dirichlet(np.full(vocab, 0.3), size=vocab)  # one chain for every seed
+  """A random first-order Markov chain with peaked transitions: structure for the model, yet sparse
+  n-grams."""
+  # one chain for every seed
+  trans = np.random.default_rng(123).dirichlet(np.full(vocab, 0.3), size=vocab)
   rng = np.random.default_rng(seed)
   out = np.zeros(n, np.int64)
   for i in range(1, n):
@@ -30,7 +33,8 @@ def test_distribution_sums_to_one_for_seen_and_unseen_contexts(order, discount):
   train = _markov_stream(400)
   lm = ngram.fit(train, order, V, discount=discount)
   seen = _batch(_markov_stream(300, seed=1), 4, 20)
-  # Contexts made of token 10 repeated and a token never in training (id 10 removed) are unseen at every order.
+  # Contexts made of token 10 repeated and a token never in training (id 10 removed) are unseen at
+  # every order.
   lm_missing = ngram.fit(np.where(train == 10, 0, train), order, V, discount=discount)
   unseen = {'inputs': np.full((2, 6), 10, np.int32), 'targets': np.full((2, 6), 10, np.int32),
             'weights': np.ones((2, 6), np.float32)}
@@ -57,7 +61,8 @@ def test_unigram_is_absolutely_discounted_counts_interpolated_with_uniform():
 
 
 def test_trigram_on_a_periodic_sequence_reaches_near_zero_loss():
-  # Period 6 with repeated tokens, so one previous token is ambiguous (after 0 comes 1 or 2) but two are not.
+  # Period 6 with repeated tokens, so one previous token is ambiguous (after 0 comes 1 or 2) but two
+  # are not.
   period = np.array([0, 1, 0, 2, 3, 3])
   train = np.tile(period, 500)
   test = _batch(np.tile(period, 40)[1:], 4, 50)
@@ -117,10 +122,12 @@ def test_bigram_beats_unigram_on_first_order_markov_data():
   assert loss(2) < loss(1) - 0.3
 
 
-@pytest.mark.parametrize('order,discount,vocab', [(1, None, V), (2, 0.5, V), (3, None, V), (4, None, 40)])
+@pytest.mark.parametrize('order,discount,vocab',
+                         [(1, None, V), (2, 0.5, V), (3, None, V), (4, None, 40)])
 def test_sparse_argmax_is_the_dense_distributions_argmax(order, discount, vocab):
   rng = np.random.default_rng(order)
-  train = rng.integers(0, vocab // 2, 3000)  # half the vocabulary never seen: ties at the unigram floor
+  # half the vocabulary never seen: ties at the unigram floor
+  train = rng.integers(0, vocab // 2, 3000)
   lm = ngram.fit(train, order, vocab, discount=discount)
   batch = _batch(np.concatenate([_markov_stream(300, seed=5), rng.integers(0, vocab, 300)]), 12, 40)
   np.testing.assert_array_equal(lm.argmax(batch), lm.distribution(batch).argmax(-1))

@@ -24,7 +24,8 @@ def test_every_entry_names_task_kinds_and_an_objective_the_steps_know():
       assert registry.objective(name, kind) in steps.OBJECTIVES, (name, kind)
     assert entry.trained_by in ('gradient', 'counting'), name
     assert entry.tie_embeddings in ('option', 'always', 'never'), name
-  assert registry.objective('elmo', 'lm') == 'bilm' and registry.objective('elmo_classifier', 'classify') == 'classify'
+  assert (registry.objective('elmo', 'lm') == 'bilm' and
+          registry.objective('elmo_classifier', 'classify') == 'classify')
   assert registry.objective('gpt', 'lm') == 'lm'
 
 

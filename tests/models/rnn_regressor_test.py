@@ -1,5 +1,5 @@
-"""Regressors and the regression objective: every registered name builds, MSE is hand-computed, the adding problem
-is learnt through the training loop."""
+"""Regressors and the regression objective: every registered name builds, MSE is hand-computed, the
+adding problem is learnt through the training loop."""
 
 import types
 
@@ -22,11 +22,13 @@ def _adding_batch(rng, lengths):
   markers = np.zeros((B, T), np.float32)
   mask = (np.arange(T)[None] < np.asarray(lengths)[:, None]).astype(np.float32)
   markers[:, 0] = markers[np.arange(B), np.asarray(lengths) - 1] = 1
-  return {'values': values * mask, 'markers': markers * mask, 'mask': mask,
-          'target': (values[:, 0] + values[np.arange(B), np.asarray(lengths) - 1]).astype(np.float32)}
+  return {
+      'values': values * mask, 'markers': markers * mask, 'mask': mask,
+      'target': (values[:, 0] + values[np.arange(B), np.asarray(lengths) - 1]).astype(np.float32)}
 
 
-@pytest.mark.parametrize('name', sorted(n for n, e in registry.MODELS.items() if e.trained_by == 'gradient'))
+@pytest.mark.parametrize(
+    'name', sorted(n for n, e in registry.MODELS.items() if e.trained_by == 'gradient'))
 def test_registry_builds_every_model_for_each_of_its_task_kinds(name):
   m = get_base_config().model
   m.name, m.width, m.layers, m.heads = name, 16, 1, 2
@@ -61,7 +63,8 @@ def test_regression_loss_equals_hand_computed_mse_and_eval_skips_padding_rows():
   np.testing.assert_allclose(float(loss), np.mean(err ** 2), rtol=1e-6)
   np.testing.assert_allclose(float(metrics['accuracy']), np.mean(np.abs(err) < 0.04))
   batch['mask'][2:] = 0  # rows 2, 3 are eval padding
-  m = steps.REGRESSION.finalize(jax.device_get(steps.REGRESSION.eval_sums(jnp.asarray(pred), batch)))
+  m = steps.REGRESSION.finalize(
+      jax.device_get(steps.REGRESSION.eval_sums(jnp.asarray(pred), batch)))
   np.testing.assert_allclose(m['mse'], np.mean(err[:2] ** 2), rtol=1e-6)
   assert m['loss'] == m['mse']
 
@@ -79,12 +82,12 @@ def test_state_after_the_last_real_step_ignores_padding():
 
 def test_recurrent_init_scale_multiplies_the_recurrent_matrix():
   x = jnp.zeros((1, 3, 2))
-  p1 = RNNRegressor(RNNRegressorConfig(cell='rnn', H=8)).init(jax.random.PRNGKey(0), x[..., 0], x[..., 1],
-                                                              jnp.ones((1, 3)))
+  p1 = RNNRegressor(RNNRegressorConfig(cell='rnn', H=8)).init(jax.random.PRNGKey(0), x[..., 0],
+                                                              x[..., 1], jnp.ones((1, 3)))
   p3 = RNNRegressor(RNNRegressorConfig(cell='rnn', H=8, recurrent_init_scale=3.0)).init(
       jax.random.PRNGKey(0), x[..., 0], x[..., 1], jnp.ones((1, 3)))
-  np.testing.assert_allclose(p3['params']['rnn']['layer0']['wh'], 3 * p1['params']['rnn']['layer0']['wh'],
-                             rtol=1e-6)
+  np.testing.assert_allclose(p3['params']['rnn']['layer0']['wh'],
+                             3 * p1['params']['rnn']['layer0']['wh'], rtol=1e-6)
 
 
 def test_lstm_learns_the_adding_problem_below_the_trivial_baseline(tmp_path):
@@ -125,16 +128,19 @@ def test_min_scan_reaches_the_min_rnn_layers():
 
 def _inputs(kind: str):
   rng = np.random.default_rng(3)
-  tokens = jnp.asarray(rng.integers(1, V, (B, T)), jnp.int32).at[:, -2:].set(0)  # PAD ends some rows' inputs
+  # PAD ends some rows' inputs
+  tokens = jnp.asarray(rng.integers(1, V, (B, T)), jnp.int32).at[:, -2:].set(0)
   if kind == 'regression':
     return steps.REGRESSION.inputs(_adding_batch(rng, [T, 3, 2, 4]))
-  return {'lm': (tokens,), 'classify': (tokens, jnp.zeros_like(tokens)), 'seq2seq': (tokens, tokens)}[kind]
+  return {'lm': (tokens,), 'classify': (tokens, jnp.zeros_like(tokens)),
+          'seq2seq': (tokens, tokens)}[kind]
 
 
 @pytest.mark.parametrize('name,kind', [('rnn', 'lm'), ('lstm', 'lm'), ('gru', 'regression'),
                                        ('lstm_classifier', 'classify'), ('elmo', 'lm'),
                                        ('elmo_classifier', 'classify'), ('seq2seq_gru', 'seq2seq')])
-def test_recurrence_reaches_every_recurrent_model_and_gives_the_same_gradients(name, kind, monkeypatch):
+def test_recurrence_reaches_every_recurrent_model_and_gives_the_same_gradients(
+    name, kind, monkeypatch):
   m = get_base_config().model
   m.name, m.width, m.layers, m.cell = name, 8, 1, 'gru'
   data = types.SimpleNamespace(kind=kind, vocab_size=V, seq_len=T, meta={})
@@ -145,8 +151,8 @@ def test_recurrence_reaches_every_recurrent_model_and_gives_the_same_gradients(n
     m.recurrence = recurrence
     model = registry.build(m, data, jnp.float32)
     loss = lambda p: sum(jnp.sum(jnp.square(y)) for y in jax.tree.leaves(model.apply(p, *inputs)))
-    # The hoisted backward pass is a custom VJP (recurrent.py's run_bwd; output layers on CPU have another): it
-    # shows in the model's jaxpr, or the flag did not arrive.
+    # The hoisted backward pass is a custom VJP (recurrent.py's run_bwd; output layers on CPU have
+    # another): it shows in the model's jaxpr, or the flag did not arrive.
     return jax.grad(loss)(params), 'bwd=run_bwd' in str(jax.make_jaxpr(loss)(params))
 
   hoisted, with_vjp = grads('hoisted')

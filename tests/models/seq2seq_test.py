@@ -1,5 +1,6 @@
-"""RNN encoder-decoders: the parallel teacher-forced pass equals step-by-step decoding; source padding is inert;
-greedy decoding of a model equals beam search with one beam; a tiny GRU + attention learns the toy translation."""
+"""RNN encoder-decoders: the parallel teacher-forced pass equals step-by-step decoding; source
+padding is inert; greedy decoding of a model equals beam search with one beam; a tiny GRU +
+attention learns the toy translation."""
 
 import json
 import os
@@ -34,7 +35,8 @@ def _model(**kw):
   src[2, 2:] = 0
   tgt_in = rng.integers(1, V_TGT, (B, T)).astype(np.int32)
   model = Seq2Seq(cfg)
-  # NumPy parameters of the right shapes: no initializer compiles (the tests check functions, not inits).
+  # NumPy parameters of the right shapes: no initializer compiles (the tests check functions, not
+  # inits).
   shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(1), src, tgt_in)['params'])
   params = jax.tree.map(lambda x: jnp.asarray(rng.normal(0, 0.5, x.shape), jnp.float32), shapes)
   return model, params, jnp.asarray(src), jnp.asarray(tgt_in)
@@ -52,8 +54,10 @@ def test_teacher_forced_loss_equals_sum_of_step_losses(variant):
     per_step = []
     for t in range(T):  # decoding one token at a time, always fed the true previous token
       logits_t, cache = step_fn(tgt_in[:, t], cache, jnp.int32(t))
-      per_step.append(optax.softmax_cross_entropy_with_integer_labels(logits_t, tgt_out[:, t]).sum())
-    return optax.softmax_cross_entropy_with_integer_labels(logits, tgt_out).sum(), sum(per_step), logits, weights
+      per_step.append(
+          optax.softmax_cross_entropy_with_integer_labels(logits_t, tgt_out[:, t]).sum())
+    return (optax.softmax_cross_entropy_with_integer_labels(logits, tgt_out).sum(), sum(per_step),
+            logits, weights)
 
   total, step_total, logits, weights = losses(params)
   chex.assert_shape(logits, (B, T, V_TGT))
@@ -90,7 +94,8 @@ def test_greedy_decoding_of_a_model_equals_beam_search_with_one_beam():
   model, params, src, _ = _model(cell='lstm', attention='general')
   first = jnp.ones((B,), jnp.int32)
   run = jax.jit(lambda p, s: (decoding.greedy(*step_function(model, p, s), first, 6, eos_id=2),
-                              decoding.beam_search(*step_function(model, p, s), first, 6, 1, 0.0, eos_id=2)[0]))
+                              decoding.beam_search(*step_function(model, p, s), first, 6, 1, 0.0,
+                                                   eos_id=2)[0]))
   greedy, beam = run(params, src)
   np.testing.assert_array_equal(greedy, beam[:, 0])
 
@@ -103,7 +108,8 @@ def test_gru_with_attention_learns_toy_translation_end_to_end(tmp_path):
   c.data.vocab_size, c.data.seq_len = 64, 12
   c.model.width, c.model.embed = 32, 16
   c.optim.warmup_steps = 10
-  c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.checkpoint_every = 150, 32, 150, 150
+  c.train.num_steps, c.train.batch_size, c.train.eval_every, c.train.checkpoint_every = (
+      150, 32, 150, 150)
   c.decode.beam_size, c.decode.attention_maps = 2, 2
   c.decode.bleu_tokenize = 'intl'  # as 13a on these ASCII words; the signature must name it
   validation.validate(c)
@@ -114,25 +120,29 @@ def test_gru_with_attention_learns_toy_translation_end_to_end(tmp_path):
   assert ev['bleu_greedy'] > 10 and ev['bleu_beam'] > 10, ev
   with open(tmp_path / 'run' / 'translation_eval.json') as f:
     report = json.load(f)
-  assert report['greedy']['bleu_signature'].startswith('nrefs:1') and report['decoding']['beam_size'] == 2
-  assert 'tok:intl' in report['beam']['bleu_signature'] and report['decoding']['bleu_tokenize'] == 'intl'
+  assert (report['greedy']['bleu_signature'].startswith('nrefs:1') and
+          report['decoding']['beam_size'] == 2)
+  assert ('tok:intl' in report['beam']['bleu_signature'] and
+          report['decoding']['bleu_tokenize'] == 'intl')
   maps = np.load(tmp_path / 'run' / 'attention_maps.npz')
-  assert int(maps['count']) == 2 and maps['weights_0'].shape == (len(maps['tgt_0']), len(maps['src_0']))
+  assert (int(maps['count']) == 2 and
+          maps['weights_0'].shape == (len(maps['tgt_0']), len(maps['src_0'])))
   assert os.path.exists(tmp_path / 'run' / 'bleu_by_length.json')
   print('tiny end-to-end:', {k: round(v, 3) for k, v in ev.items()}, 'chance', round(chance, 3))
 
 
-def test_bleu_tokenize_scores_a_perfect_unsegmented_chinese_translation_100_and_names_its_tokenizer():
+def test_bleu_tokenize_scores_perfect_unsegmented_chinese_100_and_names_its_tokenizer():
   from seqmodels.data.translation import bleu_by_length, corpus_scores
   refs = ['我爱你们大家。', '今天天气很好，我们去公园吧。']
-  assert corpus_scores(refs, refs)['bleu'] == 0  # 13a: each sentence is one word, so no 2-gram matches
+  # 13a: each sentence is one word, so no 2-gram matches
+  assert corpus_scores(refs, refs)['bleu'] == 0
   scores = corpus_scores(refs, refs, 'zh')
   assert scores['bleu'] == pytest.approx(100) and 'tok:zh' in scores['bleu_signature']
   assert [b['bleu'] for b in bleu_by_length([3, 9], refs, refs, 'zh')] == pytest.approx([100, 100])
 
 
-@pytest.mark.parametrize('name, message', [('13b', 'is not a sacrebleu tokenizer: choose one of .*zh'),
-                                           ('zh', None)])
+@pytest.mark.parametrize(
+    'name, message', [('13b', 'is not a sacrebleu tokenizer: choose one of .*zh'), ('zh', None)])
 def test_bleu_tokenize_must_be_a_sacrebleu_tokenizer(name, message):
   c = get_config('cpu')
   c.decode.bleu_tokenize = name

@@ -1,5 +1,6 @@
-"""Tests for seqmodels/models/transformer.py: padding, causality, KV-cache decoding equals teacher forcing, and a
-training run through the seq2seq objective; embeddings are shared for one vocabulary only."""
+"""Tests for seqmodels/models/transformer.py: padding, causality, KV-cache decoding equals teacher
+forcing, and a training run through the seq2seq objective; embeddings are shared for one vocabulary
+only."""
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,8 @@ def _params(model, *args, seed=0):
   shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), *args))
   leaves, tree = jax.tree.flatten(shapes)
   rng = np.random.default_rng(seed)
-  return jax.tree.unflatten(tree, [jnp.asarray(rng.normal(size=l.shape) * 0.3, jnp.float32) for l in leaves])
+  return jax.tree.unflatten(
+      tree, [jnp.asarray(rng.normal(size=l.shape) * 0.3, jnp.float32) for l in leaves])
 
 
 SRC = jnp.array([[5, 6, 7, 0, 0], [4, 9, 4, 8, 4]])
@@ -28,8 +30,8 @@ TGT = jnp.array([[1, 5, 6, 7, 0, 0, 0, 0], [1, 4, 4, 4, 4, 4, 2, 0]])
 
 
 def test_decoding_with_kv_cache_equals_teacher_forced_logits(pre_ln=False, share=False):
-  model = Transformer(TransformerConfig(V=V, L=L, V_src=V if share else 11, D=16, N=2, H=2, F=32, pre_ln=pre_ln,
-                                        share_embeddings=share))
+  model = Transformer(TransformerConfig(V=V, L=L, V_src=V if share else 11, D=16, N=2, H=2, F=32,
+                                        pre_ln=pre_ln, share_embeddings=share))
   params = _params(model, SRC, TGT)['params']
   assert ('src_embed' in params) != share
   full_BxTxV = jax.jit(model.apply)({'params': params}, SRC, TGT)
@@ -68,11 +70,13 @@ def test_greedy_decoding_runs_through_decoding_module():
 
 
 @pytest.mark.parametrize('src_tok, tgt_tok, shared', [
-    (translation.CharLevel('abc'), translation.CharLevel('xyz'), False),  # one size, different pieces
+    # one size, different pieces
+    (translation.CharLevel('abc'), translation.CharLevel('xyz'), False),
     (translation.CharLevel('abc'), translation.CharLevel('abc'), True),  # the same pieces
     (translation.CharLevel(None), translation.CharLevel(None), True),  # bytes on both sides
 ])
-def test_embeddings_are_shared_only_when_source_and_target_are_one_vocabulary(src_tok, tgt_tok, shared):
+def test_embeddings_are_shared_only_when_source_and_target_are_one_vocabulary(
+    src_tok, tgt_tok, shared):
   meta = {'src_vocab_size': src_tok.vocab_size, 'src_tokenizer': src_tok, 'tgt_tokenizer': tgt_tok}
   data = core.Data('seq2seq', tgt_tok.vocab_size, 4, meta=meta)
   c = get_config('cpu,transformer')
@@ -86,7 +90,8 @@ def test_embeddings_are_shared_only_when_source_and_target_are_one_vocabulary(sr
 def test_share_embeddings_with_two_vocabularies_is_a_config_error():
   c = get_config('cpu,transformer')
   c.data.shared_vocab = False
-  with pytest.raises(errors.ConfigError, match='model.share_embeddings=True .*data.shared_vocab=False'):
+  with pytest.raises(errors.ConfigError,
+                     match='model.share_embeddings=True .*data.shared_vocab=False'):
     validation.validate(c)
   c.model.share_embeddings = False
   validation.validate(c)

@@ -18,7 +18,8 @@ def sweep_dir(tmp_path):
                seconds_per_step=0.01 if model == 'gpt' else 0.05)
   bad = root / 'model.name=rnn,data.max_len=10,seed=0'
   bad.mkdir()
-  (bad / 'failed.json').write_text(json.dumps({'error': 'error: loss became nan | at step 3', 'detail': ''}))
+  (bad / 'failed.json').write_text(json.dumps({'error': 'error: loss became nan | at step 3',
+                                               'detail': ''}))
   return root
 
 
@@ -28,6 +29,6 @@ def adding_dir(tmp_path):
   for model, base in (('lstm', 0.01), ('rnn', 0.1)):
     for max_len in (10, 100):
       for seed in (0, 1):
-        adding_run(root, f'model.name={model},data.max_len={max_len},seed={seed}', model, seed, max_len,
-                   mse=base * (1 + seed) * max_len / 10)
+        adding_run(root, f'model.name={model},data.max_len={max_len},seed={seed}', model, seed,
+                   max_len, mse=base * (1 + seed) * max_len / 10)
   return root

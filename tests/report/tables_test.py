@@ -33,7 +33,8 @@ def test_a_run_begun_but_not_finished_is_a_row_with_the_step_it_resumes_from(tmp
   lm_run(tmp_path, 'stopped', 'gpt', 0, 10, bits=2.0, tokens_per_sec=1000.0, steps=(50, 100, 150))
   (tmp_path / 'stopped' / 'summary.json').unlink()  # stopped (or running) after logging step 150
   config = json.loads((tmp_path / 'stopped' / 'config.json').read_text())
-  (tmp_path / 'stopped' / 'config.json').write_text(json.dumps({**config, 'train': {'num_steps': 300}}))
+  (tmp_path / 'stopped' / 'config.json').write_text(
+      json.dumps({**config, 'train': {'num_steps': 300}}))
   status = lambda: {r['run']: r for r in
                     tables.table_rows(tables.load_runs(tables.find_runs([str(tmp_path)])))}
   rows = status()
@@ -51,13 +52,18 @@ def test_a_run_begun_but_not_finished_is_a_row_with_the_step_it_resumes_from(tmp
 
 def test_a_sweeps_trials_not_begun_are_pending_rows_in_its_order(tmp_path):
   lm_run(tmp_path / 'sweep', 'model.name=lstm', 'lstm', 0, 10, bits=1.0, tokens_per_sec=1000.0)
-  trials = [{'model.name': 'gpt'}, {'model.name': 'lstm'}, {'model.name': 'gru'}]  # the sweep stopped after one
-  (tmp_path / 'sweep' / 'sweep.json').write_text(json.dumps({'sweep': 's.py', 'config': 'c.py', 'trials': trials}))
-  for path in (str(tmp_path / 'sweep'), f'{tmp_path}/./sweep/'):  # a path however it is written: each trial once
+  # the sweep stopped after one
+  trials = [{'model.name': 'gpt'}, {'model.name': 'lstm'}, {'model.name': 'gru'}]
+  (tmp_path / 'sweep' / 'sweep.json').write_text(
+      json.dumps({'sweep': 's.py', 'config': 'c.py', 'trials': trials}))
+  # a path however it is written: each trial once
+  for path in (str(tmp_path / 'sweep'), f'{tmp_path}/./sweep/'):
     rows = tables.table_rows(tables.load_runs(tables.find_runs([path])))
     assert [(r['run'], r['model'], r['status']) for r in rows] == [
-        ('model.name=gpt', 'gpt', 'pending'), ('model.name=lstm', 'lstm', 'done'), ('model.name=gru', 'gru', 'pending')]
-  assert '| model.name=gru | gru |' in tables.markdown_table(tables.load_runs(tables.find_runs([str(tmp_path)])))
+        ('model.name=gpt', 'gpt', 'pending'), ('model.name=lstm', 'lstm', 'done'),
+        ('model.name=gru', 'gru', 'pending')]
+  assert ('| model.name=gru | gru |' in
+          tables.markdown_table(tables.load_runs(tables.find_runs([str(tmp_path)]))))
 
 
 def test_repeats_of_one_seed_are_rows_of_their_own_and_a_run_named_twice_is_one(tmp_path):
@@ -86,7 +92,8 @@ def test_markdown_table_prints_mean_pm_std_and_marks_failures(sweep_dir):
   assert cells[header.index('params')] == '1,000'  # no spread over seeds: no ± 0
   assert cells[header.index('tokens/s')] == '1,500 ± 710'
   rnn = next(l for l in lines if 'model.name=rnn' in l)
-  assert rnn.rstrip(' |').endswith('failed: error: loss became nan / at step 3')  # '|' cannot break the table
+  # '|' cannot break the table
+  assert rnn.rstrip(' |').endswith('failed: error: loss became nan / at step 3')
 
 
 def test_csv_has_mean_and_std_columns(sweep_dir, tmp_path):
@@ -96,7 +103,8 @@ def test_csv_has_mean_and_std_columns(sweep_dir, tmp_path):
   r = rows['model.name=gpt,data.max_len=10']
   assert float(r['final eval bits/token mean']) == 2.5
   assert float(r['final eval bits/token std']) == pytest.approx(math.sqrt(0.5))
-  assert r['seeds'] == '2' and rows['model.name=rnn,data.max_len=10,seed=0']['final eval bits/token mean'] == ''
+  assert (r['seeds'] == '2' and
+          rows['model.name=rnn,data.max_len=10,seed=0']['final eval bits/token mean'] == '')
 
 
 def test_regression_runs_get_mse_columns_instead_of_bits_per_token(adding_dir, sweep_dir):
@@ -104,62 +112,77 @@ def test_regression_runs_get_mse_columns_instead_of_bits_per_token(adding_dir, s
   row = {r['run']: r for r in tables.table_rows(runs)}['model.name=rnn,data.max_len=100']
   mean, std, n = row['final eval MSE']
   assert (n, mean) == (2, pytest.approx(1.5)) and std == pytest.approx(math.sqrt(0.5))
-  assert row['best eval MSE'][0] == pytest.approx(1.35)  # best_eval_loss is the MSE itself, not nats
+  # best_eval_loss is the MSE itself, not nats
+  assert row['best eval MSE'][0] == pytest.approx(1.35)
   assert row['best eval bits/token'] is None and row['final eval bits/token'] is None
   header = tables.markdown_table(runs).splitlines()[0]
   assert 'final eval MSE' in header and 'best eval MSE' in header and 'bits/token' not in header
-  lm_header = tables.markdown_table(tables.load_runs(tables.find_runs([str(sweep_dir)]))).splitlines()[0]
+  lm_header = (
+      tables.markdown_table(tables.load_runs(tables.find_runs([str(sweep_dir)]))).splitlines()[0])
   assert 'MSE' not in lm_header  # shown only when some run is a regression run
 
 
 def test_a_window_length_that_follows_the_tokenizer_is_not_a_length_axis():
   run = lambda tokenizer, seq_len, model='lstm': {'status': 'done', 'config': {
-      'model': {'name': model}, 'data': {'name': 'text', 'tokenizer': tokenizer, 'seq_len': seq_len}}}
+      'model': {'name': model},
+      'data': {'name': 'text', 'tokenizer': tokenizer, 'seq_len': seq_len}}}
   same_text = [run('char', 160), run('char', 160, 'gpt'), run('word', 32), run('word', 32, 'gpt')]
   assert tables.length_axis(same_text) is None  # 160 characters and 32 words: one text, other units
   swept = same_text + [run('char', 320), run('word', 64)]
-  assert tables.length_axis(swept) == ('data.seq_len',)  # each tokenizer at two lengths: a length swept
+  # each tokenizer at two lengths: a length swept
+  assert tables.length_axis(swept) == ('data.seq_len',)
   assert tables.length_axis([run('char', 160), run('char', 320)]) == ('data.seq_len',)
 
 
 def test_adding_mean_predictor_mse_is_the_variance_of_generated_targets():
   from seqmodels.data import tasks
   for length in (10, 101):
-    targets = np.array([tasks.adding_example(seed=0, split='train', index=i, min_len=length, max_len=length)['target']
-                        for i in range(3000)])
+    targets = np.array([tasks.adding_example(seed=0, split='train', index=i, min_len=length,
+                                             max_len=length)['target'] for i in range(3000)])
     assert abs(targets.mean() - 1) < 0.02  # the mean predictor predicts 1
-    assert np.mean((targets - 1) ** 2) == pytest.approx(tables.ADDING_MEAN_PREDICTOR_MSE, rel=0.06)  # sd ~2.2%
+    # sd ~2.2%
+    assert np.mean((targets - 1) ** 2) == pytest.approx(tables.ADDING_MEAN_PREDICTOR_MSE, rel=0.06)
 
 
 def test_translation_runs_get_bleu_columns_only_when_some_run_has_them(tmp_path, sweep_dir):
   run = tmp_path / 'mt' / 'model.name=seq2seq_gru'
   run.mkdir(parents=True)
-  (run / 'summary.json').write_text(json.dumps({'status': 'done', 'model': 'seq2seq_gru', 'params': 5, 'eval': {
-      'loss': 0.1, 'bits_per_token': 0.144, 'bleu_greedy': 98.16, 'bleu_beam': 98.76, 'chrf_beam': 99.3}}))
+  (run / 'summary.json').write_text(
+      json.dumps({'status': 'done', 'model': 'seq2seq_gru', 'params': 5,
+                  'eval': {'loss': 0.1, 'bits_per_token': 0.144, 'bleu_greedy': 98.16,
+                           'bleu_beam': 98.76, 'chrf_beam': 99.3}}))
   table = tables.markdown_table(tables.load_runs(tables.find_runs([str(tmp_path / 'mt')])))
   header, _, row = table.splitlines()
   cols = [c.strip() for c in header.strip('|').split('|')]
   cells = dict(zip(cols, (c.strip() for c in row.strip('|').split('|'))))
-  assert (cells['BLEU greedy'], cells['BLEU beam'], cells['chrF beam']) == ('98.16', '98.76', '99.3')
-  assert 'BLEU beam' not in tables.markdown_table(tables.load_runs(tables.find_runs([str(sweep_dir)])))
+  assert (
+      (cells['BLEU greedy'], cells['BLEU beam'], cells['chrF beam']) == ('98.16', '98.76', '99.3'))
+  assert ('BLEU beam' not in
+          tables.markdown_table(tables.load_runs(tables.find_runs([str(sweep_dir)]))))
 
 
 def test_a_loss_that_is_not_per_token_is_not_shown_in_bits_per_token(tmp_path):
   lm_run(tmp_path, 'lm', 'gpt', 0, 10, bits=1.0, tokens_per_sec=1000.0)
   d = tmp_path / 'classifier'
   d.mkdir()
-  (d / 'config.json').write_text(json.dumps({'seed': 0, 'model': {'name': 'bert'}, 'data': {'name': 'classify'}}))
-  (d / 'summary.json').write_text(json.dumps({'status': 'done', 'model': 'bert', 'eval': {'loss': 0.3, 'accuracy': 0.9},
+  (d / 'config.json').write_text(json.dumps({'seed': 0, 'model': {'name': 'bert'},
+                                             'data': {'name': 'classify'}}))
+  (d / 'summary.json').write_text(json.dumps({'status': 'done', 'model': 'bert',
+                                              'eval': {'loss': 0.3, 'accuracy': 0.9},
                                               'best_eval_loss': 0.25}))  # nats per example
-  rows = {r['run']: r for r in tables.table_rows(tables.load_runs(tables.find_runs([str(tmp_path)])))}
-  assert rows['classifier']['best eval bits/token'] is None  # before: 0.36, in a column of bits per token
+  rows = {r['run']: r
+          for r in tables.table_rows(tables.load_runs(tables.find_runs([str(tmp_path)])))}
+  # before: 0.36, in a column of bits per token
+  assert rows['classifier']['best eval bits/token'] is None
   assert rows['classifier']['best eval loss'][0] == 0.25 and rows['lm']['best eval loss'] is None
   assert rows['lm']['best eval bits/token'][0] == pytest.approx(1.0)
 
 
 def test_non_finite_values_read_back_from_strict_and_older_json(tmp_path):
-  lines = ['{"step": 1, "split": "train", "loss": "NaN", "x": "Infinity"}',  # strict JSON, as written now
-           '{"step": 2, "split": "train", "loss": NaN, "x": -Infinity}',  # bare constants, as older runs wrote
+  # strict JSON, as written now
+  lines = ['{"step": 1, "split": "train", "loss": "NaN", "x": "Infinity"}',
+           # bare constants, as older runs wrote
+           '{"step": 2, "split": "train", "loss": NaN, "x": -Infinity}',
            '{"step": 3, "split": "tr']  # a torn last line
   (tmp_path / 'metrics.jsonl').write_text('\n'.join(lines))
   records = tables.read_metrics(str(tmp_path))

@@ -1,4 +1,5 @@
-"""Training by counting: the n-gram run writes the neural runs' summary fields, and its loss is NGramLM.nll."""
+"""Training by counting: the n-gram run writes the neural runs' summary fields, and its loss is
+NGramLM.nll."""
 
 import json
 import types
@@ -20,7 +21,8 @@ from seqmodels.train import count, loop
 
 
 def _config(tmp_path, name='ngram'):
-  # The neural run has the config of tests/analysis/gradient_flow_cli_test.py's: its compilations are cached.
+  # The neural run has the config of tests/analysis/gradient_flow_cli_test.py's: its compilations
+  # are cached.
   c = get_base_config()
   c.data.name, c.data.min_len, c.data.max_len, c.data.num_symbols = 'copy', 4, 4, 4
   c.data.num_train, c.data.num_validation, c.data.num_test = 64, 16, 8
@@ -43,7 +45,8 @@ def test_ngram_run_writes_the_summary_of_a_neural_run_and_its_loss_is_the_mean_n
   assert set(written['unseen_context_fraction']) == {'2', '3'}
   lines = [json.loads(l) for l in (tmp_path / 'ngram' / 'metrics.jsonl').read_text().splitlines()]
   assert [l['split'] for l in lines] == ['train', 'eval']
-  assert lines[0]['train_seconds'] == written['train_seconds'] > 0  # the report's loss-vs-time point
+  # the report's loss-vs-time point
+  assert lines[0]['train_seconds'] == written['train_seconds'] > 0
 
   data = datasets.load(c.data)
   model = ngram.fit(count.training_tokens(data, c.data), 3, data.vocab_size)
@@ -60,11 +63,14 @@ def test_carried_context_scores_the_windows_targets_as_one_running_text(order):
   rng = np.random.default_rng(0)
   train, valid = rng.integers(0, 5, 400), rng.integers(0, 5, 53)
   model = ngram.fit(train, order, 5)
-  data = core.Data('lm', 5, 8, {'validation': text._windows(valid, 8, 8)}, tokens={'validation': valid})
+  data = core.Data('lm', 5, 8, {'validation': text._windows(valid, 8, 8)},
+                   tokens={'validation': valid})
   carried, _ = count.evaluate(model, data, 3, None, carry_state=True)
   windowed, _ = count.evaluate(model, data, 3, None)
-  # One row holding the whole split, the windows' targets (positions 1..48: six windows of 8) weighted.
-  whole = {'inputs': valid[None, :-1], 'targets': valid[None, 1:], 'weights': (np.arange(52) < 48)[None] * 1.0}
+  # One row holding the whole split, the windows' targets (positions 1..48: six windows of 8)
+  # weighted.
+  whole = {'inputs': valid[None, :-1], 'targets': valid[None, 1:],
+           'weights': (np.arange(52) < 48)[None] * 1.0}
   nll = float((model.nll(whole) * whole['weights']).sum())
   assert carried['loss'] == pytest.approx(nll / 48, rel=1e-12)
   if order <= 2:  # a bigram's context is the input token itself: nothing to carry

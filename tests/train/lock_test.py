@@ -1,4 +1,5 @@
-"""One writer per workdir: a second holder is refused with its holder named; a dead holder frees it."""
+"""One writer per workdir: a second holder is refused with its holder named; a dead holder frees
+it."""
 
 import json
 import os
@@ -24,7 +25,8 @@ with lock.WorkdirLock(sys.argv[1]):
 
 
 def _holding(workdir) -> subprocess.Popen:
-  p = subprocess.Popen([sys.executable, '-c', _HOLD, str(workdir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+  p = subprocess.Popen([sys.executable, '-c', _HOLD, str(workdir)], cwd=ROOT,
+                       stdout=subprocess.PIPE, text=True)
   assert p.stdout.readline().strip() == 'held'
   return p
 
@@ -32,8 +34,9 @@ def _holding(workdir) -> subprocess.Popen:
 def test_a_second_writer_is_refused_until_the_first_dies_even_by_kill_9(tmp_path):
   p = _holding(tmp_path)
   try:
-    with pytest.raises(errors.WorkdirBusyError, match=rf'{tmp_path} is in use by pid {p.pid} on host '
-                       rf'{socket.gethostname()} \(-c {tmp_path}.*\): one process writes a workdir at a time'):
+    with pytest.raises(errors.WorkdirBusyError,
+                       match=rf'{tmp_path} is in use by pid {p.pid} on host {socket.gethostname()} '
+                       rf'\(-c {tmp_path}.*\): one process writes a workdir at a time'):
       lock.WorkdirLock(str(tmp_path)).acquire()
     assert lock.holder(str(tmp_path))['pid'] == p.pid  # readers see who holds it, without taking it
   finally:
@@ -48,7 +51,8 @@ def test_a_second_writer_is_refused_until_the_first_dies_even_by_kill_9(tmp_path
 
 def test_a_holder_on_another_host_counts_while_its_heartbeat_is_fresh(tmp_path):
   record = {'host': 'other-host', 'pid': 7, 'command': 'launch.py', 'heartbeat': time.time()}
-  (tmp_path / lock.LOCK_FILE).write_text(json.dumps(record))  # a shared filesystem whose flock is per host
+  # a shared filesystem whose flock is per host
+  (tmp_path / lock.LOCK_FILE).write_text(json.dumps(record))
   with pytest.raises(errors.WorkdirBusyError, match='in use by pid 7 on host other-host'):
     lock.WorkdirLock(str(tmp_path)).acquire()
   record['heartbeat'] = time.time() - lock.STALE_S - 1  # its holder is gone

@@ -1,4 +1,5 @@
-"""The training loop end to end: learning, exact resume, corrupt-checkpoint fallback, non-finite loss."""
+"""The training loop end to end: learning, exact resume, corrupt-checkpoint fallback, non-finite
+loss."""
 
 import dataclasses
 import json
@@ -48,7 +49,8 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
   part = loop.train_and_evaluate(c, str(tmp_path / 'resumed'), stop_after=5)
   assert part['status'] == 'preempted' and part['step'] == 5
   assert not (tmp_path / 'resumed' / 'summary.json').exists()
-  # As if killed after logging step 5 but before its checkpoint was written: the run resumes from step 4's.
+  # As if killed after logging step 5 but before its checkpoint was written: the run resumes from
+  # step 4's.
   shutil.rmtree(tmp_path / 'resumed' / 'checkpoints' / '5')
   resumed = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))
   assert resumed['status'] == 'done' and resumed['step'] == 12
@@ -56,24 +58,31 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
   _assert_trees_equal(full['state'].opt_state, resumed['state'].opt_state)
   assert (tmp_path / 'resumed' / 'summary.json').exists()
   # Wall time counts both sessions, as training time does: never less than it.
-  assert resumed['wall_seconds'] > part['wall_seconds'] and resumed['wall_seconds'] >= resumed['train_seconds']
+  assert (resumed['wall_seconds'] > part['wall_seconds'] and
+          resumed['wall_seconds'] >= resumed['train_seconds'])
   # Each session's hardware, from the step it began at: a run resumed elsewhere says so.
   assert [s['from_step'] for s in resumed['sessions']] == [0, 4] and full['sessions'] == [
       {'from_step': 0, 'devices': jax.device_count(), 'processes': 1, 'platform': 'cpu'}]
   written = (tmp_path / 'resumed' / 'summary.json').read_text()
-  rerun = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))  # finished: its summary is returned, not redone
-  assert (tmp_path / 'resumed' / 'summary.json').read_text() == written and rerun == json.loads(written)
-  (tmp_path / 'resumed' / 'summary.json').unlink()  # finished, but the summary was lost: rerun re-evaluates
+  # finished: its summary is returned, not redone
+  rerun = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))
+  assert ((tmp_path / 'resumed' / 'summary.json').read_text() == written and
+          rerun == json.loads(written))
+  # finished, but the summary was lost: rerun re-evaluates
+  (tmp_path / 'resumed' / 'summary.json').unlink()
   again = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))
   assert again['step'] == 12 and again['eval']['loss'] == resumed['eval']['loss']
-  # A session that trains too few steps to time (none here) reports the last one's tokens/s: before, NaN.
-  assert again['tokens_per_sec'] == pytest.approx(resumed['tokens_per_sec']) and resumed['tokens_per_sec'] > 0
+  # A session that trains too few steps to time (none here) reports the last one's tokens/s: before,
+  # NaN.
+  assert (again['tokens_per_sec'] == pytest.approx(resumed['tokens_per_sec']) and
+          resumed['tokens_per_sec'] > 0)
   lines = (tmp_path / 'resumed' / 'metrics.jsonl').read_text().splitlines()
   assert any('"split": "eval"' in l for l in lines) and any('"split": "train"' in l for l in lines)
   # Training time carries over the interruption: it grows with the step, and ends at the summary's.
-  # What the first session logged after its last checkpoint (step 4) was trained again: each step is logged once,
-  # by the session whose training the final state continues.
-  seconds = [(r['step'], r['train_seconds']) for r in map(json.loads, lines) if r['split'] == 'train']
+  # What the first session logged after its last checkpoint (step 4) was trained again: each step is
+  # logged once, by the session whose training the final state continues.
+  seconds = [(r['step'], r['train_seconds']) for r in map(json.loads, lines)
+             if r['split'] == 'train']
   assert [s for s, _ in seconds] == [2, 4, 6, 8, 10, 12]
   assert all(0 < a < b for (_, a), (_, b) in zip(seconds, seconds[1:]))
   assert seconds[-1][1] == pytest.approx(resumed['train_seconds'], rel=1e-6)
@@ -81,12 +90,16 @@ def test_interrupted_then_resumed_run_equals_uninterrupted_run(tmp_path):
 
 def test_a_length_in_epochs_is_its_steps_and_resumes(tmp_path):
   c = tiny_config(tmp_path)  # 256 training examples in batches of 16: an epoch is 16 steps
-  c.train.num_epochs, c.train.eval_every, c.train.checkpoint_every = 1.25, 0, 0  # 20 steps, once an epoch
+  # 20 steps, once an epoch
+  c.train.num_epochs, c.train.eval_every, c.train.checkpoint_every = 1.25, 0, 0
   part = loop.train_and_evaluate(c, str(tmp_path / 'run'), stop_after=5)
   assert part['status'] == 'preempted' and checkpoint.saved_steps(str(tmp_path / 'run')) == [5]
-  done = loop.train_and_evaluate(c, str(tmp_path / 'run'))  # config.json has the steps; the config, epochs
-  assert done['step'] == done['num_steps'] == 20 and checkpoint.saved_steps(str(tmp_path / 'run')) == [20, 16, 5]
-  evals = [r['step'] for r in map(json.loads, (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines())
+  # config.json has the steps; the config, epochs
+  done = loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  assert (done['step'] == done['num_steps'] == 20 and
+          checkpoint.saved_steps(str(tmp_path / 'run')) == [20, 16, 5])
+  evals = [r['step']
+           for r in map(json.loads, (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines())
            if r['split'] == 'eval']
   assert evals == [16, 20]
   saved = json.loads((tmp_path / 'run' / 'config.json').read_text())['train']
@@ -137,10 +150,12 @@ def test_nonfinite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path)
     loop.train_and_evaluate(c, str(tmp_path / 'nan_early'))
 
 
-def test_a_final_evaluation_that_fails_loses_no_training_and_a_rerun_redoes_only_it(tmp_path, monkeypatch):
+def test_a_final_evaluation_that_fails_loses_no_training_and_a_rerun_redoes_only_it(
+    tmp_path, monkeypatch):
   c = tiny_config(tmp_path)
   c.train.checkpoint_every = 100  # the last step's is the only checkpoint
-  monkeypatch.setitem(registry.MODELS, 'lstm', dataclasses.replace(registry.MODELS['lstm'], after_training=('bleu',)))
+  monkeypatch.setitem(registry.MODELS, 'lstm',
+                      dataclasses.replace(registry.MODELS['lstm'], after_training=('bleu',)))
   def failing(*args):
     raise RuntimeError('decoding ran out of memory')
   monkeypatch.setitem(evals.AFTER_TRAINING, 'bleu', failing)
@@ -163,14 +178,16 @@ def test_a_rerun_after_a_kill_before_the_summary_reports_the_last_train_metrics(
   assert written['train']['loss'] == pytest.approx(first['train']['loss'])
 
 
-# Per-model learning rates: at 1e-2 the GPT plateaus near 0.89 accuracy; at 3e-3 the LSTM is still at 0.83.
+# Per-model learning rates: at 1e-2 the GPT plateaus near 0.89 accuracy; at 3e-3 the LSTM is still
+# at 0.83.
 @pytest.mark.parametrize('name,lr,steps', [('lstm', 1e-2, 150), ('gpt', 3e-3, 250)])
 def test_lm_learns_copy_task_far_below_uniform(tmp_path, name, lr, steps):
   c = tiny_config(tmp_path, name=name, steps=steps)
   c.model.dropout = 0.0
   c.model.width, c.model.layers = 64, 2
   c.optim.lr, c.optim.warmup_steps = lr, 10
-  c.train.batch_size, c.train.log_every, c.train.eval_every, c.train.checkpoint_every = 32, 50, steps, steps
+  c.train.batch_size, c.train.log_every, c.train.eval_every, c.train.checkpoint_every = (
+      32, 50, steps, steps)
   s = loop.train_and_evaluate(c, str(tmp_path / name))
   uniform = np.log(4 + 4)  # 4 symbols + 4 special tokens
   assert s['eval']['loss'] < 0.2 * uniform, s['eval']
@@ -181,19 +198,23 @@ def test_checkpoint_restores_onto_a_different_device_count(tmp_path):
   c = tiny_config(tmp_path)
   s = loop.train_and_evaluate(c, str(tmp_path / 'run'))  # saved from 8 devices
   one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one), s['state'])
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=one),
+                          s['state'])
   state, meta = Checkpointer(str(tmp_path / 'run'), 4, 3).restore_latest(abstract)
   assert int(state.step) == 12 and len(state.params['embed']['embedding'].sharding.device_set) == 1
   _assert_trees_equal(s['state'].params, state.params)
-  # The checksum that restoring checks is the same however the arrays are placed (an integer sum, exact):
-  rows = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec('data'))
+  # The checksum that restoring checks is the same however the arrays are placed (an integer sum,
+  # exact):
+  rows = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)),
+                                    jax.sharding.PartitionSpec('data'))
   embedding = state.params['embed']['embedding']  # [V, E], V a multiple of the 8 devices here
   assert len(jax.devices()) == 8 and embedding.shape[0] % 8 == 0
   columns = jax.sharding.NamedSharding(rows.mesh, jax.sharding.PartitionSpec(None, 'data'))
   assert checkpoint.checksum(jax.device_put(embedding, rows)) == checkpoint.checksum(embedding)
   assert checkpoint.checksum(jax.device_put(embedding, columns)) == checkpoint.checksum(embedding)
   assert checkpoint.checksum(embedding.at[3, 1].add(1e-7)) != checkpoint.checksum(embedding)
-  swapped = embedding.at[0, 0].set(embedding[0, 1]).at[0, 1].set(embedding[0, 0])  # the same values, moved
+  # the same values, moved
+  swapped = embedding.at[0, 0].set(embedding[0, 1]).at[0, 1].set(embedding[0, 0])
   assert checkpoint.checksum(swapped) != checkpoint.checksum(embedding)
 
 
@@ -210,14 +231,18 @@ def test_init_from_loads_pretrained_params_and_frozen_ones_stay_bit_identical(tm
                          jax.device_get(fine['state'].params['head']['kernel']))
   assert 'init_from' not in caplog.text  # all arrays from a finished run: nothing to warn of
   (tmp_path / 'pre' / 'summary.json').unlink()  # as if still running
-  with caplog.at_level(logging.WARNING):  # e.g. a GPT from the LSTM's run: only the token embedding is one of its
-    loop.warn_of_init_from(str(tmp_path / 'pre'), ['embed/embedding'], ['pos', 'block0/attn/qkv/kernel'])
-  assert re.search(r"init_from=.*pre gave only 1 of this model's 3 parameter arrays \(2 start fresh\)", caplog.text)
-  assert re.search(r'init_from=.*pre holds a run that has not finished: its latest checkpoint \(step 4\)',
-                   caplog.text)
-  c.model.name, c.model.width = 'gpt', 48  # no array of it has the name and shape of one of the LSTM's
-  with pytest.raises(errors.CheckpointError, match=r'config\.train\.init_from=.*no parameter of this model'
-                                                       r'.*config\.model must match'):
+  # e.g. a GPT from the LSTM's run: only the token embedding is one of its
+  with caplog.at_level(logging.WARNING):
+    loop.warn_of_init_from(str(tmp_path / 'pre'), ['embed/embedding'],
+                           ['pos', 'block0/attn/qkv/kernel'])
+  assert re.search(r"init_from=.*pre gave only 1 of this model's 3 parameter arrays "
+                   r"\(2 start fresh\)", caplog.text)
+  assert re.search(r'init_from=.*pre holds a run that has not finished: its latest '
+                   r'checkpoint \(step 4\)', caplog.text)
+  # no array of it has the name and shape of one of the LSTM's
+  c.model.name, c.model.width = 'gpt', 48
+  with pytest.raises(errors.CheckpointError, match=r'config\.train\.init_from=.*no parameter of '
+                     r'this model.*config\.model must match'):
     loop.train_and_evaluate(c, str(tmp_path / 'other'))
 
 
@@ -228,9 +253,11 @@ def test_restore_saved_names_a_missing_checkpoint(tmp_path):
     checkpoint.restore_saved(str(tmp_path), 7)
   with pytest.raises(errors.CheckpointError, match=r'the run kept none: train.keep_best was off'):
     checkpoint.restore_saved(str(tmp_path), which='best')
-  (tmp_path / 'config.json').write_text(json.dumps({'train': {'keep_best': True, 'eval_every': 1000}}))
-  with pytest.raises(errors.CheckpointError, match=r'no best checkpoint yet: the run keeps one but has not '
-                                                       r'evaluated \(every 1000 steps\)'):  # before: keep_best off
+  (tmp_path / 'config.json').write_text(
+      json.dumps({'train': {'keep_best': True, 'eval_every': 1000}}))
+  # before: keep_best off
+  with pytest.raises(errors.CheckpointError, match=r'no best checkpoint yet: the run keeps one but '
+                     r'has not evaluated \(every 1000 steps\)'):
     checkpoint.restore_saved(str(tmp_path), which='best')
 
 
@@ -241,30 +268,35 @@ import sys
 from seqmodels.train import loop
 from tests.train.loop_test import tiny_config
 c = tiny_config(pathlib.Path(sys.argv[1]), 'gpt', steps=600)
-c.train.log_every = c.train.eval_every = c.train.checkpoint_every = 600  # nothing waits on a step until the end
+# nothing waits on a step until the end
+c.train.log_every = c.train.eval_every = c.train.checkpoint_every = 600
 print(loop.train_and_evaluate(c, sys.argv[1] + '/run')['status'])
 """
 
 
 def test_long_run_on_eight_cpu_devices_does_not_deadlock_in_its_all_reduces(tmp_path):
-  """600 steps with no metric fetch until the end. Queued without bound, steps of 8 devices sharing 2 cores
-  deadlocked XLA:CPU's all-reduce (the process aborts after 40 s); loop.MAX_STEPS_IN_FLIGHT prevents it."""
+  """600 steps with no metric fetch until the end. Queued without bound, steps of 8 devices sharing
+  2 cores deadlocked XLA:CPU's all-reduce (the process aborts after 40 s); loop.MAX_STEPS_IN_FLIGHT
+  prevents it."""
   root = pathlib.Path(__file__).resolve().parents[2]
-  out = subprocess.run([sys.executable, '-c', _LONG_RUN, str(tmp_path)], cwd=root, capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=str(root)), timeout=300)
+  out = subprocess.run([sys.executable, '-c', _LONG_RUN, str(tmp_path)], cwd=root,
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(root)),
+                       timeout=300)
   assert out.returncode == 0 and out.stdout.split()[-1:] == ['done'], out.stderr[-2000:]
 
 
 def test_a_checkpoint_of_other_parameters_is_named_not_quarantined_as_corrupt(tmp_path):
-  """A readable checkpoint whose parameters differ from the model's (another seqmodels version's layout) stops the
-  resume with a message naming the difference, and stays where it is."""
+  """A readable checkpoint whose parameters differ from the model's (another seqmodels version's
+  layout) stops the resume with a message naming the difference, and stays where it is."""
   c = tiny_config(tmp_path, name='gpt')
   s = loop.train_and_evaluate(c, str(tmp_path / 'run'))
   params = dict(s['state'].params)
-  params['block0'] = {('attn_renamed' if k == 'attn' else k): v for k, v in params['block0'].items()}
+  params['block0'] = {('attn_renamed' if k == 'attn' else k): v
+                      for k, v in params['block0'].items()}
   abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
                           s['state'].replace(params=params))
-  with pytest.raises(errors.CheckpointError, match=r'step 12 .* holds other parameters than this model \('
+  with pytest.raises(errors.CheckpointError,
+                     match=r'step 12 .* holds other parameters than this model \('
                      r'block0/attn/out/bias is not in the model; .*; \d+ more\): .*new --workdir'):
     Checkpointer(str(tmp_path / 'run'), 4, 3).restore_latest(abstract)
   assert (tmp_path / 'run' / 'checkpoints' / '12').is_dir()
@@ -274,17 +306,21 @@ def test_a_checkpoint_of_other_parameters_is_named_not_quarantined_as_corrupt(tm
 def test_keep_best_keeps_the_best_evaluations_parameters_and_analyses_read_them(tmp_path, caplog):
   from seqmodels.analysis import runs
   c = tiny_config(tmp_path)
-  c.train.keep_best, c.train.eval_every = True, 4  # evaluations at 4, 8, 12: steps the periodic checkpoints keep
+  # evaluations at 4, 8, 12: steps the periodic checkpoints keep
+  c.train.keep_best, c.train.eval_every = True, 4
   c.train.test_eval = True
   summary = loop.train_and_evaluate(c, str(tmp_path / 'run'))
-  evals = {r['step']: r['loss'] for r in map(json.loads, (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines())
+  evals = {r['step']: r['loss']
+           for r in map(json.loads, (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines())
            if r['split'] == 'eval'}
   best = min(evals, key=evals.get)
-  assert summary['best_step'] == best and checkpoint.saved_steps(str(tmp_path / 'run'), 'best') == [best]
+  assert (summary['best_step'] == best and
+          checkpoint.saved_steps(str(tmp_path / 'run'), 'best') == [best])
   with caplog.at_level(logging.WARNING):
     _, kept = checkpoint.restore_saved(str(tmp_path / 'run'), best, which='best')
     _, periodic = checkpoint.restore_saved(str(tmp_path / 'run'), best)
-  assert not caplog.records  # orbax's warning of step metadata in an item's directory is not for a reader
+  # orbax's warning of step metadata in an item's directory is not for a reader
+  assert not caplog.records
   _assert_trees_equal(kept['params'], periodic['params'])
   run = runs.load(str(tmp_path / 'run'))
   params, step = runs.latest_params(run, [np.zeros((1, 4), np.int32)], 'best')
@@ -292,16 +328,18 @@ def test_keep_best_keeps_the_best_evaluations_parameters_and_analyses_read_them(
   _assert_trees_equal(params, periodic['params'])
   # train.test_eval: the test split, with the best evaluation's parameters
   eval_step = jax.jit(steps.make_eval_step(run.model, run.objective))
-  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)), jax.sharding.PartitionSpec())
-  on_test = lambda p: evaluate.evaluate(eval_step, run.objective, p, run.data, 16,
-                                    jax.sharding.NamedSharding(replicated.mesh, jax.sharding.PartitionSpec('data')),
-                                    None, 'test')
+  replicated = jax.sharding.NamedSharding(jax.sharding.Mesh(jax.devices(), ('data',)),
+                                          jax.sharding.PartitionSpec())
+  on_test = lambda p: evaluate.evaluate(
+      eval_step, run.objective, p, run.data, 16,
+      jax.sharding.NamedSharding(replicated.mesh, jax.sharding.PartitionSpec('data')), None, 'test')
   assert summary['test'] == {**on_test(params), 'parameters': 'best'}
   c.train.keep_best = False
   final = loop.train_and_evaluate(c, str(tmp_path / 'plain'))
   assert final['test'] == {**on_test(final['state'].params), 'parameters': 'final'}
-  with pytest.raises(errors.CheckpointError, match=r'no best checkpoint \(the run kept none: train.keep_best '
-                     r'was off\): train with --config.train.keep_best=True, or read the latest checkpoint'):
+  with pytest.raises(errors.CheckpointError,
+                     match=r'no best checkpoint \(the run kept none: train.keep_best was off\): '
+                     r'train with --config.train.keep_best=True, or read the latest checkpoint'):
     runs.latest_params(runs.load(str(tmp_path / 'plain')), [np.zeros((1, 4), np.int32)], 'best')
 
 
@@ -310,9 +348,9 @@ def test_test_eval_without_a_test_split_stops_before_training(tmp_path):
   c.data.name, c.data.path, c.data.seq_len = 'text', str(tmp_path / 'corpus.txt'), 16
   (tmp_path / 'corpus.txt').write_text('to be or not to be, that is the question\n' * 40)
   c.train.test_eval = True
-  with pytest.raises(errors.DataError, match=r'config.train.test_eval=True, but config.data.name=text has no test '
-                     r'split of its own \(a single file is split 90%/10% into train and validation\): leave '
-                     r'test_eval off'):
+  with pytest.raises(errors.DataError, match=r'config.train.test_eval=True, but '
+                     r'config.data.name=text has no test split of its own \(a single file is split '
+                     r'90%/10% into train and validation\): leave test_eval off'):
     loop.train_and_evaluate(c, str(tmp_path / 'run'))
   assert not (tmp_path / 'run' / 'checkpoints').exists()
 
@@ -322,8 +360,9 @@ def test_test_eval_reads_a_text_corpus_test_file_with_word_tokens(tmp_path, name
   c = tiny_config(tmp_path, name, steps=4)
   c.data.name, c.data.seq_len, c.data.tokenizer = 'text', 8, 'word'
   c.data.path = str(tmp_path / 'corpus.{split}.txt')
+  # WikiText's names: valid for validation
   texts = {split: ''.join(f'to be or not to be {i % 5} {split}\n' for i in range(n))
-           for split, n in (('train', 60), ('valid', 9), ('test', 7))}  # WikiText's names: valid for validation
+           for split, n in (('train', 60), ('valid', 9), ('test', 7))}
   for split, text in texts.items():
     (tmp_path / f'corpus.{split}.txt').write_text(text)
   c.train.test_eval, c.train.eval_every = True, 4
@@ -331,26 +370,34 @@ def test_test_eval_reads_a_text_corpus_test_file_with_word_tokens(tmp_path, name
   run = runs.load(str(tmp_path / 'run'))
   assert run.data.splits['test'].size == 7 * 9 // 8  # nine words a line (with <eos>), windows of 8
   if name == 'ngram':
-    expected, _ = count.evaluate(ngram.fit(count.training_tokens(run.data, c.data), c.model.order,
-                                           run.data.vocab_size), run.data, c.train.batch_size, None, 'test')
+    expected, _ = count.evaluate(
+        ngram.fit(count.training_tokens(run.data, c.data), c.model.order, run.data.vocab_size),
+        run.data, c.train.batch_size, None, 'test')
     assert summary['test'] == {**expected, 'parameters': 'final'}
   else:
-    assert summary['test']['parameters'] == 'final' and 0 < summary['test']['loss'] < np.log(run.data.vocab_size)
-  assert run.data.decode(run.data.splits['test'].gather(np.arange(1))['inputs'][0]) == 'to be or not to be 0 <unk>'
+    assert (summary['test']['parameters'] == 'final' and
+            0 < summary['test']['loss'] < np.log(run.data.vocab_size))
+  assert run.data.decode(
+      run.data.splits['test'].gather(np.arange(1))['inputs'][0]) == 'to be or not to be 0 <unk>'
   records = [json.loads(r) for r in (tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()]
   assert [r['split'] for r in records].count('test') == 1
-  for split, metrics, lines in (('valid', summary['eval'], 9), ('test', summary['test'], 7)):  # 9 tokens a line
-    assert metrics['bits_per_char'] == pytest.approx(metrics['bits_per_token'] * 9 * lines / len(texts[split]))
+  # 9 tokens a line
+  for split, metrics, lines in (('valid', summary['eval'], 9), ('test', summary['test'], 7)):
+    assert (metrics['bits_per_char'] ==
+            pytest.approx(metrics['bits_per_token'] * 9 * lines / len(texts[split])))
 
 
-def test_a_run_records_its_data_files_and_refuses_to_resume_or_be_analysed_on_changed_ones(tmp_path, monkeypatch):
+def test_a_run_records_its_data_files_and_refuses_to_resume_or_be_analysed_on_changed_ones(
+    tmp_path, monkeypatch):
   c = tiny_config(tmp_path, steps=6)
-  c.data.name, c.data.seq_len, c.data.path = 'text', 8, 'corpus.txt'  # relative: launched from tmp_path
+  # relative: launched from tmp_path
+  c.data.name, c.data.seq_len, c.data.path = 'text', 8, 'corpus.txt'
   c.train.checkpoint_every = 2
   (tmp_path / 'corpus.txt').write_text('to be or not to be, that is the question\n' * 40)
   monkeypatch.chdir(tmp_path)
   loop.train_and_evaluate(c, 'run', stop_after=2)
-  monkeypatch.chdir(tmp_path.parent)  # the analyses read it from anywhere: config.json names the file absolutely
+  # the analyses read it from anywhere: config.json names the file absolutely
+  monkeypatch.chdir(tmp_path.parent)
   corpus = str(tmp_path / 'corpus.txt')
   assert json.loads((tmp_path / 'run' / 'config.json').read_text())['data']['path'] == corpus
   assert list(json.loads((tmp_path / 'run' / workdir.DATA_FILES).read_text())) == [corpus]
@@ -359,7 +406,8 @@ def test_a_run_records_its_data_files_and_refuses_to_resume_or_be_analysed_on_ch
   assert loop.train_and_evaluate(c, 'run', stop_after=2)['step'] == 4  # the same files: it resumes
   with open(corpus, 'a') as f:  # the same characters: it would resume silently on other text
     f.write('to be\n')
-  with pytest.raises(errors.WorkdirError, match=f'trained on other data: {corpus} changed since the run began'):
+  with pytest.raises(errors.WorkdirError,
+                     match=f'trained on other data: {corpus} changed since the run began'):
     loop.train_and_evaluate(c, 'run')
   with pytest.raises(ValueError, match=f'other data than its config names now: {corpus} changed'):
     runs.load(str(tmp_path / 'run'))
@@ -371,8 +419,10 @@ def test_a_run_records_its_data_files_and_refuses_to_resume_or_be_analysed_on_ch
 def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(tmp_path):
   c = tiny_config(tmp_path, 'gru', steps=18)
   c.data.name, c.data.seq_len, c.data.path = 'text', 16, str(tmp_path / 'corpus.txt')
-  (tmp_path / 'corpus.txt').write_text(''.join(f'{i}: all the world is a stage\n' for i in range(80)))
-  c.train.carry_state, c.train.batch_size = True, 8  # 8 streams of 2,160 * 0.9 / 8 = 243 chars: 15 windows an epoch
+  (tmp_path / 'corpus.txt').write_text(''.join(f'{i}: all the world is a stage\n'
+                                               for i in range(80)))
+  # 8 streams of 2,160 * 0.9 / 8 = 243 chars: 15 windows an epoch
+  c.train.carry_state, c.train.batch_size = True, 8
   full = loop.train_and_evaluate(c, str(tmp_path / 'full'))
   loop.train_and_evaluate(c, str(tmp_path / 'resumed'), stop_after=5)
   resumed = loop.train_and_evaluate(c, str(tmp_path / 'resumed'))
@@ -380,31 +430,38 @@ def test_a_run_that_carries_its_state_resumes_exactly_across_an_epoch_boundary(t
   _assert_trees_equal(full['state'].carry, resumed['state'].carry)
   assert full['state'].carry[0][0].shape == (8, 32)  # the GRU's state: one per stream
   assert 0 < full['eval']['loss'] < np.log(len(set((tmp_path / 'corpus.txt').read_text())))
-  # train.eval_batch_size: the validation split read as 16 streams instead, each carried through in one piece
+  # train.eval_batch_size: the validation split read as 16 streams instead, each carried through in
+  # one piece
   c.train.eval_batch_size, c.train.num_steps = 16, 3
   wide = loop.train_and_evaluate(c, str(tmp_path / 'wide'))
   run = runs.load(str(tmp_path / 'wide'))
   ids = run.data.tokens['validation']
   streams_16xL = ids[:len(ids) // 16 * 16].reshape(16, -1)
   logits = run.model.apply({'params': wide['state'].params}, streams_16xL[:, :-1])
-  nll, tokens = steps.token_cross_entropy(logits, streams_16xL[:, 1:], np.ones(streams_16xL[:, 1:].shape))[:2]
+  nll, tokens = steps.token_cross_entropy(logits, streams_16xL[:, 1:],
+                                          np.ones(streams_16xL[:, 1:].shape))[:2]
   assert wide['eval']['loss'] == pytest.approx(float(nll) / float(tokens), rel=1e-5)
   assert abs(wide['eval']['loss'] - full['eval']['loss']) > 1e-4  # 8 streams are not 16
-  c.train.eval_batch_size = 128  # 216 validation characters: 1 a stream, too few; said before any training
-  with pytest.raises(errors.DataError, match=r'in 128 streams \(config.train.eval_batch_size\) are 1 tokens each, fewer '
-                     r'than two tokens: lower config.train.eval_batch_size \(0: batch_size\)'):
+  # 216 validation characters: 1 a stream, too few; said before any training
+  c.train.eval_batch_size = 128
+  with pytest.raises(errors.DataError, match=r'in 128 streams \(config.train.eval_batch_size\) are '
+                     r'1 tokens each, fewer than two tokens: lower config.train.eval_batch_size '
+                     r'\(0: batch_size\)'):
     loop.train_and_evaluate(c, str(tmp_path / 'too_many_streams'))
   assert not (tmp_path / 'too_many_streams' / 'metrics.jsonl').exists()
   c.train.eval_batch_size, c.train.num_steps = 0, 18
   c.train.carry_state = False
-  with pytest.raises(errors.WorkdirError, match=r'config\.train\.carry_state: True there, False now'):
+  with pytest.raises(errors.WorkdirError,
+                     match=r'config\.train\.carry_state: True there, False now'):
     loop.train_and_evaluate(c, str(tmp_path / 'full'))
 
 
-def test_plateau_decay_lowers_the_learning_rate_after_each_evaluation_no_better_than_the_best(tmp_path):
+def test_plateau_decay_lowers_the_learning_rate_after_each_evaluation_no_better_than_the_best(
+    tmp_path):
   c = tiny_config(tmp_path)
   c.train.eval_every, c.optim.plateau_decay = 2, 0.5
-  c.optim.freeze = 'embed,rnn,head'  # nothing trains: every evaluation equals the first, none is better
+  # nothing trains: every evaluation equals the first, none is better
+  c.optim.freeze = 'embed,rnn,head'
   full = loop.train_and_evaluate(c, str(tmp_path / 'full'))
   assert float(full['state'].lr_scale) == 0.5 ** 5  # the evaluations at steps 4, 6, ..., 12
   loop.train_and_evaluate(c, str(tmp_path / 'resumed'), stop_after=5)
@@ -414,4 +471,5 @@ def test_plateau_decay_lowers_the_learning_rate_after_each_evaluation_no_better_
   lr = {r['step']: r['lr'] for r in records if r['split'] == 'train'}
   schedule = optim.make_optimizer(c.optim, c.train.num_steps)[1]
   # steps 11 and 12 (logged at 12) run after 4 decays (evaluations 4, 6, 8, 10)
-  assert lr[12] == pytest.approx(0.5 ** 4 * (float(schedule(10)) + float(schedule(11))) / 2, rel=1e-6)
+  assert lr[12] == pytest.approx(0.5 ** 4 * (float(schedule(10)) + float(schedule(11))) / 2,
+                                 rel=1e-6)

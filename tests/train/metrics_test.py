@@ -1,4 +1,5 @@
-"""Tests for seqmodels/train/metrics.py: the JSONL record, TensorBoard scalars, and a start-up without PyTorch."""
+"""Tests for seqmodels/train/metrics.py: the JSONL record, TensorBoard scalars, and a start-up
+without PyTorch."""
 
 import json
 import math
@@ -15,13 +16,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_writer_appends_jsonl_rows_and_tensorboard_event_files(tmp_path):
   writer = MetricWriter(str(tmp_path))
   writer.write(10, 'train', {'loss': 2.5, 'lr': 1e-3})
-  writer.write(20, 'eval', {'loss': float('nan'), 'x': float('inf')})  # kept in JSONL, skipped for TensorBoard
+  # kept in JSONL, skipped for TensorBoard
+  writer.write(20, 'eval', {'loss': float('nan'), 'x': float('inf')})
   writer.close()
   strict = lambda name: (_ for _ in ()).throw(ValueError(f'{name} is not JSON'))
-  rows = [json.loads(line, parse_constant=strict) for line in open(tmp_path / 'metrics.jsonl')]  # strict JSON
+  # strict JSON
+  rows = [json.loads(line, parse_constant=strict) for line in open(tmp_path / 'metrics.jsonl')]
   assert [(r['step'], r['split'], r['loss']) for r in rows[:1]] == [(10, 'train', 2.5)]
   assert rows[1]['step'] == 20 and (rows[1]['loss'], rows[1]['x']) == ('NaN', 'Infinity')
-  assert math.isnan(float(rows[1]['loss'])) and float(rows[1]['x']) == math.inf  # float() reads them back
+  # float() reads them back
+  assert math.isnan(float(rows[1]['loss'])) and float(rows[1]['x']) == math.inf
   events = os.listdir(tmp_path / 'tensorboard')
   assert events and all(e.startswith('events.out.tfevents') for e in events)
   assert os.path.getsize(tmp_path / 'tensorboard' / events[0]) > 0
@@ -42,10 +46,12 @@ def test_writer_does_not_import_an_installed_torch_but_leaves_it_importable(tmp_
   (tmp_path / 'torch').mkdir()
   (tmp_path / 'torch' / '__init__.py').write_text("print('torch imported')\n")
   (tmp_path / 'run').mkdir()
-  out = subprocess.run([sys.executable, '-c', _FAKE_TORCH, str(tmp_path), str(tmp_path / 'run')], cwd=ROOT,
-                       env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True, timeout=120)
+  out = subprocess.run([sys.executable, '-c', _FAKE_TORCH, str(tmp_path), str(tmp_path / 'run')],
+                       cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True,
+                       text=True, timeout=120)
   assert out.returncode == 0, out.stderr[-2000:]
-  assert out.stdout.split() == ['after', 'writer:', 'False', 'torch', 'imported', 'then:', 'torch'], out.stdout
+  assert out.stdout.split() == ['after', 'writer:', 'False', 'torch', 'imported', 'then:',
+                                'torch'], out.stdout
 
 
 def test_peak_memory_is_each_runs_own_not_the_processes_so_far():
@@ -72,7 +78,7 @@ def test_a_resumed_writer_drops_the_records_logged_after_its_step(tmp_path):
   writer.write(6, 'train', {'loss': 0.5})
   writer.close()
   rows = [json.loads(line) for line in open(tmp_path / 'metrics.jsonl')]
-  assert [(r['step'], r['split'], r['loss']) for r in rows] == [(2, 'train', 2.0), (4, 'train', 4.0),
-                                                                (4, 'eval', 1.0), (6, 'train', 0.5)]
+  assert ([(r['step'], r['split'], r['loss']) for r in rows] ==
+          [(2, 'train', 2.0), (4, 'train', 4.0), (4, 'eval', 1.0), (6, 'train', 0.5)])
   MetricWriter(str(tmp_path), resume_step=0).close()  # a run that starts over keeps nothing
   assert (tmp_path / 'metrics.jsonl').read_text() == ''

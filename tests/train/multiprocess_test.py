@@ -1,4 +1,5 @@
-"""A real 2-process run (jax.distributed over loopback, gloo CPU collectives) trains to the 1-process result."""
+"""A real 2-process run (jax.distributed over loopback, gloo CPU collectives) trains to the
+1-process result."""
 
 import json
 import os
@@ -17,10 +18,11 @@ import pytest
 from seqmodels.train import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FLAGS = ['--config=experiments/configs/copy.py', '--config.model.width=32', '--config.model.layers=1',
-         '--config.data.max_len=6', '--config.data.num_symbols=4', '--config.data.num_train=256',
-         '--config.data.num_validation=32', '--config.train.num_steps=8', '--config.train.batch_size=8',
-         '--config.train.log_every=4', '--config.train.eval_every=8', '--config.train.checkpoint_every=8',
+FLAGS = ['--config=experiments/configs/copy.py', '--config.model.width=32',
+         '--config.model.layers=1', '--config.data.max_len=6', '--config.data.num_symbols=4',
+         '--config.data.num_train=256', '--config.data.num_validation=32',
+         '--config.train.num_steps=8', '--config.train.batch_size=8', '--config.train.log_every=4',
+         '--config.train.eval_every=8', '--config.train.checkpoint_every=8',
          '--config.model.dropout=0.1']
 
 
@@ -42,8 +44,8 @@ def _tails(outs) -> str:
 
 
 def _finish(procs, timeout: int = 300) -> list[tuple[str, str]]:
-  """Each process's (stdout, stderr), read as they run (a full pipe would stall a process); a hang kills them all
-  and fails with both stderr tails, not a timeout."""
+  """Each process's (stdout, stderr), read as they run (a full pipe would stall a process); a hang
+  kills them all and fails with both stderr tails, not a timeout."""
   outs = [('', '')] * len(procs)
   def read(i):
     outs[i] = procs[i].communicate()
@@ -63,21 +65,27 @@ def _finish(procs, timeout: int = 300) -> list[tuple[str, str]]:
 
 
 def _launch(flags: list[list[str]], port: int) -> list[subprocess.Popen]:
-  """Process i of 2 runs launch.py with flags[i], joined through the coordinator on 127.0.0.1:port."""
+  """Process i of 2 runs launch.py with flags[i], joined through the coordinator on
+  127.0.0.1:port."""
   return [subprocess.Popen(
-      [sys.executable, 'launch.py', *flags[i], f'--config.distributed.coordinator_address=127.0.0.1:{port}',
+      [sys.executable, 'launch.py', *flags[i],
+       f'--config.distributed.coordinator_address=127.0.0.1:{port}',
        '--config.distributed.num_processes=2', f'--config.distributed.process_id={i}'],
-      cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+      cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for i in range(2)]
 
 
 def _final_params(workdir):
-  """The parameters of the step-8 checkpoint, restored onto one device from the array metadata orbax keeps."""
-  _, state = checkpoint.restore_saved(str(workdir), 8, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  """The parameters of the step-8 checkpoint, restored onto one device from the array metadata orbax
+  keeps."""
+  _, state = checkpoint.restore_saved(str(workdir), 8,
+                                      jax.sharding.SingleDeviceSharding(jax.devices()[0]))
   return state['params']
 
 
 def test_two_processes_train_to_the_same_parameters_as_one(tmp_path):
-  # also the best evaluation's checkpoint and the test split's evaluation, which every process takes part in
+  # also the best evaluation's checkpoint and the test split's evaluation, which every process takes
+  # part in
   flags = [*FLAGS, f'--config.data.data_dir={tmp_path / "tfds"}', '--config.train.keep_best=True',
            '--config.train.test_eval=True', '--config.data.num_test=24']
   one = subprocess.run([sys.executable, 'launch.py', *flags, f'--workdir={tmp_path / "one"}'],
@@ -95,39 +103,50 @@ def test_two_processes_train_to_the_same_parameters_as_one(tmp_path):
                             for w in ('one', 'two'))
   for a, b in zip(jax.tree.leaves(best1['params']), jax.tree.leaves(best2['params'])):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
-  test1, test2 = (json.loads((tmp_path / w / 'summary.json').read_text())['test'] for w in ('one', 'two'))
+  test1, test2 = (json.loads((tmp_path / w / 'summary.json').read_text())['test']
+                  for w in ('one', 'two'))
   assert test1['parameters'] == test2['parameters'] == 'best'
   assert test1['loss'] == pytest.approx(test2['loss'], rel=1e-5)
 
 
 def test_a_process_that_fails_stops_the_other_at_once_with_its_reason(tmp_path):
-  """Process 1 finds a workdir of another run; process 0, at the data barrier, fails with that reason."""
+  """Process 1 finds a workdir of another run; process 0, at the data barrier, fails with that
+  reason."""
   data_dir = f'--config.data.data_dir={tmp_path / "tfds"}'
   other = tmp_path / 'other'
   other.mkdir()
   (other / 'config.json').write_text(json.dumps({'seed': 0, 'model': {'name': 'gru'}}))
-  (other / 'summary.json').write_text(json.dumps({'status': 'done'}))  # a finished run (not one that saved nothing)
+  # a finished run (not one that saved nothing)
+  (other / 'summary.json').write_text(json.dumps({'status': 'done'}))
   t0 = time.monotonic()
-  procs = _launch([[*FLAGS, data_dir, f'--workdir={tmp_path / "run"}'], [*FLAGS, data_dir, f'--workdir={other}']],
+  procs = _launch([[*FLAGS, data_dir, f'--workdir={tmp_path / "run"}'],
+                   [*FLAGS, data_dir, f'--workdir={other}']],
                   _free_port())
   outs = _finish(procs, timeout=120)
   assert [p.returncode for p in procs] == [1, 1], _tails(outs)
   last = [err.strip().splitlines()[-1] for _, err in outs]
-  assert last[1].startswith(f'error: workdir {other} holds a run with a different config (config.model.name: '
-                            "'gru' there, 'lstm' now)"), _tails(outs)
-  assert last[0].startswith(f'error: process 1 of 2 failed: WorkdirError: workdir {other} holds'), _tails(outs)
-  assert time.monotonic() - t0 < 60, 'the barrier waited for its timeout instead of hearing of the failure'
+  assert last[1].startswith(
+      f'error: workdir {other} holds a run with a different config (config.model.name: '
+      "'gru' there, 'lstm' now)"), _tails(outs)
+  assert last[0].startswith(
+      f'error: process 1 of 2 failed: WorkdirError: workdir {other} holds'), _tails(outs)
+  assert time.monotonic() - t0 < 60, ('the barrier waited for its timeout instead of '
+                                      'hearing of the failure')
 
 
 def test_sigterm_to_one_process_stops_both_at_the_same_step_with_one_checkpoint(tmp_path):
-  """Preemption of one host: JAX's coordination service has every process reach the same sync step and save."""
-  long_run = {'num_steps': 1000000, 'checkpoint_every': 1000000, 'eval_every': 1000000, 'log_every': 1000}
+  """Preemption of one host: JAX's coordination service has every process reach the same sync step
+  and save."""
+  long_run = {'num_steps': 1000000, 'checkpoint_every': 1000000, 'eval_every': 1000000,
+              'log_every': 1000}
   flags = [f for f in FLAGS if f.split('=')[0].removeprefix('--config.train.') not in long_run]
-  flags += [f'--config.train.{k}={v}' for k, v in long_run.items()] + [f'--config.data.data_dir={tmp_path / "tfds"}']
+  flags += ([f'--config.train.{k}={v}' for k, v in long_run.items()] +
+            [f'--config.data.data_dir={tmp_path / "tfds"}'])
   work = tmp_path / 'run'
   procs = _launch([[*flags, f'--workdir={work}']] * 2, _free_port())
   deadline = time.monotonic() + 120
-  while not (work / 'config.json').exists() and time.monotonic() < deadline and procs[0].poll() is None:
+  while (not (work / 'config.json').exists() and time.monotonic() < deadline and
+         procs[0].poll() is None):
     time.sleep(0.2)
   time.sleep(2)  # into the training steps
   procs[1].send_signal(signal.SIGTERM)
@@ -150,10 +169,12 @@ jax.distributed.initialize(sys.argv[1], 2, int(sys.argv[2]))
 
 
 def _run_joined(script: str) -> list[tuple[str, str]]:
-  """`script` after _JOIN in two processes joined over loopback: their (stdout, stderr), both exit codes 0."""
+  """`script` after _JOIN in two processes joined over loopback: their (stdout, stderr), both exit
+  codes 0."""
   port = _free_port()
-  procs = [subprocess.Popen([sys.executable, '-c', _JOIN + script, f'127.0.0.1:{port}', str(i)], cwd=ROOT,
-                            env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  procs = [subprocess.Popen([sys.executable, '-c', _JOIN + script, f'127.0.0.1:{port}', str(i)],
+                            cwd=ROOT, env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True) for i in range(2)]
   outs = _finish(procs, timeout=120)
   assert [p.returncode for p in procs] == [0, 0], _tails(outs)
   return outs
@@ -168,7 +189,8 @@ else:
     sharding.wait_for_all_processes('a second step')
   except errors.PeerFailedError as e:
     print('raised', e)
-sharding.wait_for_all_processes('the next trial')  # still paired: the failure took the barrier's place in the order
+# still paired: the failure took the barrier's place in the order
+sharding.wait_for_all_processes('the next trial')
 print('paired')
 """
 

@@ -29,8 +29,8 @@ def test_schedule_warms_up_linearly_then_decays_to_min_ratio():
 def test_a_warmup_as_long_as_the_run_is_shortened_with_a_warning(caplog):
   with caplog.at_level('WARNING'):
     s = optim.learning_rate_schedule(_optim_cfg(lr=1.0, warmup_steps=100, min_lr_ratio=0.1), 20)
-  assert 'config.optim.warmup_steps=100 is not below the run\'s 20 steps: the learning rate warms up over 19' in (
-      caplog.text)
+  assert ('config.optim.warmup_steps=100 is not below the run\'s 20 steps: the learning '
+          'rate warms up over 19' in (caplog.text))
   np.testing.assert_allclose(s(19), 1.0, atol=1e-6)
 
 
@@ -51,7 +51,8 @@ def test_a_freeze_path_naming_no_parameter_is_an_error_listing_the_top_level_nam
   prefixes = optim.frozen_prefixes(_optim_cfg(freeze=' encoder/w, encodr,'))
   assert prefixes == ('encoder/w', 'encodr')
   assert optim.freeze_error(params, prefixes).startswith(
-      "config.optim.freeze='encoder/w,encodr': encodr names no parameter of this model, whose top-level "
+      "config.optim.freeze='encoder/w,encodr': encodr names no parameter of this "
+      "model, whose top-level "
       'parameters are encoder, head:')
   assert optim.freeze_error(params, ('encoder/w', 'head')) == ''
   assert optim.freeze_error(params, ('encoder/wx',)) != ''  # a path, not a string prefix
@@ -69,7 +70,8 @@ def test_launch_refuses_a_freeze_naming_no_parameter_of_the_configured_model():
 
 def test_clipping_bounds_the_update_of_a_huge_gradient():
   params = {'w': jnp.zeros(4)}
-  tx, _ = optim.make_optimizer(_optim_cfg(lr=1.0, warmup_steps=0, clip_norm=1.0, b1=0.0, weight_decay=0.0), 10)
+  tx, _ = optim.make_optimizer(
+      _optim_cfg(lr=1.0, warmup_steps=0, clip_norm=1.0, b1=0.0, weight_decay=0.0), 10)
   clip_only = optax.clip_by_global_norm(1.0)
   g = {'w': jnp.full(4, 1e6)}
   clipped, _ = clip_only.update(g, clip_only.init(params))
@@ -81,19 +83,23 @@ def test_clipping_bounds_the_update_of_a_huge_gradient():
 def test_clipping_survives_gradients_whose_squares_overflow_float32():
   clip = optim.clip_by_global_norm(1.0)
   g = {'a': jnp.full(3, 1e30, jnp.float32), 'b': jnp.array([-1e30, 0.0], jnp.float32)}
-  np.testing.assert_allclose(optim.global_norm(g), 2e30, rtol=1e-5)  # sqrt(4 * 1e60): finite, not inf
+  # sqrt(4 * 1e60): finite, not inf
+  np.testing.assert_allclose(optim.global_norm(g), 2e30, rtol=1e-5)
   clipped, _ = clip.update(g, clip.init(g))
-  np.testing.assert_allclose(np.linalg.norm(np.concatenate([clipped['a'], clipped['b']])), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(np.concatenate([clipped['a'], clipped['b']])), 1.0,
+                             rtol=1e-5)
   small = {'a': jnp.array([0.3, 0.4])}  # norm 0.5 <= 1: unchanged
   np.testing.assert_array_equal(clip.update(small, clip.init(small))[0]['a'], small['a'])
   ref = optax.clip_by_global_norm(1.0)
   g = {'a': jnp.array([3.0, 4.0]), 'b': jnp.array([12.0])}
-  np.testing.assert_allclose(clip.update(g, None)[0]['a'], ref.update(g, ref.init(g))[0]['a'], rtol=1e-6)
+  np.testing.assert_allclose(clip.update(g, None)[0]['a'], ref.update(g, ref.init(g))[0]['a'],
+                             rtol=1e-6)
 
 
 def _adding_rnn_losses(clip_norms: tuple[float, ...], num_steps: int = 80) -> list[np.ndarray]:
-  """Train losses of experiments/configs/exploding_gradients.py:small (tanh RNN, recurrent init x2, momentum SGD)
-  on the adding problem for each optim.clip_norm, from the same initial parameters and batches."""
+  """Train losses of experiments/configs/exploding_gradients.py:small (tanh RNN, recurrent init x2,
+  momentum SGD) on the adding problem for each optim.clip_norm, from the same initial parameters and
+  batches."""
   from experiments.configs import exploding_gradients
   from seqmodels.data import tasks
   from seqmodels.models.rnn_regressor import RNNRegressor, RNNRegressorConfig
@@ -103,7 +109,8 @@ def _adding_rnn_losses(clip_norms: tuple[float, ...], num_steps: int = 80) -> li
   T, B = c.data.max_len, c.train.batch_size
   model = RNNRegressor(RNNRegressorConfig(cell='rnn', H=c.model.width,
                                          recurrent_init_scale=c.model.recurrent_init_scale))
-  ex = [tasks.adding_example(seed=0, split='train', index=i, min_len=T, max_len=T) for i in range(num_steps * B)]
+  ex = [tasks.adding_example(seed=0, split='train', index=i, min_len=T, max_len=T)
+        for i in range(num_steps * B)]
   stack = lambda key, rows: np.stack([e[key] for e in rows])
   batches = [{'values': stack('values', ex[i:i + B]), 'markers': stack('markers', ex[i:i + B]),
               'target': stack('target', ex[i:i + B]), 'mask': np.ones((B, T), np.float32)}
@@ -113,8 +120,8 @@ def _adding_rnn_losses(clip_norms: tuple[float, ...], num_steps: int = 80) -> li
     c.optim.clip_norm = clip_norm
     tx, schedule = optim.make_optimizer(c.optim, c.train.num_steps)
     if state0 is None:
-      state0 = jax.jit(lambda rng: state_lib.create(model, tx, rng, steps.REGRESSION.inputs(batches[0])))(
-          jax.random.PRNGKey(c.seed))
+      state0 = jax.jit(lambda rng: state_lib.create(
+          model, tx, rng, steps.REGRESSION.inputs(batches[0])))(jax.random.PRNGKey(c.seed))
     state = state0.replace(opt_state=tx.init(state0.params))
     train_step = jax.jit(steps.make_train_step(model, tx, schedule, steps.REGRESSION))
     losses = []
@@ -127,20 +134,24 @@ def _adding_rnn_losses(clip_norms: tuple[float, ...], num_steps: int = 80) -> li
 
 def test_momentum_sgd_on_an_exploding_rnn_diverges_unclipped_and_trains_clipped():
   unclipped, clipped = _adding_rnn_losses((0.0, 1.0))
-  # Unclipped, the loss blows up by orders of magnitude within 80 steps: to inf/nan on some CPUs (step ~68), to
-  # ~500 on others (the exact float path differs between CPU types); either way far above the clipped run's.
+  # Unclipped, the loss blows up by orders of magnitude within 80 steps: to inf/nan on some CPUs
+  # (step ~68), to ~500 on others (the exact float path differs between CPU types); either way far
+  # above the clipped run's.
   peak = np.max(np.where(np.isfinite(unclipped), unclipped, np.inf))
   assert unclipped[0] < 3 and peak > 100, unclipped
-  assert np.all(np.isfinite(clipped)) and clipped.max() < 3, clipped  # same parameters and batches: bounded
+  # same parameters and batches: bounded
+  assert np.all(np.isfinite(clipped)) and clipped.max() < 3, clipped
   assert clipped[-10:].mean() < clipped[:5].mean() / 2  # and learning
 
 
 def test_optimizer_names_build_their_rule_and_unknown_names_fail_validation():
   params = {'w': jnp.ones((2, 2))}
   g = {'w': jnp.full((2, 2), 2.0)}
-  for name, b1, second in (('sgd', 0.9, -0.2), ('momentum', 0.5, -0.3)):  # momentum: v2 = g + b1 * v1 = 3
-    tx, _ = optim.make_optimizer(_optim_cfg(name=name, lr=0.1, warmup_steps=0, min_lr_ratio=1.0, b1=b1,
-                                            weight_decay=0.0, clip_norm=0.0), 10)
+  # momentum: v2 = g + b1 * v1 = 3
+  for name, b1, second in (('sgd', 0.9, -0.2), ('momentum', 0.5, -0.3)):
+    tx, _ = optim.make_optimizer(_optim_cfg(name=name, lr=0.1, warmup_steps=0, min_lr_ratio=1.0,
+                                            b1=b1, weight_decay=0.0, clip_norm=0.0),
+                                 10)
     s = tx.init(params)
     u1, s = tx.update(g, s, params)
     u2, s = tx.update(g, s, params)
@@ -149,6 +160,7 @@ def test_optimizer_names_build_their_rule_and_unknown_names_fail_validation():
   from seqmodels import validation
   c = get_base_config()
   c.optim.name = 'adam_typo'
-  with pytest.raises(errors.ConfigError, match=r"config.optim.name='adam_typo' is not an optimizer: choose one of "
+  with pytest.raises(errors.ConfigError,
+                     match=r"config.optim.name='adam_typo' is not an optimizer: choose one of "
                      r'adamw, sgd, momentum'):
     validation.validate(c)

@@ -14,35 +14,42 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
   saved = json.loads(c.to_json_best_effort())
   del saved['optim']['name']  # a config.json written before optim.name existed
   (tmp_path / 'config.json').write_text(json.dumps(saved))
-  early = tmp_path / 'failed_early'  # a run that failed before its first checkpoint: nothing to resume, nor mix
+  # a run that failed before its first checkpoint: nothing to resume, nor mix
+  early = tmp_path / 'failed_early'
   early.mkdir()
   (early / 'config.json').write_text(json.dumps({**saved, 'seed': 5}))
-  workdir.check_resumable(str(early), c)  # before: refused, and the workdir was locked to the config that failed
+  # before: refused, and the workdir was locked to the config that failed
+  workdir.check_resumable(str(early), c)
   (tmp_path / 'checkpoints' / '4').mkdir(parents=True)  # a run to resume
   workdir.check_resumable(str(tmp_path), c)  # same run: resumes
   c.model.width = 64
-  with pytest.raises(errors.WorkdirError,
-                     match=r'different config \(config\.model\.width: 32 there, 64 now\): use a new --workdir'):
+  with pytest.raises(errors.WorkdirError, match=r'different config \(config\.model\.width: 32 '
+                     r'there, 64 now\): use a new --workdir'):
     workdir.check_resumable(str(tmp_path), c)
   c.model.width, c.train.num_steps = 32, 99
   with pytest.raises(errors.WorkdirError, match=r'config\.train\.num_steps'):
     workdir.check_resumable(str(tmp_path), c)
-  c.train.num_steps, c.model.unroll = saved['train']['num_steps'], 8  # a speed knob: e.g. resumed on a GPU
+  # a speed knob: e.g. resumed on a GPU
+  c.train.num_steps, c.model.unroll = saved['train']['num_steps'], 8
   workdir.check_resumable(str(tmp_path), c)
   c.model.recurrence = 'scan'  # another speed knob, the same function
   workdir.check_resumable(str(tmp_path), c)
-  c.train.dtype = 'float32'  # a run saved with train.dtype=float32 resumes under 'auto' on CPU, not in bfloat16
+  # a run saved with train.dtype=float32 resumes under 'auto' on CPU, not in bfloat16
+  c.train.dtype = 'float32'
   (tmp_path / 'config.json').write_text(c.to_json_best_effort())
   c.train.dtype = 'auto'
   workdir.check_resumable(str(tmp_path), c)
   c.train.dtype = 'bfloat16'
-  with pytest.raises(errors.WorkdirError, match=r"config\.train\.dtype: 'float32' there, 'bfloat16' now"):
+  with pytest.raises(errors.WorkdirError,
+                     match=r"config\.train\.dtype: 'float32' there, 'bfloat16' now"):
     workdir.check_resumable(str(tmp_path), c)
-  c.train.dtype, c.train.eval_batch_size = 'float32', 7  # the whole validation split either way: the same rows
+  # the whole validation split either way: the same rows
+  c.train.dtype, c.train.eval_batch_size = 'float32', 7
   workdir.check_resumable(str(tmp_path), c)
-  c.train.eval_batches = 3  # the best checkpoint would be chosen by comparing evaluations of other rows
-  with pytest.raises(errors.WorkdirError, match=r'evaluated on other rows \(config\.train\.eval_batches, '
-                                              r'eval_batch_size: 0, None there, 3, 7 now\)'):
+  # the best checkpoint would be chosen by comparing evaluations of other rows
+  c.train.eval_batches = 3
+  with pytest.raises(errors.WorkdirError, match=r'evaluated on other rows '
+                     r'\(config\.train\.eval_batches, eval_batch_size: 0, None there, 3, 7 now\)'):
     workdir.check_resumable(str(tmp_path), c)
   c.train.eval_batches, c.train.eval_batch_size = 0, 0
   workdir.check_resumable(str(tmp_path), c)
@@ -51,7 +58,8 @@ def test_resume_refuses_a_changed_config_but_accepts_fields_added_by_newer_code(
 def test_a_truncated_config_json_is_named_with_the_fix(tmp_path):
   (tmp_path / 'config.json').write_text('{"seed": 0, "mod')
   (tmp_path / 'summary.json').write_text('{"status": "done"}')
-  with pytest.raises(errors.WorkdirError, match=r'unreadable config\.json \(JSONDecodeError: .*delete that file'):
+  with pytest.raises(errors.WorkdirError,
+                     match=r'unreadable config\.json \(JSONDecodeError: .*delete that file'):
     workdir.check_resumable(str(tmp_path), tiny_config(tmp_path))
 
 
@@ -72,14 +80,15 @@ def test_resume_reads_the_tokenizer_of_a_config_json_written_before_text_took_on
   c = tiny_config(tmp_path)
   c.data.name, c.data.path = 'text', str(tmp_path / 'corpus.txt')
   saved = json.loads(c.to_json_best_effort())
-  saved['data']['tokenizer'] = 'unigram'  # the translation default of older versions, meaningless for text
+  # the translation default of older versions, meaningless for text
+  saved['data']['tokenizer'] = 'unigram'
   del saved['data']['min_count']
   (tmp_path / 'config.json').write_text(json.dumps(saved))
   (tmp_path / 'checkpoints' / '4').mkdir(parents=True)  # a run to resume
   workdir.check_resumable(str(tmp_path), c)  # 'auto' now: characters, as then
   c.data.tokenizer = 'word'
-  with pytest.raises(errors.WorkdirError,
-                     match=r"different config \(config\.data\.tokenizer: 'char' there, 'word' now\)"):
+  with pytest.raises(errors.WorkdirError, match=r"different config \(config\.data\.tokenizer: "
+                     r"'char' there, 'word' now\)"):
     workdir.check_resumable(str(tmp_path), c)
   c.data.name, c.data.tokenizer = 'toy_translation', 'auto'  # 'auto' is 'unigram' for translation
   saved['data'].update(name='toy_translation', min_count=1)

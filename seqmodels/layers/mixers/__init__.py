@@ -1,11 +1,13 @@
-"""Sequence mixers for the LM backbone (seqmodels/models/lm.py): each maps x_BxTxD -> y_BxTxD causally.
+"""Sequence mixers for the LM backbone (seqmodels/models/lm.py): each maps x_BxTxD -> y_BxTxD
+causally.
 
 A mixer is a flax module built from a `MixerConfig` (base.py) and called as
   mixer(x_BxTxD, *, train=False, decode_position=None) -> y_BxTxD.
-Without `decode_position` it runs its training form over the whole sequence. With `decode_position=p`, x holds the
-tokens at positions p..p+T-1 (T = 1: a step; T > 1: a prefill) and the mixer continues from the state it keeps in
-the 'cache' collection: attention its KV cache, the recurrent mixers their state (and their convolution's last
-inputs). The cache is created, zeroed, when the module is initialised with decode_position=0 on a full-length x
+Without `decode_position` it runs its training form over the whole sequence. With
+`decode_position=p`, x holds the tokens at positions p..p+T-1 (T = 1: a step; T > 1: a prefill) and
+the mixer continues from the state it keeps in the 'cache' collection: attention its KV cache, the
+recurrent mixers their state (and their convolution's last inputs). The cache is created, zeroed,
+when the module is initialised with decode_position=0 on a full-length x
 (`seqmodels.models.lm.init_cache`). Decoding token by token computes the training form's function
 (tests/layers/mixers_test.py). Adding a mixer is one module here and one line below.
 """
@@ -24,7 +26,8 @@ MIXERS: dict[str, Mixer] = {
     'mamba2': Mixer(mamba2.Mamba2, recurrent=True, state_bytes=mamba2.state_bytes),
     'rglru': Mixer(rglru.RGLRU, recurrent=True, state_bytes=rglru.state_bytes),
     'gla': Mixer(gla.GLA, recurrent=True, state_bytes=gla.state_bytes),
-    'retnet': Mixer(functools.partial(gla.GLA, retnet=True), recurrent=True, state_bytes=gla.state_bytes),
+    'retnet': Mixer(functools.partial(gla.GLA, retnet=True), recurrent=True,
+                    state_bytes=gla.state_bytes),
     'mlstm': Mixer(mlstm.MLSTM, recurrent=True, state_bytes=mlstm.state_bytes),
 }
 

@@ -1,5 +1,6 @@
-"""Causal multi-head attention as a mixer: the one attention of seqmodels/layers/attention.py (cuDNN on GPU
-where it applies), with rotary positions and a local window as options, and its KV cache for decoding."""
+"""Causal multi-head attention as a mixer: the one attention of seqmodels/layers/attention.py (cuDNN
+on GPU where it applies), with rotary positions and a local window as options, and its KV cache for
+decoding."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ from seqmodels.layers.mixers.base import MixerConfig, out_init
 
 
 class Attention(nn.Module):
-  """x_BxTxD -> y_BxTxD, each position attending to itself and the ones before (the last `window` of them)."""
+  """x_BxTxD -> y_BxTxD, each position attending to itself and the ones before (the last `window` of
+  them)."""
   cfg: MixerConfig
 
   @nn.compact
   def __call__(self, x_BxTxD, *, train: bool = False, decode_position=None):
     del train
     c = self.cfg
-    return MultiHeadAttention(c.H, dtype=c.dtype, use_bias=c.use_bias, out_init=out_init(c), rope=c.rope,
-                              window=c.window, name='attn')(x_BxTxD, causal=True,
-                                                            decode_position=decode_position)
+    return MultiHeadAttention(c.H, dtype=c.dtype, use_bias=c.use_bias, out_init=out_init(c),
+                              rope=c.rope, window=c.window,
+                              name='attn')(x_BxTxD, causal=True, decode_position=decode_position)
 
 
 def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:

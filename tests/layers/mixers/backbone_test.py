@@ -1,5 +1,6 @@
-"""Every mixer of seqmodels/layers/mixers in the LM backbone: causal, and decoding from its cache (a prefill,
-then a token at a time) gives the logits of the training form. A new mixer is covered by registering it."""
+"""Every mixer of seqmodels/layers/mixers in the LM backbone: causal, and decoding from its cache (a
+prefill, then a token at a time) gives the logits of the training form. A new mixer is covered by
+registering it."""
 
 import types
 
@@ -17,11 +18,13 @@ V, T, B = 13, 12, 2
 
 def _model(pattern: str, **fields):
   c = get_base_config()
-  c.model.name, c.model.width, c.model.layers, c.model.heads, c.model.pattern = 'lm', 16, 2, 2, pattern
+  c.model.name, c.model.width, c.model.layers, c.model.heads, c.model.pattern = (
+      'lm', 16, 2, 2, pattern)
   c.model.d_state, c.model.chunk = 4, 4
   for k, v in fields.items():
     c.model[k] = v
-  return registry.build(c.model, types.SimpleNamespace(vocab_size=V, seq_len=T, kind='lm', meta={}), jnp.float32)
+  return registry.build(c.model, types.SimpleNamespace(vocab_size=V, seq_len=T, kind='lm', meta={}),
+                        jnp.float32)
 
 
 @pytest.mark.parametrize('mixer', sorted(MIXERS))
@@ -31,11 +34,12 @@ def test_decoding_from_the_cache_gives_the_training_forms_logits_and_the_future_
   params = model.init(jax.random.PRNGKey(0), tokens)['params']
   full_BxTxV = model.apply({'params': params}, tokens)
   changed = tokens.at[:, -1].set((tokens[:, -1] + 1) % V)
-  np.testing.assert_array_equal(model.apply({'params': params}, changed)[:, :-1], full_BxTxV[:, :-1])
+  np.testing.assert_array_equal(model.apply({'params': params}, changed)[:, :-1],
+                                full_BxTxV[:, :-1])
   cache = lm.init_cache(model, B)
   P = 5
-  logits, mutated = model.apply({'params': params, 'cache': cache}, tokens[:, :P], decode_position=0,
-                                mutable=['cache'])
+  logits, mutated = model.apply({'params': params, 'cache': cache}, tokens[:, :P],
+                                decode_position=0, mutable=['cache'])
   steps = [logits]
   for t in range(P, T):
     logits, mutated = model.apply({'params': params, 'cache': mutated['cache']}, tokens[:, t:t + 1],
@@ -47,13 +51,15 @@ def test_decoding_from_the_cache_gives_the_training_forms_logits_and_the_future_
 @pytest.mark.parametrize('mixer', sorted(n for n, m in MIXERS.items() if m.recurrent))
 def test_a_backbone_of_fixed_size_states_generates_past_its_context(mixer):
   model = _model(mixer)
-  assert lm.unbounded(model.cfg) and model.cfg.position == 'none'  # auto: no positions without attention
+  # auto: no positions without attention
+  assert lm.unbounded(model.cfg) and model.cfg.position == 'none'
   tokens = jnp.asarray(np.random.default_rng(1).integers(0, V, (B, 3)))
   params = model.init(jax.random.PRNGKey(0), tokens)['params']
   out = lm.generate(model, params, tokens, jax.random.PRNGKey(0), max_new=2 * T)  # greedy
   assert out.shape == (B, 2 * T)
   text = jnp.concatenate([tokens, out], 1)
-  greedy = jnp.argmax(model.apply({'params': params}, text[:, :-1]), -1)[:, 2:]  # whole text, training form
+  # whole text, training form
+  greedy = jnp.argmax(model.apply({'params': params}, text[:, :-1]), -1)[:, 2:]
   np.testing.assert_array_equal(greedy, out)
 
 
