@@ -32,18 +32,18 @@ def test_decoding_from_the_cache_gives_the_training_forms_logits_and_the_future_
   model = _model(f'{mixer},attention')  # a hybrid: the mixer beside attention's KV cache
   tokens = jnp.asarray(np.random.default_rng(0).integers(0, V, (B, T)))
   params = model.init(jax.random.PRNGKey(0), tokens)['params']
-  full_BxTxV = model.apply({'params': params}, tokens)
+  forward = jax.jit(lambda p, x: model.apply({'params': p}, x))  # compiled once for both calls
+  full_BxTxV = forward(params, tokens)
   changed = tokens.at[:, -1].set((tokens[:, -1] + 1) % V)
-  np.testing.assert_array_equal(model.apply({'params': params}, changed)[:, :-1],
-                                full_BxTxV[:, :-1])
-  cache = lm.init_cache(model, B)
+  np.testing.assert_array_equal(forward(params, changed)[:, :-1], full_BxTxV[:, :-1])
+  # One compiled step for every position (decode_position traced), one for the prefill.
+  decode = jax.jit(lambda p, cache, x, position: model.apply(
+      {'params': p, 'cache': cache}, x, decode_position=position, mutable=['cache']))
   P = 5
-  logits, mutated = model.apply({'params': params, 'cache': cache}, tokens[:, :P],
-                                decode_position=0, mutable=['cache'])
+  logits, mutated = decode(params, lm.init_cache(model, B), tokens[:, :P], jnp.int32(0))
   steps = [logits]
   for t in range(P, T):
-    logits, mutated = model.apply({'params': params, 'cache': mutated['cache']}, tokens[:, t:t + 1],
-                                  decode_position=t, mutable=['cache'])
+    logits, mutated = decode(params, mutated['cache'], tokens[:, t:t + 1], jnp.int32(t))
     steps.append(logits)
   np.testing.assert_allclose(jnp.concatenate(steps, 1), full_BxTxV, rtol=1e-4, atol=1e-4)
 
