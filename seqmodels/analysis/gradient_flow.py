@@ -234,6 +234,7 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   """
   from seqmodels.analysis import runs  # the CLI's dependencies stay out of the library import
   from seqmodels.layers.transformer import Block, DecoderBlock
+  from seqmodels.models import lm
 
   run = runs.load(workdir)
   config, data, model, kind = run.config, run.data, run.model, run.kind
@@ -274,11 +275,14 @@ def run_gradient_flow(workdir: str, batch_size: int = 16, loss_position: int | N
   loss_fn = _loss_at(kind, None if whole_sequence else end_B)(batch)
   apply = lambda **kw: perturbation_gradient_norms(model, {'params': params}, loss_fn, *inputs,
                                                    train=False, per_example=True, **kw)
-  try:
-    norms = apply()
-  except ValueError:
-    # no recurrent perturbation site: an attention model, perturbed at each block's output
-    norms = apply(perturb_outputs_of=(Block, DecoderBlock))
+  if isinstance(model, lm.LM):  # every mixer alike: perturbed at the output of each block
+    norms = apply(perturb_outputs_of=(lm.Block,))
+  else:
+    try:
+      norms = apply()
+    except ValueError:
+      # no recurrent perturbation site: an attention model, perturbed at each block's output
+      norms = apply(perturb_outputs_of=(Block, DecoderBlock))
   src_end_B = last_of(batch['src']) if kind == 'seq2seq' else None
   series = []
   for site, n_BxT in sorted(norms.items()):

@@ -153,3 +153,26 @@ def test_the_loss_reads_each_row_at_its_own_position():
   every = gradient_flow._loss_at('lm', None)(batch)(logits_BxTxV)
   # whole_sequence
   np.testing.assert_allclose(every, [-np.log(0.5) - np.log(0.9), -np.log(0.8)], rtol=1e-5)
+
+
+def test_every_mixer_of_the_backbone_is_measured_at_its_blocks_outputs():
+  import types
+  from experiments.configs.base import get_base_config
+  from seqmodels.models import lm, registry
+  c = get_base_config()
+  c.model.name, c.model.pattern, c.model.width, c.model.layers = 'lm', 'mamba,attention', 16, 2
+  c.model.heads, c.model.d_state = 2, 4
+  data = types.SimpleNamespace(vocab_size=7, seq_len=6, kind='lm', meta={})
+  model = registry.build(c.model, data, jnp.float32)
+  tokens = jnp.asarray(np.random.default_rng(0).integers(0, 7, (2, 6)))
+  params = model.init(jax.random.PRNGKey(0), tokens)['params']
+  loss = lambda logits_BxTxV: jax.nn.logsumexp(logits_BxTxV[:, -1], -1)  # read at the last position
+  norms = gradient_flow.perturbation_gradient_norms(model, {'params': params}, loss, tokens,
+                                                    perturb_outputs_of=(lm.Block,))
+  assert sorted(norms) == ['block0/output', 'block1/output']
+  chex.assert_shape(norms['block0/output'], (6,))
+  # through block1's mixer, every position counts
+  assert np.all(np.asarray(norms['block0/output']) > 0)
+  # the top block's output reaches only its own position's logits
+  top_T = np.asarray(norms['block1/output'])
+  assert np.all(top_T[:-1] == 0) and top_T[-1] > 0
