@@ -113,13 +113,16 @@ def main(argv: list[str] | None = None) -> None:
     cli.fail(f'--example={args.example} --length={args.length}: the example is >= 0 and the '
              'length >= 1')
   runs.check_workdirs(args.workdir)
+  for workdir in args.workdir:  # before any computing
+    cli.check_writable(os.path.join(workdir, 'attention_layers.npz'), '--workdir')
   for workdir in args.workdir:
     try:
       maps = run_attention_maps(workdir, args.example, args.length, args.checkpoint)
     except (CheckpointError, ValueError) as e:
       cli.fail(f'--workdir={workdir}: {e}')
     path = os.path.join(workdir, 'attention_layers.npz')
-    np.savez(path, **maps)
+    with cli.writing(path):
+      np.savez(path, **maps)
     n, (heads, queries, keys) = sum(k.startswith('layer') for k in maps), maps['layer0'].shape
     print(f'{workdir}: {n} layer{"s" * (n > 1)} x {heads} heads, {queries} x {keys} '
           f'positions -> {path}')

@@ -334,8 +334,11 @@ def main(argv: list[str] | None = None) -> int:
                 f'the fields in {path}')
   except (errors.ConfigError, OSError, SyntaxError) as e:
     return fail(str(e).splitlines()[0])
+  from seqmodels import cli
+  cli.check_writable(fv.out, '--out', directory=True)  # before any measuring
   command = ' '.join(['python -m seqmodels.analysis.cost'] + argv[1:])
-  record = run(config, fv.out, command)
+  with cli.writing(fv.out):
+    record = run(config, fv.out, command)
   print(f'written to {os.path.join(fv.out, "cost.json")}')
   failed = [e for e in record['entries'] if e['status'] == 'error']
   if failed:

@@ -320,6 +320,9 @@ def main(argv: list[str] | None = None) -> None:
   args = parser.parse_args(argv)
   from seqmodels.errors import CheckpointError
   runs.check_workdirs(args.workdir)
+  for target in ([args.out] if args.out
+                 else [os.path.join(w, 'gradient_flow.json') for w in args.workdir]):
+    cli.check_writable(target, '--out' if args.out else '--workdir')  # before any computing
   everything = []
   for workdir in args.workdir:
     try:
@@ -329,15 +332,16 @@ def main(argv: list[str] | None = None) -> None:
       cli.fail(f'--workdir={workdir}: {e}')
     everything += series
     if not args.out:
-      with open(os.path.join(workdir, 'gradient_flow.json'), 'w') as f:
+      with cli.writing(workdir), open(os.path.join(workdir, 'gradient_flow.json'), 'w') as f:
         json.dump({'series': series}, f)
     for s in series:
       print(f'{workdir}: {s["model"]} {s["site"]}: decay rate '
             f'{decay_rate(s["norms"][:s["loss_position"] + 1]):+.3f} log-norm per step')
   if args.out:
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as f:
-      json.dump({'series': everything}, f)
+    with cli.writing(args.out):
+      os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+      with open(args.out, 'w') as f:
+        json.dump({'series': everything}, f)
 
 
 if __name__ == '__main__':

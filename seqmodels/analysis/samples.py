@@ -252,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
   from seqmodels.errors import CheckpointError
   from seqmodels.train.workdir import write_json
   runs.check_workdirs(workdirs, counted=True)
+  for workdir in workdirs:  # before any computing
+    cli.check_writable(os.path.join(workdir, 'samples.json'), '--workdir')
   command = shlex.join(
       ['python', '-m', 'seqmodels.analysis.samples'] + list(sys.argv[1:] if argv is None else argv))
   for workdir in workdirs:
@@ -261,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
       cli.fail(f'--workdir={workdir}: {e}')
     record['command'] = command
     path = os.path.join(workdir, 'samples.json')
-    write_json(path, record)
+    with cli.writing(path):
+      write_json(path, record)
     print(render(workdir, record))
     print(f'-> {path}')
 

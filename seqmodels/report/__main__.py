@@ -35,10 +35,13 @@ def main(argv: list[str] | None = None) -> None:
     cli.fail(f'no summary.json, failed.json or {", ".join(ANALYSIS_FILES)} under '
              f'{", ".join(args.paths)}: pass finished run or sweep workdirs, or analysis output '
              'directories')
+  out = args.out or (args.paths[0] if len(args.paths) == 1 else 'report')
+  cli.check_writable(out, '--out', directory=True)
   if runs:
     print(markdown_table(load_runs(runs)), end='')
-  out = args.out or (args.paths[0] if len(args.paths) == 1 else 'report')
-  for kind, path in write_report(args.paths, out).items():
+  with cli.writing(out):
+    written = write_report(args.paths, out)
+  for kind, path in written.items():
     print(f'{kind}: {path}')
   if importlib.util.find_spec('matplotlib') is None:
     print(f'note: {NO_PLOTS}', file=sys.stderr)

@@ -5,7 +5,9 @@ import os
 import subprocess
 import sys
 
-from tests.report.workdirs import PNG
+import pytest
+
+from tests.report.workdirs import PNG, lm_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -30,3 +32,25 @@ def test_cli_reports_an_analysis_directory_without_runs(tmp_path):
       (['--bogus'], 'error: the following arguments are required: paths (see --help)')):
     code, err = _report(*argv)
     assert code == 2 and err.startswith(message) and err.count('\n') == 1, err
+
+
+def test_an_out_that_cannot_be_written_is_one_line_before_any_work(tmp_path, monkeypatch, capsys):
+  (tmp_path / 'a_file').write_text('x')
+  lm_run(tmp_path, 'run', 'lstm', 0, 10, 1.5, 1000.0)
+  code, err = _report(str(tmp_path / 'run'), f'--out={tmp_path / "a_file"}')
+  assert (code == 2 and err.strip() == f'error: --out={tmp_path / "a_file"} is a file: name a '
+                                       'directory for the output')
+  from seqmodels import cli
+  # read-only storage, as access(2) says it
+  monkeypatch.setattr(os, 'access', lambda path, mode: False)
+  with pytest.raises(SystemExit) as e:
+    cli.check_writable(str(tmp_path / 'new' / 'report'), '--out', directory=True)
+  assert e.value.code == 2
+  assert capsys.readouterr().err == (f'error: --out: {tmp_path} cannot be written (read-only '
+                                     'storage, or no permission): name another place, or '
+                                     'make it writable\n')
+  with pytest.raises(SystemExit):
+    with cli.writing('out.json'):
+      raise OSError(28, 'No space left on device', 'out.json')
+  assert capsys.readouterr().err == ('error: writing out.json failed (No space left on device): '
+                                     'free space or make it writable, then rerun\n')
