@@ -45,6 +45,17 @@ class Mixer:
   state_bytes: Callable[[MixerConfig, int, int], int]
 
 
+def scan_form(name: str, scan: str, forms: tuple[str, ...], *, elsewhere: str,
+              cpu: str = 'sequential') -> str:
+  """cfg.scan as one of a mixer's `forms`: 'auto' is `cpu` on CPU and `elsewhere` on GPU/TPU (a
+  speed choice per platform; every form computes the same function); a form it lacks is one line."""
+  if scan == 'auto':
+    return cpu if jax.default_backend() == 'cpu' else elsewhere
+  if scan not in forms:
+    raise ValueError(f'{name} has no {scan!r} scan form: set scan to auto, {" or ".join(forms)}')
+  return scan
+
+
 def out_init(cfg: MixerConfig) -> Any:
   """The init of a projection back into the residual stream: N(0, 0.02 / sqrt(2N)), as GPT-2's."""
   return nn.initializers.normal(0.02 / (2 * cfg.N) ** 0.5)

@@ -22,6 +22,7 @@ import numpy as np
 
 from seqmodels.layers import scans
 from seqmodels.layers.attention import rotary
+from seqmodels.layers.mixers import base
 from seqmodels.layers.mixers.base import MixerConfig, cached, out_init
 
 FORMS = scans.ATTENTION_FORMS  # sequential | chunked
@@ -34,11 +35,7 @@ xavier = nn.initializers.variance_scaling(2 ** -5, 'fan_avg', 'uniform')
 
 def form_of(scan: str, name: str) -> str:
   """cfg.scan as a form of scans.linear_attention; 'auto': sequential on CPU, else chunked."""
-  if scan == 'auto':
-    return 'sequential' if jax.default_backend() == 'cpu' else 'chunked'
-  if scan not in FORMS:
-    raise ValueError(f'{name} has no {scan!r} scan form: set scan to auto, {" or ".join(FORMS)}')
-  return scan
+  return base.scan_form(name, scan, FORMS, elsewhere='chunked')
 
 
 def head_sizes(cfg: MixerConfig, name: str) -> tuple[int, int]:

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from seqmodels.layers import scans
+from seqmodels.layers.mixers import base
 from seqmodels.layers.mixers.base import MixerConfig, cached, causal_conv, out_init
 
 FORMS = ('sequential', 'associative')
@@ -40,11 +41,7 @@ def dt_rank(D: int) -> int:
 
 def scan_form(scan: str) -> str:
   """cfg.scan as a `scans.linear_recurrence` form; 'auto': sequential on CPU, else associative."""
-  if scan == 'auto':
-    return 'sequential' if jax.default_backend() == 'cpu' else 'associative'
-  if scan not in FORMS:
-    raise ValueError(f'mamba has no {scan!r} scan form: choose auto, sequential or associative')
-  return scan
+  return base.scan_form('mamba', scan, FORMS, elsewhere='associative')
 
 
 def a_log_init(key, shape, dtype=jnp.float32):

@@ -17,16 +17,15 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from seqmodels.layers import scans
+from seqmodels.layers.mixers import base
+from seqmodels.layers.mixers.mamba import dt_bias_init  # Mamba's dt init, per head here
 from seqmodels.layers.mixers.base import MixerConfig, cached, causal_conv, out_init
 from seqmodels.layers.norms import RMSNorm
 
 FORMS = ('sequential', 'chunked')
 A_RANGE = (1.0, 16.0)       # A = -exp(A_log), A_log = log U[1, 16]
-DT_RANGE = (1e-3, 1e-1)     # dt at init: log-uniform on this range, clamped below at DT_FLOOR
-DT_FLOOR = 1e-4
 NORM_EPS = 1e-5             # the reference's gated RMSNorm
 
 
@@ -37,23 +36,12 @@ def form(cfg: MixerConfig) -> str:
   backward pass keeps every step's [P, N] state, the chunked one each chunk's. Decoding a token at
   a time runs the recurrence.
   """
-  if cfg.scan == 'auto':
-    return 'chunked'
-  if cfg.scan not in FORMS:
-    raise ValueError(f'mamba2 has no {cfg.scan!r} form: set scan to auto, {" or ".join(FORMS)}')
-  return cfg.scan
+  return base.scan_form('mamba2', cfg.scan, FORMS, elsewhere='chunked', cpu='chunked')
 
 
 def a_log_init(key, shape, dtype=jnp.float32):
   """log A for A ~ U[1, 16] a head (the reference's A_init_range)."""
   return jnp.log(jax.random.uniform(key, shape, dtype, *A_RANGE))
-
-
-def dt_bias_init(key, shape, dtype=jnp.float32):
-  """softplus^-1(dt), dt = exp(U[log 1e-3, log 0.1]) clamped at 1e-4: softplus(dt_bias) is dt."""
-  lo, hi = np.log(DT_RANGE[0]), np.log(DT_RANGE[1])
-  dt = jnp.maximum(jnp.exp(jax.random.uniform(key, shape, dtype, lo, hi)), DT_FLOOR)
-  return dt + jnp.log(-jnp.expm1(-dt))
 
 
 class Mamba2(nn.Module):

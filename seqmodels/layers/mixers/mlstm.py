@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from seqmodels.layers import scans
+from seqmodels.layers.mixers import base
 from seqmodels.layers.mixers.base import MixerConfig, cached, causal_conv, out_init
 
 BLOCK = 4  # q, k, v: block-diagonal BLOCK x BLOCK blocks (xlstm's qkv_proj_blocksize)
@@ -43,12 +44,7 @@ def sizes(cfg: MixerConfig) -> tuple[int, int]:
 
 def form_of(scan: str) -> str:
   """cfg.scan as a form of `scans.linear_attention`: 'auto' is sequential on CPU, else chunked."""
-  if scan == 'auto':
-    return 'sequential' if jax.default_backend() == 'cpu' else 'chunked'
-  if scan not in scans.ATTENTION_FORMS:
-    raise ValueError(f'mlstm has no {scan!r} form: choose scan from auto, '
-                     f'{", ".join(scans.ATTENTION_FORMS)}')
-  return scan
+  return base.scan_form('mlstm', scan, scans.ATTENTION_FORMS, elsewhere='chunked')
 
 
 def stabiliser(log_f_BxTxH: jax.Array, i_BxTxH: jax.Array, m0_BxH: jax.Array) -> jax.Array:

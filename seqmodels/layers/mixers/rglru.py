@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from seqmodels.layers import scans
+from seqmodels.layers.mixers import base
 from seqmodels.layers.mixers.base import MixerConfig, cached, causal_conv, out_init
 
 FORMS = scans.FORMS  # sequential, associative
@@ -38,11 +39,7 @@ def lru_width(cfg: MixerConfig) -> int:
 
 def scan_form(scan: str) -> str:
   """cfg.scan as a form of scans.linear_recurrence; 'auto': sequential on CPU, else associative."""
-  if scan == 'auto':
-    return 'sequential' if jax.default_backend() == 'cpu' else 'associative'
-  if scan not in FORMS:
-    raise ValueError(f'rglru has no {scan!r} scan form: set scan to auto, {" or ".join(FORMS)}')
-  return scan
+  return base.scan_form('rglru', scan, FORMS, elsewhere='associative')
 
 
 def ring_init(key, shape, dtype=jnp.float32) -> jax.Array:

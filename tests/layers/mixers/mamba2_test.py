@@ -142,5 +142,5 @@ def test_bad_sizes_and_forms_are_refused_in_one_line():
   assert str(heads.value) == 'mamba2: inner width expand * D = 12 does not split into H = 5 heads'
   with pytest.raises(ValueError) as form:
     mamba2.Mamba2(_cfg(scan='associative')).init(jax.random.PRNGKey(0), u)
-  want = "mamba2 has no 'associative' form: set scan to auto, sequential or chunked"
+  want = "mamba2 has no 'associative' scan form: set scan to auto, sequential or chunked"
   assert str(form.value) == want

@@ -138,7 +138,7 @@ def test_state_bytes_count_the_cache():
 
 @pytest.mark.parametrize('fields, message', [
     (dict(scan='chunked'),
-     "mamba has no 'chunked' scan form: choose auto, sequential or associative"),
+     "mamba has no 'chunked' scan form: set scan to auto, sequential or associative"),
     (dict(d_state=0), 'mamba needs D, d_state, expand and conv >= 1: got 8, 0, 2, 4'),
     (dict(conv=0), 'mamba needs D, d_state, expand and conv >= 1: got 8, 16, 2, 0'),
 ])

@@ -183,7 +183,7 @@ def test_auto_runs_sequentially_on_cpu():
     (dict(D=8, H=3), r'inner width expand \* D = 16 does not split into H = 3 heads'),
     (dict(D=3, H=2), r'inner width expand \* D = 6 is not a multiple of the q/k/v block size 4'),
     (dict(D=8, H=2, scan='associative'),
-     r"mlstm has no 'associative' form: choose scan from auto, sequential, chunked"),
+     r"mlstm has no 'associative' scan form: set scan to auto, sequential or chunked"),
 ])
 def test_bad_sizes_and_forms_are_refused_in_one_line(fields, message):
   with pytest.raises(ValueError, match=message):
