@@ -32,10 +32,10 @@ peer=third_party/nanoGPT
 if [ -n "${QUICK:-}" ]; then  # plumbing only: every case, at sizes a CPU runs in minutes
   baby=(--iters=20 --batch=2 --context=64) gpt2=(--iters=3 --batch=1 --context=64) gen=(--new_tokens=16)
   rec=(--quick --steps=2 --warmup=1 --T=32 --long_T=64) unroll=(--quick --cases=quick --steps=2 --warmup=1 --T=32)
-  words=(--epochs=1 --size=16) mix=(--quick --T=64 --steps=1 --warmup=1)
+  words=(--epochs=1 --size=16) mix=(--quick --T=64 --steps=1 --warmup=1) peers=(--quick --T=64 --repeats=1 --warmup=1)
 else
   baby=() gpt2=() gen=() rec=() unroll=(--cases=2x1024_b128 --impls=seqmodels) words=(--epochs=6)
-  mix=(--width=512 --layers=4 --batch=8 --T=1024,2048,4096,8192)
+  mix=(--width=512 --layers=4 --batch=8 --T=1024,2048,4096,8192) peers=(--width=512 --batch=8 --T=1024,4096)
 fi
 python=${PYTHON:-python3}
 [ -z "${PYTHON:-}" ] && [ -x .venv/bin/python ] && python=.venv/bin/python  # the README's venv, where there is one
@@ -60,7 +60,8 @@ for part in "$@"; do
       [ -f "$words_peer/main.py" ] || { echo "error: no word_language_model at $words_peer: see this script's header" >&2; exit 2; }
       run word_lm "$python" bench/word_lm.py --data="$data" --peer="$words_peer" "${words[@]}" ;;
     mixers)  # every mixer of the LM backbone: training step and memory vs length, decoding per token
-      run mixers "$python" bench/mixers.py "${mix[@]}" ;;
+      run mixers "$python" bench/mixers.py "${mix[@]}"
+      run mixers "$python" bench/mixer_peers.py "${peers[@]}" ;;
     *) echo "error: unknown part '$part': choose gpt, recurrent, word_lm or mixers" >&2; exit 2 ;;
   esac
 done
