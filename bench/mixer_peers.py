@@ -1,11 +1,12 @@
 """Each recurrent mixer beside its reference implementation at the same shapes: training speed.
 
-One case = one mixer block (no LM around it) of width --width on [--batch, T, width] float32 input, forward
-and backward of the sum of its output, median ms over timed repeats after warmup; ours jitted (the training
-form that model.scan='auto' picks on this platform), the peer as its package runs it here:
+One case = one mixer block (no LM around it) of width --width on [--batch, T, width] float32 input,
+forward and backward of the sum of its output, median ms over timed repeats after warmup; ours
+jitted (the training form that model.scan='auto' picks on this platform), the peer as its package
+runs it here:
   rglru   recurrentgemma's JAX RecurrentBlock (jitted)
-  mamba   transformers' MambaMixer (PyTorch; on CPU its sequential slow path, on a GPU mamba_ssm's kernels
-          when installed)
+  mamba   transformers' MambaMixer (PyTorch; on CPU its sequential slow path, on a GPU mamba_ssm's
+          kernels when installed)
   mamba2  transformers' Mamba2Mixer (PyTorch; its torch path on CPU)
   mlstm   xlstm's mLSTMLayer (PyTorch, its parallel backend)
 A peer that is not installed prints a JSON line saying so. ratio = ours / peer (below 1: faster).
@@ -27,12 +28,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from seqmodels.layers.mixers import MIXERS, MixerConfig  # noqa: E402
-from seqmodels.train import workdir  # noqa: E402
+from seqmodels.layers.mixers import MIXERS, MixerConfig
+from seqmodels.train import workdir
 
 
 def _median_ms(fn, warmup: int, repeats: int) -> float:
@@ -74,7 +75,8 @@ def peer(mixer: str, x_np: np.ndarray, args) -> tuple[str, float]:
     block = rg.RecurrentBlock(width=D, num_heads=args.heads, lru_width=D, conv1d_temporal_width=4)
     x, pos = jnp.asarray(x_np), jnp.broadcast_to(jnp.arange(T), (B, T))
     params = block.init(jax.random.PRNGKey(0), x, pos)['params']
-    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(block.apply({'params': p}, x, pos)[0]), argnums=(0, 1)))
+    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(block.apply({'params': p}, x, pos)[0]),
+                            argnums=(0, 1)))
     ms = _median_ms(lambda: jax.block_until_ready(grad(params, x)), args.warmup, args.repeats)
     return f'recurrentgemma {importlib.metadata.version("recurrentgemma")} (JAX)', ms
   if mixer in ('mamba', 'mamba2'):
