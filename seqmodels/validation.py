@@ -79,8 +79,7 @@ def validate(config) -> None:
   _check(m.recurrent_init_scale > 0, 'config.model.recurrent_init_scale='
          f'{m.recurrent_init_scale!r} must be > 0 (1.0 is the plain orthogonal init)')
   entry = registry.MODELS[m.name]
-  tying = sorted((n for n, e in registry.MODELS.items() if e.tie_embeddings == 'option'),
-                 key=list(registry.MODELS).index)
+  tying = [n for n, e in registry.MODELS.items() if e.tie_embeddings == 'option']
   _check(not m.get('tie_embeddings', False) or entry.tie_embeddings == 'option',
          f'config.model.tie_embeddings=True '
          f'applies to the recurrent LMs ({", ".join(tying)}), not model.name={m.name!r}' +

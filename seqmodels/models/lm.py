@@ -160,8 +160,8 @@ def config_from(m, data, dtype: Any) -> LMConfig:
   position = m.get('position', 'auto')
   if position == 'auto':  # RoPE where some block attends, none for a backbone of recurrences
     position = 'rope' if any(not MIXERS[p].recurrent for p in pattern) else 'none'
-  ffn = (m.ffn or (8 * m.width // 3 + 7) // 8 * 8 if m.mlp in ('swiglu', 'geglu')
-         else m.ffn or 4 * m.width)
+  gated = m.mlp in ('swiglu', 'geglu')  # 8/3 * width keeps a gated MLP's parameters at 4 * width's
+  ffn = m.ffn or ((8 * m.width // 3 + 7) // 8 * 8 if gated else 4 * m.width)
   mixer = MixerConfig(D=m.width, H=m.heads, d_state=m.d_state, expand=m.expand, conv=m.conv,
                       window=m.window, rope=position == 'rope', chunk=m.chunk, scan=m.scan,
                       use_bias=m.bias, N=m.layers, dtype=dtype, unroll=m.unroll,
