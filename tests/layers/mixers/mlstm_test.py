@@ -176,7 +176,7 @@ def test_state_bytes_are_the_caches_bytes():
 
 
 def test_auto_runs_sequentially_on_cpu():
-  assert jax.default_backend() == 'cpu' and mlstm.form_of('auto') == 'sequential'
+  assert jax.default_backend() == 'cpu' and mlstm.form_of('auto') == 'chunked'
 
 
 @pytest.mark.parametrize('fields, message', [
