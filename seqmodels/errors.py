@@ -63,7 +63,8 @@ def is_out_of_memory(text: str) -> bool:
 
 
 def one_line(e: BaseException) -> str:
-  """`Type: first line of the message`, as failed.json and a sweep's table record an error."""
+  """`Type: first line of the message`: what a failing process of a multi-process run tells the
+  others (sharding.announce_failure)."""
   text = str(e).strip()
   return f'{type(e).__name__}: {text.splitlines()[0]}' if text else type(e).__name__
 

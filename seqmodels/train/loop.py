@@ -47,8 +47,7 @@ def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> d
     raise
   except BaseException as e:
     error = _as_one_line(e, workdir)
-    sharding.announce_failure(f'{type(error).__name__}: {str(error).splitlines()[0]}' if str(error)
-                              else type(error).__name__)
+    sharding.announce_failure(errors.one_line(error))
     if error is e:
       raise
     raise error from e

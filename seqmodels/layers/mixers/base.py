@@ -68,10 +68,6 @@ def cached(module: nn.Module, name: str, init: Callable[[], Any]) -> tuple[Any, 
   return module.variable('cache', name, init), created
 
 
-def zeros_like_tree(tree) -> Any:
-  return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), tree)
-
-
 def causal_conv(module: nn.Module, x_BxTxC: jax.Array, width: int, decode_position, *,
                 use_bias: bool = True, dtype: Any = jnp.float32, name: str = 'conv') -> jax.Array:
   """Causal depthwise 1-D convolution over time (Mamba's, Griffin's): y_t = sum_{j<width} w_j
