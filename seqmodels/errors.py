@@ -18,6 +18,12 @@ class ConfigError(SeqmodelsError, ValueError):
   """A config that cannot work; the message names the field and the fix."""
 
 
+def check(ok: bool, message: str) -> None:
+  """Raises ConfigError(message) unless `ok`: the one line naming the field and the fix."""
+  if not ok:
+    raise ConfigError(message)
+
+
 class DataError(SeqmodelsError, ValueError):
   """A dataset that cannot be prepared or read here; the message names it and the fix."""
 

@@ -12,26 +12,21 @@ from seqmodels.layers.recurrent import RECURRENCES
 from seqmodels.models import registry
 from seqmodels.train import optim
 from seqmodels.train.optim import OPTIMIZERS
-from seqmodels.errors import ConfigError
+from seqmodels.errors import check
 
 DTYPES = ('auto', 'float32', 'bfloat16')
-
-
-def _check(ok: bool, message: str) -> None:
-  if not ok:
-    raise ConfigError(message)
 
 
 def _positive(cfg, section: str, *fields: str) -> None:
   for f in fields:
     v = cfg[section][f]
-    _check(isinstance(v, int) and v > 0, f'config.{section}.{f}={v!r} must be a positive integer')
+    check(isinstance(v, int) and v > 0, f'config.{section}.{f}={v!r} must be a positive integer')
 
 
 def _fraction(value, field: str, upper_inclusive: bool = False) -> None:
   ok = 0 <= value <= 1 if upper_inclusive else 0 <= value < 1
   interval = '[0, 1]' if upper_inclusive else '[0, 1)'
-  _check(ok, f'config.{field}={value!r} must be in {interval}')
+  check(ok, f'config.{field}={value!r} must be in {interval}')
 
 
 def _finite(fields: dict, prefix: str = 'config') -> None:
@@ -41,7 +36,7 @@ def _finite(fields: dict, prefix: str = 'config') -> None:
     if isinstance(value, dict):
       _finite(value, f'{prefix}.{key}')
     else:
-      _check(not isinstance(value, float) or math.isfinite(value),
+      check(not isinstance(value, float) or math.isfinite(value),
              f'{prefix}.{key}={value!r} must be a finite number')
 
 
@@ -56,31 +51,31 @@ def validate(config) -> None:
   _finite(config.to_dict())
   m, d, o, t = config.model, config.data, config.optim, config.train
   names = ', '.join(sorted(registry.MODELS))
-  _check(m.name in registry.MODELS,
+  check(m.name in registry.MODELS,
          f'config.model.name={m.name!r} is not a model: choose one of {names}')
   _positive(config, 'model', 'width', 'layers')
-  _check(m.min_scan in ('auto', 'parallel', 'sequential'),
+  check(m.min_scan in ('auto', 'parallel', 'sequential'),
          f'config.model.min_scan={m.min_scan!r} is not a scan: choose auto, parallel or sequential')
-  _check(m.recurrence in ('auto', *RECURRENCES), f'config.model.recurrence={m.recurrence!r} is not '
+  check(m.recurrence in ('auto', *RECURRENCES), f'config.model.recurrence={m.recurrence!r} is not '
          f'a way to run a recurrence: choose auto, {", ".join(RECURRENCES)}')
   if _runs_cudnn(m):
     cell = registry.MODELS[m.name].recurrent_cell(m)
     wrong = ([] if cell == 'lstm'
              else [f'model.name={m.name!r}' + (f' with cell={cell!r}' if cell == m.cell else '')])
     wrong += [f'train.dtype={config.train.dtype!r}'] if config.train.dtype == 'bfloat16' else []
-    _check(not wrong,
+    check(not wrong,
            "config.model.recurrence='cudnn' runs float32 LSTMs only (jax.experimental.rnn), not "
            f'{" and ".join(wrong)}: use recurrence=auto, or an LSTM in float32')
-  _check(isinstance(m.unroll, int) and m.unroll >= 0, f'config.model.unroll={m.unroll!r} must be '
+  check(isinstance(m.unroll, int) and m.unroll >= 0, f'config.model.unroll={m.unroll!r} must be '
          'an integer >= 0 (0 chooses per platform: 8 on GPU/TPU, 1 on CPU)')
-  _check(m.embed >= 0, f'config.model.embed={m.embed!r} must be >= 0 (0 means the same as width)')
-  _check(m.ffn >= 0, f'config.model.ffn={m.ffn!r} must be >= 0 (0 means 4 * width)')
+  check(m.embed >= 0, f'config.model.embed={m.embed!r} must be >= 0 (0 means the same as width)')
+  check(m.ffn >= 0, f'config.model.ffn={m.ffn!r} must be >= 0 (0 means 4 * width)')
   _fraction(m.dropout, 'model.dropout')
-  _check(m.recurrent_init_scale > 0, 'config.model.recurrent_init_scale='
+  check(m.recurrent_init_scale > 0, 'config.model.recurrent_init_scale='
          f'{m.recurrent_init_scale!r} must be > 0 (1.0 is the plain orthogonal init)')
   entry = registry.MODELS[m.name]
   tying = [n for n, e in registry.MODELS.items() if e.tie_embeddings == 'option']
-  _check(not m.get('tie_embeddings', False) or entry.tie_embeddings == 'option',
+  check(not m.get('tie_embeddings', False) or entry.tie_embeddings == 'option',
          f'config.model.tie_embeddings=True '
          f'applies to the recurrent LMs ({", ".join(tying)}), not model.name={m.name!r}' +
          (', which ties always' if entry.tie_embeddings == 'always' else '') + ': leave it False')
@@ -88,26 +83,26 @@ def validate(config) -> None:
   datasets.check_name(d.name)
   kind = datasets.kind(d.name)
   able = sorted(n for n, e in registry.MODELS.items() if kind in e.kinds)
-  _check(kind in entry.kinds,
+  check(kind in entry.kinds,
          f'config.model.name={m.name!r} cannot train on config.data.name={d.name!r} '
          f'(a {kind} task): use a model among {able or "none yet"} or another dataset')
   entry.check(config)  # the model's own checks (its registry entry)
   texts = [n for n, e in datasets.DATASETS.items() if e.text]
-  _check(not entry.needs_text or datasets.DATASETS[d.name].text,
+  check(not entry.needs_text or datasets.DATASETS[d.name].text,
          f'config.model.name={m.name!r} cannot train on config.data.name={d.name!r}: a biLM needs '
          f'running text ({", ".join(texts[:-1])} or {texts[-1]}), where every token is real; the '
          'synthetic tasks weight only their answers')
   datasets.check(config)  # the dataset's own checks (its registry entry)
-  _check(o.name in OPTIMIZERS, f'config.optim.name={o.name!r} is not an optimizer: choose one of '
+  check(o.name in OPTIMIZERS, f'config.optim.name={o.name!r} is not an optimizer: choose one of '
          f'{", ".join(OPTIMIZERS)}')
-  _check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
-  _check(o.warmup_steps >= 0, f'config.optim.warmup_steps={o.warmup_steps!r} must be >= 0')
+  check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
+  check(o.warmup_steps >= 0, f'config.optim.warmup_steps={o.warmup_steps!r} must be >= 0')
   _fraction(o.min_lr_ratio, 'optim.min_lr_ratio', upper_inclusive=True)
   _fraction(o.get('plateau_decay', 0.0), 'optim.plateau_decay')
   _fraction(o.b1, 'optim.b1')
   _fraction(o.b2, 'optim.b2')
-  _check(o.weight_decay >= 0, f'config.optim.weight_decay={o.weight_decay!r} must be >= 0')
-  _check(o.clip_norm >= 0,
+  check(o.weight_decay >= 0, f'config.optim.weight_decay={o.weight_decay!r} must be >= 0')
+  check(o.clip_norm >= 0,
          f'config.optim.clip_norm={o.clip_norm!r} must be >= 0 (0 disables clipping)')
 
   _positive(config, 'train', 'num_steps', 'batch_size', 'grad_accum', 'log_every',
@@ -116,34 +111,34 @@ def validate(config) -> None:
            ([('config.data.seed', config.data.seed)] if 'seed' in config.data else []))
   # numpy's generators (the data order, generated tasks) take none below 0
   for field, seed in seeds:
-    _check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32,
+    check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32,
            f'{field}={seed!r} must be an integer in [0, 2**32)')
   for field in ('eval_every', 'checkpoint_every'):
-    _check(isinstance(t[field], int) and t[field] >= 0,
+    check(isinstance(t[field], int) and t[field] >= 0,
            f'config.train.{field}={t[field]!r} must be an integer >= 0 (0 means once an epoch)')
   epochs = t.get('num_epochs', 0)
-  _check(isinstance(epochs, (int, float)) and epochs >= 0,
+  check(isinstance(epochs, (int, float)) and epochs >= 0,
          f'config.train.num_epochs={epochs!r} must be >= 0 (0 trains config.train.num_steps steps)')
-  _check(t.eval_batches >= 0,
+  check(t.eval_batches >= 0,
          f'config.train.eval_batches={t.eval_batches!r} must be >= 0 (0 means all)')
-  _check(t.get('eval_batch_size', 0) >= 0,
+  check(t.get('eval_batch_size', 0) >= 0,
          f'config.train.eval_batch_size={t.eval_batch_size!r} must be >= 0 (0 means batch_size)')
   if t.init_from:
     ckpts = os.path.join(os.path.expanduser(t.init_from), 'checkpoints')
-    _check(os.path.isdir(ckpts), f'config.train.init_from={t.init_from!r} has no checkpoints/: '
+    check(os.path.isdir(ckpts), f'config.train.init_from={t.init_from!r} has no checkpoints/: '
            'point it at the workdir of a finished run')
-  _check(t.dtype in DTYPES,
+  check(t.dtype in DTYPES,
          f'config.train.dtype={t.dtype!r} is not supported: choose one of {", ".join(DTYPES)}')
   if t.get('carry_state', False):
     carriers = [n for n, e in registry.MODELS.items() if e.carries_state]
-    _check(entry.carries_state, "config.train.carry_state=True carries a recurrent LM's state (the "
+    check(entry.carries_state, "config.train.carry_state=True carries a recurrent LM's state (the "
            f"n-gram's context) from window to window, and model.name={m.name!r} has none "
            f"({', '.join(carriers)} do): leave "
            'it False (in a sweep, set it on those trials only)')
-    _check(datasets.DATASETS[d.name].streams, 'config.train.carry_state=True reads running text as '
+    check(datasets.DATASETS[d.name].streams, 'config.train.carry_state=True reads running text as '
            f'streams, and config.data.name={d.name!r} is separate examples: use text or '
            'tiny_shakespeare, or leave it False')
-    _check(d.stride in (0, d.seq_len),
+    check(d.stride in (0, d.seq_len),
            f'config.data.stride={d.stride} crops windows at random, and '
            'config.train.carry_state=True reads each stream\'s windows in order: leave stride 0')
 
@@ -174,7 +169,7 @@ def _check_freeze(config) -> None:
   if not prefixes or registry.MODELS[config.model.name].trained_by != 'gradient':
     return
   params = _parameter_shapes(config)
-  _check(not (error := optim.freeze_error(params, prefixes)), error)
+  check(not (error := optim.freeze_error(params, prefixes)), error)
   init_from = config.train.init_from
   if init_from:
     from flax import traverse_util
@@ -184,7 +179,7 @@ def _check_freeze(config) -> None:
     except Exception:  # no readable checkpoint (orbax raises many types): loading it reports that
       return
     unsaved = set(traverse_util.flatten_dict(params, sep='/')) - saved
-    _check(not (error := checkpoint.unsaved_frozen_error(init_from, 'config.train.init_from',
+    check(not (error := checkpoint.unsaved_frozen_error(init_from, 'config.train.init_from',
                                                          unsaved, prefixes)),
            error)
 
@@ -192,11 +187,11 @@ def _check_freeze(config) -> None:
 def validate_devices(config, device_count: int, process_count: int, platform: str) -> None:
   """The checks that need the devices (JAX): the global batch must split evenly over them; cuDNN
   needs CUDA GPUs; config.optim.freeze must name parameters of the model."""
-  _check(not _runs_cudnn(config.model) or platform in ('gpu', 'cuda'),
+  check(not _runs_cudnn(config.model) or platform in ('gpu', 'cuda'),
          "config.model.recurrence='cudnn' needs a CUDA GPU, and this run computes "
          f"on {platform}: use "
          'recurrence=auto (or scan, hoisted)')
-  _check(not _runs_cudnn(config.model) or config.train.dtype != 'auto',  # (reached on a GPU only)
+  check(not _runs_cudnn(config.model) or config.train.dtype != 'auto',  # (reached on a GPU only)
          "config.model.recurrence='cudnn' runs float32 LSTMs, and train.dtype='auto' "
          "computes in bfloat16 on "
          f'{platform}: set train.dtype=float32')
@@ -205,16 +200,16 @@ def validate_devices(config, device_count: int, process_count: int, platform: st
                     'and this run has one: they stay whole (fsdp saves memory on several devices)')
   b = config.train.batch_size
   devices = f'{device_count} device{"s" * (device_count != 1)}'
-  _check(b % device_count == 0, f'config.train.batch_size={b} does not split over {devices}: '
+  check(b % device_count == 0, f'config.train.batch_size={b} does not split over {devices}: '
          f'use a multiple of {device_count}')
-  _check(b % process_count == 0,
+  check(b % process_count == 0,
          f'config.train.batch_size={b} does not split over {process_count} processes')
   e = config.train.get('eval_batch_size', 0)
-  _check(e % device_count == 0 and e % process_count == 0, f'config.train.eval_batch_size={e} does '
+  check(e % device_count == 0 and e % process_count == 0, f'config.train.eval_batch_size={e} does '
          f'not split over {devices} and {process_count} process{"es" * (process_count != 1)}: use '
          f'a multiple of {math.lcm(device_count, process_count)}, or 0 (batch_size)')
   k = config.train.grad_accum
-  _check(b % (device_count * k) == 0,
+  check(b % (device_count * k) == 0,
          f'config.train.batch_size={b} does not split into train.grad_accum={k} micro-batches over '
          f'{devices}: use a multiple of {device_count * k}, or another grad_accum')
   _check_freeze(config)

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from seqmodels import errors
+from seqmodels.errors import check
 from seqmodels.data import builders
 
 # Special tokens of synthetic sequence tasks (and lm1b): symbol s is token s + NUM_SPECIALS.
@@ -312,12 +313,6 @@ def existing_files(*patterns: str) -> list[str]:
 
 
 # ---- config checks several datasets share --------------------------------------------------------
-
-def check(ok: bool, message: str) -> None:
-  """Raises ConfigError(message) unless `ok`: one line naming the field and the fix."""
-  if not ok:
-    raise errors.ConfigError(message)
-
 
 _FILE_TYPES = ((stat.S_ISFIFO, 'a FIFO, whose reader waits for a writer'),
                (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'),

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 
-from seqmodels.errors import ConfigError
+from seqmodels.errors import check
 from seqmodels.layers.recurrent import GATES, default_recurrence
 
 
@@ -72,12 +72,6 @@ def recurrence(m) -> str:
 def cell_of(name: str) -> Callable[[Any], str]:
   """`recurrent_cell` of a family built on one cell: `name` when it runs through RecurrentLayers."""
   return lambda m: name if name in GATES else ''
-
-
-def check(ok: bool, message: str) -> None:
-  """Raises ConfigError(message) unless `ok`."""
-  if not ok:
-    raise ConfigError(message)
 
 
 def check_positive(section, *fields: str, where: str = 'model') -> None:
