@@ -22,9 +22,7 @@ import datetime
 import importlib.metadata
 import json
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,19 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench.mixers import median_ms
 from seqmodels.layers.mixers import MIXERS, MixerConfig
 from seqmodels.train import workdir
-
-
-def _median_ms(fn, warmup: int, repeats: int) -> float:
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    fn()
-    times.append((time.perf_counter() - t0) * 1e3)
-  return statistics.median(times)
 
 
 def ours(mixer: str, x_BxTxD, args) -> float:
@@ -52,7 +40,7 @@ def ours(mixer: str, x_BxTxD, args) -> float:
   module = MIXERS[mixer].module(cfg)
   params = module.init(jax.random.PRNGKey(0), x_BxTxD)['params']
   grad = jax.jit(jax.grad(lambda p, x: jnp.sum(module.apply({'params': p}, x)), argnums=(0, 1)))
-  return _median_ms(lambda: jax.block_until_ready(grad(params, x_BxTxD)), args.warmup, args.repeats)
+  return median_ms(lambda: grad(params, x_BxTxD), args.warmup, args.repeats)
 
 
 def _torch_ms(layer, x_np, args) -> float:
@@ -64,7 +52,7 @@ def _torch_ms(layer, x_np, args) -> float:
     x.grad = None
     out = layer(x)
     (out[0] if isinstance(out, tuple) else out).sum().backward()
-  return _median_ms(step, args.warmup, args.repeats)
+  return median_ms(step, args.warmup, args.repeats)
 
 
 def peer(mixer: str, x_np: np.ndarray, args) -> tuple[str, float]:
@@ -77,7 +65,7 @@ def peer(mixer: str, x_np: np.ndarray, args) -> tuple[str, float]:
     params = block.init(jax.random.PRNGKey(0), x, pos)['params']
     grad = jax.jit(jax.grad(lambda p, x: jnp.sum(block.apply({'params': p}, x, pos)[0]),
                             argnums=(0, 1)))
-    ms = _median_ms(lambda: jax.block_until_ready(grad(params, x)), args.warmup, args.repeats)
+    ms = median_ms(lambda: grad(params, x), args.warmup, args.repeats)
     return f'recurrentgemma {importlib.metadata.version("recurrentgemma")} (JAX)', ms
   if mixer in ('mamba', 'mamba2'):
     import transformers

@@ -50,7 +50,8 @@ def _model(mixer: str, args, T: int):
   return registry.build(c.model, data, registry.compute_dtype(args.dtype))
 
 
-def _median_ms(fn, warmup: int, steps: int) -> float:
+def median_ms(fn, warmup: int, steps: int) -> float:
+  """Median ms of `fn()` over `steps` calls after `warmup`, each waited for."""
   for _ in range(warmup):
     jax.block_until_ready(fn())
   times = []
@@ -84,7 +85,7 @@ def train_case(mixer: str, args, T: int) -> dict:
   def run():
     box[0], value = compiled(box[0], tokens)
     return value
-  ms = _median_ms(run, args.warmup, args.steps)
+  ms = median_ms(run, args.warmup, args.steps)
   return {'phase': 'train', 'ms_per_step': round(ms, 3),
           'tokens_per_sec': round(args.batch * T / ms * 1e3),
           'temp_bytes': getattr(memory, 'temp_size_in_bytes', None),
@@ -104,7 +105,7 @@ def decode_case(mixer: str, args, T: int) -> dict:
     logits, box[1] = step(box[0], box[1], jnp.int32(0))
     box[0] = jnp.argmax(logits, -1).astype(jnp.int32)
     return logits
-  ms = _median_ms(run, args.warmup, args.steps)
+  ms = median_ms(run, args.warmup, args.steps)
   mixer_cfg = model.cfg.mixer
   return {'phase': 'decode', 'ms_per_token': round(ms, 3), 'prefill': args.prefill,
           'state_bytes_per_block': MIXERS[mixer].state_bytes(mixer_cfg, args.batch, T)}
