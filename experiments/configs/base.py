@@ -73,7 +73,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.conv = 4                 # causal depthwise convolution width of the recurrent mixers
   c.model.window = 0               # attention mixers: > 0 attends to the last `window` positions
                                    # only
-  c.model.chunk = 64               # chunked linear attention: steps per chunk
+  c.model.chunk = 64               # chunked forms (linear attention's, Mamba's fused scan): steps
+                                   # per chunk
   c.model.scan = 'auto'            # how linear recurrences run (a speed knob; the same function):
                                    # sequential | associative | chunked | auto (the platform's)
 

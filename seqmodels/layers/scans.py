@@ -16,6 +16,8 @@ with the decay a scalar per head and step ([B, T, H]: RetNet, SSD, mLSTM) or one
   * `linear_attention(..., form='chunked')`: chunks of C steps, within which the outputs are masked,
     decayed attention (matmuls) and across which the state is carried (Yang et al. 2024, GLA; Dao &
     Gu 2024, SSD): the work is matmuls and the memory O(T K V / C), never T x K x V.
+Mamba's selective scan fused with its discretisation and read-out (`selective_scan`): chunks of the
+elementwise recurrence, rematerialised, so that [B, T, E, N] is never held at once.
 """
 
 from __future__ import annotations
@@ -134,3 +136,41 @@ def _chunked_attention(q, k, v, g, s0, scalar: bool, C: int):
 
   sT, o = jax.lax.scan(per_chunk, s0, (q, k, v, b))
   return jnp.moveaxis(o, 0, 1).reshape(B, T, H, V), sT
+
+
+def selective_scan(dt_BxTxE: Array, A_ExN: Array, b_BxTxN: Array, c_BxTxN: Array, x_BxTxE: Array,
+                   h0_BxExN: Array | None = None, *, chunk: int = 64,
+                   inner: str = 'associative') -> tuple[Array, Array]:
+  """(y_BxTxE, h_T) of Mamba's selective scan, h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t (h: [E,
+  N]), y_t = h_t C_t, fused: never [B, T, E, N].
+
+  Time runs in chunks of `chunk` steps (lax.scan carries h across them); each chunk discretises
+  its own exp(dt A) and dt x B, runs `linear_recurrence` over them (form `inner`) and contracts
+  with C at once, so the [B, chunk, E, N] states live one chunk at a time. The chunk is
+  rematerialised (jax.checkpoint), so the backward pass keeps only the chunks' first states,
+  [T / chunk, B, E, N], where the unfused forms keep T of them (and so do selective_scan_ref's
+  deltaA and deltaB_u; the reference's CUDA kernel also recomputes the states in its backward
+  pass). T that is not a multiple of `chunk` is padded with dt = 0: the state passes through.
+  """
+  B, T, E = x_BxTxE.shape
+  if h0_BxExN is None:
+    h0_BxExN = jnp.zeros((B, E, A_ExN.shape[-1]), x_BxTxE.dtype)
+  C = max(1, min(chunk, T))
+  pad = -T % C
+  if pad:
+    widths = lambda x: [(0, 0), (0, pad), (0, 0)]
+    dt_BxTxE, b_BxTxN, c_BxTxN, x_BxTxE = (
+        jnp.pad(x, widths(x)) for x in (dt_BxTxE, b_BxTxN, c_BxTxN, x_BxTxE))
+  chunks = lambda x: jnp.moveaxis(x.reshape(B, -1, C, x.shape[-1]), 1, 0)  # [T / C, B, C, ...]
+
+  @jax.checkpoint
+  def per_chunk(h_BxExN, inputs):
+    dt_BxCxE, b_BxCxN, c_BxCxN, x_BxCxE = inputs
+    dA_BxCxExN = jnp.exp(dt_BxCxE[..., None] * A_ExN)
+    dBx_BxCxExN = (dt_BxCxE * x_BxCxE)[..., None] * b_BxCxN[:, :, None, :]
+    h_BxCxExN, h_BxExN = linear_recurrence(dA_BxCxExN, dBx_BxCxExN, h_BxExN, form=inner)
+    return h_BxExN, jnp.einsum('bcen,bcn->bce', h_BxCxExN, c_BxCxN)
+
+  hT_BxExN, y = jax.lax.scan(per_chunk, h0_BxExN,
+                             tuple(map(chunks, (dt_BxTxE, b_BxTxN, c_BxTxN, x_BxTxE))))
+  return jnp.moveaxis(y, 0, 1).reshape(B, -1, E)[:, :T], hT_BxExN

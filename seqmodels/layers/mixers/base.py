@@ -23,7 +23,8 @@ class MixerConfig:
   window: int = 0              # attention: > 0 sees the last `window` positions only (local
                                # attention)
   rope: bool = False           # attention: rotary positions
-  chunk: int = 64              # chunked linear attention: steps per chunk
+  chunk: int = 64              # chunked forms (linear attention's, Mamba's fused scan): steps per
+                               # chunk
   scan: str = 'auto'           # how a linear recurrence runs: auto | sequential | associative |
                                # chunked
   use_bias: bool = False       # biases of the projections
@@ -52,7 +53,8 @@ def scan_form(name: str, scan: str, forms: tuple[str, ...], *, elsewhere: str,
   if scan == 'auto':
     return cpu if jax.default_backend() == 'cpu' else elsewhere
   if scan not in forms:
-    raise ValueError(f'{name} has no {scan!r} scan form: set scan to auto, {" or ".join(forms)}')
+    choices = ', '.join(forms[:-1]) + ' or ' + forms[-1] if len(forms) > 1 else forms[0]
+    raise ValueError(f'{name} has no {scan!r} scan form: set scan to auto, {choices}')
   return scan
 
 
