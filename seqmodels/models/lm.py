@@ -213,5 +213,17 @@ def _check(config) -> None:
                 f'{m.heads}, expand {m.expand}, scan {m.scan}): {str(e).splitlines()[0]}')
 
 
+def _flops(m, data) -> float:
+  """Each block's mixer (its own count, seqmodels/layers/mixers) and the tied output layer."""
+  c = config_from(m, data, jnp.float32)
+  return (sum(MIXERS[name].flops(c.mixer, data.seq_len) for name in c.mixers) +
+          2.0 * c.V * c.mixer.D)
+
+
+def _width_multiple(m) -> int:
+  """4 * heads: even head widths (RoPE), and GLA / RetNet's key half of each head."""
+  return 4 * m.heads
+
+
 ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always',
-                             generate=generate)}
+                             generate=generate, flops=_flops, width_multiple=_width_multiple)}

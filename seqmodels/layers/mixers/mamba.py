@@ -119,3 +119,11 @@ def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:
   del length  # a fixed size
   E = cfg.expand * cfg.D
   return batch * E * (cfg.conv - 1 + cfg.d_state) * 4
+
+
+def flops(cfg: MixerConfig, T: int) -> float:
+  """The selective scan over h [E, N]: dt A, dt B x (3 E N), the recurrence in the form that runs,
+  C . h (2 E N); less the 2 E N its A_log [E, N] counts as a weight (used once, not per token)."""
+  del T
+  EN = cfg.expand * cfg.D * cfg.d_state
+  return 3.0 * EN + scans.recurrence_flops(EN, scan_form(cfg.scan))
