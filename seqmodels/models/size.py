@@ -96,7 +96,7 @@ def solve(config, data, inputs: tuple):
 
   value = lambda s: s.params_non_embedding if field == 'params' else s.flops_per_token
   sizes = {1: measure(1)}
-  what = f'a {m.name} of {m.layers} layers'
+  what = f'{m.name} of {m.layers} layers'
   if value(sizes[1]) > goal:
     raise ConfigError(f'config.model.{field}={goal:g} is below the smallest {what} (width {step}: '
                       f'{value(sizes[1]):.4g}): raise it, or lower config.model.layers')
@@ -106,7 +106,7 @@ def solve(config, data, inputs: tuple):
     if value(sizes[hi]) >= goal:
       break
     if hi * step >= MAX_WIDTH:
-      raise ConfigError(f'config.model.{field}={goal:g} is above {what} of width {hi * step} '
+      raise ConfigError(f'config.model.{field}={goal:g} is above the {what} of width {hi * step} '
                         f'({value(sizes[hi]):.4g}): lower it, or raise config.model.layers')
     hi *= 2
   lo = hi // 2
