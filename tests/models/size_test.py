@@ -24,8 +24,8 @@ def model_config(**fields):
 
 
 # The forms whose work XLA sees whole: attention, the chunked linear attentions (T = chunk: the
-# chunk loop runs once) with one decay a head and one a key dimension, and an LSTM's scan unrolled over all T steps (XLA
-# counts a while loop's body once, whatever its trip count).
+# chunk loop runs once) with one decay a head and one a key dimension, and an LSTM's scan unrolled
+# over all T steps (XLA counts a while loop's body once, whatever its trip count).
 CASES = {
     'gpt': dict(name='gpt', width=64, layers=1, heads=4),
     'mamba2': dict(name='lm', mixer='mamba2', width=64, layers=1, heads=4, chunk=T),
