@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 from typing import Any
 
@@ -220,9 +221,15 @@ def _flops(m, data) -> float:
           2.0 * c.V * c.mixer.D)
 
 
+# What each mixer's heads need of the width D: RoPE's even head widths, GLA's keys of D / (2H),
+# RetNet's rotated keys of an even D / (2H); Mamba-2 / mLSTM split expand * D, RG-LRU D, into heads.
+_HEADS_SPLIT = {'attention': 2, 'gla': 2, 'retnet': 4, 'mamba2': 1, 'mlstm': 1, 'rglru': 1}
+
+
 def _width_multiple(m) -> int:
-  """4 * heads: even head widths (RoPE), and GLA / RetNet's key half of each head."""
-  return 4 * m.heads
+  """The least multiple of 4 that every block's mixer can split into its heads."""
+  pattern = [p.strip() for p in m.pattern.split(',')] if m.get('pattern', '') else [m.mixer]
+  return math.lcm(4, *(_HEADS_SPLIT[p] * m.heads for p in pattern if p in _HEADS_SPLIT))
 
 
 ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always',
