@@ -26,9 +26,10 @@ one-token prompt with a baby-sized GPT whose context holds them, with the KV cac
 recomputing the whole prefix every step (the two must give identical tokens).
 `--batch`, `--context`, `--iters`, `--layers`, `--lr` override a recipe (e.g. a CPU-sized gpt2 run,
 or a trial of the cpu_tuned search), `--seed` sets seqmodels' seed; the command line is recorded.
-MFU: FLOPs per token 6N + 12 L H Q T (PaLM appendix B, as nanoGPT's estimate_mfu: N without position
-embeddings) against the peak measured here by a large matmul in the compute dtype (8192^3 bfloat16
-on GPU, 2048^3 float32 on CPU), reported as `peak_tflops`.
+MFU: training FLOPs per token as every run's summary.json counts them (seqmodels/models/size.py:
+6N + 12 L H Q T, PaLM appendix B, as nanoGPT's estimate_mfu, N the weights without embeddings)
+against the device's peak (seqmodels/train/mfu.py: a datasheet figure for a known GPU/TPU, else a
+timed square matmul in the compute dtype), reported as `peak_tflops` with `peak_source`.
 Prints one JSON line per case: case, implementation, device, wall_s, ms_per_step, tokens_per_s,
 val_loss, mfu, command, commit, date. `--peer` is a local checkout of karpathy/nanoGPT (kept out of
 the repository).
@@ -88,41 +89,29 @@ def _line(case: str, impl: str, device: str, wall_s: float, steps: int, tokens_p
 
 
 def flops_per_token(params, recipe: dict) -> float:
-  """6N + 12 L H Q T, N = parameters without the position table (nanoGPT's estimate_mfu)."""
-  import numpy as np
-  import jax
-  n = (sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params)) -
-       int(np.prod(params['pos'].shape)))
-  q = recipe['width'] // recipe['heads']
-  return 6 * n + 12 * recipe['layers'] * recipe['heads'] * q * recipe['context']
-
-
-def peak_flops(dtype: str) -> float:
-  """FLOP/s of a large square matmul in `dtype` on the default device (median of 10 after
-  warm-up)."""
-  import jax
-  import jax.numpy as jnp
-  n = 8192 if jax.devices()[0].platform == 'gpu' else 2048
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32).astype(dtype)
-  mm = jax.jit(lambda a: a @ a)
-  jax.block_until_ready(mm(a))
-  times = []
-  for _ in range(10):
-    t0 = time.perf_counter()
-    jax.block_until_ready(mm(a))
-    times.append(time.perf_counter() - t0)
-  return 2 * n ** 3 / sorted(times)[len(times) // 2]
-
-
-_PEAK: dict[str, float] = {}
+  """Training FLOPs per token as every run counts them (seqmodels/models/size.py): 6 per weight,
+  12 L T D of attention and 6 V D of the tied output layer (nanoGPT's 6N + 12 L H Q T, less the
+  biases and norm scales, which multiply nothing)."""
+  import types
+  from experiments.configs.base import get_base_config
+  from seqmodels.models import size
+  m = get_base_config().model
+  m.name, m.width, m.layers, m.heads = 'gpt', recipe['width'], recipe['layers'], recipe['heads']
+  data = types.SimpleNamespace(vocab_size=params['embed']['embedding'].shape[0],
+                               seq_len=recipe['context'], kind='lm')
+  return size.count(m, data, params).flops_per_token
 
 
 def mfu_fields(params, recipe: dict, tokens_per_s: float, dtype: str) -> dict:
-  if dtype not in _PEAK:
-    _PEAK[dtype] = peak_flops(dtype)
+  """MFU as every run's summary.json has it (seqmodels/train/mfu.py: the peak looked up for a
+  known GPU/TPU, else measured), and the figures it comes from."""
+  import jax
+  from seqmodels.train import mfu
   achieved = flops_per_token(params, recipe) * tokens_per_s
-  return {'mfu': round(achieved / _PEAK[dtype], 4), 'model_tflops': round(achieved / 1e12, 3),
-          'peak_tflops': round(_PEAK[dtype] / 1e12, 2), 'peak_dtype': dtype}
+  fields = mfu.fields(flops_per_token(params, recipe), tokens_per_s, dtype, jax.device_count())
+  return {'mfu': round(fields['mfu'], 4), 'model_tflops': round(achieved / 1e12, 3),
+          'peak_tflops': round(fields['peak_flops'] / 1e12, 2), 'peak_dtype': dtype,
+          'peak_source': fields['peak_flops_source']}
 
 
 def _gpt_model(recipe: dict, dtype):

@@ -9,8 +9,9 @@ import os
 
 from seqmodels.data import registry as datasets
 from seqmodels.layers.recurrent import RECURRENCES
-from seqmodels.models import registry
+from seqmodels.models import registry, size
 from seqmodels.train import optim
+from seqmodels.train.metrics import profile_steps
 from seqmodels.train.optim import OPTIMIZERS
 from seqmodels.errors import check
 
@@ -46,9 +47,27 @@ def _runs_cudnn(m) -> bool:
   return m.get('recurrence') == 'cudnn' and bool(registry.MODELS[m.name].recurrent_cell(m))
 
 
+def _size_target(m, entry) -> None:
+  """model.params / model.flops_per_token: at most one, >= 0, on a model trained by gradient steps
+  (whether a width reaches it is known once the data is: seqmodels.models.size.solve)."""
+  asked = [f for f in size.TARGETS if m.get(f, 0)]
+  for f in size.TARGETS:
+    v = m.get(f, 0)
+    check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+          f'config.model.{f}={v!r} must be a number >= 0 (0: the width is config.model.width)')
+  check(len(asked) <= 1, 'config.model.params and config.model.flops_per_token both ask for a '
+        'size: set one of them to 0')
+  check(not asked or entry.trained_by == 'gradient', f'config.model.{asked[0] if asked else ""} '
+        f'sizes a model by its width, and {m.name} is counted, not trained: set it to 0')
+
+
 def validate(config) -> None:
   """Raises ConfigError for the first problem found in `config` (no JAX devices are touched)."""
   _finite(config.to_dict())
+  if config.model.name in registry.MODELS and size.target(config.model):
+    # the width is the solver's, a multiple of this step: the checks see one such width
+    config = config.copy_and_resolve_references()
+    config.model.width = 4 * registry.MODELS[config.model.name].width_multiple(config.model)
   m, d, o, t = config.model, config.data, config.optim, config.train
   names = ', '.join(sorted(registry.MODELS))
   check(m.name in registry.MODELS,
@@ -86,6 +105,7 @@ def validate(config) -> None:
   check(kind in entry.kinds,
          f'config.model.name={m.name!r} cannot train on config.data.name={d.name!r} '
          f'(a {kind} task): use a model among {able or "none yet"} or another dataset')
+  _size_target(m, entry)
   entry.check(config)  # the model's own checks (its registry entry)
   texts = [n for n, e in datasets.DATASETS.items() if e.text]
   check(not entry.needs_text or datasets.DATASETS[d.name].text,
@@ -123,6 +143,12 @@ def validate(config) -> None:
          f'config.train.eval_batches={t.eval_batches!r} must be >= 0 (0 means all)')
   check(t.get('eval_batch_size', 0) >= 0,
          f'config.train.eval_batch_size={t.eval_batch_size!r} must be >= 0 (0 means batch_size)')
+  check(t.get('peak_flops', 0.0) >= 0, f'config.train.peak_flops={t.get("peak_flops")!r} must be '
+        '>= 0 (0: looked up for a known GPU/TPU, else measured)')
+  try:
+    profile_steps(t.get('profile_steps', ''))
+  except ValueError as e:
+    check(False, str(e))
   if t.init_from:
     ckpts = os.path.join(os.path.expanduser(t.init_from), 'checkpoints')
     check(os.path.isdir(ckpts), f'config.train.init_from={t.init_from!r} has no checkpoints/: '

@@ -254,9 +254,9 @@ def _launch(*flags, timeout=120, devices=2, **kw):
      "unknown variant 'smal'"),
     (['--bogus=1'], "error: Unknown command line flag 'bogus'"),
     # before: the sweep's won silently
-    (['--sweep=experiments/sweeps/lstm_vs_gpt.py', '--config.model.width=16'],
-     'error: --config.model.width is set by the sweep too (experiments/sweeps/lstm_vs_gpt.py gives '
-     'it 64, 96), whose values win: drop the flag, or sweep without it\n'),
+    (['--sweep=experiments/sweeps/lstm_vs_gpt.py', '--config.model.params=16'],
+     'error: --config.model.params is set by the sweep too (experiments/sweeps/lstm_vs_gpt.py '
+     'gives it 100096), whose values win: drop the flag, or sweep without it\n'),
     # a quote ends it
     (['--config=experiments/configs/translate.py:cpu,gru_additive', '--config.decode.split=dev'],
      "error: config.decode.split='dev': choose 'validation' or 'test'\n"),

@@ -77,6 +77,10 @@ def get_base_config() -> ml_collections.ConfigDict:
                                    # per chunk
   c.model.scan = 'auto'            # how linear recurrences run (a speed knob; the same function):
                                    # sequential | associative | chunked | auto (the platform's)
+  # A size instead of a width (seqmodels/models/size.py), at most one of the two; 0: model.width.
+  c.model.params = 0               # > 0: the width (a multiple of the model's step: heads, or 4)
+                                   # whose non-embedding parameters come closest to this
+  c.model.flops_per_token = 0.0    # > 0: the width whose training FLOPs per token come closest
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b
@@ -184,6 +188,13 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.train.fsdp_min_size = 2**18    # arrays smaller than this stay replicated under fsdp
   c.train.init_from = ''           # workdir of a finished run: start from its parameters where
                                    # names and shapes match
+  # Compute and observability (seqmodels/train/mfu.py, metrics.py):
+  c.train.peak_flops = 0.0         # FLOP/s of one device that summary.json's mfu divides by; 0:
+                                   # the table's figure for a known GPU/TPU, else a timed matmul's
+  c.train.profile_steps = ''       # a jax.profiler trace of these steps into workdir/profile
+                                   # ('10', '10,11' or '10-12'; TensorBoard's profile tab); '' none
+  c.train.layer_norms = False      # each layer's parameter, gradient and update norms in the train
+                                   # metrics (param_norm/<layer>, ...; means since the last log)
   c.train.carry_state = False      # recurrent LMs on running text: batch_size contiguous streams,
                                    # each window starting from the state the last one ended in
                                    # (truncated BPTT, as Zaremba et al. 2014 and PyTorch's

@@ -174,3 +174,25 @@ def selective_scan(dt_BxTxE: Array, A_ExN: Array, b_BxTxN: Array, c_BxTxN: Array
   hT_BxExN, y = jax.lax.scan(per_chunk, h0_BxExN,
                              tuple(map(chunks, (dt_BxTxE, b_BxTxN, c_BxTxN, x_BxTxE))))
   return jnp.moveaxis(y, 0, 1).reshape(B, -1, E)[:, :T], hT_BxExN
+
+
+def recurrence_flops(state: int, form: str) -> float:
+  """Forward FLOPs per step of `linear_recurrence` of `form` over `state` elements: a * h + b,
+  sequentially; the associative scan combines each element about twice, 3 FLOPs a combine."""
+  return (6.0 if form == 'associative' else 2.0) * state
+
+
+def attention_flops(H: int, K: int, V: int, T: int, *, form: str, chunk: int,
+                    scalar: bool) -> float:
+  """Forward FLOPs per token of `linear_attention` of `form`, H heads of K keys and V values.
+
+  Sequential: decay, k v^T, add and q S, 5 K V a head. Chunked (C = min(chunk, T) steps): the
+  masked scores q k^T within the chunk and their decay weights (3 C K per key-dimension decay, for
+  the three-way product, 2 C K + 2 C per scalar decay), their values (2 C V), and the state read
+  and written once a token (4 K V): the quadratic part is C, not T.
+  """
+  if form == 'sequential':
+    return H * 5.0 * K * V
+  C = min(chunk, T)
+  within = 2.0 * C * K + 2.0 * C if scalar else 4.0 * C * K
+  return H * (within + 2.0 * C * V + 4.0 * K * V)

@@ -121,5 +121,12 @@ def _check(config) -> None:
               f'config.model.pool={m.pool!r} is not a pooling: choose cls or mean')
 
 
+def _flops(m, data) -> float:
+  """Attention over T keys in each block (4 T D); pre-training's tied output layer (2 V D)."""
+  out = 2.0 * data.vocab_size * m.width if data.kind == 'mlm' else 0.0
+  return m.layers * 4.0 * data.seq_len * m.width + out
+
+
 ENTRIES = {'bert': entry.Entry(_build, kinds=('mlm', 'classify'), check=_check,
-                               tie_embeddings='always')}
+                               tie_embeddings='always', flops=_flops,
+                               width_multiple=entry.heads_multiple)}

@@ -20,6 +20,16 @@ def _no_checks(config) -> None:
   del config
 
 
+def _no_flops(m, data) -> float:
+  del m, data
+  return 0.0
+
+
+def _multiple_of_4(m) -> int:
+  del m
+  return 4
+
+
 def _no_cell(m) -> str:
   del m
   return ''
@@ -54,6 +64,13 @@ class Entry:
   decode_step: Callable[..., Any] | None = None
   # Evaluations it adds after training, by name in seqmodels.evals.AFTER_TRAINING ('translation').
   after_training: tuple[str, ...] = ()
+  # (config.model, data) -> its forward FLOPs per token beyond 2 per weight of its non-embedding
+  # parameters: attention's T-dependent term, a scan's work, a tied output layer's 2 V D
+  # (seqmodels/models/size.py).
+  flops: Callable[[Any, Any], float] = _no_flops
+  # config.model -> the step of the widths model.params / model.flops_per_token choose from (one
+  # that its heads split).
+  width_multiple: Callable[[Any], int] = _multiple_of_4
 
 
 def parallel_scan(m) -> bool | None:
@@ -72,6 +89,11 @@ def recurrence(m) -> str:
 def cell_of(name: str) -> Callable[[Any], str]:
   """`recurrent_cell` of a family built on one cell: `name` when it runs through RecurrentLayers."""
   return lambda m: name if name in GATES else ''
+
+
+def heads_multiple(m) -> int:
+  """The width step of a model whose heads split its width: the heads."""
+  return m.heads
 
 
 def check_positive(section, *fields: str, where: str = 'model') -> None:

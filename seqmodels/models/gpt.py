@@ -134,5 +134,11 @@ def _generate(model: GPT, params, prompt_BxP, rng, *, window: int = 0, **setting
   return generate(model, params, prompt_BxP, rng, **settings)
 
 
+def _flops(m, data) -> float:
+  """Attention over T keys in each block (4 T D) and the tied output layer (2 V D)."""
+  return m.layers * 4.0 * data.seq_len * m.width + 2.0 * data.vocab_size * m.width
+
+
 ENTRIES = {'gpt': entry.Entry(_build, kinds=('lm',), check=lambda c: entry.check_heads(c.model),
-                              tie_embeddings='always', generate=_generate)}
+                              tie_embeddings='always', generate=_generate, flops=_flops,
+                              width_multiple=entry.heads_multiple)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 from typing import Any
 
@@ -213,5 +214,23 @@ def _check(config) -> None:
                 f'{m.heads}, expand {m.expand}, scan {m.scan}): {str(e).splitlines()[0]}')
 
 
+def _flops(m, data) -> float:
+  """Each block's mixer (its own count, seqmodels/layers/mixers) and the tied output layer."""
+  c = config_from(m, data, jnp.float32)
+  return (sum(MIXERS[name].flops(c.mixer, data.seq_len) for name in c.mixers) +
+          2.0 * c.V * c.mixer.D)
+
+
+# What each mixer's heads need of the width D: RoPE's even head widths, GLA's keys of D / (2H),
+# RetNet's rotated keys of an even D / (2H); Mamba-2 / mLSTM split expand * D, RG-LRU D, into heads.
+_HEADS_SPLIT = {'attention': 2, 'gla': 2, 'retnet': 4, 'mamba2': 1, 'mlstm': 1, 'rglru': 1}
+
+
+def _width_multiple(m) -> int:
+  """The least multiple of 4 that every block's mixer can split into its heads."""
+  pattern = [p.strip() for p in m.pattern.split(',')] if m.get('pattern', '') else [m.mixer]
+  return math.lcm(4, *(_HEADS_SPLIT[p] * m.heads for p in pattern if p in _HEADS_SPLIT))
+
+
 ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always',
-                             generate=generate)}
+                             generate=generate, flops=_flops, width_multiple=_width_multiple)}

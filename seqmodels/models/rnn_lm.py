@@ -117,7 +117,14 @@ def _build(cell: str) -> Callable[..., nn.Module]:
   return build
 
 
+def _flops(m, data) -> float:
+  """A tied output layer (2 V E); the cells' work is their weights' (their gates' elementwise
+  work, about 10 D a token, is left out as every model's elementwise work is)."""
+  tied = getattr(data, 'kind', 'lm') == 'lm' and m.get('tie_embeddings', False)
+  return 2.0 * data.vocab_size * (m.embed or m.width) if tied else 0.0
+
+
 ENTRIES = {cell: entry.Entry(_build(cell), kinds=('lm', 'regression'), carries_state=True,
                              tie_embeddings='option', recurrent_cell=entry.cell_of(cell),
-                             generate=decoding.sampler(step_function))
+                             generate=decoding.sampler(step_function), flops=_flops)
            for cell in ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')}

@@ -228,8 +228,18 @@ def _check(config) -> None:
               "config.model.encoder_bidirectional=False or use 'general'")
 
 
+def _flops(m, data) -> float:
+  """Per target token, attention over the S = seq_len source states: scores and context (4 S H),
+  and the additive score's tanh(k + q) . v (3 S A); the recurrences' work is their weights'."""
+  if m.attention == 'none':
+    return 0.0
+  S = data.seq_len
+  return 4.0 * S * m.width + (3.0 * S * (m.attention_width or m.width)
+                              if m.attention == 'additive' else 0.0)
+
+
 ENTRIES = {f'seq2seq_{cell}': entry.Entry(_build(cell), kinds=('seq2seq',), check=_check,
                                           recurrent_cell=entry.cell_of(cell),
                                           decode_step=step_function,
-                                          after_training=('translation',))
+                                          after_training=('translation',), flops=_flops)
            for cell in ('rnn', 'lstm', 'gru')}

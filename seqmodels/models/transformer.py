@@ -171,6 +171,14 @@ def _check(config) -> None:
               'config.model.share_embeddings=False, or config.data.shared_vocab=True')
 
 
+def _flops(m, data) -> float:
+  """Per target token (and the source token beside it: both sides are seq_len long): encoder
+  self-attention (4 S D), decoder self- and cross-attention (8 T D), the tied output layer."""
+  T, D = data.seq_len, m.width
+  return m.layers * 12.0 * T * D + 2.0 * data.vocab_size * D
+
+
 ENTRIES = {'transformer': entry.Entry(_build, kinds=('seq2seq',), check=_check,
                                       tie_embeddings='always', decode_step=step_function,
-                                      after_training=('translation',))}
+                                      after_training=('translation',), flops=_flops,
+                                      width_multiple=entry.heads_multiple)}

@@ -26,6 +26,8 @@ NAT_TO_BIT = 1 / math.log(2)
 # (column, how to read it from a run: a dotted summary key, or a function of the run)
 COLUMNS = [
     ('params', 'params'),
+    # the size a comparison matches (seqmodels/models/size.py) and its use of the device
+    ('non-embedding params', 'params_non_embedding'), ('train FLOPs/token', 'flops_per_token'),
     ('final eval bits/token', 'eval.bits_per_token'),  # = loss (nats/token) / ln 2
     ('final eval MSE', 'eval.mse'),                    # regression runs (the adding problem)
     ('final eval accuracy', 'eval.accuracy'),
@@ -60,7 +62,7 @@ COLUMNS = [
     ('test bits/char', 'test.bits_per_char'),
     ('test perplexity', lambda r: _word_perplexity(r, 'test')),
     ('test accuracy', 'test.accuracy'),
-    ('tokens/s', 'tokens_per_sec'), ('train time (s)', 'train_seconds'),
+    ('tokens/s', 'tokens_per_sec'), ('MFU', 'mfu'), ('train time (s)', 'train_seconds'),
     ('wall time (s)', 'wall_seconds'),
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),
 ]

@@ -23,13 +23,14 @@ import numpy as np
 from seqmodels import errors
 from seqmodels.data import core
 from seqmodels.data import registry as datasets
-from seqmodels.models import registry
-from seqmodels.train import checkpoint, count, host_memory, optim, sharding, steps
+from seqmodels.models import registry, size
+from seqmodels.train import checkpoint, count, host_memory, mfu, optim, sharding, steps
 from seqmodels.train import state as state_lib
 from seqmodels.train import workdir as records
 from seqmodels.train.evaluate import Evaluator, check_test_split
 from seqmodels.train.lock import WorkdirLock
-from seqmodels.train.metrics import MetricWriter, PeakMemory, Progress, TrainLog, strict_json
+from seqmodels.train.metrics import (MetricWriter, PeakMemory, Progress, StepProfiler, TrainLog,
+                                     strict_json)
 from seqmodels.train.preemption import Preemption
 
 def train_and_evaluate(config, workdir: str, stop_after: int | None = None) -> dict[str, Any]:
@@ -85,6 +86,10 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
   datasets.prepare(config.data)
   data = datasets.load(config.data)
   config = in_steps(config, data)
+  objective = steps.objective_for(config.model.name, data.kind)
+  example = objective.inputs(next(data.eval_batches(batch_size=1, max_batches=1)))
+  # model.params / flops_per_token: the width that comes closest, recorded in config.json
+  config, size_target = size.solve(config, data, example)
   tc = config.train
   records.write_config(workdir, config, digests)
   if tc.get('test_eval', False):
@@ -95,7 +100,6 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
   batch_sh = sharding.batch_sharding(mesh)
   dtype = registry.compute_dtype(tc.dtype)
   model = registry.build(config.model, data, dtype)
-  objective = steps.objective_for(config.model.name, data.kind)
   tx, schedule = optim.make_optimizer(config.optim, tc.num_steps)
   # recurrent LMs on text streams: the state carried across batches
   carry_state = tc.get('carry_state', False)
@@ -107,9 +111,11 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
   run.sessions = [*run.sessions, records.session(start)]  # a run resumed on other hardware says so
   wall_before = run.wall_seconds  # the sessions before this one
   num_params = int(sum(np.prod(p.shape) for p in jax.tree.leaves(state.params)))
+  sized = size.count(config.model, data, state.params)
 
   train_step = jax.jit(
-      steps.make_train_step(model, tx, schedule, objective, tc.get('grad_accum', 1), carry_state),
+      steps.make_train_step(model, tx, schedule, objective, tc.get('grad_accum', 1), carry_state,
+                            tc.get('layer_norms', False)),
       in_shardings=(state_sh, batch_sh), out_shardings=(state_sh, sharding.replicated(mesh)),
       donate_argnums=0)
   plateau_decay = config.optim.get('plateau_decay', 0.0)
@@ -121,6 +127,7 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
   log = TrainLog(writer, Progress(tc.num_steps, start, enabled=primary, name=config.model.name),
                   run, tokens_per_step=tc.batch_size * data.seq_len, num_steps=tc.num_steps)
   preemption = Preemption()
+  profiler = StepProfiler(tc.get('profile_steps', ''), workdir, enabled=primary)
   test_eval = tc.get('test_eval', False)
   eval_metrics: dict[str, float] = {}
   test_metrics: dict[str, Any] = {}
@@ -159,7 +166,9 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
       if test_eval:
         test_metrics = evaluator.test(state.params)
     for step in range(start + 1, tc.num_steps + 1):
+      profiler.before(step)
       state, metrics = train_step(state, sharding.global_batch(next(batches), batch_sh))
+      profiler.after(step, metrics)
       log.add(metrics)
       last = step == tc.num_steps
       stopping = preemption.reached(step) or (stop_after is not None and step - start >= stop_after)
@@ -183,6 +192,7 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
             'stopped at step %d with a checkpoint saved; rerun the same command to resume', step)
         break
   finally:
+    profiler.stop()
     # waits for a save in flight; a second Ctrl-C meanwhile aborts at once (preemption.py)
     ckpt.close()
     writer.close()
@@ -197,8 +207,11 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
       tokens_per_sec=run.tokens_per_sec,  # steady state, compilation out
       train_seconds=run.train_seconds, wall_seconds=wall_before + time.time() - t_start,
       sessions=run.sessions, dtype=dtype.name, platform=jax.devices()[0].platform,
-      peak_memory_bytes=peak_memory.bytes())  # GPU/TPU: the device's; CPU: the process's resident
+      peak_memory_bytes=peak_memory.bytes(),  # GPU/TPU: the device's; CPU: the process's resident
                                               # set
+      **sized.fields(), **({'size_target': size_target} if size_target else {}),
+      **mfu.fields(sized.flops_per_token, run.tokens_per_sec, dtype.name, jax.device_count(),
+                   tc.get('peak_flops', 0.0)))
   sharding.wait_for_all_processes('the run')  # a process that failed late says so here, not in
                                               # jax's shutdown
   if status == 'done':

@@ -292,3 +292,44 @@ class TrainLog:
 
   def close(self) -> None:
     self.progress.close()
+
+
+def profile_steps(spec: str) -> tuple[int, int] | None:
+  """config.train.profile_steps as (first, last) step, or None when empty: '10' (one step),
+  '10,11' or '10-12' (consecutive steps). ValueError, naming the form, for anything else."""
+  spec = str(spec).strip()
+  if not spec:
+    return None
+  parts = spec.replace('-', ',').split(',')
+  ok = len(parts) <= 2 and all(p.strip().isdigit() for p in parts)
+  steps = sorted(int(p) for p in parts) if ok else []
+  if not ok or steps[0] < 1 or ('-' not in spec and len(steps) == 2 and steps[1] != steps[0] + 1):
+    raise ValueError(f'config.train.profile_steps={spec!r} is not a step range: write e.g. '
+                     "'10', '10,11' or '10-12' (steps from 1)")
+  return steps[0], steps[-1]
+
+
+class StepProfiler:
+  """A jax.profiler trace of train.profile_steps into workdir/profile (TensorBoard's profile tab
+  reads it: tensorboard --logdir=WORKDIR/profile); a step range passed before this session began
+  is not traced."""
+
+  def __init__(self, spec: str, workdir: str, enabled: bool = True):
+    self.steps = profile_steps(spec) if enabled else None
+    self.dir = os.path.join(workdir, 'profile')
+    self.tracing = False
+
+  def before(self, step: int) -> None:
+    if self.steps and step == self.steps[0]:
+      jax.profiler.start_trace(self.dir)
+      self.tracing = True
+
+  def after(self, step: int, outputs) -> None:
+    if self.tracing and step >= self.steps[1]:
+      jax.block_until_ready(outputs)  # the traced steps run to their end inside the trace
+      self.stop()
+
+  def stop(self) -> None:
+    if self.tracing:
+      jax.profiler.stop_trace()
+      self.tracing = False

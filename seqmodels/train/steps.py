@@ -254,9 +254,32 @@ def _carried(carry, reset_B):
   return jax.tree.map(lambda c: c * keep_B[:, None].astype(c.dtype), carry)
 
 
+def layer_of(path) -> str:
+  """The layer a parameter belongs to: its path up to the first name that ends in a number
+  ('block0', 'rnn/layer1', 'encoder/layers_2'), else its top-level module ('embed', 'norm_f')."""
+  names = [str(getattr(k, 'key', k)) for k in path[:-1]] or [str(getattr(path[0], 'key', ''))]
+  for i, name in enumerate(names):
+    if name[-1:].isdigit():
+      return '/'.join(names[:i + 1])
+  return names[0]
+
+
+def per_layer_norms(params, grads, updates) -> dict[str, jax.Array]:
+  """{param_norm/L, grad_norm/L, update_norm/L}: the global L2 norm of each layer L's parameters
+  (before the update), gradients and updates, for comparing two models' training layer by layer."""
+  out = {}
+  for kind, tree in (('param_norm', params), ('grad_norm', grads), ('update_norm', updates)):
+    squares: dict[str, jax.Array] = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+      layer = layer_of(path)
+      squares[layer] = squares.get(layer, 0.0) + jnp.sum(jnp.square(leaf.astype(jnp.float32)))
+    out.update({f'{kind}/{layer}': jnp.sqrt(sq) for layer, sq in squares.items()})
+  return out
+
+
 def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Schedule,
                     objective: Objective = LM, grad_accum: int = 1,
-                    carry_state: bool = False) -> Callable:
+                    carry_state: bool = False, layer_norms: bool = False) -> Callable:
   """(state, batch) -> (state, metrics): one optimizer update on the objective's mean loss over the
   batch.
 
@@ -271,6 +294,9 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
   zeroed in rows whose `reset` is 1, and the new state.carry is its final state: truncated
   backpropagation through time, the gradient stopping at the window's start. Micro-batches carry
   their own rows' states.
+
+  With layer_norms, the metrics also hold each layer's parameter, gradient and update norms
+  (`layer_norms`); without, the step computes none of them.
   """
 
   def forward(params, batch: Batch, rng, counts=None, carry=None):
@@ -325,6 +351,8 @@ def make_train_step(model, tx: optax.GradientTransformation, schedule: optax.Sch
                      lr * state.lr_scale)
     params = optax.apply_updates(state.params, updates)
     metrics = {'loss': loss, **metrics, 'grad_norm': optim.global_norm(grads), 'lr': lr}
+    if layer_norms:
+      metrics.update(per_layer_norms(state.params, grads, updates))
     new = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     return (new.replace(carry=carry) if carry_state else new), metrics
 

@@ -24,7 +24,7 @@ from seqmodels.data import core
 
 from seqmodels.data import registry as datasets
 from seqmodels.errors import WorkdirError
-from seqmodels.models import registry
+from seqmodels.models import registry, size
 from seqmodels.train import checkpoint
 from seqmodels.train.metrics import strict_json
 
@@ -219,8 +219,11 @@ def check_resumable(workdir: str, config) -> None:
     if isinstance(a, dict) and isinstance(b, dict):
       # Fields added (or removed) by a newer code version are not a change of this run's config, nor
       # speed knobs.
+      # a width solved for model.params / flops_per_token: the target is what the run asked
+      solved = ('width',) if key == 'model' and size.target(config.model) else ()
       a, b = ({k: v for k, v in d.items()
-               if k in a and k in b and k not in _SPEED_ONLY.get(key, ())} for d in (a, b))
+               if k in a and k in b and k not in _SPEED_ONLY.get(key, ()) + solved}
+              for d in (a, b))
     if a != b:
       name = key if isinstance(key, str) else '.'.join(key)
       # name the fields that differ, not the whole section

@@ -473,3 +473,24 @@ def test_plateau_decay_lowers_the_learning_rate_after_each_evaluation_no_better_
   # steps 11 and 12 (logged at 12) run after 4 decays (evaluations 4, 6, 8, 10)
   assert lr[12] == pytest.approx(0.5 ** 4 * (float(schedule(10)) + float(schedule(11))) / 2,
                                  rel=1e-6)
+
+
+def test_a_run_solves_its_width_records_its_size_and_mfu_norms_and_a_profile(tmp_path):
+  c = tiny_config(tmp_path, steps=6)
+  c.model.dropout, c.model.params = 0.0, 9_000  # lstm, 1 layer: width 32 (8,584) is closest
+  c.train.layer_norms, c.train.profile_steps = True, '3-4'
+  c.train.log_every, c.train.eval_every, c.train.checkpoint_every = 2, 6, 6
+  s = loop.train_and_evaluate(c, str(tmp_path / 'run'))
+  written = json.loads((tmp_path / 'run' / 'config.json').read_text())['model']
+  assert written['width'] == s['size_target']['width'] == 32 and written['params'] == 9_000
+  assert s['size_target']['target'] == {'params': 9_000}
+  assert s['params_embedding'] + s['params_non_embedding'] == s['params']
+  assert s['params_non_embedding'] == s['size_target']['params_non_embedding']
+  assert s['mfu'] > 0 and s['peak_flops'] > 0 and s['peak_flops_source'].startswith('measured')
+  logged = [json.loads(line) for line in (tmp_path / 'run' / 'metrics.jsonl').read_text().split(
+      '\n') if '"train"' in line]
+  assert {'param_norm/rnn/layer0', 'grad_norm/head', 'update_norm/embed'} <= set(logged[-1])
+  assert logged[-1]['update_norm/rnn/layer0'] > 0
+  assert list((tmp_path / 'run' / 'profile').rglob('*.xplane.pb'))  # TensorBoard's profile tab
+  # the solved width is what the run asked for: rerunning its command finds it finished
+  assert loop.train_and_evaluate(c, str(tmp_path / 'run'))['status'] == 'done'

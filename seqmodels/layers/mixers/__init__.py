@@ -18,17 +18,19 @@ from seqmodels.layers.mixers import attention, cells, gla, mamba, mamba2, mlstm,
 from seqmodels.layers.mixers.base import Mixer, MixerConfig
 
 MIXERS: dict[str, Mixer] = {
-    'attention': Mixer(attention.Attention, recurrent=False, state_bytes=attention.state_bytes),
+    'attention': Mixer(attention.Attention, recurrent=False, state_bytes=attention.state_bytes,
+                       flops=attention.flops),
     **{cell: Mixer(functools.partial(cells.Cell, cell=cell), recurrent=True,
                    state_bytes=cells.state_bytes_of(cell))
        for cell in ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')},
-    'mamba': Mixer(mamba.Mamba, recurrent=True, state_bytes=mamba.state_bytes),
-    'mamba2': Mixer(mamba2.Mamba2, recurrent=True, state_bytes=mamba2.state_bytes),
-    'rglru': Mixer(rglru.RGLRU, recurrent=True, state_bytes=rglru.state_bytes),
-    'gla': Mixer(gla.GLA, recurrent=True, state_bytes=gla.state_bytes),
+    'mamba': Mixer(mamba.Mamba, recurrent=True, state_bytes=mamba.state_bytes, flops=mamba.flops),
+    'mamba2': Mixer(mamba2.Mamba2, recurrent=True, state_bytes=mamba2.state_bytes,
+                    flops=mamba2.flops),
+    'rglru': Mixer(rglru.RGLRU, recurrent=True, state_bytes=rglru.state_bytes, flops=rglru.flops),
+    'gla': Mixer(gla.GLA, recurrent=True, state_bytes=gla.state_bytes, flops=gla.flops_of(False)),
     'retnet': Mixer(functools.partial(gla.GLA, retnet=True), recurrent=True,
-                    state_bytes=gla.state_bytes),
-    'mlstm': Mixer(mlstm.MLSTM, recurrent=True, state_bytes=mlstm.state_bytes),
+                    state_bytes=gla.state_bytes, flops=gla.flops_of(True)),
+    'mlstm': Mixer(mlstm.MLSTM, recurrent=True, state_bytes=mlstm.state_bytes, flops=mlstm.flops),
 }
 
 __all__ = ['MIXERS', 'Mixer', 'MixerConfig']

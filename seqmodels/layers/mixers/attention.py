@@ -28,3 +28,9 @@ def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:
   """The KV cache: keys and values of every position decoded so far (of the window, when local)."""
   kept = min(length, cfg.window) if cfg.window else length
   return 2 * batch * kept * cfg.D * 4
+
+
+def flops(cfg: MixerConfig, T: int) -> float:
+  """q k^T and the weighted values over all T keys, 4 T D a token: a local window is a mask, and
+  the masked scores are computed too (PaLM's 12 L H Q T counts them so, for training)."""
+  return 4.0 * T * cfg.D

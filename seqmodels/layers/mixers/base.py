@@ -44,6 +44,9 @@ class Mixer:
   recurrent: bool
   # (config, batch, length) -> the bytes of the state it carries while decoding, in float32.
   state_bytes: Callable[[MixerConfig, int, int], int]
+  # (config, length T) -> its forward FLOPs per token beyond 2 per weight (models/size.py):
+  # attention's T-dependent term, a scan's per-step work, a chunked form's matmuls.
+  flops: Callable[[MixerConfig, int], float] = lambda cfg, T: 0.0
 
 
 def scan_form(name: str, scan: str, forms: tuple[str, ...], *, elsewhere: str,

@@ -109,3 +109,12 @@ def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:
   """S of every head, [B, H, D / (2H), D / H] in float32, whatever the length."""
   del length
   return batch * cfg.H * (cfg.D // (2 * cfg.H)) * (cfg.D // cfg.H) * 4
+
+
+def flops_of(retnet: bool):
+  def flops(cfg: MixerConfig, T: int) -> float:
+    """Linear attention of H heads, keys D / (2H) and values D / H, in the form that runs."""
+    K, V = cfg.D // (2 * cfg.H), cfg.D // cfg.H
+    return scans.attention_flops(cfg.H, K, V, T, form=form_of(cfg.scan, 'gla'), chunk=cfg.chunk,
+                                 scalar=retnet)
+  return flops

@@ -102,10 +102,8 @@ class Mamba(nn.Module):
       carry = not created
     h0_BxExN = state.value.astype(x.dtype) if carry else None
     if form == 'chunked':
-      # within a chunk: a lax.scan on CPU, where it is the faster, else O(log chunk) depth
-      inner = 'sequential' if jax.default_backend() == 'cpu' else 'associative'
       y_BxTxE, hT_BxExN = scans.selective_scan(dt_BxTxE, A_ExN, b, cc, x, h0_BxExN,
-                                               chunk=c.chunk, inner=inner)
+                                               chunk=c.chunk, inner=_inner(form))
     else:
       dA_BxTxExN = jnp.exp(dt_BxTxE[..., None] * A_ExN)
       dBx_BxTxExN = (dt_BxTxE * x)[..., None] * b[:, :, None, :]
@@ -130,3 +128,19 @@ def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:
   del length  # a fixed size
   E = cfg.expand * cfg.D
   return batch * E * (cfg.conv - 1 + cfg.d_state) * 4
+
+
+def flops(cfg: MixerConfig, T: int) -> float:
+  """The selective scan over h [E, N]: dt A, dt B x (3 E N), the recurrence in the form that runs,
+  C . h (2 E N); less the 2 E N its A_log [E, N] counts as a weight (used once, not per token)."""
+  del T
+  EN = cfg.expand * cfg.D * cfg.d_state
+  return 3.0 * EN + scans.recurrence_flops(EN, _inner(scan_form(cfg.scan)))
+
+
+def _inner(form: str) -> str:
+  """The `linear_recurrence` form a scan form runs: the chunked form's within its chunks, a
+  lax.scan on CPU (where it is the faster), else O(log chunk) depth."""
+  if form != 'chunked':
+    return form
+  return 'sequential' if jax.default_backend() == 'cpu' else 'associative'

@@ -95,3 +95,10 @@ def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:
   del length  # a fixed size
   E = cfg.expand * cfg.D
   return batch * 4 * ((cfg.conv - 1) * (E + 2 * cfg.d_state) + E * cfg.d_state)
+
+
+def flops(cfg: MixerConfig, T: int) -> float:
+  """Linear attention of H heads, keys of N (B, C), values of P = E / H, in the form that runs."""
+  E = cfg.expand * cfg.D
+  return scans.attention_flops(cfg.H, cfg.d_state, E // cfg.H, T, form=form(cfg), chunk=cfg.chunk,
+                               scalar=True)

@@ -146,3 +146,11 @@ def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:
   del length  # a fixed size
   E, P = sizes(cfg)
   return 4 * batch * ((cfg.conv - 1) * E + cfg.H * (P * P + P + 1))
+
+
+def flops(cfg: MixerConfig, T: int) -> float:
+  """The memory as linear attention of H heads, keys P and values P + 1 (n rides as a value)."""
+  E = cfg.expand * cfg.D
+  P = E // cfg.H
+  return scans.attention_flops(cfg.H, P, P + 1, T, form=form_of(cfg.scan), chunk=cfg.chunk,
+                               scalar=True)

@@ -123,3 +123,9 @@ def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:
   """h [B, E] and the convolution's last conv - 1 inputs [B, conv - 1, E], in float32."""
   del length  # a fixed size
   return batch * lru_width(cfg) * cfg.conv * 4
+
+
+def flops(cfg: MixerConfig, T: int) -> float:
+  """The recurrence over h [E]; its gates' block-diagonal weights count as weights."""
+  del T
+  return scans.recurrence_flops(lru_width(cfg), scan_form(cfg.scan))
