@@ -1,0 +1,269 @@
+"""A sweep on a real one-node SLURM cluster (Debian's slurm-wlm and munge, started here once per
+test session): every trial finishes, a rerun submits nothing twice, a cancelled trial resumes and a
+signalled one is requeued, both ending with the parameters of an uninterrupted trial."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from seqmodels import errors, slurm, sweep
+from seqmodels.train import checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DAEMONS = ('munged', 'slurmctld', 'slurmd', 'sbatch')
+STEPS = 1000
+FLAGS = ['--config=experiments/configs/copy.py', '--config.model.width=16',
+         '--config.model.layers=1', '--config.data.max_len=6', '--config.data.num_symbols=4',
+         '--config.data.num_train=256', '--config.data.num_validation=32',
+         f'--config.train.num_steps={STEPS}', '--config.train.batch_size=8',
+         f'--config.train.eval_every={STEPS}', f'--config.train.checkpoint_every={STEPS}',
+         '--config.slurm.poll_s=0.2']
+# Three trials that train alike (how often they log changes no parameter): one is cancelled, one
+# signalled, one left alone.
+CANCELLED, SIGNALLED, LEFT_ALONE = 'train.log_every=10', 'train.log_every=20', 'train.log_every=25'
+SWEEP = ('from seqmodels import sweep\n'
+         'def get_sweep():\n'
+         '  return sweep.sweep("train.log_every", [10, 20, 25])\n')
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _conf(d, ctld_port: int, slurmd_port: int) -> str:
+  """A one-node cluster on localhost: 4 CPUs (a trial takes one), no accounting; `restricted`
+  takes only the account 'lab', refused at submission (EnforcePartLimits)."""
+  return f"""ClusterName=seqmodels-test
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={d}/munge.socket
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={d}/state
+SlurmdSpoolDir={d}/spool
+SlurmctldPidFile={d}/slurmctld.pid
+SlurmdPidFile={d}/slurmd.pid
+SlurmctldLogFile={d}/slurmctld.log
+SlurmdLogFile={d}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SwitchType=switch/none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SlurmdParameters=config_overrides
+ReturnToService=2
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+EnforcePartLimits=ALL
+KillWait=10
+InactiveLimit=0
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=4 RealMemory=2000 State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+PartitionName=restricted Nodes=localhost AllowAccounts=lab MaxTime=INFINITE State=UP
+"""
+
+
+def _until(what: str, ok, timeout: float = 60, pause: float = 0.1):
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    value = ok()
+    if value:
+      return value
+    time.sleep(pause)
+  raise AssertionError(f'waited {timeout:.0f} s for {what}')
+
+
+@pytest.fixture(scope='session')
+def cluster(tmp_path_factory):
+  """munged, slurmctld and slurmd on this machine, on free ports, until the session ends;
+  SLURM_CONF points the SLURM commands (and the launcher) at it."""
+  missing = [d for d in DAEMONS if shutil.which(d) is None and
+             not os.path.exists(f'/usr/sbin/{d}')]
+  if missing:
+    pytest.fail(f'no {", ".join(missing)} on this machine: .ci/run installs SLURM for these tests '
+                '(apt-get install -y slurm-wlm munge)')
+  d = tmp_path_factory.mktemp('slurm')
+  for sub in ('state', 'spool'):
+    (d / sub).mkdir()
+  key = d / 'munge.key'
+  key.write_bytes(os.urandom(1024))
+  key.chmod(0o600)
+  conf = d / 'slurm.conf'
+  conf.write_text(_conf(d, _free_port(), _free_port()))
+  daemon = lambda *command: subprocess.Popen(
+      [shutil.which(command[0]) or f'/usr/sbin/{command[0]}', *command[1:]],
+      stdout=open(d / f'{command[0]}.out', 'w'), stderr=subprocess.STDOUT)
+  started = [daemon('munged', '--foreground', '--force', f'--socket={d}/munge.socket',
+                    f'--key-file={key}', f'--pid-file={d}/munged.pid',
+                    f'--seed-file={d}/munged.seed', f'--log-file={d}/munged.log')]
+  patch = pytest.MonkeyPatch()
+  try:
+    _until('munged', (d / 'munge.socket').exists, 20)
+    started += [daemon('slurmctld', '-D', '-i', '-f', str(conf)),
+                daemon('slurmd', '-D', '-N', 'localhost', '-f', str(conf))]
+    patch.setenv('SLURM_CONF', str(conf))
+    idle = lambda: subprocess.run(['sinfo', '--noheader', '--format=%T'], capture_output=True,
+                                  text=True).stdout.split()[:1] == ['idle']
+    _until('the node to be idle (see slurmctld.log, slurmd.log in ' + str(d) + ')', idle, 60,
+           0.2)
+    yield d
+  finally:
+    subprocess.run(['scancel', '--partition=debug,restricted'], capture_output=True)
+    for p in reversed(started):
+      p.terminate()
+      try:
+        p.wait(10)
+      except subprocess.TimeoutExpired:
+        p.kill()
+    patch.undo()
+
+
+def _queue() -> list[str]:
+  r = subprocess.run(['squeue', '--noheader', '--states=all', '--format=%i|%T'],
+                     capture_output=True, text=True)
+  return r.stdout.split()
+
+
+def _state(job: str) -> str:
+  return dict(line.split('|') for line in _queue()).get(job, 'GONE')
+
+
+def _trials(workdir, cfg_overrides: dict) -> list[sweep.Trial]:
+  from experiments.configs import copy
+  config = copy.get_config()
+  for key, value in cfg_overrides.items():
+    section, field = key.split('.')
+    config[section][field] = value
+  return sweep.make_trials(config, [{}], str(workdir))
+
+
+def test_what_the_cluster_cannot_run_is_refused_in_one_line_before_submitting(cluster, tmp_path,
+                                                                             monkeypatch):
+  jobs_before = _queue()
+  refusals = [
+      ({'slurm.partition': 'gpu'}, "config.slurm.partition='gpu' is not a partition of this "
+       'cluster: choose one of debug, restricted (sinfo)'),
+      ({'slurm.gpus_per_node': 2}, 'config.slurm.gpus_per_node=2, and the nodes of partition debug '
+       'have at most 0 GPUs (sinfo --format=%G): ask for at most that'),
+      ({'slurm.partition': 'restricted', 'slurm.account': 'other'},
+       "config.slurm.account='other' is refused by the cluster (allocation failure: Invalid "
+       'account or account/partition combination specified): use an account of yours'),
+      ({'slurm.nodes': 2}, 'config.slurm.nodes=2, and partition debug has 1 node (sinfo '
+       '--format=%D): ask for at most that'),
+      ({'slurm.sbatch': '--constraint=h100'}, "the cluster refuses the trials' jobs (allocation "
+       'failure: Invalid feature specification; sbatch --test-only --time=60 --nodes=1 '),
+      ({'slurm.sbatch': '--time=5'}, "config.slurm.sbatch='--time=5' sets --time, which "
+       'config.slurm.time_min sets: set that field instead'),
+  ]
+  for overrides, line in refusals:
+    with pytest.raises(errors.ConfigError) as e:
+      slurm.check(_trials(tmp_path, overrides))
+    assert str(e.value).startswith(line) and '\n' not in str(e.value), str(e.value)
+  slurm.check(_trials(tmp_path, {'slurm.gpus_per_node': 0}))  # what it can run passes
+  monkeypatch.setenv('PATH', '/nonexistent')
+  with pytest.raises(errors.ConfigError, match=r"^--launcher=slurm submits jobs with SLURM's "
+                     r'sbatch, squeue, srun, scontrol, sinfo, and this host has none on its PATH'):
+    slurm.check(_trials(tmp_path, {}))
+  monkeypatch.undo()
+  assert _queue() == jobs_before  # nothing was submitted
+
+
+def _launch(workdir, *extra) -> subprocess.Popen:
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT,
+             XLA_FLAGS='--xla_force_host_platform_device_count=1 '
+                       '--xla_backend_optimization_level=0')
+  return subprocess.Popen([sys.executable, 'launch.py', *FLAGS, f'--sweep={workdir}/sweep_file.py',
+                           '--launcher=slurm', f'--workdir={workdir}', *extra], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _logged_a_step(trial_dir) -> bool:
+  path = os.path.join(trial_dir, 'metrics.jsonl')
+  return os.path.exists(path) and os.path.getsize(path) > 0
+
+
+def _params(trial_dir):
+  _, state = checkpoint.restore_saved(str(trial_dir), STEPS,
+                                      jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+  return jax.tree_util.tree_leaves(state['params'])
+
+
+def test_a_sweep_runs_as_jobs_and_resumes_exactly_after_scancel_and_sigterm(cluster, tmp_path):
+  (tmp_path / 'sweep_file.py').write_text(SWEEP)
+  trial = {name: tmp_path / name for name in (CANCELLED, SIGNALLED, LEFT_ALONE)}
+  first = _launch(tmp_path)
+  out, _ = first.communicate(timeout=120)
+  assert first.returncode == 0, out[-3000:]
+  jobs = {name: slurm.recorded_jobs(str(d)) for name, d in trial.items()}
+  assert all(len(ids) == 1 for ids in jobs.values()), jobs
+  assert out.strip().splitlines()[-1].startswith('3 of 3 trials are queued or running as SLURM '
+                                                 f'jobs ({", ".join(jobs[n][0] for n in trial)})')
+  assert not (tmp_path / 'comparison.md').exists()  # written once all are done
+
+  # mid-run: one job cancelled, one sent SIGTERM (as before a time limit or a preemption)
+  _until('the trials to train', lambda: _logged_a_step(trial[CANCELLED]), 180, 0.05)
+  subprocess.run(['scancel', jobs[CANCELLED][0]], check=True)
+  _until('the trials to train', lambda: _logged_a_step(trial[SIGNALLED]), 180, 0.05)
+  subprocess.run(['scancel', '--signal=TERM', jobs[SIGNALLED][0]], check=True)
+  # requeued by the job itself: back in the queue, due after SLURM's requeue delay (120 s)
+  _until('the signalled job to be requeued', lambda: _state(jobs[SIGNALLED][0]) == 'PENDING', 60)
+  _until('the cancelled job to end', lambda: _state(jobs[CANCELLED][0]) == 'CANCELLED', 60)
+
+  rerun = _launch(tmp_path, '--wait')
+  lines = []
+  while not any(f'trial {SIGNALLED}: SLURM job {jobs[SIGNALLED][0]} PENDING, not submitted again'
+                in line for line in lines):
+    line = rerun.stdout.readline()
+    assert line, ''.join(lines)[-3000:]
+    lines.append(line)
+  subprocess.run(['scontrol', 'update', f'jobid={jobs[SIGNALLED][0]}', 'StartTime=now'],
+                 check=True)  # not 120 s from now
+  out, _ = rerun.communicate(timeout=240)
+  out = ''.join(lines) + out
+  assert rerun.returncode == 0, out[-3000:]
+  assert f'trial {CANCELLED}: submitted as SLURM job' in out
+  assert 'written to' in out and (tmp_path / 'comparison.md').exists()
+
+  # each trial's own log and its jobs' scheduler logs are in its directory
+  final = {name: slurm.recorded_jobs(str(d)) for name, d in trial.items()}
+  assert final[SIGNALLED] == jobs[SIGNALLED] and final[LEFT_ALONE] == jobs[LEFT_ALONE]
+  assert final[CANCELLED][0] == jobs[CANCELLED][0] and len(final[CANCELLED]) == 2
+  for name, d in trial.items():
+    summary = json.loads((d / 'summary.json').read_text())
+    assert summary['status'] == 'done' and summary['step'] == STEPS
+    starts = [s['from_step'] for s in summary['sessions']]
+    assert starts == [0] if name == LEFT_ALONE else (len(starts) == 2 and 0 < starts[1] < STEPS), (
+        name, starts)
+    assert (d / 'log.txt').exists()
+    for job in final[name]:
+      assert (d / 'slurm' / f'{job}_0_log.err').exists()
+  assert 'Requeued job' in (trial[SIGNALLED] / 'slurm' / f'{jobs[SIGNALLED][0]}_0_log.err'
+                            ).read_text()
+  assert 'SIGTERM received' in (trial[CANCELLED] / 'log.txt').read_text()
+  reference = _params(trial[LEFT_ALONE])
+  for name in (CANCELLED, SIGNALLED):
+    for a, b in zip(_params(trial[name]), reference):
+      np.testing.assert_array_equal(a, b, err_msg=name)
+
+  # a rerun skips every trial and submits nothing
+  from experiments.configs import copy
+  trials = sweep.make_trials(copy.get_config(), sweep.load(str(tmp_path / 'sweep_file.py')),
+                             str(tmp_path))
+  submitted = lambda t: pytest.fail(f'{t.name} submitted again')
+  assert [t.status for t in slurm.launch(trials, submitted)] == ['skipped'] * 3
