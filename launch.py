@@ -145,7 +145,10 @@ def main(argv) -> None:
   from seqmodels import report
   from seqmodels import errors, sweep, validation
   if FLAGS.launcher == 'slurm':
-    from seqmodels import slurm
+    try:
+      from seqmodels import slurm
+    except ImportError as e:
+      _fail(f"--launcher=slurm submits jobs through submitit ({e}): pip install -e '.[slurm]'")
   from seqmodels.train import loop, sharding, workdir as records
   from seqmodels.train.lock import WorkdirLock
 

@@ -20,6 +20,7 @@ through submitit, under the local sweep's contract.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -322,7 +323,9 @@ class TrialJob(submitit.helpers.Checkpointable):
       logging.warning("the job's time is nearly up: launch.py saves a checkpoint and stops, and "
                       'the job is requeued')
       process.send_signal(signal.SIGTERM)
-      process.wait()
+      # not process.wait(): the wait this signal interrupted in __call__ holds its lock
+      with contextlib.suppress(ChildProcessError):
+        os.waitpid(process.pid, 0)
     return submitit.helpers.DelayedSubmission(TrialJob(self.name, self.workdir, self.command))
 
 

@@ -352,13 +352,15 @@ def process_ended(t: Trial, code: int, stopping: bool = False) -> None:
   """A trial's `launch.py` process ended with exit `code`: its status is done, preempted (stopped
   with a checkpoint; also killed by the SIGTERM / Ctrl-C this launcher passed on, `stopping`) or
   failed, with failed.json holding its log's error line. The SLURM launcher's jobs end here too."""
-  from seqmodels.train import workdir  # config files import this module for `variant`
   stopped = code == PREEMPTED_EXIT_CODE or code in (-signal.SIGTERM, -signal.SIGINT)
-  if workdir.is_finished(t.workdir) and (code == 0 or stopped):
+  # workdir.is_finished, without importing what workdir.py does (JAX): a SLURM job's process
+  # imports it only to record a failure
+  if os.path.exists(os.path.join(t.workdir, 'summary.json')) and (code == 0 or stopped):
     t.status = 'done'  # a stop that came after its summary was written: finished all the same
   elif code == PREEMPTED_EXIT_CODE or (stopping and stopped):
     t.status = 'preempted'
   else:
+    from seqmodels.train import workdir  # config files import this module for `variant`
     t.error, detail = _log_error_line(os.path.join(t.workdir, 'log.txt'))
     t.status = 'failed'
     workdir.record_failure(t.workdir, t.error, detail)

@@ -19,7 +19,7 @@ from seqmodels.train import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAEMONS = ('munged', 'slurmctld', 'slurmd', 'sbatch')
-STEPS = 1000
+STEPS = 800
 FLAGS = ['--config=experiments/configs/copy.py', '--config.model.width=16',
          '--config.model.layers=1', '--config.data.max_len=6', '--config.data.num_symbols=4',
          '--config.data.num_train=256', '--config.data.num_validation=32',
@@ -63,6 +63,7 @@ TaskPlugin=task/none
 MpiDefault=none
 SwitchType=switch/none
 SchedulerType=sched/builtin
+SchedulerParameters=sched_min_interval=100000
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SlurmdParameters=config_overrides
@@ -182,6 +183,42 @@ def test_what_the_cluster_cannot_run_is_refused_in_one_line_before_submitting(cl
     slurm.check(_trials(tmp_path, {}))
   monkeypatch.undo()
   assert _queue() == jobs_before  # nothing was submitted
+
+
+# A trial's process as the job sees launch.py: SIGTERM saves a "checkpoint" and exits 143; started
+# again, it finds it and finishes.
+STOPS_ON_SIGTERM = """
+import json, os, signal, sys, time
+d = sys.argv[1]
+if os.path.exists(os.path.join(d, 'checkpoint')):
+  json.dump({'status': 'done'}, open(os.path.join(d, 'summary.json'), 'w'))
+  sys.exit(0)
+def stop(signum, frame):
+  open(os.path.join(d, 'checkpoint'), 'w').close()
+  sys.exit(143)
+signal.signal(signal.SIGTERM, stop)
+open(os.path.join(d, 'started'), 'w').close()
+while True:
+  time.sleep(0.05)
+"""
+
+
+def test_the_signal_before_the_time_limit_stops_the_trial_and_requeues_its_job(cluster, tmp_path):
+  t, = _trials(tmp_path, {})
+  job = slurm.submit(t, [sys.executable, '-c', STOPS_ON_SIGTERM, t.workdir])
+  d = tmp_path / 'base'
+  _until('the trial to start', (d / 'started').exists, 60)
+  # what sbatch --signal sends config.slurm.signal_delay_s before the time limit (SIGUSR2)
+  subprocess.run(['scancel', '--signal=USR2', job], check=True)
+  _until('the job to be requeued', lambda: _state(job) == 'PENDING', 30)
+  subprocess.run(['scontrol', 'update', f'jobid={job}', 'StartTime=now'], check=True)
+  _until('the requeued job to finish', lambda: _state(job) == 'COMPLETED', 60)
+  # launch.py ignored SIGUSR2 (it would have died of it) and stopped on the job's SIGTERM
+  assert (d / 'checkpoint').exists() and not (d / 'failed.json').exists()
+  assert json.loads((d / 'summary.json').read_text())['status'] == 'done'
+  assert slurm.recorded_jobs(str(d)) == [job]  # the same job, requeued
+  log = (d / 'slurm' / f'{job}_0_log.err').read_text()
+  assert "the job's time is nearly up" in log and f'Requeued job {job}' in log, log
 
 
 def _launch(workdir, *extra) -> subprocess.Popen:
