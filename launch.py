@@ -250,14 +250,14 @@ def main(argv) -> None:
                                                 {**cli, **t.overrides}, t.workdir,
                                                 os.path.join(HERE, 'launch.py'))
         if on_slurm:
-          slurm.launch(trials, command, FLAGS.wait)
+          slurm.submit_unfinished(trials, command)
         elif parallel:
           sweep.run_parallel(trials, FLAGS.parallel, command)
         else:
           sweep.run_in_process(trials, loop.train_and_evaluate)
-    except errors.WorkdirBusyError as e:
-      _fail(str(e), 1)
-    except errors.SchedulerError as e:
+      if on_slurm and FLAGS.wait:  # without the sweep's lock: a rerun meanwhile reports the jobs
+        slurm.wait(trials)
+    except (errors.WorkdirBusyError, errors.SchedulerError) as e:
       _fail(str(e), 1)
     dirs = [t.workdir for t in trials]
 

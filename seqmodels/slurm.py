@@ -361,12 +361,11 @@ def submit(t: sweep.Trial, command: list[str]) -> str:
   return job.job_id
 
 
-def launch(trials: Sequence[sweep.Trial], command: Callable[[sweep.Trial], list[str]],
-           wait: bool = False, say: Callable[[str], None] = print) -> list[sweep.Trial]:
-  """Submits the trials with no job queued or running and unfinished; with `wait`, waits for all of
-  them. A trial's status: skipped (finished before), queued (its job queued or running), and after
-  waiting done, failed (failed.json) or preempted (its job ended before the trial did: rerun to
-  resume it; t.error says how it ended)."""
+def submit_unfinished(trials: Sequence[sweep.Trial], command: Callable[[sweep.Trial], list[str]],
+                      say: Callable[[str], None] = print) -> list[sweep.Trial]:
+  """Submits each unfinished trial that has no job queued or running. A trial's status: skipped
+  (finished before), queued (its job queued or running, just submitted or before), or failed (its
+  directory held by another process)."""
   from seqmodels.train import workdir  # config files import sweep, which stays light
   last = {t.name: (recorded_jobs(t.workdir) or [''])[-1] for t in trials}
   states = queue_states([j for j in last.values() if j])
@@ -386,30 +385,36 @@ def launch(trials: Sequence[sweep.Trial], command: Callable[[sweep.Trial], list[
       continue
     os.makedirs(t.workdir, exist_ok=True)
     workdir.clear_failure(t.workdir)
-    last[t.name] = submit(t, command(t))
-    states[last[t.name]] = 'SUBMITTED'
+    job = submit(t, command(t))
     t.status = 'queued'
-    say(f'trial {t.name}: submitted as SLURM job {last[t.name]} (its log: {t.workdir}/log.txt)')
+    say(f'trial {t.name}: submitted as SLURM job {job} (its log: {t.workdir}/log.txt)')
+  return list(trials)
+
+
+def wait(trials: Sequence[sweep.Trial], say: Callable[[str], None] = print) -> list[sweep.Trial]:
+  """Waits for the jobs of the queued trials, saying each change of state; then each is done,
+  failed (failed.json) or preempted (its job ended before the trial did: a rerun resumes it; t.error
+  says how the job ended). Ctrl-C stops the waiting, not the jobs."""
   queued = [t for t in trials if t.status == 'queued']
-  if not wait or not queued:
-    return list(trials)
-  poll_s = min(t.config.slurm.poll_s for t in queued)
-  said = {t.name: states.get(last[t.name]) for t in queued}
+  jobs = {t.name: (recorded_jobs(t.workdir) or [''])[-1] for t in queued}
+  said: dict[str, str] = {}
   try:
     while queued:
-      time.sleep(poll_s)
-      states = queue_states([last[t.name] for t in queued])
+      states = queue_states(list(jobs.values()))
       for t in list(queued):
-        state = states.get(last[t.name], 'GONE')
+        job = jobs[t.name]
+        state = states.get(job, 'GONE')
         if state in ACTIVE:
-          if state != said[t.name]:
-            say(f'trial {t.name}: SLURM job {last[t.name]} {state}')
+          if state != said.get(t.name):
+            say(f'trial {t.name}: SLURM job {job} {state}')
             said[t.name] = state
           continue
         queued.remove(t)
-        _ended(t, last[t.name], end_state(t.workdir, last[t.name], states))
+        _ended(t, job, end_state(t.workdir, job, states))
         say(f'trial {t.name}: {t.status}' + (f' ({t.error})' if t.error else ''))
-  except KeyboardInterrupt:  # the jobs go on without the launcher
+      if queued:
+        time.sleep(min(t.config.slurm.poll_s for t in queued))
+  except KeyboardInterrupt:
     say('stopped waiting: the jobs go on; rerun the command to see their state')
   return list(trials)
 
@@ -426,7 +431,6 @@ def _ended(t: sweep.Trial, job_id: str, state: str) -> None:
         t.status, t.error = 'failed', str(json.load(f).get('error', ''))
     except (OSError, ValueError, AttributeError):
       t.status, t.error = 'failed', f'see {failed}'
-
   else:  # cancelled, timed out, requeued too often, killed: its checkpoints stay for a rerun
     t.status = 'preempted'
     t.error = (f'SLURM job {job_id} ended {state}: see {slurm_dir(t.workdir)}/{job_id}_0_log.err')

@@ -303,4 +303,4 @@ def test_a_sweep_runs_as_jobs_and_resumes_exactly_after_scancel_and_sigterm(clus
   trials = sweep.make_trials(copy.get_config(), sweep.load(str(tmp_path / 'sweep_file.py')),
                              str(tmp_path))
   submitted = lambda t: pytest.fail(f'{t.name} submitted again')
-  assert [t.status for t in slurm.launch(trials, submitted)] == ['skipped'] * 3
+  assert [t.status for t in slurm.submit_unfinished(trials, submitted)] == ['skipped'] * 3
