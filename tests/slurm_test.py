@@ -1,6 +1,6 @@
 """A sweep on a real one-node SLURM cluster (Debian's slurm-wlm and munge, started here once per
-test session): every trial finishes, a rerun submits nothing twice, a cancelled trial resumes and a
-signalled one is requeued, both ending with the parameters of an uninterrupted trial."""
+test session): every trial finishes, a rerun submits nothing twice, a cancelled trial resumes with
+the parameters of an uninterrupted one, a job signalled before its time limit is requeued."""
 
 import json
 import os
@@ -26,12 +26,15 @@ FLAGS = ['--config=experiments/configs/copy.py', '--config.model.width=16',
          f'--config.train.num_steps={STEPS}', '--config.train.batch_size=8',
          f'--config.train.eval_every={STEPS}', f'--config.train.checkpoint_every={STEPS}',
          '--config.slurm.poll_s=0.2']
-# Three trials that train alike (how often they log changes no parameter): one is cancelled, one
-# signalled, one left alone.
-CANCELLED, SIGNALLED, LEFT_ALONE = 'train.log_every=10', 'train.log_every=20', 'train.log_every=25'
+# Two trials that train alike (how often they log changes no parameter): one is cancelled, one left
+# alone.
+CANCELLED, LEFT_ALONE = 'train.log_every=10', 'train.log_every=25'
 SWEEP = ('from seqmodels import sweep\n'
          'def get_sweep():\n'
-         '  return sweep.sweep("train.log_every", [10, 20, 25])\n')
+         '  return sweep.sweep("train.log_every", [10, 25])\n')
+# the trials' processes (sbatch passes the launcher's environment on): one CPU device each
+TRIAL_ENV = {'JAX_PLATFORMS': 'cpu', 'XLA_FLAGS': '--xla_force_host_platform_device_count=1 '
+                                                  '--xla_backend_optimization_level=0'}
 
 
 def _free_port() -> int:
@@ -185,7 +188,7 @@ def test_what_the_cluster_cannot_run_is_refused_in_one_line_before_submitting(cl
   assert _queue() == jobs_before  # nothing was submitted
 
 
-# A trial's process as the job sees launch.py: SIGTERM saves a "checkpoint" and exits 143; started
+# A trial's process as a job sees launch.py: SIGTERM saves a "checkpoint" and exits 143; started
 # again, it finds it and finishes.
 STOPS_ON_SIGTERM = """
 import json, os, signal, sys, time
@@ -203,36 +206,38 @@ while True:
 """
 
 
-def test_the_signal_before_the_time_limit_stops_the_trial_and_requeues_its_job(cluster, tmp_path):
-  t, = _trials(tmp_path, {})
-  job = slurm.submit(t, [sys.executable, '-c', STOPS_ON_SIGTERM, t.workdir])
-  d = tmp_path / 'base'
-  _until('the trial to start', (d / 'started').exists, 60)
-  # what sbatch --signal sends config.slurm.signal_delay_s before the time limit (SIGUSR2)
-  subprocess.run(['scancel', '--signal=USR2', job], check=True)
-  _until('the job to be requeued', lambda: _state(job) == 'PENDING', 30)
-  subprocess.run(['scontrol', 'update', f'jobid={job}', 'StartTime=now'], check=True)
-  _until('the requeued job to finish', lambda: _state(job) == 'COMPLETED', 60)
-  # launch.py ignored SIGUSR2 (it would have died of it) and stopped on the job's SIGTERM
-  assert (d / 'checkpoint').exists() and not (d / 'failed.json').exists()
-  assert json.loads((d / 'summary.json').read_text())['status'] == 'done'
-  assert slurm.recorded_jobs(str(d)) == [job]  # the same job, requeued
-  log = (d / 'slurm' / f'{job}_0_log.err').read_text()
-  assert "the job's time is nearly up" in log and f'Requeued job {job}' in log, log
+def test_a_job_signalled_before_its_time_limit_stops_its_trial_and_is_requeued(cluster, tmp_path):
+  # SIGUSR2: what sbatch --signal sends slurm.signal_delay_s before the time limit; SIGTERM while
+  # the job goes on: scancel --signal=TERM, a preemption's notice
+  jobs = {}
+  for sig in ('USR2', 'TERM'):
+    t, = _trials(tmp_path / sig, {})
+    jobs[sig] = (slurm.submit(t, [sys.executable, '-c', STOPS_ON_SIGTERM, t.workdir]),
+                 tmp_path / sig / 'base')
+  for sig, (job, d) in jobs.items():
+    _until(f'the {sig} trial to start', (d / 'started').exists, 60)
+    subprocess.run(['scancel', f'--signal={sig}', job], check=True)
+  for sig, (job, d) in jobs.items():
+    _until(f'the {sig} job to be requeued', lambda: _state(job) == 'PENDING', 30)
+    subprocess.run(['scontrol', 'update', f'jobid={job}', 'StartTime=now'],
+                   check=True)  # not after SLURM's requeue delay (120 s)
+  for sig, (job, d) in jobs.items():
+    _until(f'the requeued {sig} job to finish', lambda: _state(job) == 'COMPLETED', 60)
+    # launch.py stopped on SIGTERM (SIGUSR2 would have killed it, had it not ignored it)
+    assert (d / 'checkpoint').exists() and not (d / 'failed.json').exists(), sig
+    assert json.loads((d / 'summary.json').read_text())['status'] == 'done'
+    assert slurm.recorded_jobs(str(d)) == [job]  # the same job, requeued
+    log = (d / 'slurm' / f'{job}_0_log.err').read_text()
+    assert f'Requeued job {job}' in log, log
+  assert "the job's time is nearly up" in (jobs['USR2'][1] / 'slurm' /
+                                           f'{jobs["USR2"][0]}_0_log.err').read_text()
 
 
 def _launch(workdir, *extra) -> subprocess.Popen:
-  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT,
-             XLA_FLAGS='--xla_force_host_platform_device_count=1 '
-                       '--xla_backend_optimization_level=0')
   return subprocess.Popen([sys.executable, 'launch.py', *FLAGS, f'--sweep={workdir}/sweep_file.py',
-                           '--launcher=slurm', f'--workdir={workdir}', *extra], cwd=ROOT, env=env,
+                           '--launcher=slurm', f'--workdir={workdir}', *extra], cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=ROOT, **TRIAL_ENV),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _logged_a_step(trial_dir) -> bool:
-  path = os.path.join(trial_dir, 'metrics.jsonl')
-  return os.path.exists(path) and os.path.getsize(path) > 0
 
 
 def _params(trial_dir):
@@ -241,45 +246,42 @@ def _params(trial_dir):
   return jax.tree_util.tree_leaves(state['params'])
 
 
-def test_a_sweep_runs_as_jobs_and_resumes_exactly_after_scancel_and_sigterm(cluster, tmp_path):
+def test_a_sweep_runs_as_jobs_and_a_cancelled_trial_resumes_exactly(cluster, tmp_path):
   (tmp_path / 'sweep_file.py').write_text(SWEEP)
-  trial = {name: tmp_path / name for name in (CANCELLED, SIGNALLED, LEFT_ALONE)}
+  trial = {name: tmp_path / name for name in (CANCELLED, LEFT_ALONE)}
   first = _launch(tmp_path)
   out, _ = first.communicate(timeout=120)
   assert first.returncode == 0, out[-3000:]
   jobs = {name: slurm.recorded_jobs(str(d)) for name, d in trial.items()}
   assert all(len(ids) == 1 for ids in jobs.values()), jobs
-  assert out.strip().splitlines()[-1].startswith('3 of 3 trials are queued or running as SLURM '
+  assert out.strip().splitlines()[-1].startswith('2 of 2 trials are queued or running as SLURM '
                                                  f'jobs ({", ".join(jobs[n][0] for n in trial)})')
   assert not (tmp_path / 'comparison.md').exists()  # written once all are done
 
-  # mid-run: one job cancelled, one sent SIGTERM (as before a time limit or a preemption)
-  _until('the trials to train', lambda: _logged_a_step(trial[CANCELLED]), 180, 0.05)
-  subprocess.run(['scancel', jobs[CANCELLED][0]], check=True)
-  _until('the trials to train', lambda: _logged_a_step(trial[SIGNALLED]), 180, 0.05)
-  subprocess.run(['scancel', '--signal=TERM', jobs[SIGNALLED][0]], check=True)
-  # requeued by the job itself: back in the queue, due after SLURM's requeue delay (120 s)
-  _until('the signalled job to be requeued', lambda: _state(jobs[SIGNALLED][0]) == 'PENDING', 60)
-  _until('the cancelled job to end', lambda: _state(jobs[CANCELLED][0]) == 'CANCELLED', 60)
+  # a rerun while they are queued or running submits nothing, and says their state
+  from experiments.configs import copy
+  trials = lambda: sweep.make_trials(copy.get_config(),
+                                     sweep.load(str(tmp_path / 'sweep_file.py')), str(tmp_path))
+  said = []
+  submitted = lambda t: pytest.fail(f'{t.name} submitted again')
+  assert [t.status for t in slurm.submit_unfinished(trials(), submitted, said.append)] == [
+      'queued'] * 2
+  assert all(f'SLURM job {jobs[n][0]} ' in line and line.endswith(', not submitted again')
+             for n, line in zip(trial, said)), said
 
+  # cancelled mid-run, it saves a checkpoint; the next rerun submits it again, and waits for all
+  metrics = trial[CANCELLED] / 'metrics.jsonl'
+  _until('the trial to train', lambda: metrics.exists() and metrics.stat().st_size, 180, 0.05)
+  subprocess.run(['scancel', jobs[CANCELLED][0]], check=True)
+  _until('the cancelled job to end', lambda: _state(jobs[CANCELLED][0]) == 'CANCELLED', 60)
   rerun = _launch(tmp_path, '--wait')
-  lines = []
-  while not any(f'trial {SIGNALLED}: SLURM job {jobs[SIGNALLED][0]} PENDING, not submitted again'
-                in line for line in lines):
-    line = rerun.stdout.readline()
-    assert line, ''.join(lines)[-3000:]
-    lines.append(line)
-  subprocess.run(['scontrol', 'update', f'jobid={jobs[SIGNALLED][0]}', 'StartTime=now'],
-                 check=True)  # not 120 s from now
   out, _ = rerun.communicate(timeout=240)
-  out = ''.join(lines) + out
   assert rerun.returncode == 0, out[-3000:]
   assert f'trial {CANCELLED}: submitted as SLURM job' in out
   assert 'written to' in out and (tmp_path / 'comparison.md').exists()
 
-  # each trial's own log and its jobs' scheduler logs are in its directory
   final = {name: slurm.recorded_jobs(str(d)) for name, d in trial.items()}
-  assert final[SIGNALLED] == jobs[SIGNALLED] and final[LEFT_ALONE] == jobs[LEFT_ALONE]
+  assert final[LEFT_ALONE] == jobs[LEFT_ALONE]
   assert final[CANCELLED][0] == jobs[CANCELLED][0] and len(final[CANCELLED]) == 2
   for name, d in trial.items():
     summary = json.loads((d / 'summary.json').read_text())
@@ -287,20 +289,13 @@ def test_a_sweep_runs_as_jobs_and_resumes_exactly_after_scancel_and_sigterm(clus
     starts = [s['from_step'] for s in summary['sessions']]
     assert starts == [0] if name == LEFT_ALONE else (len(starts) == 2 and 0 < starts[1] < STEPS), (
         name, starts)
+    # the trial's own log, and each of its jobs' scheduler logs, in its directory
     assert (d / 'log.txt').exists()
     for job in final[name]:
       assert (d / 'slurm' / f'{job}_0_log.err').exists()
-  assert 'Requeued job' in (trial[SIGNALLED] / 'slurm' / f'{jobs[SIGNALLED][0]}_0_log.err'
-                            ).read_text()
   assert 'SIGTERM received' in (trial[CANCELLED] / 'log.txt').read_text()
-  reference = _params(trial[LEFT_ALONE])
-  for name in (CANCELLED, SIGNALLED):
-    for a, b in zip(_params(trial[name]), reference):
-      np.testing.assert_array_equal(a, b, err_msg=name)
+  for a, b in zip(_params(trial[CANCELLED]), _params(trial[LEFT_ALONE])):
+    np.testing.assert_array_equal(a, b)
 
   # a rerun skips every trial and submits nothing
-  from experiments.configs import copy
-  trials = sweep.make_trials(copy.get_config(), sweep.load(str(tmp_path / 'sweep_file.py')),
-                             str(tmp_path))
-  submitted = lambda t: pytest.fail(f'{t.name} submitted again')
-  assert [t.status for t in slurm.submit_unfinished(trials, submitted)] == ['skipped'] * 3
+  assert [t.status for t in slurm.submit_unfinished(trials(), submitted)] == ['skipped'] * 2
