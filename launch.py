@@ -183,7 +183,7 @@ def main(argv) -> None:
     overrides = sweep.load(sweep_path) if sweep_path else [{}]
     trials = sweep.make_trials(FLAGS.config, overrides, workdir)
     if not sweep_path:  # one run: its directory is the workdir (a SLURM job's, on --launcher=slurm)
-      trials[0].workdir = workdir
+      trials[0].name, trials[0].workdir = os.path.basename(workdir), workdir
     for t in trials:
       validation.validate(t.config)
     cli = _command_line_overrides(sys.argv, FLAGS.config)  # what --config.<field> flags set

@@ -45,14 +45,15 @@ def _free_port() -> int:
 
 def _conf(d, ctld_port: int, slurmd_port: int) -> str:
   """A one-node cluster on localhost: 4 CPUs (a trial takes one), no accounting; `restricted`
-  takes only the account 'lab', refused at submission (EnforcePartLimits)."""
+  takes only the account 'lab', refused at submission (EnforcePartLimits). A requeued job may start
+  again after cred_expire, 5 s here (120 s by default)."""
   return f"""ClusterName=seqmodels-test
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={d}/munge.socket
+AuthInfo=socket={d}/munge.socket,cred_expire=5
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation={d}/state
@@ -66,7 +67,7 @@ TaskPlugin=task/none
 MpiDefault=none
 SwitchType=switch/none
 SchedulerType=sched/builtin
-SchedulerParameters=sched_min_interval=100000
+SchedulerParameters=sched_interval=1,sched_min_interval=100000
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 SlurmdParameters=config_overrides
@@ -75,7 +76,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 EnforcePartLimits=ALL
-KillWait=10
+KillWait=5
 InactiveLimit=0
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=4 RealMemory=2000 State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
@@ -127,8 +128,12 @@ def cluster(tmp_path_factory):
     _until('the node to be idle (see slurmctld.log, slurmd.log in ' + str(d) + ')', idle, 60,
            0.2)
     yield d
-  finally:
+  finally:  # the jobs first, while slurmd is there to kill what outlives KillWait
     subprocess.run(['scancel', '--partition=debug,restricted'], capture_output=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(
+        line.split('|')[-1] in slurm.ACTIVE for line in _queue()):
+      time.sleep(0.2)
     for p in reversed(started):
       p.terminate()
       try:
@@ -219,8 +224,6 @@ def test_a_job_signalled_before_its_time_limit_stops_its_trial_and_is_requeued(c
     subprocess.run(['scancel', f'--signal={sig}', job], check=True)
   for sig, (job, d) in jobs.items():
     _until(f'the {sig} job to be requeued', lambda: _state(job) == 'PENDING', 30)
-    subprocess.run(['scontrol', 'update', f'jobid={job}', 'StartTime=now'],
-                   check=True)  # not after SLURM's requeue delay (120 s)
   for sig, (job, d) in jobs.items():
     _until(f'the requeued {sig} job to finish', lambda: _state(job) == 'COMPLETED', 60)
     # launch.py stopped on SIGTERM (SIGUSR2 would have killed it, had it not ignored it)
