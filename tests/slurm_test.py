@@ -185,6 +185,9 @@ def test_what_the_cluster_cannot_run_is_refused_in_one_line_before_submitting(cl
       slurm.check(_trials(tmp_path, overrides))
     assert str(e.value).startswith(line) and '\n' not in str(e.value), str(e.value)
   slurm.check(_trials(tmp_path, {'slurm.gpus_per_node': 0}))  # what it can run passes
+  assert slurm._gpus('gpu:a100:4(S:0-1),gpu:2,nic:1') == 6 and slurm._gpus('(null)') == 0
+  assert slurm.extra_options("--qos=high --exclusive --comment='a b'") == {
+      'qos': 'high', 'exclusive': True, 'comment': 'a b'}
   monkeypatch.setenv('PATH', '/nonexistent')
   with pytest.raises(errors.ConfigError, match=r"^--launcher=slurm submits jobs with SLURM's "
                      r'sbatch, squeue, srun, scontrol, sinfo, and this host has none on its PATH'):
