@@ -239,6 +239,26 @@ def test_a_job_signalled_before_its_time_limit_stops_its_trial_and_is_requeued(c
                                            f'{jobs["USR2"][0]}_0_log.err').read_text()
 
 
+def test_a_failed_trial_job_writes_failed_json_and_a_rerun_retries_it(cluster, tmp_path):
+  t, = _trials(tmp_path, {'slurm.poll_s': 0.2})
+  fails = [sys.executable, '-c', 'print("error: loss became nan at step 3"); raise SystemExit(1)']
+  job = slurm.submit(t, fails)
+  t.status = 'queued'
+  said = []
+  slurm.wait([t], said.append)
+  assert t.status == 'failed' and t.error == 'error: loss became nan at step 3', said
+  assert json.loads((tmp_path / 'base' / 'failed.json').read_text())['error'] == t.error
+  assert _state(job) == 'FAILED'
+  # the rerun submits it again, without its failure
+  [t] = slurm.submit_unfinished([t], lambda t: [sys.executable, '-c', 'import json, sys; json.dump('
+                                               '{"status": "done"}, open(sys.argv[1], "w"))',
+                                               os.path.join(t.workdir, 'summary.json')],
+                                said.append)
+  assert t.status == 'queued' and not (tmp_path / 'base' / 'failed.json').exists()
+  assert slurm.wait([t], said.append)[0].status == 'done', said
+  assert slurm.recorded_jobs(t.workdir)[0] == job and len(slurm.recorded_jobs(t.workdir)) == 2
+
+
 def _launch(workdir, *extra) -> subprocess.Popen:
   return subprocess.Popen([sys.executable, 'launch.py', *FLAGS, f'--sweep={workdir}/sweep_file.py',
                            '--launcher=slurm', f'--workdir={workdir}', *extra], cwd=ROOT,
