@@ -6,6 +6,7 @@
   python launch.py --config=experiments/configs/copy_memory.py:small \
       --sweep=experiments/sweeps/copy_vs_length.py:small \
       --parallel=2   # two trials at a time, each a process
+  python launch.py --config=... --sweep=... --launcher=slurm   # each trial a SLURM job
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import importlib.util
 import os
 import re
+import shlex
 import sys
 import threading
 import traceback
@@ -95,6 +97,12 @@ flags.DEFINE_integer('parallel', 0, 'run a sweep N trials at a time, each a sepa
                      'launch.py` process logging to <trial dir>/log.txt (on GPU hosts each gets '
                      'CUDA_VISIBLE_DEVICES = 1/N of the GPUs); 0 runs the trials one after another '
                      'in this process, over all its devices')
+flags.DEFINE_enum('launcher', 'local', ['local', 'slurm'], 'where trials run: local (this host, '
+                  'see --parallel) or slurm (each unfinished trial a SLURM job submitted through '
+                  'submitit, resources from config.slurm; a rerun submits none twice and reports '
+                  'their state)')
+flags.DEFINE_bool('wait', False, '--launcher=slurm: wait for the jobs, then write comparison.md '
+                  '(without it the launcher returns once they are submitted)')
 FLAGS = flags.FLAGS
 _THREAD_HOOK = threading.excepthook
 _STORAGE_REASONS = re.compile('No space left on device|Read-only file system|Disk quota exceeded|'
@@ -136,6 +144,11 @@ def main(argv) -> None:
   host_memory.run_cpu_steps_inline()
   from seqmodels import report
   from seqmodels import errors, sweep, validation
+  if FLAGS.launcher == 'slurm':
+    try:
+      from seqmodels import slurm
+    except ImportError as e:
+      _fail(f"--launcher=slurm submits jobs through submitit ({e}): pip install -e '.[slurm]'")
   from seqmodels.train import loop, sharding, workdir as records
   from seqmodels.train.lock import WorkdirLock
 
@@ -145,6 +158,7 @@ def main(argv) -> None:
   workdir = os.path.abspath(FLAGS.workdir or
                             os.path.join('runs', 'default' if defaults else config_name))
   parallel = FLAGS.parallel > 0 and bool(sweep_path)
+  on_slurm = FLAGS.launcher == 'slurm'
   try:
     if sweep_path and not os.path.isfile(sweep.split_arg(sweep_path)[0]):
       raise errors.ConfigError(
@@ -155,8 +169,21 @@ def main(argv) -> None:
     if parallel and FLAGS.config.distributed.num_processes > 1:
       raise errors.ConfigError(
           '--parallel starts its own processes: leave config.distributed unset')
+    if on_slurm and FLAGS.parallel:
+      raise errors.ConfigError('--parallel runs trials as processes on this host and '
+                               '--launcher=slurm as SLURM jobs: drop one of them')
+    if on_slurm and (FLAGS.config.distributed.num_processes > 1 or
+                     FLAGS.config.distributed.coordinator_address):
+      raise errors.ConfigError('--launcher=slurm starts its own processes: leave '
+                               'config.distributed unset (config.slurm.nodes > 1 starts one per '
+                               'node, joined through SLURM)')
+    if FLAGS.wait and not on_slurm:
+      raise errors.ConfigError('--wait waits for the jobs of --launcher=slurm: add it, or drop '
+                               '--wait')
     overrides = sweep.load(sweep_path) if sweep_path else [{}]
     trials = sweep.make_trials(FLAGS.config, overrides, workdir)
+    if not sweep_path:  # one run: its directory is the workdir (a SLURM job's, on --launcher=slurm)
+      trials[0].name, trials[0].workdir = os.path.basename(workdir), workdir
     for t in trials:
       validation.validate(t.config)
     cli = _command_line_overrides(sys.argv, FLAGS.config)  # what --config.<field> flags set
@@ -171,7 +198,11 @@ def main(argv) -> None:
       # Before any trial runs: a sweep rerun with other flags would skip its finished trials.
       for t in trials:
         records.check_resumable(t.workdir, records.absolute_paths(t.config))
-    if parallel:  # each trial process initializes its own share of devices and checks them itself
+    elif on_slurm:  # as the run would, before it is submitted
+      records.check_resumable(workdir, records.absolute_paths(trials[0].config))
+    if on_slurm:  # before anything is submitted; each job checks its devices itself
+      slurm.check(trials)
+    elif parallel:  # each trial process initializes its own share of devices and checks them itself
       sweep.device_shares(FLAGS.parallel, sweep.gpu_ids(dict(os.environ)))
     else:
       sharding.initialize_distributed(FLAGS.config.distributed)
@@ -187,7 +218,7 @@ def main(argv) -> None:
   except OSError as e:  # a file of that name, no permission, a read-only disk
     _fail(f'--workdir={workdir} cannot be made a directory ({e.strerror}): pass another --workdir')
   # one run: its errors end the launcher, as one line, and stay in failed.json for the report
-  if not sweep_path:
+  if not sweep_path and not on_slurm:
     primary = jax.process_index() == 0
     try:
       summary = loop.train_and_evaluate(trials[0].config, workdir)
@@ -207,31 +238,41 @@ def main(argv) -> None:
             'same command to resume', 143)
     dirs = [workdir]
   else:  # one sweep over its root at a time; each trial's run holds its own directory
-    primary = parallel or jax.process_index() == 0
+    primary = parallel or on_slurm or jax.process_index() == 0
     try:
-      with WorkdirLock(workdir, 'sweep') if primary else contextlib.nullcontext():
-        if primary:
+      # a single run's job holds its workdir itself
+      with WorkdirLock(workdir, 'sweep') if primary and sweep_path else contextlib.nullcontext():
+        if primary and sweep_path:
           records.write_json(os.path.join(workdir, 'sweep.json'), {
               'sweep': sweep_path, 'config': FLAGS['config'].config_filename, 'trials': overrides,
               'models': [t.config.model.name for t in trials]})
-        if parallel:
-          command = lambda t: sweep.trial_command(FLAGS['config'].config_filename,
-                                                  {**cli, **t.overrides}, t.workdir,
-                                                  os.path.join(HERE, 'launch.py'))
+        command = lambda t: sweep.trial_command(FLAGS['config'].config_filename,
+                                                {**cli, **t.overrides}, t.workdir,
+                                                os.path.join(HERE, 'launch.py'))
+        if on_slurm:
+          slurm.submit_unfinished(trials, command)
+        elif parallel:
           sweep.run_parallel(trials, FLAGS.parallel, command)
         else:
           sweep.run_in_process(trials, loop.train_and_evaluate)
-    except errors.WorkdirBusyError as e:
+      if on_slurm and FLAGS.wait:  # without the sweep's lock: a rerun meanwhile reports the jobs
+        slurm.wait(trials)
+    except (errors.WorkdirBusyError, errors.SchedulerError) as e:
       _fail(str(e), 1)
     dirs = [t.workdir for t in trials]
 
+  if any(t.status == 'queued' for t in trials):  # SLURM jobs still to finish: their progress
+    print(f'\n{report.markdown_table(report.load_runs(dirs))}')
+    print(slurm.queued_line(trials, shlex.join(['python', *sys.argv])))
+    return
   # a sweep stopped early too: its unfinished and pending trials' rows
-  if parallel or jax.process_index() == 0:
+  if parallel or on_slurm or jax.process_index() == 0:
     table = report.markdown_table(report.load_runs(dirs))
     with open(os.path.join(workdir, 'comparison.md'), 'w') as f:
       f.write(table)
     print(f'\n{table}\nwritten to {os.path.join(workdir, "comparison.md")}')
-  stopped = [t for t in trials if t.status in ('preempted', 'pending')] if sweep_path else []
+  stopped = ([t for t in trials if t.status in ('preempted', 'pending')]
+             if sweep_path or on_slurm else [])
   if stopped:
     _fail(f'stopped early with {len(stopped)} of {len(trials)} trials unfinished ({workdir} keeps '
           'the checkpoints they saved): rerun the same command to resume', 143)

@@ -59,6 +59,11 @@ class PeerFailedError(SeqmodelsError, RuntimeError):
   message."""
 
 
+class SchedulerError(SeqmodelsError, RuntimeError):
+  """SLURM failed a request of the sweep launcher (squeue, sbatch) that a config change does not
+  fix: the cluster's own message, and what to try."""
+
+
 OOM_MARKERS = ('RESOURCE_EXHAUSTED', 'Out of memory', 'out of memory', 'MemoryError')
 
 

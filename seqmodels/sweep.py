@@ -348,6 +348,26 @@ def _log_error_line(log_path: str) -> tuple[str, str]:
   return (errors or lines or ['empty log'])[-1], '\n'.join(lines[-40:])
 
 
+def process_ended(t: Trial, code: int, stopping: bool = False) -> None:
+  """A trial's `launch.py` process ended with exit `code`: its status is done, preempted (stopped
+  with a checkpoint; also killed by the SIGTERM / Ctrl-C this launcher passed on, `stopping`) or
+  failed, with failed.json holding its log's error line. The SLURM launcher's jobs end here too."""
+  stopped = code == PREEMPTED_EXIT_CODE or code in (-signal.SIGTERM, -signal.SIGINT)
+  # workdir.is_finished, without importing what workdir.py does (JAX): a SLURM job's process
+  # imports it only to record a failure
+  if os.path.exists(os.path.join(t.workdir, 'summary.json')) and (code == 0 or stopped):
+    t.status = 'done'  # a stop that came after its summary was written: finished all the same
+  elif code == PREEMPTED_EXIT_CODE or (stopping and stopped):
+    t.status = 'preempted'
+  else:
+    from seqmodels.train import workdir  # config files import this module for `variant`
+    t.error, detail = _log_error_line(os.path.join(t.workdir, 'log.txt'))
+    t.status = 'failed'
+    workdir.record_failure(t.workdir, t.error, detail)
+    logging.error('trial %s failed (exit %d): %s (see %s/log.txt)', t.name, code, t.error,
+                  t.workdir)
+
+
 def _terminated_with_parent() -> None:
   """In a trial's process, before it starts: SIGTERM when the launcher dies, even by kill -9
   (Linux's PR_SET_PDEATHSIG), so the trial checkpoints and stops instead of running on beside a
@@ -428,17 +448,7 @@ def run_parallel(trials: Sequence[Trial], n: int, command: Callable[[Trial], lis
         log.close()
         del running[slot]
         free.append(slot)
-        if code == 0 and workdir.is_finished(t.workdir):
-          t.status = 'done'
-        elif (code == PREEMPTED_EXIT_CODE or
-              (stopping and code in (-signal.SIGTERM, -signal.SIGINT))):
-          t.status = 'preempted'
-        else:
-          t.error, detail = _log_error_line(os.path.join(t.workdir, 'log.txt'))
-          t.status = 'failed'
-          workdir.record_failure(t.workdir, t.error, detail)
-          logging.error('trial %s failed (exit %d): %s (see %s/log.txt)', t.name, code, t.error,
-                        t.workdir)
+        process_ended(t, code, stopping)
       time.sleep(poll_s if running or queue else 0)
   finally:
     for sig, handler in previous.items():

@@ -207,4 +207,23 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.distributed.process_id = 0
   c.distributed.auto = False       # jax.distributed.initialize() with cluster auto-detection
                                    # (SLURM, TPU, ...)
+
+  # --launcher=slurm: each trial of a sweep a SLURM job, submitted through submitit
+  # (seqmodels/slurm.py, docs/sweeps.md); a sweep may set these per trial. Not part of what a
+  # rerun must match: a trial resumes under other resources.
+  c.slurm = ml_collections.ConfigDict()
+  c.slurm.partition = ''           # '' : the cluster's default partition
+  c.slurm.account = ''             # '' : your default account
+  c.slurm.nodes = 1                # nodes per trial; > 1 starts one process per node, joined by
+                                   # jax.distributed's SLURM detection
+  c.slurm.gpus_per_node = 0
+  c.slurm.cpus_per_task = 0        # CPUs of each node's process; 0: the partition's default
+  c.slurm.mem_gb = 0               # memory per node; 0: the partition's default
+  c.slurm.time_min = 60            # a job's time limit, in minutes
+  c.slurm.signal_delay_s = 120     # SLURM signals a job this long before its time limit: the
+                                   # trial saves a checkpoint and its job is requeued
+  c.slurm.max_requeues = 10        # requeues at the time limit before a trial's job gives up (a
+                                   # rerun submits it again)
+  c.slurm.sbatch = ''              # more sbatch options, e.g. '--qos=high --constraint=h100'
+  c.slurm.poll_s = 30.0            # --wait: seconds between two queries of the queue
   return c
