@@ -1,1 +1,32 @@
-"""Hugging Face checkpoints in and out: `core` says what a family's converter provides."""
+"""Hugging Face checkpoints in and out: `core` says what a family's converter provides; each family
+module ends with its CONVERTERS (architecture -> Converter), collected here."""
+
+from __future__ import annotations
+
+from seqmodels.hf import bert, core, gpt
+
+FAMILIES = (gpt, bert)
+CONVERTERS: dict[str, core.Converter] = {arch: c for family in FAMILIES
+                                         for arch, c in family.CONVERTERS.items()}
+
+
+def converter(architecture: str) -> core.Converter:
+  """The converter of a config.json's architecture (one line naming the supported ones)."""
+  if architecture not in CONVERTERS:
+    core.fail(f'config.json names architecture {architecture!r}, which seqmodels does not convert: '
+              f'it converts {", ".join(CONVERTERS)}')
+  return CONVERTERS[architecture]
+
+
+def of_run(config) -> core.Converter:
+  """The converter that exports a seqmodels run of `config` (its model family and task)."""
+  family = config.model.name
+  matches = [c for c in CONVERTERS.values() if c.family == family]
+  if family == 'bert':  # pre-training (mlm data) or a classifier
+    want = bert.PRETRAIN if config.data.name == 'mlm' else bert.CLASSIFY
+    matches = [c for c in matches if c.architecture == want]
+  if not matches:
+    families = sorted({c.family for c in CONVERTERS.values()})
+    core.fail(f'config.model.name={family!r} has no Hugging Face twin: export converts '
+              f'{", ".join(families)}')
+  return matches[0]

@@ -94,6 +94,7 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
   mesh = sharding.make_mesh()
   batch_sh = sharding.batch_sharding(mesh)
   dtype = registry.compute_dtype(tc.dtype)
+  registry.check_vocab(config.model, data)
   model = registry.build(config.model, data, dtype)
   objective = steps.objective_for(config.model.name, data.kind)
   tx, schedule = optim.make_optimizer(config.optim, tc.num_steps)
