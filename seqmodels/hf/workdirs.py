@@ -153,7 +153,7 @@ def score(workdir: str, max_windows: int = 64) -> dict[str, float]:
     picked = jnp.take_along_axis(logp, jnp.asarray(targets)[..., None], -1)[..., 0]
     return float(-(picked * weights).sum() / weights.sum())
 
-  ours = nll(run.model.apply({'params': params}, jnp.asarray(inputs)))
+  ours = nll(jax.jit(lambda p, x: run.model.apply({'params': p}, x))(params, jnp.asarray(inputs)))
   with tempfile.TemporaryDirectory() as out:
     export_run(workdir, out)
     reference = AutoModelForCausalLM.from_pretrained(out).eval()

@@ -1,6 +1,6 @@
 """A tiny GPT-2 checkpoint made locally, as `save_pretrained` writes a real one: a byte-level BPE
-tokenizer trained on the train part of a text file, and a randomly initialised GPT2LMHeadModel
-trained briefly by transformers' own code (torch), so that it predicts something.
+tokenizer trained on the train part of a text file, and a randomly initialised GPT2LMHeadModel,
+optionally trained for --steps by transformers' own code (torch).
 
   python docs/results/hf_gpt2/make_checkpoint.py TEXT_FILE OUT_DIR [--steps=N]
 """
@@ -16,7 +16,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('text')
   parser.add_argument('out')
-  parser.add_argument('--steps', type=int, default=300)
+  parser.add_argument('--steps', type=int, default=0)
   parser.add_argument('--vocab', type=int, default=512)
   args = parser.parse_args()
   text = open(args.text, encoding='utf-8').read()
