@@ -92,21 +92,22 @@ def test_bert_pretraining_and_classifier_match_transformers(tmp_path):
   torch_inputs = dict(input_ids=torch.as_tensor(tokens), token_type_ids=torch.as_tensor(segments),
                       attention_mask=torch.as_tensor(tokens != 0))
   real = tokens != 0
-  pretrain = _save(BertForPreTraining(BertConfig(**sizes)), str(tmp_path / 'pre'))
+  reference = BertForPreTraining(BertConfig(**sizes)).eval()
+  pretrain = _save(reference, str(tmp_path / 'pre'))
   config = workdirs.import_checkpoint(pretrain, str(tmp_path / 'pre_run'))
   assert (config.model.activation, config.model.norm_eps) == ('gelu_erf', 1e-12)
   mlm, nsp = _ours(str(tmp_path / 'pre_run'), [tokens, segments], kind='mlm')
   with torch.no_grad():
-    expected = BertForPreTraining.from_pretrained(pretrain).eval()(**torch_inputs)
+    expected = reference(**torch_inputs)
   np.testing.assert_allclose(mlm[real], expected.prediction_logits.numpy()[real], atol=ATOL)
   np.testing.assert_allclose(nsp, expected.seq_relationship_logits.numpy(), atol=ATOL)
 
-  classify = _save(BertForSequenceClassification(BertConfig(**sizes, num_labels=3)),
-                   str(tmp_path / 'cls'))
+  reference = BertForSequenceClassification(BertConfig(**sizes, num_labels=3)).eval()
+  classify = _save(reference, str(tmp_path / 'cls'))
   workdirs.import_checkpoint(classify, str(tmp_path / 'cls_run'))
   logits = _ours(str(tmp_path / 'cls_run'), [tokens, segments], kind='classify', classes=3)
   with torch.no_grad():
-    expected = BertForSequenceClassification.from_pretrained(classify).eval()(**torch_inputs)
+    expected = reference(**torch_inputs)
   np.testing.assert_allclose(logits, expected.logits.numpy(), atol=ATOL)
   # exported, the pooler, token types and heads load back into transformers unchanged
   for run, cls in (('pre_run', BertForPreTraining), ('cls_run', BertForSequenceClassification)):
@@ -164,6 +165,22 @@ def test_bad_checkpoints_are_one_line(gpt2, tmp_path, config_edit, tensors_edit,
     workdirs.import_checkpoint(source, str(tmp_path / 'run'))
   message = str(e.value)
   assert '\n' not in message and all(w in message for w in words), message
+
+
+def test_sharded_checkpoints_read_and_weights_only_in_pytorch_format_are_named(gpt2, tmp_path):
+  GPT2LMHeadModel.from_pretrained(gpt2).save_pretrained(str(tmp_path / 'sharded'),
+                                                        max_shard_size='8KB')
+  assert os.path.isfile(tmp_path / 'sharded' / 'model.safetensors.index.json')
+  workdirs.import_checkpoint(str(tmp_path / 'sharded'), str(tmp_path / 'a'))
+  workdirs.import_checkpoint(gpt2, str(tmp_path / 'b'))
+  a, b = (checkpoint.restore_saved(str(tmp_path / d))[1]['params'] for d in 'ab')
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+  bin_only = _edited(gpt2, str(tmp_path / 'bin'))
+  os.rename(os.path.join(bin_only, 'model.safetensors'),
+            os.path.join(bin_only, 'pytorch_model.bin'))
+  with pytest.raises(errors.ConfigError,
+                     match=r'holds no \*.safetensors \(only pytorch_model.bin\)'):
+    workdirs.import_checkpoint(bin_only, str(tmp_path / 'c'))
 
 
 def test_a_tokenizer_of_another_vocabulary_is_refused(gpt2, tmp_path):
