@@ -79,9 +79,10 @@ def read_config(directory: str) -> HFConfig:
 
 def read_tensors(directory: str) -> Tensors:
   """Every tensor of the directory's safetensors (one file, or the shards an index lists), as
-  float32 numpy arrays where they are floating point; transformers' old LayerNorm names (gamma,
-  beta) read as weight, bias."""
-  from safetensors.numpy import load_file
+  float32 numpy arrays where they are floating point (bfloat16 too, which numpy lacks: read through
+  jax); transformers' old LayerNorm names (gamma, beta) read as weight, bias."""
+  import jax.numpy as jnp
+  from safetensors.flax import load_file
   index = os.path.join(directory, INDEX)
   if os.path.isfile(index):
     with open(index) as f:
@@ -96,7 +97,8 @@ def read_tensors(directory: str) -> Tensors:
   for name in files:
     for key, value in load_file(os.path.join(directory, name)).items():
       key = re.sub(r'\.gamma$', '.weight', re.sub(r'\.beta$', '.bias', key))
-      tensors[key] = value.astype(np.float32) if value.dtype.kind in 'fV' else value
+      floating = jnp.issubdtype(value.dtype, jnp.floating)
+      tensors[key] = np.asarray(value, np.float32 if floating else None)
   return tensors
 
 

@@ -167,7 +167,7 @@ def test_bad_checkpoints_are_one_line(gpt2, tmp_path, config_edit, tensors_edit,
   assert '\n' not in message and all(w in message for w in words), message
 
 
-def test_sharded_checkpoints_read_and_weights_only_in_pytorch_format_are_named(gpt2, tmp_path):
+def test_sharded_and_bfloat16_checkpoints_read_and_pytorch_only_weights_are_named(gpt2, tmp_path):
   GPT2LMHeadModel.from_pretrained(gpt2).save_pretrained(str(tmp_path / 'sharded'),
                                                         max_shard_size='8KB')
   assert os.path.isfile(tmp_path / 'sharded' / 'model.safetensors.index.json')
@@ -175,6 +175,12 @@ def test_sharded_checkpoints_read_and_weights_only_in_pytorch_format_are_named(g
   workdirs.import_checkpoint(gpt2, str(tmp_path / 'b'))
   a, b = (checkpoint.restore_saved(str(tmp_path / d))[1]['params'] for d in 'ab')
   jax.tree.map(np.testing.assert_array_equal, a, b)
+  # bfloat16 weights (numpy has no such type) read as float32, unchanged
+  GPT2LMHeadModel.from_pretrained(gpt2).to(torch.bfloat16).save_pretrained(str(tmp_path / 'bf16'))
+  workdirs.import_checkpoint(str(tmp_path / 'bf16'), str(tmp_path / 'h'))
+  h = checkpoint.restore_saved(str(tmp_path / 'h'))[1]['params']
+  rounded = jax.tree.map(lambda x: np.asarray(jnp.asarray(x, jnp.bfloat16), np.float32), b)
+  jax.tree.map(np.testing.assert_array_equal, h, rounded)
   bin_only = _edited(gpt2, str(tmp_path / 'bin'))
   os.rename(os.path.join(bin_only, 'model.safetensors'),
             os.path.join(bin_only, 'pytorch_model.bin'))
