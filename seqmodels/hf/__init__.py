@@ -3,6 +3,7 @@ module ends with its CONVERTERS (architecture -> Converter), collected here."""
 
 from __future__ import annotations
 
+from seqmodels import errors
 from seqmodels.hf import bert, core, gpt
 
 FAMILIES = (gpt, bert)
@@ -29,4 +30,18 @@ def of_run(config) -> core.Converter:
     families = sorted({c.family for c in CONVERTERS.values()})
     core.fail(f'config.model.name={family!r} has no Hugging Face twin: export converts '
               f'{", ".join(families)}')
+  if len(matches) > 1:  # those whose config_to_hf takes this run's config (its mixer, ...)
+    fitting = [c for c in matches if _takes(c, config)]
+    if len(fitting) != 1:
+      core.fail(f'{len(fitting) or "none"} of {", ".join(c.architecture for c in matches)} '
+                f'convert this model.name={family} run: pass --architecture=NAME')
+    matches = fitting
   return matches[0]
+
+
+def _takes(conv: core.Converter, config) -> bool:
+  try:
+    conv.config_to_hf(config)
+  except errors.ConfigError:
+    return False
+  return True
