@@ -221,10 +221,7 @@ def test_imported_gpt2_fine_tunes_on_text_with_its_tokenizer_and_exports(gpt2, t
   assert after['seqmodels'] == pytest.approx(result['eval']['loss'], abs=1e-5)
   assert after['seqmodels'] < before['seqmodels']  # fine-tuning on the text lowers its loss
   assert os.path.isfile(tmp_path / 'tuned' / 'summary.json')
-  # a tokenizer of another vocabulary than the imported model's is refused at load
-  c.model.vocab_size = 40
-  c.data.tokenizer = f'hf:{tmp_path / "other"}'
-  os.makedirs(tmp_path / 'other')
-  _tokenizer(41, str(tmp_path / 'other'))
+  # data of another vocabulary than the imported model's is refused before the model is built
   with pytest.raises(errors.DataError, match='vocabulary of 41 tokens.*vocab_size=40'):
-    loop.train_and_evaluate(c, str(tmp_path / 'other_run'))
+    registry.check_vocab(hf_config.get_config(str(tmp_path / 'imported')).model,
+                         core.Data('lm', 41, 16))
