@@ -19,6 +19,10 @@ ALLOWED = {
                         'seqmodels.data', 'seqmodels.evals'),
     'seqmodels.evals': ('seqmodels.layers', 'seqmodels.decoding', 'seqmodels.models',
                         'seqmodels.data'),
+    # Hugging Face interop: converters over models, run directories read and written as train
+    # and the analyses do
+    'seqmodels.hf': ('seqmodels.layers', 'seqmodels.decoding', 'seqmodels.models',
+                     'seqmodels.data', 'seqmodels.train', 'seqmodels.evals', 'seqmodels.analysis'),
 }
 LEAVES = ('seqmodels.errors', 'seqmodels.cli')
 

@@ -56,13 +56,16 @@ BAD = [  # (override, value, words the one-line message must contain)
     ('model.recurrent_init_scale', math.inf,
      ['config.model.recurrent_init_scale=inf must be a finite number']),
     ('train.num_epochs', math.inf, ['config.train.num_epochs=inf must be a finite number']),
+    # gpt's fields a pre-trained checkpoint sets (seqmodels/hf)
+    ('model.activation', 'swish', ["config.model.activation='swish'", 'gelu, gelu_erf']),
+    ('model.positions', 8, ['config.model.positions=8', 'shorter than config.data.seq_len']),
 ]
 
 
 @pytest.mark.parametrize('field,value,words', BAD, ids=[b[0] for b in BAD])
 def test_bad_config_gives_one_line_error_naming_field(field, value, words):
   c = get_config()
-  if field in ('model.heads', 'model.tie_embeddings'):
+  if field in ('model.heads', 'model.tie_embeddings', 'model.activation', 'model.positions'):
     c.model.name = 'gpt'
   *section, name = field.split('.')
   (c[section[0]] if section else c)[name] = value

@@ -81,6 +81,14 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.params = 0               # > 0: the width (a multiple of the model's step: heads, or 4)
                                    # whose non-embedding parameters come closest to this
   c.model.flops_per_token = 0.0    # > 0: the width whose training FLOPs per token come closest
+  # gpt, bert: what a pre-trained checkpoint (seqmodels/hf: Hugging Face's GPT-2, BERT) sets
+  c.model.activation = 'gelu'      # FFN activation: gelu (tanh approximation: GPT-2's gelu_new) |
+                                   # gelu_erf (exact: BERT's) | relu
+  c.model.norm_eps = 1e-6          # LayerNorm epsilon (GPT-2: 1e-5, BERT: 1e-12)
+  c.model.positions = 0            # learned positions; 0 means data.seq_len (a pre-trained table
+                                   # may be longer than the windows)
+  c.model.vocab_size = 0           # the vocabulary the weights were made for (an imported model's);
+                                   # 0: the data's. Else the data's tokenizer must have this size
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b
@@ -110,7 +118,8 @@ def get_base_config() -> ml_collections.ConfigDict:
                                    # newline is '<eos>') | bpe | unigram (sentencepiece trained on
                                    # the train split, lossless); translation: unigram | bpe | char |
                                    # byte; auto: char for text (byte with byte_level), unigram for
-                                   # translation
+                                   # translation; text: hf:DIR, the tokenizer.json of a Hugging
+                                   # Face checkpoint (seqmodels/hf), its ids the model's
   c.data.vocab_size = 8000         # bpe, unigram: sentencepiece vocabulary size (a soft limit)
   c.data.min_count = 1             # word: training occurrences a word needs to be in the vocabulary
                                    # (else <unk>)

@@ -66,6 +66,7 @@ def load(workdir: str) -> Run:
     # a run trained on a GPU, read elsewhere: the platform's recurrence computes the same function
     model_cfg = model_cfg.copy_and_resolve_references()
     model_cfg.recurrence = 'auto'
+  registry.check_vocab(model_cfg, data)
   model = None if counted else registry.build(model_cfg, data, jnp.float32)
   kind = registry.objective(config.model.name, data.kind)  # e.g. 'bilm' for ELMo on lm data
   return Run(workdir, config, data, model, kind, steps.OBJECTIVES[kind])

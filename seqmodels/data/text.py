@@ -29,7 +29,9 @@ def tokenizer_name(data_cfg) -> str:
 
 def _local_text_config(data_cfg) -> builders.LocalTextConfig:
   tokenizer = tokenizer_name(data_cfg)
-  return builders.local_text_config(data_cfg.path, 'char' if tokenizer == 'byte' else tokenizer,
+  # bytes and a checkpoint's own tokenizer (hf:DIR) re-encode the characters at load
+  built = 'char' if tokenizer == 'byte' or tokenizer.startswith(tokenizers.HF_PREFIX) else tokenizer
+  return builders.local_text_config(data_cfg.path, built,
                                     vocab_size=data_cfg.get('vocab_size', 8000),
                                     min_count=data_cfg.get('min_count', 1))
 
@@ -91,6 +93,10 @@ def _load_text(data_cfg, directory: str) -> core.Data:
   if tokenizer_name(data_cfg) == 'byte':
     chars, tokenizer = tokenizer, tokenizers.ByteTokenizer(offset=NUM_SPECIALS)
     ids = {split: tokenizer.encode(chars.decode(split_ids)) for split, split_ids in ids.items()}
+  elif tokenizer_name(data_cfg).startswith(tokenizers.HF_PREFIX):  # a pre-trained model's own
+    chars, tokenizer = tokenizer, tokenizers.HFTokenizer(
+        os.path.expanduser(tokenizer_name(data_cfg)[len(tokenizers.HF_PREFIX):]))
+    ids = {split: tokenizer.encode(chars.decode(split_ids)) for split, split_ids in ids.items()}
   distinct = np.unique(ids['train'])
   if len(distinct) == 1:  # every target the one token: a model learns 0 bits/token of nothing
     units = {'char': 'character', 'byte': 'byte', 'word': 'word'}
@@ -150,8 +156,15 @@ def _check_text(config) -> None:
   core.check_windows(d)
   choices = ('auto', 'char', 'byte', 'word', 'bpe', 'unigram')
   tokenizer = d.get('tokenizer', 'auto')
-  core.check(tokenizer in choices, f'config.data.tokenizer={tokenizer!r} is not a text tokenizer: '
-             f'choose one of {", ".join(choices)}')
+  if tokenizer.startswith(tokenizers.HF_PREFIX):
+    directory = os.path.expanduser(tokenizer[len(tokenizers.HF_PREFIX):])
+    core.check(os.path.isfile(os.path.join(directory, 'tokenizer.json')),
+               f'config.data.tokenizer={tokenizer!r}: {directory} holds no tokenizer.json: name '
+               'the directory of a Hugging Face checkpoint that has one (or an imported workdir)')
+  else:
+    core.check(tokenizer in choices, f'config.data.tokenizer={tokenizer!r} is not a text '
+               f'tokenizer: choose one of {", ".join(choices)}, or hf:DIR (a checkpoint\'s '
+               'tokenizer.json)')
   core.check(not d.byte_level or tokenizer in ('auto', 'byte'),
              'config.data.byte_level=True makes the tokens bytes, but '
              f'config.data.tokenizer={tokenizer!r}: set one of them, not both')

@@ -224,3 +224,23 @@ class SubwordLines:
 
   def decode(self, ids) -> str:
     return '\n'.join(self.subwords.decode(line) for line in _split_lines(ids, SP_EOS))
+
+
+HF_PREFIX = 'hf:'
+
+
+class HFTokenizer:
+  """A pre-trained model's own tokenizer: `tokenizer.json` of a Hugging Face checkpoint directory,
+  read by the `tokenizers` package (the [hf] extra), its ids the model's."""
+
+  def __init__(self, directory: str):
+    from tokenizers import Tokenizer
+    self.tokenizer = Tokenizer.from_file(os.path.join(directory, 'tokenizer.json'))
+    self.vocab_size = self.tokenizer.get_vocab_size(with_added_tokens=True)
+
+  def encode(self, text: str) -> np.ndarray:
+    """Running text -> ids, with no special tokens added (the text is one stream)."""
+    return np.asarray(self.tokenizer.encode(text, add_special_tokens=False).ids, np.int32)
+
+  def decode(self, ids) -> str:
+    return self.tokenizer.decode(np.asarray(ids).reshape(-1).tolist(), skip_special_tokens=False)

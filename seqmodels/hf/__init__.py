@@ -1,1 +1,47 @@
-"""Hugging Face checkpoints in and out: `core` says what a family's converter provides."""
+"""Hugging Face checkpoints in and out: `core` says what a family's converter provides; each family
+module ends with its CONVERTERS (architecture -> Converter), collected here."""
+
+from __future__ import annotations
+
+from seqmodels import errors
+from seqmodels.hf import bert, core, gpt
+
+FAMILIES = (gpt, bert)
+CONVERTERS: dict[str, core.Converter] = {arch: c for family in FAMILIES
+                                         for arch, c in family.CONVERTERS.items()}
+
+
+def converter(architecture: str) -> core.Converter:
+  """The converter of a config.json's architecture (one line naming the supported ones)."""
+  if architecture not in CONVERTERS:
+    core.fail(f'config.json names architecture {architecture!r}, which seqmodels does not convert: '
+              f'it converts {", ".join(CONVERTERS)}')
+  return CONVERTERS[architecture]
+
+
+def of_run(config) -> core.Converter:
+  """The converter that exports a seqmodels run of `config` (its model family and task)."""
+  family = config.model.name
+  matches = [c for c in CONVERTERS.values() if c.family == family]
+  if family == 'bert':  # pre-training (mlm data) or a classifier
+    want = bert.PRETRAIN if config.data.name == 'mlm' else bert.CLASSIFY
+    matches = [c for c in matches if c.architecture == want]
+  if not matches:
+    families = sorted({c.family for c in CONVERTERS.values()})
+    core.fail(f'config.model.name={family!r} has no Hugging Face twin: export converts '
+              f'{", ".join(families)}')
+  if len(matches) > 1:  # those whose config_to_hf takes this run's config (its mixer, ...)
+    fitting = [c for c in matches if _takes(c, config)]
+    if len(fitting) != 1:
+      core.fail(f'{len(fitting) or "none"} of {", ".join(c.architecture for c in matches)} '
+                f'convert this model.name={family} run: pass --architecture=NAME')
+    matches = fitting
+  return matches[0]
+
+
+def _takes(conv: core.Converter, config) -> bool:
+  try:
+    conv.config_to_hf(config)
+  except errors.ConfigError:
+    return False
+  return True

@@ -4,13 +4,16 @@ V) then W_2."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-ACTIVATIONS: dict[str, Callable] = {'relu': jax.nn.relu, 'gelu': jax.nn.gelu}
+# gelu is the tanh approximation (GPT-2's gelu_new), gelu_erf the exact one (BERT's)
+ACTIVATIONS: dict[str, Callable] = {'relu': jax.nn.relu, 'gelu': jax.nn.gelu,
+                                    'gelu_erf': functools.partial(jax.nn.gelu, approximate=False)}
 GATED: dict[str, Callable] = {'swiglu': jax.nn.silu, 'geglu': jax.nn.gelu}
 MLPS = (*ACTIVATIONS, *GATED)
 

@@ -25,6 +25,7 @@ class Block(nn.Module):
   dropout: float = 0.0
   dtype: Any = jnp.float32
   out_init: Any = nn.initializers.normal(0.02)  # GPT-2 scales residual projections by 1/sqrt(2N)
+  norm_eps: float = 1e-6  # the LayerNorms' epsilon (GPT-2: 1e-5, BERT: 1e-12)
 
   @nn.compact
   def __call__(self, x_BxTxD, lengths_B=None, *, train: bool = False, decode_position=None):
@@ -44,7 +45,8 @@ def add_and_norm(block: nn.Module, x_BxTxD, sublayers, train: bool):
   """Residual + LayerNorm around each (f, ln_name): post-LN x = LN(x + f(x)), or pre-LN x = x +
   f(LN(x))."""
   drop = lambda y: nn.Dropout(block.dropout, deterministic=not train)(y)
-  ln = lambda name: nn.LayerNorm(dtype=block.dtype, name=name, parent=block)
+  ln = lambda name: nn.LayerNorm(epsilon=getattr(block, 'norm_eps', 1e-6), dtype=block.dtype,
+                                 name=name, parent=block)
   for f, ln_name in sublayers:
     if block.pre_ln:
       x_BxTxD = x_BxTxD + drop(f(ln(ln_name)(x_BxTxD)))

@@ -17,6 +17,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from seqmodels.layers.mlp import ACTIVATIONS
 from seqmodels.layers.embeddings import PositionEmbedding, SegmentEmbedding, tied_logits
 from seqmodels.layers.transformer import Block
 from seqmodels.models import entry
@@ -36,6 +37,9 @@ class BERTConfig:
   pool: str = 'cls'      # what the head reads: cls (the pooler on [CLS], as BERT) | mean (of real
                          # tokens)
   dropout: float = 0.1
+  act: str = 'gelu'      # FFN and MLM-head activation (seqmodels.layers.mlp.ACTIVATIONS); BERT's
+                         # own is gelu_erf
+  eps: float = 1e-6      # LayerNorm epsilon (BERT's: 1e-12)
   dtype: Any = jnp.float32
 
 
@@ -50,10 +54,10 @@ class BERTEncoder(nn.Module):
     self.embed = nn.Embed(c.V, c.D, embedding_init=nn.initializers.normal(0.02))
     self.segment = SegmentEmbedding()
     self.pos = PositionEmbedding(c.L, 'learned')
-    self.ln = nn.LayerNorm(dtype=c.dtype)
+    self.ln = nn.LayerNorm(epsilon=c.eps, dtype=c.dtype)
     self.drop = nn.Dropout(c.dropout)
-    self.blocks = [Block(c.H, c.F, causal=False, pre_ln=False, activation='gelu', dropout=c.dropout,
-                         dtype=c.dtype) for _ in range(c.N)]
+    self.blocks = [Block(c.H, c.F, causal=False, pre_ln=False, activation=c.act, dropout=c.dropout,
+                         dtype=c.dtype, norm_eps=c.eps) for _ in range(c.N)]
     self.pooler = nn.Dense(c.D, dtype=c.dtype, kernel_init=nn.initializers.normal(0.02))
 
   def __call__(self, tokens_BxT, segments_BxT, *, train: bool = False):
@@ -78,8 +82,8 @@ class BERTPretrain(nn.Module):
     c = self.cfg
     bert = BERTEncoder(c, name='bert')
     h_BxTxD, pooled_BxD = bert(tokens_BxT, segments_BxT, train=train)
-    h_BxTxD = nn.gelu(nn.Dense(c.D, dtype=c.dtype, name='mlm_dense')(h_BxTxD))
-    h_BxTxD = nn.LayerNorm(dtype=c.dtype, name='mlm_ln')(h_BxTxD)
+    h_BxTxD = ACTIVATIONS[c.act](nn.Dense(c.D, dtype=c.dtype, name='mlm_dense')(h_BxTxD))
+    h_BxTxD = nn.LayerNorm(epsilon=c.eps, dtype=c.dtype, name='mlm_ln')(h_BxTxD)
     mlm_bias = self.param('mlm_bias', nn.initializers.zeros, (c.V,), jnp.float32)
     mlm_logits_BxTxV = bert.attend(h_BxTxD) + mlm_bias
     nsp_logits_Bx2 = nn.Dense(2, dtype=c.dtype, name='nsp')(pooled_BxD).astype(jnp.float32)
@@ -106,9 +110,10 @@ class BERTClassifier(nn.Module):
 
 
 def _build(m, data, dtype: Any) -> nn.Module:
-  c = BERTConfig(V=data.vocab_size, L=data.seq_len, D=m.width, N=m.layers, H=m.heads,
-                 F=m.ffn or 4 * m.width, C=data.meta.get('num_classes', 2), pool=m.pool,
-                 dropout=m.dropout, dtype=dtype)
+  c = BERTConfig(V=data.vocab_size, L=m.get('positions', 0) or data.seq_len, D=m.width,
+                 N=m.layers, H=m.heads, F=m.ffn or 4 * m.width,
+                 C=data.meta.get('num_classes', 2), pool=m.pool, dropout=m.dropout,
+                 act=m.get('activation', 'gelu'), eps=m.get('norm_eps', 1e-6), dtype=dtype)
   # The encoder is the submodule 'bert' in both, so train.init_from moves it from pre-training to
   # fine-tuning.
   return BERTPretrain(c) if data.kind == 'mlm' else BERTClassifier(c)
@@ -117,6 +122,7 @@ def _build(m, data, dtype: Any) -> nn.Module:
 def _check(config) -> None:
   m = config.model
   entry.check_heads(m)
+  entry.check_pretrained_fields(config)
   entry.check(m.pool in ('cls', 'mean'),
               f'config.model.pool={m.pool!r} is not a pooling: choose cls or mean')
 

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import flax.linen as nn
 
 from seqmodels.errors import check
+from seqmodels.layers.mlp import ACTIVATIONS
 from seqmodels.layers.recurrent import GATES, default_recurrence
 
 
@@ -108,3 +109,17 @@ def check_heads(m) -> None:
   divisors = [h for h in range(1, m.width + 1) if m.width % h == 0][:8]
   check(m.width % m.heads == 0, f'config.model.heads={m.heads} does not divide config.model.width='
         f'{m.width}: choose heads from {divisors} or change width')
+
+
+def check_pretrained_fields(config) -> None:
+  """gpt, bert: the fields a pre-trained checkpoint sets (seqmodels.hf): activation, LayerNorm
+  epsilon, a position table at least as long as the windows."""
+  m = config.model
+  act = m.get('activation', 'gelu')
+  check(act in ACTIVATIONS, f'config.model.activation={act!r} is not an activation: choose one of '
+        f'{", ".join(ACTIVATIONS)}')
+  check(m.get('norm_eps', 1e-6) > 0, f'config.model.norm_eps={m.get("norm_eps")!r} must be > 0')
+  positions = m.get('positions', 0)
+  check(positions == 0 or positions >= config.data.seq_len,
+        f'config.model.positions={positions} is shorter than config.data.seq_len='
+        f'{config.data.seq_len}: lower seq_len, or set positions to 0 (seq_len positions)')

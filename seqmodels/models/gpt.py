@@ -26,6 +26,8 @@ class GPTConfig:
   H: int = 4        # heads
   F: int = 512      # FFN width
   dropout: float = 0.0
+  act: str = 'gelu'  # FFN activation (seqmodels.layers.mlp.ACTIVATIONS): gelu is GPT-2's gelu_new
+  eps: float = 1e-6  # LayerNorm epsilon (GPT-2's: 1e-5)
   dtype: Any = jnp.float32  # compute dtype; parameters are float32
 
 
@@ -49,10 +51,11 @@ class GPT(nn.Module):
     x_BxTxD = (embed(tokens_BxT) + pos_TxD).astype(c.dtype)
     x_BxTxD = nn.Dropout(c.dropout, deterministic=not train)(x_BxTxD)
     for n in range(c.N):
-      x_BxTxD = Block(c.H, c.F, causal=True, pre_ln=True, activation='gelu', dropout=c.dropout,
+      x_BxTxD = Block(c.H, c.F, causal=True, pre_ln=True, activation=c.act, dropout=c.dropout,
                       dtype=c.dtype, out_init=nn.initializers.normal(0.02 / (2 * c.N) ** 0.5),
-                      name=f'block{n}')(x_BxTxD, train=train, decode_position=decode_position)
-    x_BxTxD = nn.LayerNorm(dtype=c.dtype, name='ln_f')(x_BxTxD)
+                      norm_eps=c.eps, name=f'block{n}')(x_BxTxD, train=train,
+                                                        decode_position=decode_position)
+    x_BxTxD = nn.LayerNorm(epsilon=c.eps, dtype=c.dtype, name='ln_f')(x_BxTxD)
     return tied_logits(embed, x_BxTxD)
 
 
@@ -125,8 +128,14 @@ def generate(model: GPT, params, prompt_BxP, rng, *, max_new: int, temperature: 
 
 
 def _build(m, data, dtype: Any) -> nn.Module:
-  return GPT(GPTConfig(V=data.vocab_size, L=data.seq_len, D=m.width, N=m.layers, H=m.heads,
-                       F=m.ffn or 4 * m.width, dropout=m.dropout, dtype=dtype))
+  return GPT(GPTConfig(V=data.vocab_size, L=m.get('positions', 0) or data.seq_len, D=m.width,
+                       N=m.layers, H=m.heads, F=m.ffn or 4 * m.width, dropout=m.dropout,
+                       act=m.get('activation', 'gelu'), eps=m.get('norm_eps', 1e-6), dtype=dtype))
+
+
+def _check(config) -> None:
+  entry.check_heads(config.model)
+  entry.check_pretrained_fields(config)
 
 
 def _generate(model: GPT, params, prompt_BxP, rng, *, window: int = 0, **settings) -> jax.Array:
@@ -139,6 +148,6 @@ def _flops(m, data) -> float:
   return m.layers * 4.0 * data.seq_len * m.width + 2.0 * data.vocab_size * m.width
 
 
-ENTRIES = {'gpt': entry.Entry(_build, kinds=('lm',), check=lambda c: entry.check_heads(c.model),
+ENTRIES = {'gpt': entry.Entry(_build, kinds=('lm',), check=_check,
                               tie_embeddings='always', generate=_generate, flops=_flops,
                               width_multiple=entry.heads_multiple)}

@@ -14,6 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from seqmodels.errors import DataError
 from seqmodels.layers.recurrent import default_unroll
 from seqmodels.models import (bert, elmo, gpt, lm, ngram, rnn_classifier, rnn_lm, rnn_regressor,
                               seq2seq, transformer)
@@ -60,3 +61,13 @@ def build(model_cfg, data, dtype: Any) -> nn.Module:
     model_cfg = model_cfg.copy_and_resolve_references()
     model_cfg.unroll = default_unroll()
   return MODELS[model_cfg.name].build(model_cfg, data, dtype)
+
+
+def check_vocab(model_cfg, data) -> None:
+  """A DataError unless `data` has the vocabulary the weights were made for
+  (config.model.vocab_size, set by an imported model; 0: any)."""
+  vocab = model_cfg.get('vocab_size', 0)
+  if vocab and vocab != data.vocab_size:
+    raise DataError(f'the data has a vocabulary of {data.vocab_size} tokens, the model was made '
+                    f'for config.model.vocab_size={vocab}: use the tokenizer it came with '
+                    "(config.data.tokenizer='hf:DIR'), or set vocab_size to 0 for a new model")

@@ -367,3 +367,12 @@ class Checkpointer:
       if manager is not None:
         manager.wait_until_finished()
         manager.close()
+
+
+def save_params(workdir: str, step: int, params) -> None:
+  """Parameters alone as the checkpoint of `step` (what `restore_saved` and `load_matching_params`
+  read): a run imported from elsewhere (seqmodels.hf), which has no optimizer state of its own."""
+  path = epath.Path(os.path.abspath(workdir)) / CHECKPOINT_DIRS['latest'] / str(step) / 'state'
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(path, {'params': params}, force=True)
+  checkpointer.wait_until_finished()

@@ -99,6 +99,7 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
   mesh = sharding.make_mesh()
   batch_sh = sharding.batch_sharding(mesh)
   dtype = registry.compute_dtype(tc.dtype)
+  registry.check_vocab(config.model, data)
   model = registry.build(config.model, data, dtype)
   tx, schedule = optim.make_optimizer(config.optim, tc.num_steps)
   # recurrent LMs on text streams: the state carried across batches
