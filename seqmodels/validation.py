@@ -98,6 +98,8 @@ def validate(config) -> None:
   check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
   check(o.warmup_steps >= 0, f'config.optim.warmup_steps={o.warmup_steps!r} must be >= 0')
   _fraction(o.min_lr_ratio, 'optim.min_lr_ratio', upper_inclusive=True)
+  check(o.get('schedule', 'cosine') in ('cosine', 'linear'),
+        f'config.optim.schedule={o.schedule!r} is not a schedule: choose cosine or linear')
   _fraction(o.get('plateau_decay', 0.0), 'optim.plateau_decay')
   _fraction(o.b1, 'optim.b1')
   _fraction(o.b2, 'optim.b2')

@@ -54,6 +54,9 @@ class Entry:
   decode_step: Callable[..., Any] | None = None
   # Evaluations it adds after training, by name in seqmodels.evals.AFTER_TRAINING ('translation').
   after_training: tuple[str, ...] = ()
+  # The parameter paths of its word embedding tables (nn.Embed, [V, E]), which
+  # model.pretrained_vectors initialises; () where it has none that pre-trained vectors fit.
+  embedding: tuple[str, ...] = ()
 
 
 def parallel_scan(m) -> bool | None:

@@ -214,4 +214,4 @@ def _check(config) -> None:
 
 
 ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always',
-                             generate=generate)}
+                             generate=generate, embedding=('embed',))}

@@ -119,5 +119,6 @@ def _build(cell: str) -> Callable[..., nn.Module]:
 
 ENTRIES = {cell: entry.Entry(_build(cell), kinds=('lm', 'regression'), carries_state=True,
                              tie_embeddings='option', recurrent_cell=entry.cell_of(cell),
-                             generate=decoding.sampler(step_function))
+                             generate=decoding.sampler(step_function),
+                             embedding=('embed',))
            for cell in ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')}
