@@ -1,7 +1,7 @@
 """word2vec training pairs from running text (data.name='word2vec'): Mikolov et al. (2013).
 
 A row is one position of the training text, its center word, with the 2W context slots around it
-and K noise words per slot: {center [b], context [b, 2W], weights [b, 2W], negatives [b, 2W, K]}.
+and K noise words: {center [b], context [b, 2W], weights [b, 2W], negatives [b, K]}.
 The recipe is word2vec.c's and gensim's:
 - words seen fewer than data.min_count times are dropped from the text (not made '<unk>'), and a
   line is a sentence: no context crosses a newline;
@@ -9,7 +9,9 @@ The recipe is word2vec.c's and gensim's:
   (sqrt(c / t) + 1) * t / c, t = data.subsample * (training words) (gensim's `sample`), and the
   window is read over the kept words;
 - a dynamic window: a center's window is W - r words each side, r uniform in [0, W);
-- noise words drawn from the unigram distribution to the power data.ns_exponent (0.75).
+- noise words drawn from the unigram distribution to the power data.ns_exponent (0.75), K per
+  center, which its window's pairs share (Ji et al. 2016, "Parallelizing Word2Vec in Shared and
+  Distributed Memory": the pairs of a window become one matrix product; gensim draws K per pair).
 Every random draw is a hash of (seed, epoch or stream row, slot), so the batch of a step is the
 same under resume and any process count (core's exactness contract). Validation rows keep every
 word, the whole window, and fixed noise.
@@ -25,6 +27,7 @@ from seqmodels.data import core, text, tokenizers
 
 _SALT_KEEP, _SALT_WINDOW, _SALT_NOISE = 1, 2, 3
 _EVAL_SEED = 0  # validation's noise words: the same for every run, so runs compare
+NOISE_TABLE = 1 << 22
 
 
 def uniform(*keys) -> np.ndarray:
@@ -47,6 +50,15 @@ def noise_distribution(counts_V: np.ndarray, exponent: float = 0.75) -> np.ndarr
   return p_V / p_V.sum()
 
 
+def noise_table(noise_V: np.ndarray, size: int = NOISE_TABLE) -> np.ndarray:
+  """word2vec.c's unigram table: word w fills about P(w) * size of its `size` slots, so a uniform
+  u in [0, 1) draws word table[floor(u * size)] (a lookup, where a search of the cumulative
+  distribution is 20x slower); each P(w) is off by less than 1 / size."""
+  edges = np.round(np.cumsum(noise_V) * size).astype(np.int64)
+  edges[-1] = size
+  return np.repeat(np.arange(len(noise_V), dtype=np.int32), np.diff(edges, prepend=0))
+
+
 def keep_probability(counts_V: np.ndarray, sample: float) -> np.ndarray:
   """The probability an occurrence of each word survives subsampling: min(1, (sqrt(c / t) + 1) *
   t / c), t = sample * total count (gensim's formula; sample 0 keeps every word)."""
@@ -63,9 +75,10 @@ class Pairs:
   """A split's text as word2vec rows: words [N] and their line numbers [N], one row per word."""
 
   def __init__(self, words_N: np.ndarray, lines_N: np.ndarray, keep_V: np.ndarray,
-               cumulative_V: np.ndarray, window: int, negatives: int):
+               noise_V: np.ndarray, window: int, negatives: int):
     self.words_N, self.lines_N, self.keep_V = words_N, lines_N, keep_V
-    self.cumulative_V, self.window, self.negatives = cumulative_V, window, negatives
+    self.noise_table = noise_table(noise_V)
+    self.window, self.negatives = window, negatives
     self._lock = threading.Lock()
     self._epochs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -108,12 +121,10 @@ class Pairs:
                   & (self.lines_N[at_rxC] == self.lines_N[p_r][:, None]))
       context_bxC[rows] = np.where(real_rxC, self.words_N[at_rxC], 0)
       weights_bxC[rows] = real_rxC
-    draws_bxCxK = uniform(seed, _SALT_NOISE, stream_rows_b[:, None, None],
-                          np.arange(2 * W * K).reshape(1, 2 * W, K))
-    negatives_bxCxK = np.searchsorted(self.cumulative_V, draws_bxCxK, side='right')
+    draws_bxK = uniform(seed, _SALT_NOISE, stream_rows_b[:, None], np.arange(K)[None])
+    negatives_bxK = self.noise_table[(draws_bxK * len(self.noise_table)).astype(np.int64)]
     return {'center': self.words_N[positions_b].astype(np.int32), 'context': context_bxC,
-            'weights': weights_bxC,
-            'negatives': np.minimum(negatives_bxCxK, len(self.cumulative_V) - 1).astype(np.int32)}
+            'weights': weights_bxC, 'negatives': negatives_bxK}
 
 
 def _word_config(data_cfg):
@@ -149,9 +160,9 @@ def _load(data_cfg, directory: str) -> core.Data:
     if len(split_N) == 0:
       raise errors.DataError(f'config.data.path={d.path!r}: its {split} split has no word of the '
                              'training vocabulary: use more text')
-  cumulative_V = np.cumsum(noise_distribution(counts_V, d.ns_exponent))
+  noise_V = noise_distribution(counts_V, d.ns_exponent)
   keep_V = keep_probability(counts_V, d.subsample)
-  pairs = {split: Pairs(split_N, lines_N, keep_V, cumulative_V, d.window, d.negatives)
+  pairs = {split: Pairs(split_N, lines_N, keep_V, noise_V, d.window, d.negatives)
            for split, (split_N, lines_N) in words.items()}
   train = pairs['train']
   splits = {'train': core.Examples(len(train_N), lambda i: {'position': i})}

@@ -4,8 +4,8 @@ Two tables: `embed` (the input vectors, the word vectors kept) and `output` (the
 gensim's syn1neg). A (input, output) pair scores s = u_out . v_in; negative sampling's loss is
 -log sigma(s_true) - sum_k log sigma(-s_noise_k). Skip-gram predicts the center from each context
 word (gensim's pairing: the context word's input vector, the center's output vector); CBOW predicts
-the center from the mean of its context words' input vectors. The batches are
-seqmodels/data/word2vec.py's.
+the center from the mean of its context words' input vectors. The K noise words of a row are shared
+by its pairs (seqmodels/data/word2vec.py), so a window's scores are one [2W, D] x [D, K] product.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ def _uniform_init(key, shape, dtype=jnp.float32):
 
 
 class Word2Vec(nn.Module):
-  """(center_B, context_BxC, negatives_BxCxK, weights_BxC) -> Scores (float32 or wider)."""
+  """(center_B, context_BxC, negatives_BxK, weights_BxC) -> Scores (float32 or wider)."""
   cfg: Word2VecConfig
 
   @nn.compact
-  def __call__(self, center_B, context_BxC, negatives_BxCxK, weights_BxC, *, train: bool = False):
+  def __call__(self, center_B, context_BxC, negatives_BxK, weights_BxC, *, train: bool = False):
     del train
     c = self.cfg
     embed = nn.Embed(c.V, c.D, embedding_init=_uniform_init, name='embed')
@@ -58,16 +58,16 @@ class Word2Vec(nn.Module):
       n_B = jnp.maximum(w_BxC.sum(-1), 1.0)
       h_BxPxD = (jnp.einsum('bcd,bc->bd', v_BxCxD, w_BxC) / n_B[:, None])[:, None]
       weights_BxP = (weights_BxC.sum(-1) > 0).astype(jnp.float32)[:, None]
-      negatives_BxPxK = negatives_BxCxK[:, :1]
     else:
-      h_BxPxD, weights_BxP, negatives_BxPxK = v_BxCxD, weights_BxC, negatives_BxCxK
+      h_BxPxD, weights_BxP = v_BxCxD, weights_BxC
     u_BxD = output(center_B).astype(c.dtype)
-    u_BxPxKxD = output(negatives_BxPxK).astype(c.dtype)
+    u_BxKxD = output(negatives_BxK).astype(c.dtype)
     f = jnp.promote_types(c.dtype, jnp.float32)  # scores in float32 at least
     true_BxP = jnp.einsum('bpd,bd->bp', h_BxPxD, u_BxD).astype(f)
-    noise_BxPxK = jnp.einsum('bpd,bpkd->bpk', h_BxPxD, u_BxPxKxD).astype(f)
-    noise_w = (negatives_BxPxK != center_B[:, None, None]).astype(f)
-    return Scores(true_BxP, noise_BxPxK, weights_BxP.astype(f), noise_w)
+    noise_BxPxK = jnp.einsum('bpd,bkd->bpk', h_BxPxD, u_BxKxD).astype(f)
+    noise_w_BxPxK = jnp.broadcast_to((negatives_BxK != center_B[:, None])[:, None],
+                                     noise_BxPxK.shape).astype(f)
+    return Scores(true_BxP, noise_BxPxK, weights_BxP.astype(f), noise_w_BxPxK)
 
 
 def _build(cbow: bool):

@@ -39,8 +39,8 @@ def test_negative_sampling_loss_and_gradients_match_float64_numpy(cbow):
   rng = np.random.default_rng(0)
   center = np.array([2, 5])
   context = rng.integers(2, V, (B, C))
-  negatives = rng.integers(2, V, (B, C, K))
-  negatives[0, 1, 0] = center[0]  # a noise word that is the true one: gensim skips it
+  negatives = rng.integers(2, V, (B, K))
+  negatives[0, 0] = center[0]  # a noise word that is the true one: gensim skips it
   weights = np.array([[1, 1, 0, 1], [0, 1, 1, 1]], np.float64)
   with jax.enable_x64(True):
     model = word2vec.Word2Vec(word2vec.Word2VecConfig(V, D, cbow=cbow, dtype=jnp.float64))
@@ -59,11 +59,12 @@ def test_negative_sampling_loss_and_gradients_match_float64_numpy(cbow):
   gE, gO = np.zeros_like(E), np.zeros_like(O)
   for b in range(B):
     real = [c for c in range(C) if weights[b, c]]
-    # skip-gram: each real context word is a pair; CBOW: their mean is one, with slot 0's noise
-    inputs = [(E[context[b, c]], [(context[b, c], 1.0)], negatives[b, c]) for c in real]
+    # skip-gram: each real context word is a pair; CBOW: their mean is one; the row's noise words
+    # serve each
+    inputs = [(E[context[b, c]], [(context[b, c], 1.0)], negatives[b]) for c in real]
     if cbow:
       inputs = [(np.mean([E[context[b, c]] for c in real], 0),
-                 [(context[b, c], 1 / len(real)) for c in real], negatives[b, 0])]
+                 [(context[b, c], 1 / len(real)) for c in real], negatives[b])]
     for h, sources, noise in inputs:
       pairs += 1
       s = O[center[b]] @ h
@@ -97,7 +98,7 @@ def test_noise_and_subsampling_follow_their_formulas():
   words_N = rng.permutation(words_N)
   keep = w2v_data.keep_probability(counts, 1e-2)
   pairs = w2v_data.Pairs(words_N, np.zeros_like(words_N), keep,
-                         np.cumsum(w2v_data.noise_distribution(counts)), window=4, negatives=5)
+                         w2v_data.noise_distribution(counts), window=4, negatives=5)
   positions = np.arange(len(words_N))
   batch = pairs.rows(positions, positions, seed=3, epochs_b=np.zeros(len(words_N), int),
                      train=True)
