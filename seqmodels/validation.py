@@ -10,7 +10,7 @@ import os
 from seqmodels.data import registry as datasets
 from seqmodels.layers.recurrent import RECURRENCES
 from seqmodels.models import registry
-from seqmodels.train import optim
+from seqmodels.train import optim, pretrained
 from seqmodels.train.optim import OPTIMIZERS
 from seqmodels.errors import check
 
@@ -93,6 +93,7 @@ def validate(config) -> None:
          f'running text ({", ".join(texts[:-1])} or {texts[-1]}), where every token is real; the '
          'synthetic tasks weight only their answers')
   datasets.check(config)  # the dataset's own checks (its registry entry)
+  pretrained.check_config(config)  # model.pretrained_vectors
   check(o.name in OPTIMIZERS, f'config.optim.name={o.name!r} is not an optimizer: choose one of '
          f'{", ".join(OPTIMIZERS)}')
   check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
@@ -157,7 +158,8 @@ def _parameter_shapes(config):
   objective = steps.objective_for(config.model.name, kind)
   ints, floats = jax.ShapeDtypeStruct((1, 8), jnp.int32), jax.ShapeDtypeStruct((1, 8), jnp.float32)
   batch = {**dict.fromkeys(('inputs', 'targets', 'segments', 'src', 'tgt_in', 'tgt_out'), ints),
-           **dict.fromkeys(('values', 'markers', 'mask', 'weights'), floats)}
+           **dict.fromkeys(('values', 'markers', 'mask', 'weights'), floats),
+           'center': jax.ShapeDtypeStruct((1,), jnp.int32), 'context': ints, 'negatives': ints}
   return jax.eval_shape(
       lambda b: model.init(jax.random.PRNGKey(0), *objective.inputs(b), train=False)['params'],
       batch)
@@ -188,7 +190,8 @@ def _check_freeze(config) -> None:
 
 def validate_devices(config, device_count: int, process_count: int, platform: str) -> None:
   """The checks that need the devices (JAX): the global batch must split evenly over them; cuDNN
-  needs CUDA GPUs; config.optim.freeze must name parameters of the model."""
+  needs CUDA GPUs; config.optim.freeze must name parameters of the model; pre-trained vectors must
+  be as wide as its embedding."""
   check(not _runs_cudnn(config.model) or platform in ('gpu', 'cuda'),
          "config.model.recurrence='cudnn' needs a CUDA GPU, and this run computes "
          f"on {platform}: use "
@@ -215,3 +218,5 @@ def validate_devices(config, device_count: int, process_count: int, platform: st
          f'config.train.batch_size={b} does not split into train.grad_accum={k} micro-batches over '
          f'{devices}: use a multiple of {device_count * k}, or another grad_accum')
   _check_freeze(config)
+  if config.model.get('pretrained_vectors', ''):
+    pretrained.check_width(config, _parameter_shapes(config))

@@ -54,6 +54,10 @@ def get_base_config() -> ml_collections.ConfigDict:
                                    # sampling
   c.model.cell = 'lstm'            # elmo, elmo_classifier: rnn | lstm | gru | mingru | minlstm of
                                    # the biLM
+  c.model.pretrained_vectors = ''  # word-level models: a word vectors file (word2vec text or .bin,
+                                   # GloVe .txt, fastText .vec) or a word2vec run's workdir, whose
+                                   # vectors start the embedding (its width must be theirs); the
+                                   # words it lacks keep their init; optim.freeze='embed' fixes them
   c.model.pool = 'cls'             # bert classifier reads: cls (BERT's pooler tanh(W h_[CLS])) |
                                    # mean (of tokens)
   # lm, the backbone of sequence mixers (seqmodels/models/lm.py, seqmodels/layers/mixers):

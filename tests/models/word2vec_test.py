@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from experiments.configs import word2vec as word2vec_config
-from seqmodels import validation
-from seqmodels.data import core
+from experiments.configs import word_lm
+from seqmodels import errors, validation
 from seqmodels.data import registry as datasets
 from seqmodels.data import vectors
 from seqmodels.data import word2vec as w2v_data
 from seqmodels.models import word2vec
-from seqmodels.train import loop, steps
+from seqmodels.train import loop, pretrained, steps
 
 
 def _corpus(path, lines=150, seed=0):
@@ -134,6 +134,12 @@ def _config(tmp_path, steps_: int):
 def run(tmp_path_factory):
   tmp_path = tmp_path_factory.mktemp('w2v')
   c = _config(tmp_path, 60)
+  # a start from GloVe vectors of 5 of its words (and one it lacks): the engine's path for any model
+  rows = np.random.default_rng(1).uniform(-0.1, 0.1, (6, 8))
+  (tmp_path / 'glove.txt').write_text(''.join(
+      f'{w} ' + ' '.join(map(str, r)) + '\n'
+      for w, r in zip(['the', 'a0', 'a1', 'b0', 'zz', 'b1'], rows)))
+  c.model.pretrained_vectors = str(tmp_path / 'glove.txt')
   validation.validate(c)
   return tmp_path, c, loop.train_and_evaluate(c, str(tmp_path / 'run'))
 
@@ -180,6 +186,66 @@ def test_a_corpus_too_small_for_the_window_or_min_count_is_refused(tmp_path, ove
       tokenizer='auto', vocab_size=8000, byte_level=False))
   for k, v in overrides.items():
     d[k.split('.')[1]] = v
-  with pytest.raises(core.errors.DataError, match=message):
+  with pytest.raises(errors.DataError, match=message):
     datasets.prepare(d)
     datasets.load(d)
+
+
+def _lm_config(tmp_path, corpus: str):
+  c = word_lm.get_config('small')
+  c.data.path, c.data.data_dir, c.data.min_count = corpus, str(tmp_path / 'tfds'), 2
+  c.model.width, c.model.layers, c.model.embed = 8, 1, 8
+  return c
+
+
+def test_a_word2vec_run_is_a_source_of_vectors_for_a_word_lm(run):
+  """Its vectors become the rows of an LM's embedding for its words (the engine calls this at a
+  fresh start: the run above started from glove.txt that way)."""
+  tmp_path, c, summary = run
+  record = summary['pretrained_vectors']
+  assert (record['found'], record['vocabulary'], record['coverage']) == (5, 18, 5 / 18)
+  assert json.loads((tmp_path / 'run' / 'summary.json').read_text())['pretrained_vectors'] == record
+  lm = _lm_config(tmp_path, c.data.path)
+  lm.model.pretrained_vectors = str(tmp_path / 'run')
+  validation.validate(lm)
+  validation.validate_devices(lm, 8, 1, 'cpu')
+  lm_words = list(datasets.load(c.data).meta['words'])[::-1]  # any order of the LM's own
+  params = {'embed': {'embedding': np.zeros((len(lm_words), 8), np.float32)}}
+  new, record = pretrained.initialise(params, lm_words, lm.model.pretrained_vectors, lm.model)
+  words, table = vectors.read(str(tmp_path / 'run'))
+  for w, row in zip(words, table):
+    np.testing.assert_array_equal(new['embed']['embedding'][lm_words.index(w)], row)
+  assert (record['found'], record['vocabulary']) == (17, 18)  # all but '<eos>' ('<unk>' is none)
+
+
+def test_words_the_file_lacks_keep_their_init_and_case_and_eos_match(tmp_path):
+  path = str(tmp_path / 'glove.txt')
+  (tmp_path / 'glove.txt').write_text('the 1 2\nparis 3 4\n</s> 5 6\n<unk> 7 8\n')
+  params = {'embed': {'embedding': np.zeros((5, 2), np.float32) - 1}, 'rnn': {'w': np.ones(3)}}
+  m = ml_collections.ConfigDict({'name': 'lstm', 'embed': 2, 'width': 4})
+  new, record = pretrained.initialise(params, ['<unk>', '<eos>', 'the', 'Paris', 'rome'], path, m)
+  np.testing.assert_array_equal(new['embed']['embedding'],
+                                [[-1, -1], [5, 6], [1, 2], [3, 4], [-1, -1]])
+  assert new['rnn'] is params['rnn']
+  assert (record['found'], record['vocabulary'], record['lower_cased']) == (3, 4, 1)
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'model.name': 'lstm', 'model.embed': 16}, 'holds 8-dimensional vectors, and the embedding of '
+                          "model.name='lstm' is 16 wide"),
+    ({'data.tokenizer': 'char'}, 'the tokens of config.data.name=\'text\' are characters'),
+    ({'model.name': 'lstm_classifier', 'data.name': 'classify', 'data.tokenizer': 'auto'},
+     'has no word embedding'),
+    ({'model.pretrained_vectors': '/nonexistent/vectors.txt'}, 'is not a file'),
+])
+def test_pretrained_vectors_that_cannot_fit_are_refused_in_one_line(run, overrides, message):
+  tmp_path, c, _ = run
+  lm = _lm_config(tmp_path, c.data.path)
+  lm.model.pretrained_vectors = str(tmp_path / 'run')
+  for k, v in overrides.items():
+    section, field = k.split('.')
+    lm[section][field] = v
+  with pytest.raises(errors.ConfigError, match=message) as e:
+    validation.validate(lm)
+    validation.validate_devices(lm, 1, 1, 'cpu')
+  assert '\n' not in str(e.value)
