@@ -10,7 +10,8 @@ gensim's Word2Vec defaults (vector_size 100, window 5, negative 5, sample 1e-3, 
 0.025 falling linearly to 1e-4, 5 epochs), with one difference the batching needs: a step updates
 every pair of batch_size centers at once, on the mean loss of its pairs, so optim.lr is gensim's
 alpha times the pairs of a batch (about 0.025 * batch_size * 5: with W = 5 a center has 6 context
-words on average, fewer at a line's ends and after subsampling).
+words on average, fewer at a line's ends and after subsampling; CBOW, one pair a center:
+--config.optim.lr=6.4, 0.025 * batch_size).
 """
 
 from experiments.configs.base import get_base_config
