@@ -163,15 +163,18 @@ def test_a_run_learns_topics_and_writes_its_vectors(run):
   assert summary_file['eval']['vectors'] == 17
 
 
-def test_batches_are_the_same_under_any_process_count(run):
+def test_batches_are_the_same_under_any_process_count_and_on_resume(run):
   tmp_path, c, _ = run
   data = datasets.load(c.data)
   assert data.kind == 'word2vec'
   one = next(data.train_batches(batch_size=8, start_step=5, seed=1))
   halves = [next(data.train_batches(batch_size=4, start_step=5, seed=1, process_index=p,
                                     process_count=2)) for p in (0, 1)]
+  stream = data.train_batches(batch_size=8, start_step=0, seed=1)
+  unbroken = [next(stream) for _ in range(6)][5]  # resuming at step 5 reads what step 5 read
   for k in one:
     np.testing.assert_array_equal(one[k], np.concatenate([h[k] for h in halves]))
+    np.testing.assert_array_equal(one[k], unbroken[k])
   assert one['weights'].sum() > 0 and one['context'].shape == (8, 2 * c.data.window)
 
 
