@@ -35,7 +35,8 @@ def check_config(config) -> None:
   entry = registry.MODELS[m.name]
   able = sorted(n for n, e in registry.MODELS.items() if e.embedding)
   check(bool(entry.embedding), f'config.model.pretrained_vectors: model.name={m.name!r} has no '
-        f'word embedding for them (its tokens are not words): use one of {", ".join(able)}')
+        'word embedding for them (the seq2seq models, classifiers, BERT and ELMo read bytes or '
+        f'subword pieces here; the n-gram counts): use one of {", ".join(able)}, or leave it empty')
   tokens = datasets.tokenizer_name(d)
   check(d.name == 'word2vec' or tokens == 'word',
         f'config.model.pretrained_vectors gives vectors of words, and the tokens of '
