@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from seqmodels.report import plots as plot  # draws with matplotlib, imported only when it draws
-from seqmodels.report.tables import (find_runs, load_runs, markdown_table, read_json,
-                                     word_vectors_section, write_csv)
+from seqmodels.report.tables import (find_runs, load_runs, markdown_table, rare_words_section,
+                                     read_json, word_vectors_section, write_csv)
 
 
 # --- samples --------------------------------------------------------------------------------------
@@ -79,6 +79,7 @@ def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
          for k, v in plots.items()]
   md.append(samples_section(found('samples.json')))
   md.append(word_vectors_section(found('word_vectors.json')))
+  md.append(rare_words_section(found('rare_words.json')))
   files['markdown'] = os.path.join(out_dir, 'report.md')
   with open(files['markdown'], 'w') as f:
     f.write('\n'.join(md))

@@ -453,3 +453,23 @@ def word_vectors_section(files: list[str]) -> str:
       md.append(f'\n{name(f, r)}, nearest to **{word}**: ' +
                 (', '.join(f'{w} ({c:.2f})' for w, c in near) or 'not in the vocabulary'))
   return '\n'.join(md) + '\n'
+
+
+def rare_words_section(files: list[str]) -> str:
+  """Markdown of the rare_words.json `files` (seqmodels/analysis/rare_words.py): a row per run, the
+  perplexity over all targets, rare and frequent ones, and after unseen bigram / trigram
+  contexts."""
+  groups = ('all', 'rare', 'frequent', 'unseen_bigram', 'unseen_trigram')
+  rows = []
+  for f in files:
+    records = read_json(f)
+    for r in ([records] if isinstance(records, dict) else records or []):
+      name = (os.path.basename(os.path.dirname(os.path.abspath(f)))
+              if os.path.basename(f) == 'rare_words.json' else r.get('model', f))
+      rows.append(f'| {name} | ' + ' | '.join(
+          f'{_fmt(r[g]["perplexity"])} ({r[g]["tokens"]})' for g in groups) + ' |')
+  if not rows:
+    return ''
+  return '\n'.join(['\n## Perplexity by target (rare_words)\n',
+                    '| run | ' + ' | '.join(g.replace('_', ' ') for g in groups) + ' |',
+                    '|---' * (len(groups) + 1) + '|', *rows]) + '\n'

@@ -2,6 +2,7 @@
 direct count of the groups."""
 
 import collections
+import json
 
 import numpy as np
 
@@ -9,6 +10,7 @@ from experiments.configs import word_lm
 from seqmodels import validation
 from seqmodels.analysis import rare_words
 from seqmodels.data import registry as datasets
+from seqmodels.report import write_report
 from seqmodels.train import count, loop
 
 
@@ -24,7 +26,8 @@ def test_groups_partition_the_targets_and_all_is_the_runs_perplexity(tmp_path):
   c.model.name, c.model.order = 'ngram', 3
   validation.validate(c)
   summary = loop.train_and_evaluate(c, str(tmp_path / 'ngram'))
-  result = rare_words.analyse(str(tmp_path / 'ngram'), rare=5)
+  rare_words.main([f'--workdir={tmp_path / "ngram"}', '--rare=5'])
+  result = json.loads((tmp_path / 'ngram' / 'rare_words.json').read_text())
   np.testing.assert_allclose(result['all']['perplexity'], summary['eval']['perplexity'], rtol=1e-9)
   data = datasets.load(c.data)
   train = count.training_tokens(data, c.data)
@@ -40,3 +43,6 @@ def test_groups_partition_the_targets_and_all_is_the_runs_perplexity(tmp_path):
                for r, t in zip(*np.nonzero(b['weights'] > 0)))
   assert result['unseen_bigram']['tokens'] == unseen > 0
   assert result['unseen_bigram']['perplexity'] > result['all']['perplexity']
+  report = write_report([str(tmp_path / 'ngram')], str(tmp_path / 'report'))['markdown']
+  report = open(report).read()
+  assert '## Perplexity by target' in report and f'({result["unseen_bigram"]["tokens"]})' in report
