@@ -7,6 +7,8 @@
 #                                       # unroll 4 / 16 against the GPU default 8
 #   bash bench/gpu_checks.sh word_lm    # a word LSTM LM beside PyTorch's word_language_model (6 epochs each)
 #   bash bench/gpu_checks.sh mixers     # every sequence mixer of the LM backbone: train step, memory, decoding
+#   bash bench/gpu_checks.sh word2vec   # skip-gram beside gensim (3 CPU threads) on tinyshakespeare, 3 seeds: words/s,
+#                                       # analogies, similarity (gensim's wheel in .whl/ or installed on the image)
 #   QUICK=1 bash bench/gpu_checks.sh gpt recurrent   # tiny sizes: this script's plumbing, checked on a CPU
 # The interpreter is $PYTHON, else .venv/bin/python where it exists, else python3 (the GPU image's).
 #
@@ -32,9 +34,10 @@ peer=third_party/nanoGPT
 if [ -n "${QUICK:-}" ]; then  # plumbing only: every case, at sizes a CPU runs in minutes
   baby=(--iters=20 --batch=2 --context=64) gpt2=(--iters=3 --batch=1 --context=64) gen=(--new_tokens=16)
   rec=(--quick --steps=2 --warmup=1 --T=32 --long_T=64) unroll=(--quick --cases=quick --steps=2 --warmup=1 --T=32)
-  words=(--epochs=1 --size=16) mix=(--quick --T=64 --steps=1 --warmup=1) peers=(--quick --T=64 --repeats=1 --warmup=1)
+  words=(--epochs=1 --size=16) w2v=(--seeds=1 --epochs=1) mix=(--quick --T=64 --steps=1 --warmup=1) peers=(--quick --T=64 --repeats=1 --warmup=1)
 else
   baby=() gpt2=() gen=() rec=() unroll=(--cases=2x1024_b128 --impls=seqmodels) words=(--epochs=6)
+  w2v=(--seeds=3 --batch=4096 --pairs_per_center=5)
   mix=(--width=512 --layers=4 --batch=8 --T=1024,2048,4096,8192) peers=(--width=512 --batch=8 --T=1024,4096)
 fi
 python=${PYTHON:-python3}
@@ -62,7 +65,9 @@ for part in "$@"; do
     mixers)  # every mixer of the LM backbone: training step and memory vs length, decoding per token
       run mixers "$python" bench/mixers.py "${mix[@]}"
       run mixers "$python" bench/mixer_peers.py "${peers[@]}" ;;
-    *) echo "error: unknown part '$part': choose gpt, recurrent, word_lm or mixers" >&2; exit 2 ;;
+    word2vec)  # the corpus: tinyshakespeare (gensim's own test corpora ship in its wheel)
+      run word2vec "$python" bench/word2vec.py --corpus="$data" "${w2v[@]}" ;;
+    *) echo "error: unknown part '$part': choose gpt, recurrent, word_lm, mixers or word2vec" >&2; exit 2 ;;
   esac
 done
 exit $status

@@ -10,7 +10,7 @@ import os
 from seqmodels.data import registry as datasets
 from seqmodels.layers.recurrent import RECURRENCES
 from seqmodels.models import registry, size
-from seqmodels.train import optim
+from seqmodels.train import optim, pretrained
 from seqmodels.train.metrics import profile_steps
 from seqmodels.train.optim import OPTIMIZERS
 from seqmodels.errors import check
@@ -113,11 +113,14 @@ def validate(config) -> None:
          f'running text ({", ".join(texts[:-1])} or {texts[-1]}), where every token is real; the '
          'synthetic tasks weight only their answers')
   datasets.check(config)  # the dataset's own checks (its registry entry)
+  pretrained.check_config(config)  # model.pretrained_vectors
   check(o.name in OPTIMIZERS, f'config.optim.name={o.name!r} is not an optimizer: choose one of '
          f'{", ".join(OPTIMIZERS)}')
   check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
   check(o.warmup_steps >= 0, f'config.optim.warmup_steps={o.warmup_steps!r} must be >= 0')
   _fraction(o.min_lr_ratio, 'optim.min_lr_ratio', upper_inclusive=True)
+  check(o.get('schedule', 'cosine') in ('cosine', 'linear'),
+        f'config.optim.schedule={o.schedule!r} is not a schedule: choose cosine or linear')
   _fraction(o.get('plateau_decay', 0.0), 'optim.plateau_decay')
   _fraction(o.b1, 'optim.b1')
   _fraction(o.b2, 'optim.b2')
@@ -181,7 +184,8 @@ def _parameter_shapes(config):
   objective = steps.objective_for(config.model.name, kind)
   ints, floats = jax.ShapeDtypeStruct((1, 8), jnp.int32), jax.ShapeDtypeStruct((1, 8), jnp.float32)
   batch = {**dict.fromkeys(('inputs', 'targets', 'segments', 'src', 'tgt_in', 'tgt_out'), ints),
-           **dict.fromkeys(('values', 'markers', 'mask', 'weights'), floats)}
+           **dict.fromkeys(('values', 'markers', 'mask', 'weights'), floats),
+           'center': jax.ShapeDtypeStruct((1,), jnp.int32), 'context': ints, 'negatives': ints}
   return jax.eval_shape(
       lambda b: model.init(jax.random.PRNGKey(0), *objective.inputs(b), train=False)['params'],
       batch)
@@ -212,7 +216,8 @@ def _check_freeze(config) -> None:
 
 def validate_devices(config, device_count: int, process_count: int, platform: str) -> None:
   """The checks that need the devices (JAX): the global batch must split evenly over them; cuDNN
-  needs CUDA GPUs; config.optim.freeze must name parameters of the model."""
+  needs CUDA GPUs; config.optim.freeze must name parameters of the model; pre-trained vectors must
+  be as wide as its embedding."""
   check(not _runs_cudnn(config.model) or platform in ('gpu', 'cuda'),
          "config.model.recurrence='cudnn' needs a CUDA GPU, and this run computes "
          f"on {platform}: use "
@@ -239,3 +244,5 @@ def validate_devices(config, device_count: int, process_count: int, platform: st
          f'config.train.batch_size={b} does not split into train.grad_accum={k} micro-batches over '
          f'{devices}: use a multiple of {device_count * k}, or another grad_accum')
   _check_freeze(config)
+  if config.model.get('pretrained_vectors', ''):
+    pretrained.check_width(config, _parameter_shapes(config))

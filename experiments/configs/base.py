@@ -54,6 +54,10 @@ def get_base_config() -> ml_collections.ConfigDict:
                                    # sampling
   c.model.cell = 'lstm'            # elmo, elmo_classifier: rnn | lstm | gru | mingru | minlstm of
                                    # the biLM
+  c.model.pretrained_vectors = ''  # word-level models: a word vectors file (word2vec text or .bin,
+                                   # GloVe .txt, fastText .vec) or a word2vec run's workdir, whose
+                                   # vectors start the embedding (its width must be theirs); the
+                                   # words it lacks keep their init; optim.freeze='embed' fixes them
   c.model.pool = 'cls'             # bert classifier reads: cls (BERT's pooler tanh(W h_[CLS])) |
                                    # mean (of tokens)
   # lm, the backbone of sequence mixers (seqmodels/models/lm.py, seqmodels/layers/mixers):
@@ -131,6 +135,13 @@ def get_base_config() -> ml_collections.ConfigDict:
                                    # read at most num_train / num_validation examples
   c.data.mask_prob = 0.15          # mlm: share of tokens chosen for prediction (80% [MASK], 10%
                                    # random, 10% kept)
+  # word2vec (data.name='word2vec': data.path read as words, data.min_count of them kept):
+  c.data.window = 5                # W: context words each side of a center at most (each center
+                                   # draws its own reach in [1, W]: the dynamic window)
+  c.data.negatives = 5             # K: noise words per (center, context) pair
+  c.data.subsample = 1e-3          # frequent-word subsampling threshold t (gensim's `sample`);
+                                   # 0 keeps every word
+  c.data.ns_exponent = 0.75        # noise distribution: unigram counts to this power
   c.data.data_dir = ''             # where TFDS datasets are built and read; '' means
                                    # ~/.cache/seqmodels/tfds
 
@@ -152,7 +163,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.optim.name = 'adamw'           # adamw | sgd | momentum (SGD with heavy-ball momentum b1)
   c.optim.lr = 3e-3                # peak learning rate
   c.optim.warmup_steps = 100
-  c.optim.min_lr_ratio = 0.1       # cosine decays to lr * min_lr_ratio
+  c.optim.min_lr_ratio = 0.1       # the schedule decays to lr * min_lr_ratio
+  c.optim.schedule = 'cosine'      # after warmup: cosine | linear (word2vec's decay)
   c.optim.b1 = 0.9                 # Adam's first-moment decay; the momentum of 'momentum'
   c.optim.b2 = 0.99
   c.optim.eps = 1e-8

@@ -8,10 +8,11 @@ a name.
 import fcntl
 import os
 
-from seqmodels.data import bert, builders, core, tasks, text, translation
+from seqmodels.data import bert, builders, core, tasks, text, translation, word2vec
 from seqmodels.data.core import Dataset
 
-FAMILIES = (tasks, text, bert, translation)  # in the order the names are listed to the user
+# in the order the names are listed to the user
+FAMILIES = (tasks, text, bert, translation, word2vec)
 DATASETS: dict[str, Dataset] = {name: entry for family in FAMILIES
                                 for name, entry in family.DATASETS.items()}
 

@@ -36,7 +36,7 @@ def _local_text_config(data_cfg) -> builders.LocalTextConfig:
                                     min_count=data_cfg.get('min_count', 1))
 
 
-def _prepare_text(data_cfg, directory: str) -> None:
+def prepare_text(data_cfg, directory: str) -> None:
   builder = builders.LocalText(config=_local_text_config(data_cfg), data_dir=directory,
                                file_format='array_record')
   builders.build_if_needed(builder, f'config.data.name={data_cfg.name}')
@@ -80,14 +80,21 @@ def format_sentence(text: str | bytes, seq_len: int) -> core.Batch:
   return example
 
 
-def _load_text(data_cfg, directory: str) -> core.Data:
+def load_ids(data_cfg, directory: str):
+  """(token ids int32 [N] per split, the tokenizer, the build's metadata) of a prepared local text
+  (`prepare_text`)."""
   config = _local_text_config(data_cfg)
   splits = ('train', 'validation') if 'text' in config.files else tuple(config.files)
   sources = core.sources(f'{builders.LocalText.name}/{config.name}', splits, directory)
   metadata = sources['train'].dataset_info.metadata
-  tokenizer = builders.text_tokenizer(metadata)
   ids = {split: np.concatenate([src[i]['tokens'] for i in range(len(src))] or
                                [np.zeros(0, np.int32)]) for split, src in sources.items()}
+  return ids, builders.text_tokenizer(metadata), metadata
+
+
+def _load_text(data_cfg, directory: str) -> core.Data:
+  config = _local_text_config(data_cfg)
+  ids, tokenizer, metadata = load_ids(data_cfg, directory)
   characters = metadata.get('characters', {})
   # the ids of lm1b, mlm and classify data: pre-training fits them
   if tokenizer_name(data_cfg) == 'byte':
@@ -119,6 +126,7 @@ def _load_text(data_cfg, directory: str) -> core.Data:
     unk_id = tokenizer.words.index(tokenizers.UNK_WORD)
     meta['unk_fraction'] = {split: float(np.mean(split_ids == unk_id))
                             for split, split_ids in ids.items()}
+    meta['words'] = tokenizer.words  # by id: what pre-trained vectors are matched by
   if 'text' in config.files:  # why there is no test split, for train.test_eval's error
     meta['no_test'] = ('a single file is split '
                        f'{builders.TRAIN_FRACTION:.0%}/{1 - builders.TRAIN_FRACTION:.0%} into '
@@ -197,7 +205,7 @@ def _check_tfds_text(config) -> None:
 
 
 DATASETS = {
-    'text': core.Dataset('lm', _prepare_text, _load_text, _check_text,
+    'text': core.Dataset('lm', prepare_text, _load_text, _check_text,
                          local_files=lambda data_cfg: core.existing_files(data_cfg.path),
                          tokenizer_name=tokenizer_name, text=True, streams=True),
     'tiny_shakespeare': core.Dataset('lm', _prepare_tiny_shakespeare, _load_tiny_shakespeare,

@@ -72,6 +72,9 @@ class Entry:
   # config.model -> the step of the widths model.params / model.flops_per_token choose from (one
   # that its heads split).
   width_multiple: Callable[[Any], int] = _multiple_of_4
+  # The parameter paths of its word embedding tables (nn.Embed, [V, E]), which
+  # model.pretrained_vectors initialises; () where it has none that pre-trained vectors fit.
+  embedding: tuple[str, ...] = ()
 
 
 def parallel_scan(m) -> bool | None:

@@ -150,4 +150,5 @@ def _flops(m, data) -> float:
 
 ENTRIES = {'gpt': entry.Entry(_build, kinds=('lm',), check=_check,
                               tie_embeddings='always', generate=_generate, flops=_flops,
-                              width_multiple=entry.heads_multiple)}
+                              width_multiple=entry.heads_multiple,
+                              embedding=('embed',))}

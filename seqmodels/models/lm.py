@@ -233,4 +233,5 @@ def _width_multiple(m) -> int:
 
 
 ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always',
-                             generate=generate, flops=_flops, width_multiple=_width_multiple)}
+                             generate=generate, flops=_flops, width_multiple=_width_multiple,
+                             embedding=('embed',))}

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from seqmodels.errors import DataError
 from seqmodels.layers.recurrent import default_unroll
 from seqmodels.models import (bert, elmo, gpt, lm, ngram, rnn_classifier, rnn_lm, rnn_regressor,
-                              seq2seq, transformer)
+                              seq2seq, transformer, word2vec)
 from seqmodels.models.entry import Entry
 
 MODELS: dict[str, Entry] = {
@@ -31,6 +31,7 @@ MODELS: dict[str, Entry] = {
     **bert.ENTRIES,
     **rnn_classifier.ENTRIES,  # lstm_classifier
     **elmo.ENTRIES,            # elmo, elmo_classifier
+    **word2vec.ENTRIES,        # skipgram, cbow
 }
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}

@@ -126,5 +126,6 @@ def _flops(m, data) -> float:
 
 ENTRIES = {cell: entry.Entry(_build(cell), kinds=('lm', 'regression'), carries_state=True,
                              tie_embeddings='option', recurrent_cell=entry.cell_of(cell),
-                             generate=decoding.sampler(step_function), flops=_flops)
+                             generate=decoding.sampler(step_function), flops=_flops,
+                             embedding=('embed',))
            for cell in ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')}

@@ -42,6 +42,15 @@ Inputs, found in every run directory under the paths (recursively):
       {...}, "samples": [{"source", "prompt", "continuation", "reference" (or null)}, ...]} -> a
       'Samples' section of report.md: each prompt, then every run's continuation of it, then the
       text's own.
+  word_vectors.json  intrinsic evaluations of word vectors (seqmodels/analysis/word_vectors.py), a
+      record or a list of them: {"vectors", "words", "dimension", "analogies": {"accuracy",
+      "questions", "skipped", "sections": {name: {"accuracy", "questions", "skipped"}}},
+      "similarity": {"spearman", "pairs", "skipped"}, "neighbours": {word: [[word, cos], ...]}}
+      -> a 'Word vectors' section of report.md.
+  rare_words.json    an LM's perplexity by group of targets (seqmodels/analysis/rare_words.py):
+      {"model", "all" | "rare" | "frequent" | "unseen_bigram" | "unseen_trigram": {"perplexity",
+       "tokens"}, ...}
+      -> a 'Perplexity by target' section of report.md.
 Plots over the runs: learning_curves.png (train and eval loss vs step; a column per length when the
 runs differ in data.max_len or data.seq_len; a failed run up to its last logged step, marked x),
 loss_vs_time.png (eval loss vs the training seconds metrics.jsonl's train records carry),

@@ -12,7 +12,8 @@ import re
 from typing import Any
 
 from seqmodels.report import plots as plot  # draws with matplotlib, imported only when it draws
-from seqmodels.report.tables import find_runs, load_runs, markdown_table, read_json, write_csv
+from seqmodels.report.tables import (find_runs, load_runs, markdown_table, rare_words_section,
+                                     read_json, word_vectors_section, write_csv)
 
 
 # --- samples --------------------------------------------------------------------------------------
@@ -77,6 +78,8 @@ def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
   md += [f'\n![{k if k.startswith("attention") else k.replace("_", " ")}]({os.path.basename(v)})\n'
          for k, v in plots.items()]
   md.append(samples_section(found('samples.json')))
+  md.append(word_vectors_section(found('word_vectors.json')))
+  md.append(rare_words_section(found('rare_words.json')))
   files['markdown'] = os.path.join(out_dir, 'report.md')
   with open(files['markdown'], 'w') as f:
     f.write('\n'.join(md))

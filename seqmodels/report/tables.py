@@ -422,3 +422,56 @@ def by_setting(runs: list[dict[str, Any]],
       label = keys.setdefault(_config_key(r, drop), name_without(r['name'], drop))
       out.setdefault(label, []).append(r)
   return out
+
+
+def word_vectors_section(files: list[str]) -> str:
+  """Markdown of the word_vectors.json `files` (seqmodels/analysis/word_vectors.py): a row per
+  vectors source (analogy accuracy, similarity rho, and the questions and pairs they count), the
+  accuracy per analogy section, and the nearest neighbours asked for."""
+  records = [(f, r) for f in files for r in ([read_json(f)] if isinstance(read_json(f), dict)
+                                             else read_json(f) or [])]
+  if not records:
+    return ''
+  name = lambda f, r: (os.path.basename(os.path.dirname(os.path.abspath(f)))
+                       if os.path.basename(f) == 'word_vectors.json' else r.get('vectors', f))
+  md = ['\n## Word vectors\n', '| vectors | words | dim | analogy accuracy (questions, skipped) '
+        '| similarity rho (pairs, skipped) |', '|---|---|---|---|---|']
+  sections: dict[str, dict[str, str]] = {}
+  for f, r in records:
+    a, s = r.get('analogies'), r.get('similarity')
+    md.append(f'| {name(f, r)} | {r.get("words")} | {r.get("dimension")} | ' +
+              (f'{_fmt(a["accuracy"])} ({a["questions"]}, {a["skipped"]})' if a else '') + ' | ' +
+              (f'{_fmt(s["spearman"])} ({s["pairs"]}, {s["skipped"]})' if s else '') + ' |')
+    for section, v in (a or {}).get('sections', {}).items():
+      sections.setdefault(section, {})[name(f, r)] = f'{_fmt(v["accuracy"])} ({v["questions"]})'
+  if sections:
+    sources = list(dict.fromkeys(name(f, r) for f, r in records))
+    md += ['\nAnalogy accuracy per section (3CosAdd; questions of known words):\n',
+           '| section | ' + ' | '.join(sources) + ' |', '|---' * (len(sources) + 1) + '|']
+    md += [f'| {s} | ' + ' | '.join(v.get(src, '') for src in sources) + ' |'
+           for s, v in sections.items()]
+  for f, r in records:
+    for word, near in r.get('neighbours', {}).items():
+      md.append(f'\n{name(f, r)}, nearest to **{word}**: ' +
+                (', '.join(f'{w} ({c:.2f})' for w, c in near) or 'not in the vocabulary'))
+  return '\n'.join(md) + '\n'
+
+
+def rare_words_section(files: list[str]) -> str:
+  """Markdown of the rare_words.json `files` (seqmodels/analysis/rare_words.py): a row per run, the
+  perplexity over all targets, rare and frequent ones, and after unseen bigram / trigram
+  contexts."""
+  groups = ('all', 'rare', 'frequent', 'unseen_bigram', 'unseen_trigram')
+  rows = []
+  for f in files:
+    records = read_json(f)
+    for r in ([records] if isinstance(records, dict) else records or []):
+      name = (os.path.basename(os.path.dirname(os.path.abspath(f)))
+              if os.path.basename(f) == 'rare_words.json' else r.get('model', f))
+      rows.append(f'| {name} | ' + ' | '.join(
+          f'{_fmt(r[g]["perplexity"])} ({r[g]["tokens"]})' for g in groups) + ' |')
+  if not rows:
+    return ''
+  return '\n'.join(['\n## Perplexity by target (rare_words)\n',
+                    '| run | ' + ' | '.join(g.replace('_', ' ') for g in groups) + ' |',
+                    '|---' * (len(groups) + 1) + '|', *rows]) + '\n'

@@ -24,7 +24,8 @@ from seqmodels import errors
 from seqmodels.data import core
 from seqmodels.data import registry as datasets
 from seqmodels.models import registry, size
-from seqmodels.train import checkpoint, count, host_memory, mfu, optim, sharding, steps
+from seqmodels.train import (checkpoint, count, host_memory, mfu, optim, pretrained, sharding,
+                             steps)
 from seqmodels.train import state as state_lib
 from seqmodels.train import workdir as records
 from seqmodels.train.evaluate import Evaluator, check_test_split
@@ -208,6 +209,7 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
       tokens_per_sec=run.tokens_per_sec,  # steady state, compilation out
       train_seconds=run.train_seconds, wall_seconds=wall_before + time.time() - t_start,
       sessions=run.sessions, dtype=dtype.name, platform=jax.devices()[0].platform,
+      **({'pretrained_vectors': run.pretrained_vectors} if run.pretrained_vectors else {}),
       peak_memory_bytes=peak_memory.bytes(),  # GPU/TPU: the device's; CPU: the process's resident
                                               # set
       **sized.fields(), **({'size_target': size_target} if size_target else {}),
@@ -234,6 +236,8 @@ class _RunRecord:
   # The last logged train metrics (TrainLog.flush), the summary's: also for a rerun that finds the
   # last checkpoint saved and no summary (killed between them), which trains no step to log.
   train_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+  # model.pretrained_vectors: the file and how many of the vocabulary's words it had
+  pretrained_vectors: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @classmethod
   def from_meta(cls, meta: dict[str, Any]) -> _RunRecord:
@@ -282,7 +286,13 @@ def _initial_state(config, model, objective, data, tx, mesh, batch_sh,
     warn_of_init_from(tc.init_from, loaded, fresh)
     state = state.replace(params=params,
                           opt_state=jax.jit(tx.init, out_shardings=state_sh.opt_state)(params))
-  return state, state_sh, _RunRecord()
+  record = _RunRecord()
+  if config.model.get('pretrained_vectors', ''):
+    params, record.pretrained_vectors = pretrained.initialise(
+        state.params, list(data.meta['words']), config.model.pretrained_vectors, config.model)
+    state = state.replace(params=params,
+                          opt_state=jax.jit(tx.init, out_shardings=state_sh.opt_state)(params))
+  return state, state_sh, record
 
 
 def _train_batches(data: core.Data, config, start: int):

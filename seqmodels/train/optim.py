@@ -11,13 +11,18 @@ import optax
 
 
 def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
-  """Linear warmup from 0 to `lr` over `warmup_steps`, then cosine decay to `lr * min_lr_ratio`."""
+  """Linear warmup from 0 to `lr` over `warmup_steps`, then a cosine (or linear: optim.schedule)
+  decay to `lr * min_lr_ratio` at the last step."""
   o = optim_cfg
   warmup = min(o.warmup_steps, max(num_steps - 1, 0))
   if warmup < o.warmup_steps:
     logging.warning('config.optim.warmup_steps=%d is not below the run\'s %d steps: the learning '
                     'rate warms up over %d steps instead (lower warmup_steps, or train longer)',
                     o.warmup_steps, num_steps, warmup)
+  if o.get('schedule', 'cosine') == 'linear':  # word2vec's: alpha falls linearly to min_alpha
+    decay = optax.linear_schedule(o.lr, o.lr * o.min_lr_ratio, max(num_steps - warmup, 1))
+    return (optax.join_schedules([optax.linear_schedule(0.0, o.lr, warmup), decay], [warmup])
+            if warmup else decay)
   return optax.warmup_cosine_decay_schedule(0.0, o.lr, warmup, max(num_steps, warmup + 1),
                                             o.lr * o.min_lr_ratio)
 

@@ -247,6 +247,27 @@ BILM = Objective(inputs=_bilm_window, eval_sums=_bilm_eval_sums,
 OBJECTIVES['bilm'] = BILM
 
 
+def negative_sampling_sums(scores, batch=None):
+  """word2vec (models/word2vec.py Scores): sums over real pairs of -log sigma(s_true) - sum_k
+  log sigma(-s_noise_k) (Mikolov et al. 2013, eq. 4), and the number of pairs."""
+  del batch  # the model's Scores carry which pairs are real
+  nll_BxP = (jax.nn.softplus(-scores.true_BxP) +
+             (jax.nn.softplus(scores.noise_BxPxK) * scores.noise_weights_BxPxK).sum(-1))
+  return {'nll': (nll_BxP * scores.weights_BxP).sum(), 'pairs': scores.weights_BxP.sum()}
+
+
+def _pair_loss(t):
+  return t['nll'] / jnp.maximum(t['pairs'], 1.0), {}
+
+
+# word2vec: (center, context, negatives, weights) in, Scores out; the loss is nats per pair.
+WORD2VEC = Objective(inputs=lambda b: (b['center'], b['context'], b['negatives'], b['weights']),
+                     eval_sums=negative_sampling_sums, from_sums=_pair_loss, counts=('pairs',),
+                     finalize=lambda t: {'loss': float(_pair_loss(t)[0]),
+                                         'pairs': float(t['pairs'])})
+OBJECTIVES['word2vec'] = WORD2VEC
+
+
 def _carried(carry, reset_B):
   """The carried state, zero in the rows whose stream starts again (`reset` 1: an epoch's first
   window)."""

@@ -33,4 +33,5 @@ def test_language_models_generate_and_translation_models_decode():
   for name, entry in registry.MODELS.items():
     assert (entry.generate is not None) == ('lm' in entry.kinds), name
     assert (entry.decode_step is not None) == ('seq2seq' in entry.kinds), name
-    assert entry.after_training == (('translation',) if 'seq2seq' in entry.kinds else ()), name
+    after = {'seq2seq': ('translation',), 'word2vec': ('word_vectors',)}
+    assert entry.after_training == next((after[k] for k in entry.kinds if k in after), ()), name

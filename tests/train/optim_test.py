@@ -164,3 +164,14 @@ def test_optimizer_names_build_their_rule_and_unknown_names_fail_validation():
                      match=r"config.optim.name='adam_typo' is not an optimizer: choose one of "
                      r'adamw, sgd, momentum'):
     validation.validate(c)
+
+
+def test_linear_schedule_falls_from_lr_to_its_floor_at_the_last_step():
+  """word2vec's decay (optim.schedule='linear'), after any warm-up."""
+  s = optim.learning_rate_schedule(
+      _optim_cfg(lr=1.0, warmup_steps=0, min_lr_ratio=0.01, schedule='linear'), 100)
+  np.testing.assert_allclose([float(s(t)) for t in (0, 50, 100)], [1.0, 0.505, 0.01], rtol=1e-6)
+  s = optim.learning_rate_schedule(
+      _optim_cfg(lr=1.0, warmup_steps=10, min_lr_ratio=0.0, schedule='linear'), 110)
+  np.testing.assert_allclose([float(s(t)) for t in (5, 10, 60, 110)], [0.5, 1.0, 0.5, 0.0],
+                             atol=1e-6)
