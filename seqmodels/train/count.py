@@ -145,6 +145,10 @@ def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory,
       sessions=[records.session(0, platform='cpu')],  # one counting pass, in NumPy
       platform='cpu', dtype='float64',  # NumPy counts
       peak_memory_bytes=peak_memory.bytes(), order=model.order,
+      # the fields of a neural run's size (seqmodels/models/size.py): its counts are its
+      # parameters, it has no embedding, and counting does no floating-point work to rate
+      params_embedding=0, params_non_embedding=int(sum(t.keys.size for t in model.tables)),
+      flops_per_token=0.0, mfu=None, peak_flops=None, peak_flops_source='none: the n-gram counts',
       discounts={k + 1: list(t.discounts) for k, t in enumerate(model.tables)},
       unseen_context_fraction=unseen, **({'test': test_metrics} if test_metrics else {}))
   # as loop's runs end: a process that failed says so here
