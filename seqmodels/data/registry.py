@@ -8,10 +8,10 @@ a name.
 import fcntl
 import os
 
-from seqmodels.data import bert, builders, core, tasks, text, translation
+from seqmodels.data import bert, builders, core, recall, tasks, text, translation
 from seqmodels.data.core import Dataset
 
-FAMILIES = (tasks, text, bert, translation)  # in the order the names are listed to the user
+FAMILIES = (tasks, recall, text, bert, translation)  # in the order the names are listed to the user
 DATASETS: dict[str, Dataset] = {name: entry for family in FAMILIES
                                 for name, entry in family.DATASETS.items()}
 

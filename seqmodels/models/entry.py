@@ -25,6 +25,11 @@ def _no_cell(m) -> str:
   return ''
 
 
+def _no_table(m) -> bool:
+  del m
+  return False
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
   """A model family's registry entry (one per `config.model.name`)."""
@@ -52,6 +57,9 @@ class Entry:
   generate: Callable[..., Any] | None = None
   # seq2seq: (model, params, src_BxS) -> (decoding.StepFn, cache), for greedy and beam decoding.
   decode_step: Callable[..., Any] | None = None
+  # config.model -> whether it reads positions from a learned table of data.seq_len rows, so cannot
+  # embed a longer sequence (a test length past the training one is refused).
+  learned_positions: Callable[[Any], bool] = _no_table
   # Evaluations it adds after training, by name in seqmodels.evals.AFTER_TRAINING ('translation').
   after_training: tuple[str, ...] = ()
 

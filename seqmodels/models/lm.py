@@ -214,4 +214,5 @@ def _check(config) -> None:
 
 
 ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always',
-                             generate=generate)}
+                             generate=generate,
+                             learned_positions=lambda m: m.get('position', 'auto') == 'learned')}
