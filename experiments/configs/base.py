@@ -117,9 +117,9 @@ def get_base_config() -> ml_collections.ConfigDict:
                                    # read at most num_train / num_validation examples
   c.data.mask_prob = 0.15          # mlm: share of tokens chosen for prediction (80% [MASK], 10%
                                    # random, 10% kept)
-  # recall tasks (mqar | selective_copying | induction_heads, seqmodels/data/recall.py): data.seq_len
-  # is the training length, data.num_symbols the vocabulary (MQAR's keys and values, or the task's
-  # symbols with its special tokens)
+  # recall tasks (mqar | selective_copying | induction_heads, seqmodels/data/recall.py):
+  # data.seq_len is the training length, data.num_symbols the vocabulary (MQAR's keys and values,
+  # or the task's symbols with its special tokens)
   c.data.kv_pairs = 4              # mqar: key-value pairs per sequence (4 x kv_pairs <= seq_len)
   c.data.power_a = 0.01            # mqar: query gaps drawn with p(g) ~ (g + 1)^(a - 1) (Zoology)
   c.data.random_non_queries = False  # mqar: filler tokens uniform over the vocabulary (Zoology's

@@ -193,8 +193,8 @@ def load(data_cfg, directory: str) -> core.Data:
 
 
 def check_config(config) -> None:
-  """The task's sizes fit: Zoology's 4 x kv_pairs <= seq_len, a vocabulary with room for the keys and
-  values (or data tokens and specials), and every length in data.eval_lens as well."""
+  """The task's sizes fit: Zoology's 4 x kv_pairs <= seq_len, a vocabulary with room for the keys
+  and values (or data tokens and specials), and every length in data.eval_lens as well."""
   d = config.data
   core.check_no_byte_level(d)
   core.check_no_tokenizer(d)
