@@ -96,7 +96,8 @@ def validate(config) -> None:
   longer = [n for n in recall.eval_lengths(d) if n > d.seq_len] if d.get('eval_lens') else []
   check(not longer or not entry.learned_positions(m),
          f'config.data.eval_lens={d.eval_lens!r} tests at {longer[0] if longer else 0} tokens, '
-         f'and model.name={m.name!r} learns positions for data.seq_len={d.seq_len} only, so cannot embed them: test at <= {d.seq_len}, or use '
+         f'and model.name={m.name!r} learns positions for data.seq_len={d.seq_len} only, so '
+         f'cannot embed them: test at <= {d.seq_len}, or use '
          'model.name=lm with model.position=rope or none')
   check(o.name in OPTIMIZERS, f'config.optim.name={o.name!r} is not an optimizer: choose one of '
          f'{", ".join(OPTIMIZERS)}')
