@@ -60,6 +60,9 @@ class Entry:
   # config.model -> whether it reads positions from a learned table of data.seq_len rows, so cannot
   # embed a longer sequence (a test length past the training one is refused).
   learned_positions: Callable[[Any], bool] = _no_table
+  # LMs: (config.model, length) -> the numbers of state it carries per sequence when decoding at
+  # `length` tokens (attention's KV cache, a recurrence's state: Zoology's x axis); None: unknown.
+  decode_state: Callable[[Any, int], int] | None = None
   # Evaluations it adds after training, by name in seqmodels.evals.AFTER_TRAINING ('translation').
   after_training: tuple[str, ...] = ()
 

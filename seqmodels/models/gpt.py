@@ -136,4 +136,6 @@ def _generate(model: GPT, params, prompt_BxP, rng, *, window: int = 0, **setting
 
 ENTRIES = {'gpt': entry.Entry(_build, kinds=('lm',), check=lambda c: entry.check_heads(c.model),
                               tie_embeddings='always', generate=_generate,
-                              learned_positions=lambda m: True)}
+                              learned_positions=lambda m: True,
+                              # the KV cache: a key and a value of width D per layer and token
+                              decode_state=lambda m, length: 2 * m.layers * length * m.width)}

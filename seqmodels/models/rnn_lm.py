@@ -119,5 +119,8 @@ def _build(cell: str) -> Callable[..., nn.Module]:
 
 ENTRIES = {cell: entry.Entry(_build(cell), kinds=('lm', 'regression'), carries_state=True,
                              tie_embeddings='option', recurrent_cell=entry.cell_of(cell),
-                             generate=decoding.sampler(step_function))
+                             generate=decoding.sampler(step_function),
+                             # each layer's h (and an LSTM's c), whatever the length
+                             decode_state=lambda m, length, cell=cell: (
+                                 m.layers * m.width * (2 if cell == 'lstm' else 1)))
            for cell in ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')}
