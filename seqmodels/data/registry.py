@@ -11,7 +11,7 @@ import os
 from seqmodels.data import bert, builders, core, recall, tasks, text, translation
 from seqmodels.data.core import Dataset
 
-FAMILIES = (tasks, recall, text, bert, translation)  # in the order the names are listed to the user
+FAMILIES = (tasks, text, bert, translation, recall)  # in the order the names are listed to the user
 DATASETS: dict[str, Dataset] = {name: entry for family in FAMILIES
                                 for name, entry in family.DATASETS.items()}
 
