@@ -7,7 +7,7 @@ import logging
 import math
 import os
 
-from seqmodels.data import registry as datasets
+from seqmodels.data import recall, registry as datasets
 from seqmodels.layers.recurrent import RECURRENCES
 from seqmodels.models import registry, size
 from seqmodels.train import optim, pretrained
@@ -114,6 +114,12 @@ def validate(config) -> None:
          'synthetic tasks weight only their answers')
   datasets.check(config)  # the dataset's own checks (its registry entry)
   pretrained.check_config(config)  # model.pretrained_vectors
+  longer = [n for n in recall.eval_lengths(d) if n > d.seq_len] if d.get('eval_lens') else []
+  check(not longer or not entry.learned_positions(m),
+         f'config.data.eval_lens={d.eval_lens!r} tests at {longer[0] if longer else 0} tokens, '
+         f'and model.name={m.name!r} learns positions for data.seq_len={d.seq_len} only, so '
+         f'cannot embed them: test at <= {d.seq_len}, or use '
+         'model.name=lm with model.position=rope or none')
   check(o.name in OPTIMIZERS, f'config.optim.name={o.name!r} is not an optimizer: choose one of '
          f'{", ".join(OPTIMIZERS)}')
   check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')

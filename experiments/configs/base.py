@@ -142,6 +142,17 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.data.subsample = 1e-3          # frequent-word subsampling threshold t (gensim's `sample`);
                                    # 0 keeps every word
   c.data.ns_exponent = 0.75        # noise distribution: unigram counts to this power
+  # recall tasks (mqar | selective_copying | induction_heads, seqmodels/data/recall.py):
+  # data.seq_len is the training length, data.num_symbols the vocabulary (MQAR's keys and values,
+  # or the task's symbols with its special tokens)
+  c.data.kv_pairs = 4              # mqar: key-value pairs per sequence (4 x kv_pairs <= seq_len)
+  c.data.power_a = 0.01            # mqar: query gaps drawn with p(g) ~ (g + 1)^(a - 1) (Zoology)
+  c.data.random_non_queries = False  # mqar: filler tokens uniform over the vocabulary (Zoology's
+                                     # generator default) instead of 0 (its figure 2)
+  c.data.copy_tokens = 16          # selective_copying: data tokens to reproduce after the markers
+  c.data.eval_lens = ''            # recall tasks: lengths ('512,1024') the trained model is also
+                                   # tested at (summary eval recall_accuracy_len<n>), on num_test
+                                   # examples each
   c.data.data_dir = ''             # where TFDS datasets are built and read; '' means
                                    # ~/.cache/seqmodels/tfds
 

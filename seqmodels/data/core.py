@@ -233,6 +233,15 @@ def with_bits_per_char(metrics: dict[str, float], data: Data, split: str) -> dic
           **({'unk_fraction': unk} if unk is not None else {})}
 
 
+def with_recall_accuracy(metrics: dict[str, float], data: Data) -> dict[str, float]:
+  """Adds `recall_accuracy` where the data is a recall task (seqmodels/data/recall.py): its
+  weights mark only the positions that must recall a token, so the token accuracy over them is the
+  recall accuracy (Zoology's metric)."""
+  if not data.meta.get('recall') or 'accuracy' not in metrics:
+    return metrics
+  return {**metrics, 'recall_accuracy': metrics['accuracy']}
+
+
 def decoded_examples(source: Sequence, fmt: Callable[[Any], Batch]) -> Examples:
   """Examples of a `tfds.data_source` split, formatted by `fmt`; cached in memory if small."""
   size, chunk = len(source), 4096

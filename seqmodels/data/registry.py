@@ -8,11 +8,11 @@ a name.
 import fcntl
 import os
 
-from seqmodels.data import bert, builders, core, tasks, text, translation, word2vec
+from seqmodels.data import bert, builders, core, recall, tasks, text, translation, word2vec
 from seqmodels.data.core import Dataset
 
 # in the order the names are listed to the user
-FAMILIES = (tasks, text, bert, translation, word2vec)
+FAMILIES = (tasks, text, bert, translation, word2vec, recall)
 DATASETS: dict[str, Dataset] = {name: entry for family in FAMILIES
                                 for name, entry in family.DATASETS.items()}
 

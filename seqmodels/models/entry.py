@@ -36,6 +36,11 @@ def _no_cell(m) -> str:
   return ''
 
 
+def _no_table(m) -> bool:
+  del m
+  return False
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
   """A model family's registry entry (one per `config.model.name`)."""
@@ -63,6 +68,12 @@ class Entry:
   generate: Callable[..., Any] | None = None
   # seq2seq: (model, params, src_BxS) -> (decoding.StepFn, cache), for greedy and beam decoding.
   decode_step: Callable[..., Any] | None = None
+  # config.model -> whether it reads positions from a learned table of data.seq_len rows, so cannot
+  # embed a longer sequence (a test length past the training one is refused).
+  learned_positions: Callable[[Any], bool] = _no_table
+  # LMs: (config.model, length) -> the numbers of state it carries per sequence when decoding at
+  # `length` tokens (attention's KV cache, a recurrence's state: Zoology's x axis); None: unknown.
+  decode_state: Callable[[Any, int], int] | None = None
   # Evaluations it adds after training, by name in seqmodels.evals.AFTER_TRAINING ('translation').
   after_training: tuple[str, ...] = ()
   # (config.model, data) -> its forward FLOPs per token beyond 2 per weight of its non-embedding

@@ -151,4 +151,6 @@ def _flops(m, data) -> float:
 ENTRIES = {'gpt': entry.Entry(_build, kinds=('lm',), check=_check,
                               tie_embeddings='always', generate=_generate, flops=_flops,
                               width_multiple=entry.heads_multiple,
-                              embedding=('embed',))}
+                              embedding=('embed',), learned_positions=lambda m: True,
+                              # the KV cache: a key and a value of width D per layer and token
+                              decode_state=lambda m, length: 2 * m.layers * length * m.width)}

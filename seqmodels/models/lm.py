@@ -171,6 +171,13 @@ def config_from(m, data, dtype: Any) -> LMConfig:
                   norm=m.norm, mlp=m.mlp, F=ffn, position=position, dropout=m.dropout)
 
 
+def decode_state(m, length: int) -> int:
+  """Numbers of decoding state per sequence at `length` tokens: each block's mixer's (its
+  `state_bytes`, which counts float32 numbers)."""
+  c = config_from(m, types.SimpleNamespace(vocab_size=1, seq_len=length), jnp.float32)
+  return sum(MIXERS[name].state_bytes(c.mixer, 1, length) for name in c.mixers) // 4
+
+
 def _build(m, data, dtype: Any) -> nn.Module:
   return LM(config_from(m, data, dtype))
 
@@ -234,4 +241,5 @@ def _width_multiple(m) -> int:
 
 ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always',
                              generate=generate, flops=_flops, width_multiple=_width_multiple,
-                             embedding=('embed',))}
+                             embedding=('embed',), decode_state=decode_state,
+                             learned_positions=lambda m: m.get('position', 'auto') == 'learned')}

@@ -127,5 +127,8 @@ def _flops(m, data) -> float:
 ENTRIES = {cell: entry.Entry(_build(cell), kinds=('lm', 'regression'), carries_state=True,
                              tie_embeddings='option', recurrent_cell=entry.cell_of(cell),
                              generate=decoding.sampler(step_function), flops=_flops,
-                             embedding=('embed',))
+                             embedding=('embed',),
+                             # each layer's h (and an LSTM's c), whatever the length
+                             decode_state=lambda m, length, cell=cell: (
+                                 m.layers * m.width * (2 if cell == 'lstm' else 1)))
            for cell in ('rnn', 'lstm', 'gru', 'mingru', 'minlstm')}

@@ -56,7 +56,11 @@ runs differ in data.max_len or data.seq_len; a failed run up to its last logged 
 loss_vs_time.png (eval loss vs the training seconds metrics.jsonl's train records carry),
 grad_norm.png (the training gradient's global norm before clipping vs step, log scale,
 optim.clip_norm dotted) and metric_vs_length.png (final eval bits/token, MSE for regression runs
-with the mean predictor's MSE dashed, and accuracy vs that length, a line per model).
+with the mean predictor's MSE dashed, and accuracy vs that length, a line per model); for recall
+tasks (seqmodels/data/recall.py) metric_vs_width.png and metric_vs_state.png (final eval recall
+accuracy vs model.width and vs the numbers of state each model decodes with, each mixer at its best
+optim.lr, a panel per task setting: Zoology's figure 2) and metric_vs_eval_length.png (recall
+accuracy at each data.eval_lens length).
 tables.py reads the runs and makes the table; plots.py draws the plots, importing matplotlib only
 where it draws (a table needs no matplotlib); document.py writes the files; __main__.py is the CLI.
 """

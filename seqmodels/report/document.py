@@ -97,6 +97,11 @@ def _plots(runs: list[dict[str, Any]], out, found) -> dict[str, str | None]:
            'metric_vs_length': plot.metric_vs_length(runs, out('metric_vs_length.png')),
            'cost_vs_length': plot.cost_vs_length(found('cost.json'), out('cost_vs_length.png')),
            'bleu_by_length': plot.bleu_by_length(runs, out('bleu_by_length.png')),
+           # recall tasks: Zoology's figure, length generalisation
+           'metric_vs_width': plot.metric_vs_width(runs, out('metric_vs_width.png')),
+           'metric_vs_state': plot.metric_vs_state(runs, out('metric_vs_state.png')),
+           'metric_vs_eval_length': plot.metric_vs_eval_length(runs,
+                                                               out('metric_vs_eval_length.png')),
            'gradient_flow': plot.gradient_flow(found('gradient_flow.json'),
                                                out('gradient_flow.png'))}
   for kind in ('maps', 'layers'):

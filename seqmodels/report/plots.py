@@ -441,3 +441,117 @@ def bleu_by_length(runs: list[dict[str, Any]], path: str) -> str | None:
          ylabel='BLEU')
   ax.grid(True, alpha=0.3)
   return _save_with_legend(fig, ax.get_legend_handles_labels()[0], path)
+
+
+# --- recall (seqmodels/data/recall.py): Zoology's figure and length generalisation ----------------
+
+def sequence_model(run: dict[str, Any]) -> str:
+  """A recall run's line label: the lm backbone's mixer (or pattern; ', learned positions' where it
+  learns them), else the model's name."""
+  m = run['config'].get('model', {})
+  if m.get('name') != 'lm':
+    return str(m.get('name') or run['summary'].get('model', '?'))
+  mixer = m.get('pattern') or m.get('mixer', '?')
+  return mixer + (', learned positions' if m.get('position') == 'learned' else '')
+
+
+def _recall_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+  return [r for r in runs if r['status'] == 'done' and r['config'] and
+          math.isfinite(as_float(get_field(r['summary'], 'eval.recall_accuracy')))]
+
+
+def _best_over_lr(runs: list[dict[str, Any]], x) -> dict[str, dict[tuple, dict[float, float]]]:
+  """{panel title: {(line, x): recall accuracy}}: the panel is the task and its sizes, the value the
+  best over optim.lr of the mean over seeds (Zoology's protocol: each mixer at its best lr)."""
+  acc: dict[tuple, list[float]] = {}
+  for r in runs:
+    d = r['config']['data']
+    panel = (f'{d["name"]}, seq_len {d["seq_len"]}' +
+             (f', {d["kv_pairs"]} kv pairs' if d['name'] == 'mqar' else ''))
+    key = (panel, sequence_model(r), x(r), get_field(r['config'], 'optim.lr'))
+    acc.setdefault(key, []).append(as_float(get_field(r['summary'], 'eval.recall_accuracy')))
+  out: dict[str, dict[tuple, float]] = {}
+  for (panel, line, xv, _), values in acc.items():
+    cell = out.setdefault(panel, {})
+    cell[(line, xv)] = max(cell.get((line, xv), -1.0), float(np.mean(values)))
+  return out
+
+
+def _recall_panels(runs: list[dict[str, Any]], path: str, x, xlabel: str, title: str,
+                   min_points: int = 2) -> str | None:
+  """Final eval recall accuracy vs x(run), a panel per task setting, a line per mixer."""
+  panels = _best_over_lr(_recall_runs(runs), x)
+  panels = {p: v for p, v in panels.items() if len({xv for _, xv in v}) >= min_points}
+  if not panels:
+    return None
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False)
+  for ax, (panel, cells) in zip(axes[0], sorted(panels.items())):
+    for line in sorted({line for line, _ in cells}):
+      xs = sorted(xv for ln, xv in cells if ln == line)
+      ax.plot(xs, [cells[(line, xv)] for xv in xs], marker='o', label=line)
+    ax.set(title=panel, xlabel=xlabel, ylabel='recall accuracy (best lr)', xscale='log',
+           ylim=(-0.02, 1.02))
+    ax.grid(True, alpha=0.3)
+  fig.suptitle(title)
+  handles = {l: h for ax in axes[0] for h, l in zip(*ax.get_legend_handles_labels())}
+  return _save_with_legend(fig, list(handles.values()), path)
+
+
+def metric_vs_width(runs: list[dict[str, Any]], path: str) -> str | None:
+  """Recall accuracy vs model.width, a line per mixer at its best learning rate, a panel per task
+  setting (Zoology figure 2's top row); None without 2+ widths of a recall task."""
+  return _recall_panels(runs, path, lambda r: get_field(r['config'], 'model.width'),
+                        'model width', 'Recall accuracy vs width')
+
+
+def metric_vs_state(runs: list[dict[str, Any]], path: str) -> str | None:
+  """Recall accuracy vs the numbers of state each model carries per sequence when decoding at the
+  task's length (attention: its KV cache; the registry entry's `decode_state`), log x (Zoology
+  figure 2's bottom row)."""
+  import ml_collections
+
+  from seqmodels.models import registry
+
+  def state(r):
+    entry = registry.MODELS.get(get_field(r['config'], 'model.name'))
+    if entry is None or entry.decode_state is None:
+      return math.nan
+    return entry.decode_state(ml_collections.ConfigDict(r['config']['model']),
+                              r['config']['data']['seq_len'])
+
+  runs = [r for r in _recall_runs(runs) if math.isfinite(state(r))]
+  return _recall_panels(runs, path, state, 'decoding state (numbers per sequence)',
+                        'Recall accuracy vs state size')
+
+
+def _length_accuracies(run: dict[str, Any]) -> dict[int, float]:
+  """{test length: recall accuracy} of a run's data.eval_lens splits (summary eval
+  recall_accuracy_len<n>)."""
+  return {int(k[len('recall_accuracy_len'):]): as_float(v)
+          for k, v in run['summary'].get('eval', {}).items()
+          if k.startswith('recall_accuracy_len')}
+
+
+def metric_vs_eval_length(runs: list[dict[str, Any]], path: str) -> str | None:
+  """Recall accuracy vs the test length (data.eval_lens) of models trained at one length, a line per
+  model, mean over seeds, the training length dotted (the Mamba paper's induction-heads figure)."""
+  done = [r for r in _recall_runs(runs) if _length_accuracies(r)]
+  if not done:
+    return None
+  lines: dict[str, dict[int, list[float]]] = {}
+  for r in done:
+    for n, a in _length_accuracies(r).items():
+      lines.setdefault(sequence_model(r), {}).setdefault(n, []).append(a)
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(7.5, 4.8))
+  for line, by_len in sorted(lines.items()):
+    xs = sorted(by_len)
+    ax.plot(xs, [np.mean(by_len[n]) for n in xs], marker='o', label=line)
+  for T in sorted({r['config']['data']['seq_len'] for r in done}):
+    ax.axvline(T, color='0.4', linestyle=':')
+  ax.set(title='Recall accuracy vs test length (dotted: trained at)', xlabel='test length',
+         ylabel='recall accuracy', xscale='log', ylim=(-0.02, 1.02))
+  _ticks_at(ax, [n for by_len in lines.values() for n in by_len])
+  ax.grid(True, alpha=0.3)
+  return _save_with_legend(fig, ax.get_legend_handles_labels()[0], path)

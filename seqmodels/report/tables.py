@@ -31,6 +31,8 @@ COLUMNS = [
     ('final eval bits/token', 'eval.bits_per_token'),  # = loss (nats/token) / ln 2
     ('final eval MSE', 'eval.mse'),                    # regression runs (the adding problem)
     ('final eval accuracy', 'eval.accuracy'),
+    # recall tasks: the accuracy over the positions that must recall (seqmodels/data/recall.py)
+    ('final eval recall accuracy', 'eval.recall_accuracy'),
     ('final eval seq. accuracy',
      lambda r: as_float(get_field(r['summary'], 'eval.sequence_accuracy')) if is_task_data(r)
      else math.nan),
@@ -61,7 +63,7 @@ COLUMNS = [
     ('test bits/token', 'test.bits_per_token'), ('test MSE', 'test.mse'),
     ('test bits/char', 'test.bits_per_char'),
     ('test perplexity', lambda r: _word_perplexity(r, 'test')),
-    ('test accuracy', 'test.accuracy'),
+    ('test accuracy', 'test.accuracy'), ('test recall accuracy', 'test.recall_accuracy'),
     ('tokens/s', 'tokens_per_sec'), ('MFU', 'mfu'), ('train time (s)', 'train_seconds'),
     ('wall time (s)', 'wall_seconds'),
     ('peak memory (MiB)', lambda r: as_float(get_field(r['summary'], 'peak_memory_bytes')) / 2**20),

@@ -53,7 +53,8 @@ def evaluate(eval_step, objective, params, data, batch_size_local: int, batch_sh
     else:
       sums, carry = eval_step(params, carry, batch)
     totals = sums if not totals else jax.tree.map(jnp.add, totals, sums)
-  return core.with_bits_per_char(objective.finalize(jax.device_get(totals)), data, split)
+  metrics = core.with_bits_per_char(objective.finalize(jax.device_get(totals)), data, split)
+  return core.with_recall_accuracy(metrics, data)
 
 
 class Evaluator:
@@ -94,10 +95,21 @@ class Evaluator:
     """The metrics of the evaluations the model's registry entry adds after training (translation:
     BLEU)."""
     entry = registry.MODELS[self.config.model.name]
-    metrics: dict[str, float] = {}
+    metrics = self.at_lengths(params)
     for name in entry.after_training:
       metrics.update(evals.AFTER_TRAINING[name](self.model, entry.decode_step, params, self.data,
                                                 self.config, self.workdir))
+    return metrics
+
+  def at_lengths(self, params) -> dict[str, float]:
+    """Recall tasks' length generalisation: loss and recall accuracy on each split len<n> of
+    data.eval_lens, as `<metric>_len<n>`, in batches of about the training batch's tokens."""
+    metrics: dict[str, float] = {}
+    per = jax.local_device_count()
+    for split, length in self.data.meta.get('eval_lengths', {}).items():
+      rows = max(per, self.batch_size * self.data.seq_len // length // per * per)
+      m = evaluate(self.step, self.objective, params, self.data, rows, self.batch_sh, None, split)
+      metrics.update({f'{k}_{split}': m[k] for k in ('loss', 'recall_accuracy') if k in m})
     return metrics
 
   def test(self, params) -> dict[str, Any]:
