@@ -46,6 +46,7 @@ def _model(mixer: str, args, T: int):
   c = get_base_config()
   c.model.name, c.model.mixer, c.model.width, c.model.layers, c.model.heads = (
       'lm', mixer, args.width, args.layers, args.heads)
+  c.model.scan = args.scan
   data = types.SimpleNamespace(vocab_size=V, seq_len=T, kind='lm', meta={})
   return registry.build(c.model, data, registry.compute_dtype(args.dtype))
 
@@ -121,6 +122,7 @@ def main(argv=None) -> None:
   p.add_argument('--T', default='')
   p.add_argument('--prefill', type=int, default=16)
   p.add_argument('--dtype', default='auto')
+  p.add_argument('--scan', default='auto', help="model.scan: a mixer's form (auto: the platform's)")
   p.add_argument('--warmup', type=int, default=2)
   p.add_argument('--steps', type=int, default=5)
   p.add_argument('--quick', action='store_true',
