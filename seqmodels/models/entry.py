@@ -20,6 +20,11 @@ def _no_checks(config) -> None:
   del config
 
 
+def _any_length(m) -> str:
+  del m
+  return ''
+
+
 def _no_cell(m) -> str:
   del m
   return ''
@@ -54,6 +59,9 @@ class Entry:
   decode_step: Callable[..., Any] | None = None
   # Evaluations it adds after training, by name in seqmodels.evals.AFTER_TRAINING ('translation').
   after_training: tuple[str, ...] = ()
+  # config.model -> '' where it reads windows longer than it trained on (train.eval_lengths), else
+  # why not, in words ('it learns one position embedding per position up to data.seq_len').
+  longer_windows: Callable[[Any], str] = _any_length
 
 
 def parallel_scan(m) -> bool | None:

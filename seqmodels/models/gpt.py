@@ -135,4 +135,6 @@ def _generate(model: GPT, params, prompt_BxP, rng, *, window: int = 0, **setting
 
 
 ENTRIES = {'gpt': entry.Entry(_build, kinds=('lm',), check=lambda c: entry.check_heads(c.model),
-                              tie_embeddings='always', generate=_generate)}
+                              tie_embeddings='always', generate=_generate,
+                              longer_windows=lambda m: 'GPT learns one position embedding per '
+                              'position up to config.data.seq_len')}

@@ -214,4 +214,6 @@ def _check(config) -> None:
 
 
 ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always',
-                             generate=generate)}
+                             generate=generate, longer_windows=lambda m: (
+                                 'model.position=learned learns one embedding per position up to '
+                                 'config.data.seq_len' if m.get('position') == 'learned' else ''))}
