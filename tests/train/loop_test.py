@@ -473,3 +473,21 @@ def test_plateau_decay_lowers_the_learning_rate_after_each_evaluation_no_better_
   # steps 11 and 12 (logged at 12) run after 4 decays (evaluations 4, 6, 8, 10)
   assert lr[12] == pytest.approx(0.5 ** 4 * (float(schedule(10)) + float(schedule(11))) / 2,
                                  rel=1e-6)
+
+
+def test_a_wsd_branch_from_a_longer_runs_stable_phase_equals_the_shorter_run_itself(tmp_path):
+  c = tiny_config(tmp_path, steps=10)
+  c.optim.schedule, c.optim.decay_fraction, c.optim.min_lr_ratio = 'wsd', 0.2, 0.0
+  c.train.checkpoint_every, c.train.keep_checkpoints, c.train.eval_every = 2, 10, 10
+  loop.train_and_evaluate(c, str(tmp_path / 'long'))
+  short = c.copy_and_resolve_references()
+  short.train.num_steps, short.train.eval_every = 5, 5  # its decay: step 4 to 5
+  direct = loop.train_and_evaluate(short, str(tmp_path / 'direct'))
+  short.train.branch_from = str(tmp_path / 'long')
+  branch = loop.train_and_evaluate(short, str(tmp_path / 'branch'))
+  assert branch['sessions'][0]['from_step'] == 4
+  _assert_trees_equal(direct['state'].params, branch['state'].params)
+  short.train.num_steps = 9  # its decay would begin at step 7, which the long run did not save
+  with pytest.raises(errors.CheckpointError, match='holds no checkpoint at step 7, where this '
+                     "run's decay begins"):
+    loop.train_and_evaluate(short, str(tmp_path / 'no_branch'))
