@@ -169,6 +169,8 @@ def _check_evaluation(config, entry) -> None:
     check(entry.trained_by != 'counting', f'{what} applies to trained models; the n-gram\'s '
           'context is its model.order (with train.carry_state it reaches across windows): leave '
           'it at its default')
+    check(not entry.objective, f'{what} scores next-token predictions, and model.name={m.name!r} '
+          f'trains with the {entry.objective} objective: leave it at its default')
   check(mode != 'carried' or t.get('carry_state', False),
         'config.train.eval_mode=carried reads a split as streams with the state carried, which '
         'a run trained with config.train.carry_state=True has: set it, or use strided')

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from seqmodels import sweep, tuning
+from seqmodels import errors, sweep, tuning
 from seqmodels.report import document, tables
 
 ARMS = [{'model.name': 'lstm'}, {'model.name': 'gpt'}, {'model.name': 'rnn'}]
@@ -85,3 +85,16 @@ def test_power_law_fits_recover_each_architectures_exponent(tmp_path):
   assert '| gpt | 3 | 10,000 - 160,000 | 0.100 | 0.100 |' in table
   assert '| lstm | 3 | 10,000 - 160,000 | 0.200 | 0.200* |' in table
   assert np.isfinite(points['lstm'][2]['loss'])
+
+
+def test_a_sweep_file_returning_a_tuning_loads_as_one_and_its_search_is_checked(tmp_path):
+  good = tmp_path / 'good.py'
+  good.write_text('from seqmodels import tuning\n'
+                  "def get_sweep():\n  return tuning.Tuning([{'model.name': 'gru'}], "
+                  'tuning.lr_grid(1e-3, 1e-2, 2))\n')
+  plan = sweep.load(str(good))
+  assert isinstance(plan, tuning.Tuning) and len(plan.search_trials()) == 2
+  bad = tmp_path / 'bad.py'
+  bad.write_text(good.read_text().replace("tuning.lr_grid(1e-3, 1e-2, 2))", '[{}, {}], seeds=0)'))
+  with pytest.raises(errors.ConfigError, match=r'Tuning\(seeds=0\) must be >= 1'):
+    sweep.load(str(bad))
