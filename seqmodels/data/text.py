@@ -121,8 +121,7 @@ def _load_text(data_cfg, directory: str) -> core.Data:
   elif 'text' in config.files:  # why there is no test split, for train.test_eval's error
     meta['no_test'] = ('a single file is split '
                        f'{builders.TRAIN_FRACTION:.0%}/{1 - builders.TRAIN_FRACTION:.0%} into '
-                       'train and validation (data.test_from_validation=True holds out half of '
-                       'validation)')
+                       'train and validation')
   elif 'test' not in ids:
     meta['no_test'] = f'no test file matches {builders.split_file_names(config.path, "test")}'
   return core.Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
