@@ -463,9 +463,11 @@ def scaling(runs: list[dict[str, Any]], path: str) -> str | None:
       ax.plot(xs, ys, 'o', color=color, label=f'{arch} (exponent {alpha:.3f})')
       ax.plot(grid, a * grid**-alpha, '-', color=color, alpha=0.6)
     estimated = key == 'flops' and any(q['estimated'] for p in points.values() for q in p)
+    if key == 'params' and any(q['all_params'] for p in points.values() for q in p):
+      label = 'parameters N (all: runs without params_non_embedding)'
     ax.set(xscale='log', yscale='log', xlabel=label + (' (6·N·tokens estimate)' if estimated
                                                        else ''), ylabel='final validation bits',
-           title=f'loss vs {label.split(" ")[-1]}')
+           title=f'loss vs {"parameters" if key == "params" else "training FLOPs"}')
     _plain_log_labels(ax)
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(fontsize=7)

@@ -495,15 +495,16 @@ def architecture(run) -> str:
 
 
 def scaling_points(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
-  """{architecture: [{'params', 'flops', 'loss', 'estimated'}]} of the finished runs, for
-  architectures with two or more sizes: non-embedding parameters (summary 'params_non_embedding',
-  else all 'params'), training FLOPs ('flops_per_token' times the tokens trained, else the 6 N D
-  estimate: 'estimated' 1) and final validation bits."""
+  """{architecture: [{'params', 'flops', 'loss', 'estimated', 'all_params'}]} of the finished runs,
+  for architectures with two or more sizes: non-embedding parameters (summary
+  'params_non_embedding', else all 'params': 'all_params' 1), training FLOPs ('flops_per_token'
+  times the tokens trained, else the 6 N D estimate: 'estimated' 1) and final validation bits."""
   points: dict[str, list[dict[str, float]]] = {}
   for r in runs:
     s, tc, dc = r['summary'], r['config'].get('train', {}), r['config'].get('data', {})
     if r['status'] != 'done':
       continue
+    all_params = 'params_non_embedding' not in s  # a run from before it was recorded
     params = as_float(s.get('params_non_embedding', s.get('params')))
     tokens = as_float(s.get('step')) * as_float(tc.get('batch_size')) * as_float(
         dc.get('seq_len'))
@@ -513,7 +514,8 @@ def scaling_points(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, float
     loss = _bits(s, 'eval')
     if all(math.isfinite(v) and v > 0 for v in (params, flops, loss)):
       points.setdefault(architecture(r), []).append(
-          {'params': params, 'flops': flops, 'loss': loss, 'estimated': float(estimated)})
+          {'params': params, 'flops': flops, 'loss': loss, 'estimated': float(estimated),
+           'all_params': float(all_params)})
   return {a: sorted(p, key=lambda q: q['params']) for a, p in points.items()
           if len({q['params'] for q in p}) >= 2}
 
