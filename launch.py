@@ -180,7 +180,10 @@ def main(argv) -> None:
     if FLAGS.wait and not on_slurm:
       raise errors.ConfigError('--wait waits for the jobs of --launcher=slurm: add it, or drop '
                                '--wait')
-    overrides = sweep.load(sweep_path) if sweep_path else [{}]
+    plan = sweep.load(sweep_path) if sweep_path else [{}]
+    # a tuning.Tuning: the search first, then each arm's best setting with more seeds
+    tuned = None if isinstance(plan, list) else plan
+    overrides = tuned.search_trials() if tuned else plan
     trials = sweep.make_trials(FLAGS.config, overrides, workdir)
     if not sweep_path:  # one run: its directory is the workdir (a SLURM job's, on --launcher=slurm)
       trials[0].name, trials[0].workdir = os.path.basename(workdir), workdir
@@ -249,16 +252,23 @@ def main(argv) -> None:
         command = lambda t: sweep.trial_command(FLAGS['config'].config_filename,
                                                 {**cli, **t.overrides}, t.workdir,
                                                 os.path.join(HERE, 'launch.py'))
-        if on_slurm:
-          slurm.submit_unfinished(trials, command)
+        if on_slurm:  # submits; a rerun of the command once they are done starts tuned reruns
+          run = lambda ts: slurm.submit_unfinished(ts, command)
         elif parallel:
-          sweep.run_parallel(trials, FLAGS.parallel, command)
+          run = lambda ts: sweep.run_parallel(ts, FLAGS.parallel, command)
         else:
-          sweep.run_in_process(trials, loop.train_and_evaluate)
+          run = lambda ts: sweep.run_in_process(ts, loop.train_and_evaluate)
+        run(trials)
+        if tuned is not None and all(t.status in ('done', 'skipped', 'failed') for t in trials):
+          reruns = _tuned_reruns(tuned, trials, workdir, primary)
+          run(reruns)
+          trials += reruns
       if on_slurm and FLAGS.wait:  # without the sweep's lock: a rerun meanwhile reports the jobs
         slurm.wait(trials)
     except (errors.WorkdirBusyError, errors.SchedulerError) as e:
       _fail(str(e), 1)
+    except errors.SeqmodelsError as e:  # a rerun's config (it validates as the search's did)
+      _fail(str(e))
     dirs = [t.workdir for t in trials]
 
   if any(t.status == 'queued' for t in trials):  # SLURM jobs still to finish: their progress
@@ -278,6 +288,26 @@ def main(argv) -> None:
           'the checkpoints they saved): rerun the same command to resume', 143)
   if any(t.status == 'failed' for t in trials):
     _fail(sweep.failed_line(trials), 1)
+
+
+def _tuned_reruns(tuned, trials, workdir: str, primary: bool):
+  """The second stage of a tuning sweep: each arm's setting with the lowest validation loss, rerun
+  with the other seeds (tuning.json records the plan and the choice)."""
+  from seqmodels import sweep, tuning, validation
+  from seqmodels.train import workdir as records
+  chosen = tuning.choose(tuned, {t.name: records.finished_summary(t.workdir) for t in trials})
+  if primary:
+    records.write_json(os.path.join(workdir, tuning.TUNING_FILE), {
+        **tuned.to_json(), 'chosen': {arm: None if i is None else tuned.search[i]
+                                      for arm, i in chosen.items()}})
+  reruns = sweep.make_trials(FLAGS.config, tuned.reruns(chosen), workdir)
+  for t in reruns:
+    validation.validate(t.config)
+    records.check_resumable(t.workdir, records.absolute_paths(t.config))
+  for arm, i in chosen.items():
+    logging.info('%s: %s chosen on validation', arm,
+                 'no finished trial' if i is None else sweep.trial_name(tuned.search[i]))
+  return reruns
 
 
 def _command_line_overrides(argv: list[str], config) -> dict:

@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 import ml_collections
 
 from seqmodels import errors
+from seqmodels.errors import check
 from seqmodels.train import lock
 from seqmodels.errors import ConfigError
 
@@ -85,9 +86,10 @@ def split_arg(path: str) -> tuple[str, str]:
   return file, arg
 
 
-def load(path: str) -> list[Overrides]:
+def load(path: str) -> list[Overrides] | Any:
   """The trials of a sweep file: what its get_sweep() (or get_sweep(arg) for 'FILE:arg') returns,
-  checked to be a non-empty list of flat {field: value} dicts. A problem is one ConfigError naming
+  checked to be a non-empty list of flat {field: value} dicts, or a seqmodels.tuning.Tuning (its
+  search trials checked so). A problem is one ConfigError naming
   the file and the fix, as a config's is."""
   file, arg = split_arg(path)
   if not os.path.isfile(file):
@@ -116,13 +118,17 @@ def load(path: str) -> list[Overrides]:
       raise
     call = f'get_sweep({arg!r})' if arg else 'get_sweep()'
     raise ConfigError(_raised(file, e, f'in {call}')) from e
+  plan = trials
+  if callable(getattr(trials, 'search_trials', None)):  # a tuning.Tuning: its first stage
+    check(trials.seeds >= 1, f'sweep file {file}: Tuning(seeds={trials.seeds!r}) must be >= 1')
+    trials = trials.search_trials()
   _check_trials(file, trials)
   names = [trial_name(o) for o in trials]
   repeated = sorted({n for n in names if names.count(n) > 1})
   if repeated:
     raise ConfigError(f'sweep {path} has repeated trials {repeated}: every trial needs its own '
                       'overrides')
-  return list(trials)
+  return list(trials) if plan is trials else plan
 
 
 _EXAMPLE = "one per trial: [{'model.width': 32}, {'model.width': 64}]"

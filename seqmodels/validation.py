@@ -10,7 +10,7 @@ import os
 from seqmodels.data import recall, registry as datasets
 from seqmodels.layers.recurrent import RECURRENCES
 from seqmodels.models import registry, size
-from seqmodels.train import optim, pretrained
+from seqmodels.train import evaluate, optim, pretrained
 from seqmodels.train.metrics import profile_steps
 from seqmodels.train.optim import OPTIMIZERS
 from seqmodels.errors import check
@@ -125,8 +125,6 @@ def validate(config) -> None:
   check(o.lr > 0, f'config.optim.lr={o.lr!r} must be > 0')
   check(o.warmup_steps >= 0, f'config.optim.warmup_steps={o.warmup_steps!r} must be >= 0')
   _fraction(o.min_lr_ratio, 'optim.min_lr_ratio', upper_inclusive=True)
-  check(o.get('schedule', 'cosine') in ('cosine', 'linear'),
-        f'config.optim.schedule={o.schedule!r} is not a schedule: choose cosine or linear')
   _fraction(o.get('plateau_decay', 0.0), 'optim.plateau_decay')
   _fraction(o.b1, 'optim.b1')
   _fraction(o.b2, 'optim.b2')
@@ -164,6 +162,8 @@ def validate(config) -> None:
            'point it at the workdir of a finished run')
   check(t.dtype in DTYPES,
          f'config.train.dtype={t.dtype!r} is not supported: choose one of {", ".join(DTYPES)}')
+  _check_evaluation(config, entry)
+  _check_schedule(config)
   if t.get('carry_state', False):
     carriers = [n for n, e in registry.MODELS.items() if e.carries_state]
     check(entry.carries_state, "config.train.carry_state=True carries a recurrent LM's state (the "
@@ -176,6 +176,59 @@ def validate(config) -> None:
     check(d.stride in (0, d.seq_len),
            f'config.data.stride={d.stride} crops windows at random, and '
            'config.train.carry_state=True reads each stream\'s windows in order: leave stride 0')
+
+
+def _check_evaluation(config, entry) -> None:
+  """train.eval_mode, eval_stride and eval_lengths: modes of running text, on models that have
+  them."""
+  t, d, m = config.train, config.data, config.model
+  mode, stride, lengths = (t.get('eval_mode', 'auto'), t.get('eval_stride', 0),
+                           str(t.get('eval_lengths', '')))
+  check(mode in evaluate.MODES, f'config.train.eval_mode={mode!r} is not an evaluation mode: '
+        f'choose one of {", ".join(evaluate.MODES)}')
+  check(isinstance(stride, int) and 0 <= stride <= d.get('seq_len', 0),
+        f'config.train.eval_stride={stride!r} must be an integer in [0, data.seq_len='
+        f'{d.get("seq_len")}] (0: a quarter window)')
+  words = [v.strip() for v in lengths.split(',') if v.strip()]
+  check(all(v.isdigit() and int(v) >= 2 for v in words),
+        f'config.train.eval_lengths={lengths!r} must list multiples of data.seq_len, each >= 2, '
+        "e.g. '2,4,8' (empty: the training length only)")
+  streams = datasets.DATASETS[d.name].streams
+  if mode in ('strided', 'carried') or words:
+    what = (f'config.train.eval_mode={mode}' if mode in ('strided', 'carried')
+            else f'config.train.eval_lengths={lengths}')
+    check(streams, f'{what} reads running text, and config.data.name={d.name!r} is separate '
+          'examples: use text or tiny_shakespeare, or leave it at its default')
+    check(entry.trained_by != 'counting', f'{what} applies to trained models; the n-gram\'s '
+          'context is its model.order (with train.carry_state it reaches across windows): leave '
+          'it at its default')
+    check(not entry.objective, f'{what} scores next-token predictions, and model.name={m.name!r} '
+          f'trains with the {entry.objective} objective: leave it at its default')
+  check(mode != 'carried' or t.get('carry_state', False),
+        'config.train.eval_mode=carried reads a split as streams with the state carried, which '
+        'a run trained with config.train.carry_state=True has: set it, or use strided')
+  if words:
+    why = entry.longer_windows(m)
+    check(not why, f'config.train.eval_lengths={lengths} evaluates windows longer than training, '
+          f'and model.name={m.name!r} cannot read them: {why}: leave eval_lengths empty for it')
+
+
+def _check_schedule(config) -> None:
+  """optim.schedule, decay_fraction and train.branch_from."""
+  o, t = config.optim, config.train
+  schedule = o.get('schedule', 'cosine')
+  check(schedule in optim.SCHEDULES, f'config.optim.schedule={schedule!r} is not a schedule: '
+        f'choose one of {", ".join(optim.SCHEDULES)}')
+  check(0 < o.get('decay_fraction', 0.2) <= 1, f'config.optim.decay_fraction='
+        f'{o.get("decay_fraction")!r} must be in (0, 1]')
+  if t.get('branch_from', ''):
+    check(schedule == 'wsd', f'config.train.branch_from={t.branch_from!r} continues the stable '
+          "phase of a wsd run: set config.optim.schedule='wsd' (or leave branch_from empty)")
+    ckpts = os.path.join(os.path.expanduser(t.branch_from), 'checkpoints')
+    check(os.path.isdir(ckpts), f'config.train.branch_from={t.branch_from!r} has no '
+          'checkpoints/: point it at the workdir of a longer wsd run')
+    check(not t.init_from, 'config.train.branch_from and config.train.init_from both start this '
+          'run from another: set one of them')
 
 
 def _parameter_shapes(config):

@@ -175,7 +175,6 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.optim.lr = 3e-3                # peak learning rate
   c.optim.warmup_steps = 100
   c.optim.min_lr_ratio = 0.1       # the schedule decays to lr * min_lr_ratio
-  c.optim.schedule = 'cosine'      # after warmup: cosine | linear (word2vec's decay)
   c.optim.b1 = 0.9                 # Adam's first-moment decay; the momentum of 'momentum'
   c.optim.b2 = 0.99
   c.optim.eps = 1e-8
@@ -232,6 +231,28 @@ def get_base_config() -> ml_collections.ConfigDict:
                                    # (truncated BPTT, as Zaremba et al. 2014 and PyTorch's
                                    # word_language_model), evaluation likewise; the n-gram's
                                    # contexts reach back across windows
+
+  # comparisons (issue 26): context-controlled evaluation (seqmodels/train/evaluate.py), the wsd
+  # schedule and its branches (optim.py), a held-out test part; see docs/protocol.md
+  c.train.eval_mode = 'auto'       # running text: windows (non-overlapping: a token sees on average
+                                   # half a window) | strided (a window every eval_stride tokens,
+                                   # each token scored once with >= seq_len - eval_stride tokens of
+                                   # context) | carried (streams with the state carried: needs
+                                   # carry_state) | auto (carried under carry_state, else windows)
+  c.train.eval_stride = 0          # strided: tokens between window starts; 0 means seq_len // 4
+  c.train.eval_lengths = ''        # after training: also the loss at these multiples of seq_len
+                                   # ('2,4,8'; refused for learned positions), with the loss by
+                                   # position, in context.json
+  c.train.branch_from = ''         # wsd: the workdir of a longer wsd run (same lr, warmup, decay
+                                   # fraction): start from its checkpoint where this run's decay
+                                   # begins, so one run is cooled down at several budgets
+  c.optim.schedule = 'cosine'      # after warmup: cosine | linear (word2vec's decay) | wsd (stable
+                                   # at lr, then a linear decay to lr * min_lr_ratio over the last
+                                   # decay_fraction of the steps)
+  c.optim.decay_fraction = 0.2     # wsd: the share of num_steps that decays
+  c.data.test_from_validation = False  # text with no test file: the second half of the
+                                       # validation text is the test split (a comparison selects
+                                       # on validation and reports on test)
 
   c.distributed = ml_collections.ConfigDict()
   c.distributed.coordinator_address = ''  # host:port of process 0 for a multi-process run

@@ -95,21 +95,9 @@ class Data:
     Every process yields the same number of batches. Padding rows are all zeros, so their
     `weights` (lm) or `mask` (regression) are 0.
     """
-    examples = self._split(split)
-    global_batch = batch_size * process_count
-    num_steps = -(-examples.size // global_batch)
-    if max_batches is not None:
-      num_steps = min(num_steps, max_batches)
-    rows = process_index * batch_size + np.arange(batch_size)
-
-    def batch_at(step: int) -> Batch:
-      indices = step * global_batch + rows
-      batch = examples.gather(np.minimum(indices, examples.size - 1))
-      for value in batch.values():
-        value[indices >= examples.size] = 0
-      return batch
-
-    return _prefetched(grain.MapDataset.range(num_steps).map(batch_at))
+    return examples_batches(self._split(split), batch_size=batch_size,
+                            process_index=process_index, process_count=process_count,
+                            max_batches=max_batches)
 
   def stream_batches(self, *, batch_size: int, split: str = 'train', start_step: int = 0,
                      process_index: int = 0, process_count: int = 1,
@@ -183,6 +171,49 @@ class Data:
     return self.splits[split]
 
 
+def examples_batches(examples: Examples, *, batch_size: int, process_index: int = 0,
+                     process_count: int = 1, max_batches: int | None = None) -> Iterator[Batch]:
+  """One pass over `examples` in order (`Data.eval_batches`), each example once across processes;
+  padding rows are all zeros (weight 0)."""
+  global_batch = batch_size * process_count
+  num_steps = -(-examples.size // global_batch)
+  if max_batches is not None:
+    num_steps = min(num_steps, max_batches)
+  rows = process_index * batch_size + np.arange(batch_size)
+
+  def batch_at(step: int) -> Batch:
+    indices = step * global_batch + rows
+    batch = examples.gather(np.minimum(indices, examples.size - 1))
+    for value in batch.values():
+      value[indices >= examples.size] = 0
+    return batch
+
+  return _prefetched(grain.MapDataset.range(num_steps).map(batch_at))
+
+
+def strided_windows(ids_N: np.ndarray, seq_len: int, stride: int) -> Examples:
+  """Windows of seq_len + 1 tokens starting every `stride` tokens, each target scored once: a
+  window weights only the targets past the previous window's end, so every token but the first
+  window's is scored with at least seq_len - stride tokens of context (the standard strided
+  perplexity). A last window ending at the text's end scores its tail; stride = seq_len is the
+  non-overlapping windows, tail included."""
+  T, last = seq_len, len(ids_N) - 1  # targets are tokens 1..last
+  starts = list(range(0, max(last - T, 0) + 1, stride))
+  if starts[-1] + T < last:
+    starts.append(last - T)
+  starts_K = np.asarray(starts)
+  # targets of window k before this index were scored by window k - 1
+  seen_K = np.concatenate([[0], starts_K[:-1] + T - starts_K[1:]])
+  offsets_L, positions_T = np.arange(T + 1), np.arange(T)
+
+  def gather(indices: np.ndarray) -> Batch:
+    batch = format_window(ids_N[starts_K[indices][:, None] + offsets_L])
+    batch['weights'] = (positions_T >= seen_K[indices][:, None]).astype(np.float32)
+    return batch
+
+  return Examples(len(starts_K), gather)
+
+
 class _EpochOrder:
   """Maps row r of the endless training stream to an example: epoch r // n is a new permutation."""
 
@@ -220,14 +251,18 @@ def _stack(examples: Sequence[Batch]) -> Batch:
 
 
 def with_bits_per_char(metrics: dict[str, float], data: Data, split: str) -> dict[str, float]:
-  """Adds `bits_per_char` to a split's LM metrics where the data is running text: bits/token over
-  the split's characters per token (its text's characters over its tokens), which compares models of
+  """Adds `bits_per_char` (and `bits_per_byte`) to a split's LM metrics where the data is running
+  text: bits/token over the split's characters (UTF-8 bytes) per token, which compares models of
   any tokenization."""
   chars_per_token = data.meta.get('chars_per_token', {}).get(split)
   if not chars_per_token or 'bits_per_token' not in metrics:
     return metrics
   unk = data.meta.get('unk_fraction', {}).get(split)
+  bytes_per_token = data.meta.get('bytes_per_token', {}).get(split)
   return {**metrics, 'bits_per_char': metrics['bits_per_token'] / chars_per_token,
+          # UTF-8 bytes: comparable across tokenizers and scripts (absent where decoding is lossy)
+          **({'bits_per_byte': metrics['bits_per_token'] / bytes_per_token}
+             if bytes_per_token else {}),
           # word tokens: the share of the split's tokens that are <unk>, whose bits stand for many
           # words' (so a word model's bits/char is a lower bound where it is large)
           **({'unk_fraction': unk} if unk is not None else {})}

@@ -121,13 +121,18 @@ def _load_text(data_cfg, directory: str) -> core.Data:
   chars_per_token = {split: characters[split] / len(split_ids) for split, split_ids in ids.items()
                      if split in characters}
   meta = {'chars_per_token': chars_per_token}
+  if not isinstance(tokenizer, tokenizers.WordTokenizer):  # <unk> makes a word text's bytes unknown
+    meta['bytes_per_token'] = {split: _utf8_bytes(tokenizer, split_ids) / len(split_ids)
+                               for split, split_ids in ids.items()}
   # <unk> stands for many words: reported with bits/char
   if isinstance(tokenizer, tokenizers.WordTokenizer):
     unk_id = tokenizer.words.index(tokenizers.UNK_WORD)
     meta['unk_fraction'] = {split: float(np.mean(split_ids == unk_id))
                             for split, split_ids in ids.items()}
     meta['words'] = tokenizer.words  # by id: what pre-trained vectors are matched by
-  if 'text' in config.files:  # why there is no test split, for train.test_eval's error
+  if 'test' not in ids and data_cfg.get('test_from_validation', False):
+    ids, meta = _validation_halves(ids, meta, data_cfg.seq_len)
+  elif 'text' in config.files:  # why there is no test split, for train.test_eval's error
     meta['no_test'] = ('a single file is split '
                        f'{builders.TRAIN_FRACTION:.0%}/{1 - builders.TRAIN_FRACTION:.0%} into '
                        'train and validation')
@@ -137,6 +142,30 @@ def _load_text(data_cfg, directory: str) -> core.Data:
                    tokenizer.decode, tokenizer.encode, meta=meta, tokens=ids)
 
 
+def _utf8_bytes(tokenizer, ids_N: np.ndarray) -> int:
+  """The UTF-8 bytes of the text `ids_N` decodes to (byte tokens: one each)."""
+  if isinstance(tokenizer, tokenizers.ByteTokenizer):
+    return len(ids_N)
+  return len(tokenizer.decode(ids_N).encode('utf-8'))
+
+
+def _validation_halves(ids: dict, meta: dict, seq_len: int) -> tuple[dict, dict]:
+  """data.test_from_validation: the validation text's second half becomes the test split, so a
+  comparison chooses settings on one half and reports on the other (a text with no test file)."""
+  val_N = ids['validation']
+  half = len(val_N) // 2
+  if half < seq_len + 1:
+    raise errors.DataError(
+        f'config.data.test_from_validation=True: halves of the {len(val_N)}-token validation split '
+        f'are shorter than one window of config.data.seq_len + 1 = {seq_len + 1}: lower seq_len, '
+        'use more text, or leave test_from_validation off')
+  ids = {**ids, 'validation': val_N[:half], 'test': val_N[half:]}
+  # per-token ratios of the whole validation text, for both halves
+  meta = {k: {**v, 'test': v['validation']} if isinstance(v, dict) and 'validation' in v else v
+          for k, v in meta.items()}
+  return ids, meta
+
+
 def _load_tiny_shakespeare(data_cfg, directory: str) -> core.Data:
   sources = core.sources(data_cfg.name, ('train', 'validation', 'test'), directory)
   # The official dataset holds one example (the whole text) per split.
@@ -144,8 +173,10 @@ def _load_tiny_shakespeare(data_cfg, directory: str) -> core.Data:
            for split, src in sources.items()}
   tokenizer = tokenizers.CharTokenizer.from_text(''.join(texts.values()))
   ids = {split: tokenizer.encode(text) for split, text in texts.items()}
+  meta = {'bytes_per_token': {split: len(text.encode('utf-8')) / max(len(ids[split]), 1)
+                              for split, text in texts.items()}}
   return core.Data('lm', tokenizer.vocab_size, data_cfg.seq_len, _text_windows(ids, data_cfg),
-                   tokenizer.decode, tokenizer.encode, tokens=ids)
+                   tokenizer.decode, tokenizer.encode, meta=meta, tokens=ids)
 
 
 def _load_lm1b(data_cfg, directory: str) -> core.Data:

@@ -29,6 +29,9 @@ def _no_flops(m, data) -> float:
 def _multiple_of_4(m) -> int:
   del m
   return 4
+def _any_length(m) -> str:
+  del m
+  return ''
 
 
 def _no_cell(m) -> str:
@@ -86,6 +89,9 @@ class Entry:
   # The parameter paths of its word embedding tables (nn.Embed, [V, E]), which
   # model.pretrained_vectors initialises; () where it has none that pre-trained vectors fit.
   embedding: tuple[str, ...] = ()
+  # config.model -> '' where it reads windows longer than it trained on (train.eval_lengths), else
+  # why not, in words ('it learns one position embedding per position up to data.seq_len').
+  longer_windows: Callable[[Any], str] = _any_length
 
 
 def parallel_scan(m) -> bool | None:

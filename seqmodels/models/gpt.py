@@ -153,4 +153,6 @@ ENTRIES = {'gpt': entry.Entry(_build, kinds=('lm',), check=_check,
                               width_multiple=entry.heads_multiple,
                               embedding=('embed',), learned_positions=lambda m: True,
                               # the KV cache: a key and a value of width D per layer and token
-                              decode_state=lambda m, length: 2 * m.layers * length * m.width)}
+                              decode_state=lambda m, length: 2 * m.layers * length * m.width,
+                              longer_windows=lambda m: 'GPT learns one position embedding per '
+                              'position up to config.data.seq_len')}

@@ -242,4 +242,7 @@ def _width_multiple(m) -> int:
 ENTRIES = {'lm': entry.Entry(_build, kinds=('lm',), check=_check, tie_embeddings='always',
                              generate=generate, flops=_flops, width_multiple=_width_multiple,
                              embedding=('embed',), decode_state=decode_state,
-                             learned_positions=lambda m: m.get('position', 'auto') == 'learned')}
+                             learned_positions=lambda m: m.get('position', 'auto') == 'learned',
+                             longer_windows=lambda m: (
+                                 'model.position=learned learns one embedding per position up to '
+                                 'config.data.seq_len' if m.get('position') == 'learned' else ''))}

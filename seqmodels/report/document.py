@@ -11,7 +11,9 @@ import os
 import re
 from typing import Any
 
+from seqmodels import tuning
 from seqmodels.report import plots as plot  # draws with matplotlib, imported only when it draws
+from seqmodels.report import tables
 from seqmodels.report.tables import (find_runs, load_runs, markdown_table, rare_words_section,
                                      read_json, word_vectors_section, write_csv)
 
@@ -73,6 +75,9 @@ def write_report(paths: list[str], out_dir: str) -> dict[str, str]:
   plots = _plots(runs, out, found) if can_plot else {}
   plots = {k: v for k, v in plots.items() if v}
   md = [f'# Report: {", ".join(paths)}\n', markdown_table(runs) if runs else 'No runs found.\n']
+  # an equal-tuning sweep's comparison, and the power-law fits where an architecture has sizes
+  md += [tables.tuned_markdown(os.path.dirname(f)) for f in found(tuning.TUNING_FILE)]
+  md.append(tables.scaling_markdown(runs))
   if not can_plot:
     md.append(f'\n({NO_PLOTS}.)\n')
   md += [f'\n![{k if k.startswith("attention") else k.replace("_", " ")}]({os.path.basename(v)})\n'
@@ -103,7 +108,9 @@ def _plots(runs: list[dict[str, Any]], out, found) -> dict[str, str | None]:
            'metric_vs_eval_length': plot.metric_vs_eval_length(runs,
                                                                out('metric_vs_eval_length.png')),
            'gradient_flow': plot.gradient_flow(found('gradient_flow.json'),
-                                               out('gradient_flow.png'))}
+                                               out('gradient_flow.png')),
+           'scaling': plot.scaling(runs, out('scaling.png')),
+           'loss_by_position': plot.loss_by_position(runs, out('loss_by_position.png'))}
   for kind in ('maps', 'layers'):
     for npz in found(f'attention_{kind}.npz'):
       name = os.path.basename(os.path.dirname(os.path.abspath(npz)))

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from seqmodels.report.tables import (ADDING_MEAN_PREDICTOR_MSE, as_float, by_setting, get_field,
-                                     is_regression, is_task_data, length_axis, read_json,
-                                     read_metrics)
+from seqmodels.report.tables import (ADDING_MEAN_PREDICTOR_MSE, architecture, as_float,
+                                     by_setting, get_field, is_regression, is_task_data,
+                                     length_axis, power_law, read_json, read_metrics,
+                                     scaling_points)
 
 
 def _pyplot():
@@ -555,3 +556,61 @@ def metric_vs_eval_length(runs: list[dict[str, Any]], path: str) -> str | None:
   _ticks_at(ax, [n for by_len in lines.values() for n in by_len])
   ax.grid(True, alpha=0.3)
   return _save_with_legend(fig, ax.get_legend_handles_labels()[0], path)
+def scaling(runs: list[dict[str, Any]], path: str) -> str | None:
+  """Final validation bits vs non-embedding parameters and vs training FLOPs, log-log, a line of
+  points per architecture with its power-law fit (tables.scaling_points: architectures with two or
+  more sizes)."""
+  points = scaling_points(runs)
+  if not points:
+    return None
+  plt = _pyplot()
+  fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), squeeze=False)
+  for ax, key, label in ((axes[0][0], 'params', 'non-embedding parameters N'),
+                         (axes[0][1], 'flops', 'training FLOPs C')):
+    for (arch, p), color in zip(sorted(points.items()), itertools.cycle(
+        plt.rcParams['axes.prop_cycle'].by_key()['color'])):
+      xs, ys = [q[key] for q in p], [q['loss'] for q in p]
+      a, alpha = power_law(xs, ys)
+      grid = np.geomspace(min(xs), max(xs), 50)
+      ax.plot(xs, ys, 'o', color=color, label=f'{arch} (exponent {alpha:.3f})')
+      ax.plot(grid, a * grid**-alpha, '-', color=color, alpha=0.6)
+    estimated = key == 'flops' and any(q['estimated'] for p in points.values() for q in p)
+    if key == 'params' and any(q['all_params'] for p in points.values() for q in p):
+      label = 'parameters N (all: runs without params_non_embedding)'
+    ax.set(xscale='log', yscale='log', xlabel=label + (' (6·N·tokens estimate)' if estimated
+                                                       else ''), ylabel='final validation bits',
+           title=f'loss vs {"parameters" if key == "params" else "training FLOPs"}')
+    _plain_log_labels(ax)
+    ax.grid(True, which='both', alpha=0.3)
+    ax.legend(fontsize=7)
+  return _save(fig, path)
+
+
+def loss_by_position(runs: list[dict[str, Any]], path: str) -> str | None:
+  """A panel per finished run with a context.json (an architecture, in a comparison): validation
+  bits at each position of non-overlapping windows, a line per window length, the training length
+  dotted."""
+  found = [(r, read_json(os.path.join(r['dir'], 'context.json'))) for r in runs
+           if r['status'] == 'done']
+  found = [(r, c) for r, c in found if c and c.get('lengths')]
+  if not found:
+    return None
+  plt = _pyplot()
+  cols = min(4, len(found))
+  rows = -(-len(found) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False,
+                           sharey=True)
+  for ax, (r, context) in zip(axes.flat, found):
+    for length, record in sorted(context['lengths'].items(), key=lambda kv: int(kv[0])):
+      bits = np.asarray(record['by_position']) / math.log(2)
+      ax.plot(np.arange(1, len(bits) + 1), bits, lw=0.8, label=f'window {length}')
+    ax.axvline(context['train_length'], color='0.3', linestyle=':', lw=1)
+    ax.set(xscale='log', title=f'{architecture(r)}\n{r["name"][:48]}', xlabel='position')
+    ax.title.set_fontsize(7)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6)
+  for ax in axes.flat[len(found):]:
+    ax.set_visible(False)
+  for row in axes:
+    row[0].set_ylabel('validation bits/token')
+  return _save(fig, path)

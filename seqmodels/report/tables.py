@@ -477,3 +477,126 @@ def rare_words_section(files: list[str]) -> str:
   return '\n'.join(['\n## Perplexity by target (rare_words)\n',
                     '| run | ' + ' | '.join(g.replace('_', ' ') for g in groups) + ' |',
                     '|---' * (len(groups) + 1) + '|', *rows]) + '\n'
+# --- comparisons: equal tuning and scaling (issue 26) ---------------------------------------------
+
+def _bits(summary: dict, split: str) -> float:
+  """A split's bits per character where the data has characters, else bits/token; NaN for
+  none."""
+  for key in ('bits_per_char', 'bits_per_token'):
+    value = as_float(get_field(summary, f'{split}.{key}'))
+    if math.isfinite(value):
+      return value
+  return math.nan
+
+
+def tuned_rows(sweep_dir: str) -> list[dict[str, Any]]:
+  """One row per arm of the tuning sweep in `sweep_dir` (its tuning.json): its best setting chosen
+  on the validation split (seqmodels.tuning.choose, from the trials' summaries), then the test
+  split's bits at that setting, mean ± sample std over the seeds run there. The test split plays
+  no part in the choice."""
+  from seqmodels import sweep, tuning
+  plan = tuning.Tuning.from_json(read_json(os.path.join(sweep_dir, tuning.TUNING_FILE)))
+  summary = lambda name: read_json(os.path.join(sweep_dir, name, 'summary.json'))
+  searched = {sweep.trial_name({**arm, **s}): summary(sweep.trial_name({**arm, **s}))
+              for arm in plan.arms for s in plan.search}
+  chosen = tuning.choose(plan, searched)
+  rows = []
+  for arm, name in zip(plan.arms, plan.arm_names()):
+    row = {'arm': name, 'trials': len(plan.search),
+           'finished': sum(1 for s in plan.search
+                           if searched[sweep.trial_name({**arm, **s})] is not None),
+           'setting': None, 'validation': math.nan, 'test': None, 'evaluation': ''}
+    i = chosen[name]
+    if i is not None:
+      setting = plan.search[i]
+      first = searched[sweep.trial_name({**arm, **setting})]
+      runs = [first] + [summary(sweep.trial_name({**arm, **setting, plan.seed_field: seed}))
+                        for seed in range(1, plan.seeds)]
+      tests = np.array([_bits(r, 'test') for r in runs if r], np.float64)
+      tests = tests[np.isfinite(tests)]
+      evaluation = first.get('evaluation') or {}
+      row.update(setting=sweep.trial_name(setting), validation=_bits(first, 'eval'),
+                 test=(float(tests.mean()), float(tests.std(ddof=1)) if len(tests) > 1
+                       else math.nan, len(tests)) if len(tests) else None,
+                 evaluation=' '.join(f'{k}={v}' for k, v in evaluation.items()))
+    rows.append(row)
+  return rows
+
+
+def tuned_markdown(sweep_dir: str) -> str:
+  """The tuned comparison of `sweep_dir` as markdown, best test first."""
+  rows = sorted(tuned_rows(sweep_dir),
+                key=lambda r: r['test'][0] if r['test'] else math.inf)
+  lines = [f'Equal tuning ({sweep_dir}): each arm ran the same {rows[0]["trials"] if rows else 0} '
+           'settings; the setting with the lowest validation loss was chosen and rerun with more '
+           'seeds; test is mean ± sample std over those seeds (bits/char where the data has '
+           'characters, else bits/token).\n',
+           '| arm | trials (finished) | chosen on validation | validation | test (seeds) | '
+           'evaluation |', '|---|---|---|---|---|---|']
+  for r in rows:
+    test = f'{_cell(r["test"])} ({r["test"][2]})' if r['test'] else '-'
+    lines.append(f'| {r["arm"]} | {r["trials"]} ({r["finished"]}) | {r["setting"] or "-"} | '
+                 f'{_fmt(r["validation"]) if math.isfinite(r["validation"]) else "-"} | {test} | '
+                 f'{r["evaluation"] or "-"} |')
+  return '\n'.join(lines) + '\n'
+
+
+def architecture(run) -> str:
+  """What a scaling curve is drawn per: the model, and for the lm backbone its mixer pattern."""
+  model = run['config'].get('model', {})
+  if model.get('name') == 'lm':
+    return f'lm:{model.get("pattern") or model.get("mixer", "attention")}'
+  return str(model.get('name', run['summary'].get('model', '?')))
+
+
+def scaling_points(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+  """{architecture: [{'params', 'flops', 'loss', 'estimated', 'all_params'}]} of the finished runs,
+  for architectures with two or more sizes: non-embedding parameters (summary
+  'params_non_embedding', else all 'params': 'all_params' 1), training FLOPs ('flops_per_token'
+  times the tokens trained, else the 6 N D estimate: 'estimated' 1) and final validation bits."""
+  points: dict[str, list[dict[str, float]]] = {}
+  for r in runs:
+    s, tc, dc = r['summary'], r['config'].get('train', {}), r['config'].get('data', {})
+    if r['status'] != 'done':
+      continue
+    all_params = 'params_non_embedding' not in s  # a run from before it was recorded
+    params = as_float(s.get('params_non_embedding', s.get('params')))
+    tokens = as_float(s.get('step')) * as_float(tc.get('batch_size')) * as_float(
+        dc.get('seq_len'))
+    per_token = as_float(s.get('flops_per_token'))
+    estimated = not math.isfinite(per_token)
+    flops = (6 * params if estimated else per_token) * tokens
+    loss = _bits(s, 'eval')
+    if all(math.isfinite(v) and v > 0 for v in (params, flops, loss)):
+      points.setdefault(architecture(r), []).append(
+          {'params': params, 'flops': flops, 'loss': loss, 'estimated': float(estimated),
+           'all_params': float(all_params)})
+  return {a: sorted(p, key=lambda q: q['params']) for a, p in points.items()
+          if len({q['params'] for q in p}) >= 2}
+
+
+def power_law(x, y) -> tuple[float, float]:
+  """(a, alpha) of the least-squares fit y = a * x^-alpha in log-log space."""
+  slope, intercept = np.polyfit(np.log(np.asarray(x, np.float64)),
+                                np.log(np.asarray(y, np.float64)), 1)
+  return float(math.exp(intercept)), float(-slope)
+
+
+def scaling_markdown(runs: list[dict[str, Any]]) -> str:
+  """Each architecture's power-law fits of validation bits vs parameters and vs training FLOPs
+  ('' when no architecture has two sizes)."""
+  points = scaling_points(runs)
+  if not points:
+    return ''
+  lines = ['Scaling: final validation bits = a · N^-alpha (N: non-embedding parameters, else all) '
+           'and = b · C^-beta (C: training FLOPs; * marks the 6·N·tokens estimate), fitted per '
+           'architecture in log-log space.\n',
+           '| architecture | sizes | N range | alpha (params) | beta (FLOPs) |',
+           '|---|---|---|---|---|']
+  for arch, p in sorted(points.items()):
+    alpha = power_law([q['params'] for q in p], [q['loss'] for q in p])[1]
+    beta = power_law([q['flops'] for q in p], [q['loss'] for q in p])[1]
+    star = '*' if any(q['estimated'] for q in p) else ''
+    lines.append(f'| {arch} | {len(p)} | {_fmt(p[0]["params"])} - {_fmt(p[-1]["params"])} | '
+                 f'{alpha:.3f} | {beta:.3f}{star} |')
+  return '\n'.join(lines) + '\n'

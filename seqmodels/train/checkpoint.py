@@ -83,6 +83,30 @@ def restore_saved(workdir: str, step: int | None = None, sharding=None,
   return step, ocp.StandardCheckpointer().restore(path, abstract)
 
 
+def restore_step(workdir: str, step: int, abstract_state, flag: str) -> tuple[Any, dict[str, Any]]:
+  """(state, meta) of `workdir`'s checkpoint at `step`, placed as `abstract_state` says (shapes,
+  dtypes and shardings): the whole state, optimizer and step included (train.branch_from). A
+  missing step or another model's checkpoint is a CheckpointError naming `flag`."""
+  path = epath.Path(os.path.abspath(workdir)) / CHECKPOINT_DIRS['latest'] / str(step)
+  if step not in saved_steps(workdir):
+    have = ', '.join(map(str, sorted(saved_steps(workdir)))) or 'none'
+    raise CheckpointError(f'{flag}={workdir!r} holds no checkpoint at step {step}, where this '
+                          f'run\'s decay begins (it holds {have}): train that run with checkpoints '
+                          'kept there (train.checkpoint_every dividing it, keep_checkpoints high '
+                          'enough), or choose a budget whose decay starts at a saved step')
+  difference = _params_difference(path / 'state', abstract_state.params)
+  if difference:
+    raise CheckpointError(f'{flag}={workdir!r}: its checkpoint at step {step} holds other '
+                          f'parameters than this model ({difference}): branch from a run of the '
+                          'same model')
+  restored = ocp.CheckpointManager(path.parent, item_names=('state', 'meta')).restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                    meta=ocp.args.JsonRestore()))
+  meta = dict(restored.meta)
+  meta.pop('checksum', None)
+  return restored.state, meta
+
+
 def load_matching_params(workdir: str, params, shardings, flag: str = 'config.train.init_from',
                          which: str = 'latest', frozen: tuple[str, ...] = ()):
   """`params` with every array whose path also appears in the latest checkpoint of `workdir`

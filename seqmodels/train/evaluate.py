@@ -1,12 +1,23 @@
-"""Evaluation passes of a run: a split's metrics (windows, or carried state), the test split, and
-the evaluations a model adds after training (its registry entry's `after_training`)."""
+"""Evaluation passes of a run: a split's metrics, the test split, and the evaluations a model adds
+after training (its registry entry's `after_training`).
+
+Running text is scored in one of three modes (train.eval_mode), named in summary.json: 'windows'
+(non-overlapping windows: a token sees on average half a window of context), 'strided' (windows
+every train.eval_stride tokens, each token scored once with at least seq_len - eval_stride tokens
+of context) and 'carried' (the split read as streams, a recurrent LM's state carried through it).
+After training, the loss by position within the window is recorded at the training length and at
+the multiples of it in train.eval_lengths (context.json), where the model can read longer windows.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from seqmodels import evals
 from seqmodels.data import core
@@ -14,6 +25,28 @@ from seqmodels.errors import DataError
 from seqmodels.models import registry
 from seqmodels.train import checkpoint, sharding, steps
 from seqmodels.train import state as state_lib
+from seqmodels.train import workdir as records
+
+MODES = ('auto', 'windows', 'strided', 'carried')
+
+
+def eval_mode(train_cfg) -> str:
+  """train.eval_mode as a run applies it: 'auto' is 'carried' under carry_state, else 'windows'."""
+  mode = train_cfg.get('eval_mode', 'auto')
+  if mode == 'auto':
+    return 'carried' if train_cfg.get('carry_state', False) else 'windows'
+  return mode
+
+
+def eval_stride(train_cfg, seq_len: int) -> int:
+  """train.eval_stride, 0 meaning a quarter window (each token with >= 3/4 window of context)."""
+  return train_cfg.get('eval_stride', 0) or max(1, seq_len // 4)
+
+
+def eval_lengths(train_cfg) -> list[int]:
+  """The multiples of the training window that train.eval_lengths names ('2,4,8' -> [2, 4, 8])."""
+  text = str(train_cfg.get('eval_lengths', '')).strip()
+  return [int(v) for v in text.split(',') if v.strip()] if text else []
 
 
 def eval_batch_size(train_cfg) -> int:
@@ -35,16 +68,24 @@ def check_test_split(data: core.Data, name: str) -> None:
 
 
 def evaluate(eval_step, objective, params, data, batch_size_local: int, batch_sharding,
-             max_batches: int | None, split: str = 'validation', carry=None) -> dict[str, float]:
+             max_batches: int | None, split: str = 'validation', carry=None,
+             stride: int = 0) -> dict[str, float]:
   """The objective's metrics over the split (or its first `max_batches` batches), summed over
   batches.
 
   With `carry` (the zero state, under train.carry_state) the split is read as streams
   (`Data.stream_batches`), each window starting from the state its stream's last one ended in:
-  eval_step is (params, carry, batch) -> (sums, carry).
+  eval_step is (params, carry, batch) -> (sums, carry). With `stride` > 0 the split's running text
+  is read as strided windows (`core.strided_windows`).
   """
   totals: dict[str, Any] = {}
-  read = data.eval_batches if carry is None else data.stream_batches
+  if carry is not None:
+    read = data.stream_batches
+  elif stride:
+    windows = core.strided_windows(data.tokens[split], data.seq_len, stride)
+    read = lambda split, **kw: core.examples_batches(windows, **kw)
+  else:
+    read = data.eval_batches
   for batch in read(batch_size=batch_size_local, split=split, process_index=jax.process_index(),
                     process_count=jax.process_count(), max_batches=max_batches):
     batch = sharding.global_batch(batch, batch_sharding)
@@ -70,8 +111,11 @@ class Evaluator:
     self.batch_size = eval_batch_size(tc) // jax.process_count()  # the rows of this process
     self.max_batches = tc.eval_batches or None
     self.carry = None
+    self.mode = eval_mode(tc)
+    self.stride = eval_stride(tc, data.seq_len) if self.mode == 'strided' else 0
+    self.lengths = eval_lengths(tc)
     replicated = sharding.replicated(batch_sh.mesh)
-    if tc.get('carry_state', False):
+    if self.mode == 'carried':
       self.step = jax.jit(steps.make_eval_step(model, objective, carry_state=True),
                           in_shardings=(state_sh.params, state_sh.carry, batch_sh),
                           out_shardings=(replicated, state_sh.carry))
@@ -89,7 +133,58 @@ class Evaluator:
   def __call__(self, params, split: str = 'validation') -> dict[str, float]:
     """The metrics of `split` under `params`."""
     return evaluate(self.step, self.objective, params, self.data, self.batch_size, self.batch_sh,
-                    self.max_batches, split, self.carry)
+                    self.max_batches, split, self.carry, self.stride)
+
+  def describe(self) -> dict[str, Any]:
+    """How the splits were scored, for summary.json and the report."""
+    described = {'mode': self.mode, 'window': self.data.seq_len}
+    if self.mode == 'strided':
+      described.update(stride=self.stride, min_context=self.data.seq_len - self.stride)
+    if self.mode == 'carried':
+      described['streams'] = self.batch_size * jax.process_count()
+    return described
+
+  def context(self, params, split: str = 'validation') -> dict[str, Any]:
+    """The loss by position within non-overlapping windows of the training length and of each
+    multiple in train.eval_lengths, over `split`'s running text: {length: {'loss', 'bits_per_token',
+    'tokens', 'by_position': [nats at each position]}}; {} for data that is not running text or a
+    model that takes no plain windows (the LM objective only)."""
+    if split not in self.data.tokens or self.objective is not steps.LM:
+      return {}
+    step = jax.jit(steps.make_position_step(self.model),
+                   in_shardings=(self.state_sh.params, self.batch_sh),
+                   out_shardings=sharding.replicated(self.batch_sh.mesh))
+    ids_N, out = self.data.tokens[split], {}
+    for m in [1, *self.lengths]:
+      length = m * self.data.seq_len
+      if len(ids_N) < length + 1:
+        raise DataError(f'config.train.eval_lengths={",".join(map(str, self.lengths))}: the '
+                        f'{split} split has {len(ids_N)} tokens, fewer than one window of {m} x '
+                        f'config.data.seq_len + 1 = {length + 1}: drop {m} from eval_lengths')
+      windows = core.strided_windows(ids_N, length, length)
+      nll_T, tokens_T = np.zeros(length), np.zeros(length)
+      for batch in core.examples_batches(windows, batch_size=self.batch_size,
+                                         process_index=jax.process_index(),
+                                         process_count=jax.process_count(),
+                                         max_batches=self.max_batches):
+        sums = jax.device_get(step(params, sharding.global_batch(batch, self.batch_sh)))
+        nll_T, tokens_T = nll_T + sums['nll'], tokens_T + sums['tokens']
+      loss = float(nll_T.sum() / max(tokens_T.sum(), 1.0))
+      out[str(length)] = {'loss': loss, 'bits_per_token': loss / math.log(2),
+                          'tokens': int(tokens_T.sum()),
+                          'by_position': (nll_T / np.maximum(tokens_T, 1.0)).tolist()}
+    return out
+
+  def record_context(self, params, workdir: str) -> dict[str, float]:
+    """Writes context.json (the validation split's `context`, process 0) and returns what the
+    summary keeps: {'eval_by_length': {length: bits/token}}, {} where there is none."""
+    context = self.context(params)
+    if not context:
+      return {}
+    if jax.process_index() == 0:
+      records.write_json(os.path.join(workdir, 'context.json'), {
+          'split': 'validation', 'train_length': self.data.seq_len, 'lengths': context})
+    return {'eval_by_length': {k: v['bits_per_token'] for k, v in context.items()}}
 
   def after_training(self, params) -> dict[str, float]:
     """The metrics of the evaluations the model's registry entry adds after training (translation:

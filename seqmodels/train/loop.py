@@ -133,6 +133,7 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
   test_eval = tc.get('test_eval', False)
   eval_metrics: dict[str, float] = {}
   test_metrics: dict[str, Any] = {}
+  context: dict[str, Any] = {}  # the loss at longer windows (evaluate.Evaluator.record_context)
   status = 'done'
 
   def evaluate_and_keep_best(step: int, state):
@@ -154,6 +155,7 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
     training."""
     nonlocal test_metrics
     eval_metrics.update(evaluator.after_training(state.params))
+    context.update(evaluator.record_context(state.params, workdir))
     writer.write(step, 'eval', eval_metrics)
     if test_eval:
       # no save in flight while the best checkpoint is read (orbax's barriers: see save_best)
@@ -165,6 +167,7 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
     # finished before, but its summary was not written: evaluate the final state
     if start >= tc.num_steps:
       eval_metrics = {**evaluator(state.params), **evaluator.after_training(state.params)}
+      context.update(evaluator.record_context(state.params, workdir))
       if test_eval:
         test_metrics = evaluator.test(state.params)
     for step in range(start + 1, tc.num_steps + 1):
@@ -204,7 +207,8 @@ def _train(config, workdir: str, stop_after: int | None, t_start: float) -> dict
   summary = records.summary(
       config, status, params=num_params, step=int(state.step), num_steps=tc.num_steps,
       train=run.train_metrics,  # the checkpoint's where this session logged none
-      eval=eval_metrics, best_eval_loss=run.best_eval_loss, best_step=run.best_step,
+      eval=eval_metrics, evaluation=evaluator.describe(), **context,
+      best_eval_loss=run.best_eval_loss, best_step=run.best_step,
       **({'test': test_metrics} if test_metrics else {}),
       tokens_per_sec=run.tokens_per_sec,  # steady state, compilation out
       train_seconds=run.train_seconds, wall_seconds=wall_before + time.time() - t_start,
@@ -277,6 +281,13 @@ def _initial_state(config, model, objective, data, tx, mesh, batch_sh,
     state, meta = restored
     logging.info('resumed from step %d in %s', int(state.step), workdir)
     return state, state_sh, _RunRecord.from_meta(meta)
+  if tc.get('branch_from', ''):  # a wsd budget: the longer run's state where this decay begins
+    branch = optim.decay_start(config.optim, tc.num_steps)
+    state, meta = checkpoint.restore_step(tc.branch_from, branch, abstract,
+                                          'config.train.branch_from')
+    logging.info('branched from step %d of %s', branch, tc.branch_from)
+    return state, state_sh, _RunRecord.from_meta({k: v for k, v in meta.items()
+                                                  if k != 'sessions'})
   state = jax.jit(init, out_shardings=state_sh)(rng)
   if tc.init_from:
     params, loaded, fresh = checkpoint.load_matching_params(

@@ -1,5 +1,5 @@
-"""Optimizer: AdamW, or SGD (plain or heavy-ball), with warmup + cosine decay, gradients clipped by
-global norm."""
+"""Optimizer: AdamW, or SGD (plain or heavy-ball), with warmup and a cosine or warmup-stable-decay
+schedule, gradients clipped by global norm."""
 
 from __future__ import annotations
 
@@ -10,21 +10,39 @@ import jax.numpy as jnp
 import optax
 
 
+SCHEDULES = ('cosine', 'linear', 'wsd')
+
+
+def decay_start(optim_cfg, num_steps: int) -> int:
+  """The step a wsd schedule's decay begins: the last optim.decay_fraction of the run. Before it
+  the rate depends on the peak and warmup only, so every run of a longer budget passes through the
+  same states up to here (train.branch_from starts a shorter budget's decay from one of them)."""
+  return num_steps - max(1, round(optim_cfg.get('decay_fraction', 0.2) * num_steps))
+
+
 def learning_rate_schedule(optim_cfg, num_steps: int) -> optax.Schedule:
-  """Linear warmup from 0 to `lr` over `warmup_steps`, then a cosine (or linear: optim.schedule)
-  decay to `lr * min_lr_ratio` at the last step."""
+  """Linear warmup from 0 to `lr` over `warmup_steps`, then a cosine decay to `lr * min_lr_ratio`
+  at the last step ('cosine'), a linear one ('linear': word2vec's alpha), or 'wsd'
+  (warmup-stable-decay, Hägele et al. 2024): `lr` until `decay_start`, then a linear decay to
+  `lr * min_lr_ratio` at num_steps."""
   o = optim_cfg
-  warmup = min(o.warmup_steps, max(num_steps - 1, 0))
+  wsd = o.get('schedule', 'cosine') == 'wsd'
+  end = decay_start(o, num_steps) if wsd else num_steps
+  warmup = min(o.warmup_steps, max(end - 1, 0))
   if warmup < o.warmup_steps:
-    logging.warning('config.optim.warmup_steps=%d is not below the run\'s %d steps: the learning '
+    logging.warning('config.optim.warmup_steps=%d is not below the run\'s %d steps%s: the learning '
                     'rate warms up over %d steps instead (lower warmup_steps, or train longer)',
-                    o.warmup_steps, num_steps, warmup)
+                    o.warmup_steps, num_steps, ' before its decay' if wsd else '', warmup)
   if o.get('schedule', 'cosine') == 'linear':  # word2vec's: alpha falls linearly to min_alpha
     decay = optax.linear_schedule(o.lr, o.lr * o.min_lr_ratio, max(num_steps - warmup, 1))
     return (optax.join_schedules([optax.linear_schedule(0.0, o.lr, warmup), decay], [warmup])
             if warmup else decay)
-  return optax.warmup_cosine_decay_schedule(0.0, o.lr, warmup, max(num_steps, warmup + 1),
-                                            o.lr * o.min_lr_ratio)
+  if not wsd:
+    return optax.warmup_cosine_decay_schedule(0.0, o.lr, warmup, max(num_steps, warmup + 1),
+                                              o.lr * o.min_lr_ratio)
+  return optax.join_schedules([
+      optax.linear_schedule(0.0, o.lr, warmup), optax.constant_schedule(o.lr),
+      optax.linear_schedule(o.lr, o.lr * o.min_lr_ratio, num_steps - end)], [warmup, end])
 
 
 def global_norm(tree) -> jax.Array:

@@ -399,6 +399,19 @@ def make_eval_step(model, objective: Objective = LM, carry_state: bool = False) 
   return carried_eval_step if carry_state else eval_step
 
 
+def make_position_step(model) -> Callable:
+  """(params, batch) -> {'nll': [T], 'tokens': [T]}: an LM's weighted cross-entropy summed over the
+  batch at each position of the window (the loss by position: how much context helps)."""
+
+  def position_step(params, batch: Batch):
+    logits_BxTxV = model.apply({'params': params}, batch['inputs'], train=False)
+    nll_BxT = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV.astype(jnp.float32),
+                                                              batch['targets'])
+    return {'nll': (nll_BxT * batch['weights']).sum(0), 'tokens': batch['weights'].sum(0)}
+
+  return position_step
+
+
 def objective_for(model_name: str, data_kind: str) -> Objective:
   """The Objective a model trains with on data of `data_kind` (its registry entry decides)."""
   return OBJECTIVES[registry.objective(model_name, data_kind)]

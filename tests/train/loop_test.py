@@ -494,3 +494,21 @@ def test_a_run_solves_its_width_records_its_size_and_mfu_norms_and_a_profile(tmp
   assert list((tmp_path / 'run' / 'profile').rglob('*.xplane.pb'))  # TensorBoard's profile tab
   # the solved width is what the run asked for: rerunning its command finds it finished
   assert loop.train_and_evaluate(c, str(tmp_path / 'run'))['status'] == 'done'
+
+
+def test_a_wsd_branch_from_a_longer_runs_stable_phase_equals_the_shorter_run_itself(tmp_path):
+  c = tiny_config(tmp_path, steps=10)
+  c.optim.schedule, c.optim.decay_fraction, c.optim.min_lr_ratio = 'wsd', 0.2, 0.0
+  c.train.checkpoint_every, c.train.keep_checkpoints, c.train.eval_every = 2, 10, 10
+  loop.train_and_evaluate(c, str(tmp_path / 'long'))
+  short = c.copy_and_resolve_references()
+  short.train.num_steps, short.train.eval_every = 5, 5  # its decay: step 4 to 5
+  direct = loop.train_and_evaluate(short, str(tmp_path / 'direct'))
+  short.train.branch_from = str(tmp_path / 'long')
+  branch = loop.train_and_evaluate(short, str(tmp_path / 'branch'))
+  assert branch['sessions'][0]['from_step'] == 4
+  _assert_trees_equal(direct['state'].params, branch['state'].params)
+  short.train.num_steps = 9  # its decay would begin at step 7, which the long run did not save
+  with pytest.raises(errors.CheckpointError, match='holds no checkpoint at step 7, where this '
+                     "run's decay begins"):
+    loop.train_and_evaluate(short, str(tmp_path / 'no_branch'))

@@ -175,3 +175,14 @@ def test_linear_schedule_falls_from_lr_to_its_floor_at_the_last_step():
       _optim_cfg(lr=1.0, warmup_steps=10, min_lr_ratio=0.0, schedule='linear'), 110)
   np.testing.assert_allclose([float(s(t)) for t in (5, 10, 60, 110)], [0.5, 1.0, 0.5, 0.0],
                              atol=1e-6)
+
+
+def test_wsd_warms_up_holds_then_decays_and_a_shorter_budget_shares_its_stable_phase():
+  o = _optim_cfg(lr=1.0, warmup_steps=10, min_lr_ratio=0.0, schedule='wsd', decay_fraction=0.2)
+  long, short = optim.learning_rate_schedule(o, 100), optim.learning_rate_schedule(o, 50)
+  assert optim.decay_start(o, 100) == 80 and optim.decay_start(o, 50) == 40
+  np.testing.assert_allclose([long(s) for s in (0, 5, 10, 50, 80, 90, 100)],
+                             [0.0, 0.5, 1.0, 1.0, 1.0, 0.5, 0.0], atol=1e-6)
+  # the 50-step budget is the 100-step run up to step 40, then its own linear decay
+  np.testing.assert_allclose([short(s) for s in range(41)], [long(s) for s in range(41)])
+  np.testing.assert_allclose([short(s) for s in (45, 50)], [0.5, 0.0], atol=1e-6)
