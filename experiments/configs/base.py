@@ -76,6 +76,21 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.chunk = 64               # chunked linear attention: steps per chunk
   c.model.scan = 'auto'            # how linear recurrences run (a speed knob; the same function):
                                    # sequential | associative | chunked | auto (the platform's)
+  # lm, what pre-trained checkpoints need (seqmodels/hf sets them on import; off by default):
+  c.model.kv_heads = 0             # attention: key/value heads, each shared by heads / kv_heads
+                                   # query heads (grouped-query; 1: multi-query); 0 means heads
+  c.model.qkv_bias = True          # attention, with model.bias: biases on queries, keys and values
+                                   # too (False: the output projection's only, as RecurrentGemma)
+  c.model.rope_base = 10000.0      # RoPE's theta
+  c.model.rope_fraction = 1.0      # share of each head's dims RoPE rotates (RecurrentGemma: 0.5)
+  c.model.norm_eps = 0.0           # epsilon of every norm; 0 means the defaults (1e-6; Mamba-2's
+                                   # gated norm 1e-5)
+  c.model.tied_head = True         # the output layer is the token embedding; False: a [width,
+                                   # vocab] matrix of its own (Llama's untied lm_head)
+  c.model.embed_scale = 1.0        # multiplies the token embeddings (Gemma: sqrt(width))
+  c.model.logit_cap = 0.0          # > 0: logits soft-capped to cap * tanh(logits / cap)
+  c.model.ssm_groups = 1           # mamba2: groups of heads sharing one B and C (n_groups)
+  c.model.lru_width = 0            # rglru: width of the recurrence; 0 means width
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b
