@@ -200,7 +200,8 @@ def _build(m, data, dtype: Any) -> nn.Module:
 
 
 def _check_checkpoint_fields(m, attends) -> None:
-  """The fields pre-trained checkpoints set (GQA, partial RoPE, norm epsilon, ...), one line each."""
+  """The fields pre-trained checkpoints set (GQA, partial RoPE, norm epsilon, ...): one line
+  each."""
   if attends and m.kv_heads:
     entry.check(m.kv_heads > 0 and m.heads % m.kv_heads == 0,
                 f'config.model.kv_heads={m.kv_heads} must divide config.model.heads={m.heads} '

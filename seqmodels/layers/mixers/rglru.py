@@ -10,10 +10,10 @@ Recurrences with Local Attention"), as google-deepmind/recurrentgemma's Recurren
   out_t = W_o (y_t * h_t) + b_o                      back to D
 
 The LRU width E is the model width D unless cfg.lru_width says otherwise (D is recurrentgemma's
-default `lru_width`; the paper's 7B models use about 4/3 D). The recurrence runs in float32 whatever the compute dtype (float64 stays float64,
-for the tests), by `scans.linear_recurrence`: 'sequential' (lax.scan; 'auto' on CPU) or
-'associative' (lax.associative_scan; 'auto' elsewhere), the same function. Decoding carries h
-[B, E] and the convolution's last cfg.conv - 1 inputs.
+default `lru_width`; the paper's 7B models use about 4/3 D). The recurrence runs in float32
+whatever the compute dtype (float64 stays float64, for the tests), by `scans.linear_recurrence`:
+'sequential' (lax.scan; 'auto' on CPU) or 'associative' (lax.associative_scan; 'auto' elsewhere),
+the same function. Decoding carries h [B, E] and the convolution's last cfg.conv - 1 inputs.
 """
 
 from __future__ import annotations
