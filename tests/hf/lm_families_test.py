@@ -15,7 +15,7 @@ import transformers
 
 from experiments.configs.base import get_base_config
 from seqmodels import errors
-from seqmodels.hf import llama
+from seqmodels.hf import llama, mamba, mamba2
 from seqmodels.models import lm, registry
 
 V, B, T = 19, 2, 11
@@ -116,6 +116,40 @@ def test_llama_tied_with_biases_and_multi_query():
   assert model.cfg.tied and 'head' not in params and model.cfg.mlp == 'geglu'
 
 
+def _mamba(**fields):
+  return transformers.MambaForCausalLM(transformers.MambaConfig(**{
+      'vocab_size': V, 'hidden_size': 16, 'state_size': 4, 'num_hidden_layers': 2, 'expand': 2,
+      'conv_kernel': 3, 'layer_norm_epsilon': 0.05, 'use_mambapy': False, **fields}))
+
+
+def test_mamba_matches_transformers_with_its_dt_a_log_and_conv_layout():
+  torch.manual_seed(2)
+  hf_model = _mamba()
+  model, params, _, _ = _compare(hf_model, mamba.CONVERTERS['MambaForCausalLM'])
+  mixer, theirs = params['block1']['mixer'], hf_model.backbone.layers[1].mixer
+  # conv1d [E, 1, K] -> [K, E]: tap j multiplies x_{t - (K - 1 - j)} on both sides
+  np.testing.assert_array_equal(mixer['conv_kernel'][:, 5], theirs.conv1d.weight[5, 0].detach())
+  # A_log, not A (A = -exp(A_log)); dt_proj keeps its bias, softplus applied after it
+  np.testing.assert_array_equal(mixer['A_log'], theirs.A_log.detach())
+  np.testing.assert_array_equal(mixer['dt_proj']['bias'], theirs.dt_proj.bias.detach())
+  assert model.cfg.tied and model.cfg.mixers == ('mamba', 'mamba') and model.cfg.mlp == 'none'
+
+
+def _mamba2(**fields):
+  return transformers.Mamba2ForCausalLM(transformers.Mamba2Config(**{
+      'vocab_size': V, 'hidden_size': 16, 'num_heads': 4, 'head_dim': 8, 'state_size': 4,
+      'n_groups': 2, 'num_hidden_layers': 2, 'expand': 2, 'conv_kernel': 3, 'chunk_size': 4,
+      'layer_norm_epsilon': 0.05, 'tie_word_embeddings': True, **fields}))
+
+
+def test_mamba2_with_groups_matches_transformers_and_decodes():
+  torch.manual_seed(3)
+  model, params, tokens, logits = _compare(_mamba2(), mamba2.CONVERTERS['Mamba2ForCausalLM'])
+  # two groups of two heads, each with its B and C, and the gated norm over each group's channels
+  assert (model.cfg.mixer.groups, model.cfg.mixer.norm_eps) == (2, 0.05)
+  _decodes_as_it_trains(model, params, tokens, logits)
+
+
 @pytest.mark.parametrize('converter,hf,change,message', [
     (llama, _llama, {'hidden_act': 'relu'}, "LlamaForCausalLM: config.json hidden_act='relu' has "
      'no seqmodels counterpart \\(seqmodels supports silu, swish, gelu_pytorch_tanh, gelu_new\\)'),
@@ -123,6 +157,10 @@ def test_llama_tied_with_biases_and_multi_query():
      "rope_type='linear' has no seqmodels counterpart"),
     (llama, _llama, {'head_dim': 8}, 'head_dim=8 has no seqmodels counterpart'),
     (llama, _llama, {'attention_bias': True}, 'mlp_bias=False has no seqmodels counterpart'),
+    (mamba, _mamba, {'time_step_rank': 3}, 'time_step_rank=3 has no seqmodels counterpart'),
+    (mamba, _mamba, {'use_conv_bias': False}, 'use_conv_bias=False has no seqmodels counterpart'),
+    (mamba2, _mamba2, {'time_step_limit': [0.0, 0.5]},
+     'time_step_limit=\\[0.0, 0.5\\] has no seqmodels counterpart'),
 ])
 def test_config_fields_seqmodels_cannot_represent_are_one_line(converter, hf, change, message):
   h = hf().config.to_dict()
