@@ -15,7 +15,7 @@ import transformers
 
 from experiments.configs.base import get_base_config
 from seqmodels import errors
-from seqmodels.hf import llama, mamba, mamba2
+from seqmodels.hf import llama, mamba, mamba2, recurrentgemma
 from seqmodels.models import lm, registry
 
 V, B, T = 19, 2, 11
@@ -142,6 +142,28 @@ def test_mamba2_with_groups_matches_transformers():
   assert (model.cfg.mixer.groups, model.cfg.mixer.norm_eps) == (2, 0.05)
 
 
+def _recurrentgemma(**fields):
+  return transformers.RecurrentGemmaForCausalLM(transformers.RecurrentGemmaConfig(**{
+      'vocab_size': V, 'hidden_size': 32, 'intermediate_size': 40, 'num_hidden_layers': 3,
+      'num_attention_heads': 4, 'num_key_value_heads': 1, 'lru_width': 24,
+      'attention_window_size': 4, 'conv1d_width': 3, 'logits_soft_cap': 3.0, 'rms_norm_eps': 0.05,
+      'block_types': ['recurrent', 'attention'], **fields}))
+
+
+def test_recurrentgemma_matches_transformers_block_pattern_and_all_and_decodes():
+  torch.manual_seed(4)
+  model, params, tokens, logits = _compare(
+      _recurrentgemma(), recurrentgemma.CONVERTERS['RecurrentGemmaForCausalLM'])
+  c = model.cfg
+  # block_types repeated to the layers; a local window of 4 (T = 11), one key/value head, RoPE on
+  # half of each head, Gemma's 1 + w norm, sqrt(32) in bfloat16, and logits capped at 3
+  assert c.mixers == ('rglru', 'attention', 'rglru') and c.mixer.window == 4
+  assert (c.mixer.kv_heads, c.mixer.rope_fraction, c.norm, c.logit_cap) == (1, 0.5, 'rmsnorm1p', 3)
+  assert c.embed_scale == 5.65625 and np.abs(logits).max() < 3
+  assert params['block0']['mixer']['gate_a_kernel'].shape == (4, 6, 6)  # lru_width 24, 4 blocks
+  _decodes_as_it_trains(model, params, tokens, logits)
+
+
 @pytest.mark.parametrize('converter,hf,change,message', [
     (llama, _llama, {'hidden_act': 'relu'}, "LlamaForCausalLM: config.json hidden_act='relu' has "
      'no seqmodels counterpart \\(seqmodels supports silu, swish, gelu_pytorch_tanh, gelu_new\\)'),
@@ -151,6 +173,9 @@ def test_mamba2_with_groups_matches_transformers():
     (llama, _llama, {'attention_bias': True}, 'mlp_bias=False has no seqmodels counterpart'),
     (mamba, _mamba, {'time_step_rank': 3}, 'time_step_rank=3 has no seqmodels counterpart'),
     (mamba, _mamba, {'use_conv_bias': False}, 'use_conv_bias=False has no seqmodels counterpart'),
+    (recurrentgemma, _recurrentgemma, {'block_types': ['recurrent', 'mlp']},
+     "block_types=\\['recurrent', 'mlp'\\] has no seqmodels counterpart \\(seqmodels supports "
+     'recurrent, attention\\)'),
     (mamba2, _mamba2, {'time_step_limit': [0.0, 0.5]},
      'time_step_limit=\\[0.0, 0.5\\] has no seqmodels counterpart'),
 ])
