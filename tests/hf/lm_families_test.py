@@ -57,7 +57,7 @@ def _compare(hf_model, converter, seed: int = 1):
                                                              meta={}), jnp.float32)
   tokens = np.random.default_rng(seed).integers(0, V, (B, T))
   want = _logits(hf_model, tokens)
-  got = np.asarray(model.apply({'params': params}, tokens))
+  got = np.asarray(jax.jit(lambda p, x: model.apply({'params': p}, x))(params, tokens))
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
   exported = converter.params_to_hf(params, config)
@@ -77,20 +77,20 @@ def _compare(hf_model, converter, seed: int = 1):
 
 
 def _decodes_as_it_trains(model, params, tokens, full):
-  """A prefill of 4 tokens, then one at a time from the caches: the training form's logits."""
+  """One token at a time from the caches (one compiled step): the training form's logits."""
   decode = jax.jit(lambda p, cache, x, position: model.apply(
       {'params': p, 'cache': cache}, x, decode_position=position, mutable=['cache']))
-  logits, mutated = decode(params, lm.init_cache(model, B), tokens[:, :4], jnp.int32(0))
-  steps = [logits]
-  for t in range(4, T):
-    logits, mutated = decode(params, mutated['cache'], tokens[:, t:t + 1], jnp.int32(t))
+  cache, steps = lm.init_cache(model, B), []
+  for t in range(T):
+    logits, mutated = decode(params, cache, tokens[:, t:t + 1], jnp.int32(t))
+    cache = mutated['cache']
     steps.append(logits)
   np.testing.assert_allclose(jnp.concatenate(steps, 1), full, rtol=1e-4, atol=1e-4)
 
 
 def _llama(**fields):
   return transformers.LlamaForCausalLM(transformers.LlamaConfig(**{
-      'vocab_size': V, 'hidden_size': 16, 'intermediate_size': 24, 'num_hidden_layers': 2,
+      'vocab_size': V, 'hidden_size': 16, 'intermediate_size': 24, 'num_hidden_layers': 1,
       'num_attention_heads': 4, 'num_key_value_heads': 2, 'rms_norm_eps': 0.05,
       'rope_parameters': {'rope_type': 'default', 'rope_theta': 300.0},
       'tie_word_embeddings': False, **fields}))
@@ -111,7 +111,7 @@ def test_llama_grouped_query_untied_matches_transformers():
 
 def _mamba(**fields):
   return transformers.MambaForCausalLM(transformers.MambaConfig(**{
-      'vocab_size': V, 'hidden_size': 16, 'state_size': 4, 'num_hidden_layers': 2, 'expand': 2,
+      'vocab_size': V, 'hidden_size': 16, 'state_size': 4, 'num_hidden_layers': 1, 'expand': 2,
       'conv_kernel': 3, 'layer_norm_epsilon': 0.05, 'use_mambapy': False, **fields}))
 
 
@@ -119,19 +119,19 @@ def test_mamba_matches_transformers_with_its_dt_a_log_and_conv_layout():
   torch.manual_seed(2)
   hf_model = _mamba()
   model, params, _, _ = _compare(hf_model, mamba.CONVERTERS['MambaForCausalLM'])
-  mixer, theirs = params['block1']['mixer'], hf_model.backbone.layers[1].mixer
+  mixer, theirs = params['block0']['mixer'], hf_model.backbone.layers[0].mixer
   # conv1d [E, 1, K] -> [K, E]: tap j multiplies x_{t - (K - 1 - j)} on both sides
   np.testing.assert_array_equal(mixer['conv_kernel'][:, 5], theirs.conv1d.weight[5, 0].detach())
   # A_log, not A (A = -exp(A_log)); dt_proj keeps its bias, softplus applied after it
   np.testing.assert_array_equal(mixer['A_log'], theirs.A_log.detach())
   np.testing.assert_array_equal(mixer['dt_proj']['bias'], theirs.dt_proj.bias.detach())
-  assert model.cfg.tied and model.cfg.mixers == ('mamba', 'mamba') and model.cfg.mlp == 'none'
+  assert model.cfg.tied and model.cfg.mixers == ('mamba',) and model.cfg.mlp == 'none'
 
 
 def _mamba2(**fields):
   return transformers.Mamba2ForCausalLM(transformers.Mamba2Config(**{
       'vocab_size': V, 'hidden_size': 16, 'num_heads': 4, 'head_dim': 8, 'state_size': 4,
-      'n_groups': 2, 'num_hidden_layers': 2, 'expand': 2, 'conv_kernel': 3, 'chunk_size': 4,
+      'n_groups': 2, 'num_hidden_layers': 1, 'expand': 2, 'conv_kernel': 3, 'chunk_size': 4,
       'layer_norm_epsilon': 0.05, 'tie_word_embeddings': True, **fields}))
 
 
@@ -192,13 +192,13 @@ def test_missing_and_misshapen_tensors_are_named_in_one_line():
   converter = llama.CONVERTERS['LlamaForCausalLM']
   config = _seqmodels_config(converter.config_from_hf(hf_model.config.to_dict()))
   tensors = {k: v.numpy() for k, v in hf_model.state_dict().items()}
-  del tensors['model.layers.1.mlp.up_proj.weight']
+  del tensors['model.layers.0.mlp.up_proj.weight']
   tensors['model.norm.weight'] = np.zeros(7, np.float32)
   tensors['model.extra'] = np.zeros(1, np.float32)
   with pytest.raises(errors.CheckpointError) as e:
     converter.params_from_hf(tensors, config)
   assert str(e.value) == (
       'LlamaForCausalLM checkpoint does not match its config.json (1 missing: '
-      'model.layers.1.mlp.up_proj.weight [24, 16]; 1 misshapen: model.norm.weight is [7], not '
+      'model.layers.0.mlp.up_proj.weight [24, 16]; 1 misshapen: model.norm.weight is [7], not '
       '[16]; 1 unexpected: model.extra): point at the directory save_pretrained wrote for this '
       'config')
