@@ -3,8 +3,8 @@
 multi-query keys/values), Gemma's RMSNorm (x-hat (1 + w): norm rmsnorm1p), a gated GeLU MLP with
 biases, the embeddings times sqrt(width) and the logits soft-capped.
 
-  model.embed_tokens.weight                          embed/embedding (times embed_scale: transformers
-                                                       rounds sqrt(hidden_size) to bfloat16)
+  model.embed_tokens.weight                          embed/embedding (times embed_scale:
+                                                       sqrt(hidden_size), rounded to bfloat16)
   model.layers.n.temporal_pre_norm.weight            blockn/norm_mixer/scale
   model.layers.n.temporal_block.linear_{x,y,out}     blockn/mixer/linear_{x,y,out} (recurrent)
   model.layers.n.temporal_block.conv_1d [E, 1, K]    blockn/mixer/conv_kernel [K, E], conv_bias
@@ -80,7 +80,8 @@ def config_from_hf(h: core.HFConfig) -> core.Overrides:
   return {'model.name': 'lm', 'model.mixer': 'attention',
           'model.pattern': ','.join(BLOCKS[b] for b in blocks), 'model.width': D,
           'model.layers': h['num_hidden_layers'], 'model.heads': H,
-          'model.kv_heads': 0 if G == H else G, 'model.window': h.get('attention_window_size', 2048),
+          'model.kv_heads': 0 if G == H else G,
+          'model.window': h.get('attention_window_size', 2048),
           'model.conv': h.get('conv1d_width', 4), 'model.lru_width': 0 if lru == D else lru,
           'model.ffn': h['intermediate_size'] // 2, 'model.mlp': 'geglu',
           'model.norm': 'rmsnorm1p', 'model.norm_eps': float(h.get('rms_norm_eps', 1e-6)),
