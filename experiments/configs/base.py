@@ -76,6 +76,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.model.chunk = 64               # chunked linear attention: steps per chunk
   c.model.scan = 'auto'            # how linear recurrences run (a speed knob; the same function):
                                    # sequential | associative | chunked | auto (the platform's)
+  c.model.vocab_size = 0           # the vocabulary the weights were made for (an imported model's);
+                                   # 0: the data's
   # lm, what pre-trained checkpoints need (seqmodels/hf sets them on import; off by default):
   c.model.kv_heads = 0             # attention: key/value heads, each shared by heads / kv_heads
                                    # query heads (grouped-query; 1: multi-query); 0 means heads
@@ -83,8 +85,8 @@ def get_base_config() -> ml_collections.ConfigDict:
                                    # too (False: the output projection's only, as RecurrentGemma)
   c.model.rope_base = 10000.0      # RoPE's theta
   c.model.rope_fraction = 1.0      # share of each head's dims RoPE rotates (RecurrentGemma: 0.5)
-  c.model.norm_eps = 0.0           # epsilon of every norm; 0 means the defaults (1e-6; Mamba-2's
-                                   # gated norm 1e-5)
+  c.model.norm_eps = 1e-6          # epsilon of the norms (lm: all but Mamba-2's gated one)
+  c.model.gated_norm_eps = 1e-5    # mamba2: its gated RMSNorm's epsilon (transformers: norm_eps)
   c.model.tied_head = True         # the output layer is the token embedding; False: a [width,
                                    # vocab] matrix of its own (Llama's untied lm_head)
   c.model.embed_scale = 1.0        # multiplies the token embeddings (Gemma: sqrt(width))

@@ -70,9 +70,15 @@ def array(a: Any) -> np.ndarray:
   return np.asarray(a, np.float32)
 
 
+# Overrides' field for the vocabulary the weights were made for (the framework's core.VOCAB)
+VOCAB = 'model.vocab_size'
+
+
 def backbone(config) -> lm.LMConfig:
-  """The LMConfig a seqmodels run's config builds (its vocabulary from config.data.vocab_size)."""
-  data = types.SimpleNamespace(vocab_size=config.data.vocab_size, seq_len=config.data.seq_len)
+  """The LMConfig a seqmodels run's config builds: its vocabulary config.model.vocab_size (an
+  imported model's, or the one export fills in from the run's data), else the data's."""
+  vocab = config.model.get('vocab_size', 0) or config.data.vocab_size
+  data = types.SimpleNamespace(vocab_size=vocab, seq_len=config.data.seq_len)
   return lm.config_from(config.model, data, jnp.float32)
 
 

@@ -15,7 +15,7 @@ as the checkpoint says.
 from __future__ import annotations
 
 from seqmodels.hf import backbone, core
-from seqmodels.hf.backbone import StateDict, array, linear_out, refuse, refuse_export
+from seqmodels.hf.backbone import VOCAB, StateDict, array, linear_out, refuse, refuse_export
 
 ARCHITECTURE = 'LlamaForCausalLM'
 # transformers' activation names -> the gated MLP of seqmodels that applies it to the gate
@@ -43,7 +43,7 @@ def config_from_hf(h: core.HFConfig) -> core.Overrides:
           'model.window': 0, 'model.bias': bias, 'model.qkv_bias': True,
           'model.tied_head': bool(h.get('tie_word_embeddings', False)),
           'model.embed_scale': 1.0, 'model.logit_cap': 0.0, 'model.dropout': 0.0,
-          'data.vocab_size': h['vocab_size']}
+          VOCAB: h['vocab_size']}
 
 
 def config_to_hf(config) -> core.HFConfig:

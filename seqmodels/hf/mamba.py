@@ -21,7 +21,7 @@ import math
 from typing import Callable
 
 from seqmodels.hf import backbone, core
-from seqmodels.hf.backbone import StateDict, array, linear_out, refuse, refuse_export
+from seqmodels.hf.backbone import VOCAB, StateDict, array, linear_out, refuse, refuse_export
 from seqmodels.layers.mixers import MixerConfig
 from seqmodels.layers.mixers import mamba as mamba_mixer
 from seqmodels.models import lm
@@ -125,7 +125,7 @@ def config_from_hf(h: core.HFConfig) -> core.Overrides:
           'model.norm': 'rmsnorm', 'model.norm_eps': float(h.get('layer_norm_epsilon', 1e-5)),
           'model.position': 'none', 'model.bias': bool(h.get('use_bias', False)),
           'model.tied_head': bool(h.get('tie_word_embeddings', True)), 'model.embed_scale': 1.0,
-          'model.logit_cap': 0.0, 'model.dropout': 0.0, 'data.vocab_size': h['vocab_size']}
+          'model.logit_cap': 0.0, 'model.dropout': 0.0, VOCAB: h['vocab_size']}
 
 
 def config_to_hf(config) -> core.HFConfig:

@@ -1,7 +1,7 @@
 """Mamba2ForCausalLM <-> the `lm` backbone of mamba2 blocks (the block around the mixer is
 Mamba's: seqmodels/hf/mamba.py), with its groups of heads sharing B and C (model.ssm_groups) and
-its gated RMSNorm normalising each group on its own, at the checkpoint's epsilon (model.norm_eps,
-which the backbone's norms share, as in transformers).
+its gated RMSNorm normalising each group on its own, at the checkpoint's epsilon (transformers'
+one layer_norm_epsilon: model.norm_eps and model.gated_norm_eps).
 
   backbone.layers.n.mixer.in_proj.weight [2E+2GN+H, D]   blockn/mixer/in_proj/kernel (z, x, B, C,
                                                            dt: the same order)
@@ -16,10 +16,9 @@ from __future__ import annotations
 import math
 
 from seqmodels.hf import backbone, core
-from seqmodels.hf.backbone import StateDict, array, linear_out, refuse, refuse_export
+from seqmodels.hf.backbone import VOCAB, StateDict, array, linear_out, refuse, refuse_export
 from seqmodels.hf.mamba import at, backbone_from_hf, backbone_to_hf, check_exportable
 from seqmodels.layers.mixers import MixerConfig
-from seqmodels.layers.mixers import mamba2 as mamba2_mixer
 
 ARCHITECTURE = 'Mamba2ForCausalLM'
 
@@ -69,25 +68,25 @@ def config_from_hf(h: core.HFConfig) -> core.Overrides:
          'dt unclamped: [0.0, inf]')
   refuse(h.get('head_dim', expand * D // H) * H == expand * D, ARCHITECTURE, 'head_dim',
          h.get('head_dim'), f'expand * hidden_size / num_heads = {expand * D // H}')
+  eps = float(h.get('layer_norm_epsilon', 1e-5))
   return {'model.name': 'lm', 'model.mixer': 'mamba2', 'model.pattern': '', 'model.width': D,
           'model.layers': h['num_hidden_layers'], 'model.heads': H,
           'model.d_state': h.get('state_size', 128), 'model.ssm_groups': h.get('n_groups', 1),
           'model.expand': expand, 'model.conv': h.get('conv_kernel', 4),
           'model.chunk': h.get('chunk_size', 256), 'model.mlp': 'none', 'model.norm': 'rmsnorm',
-          'model.norm_eps': float(h.get('layer_norm_epsilon', 1e-5)), 'model.position': 'none',
+          'model.norm_eps': eps, 'model.gated_norm_eps': eps, 'model.position': 'none',
           'model.bias': bool(h.get('use_bias', False)),
           'model.tied_head': bool(h.get('tie_word_embeddings', False)), 'model.embed_scale': 1.0,
-          'model.logit_cap': 0.0, 'model.dropout': 0.0, 'data.vocab_size': h['vocab_size']}
+          'model.logit_cap': 0.0, 'model.dropout': 0.0, VOCAB: h['vocab_size']}
 
 
 def config_to_hf(config) -> core.HFConfig:
   c = backbone.backbone(config)
   m = c.mixer
   check_exportable(c, 'mamba2', ARCHITECTURE)
-  gated = m.norm_eps or mamba2_mixer.NORM_EPS
-  refuse_export(gated == c.norm_eps, ARCHITECTURE, f'its gated norms\' epsilon ({gated}) differs '
-                f'from the other norms\' ({c.norm_eps}), and transformers has one '
-                'layer_norm_epsilon: train with model.norm_eps set')
+  refuse_export(m.norm_eps == c.norm_eps, ARCHITECTURE, f'model.gated_norm_eps={m.norm_eps} '
+                f'differs from model.norm_eps={c.norm_eps}, and transformers has one '
+                'layer_norm_epsilon: train with the two equal')
   return {'architectures': [ARCHITECTURE], 'model_type': 'mamba2', 'vocab_size': c.V,
           'hidden_size': m.D, 'num_heads': m.H, 'head_dim': m.expand * m.D // m.H,
           'state_size': m.d_state, 'n_groups': m.groups, 'num_hidden_layers': c.N,

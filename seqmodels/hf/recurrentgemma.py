@@ -23,7 +23,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from seqmodels.hf import backbone, core
-from seqmodels.hf.backbone import StateDict, array, linear_out, refuse, refuse_export
+from seqmodels.hf.backbone import VOCAB, StateDict, array, linear_out, refuse, refuse_export
 from seqmodels.layers.mixers import MixerConfig, rglru
 
 ARCHITECTURE = 'RecurrentGemmaForCausalLM'
@@ -91,7 +91,7 @@ def config_from_hf(h: core.HFConfig) -> core.Overrides:
           'model.tied_head': bool(h.get('tie_word_embeddings', True)),
           'model.embed_scale': embed_scale(D),
           'model.logit_cap': float(h.get('logits_soft_cap') or 0.0), 'model.dropout': 0.0,
-          'data.vocab_size': h['vocab_size']}
+          VOCAB: h['vocab_size']}
 
 
 def config_to_hf(config) -> core.HFConfig:

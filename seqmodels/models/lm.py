@@ -188,10 +188,10 @@ def config_from(m, data, dtype: Any) -> LMConfig:
                       recurrence=entry.recurrence(m), kv_heads=m.get('kv_heads', 0),
                       qkv_bias=m.get('qkv_bias', True), rope_base=m.get('rope_base', 10000.0),
                       rope_fraction=m.get('rope_fraction', 1.0), groups=m.get('ssm_groups', 1),
-                      lru_width=m.get('lru_width', 0), norm_eps=m.get('norm_eps', 0.0))
+                      lru_width=m.get('lru_width', 0), norm_eps=m.get('gated_norm_eps', 1e-5))
   return LMConfig(V=data.vocab_size, L=data.seq_len, N=m.layers, pattern=pattern, mixer=mixer,
                   norm=m.norm, mlp=m.mlp, F=ffn, position=position, dropout=m.dropout,
-                  norm_eps=m.get('norm_eps', 0.0) or EPS, tied=m.get('tied_head', True),
+                  norm_eps=m.get('norm_eps', EPS), tied=m.get('tied_head', True),
                   embed_scale=m.get('embed_scale', 1.0), logit_cap=m.get('logit_cap', 0.0))
 
 
@@ -211,8 +211,10 @@ def _check_checkpoint_fields(m, attends) -> None:
               f'config.model.rope_fraction={m.rope_fraction} must be in (0, 1] and rotate an even '
               f'number of each head\'s {K} dimensions: choose e.g. 1.0 or 0.5')
   entry.check(m.rope_base > 0, f'config.model.rope_base={m.rope_base} must be > 0 (10000: RoPE\'s)')
-  for f in ('norm_eps', 'logit_cap', 'lru_width'):
+  for f in ('logit_cap', 'lru_width'):
     entry.check(m[f] >= 0, f'config.model.{f}={m[f]!r} must be >= 0 (0: off / the default)')
+  for f in ('norm_eps', 'gated_norm_eps'):
+    entry.check(m[f] > 0, f'config.model.{f}={m[f]!r} must be > 0')
   entry.check(m.embed_scale > 0, f'config.model.embed_scale={m.embed_scale} must be > 0 (1: none)')
 
 

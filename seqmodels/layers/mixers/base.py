@@ -40,7 +40,7 @@ class MixerConfig:
   rope_fraction: float = 1.0   # attention: the share of each head's dims RoPE rotates (the first)
   groups: int = 1              # Mamba-2: groups of heads sharing one B and C (n_groups)
   lru_width: int = 0           # RG-LRU: the recurrence's width; 0 means D
-  norm_eps: float = 0.0        # a mixer's own norm (Mamba-2's gated RMSNorm); 0 means its default
+  norm_eps: float = 1e-5       # a mixer's own norm (Mamba-2's gated RMSNorm)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -89,7 +89,7 @@ class Mamba2(nn.Module):
     y_BxTxHxP = y_BxTxHxP + d_H[:, None] * x_BxTxHxP
 
     y_BxTxE = y_BxTxHxP.reshape(Bsz, T, E) * jax.nn.silu(f32(z_BxTxE))
-    y_BxTxE = RMSNorm(eps=c.norm_eps or NORM_EPS, dtype=c.dtype, groups=G, name='norm')(y_BxTxE)
+    y_BxTxE = RMSNorm(eps=c.norm_eps, dtype=c.dtype, groups=G, name='norm')(y_BxTxE)
     return nn.Dense(c.D, use_bias=c.use_bias, dtype=c.dtype, kernel_init=out_init(c),
                     name='out_proj')(y_BxTxE)
 
