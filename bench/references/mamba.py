@@ -37,6 +37,8 @@ import torch
 import transformers
 from transformers.models.mamba import modeling_mamba
 
+from seqmodels.hf import mamba as hf_mamba
+from seqmodels.hf.backbone import StateDict
 from seqmodels.layers.mixers import MixerConfig, mamba
 
 TOLERANCE = 1e-4
@@ -56,17 +58,14 @@ def reference_mixer(D: int, N: int, expand: int, conv: int, seed: int) -> modeli
   return mixer
 
 
-def shared_params(ref: modeling_mamba.MambaMixer) -> dict:
-  """The reference's weights as seqmodels' mixer's parameters (torch Linear weights: [out, in])."""
-  t = lambda w: jnp.asarray(w.detach().numpy())
-  return {'in_proj': {'kernel': t(ref.in_proj.weight.T)},
-          # [E, 1, K] -> [K, E]: tap j multiplies x_{t - (K - 1 - j)} in both
-          'conv_kernel': t(ref.conv1d.weight[:, 0, :].T),
-          'conv_bias': t(ref.conv1d.bias),
-          'x_proj': {'kernel': t(ref.x_proj.weight.T)},
-          'dt_proj': {'kernel': t(ref.dt_proj.weight.T), 'bias': t(ref.dt_proj.bias)},
-          'A_log': t(ref.A_log), 'D': t(ref.D),
-          'out_proj': {'kernel': t(ref.out_proj.weight.T)}}
+def shared_params(ref: modeling_mamba.MambaMixer, cfg: MixerConfig) -> dict:
+  """The reference's weights as seqmodels' mixer's parameters, by the mapping the Hugging Face
+  import uses (seqmodels/hf/mamba.py)."""
+  tensors = {k: v.detach().numpy() for k, v in ref.state_dict().items()}
+  sd = StateDict(tensors, 'MambaMixer')
+  params = hf_mamba.mixer_from_hf(sd, '', cfg)
+  sd.done()
+  return jax.tree.map(jnp.asarray, params)
 
 
 def load_selective_scan_ref(root: str):
@@ -113,7 +112,7 @@ def main() -> None:
     # transformers' block around mamba_ssm's scan (the keywords dropped choose transformers' paths).
     references['transformers.MambaMixer+mamba_ssm.selective_scan_ref'] = (
         lambda *args, use_mambapy=False, use_associative_scan=False, **kw: scan_ref(*args, **kw))
-  params = shared_params(ref)
+  params = shared_params(ref, MixerConfig(D=a.D, d_state=a.d_state, expand=a.expand, conv=a.conv))
   u_BxTxD = jnp.asarray(u.numpy())
   ours = {}
   for form in mamba.FORMS:

@@ -32,6 +32,8 @@ import transformers
 from transformers import DynamicCache, Mamba2Config
 from transformers.models.mamba2.modeling_mamba2 import Mamba2Mixer
 
+from seqmodels.hf import mamba2 as hf_mamba2
+from seqmodels.hf.backbone import StateDict
 from seqmodels.layers.mixers import mamba2
 from seqmodels.layers.mixers.base import MixerConfig
 
@@ -55,18 +57,18 @@ def reference() -> tuple[Mamba2Mixer, Mamba2Config]:
   return ref, cfg
 
 
-def shared_params(ref: Mamba2Mixer) -> dict:
-  """The reference's weights as our parameter tree (torch Linear: [out, in]; Conv1d: [C, 1, W])."""
-  w = lambda p: jnp.asarray(p.detach().numpy())
-  return {'in_proj': {'kernel': w(ref.in_proj.weight).T},
-          'conv_kernel': w(ref.conv1d.weight)[:, 0, :].T, 'conv_bias': w(ref.conv1d.bias),
-          'A_log': w(ref.A_log), 'dt_bias': w(ref.dt_bias), 'D': w(ref.D),
-          'norm': {'scale': w(ref.norm.weight)}, 'out_proj': {'kernel': w(ref.out_proj.weight).T}}
+def shared_params(ref: Mamba2Mixer, cfg: MixerConfig) -> dict:
+  """The reference's weights as our parameter tree, by the mapping the Hugging Face import uses
+  (seqmodels/hf/mamba2.py)."""
+  sd = StateDict({k: v.detach().numpy() for k, v in ref.state_dict().items()}, 'Mamba2Mixer')
+  params = hf_mamba2.mixer_from_hf(sd, '', cfg)
+  sd.done()
+  return jax.tree.map(jnp.asarray, params)
 
 
 def main() -> None:
   ref, cfg = reference()
-  params = shared_params(ref)
+  params = shared_params(ref, MixerConfig(D=D, H=H, d_state=N, expand=EXPAND, conv=CONV))
   x = np.random.default_rng(0).normal(size=(B, T + STEPS, D)).astype(np.float32)
   diffs = {}
   with torch.no_grad():

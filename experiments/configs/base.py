@@ -88,11 +88,26 @@ def get_base_config() -> ml_collections.ConfigDict:
   # gpt, bert: what a pre-trained checkpoint (seqmodels/hf: Hugging Face's GPT-2, BERT) sets
   c.model.activation = 'gelu'      # FFN activation: gelu (tanh approximation: GPT-2's gelu_new) |
                                    # gelu_erf (exact: BERT's) | relu
-  c.model.norm_eps = 1e-6          # LayerNorm epsilon (GPT-2: 1e-5, BERT: 1e-12)
+  c.model.norm_eps = 1e-6          # epsilon of the norms (GPT-2: 1e-5, BERT: 1e-12; lm: all but
+                                   # Mamba-2's gated one)
   c.model.positions = 0            # learned positions; 0 means data.seq_len (a pre-trained table
                                    # may be longer than the windows)
   c.model.vocab_size = 0           # the vocabulary the weights were made for (an imported model's);
                                    # 0: the data's. Else the data's tokenizer must have this size
+  # lm, what pre-trained checkpoints need (seqmodels/hf sets them on import; off by default):
+  c.model.kv_heads = 0             # attention: key/value heads, each shared by heads / kv_heads
+                                   # query heads (grouped-query; 1: multi-query); 0 means heads
+  c.model.qkv_bias = True          # attention, with model.bias: biases on queries, keys and values
+                                   # too (False: the output projection's only, as RecurrentGemma)
+  c.model.rope_base = 10000.0      # RoPE's theta
+  c.model.rope_fraction = 1.0      # share of each head's dims RoPE rotates (RecurrentGemma: 0.5)
+  c.model.gated_norm_eps = 1e-5    # mamba2: its gated RMSNorm's epsilon (transformers: norm_eps)
+  c.model.tied_head = True         # the output layer is the token embedding; False: a [width,
+                                   # vocab] matrix of its own (Llama's untied lm_head)
+  c.model.embed_scale = 1.0        # multiplies the token embeddings (Gemma: sqrt(width))
+  c.model.logit_cap = 0.0          # > 0: logits soft-capped to cap * tanh(logits / cap)
+  c.model.ssm_groups = 1           # mamba2: groups of heads sharing one B and C (n_groups)
+  c.model.lru_width = 0            # rglru: width of the recurrence; 0 means width
 
   c.data = ml_collections.ConfigDict()
   c.data.name = 'copy'             # copy | reverse | sort | adding | text | tiny_shakespeare | lm1b

@@ -4,9 +4,9 @@ module ends with its CONVERTERS (architecture -> Converter), collected here."""
 from __future__ import annotations
 
 from seqmodels import errors
-from seqmodels.hf import bert, core, gpt
+from seqmodels.hf import bert, core, gpt, llama, mamba, mamba2, recurrentgemma
 
-FAMILIES = (gpt, bert)
+FAMILIES = (gpt, bert, llama, mamba, mamba2, recurrentgemma)
 CONVERTERS: dict[str, core.Converter] = {arch: c for family in FAMILIES
                                          for arch, c in family.CONVERTERS.items()}
 

@@ -93,19 +93,22 @@ def attention_weights(q_BxTxHxK: Array, k_BxSxHxK: Array, *, causal: bool = Fals
   return jax.nn.softmax(s_BxHxTxS, axis=-1)
 
 
-def rotary(x_BxTxHxK: Array, positions_T: Array, base: float = 10000.0) -> Array:
+def rotary(x_BxTxHxK: Array, positions_T: Array, base: float = 10000.0,
+           dims: int | None = None) -> Array:
   """Rotary position embedding (Su et al. 2021) in the rotate-half layout of GPT-NeoX and Llama:
   dimension i of the first half pairs with i of the second, rotated by the angle position *
-  base^(-2i/K); in float32."""
-  K = x_BxTxHxK.shape[-1]
-  inv_freq_K2 = base ** (-jnp.arange(0, K, 2, dtype=jnp.float32) / K)
-  angles_TxK2 = positions_T.astype(jnp.float32)[:, None] * inv_freq_K2[None, :]
-  cos_Tx1xK, sin_Tx1xK = (jnp.concatenate([f(angles_TxK2)] * 2, -1)[:, None]
+  base^(-2i/R); in float32. Only the first R = `dims` dimensions turn (partial rotary, as
+  RecurrentGemma's); the rest pass unchanged."""
+  R = x_BxTxHxK.shape[-1] if dims is None else dims
+  inv_freq_R2 = base ** (-jnp.arange(0, R, 2, dtype=jnp.float32) / R)
+  angles_TxR2 = positions_T.astype(jnp.float32)[:, None] * inv_freq_R2[None, :]
+  cos_Tx1xR, sin_Tx1xR = (jnp.concatenate([f(angles_TxR2)] * 2, -1)[:, None]
                           for f in (jnp.cos, jnp.sin))
-  x = x_BxTxHxK.astype(jnp.float32)
-  half = K // 2
+  x, rest = x_BxTxHxK[..., :R].astype(jnp.float32), x_BxTxHxK[..., R:]
+  half = R // 2
   rotated = jnp.concatenate([-x[..., half:], x[..., :half]], -1)
-  return (x * cos_Tx1xK + rotated * sin_Tx1xK).astype(x_BxTxHxK.dtype)
+  turned = (x * cos_Tx1xR + rotated * sin_Tx1xR).astype(x_BxTxHxK.dtype)
+  return jnp.concatenate([turned, rest], -1) if rest.shape[-1] else turned
 
 
 def reference_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS=None):
@@ -135,8 +138,14 @@ class MultiHeadAttention(nn.Module):
   # rotary position embedding of queries and keys (Su et al. 2021), self-attention only
   rope: bool = False
   rope_base: float = 10000.0
+  rope_fraction: float = 1.0  # the share of each head's dimensions rotated (the first ones)
   # > 0: each query sees the last `window` positions only (local / sliding-window attention)
   window: int = 0
+  # self-attention: key/value heads (grouped-query attention, Ainslie et al. 2023; 1: multi-query),
+  # each shared by H / kv_heads consecutive query heads; 0 means H. Queries are then 'query'
+  # [D, H, K] and keys/values 'kv' [D, 2, kv_heads, K], and the KV cache holds kv_heads heads.
+  kv_heads: int = 0
+  qkv_bias: bool | None = None  # biases of queries, keys and values; None means use_bias
 
   @nn.compact
   def __call__(self, x_BxTxD, kv_BxSxD=None, *, causal=False, q_lengths_B=None, kv_lengths_B=None,
@@ -148,25 +157,30 @@ class MultiHeadAttention(nn.Module):
     its weights there ('weights': a tuple of p_BxHxTxS, float32), computed only then."""
     D = x_BxTxD.shape[-1]
     K = D // self.H
-    dense = lambda name, *n: nn.DenseGeneral((*n, self.H, K), dtype=self.dtype,
-                                             kernel_init=self.kernel_init, use_bias=self.use_bias,
-                                             name=name)
-    if kv_BxSxD is None:
+    G = self.kv_heads or self.H
+    bias = self.use_bias if self.qkv_bias is None else self.qkv_bias
+    dense = lambda name, *n, heads=self.H: nn.DenseGeneral(
+        (*n, heads, K), dtype=self.dtype, kernel_init=self.kernel_init, use_bias=bias, name=name)
+    if kv_BxSxD is None and G == self.H:
       q_BxTxHxK, k_BxSxHxK, v_BxSxHxK = jnp.unstack(dense('qkv', 3)(x_BxTxD), axis=2)
     else:
       q_BxTxHxK = dense('query')(x_BxTxD)
-      k_BxSxHxK, v_BxSxHxK = jnp.unstack(dense('kv', 2)(kv_BxSxD), axis=2)
+      k_BxSxHxK, v_BxSxHxK = jnp.unstack(dense('kv', 2, heads=G)(
+          x_BxTxD if kv_BxSxD is None else kv_BxSxD), axis=2)
     mask_BxHxTxS = None
     # the absolute position of x's first token
     first = 0 if decode_position is None else decode_position
     if self.rope:
       positions_T = first + jnp.arange(x_BxTxD.shape[1])
-      q_BxTxHxK, k_BxSxHxK = (rotary(q_BxTxHxK, positions_T, self.rope_base),
-                              rotary(k_BxSxHxK, positions_T, self.rope_base))
+      dims = int(K * self.rope_fraction)
+      q_BxTxHxK, k_BxSxHxK = (rotary(q_BxTxHxK, positions_T, self.rope_base, dims),
+                              rotary(k_BxSxHxK, positions_T, self.rope_base, dims))
     if decode_position is not None:
       k_BxSxHxK, v_BxSxHxK, mask_BxHxTxS, kv_lengths_B = self._kv_cache(
           k_BxSxHxK, v_BxSxHxK, decode_position)
       causal = False
+    if G != self.H:  # query head h reads key/value head h // (H / G)
+      k_BxSxHxK, v_BxSxHxK = (jnp.repeat(a, self.H // G, axis=2) for a in (k_BxSxHxK, v_BxSxHxK))
     # a band over absolute positions: key s is seen by query t when t - window < s <= t
     if self.window:
       T, S = x_BxTxD.shape[1], k_BxSxHxK.shape[1]

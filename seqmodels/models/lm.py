@@ -3,6 +3,10 @@
   tokens -> embedding (+ learned positions) -> N x [x + mixer(norm(x)); x + mlp(norm(x))] -> norm ->
   tied softmax
 
+Off by default, for pre-trained checkpoints (seqmodels/hf): an output layer of its own (Llama's
+untied lm_head), a scale on the embeddings (Gemma's sqrt(width)) and soft-capped logits
+(RecurrentGemma's cap * tanh(logits / cap)).
+
 `pattern` names each block's mixer (seqmodels/layers/mixers), repeated to N blocks: ('attention',)
 is a Transformer, ('mamba',) a Mamba LM, ('rglru', 'rglru', 'attention') Griffin. Transformer++ as
 the Mamba paper defines it is pattern ('attention',) with RoPE, RMSNorm, SwiGLU and no biases (the
@@ -26,7 +30,7 @@ from seqmodels import decoding
 from seqmodels.layers.embeddings import tied_logits
 from seqmodels.layers.mixers import MIXERS, MixerConfig
 from seqmodels.layers.mlp import MLPS, Mlp
-from seqmodels.layers.norms import NORMS, make_norm
+from seqmodels.layers.norms import EPS, NORMS, make_norm
 from seqmodels.models import entry
 
 POSITIONS = ('auto', 'learned', 'rope', 'none')
@@ -44,6 +48,10 @@ class LMConfig:
   F: int = 512                            # MLP hidden units
   position: str = 'none'                  # learned | rope (in the attention mixers) | none
   dropout: float = 0.0
+  norm_eps: float = EPS                   # epsilon of the backbone's norms
+  tied: bool = True                       # the output layer is the embedding; else 'head' [D, V]
+  embed_scale: float = 1.0                # multiplies the token embeddings
+  logit_cap: float = 0.0                  # > 0: logits -> cap * tanh(logits / cap)
 
   @property
   def mixers(self) -> tuple[str, ...]:
@@ -60,7 +68,8 @@ class Block(nn.Module):
   def __call__(self, x_BxTxD, *, train: bool = False, decode_position=None):
     c, m = self.cfg, self.cfg.mixer
     drop = lambda y: nn.Dropout(c.dropout, deterministic=not train)(y)
-    norm = lambda name: make_norm(c.norm, dtype=m.dtype, use_bias=m.use_bias, name=name)
+    norm = lambda name: make_norm(c.norm, dtype=m.dtype, use_bias=m.use_bias, eps=c.norm_eps,
+                                  name=name)
     y = MIXERS[self.mixer].module(m, name='mixer')(norm('norm_mixer')(x_BxTxD), train=train,
                                                    decode_position=decode_position)
     x_BxTxD = x_BxTxD + drop(y.astype(x_BxTxD.dtype))
@@ -82,6 +91,8 @@ class LM(nn.Module):
     init = nn.initializers.normal(0.02)
     embed = nn.Embed(c.V, m.D, embedding_init=init, name='embed')
     x_BxTxD = embed(tokens_BxT)
+    if c.embed_scale != 1.0:
+      x_BxTxD = x_BxTxD * jnp.float32(c.embed_scale)
     if c.position == 'learned':
       pos_LxD = self.param('pos', init, (c.L, m.D), jnp.float32)
       first = 0 if decode_position is None else decode_position
@@ -90,8 +101,17 @@ class LM(nn.Module):
     for n, mixer in enumerate(c.mixers):
       x_BxTxD = Block(c, mixer, name=f'block{n}')(x_BxTxD, train=train,
                                                   decode_position=decode_position)
-    x_BxTxD = make_norm(c.norm, dtype=m.dtype, use_bias=m.use_bias, name='norm_f')(x_BxTxD)
-    return tied_logits(embed, x_BxTxD)
+    x_BxTxD = make_norm(c.norm, dtype=m.dtype, use_bias=m.use_bias, eps=c.norm_eps,
+                        name='norm_f')(x_BxTxD)
+    if c.tied:
+      logits_BxTxV = tied_logits(embed, x_BxTxD)
+    else:
+      head_DxV = self.param('head', init, (m.D, c.V), jnp.float32)
+      logits_BxTxV = jnp.einsum('btd,dv->btv', x_BxTxD, head_DxV.astype(x_BxTxD.dtype),
+                                preferred_element_type=jnp.float32)
+    if c.logit_cap:
+      logits_BxTxV = c.logit_cap * jnp.tanh(logits_BxTxV / c.logit_cap)
+    return logits_BxTxV
 
 
 def unbounded(cfg: LMConfig) -> bool:
@@ -166,9 +186,14 @@ def config_from(m, data, dtype: Any) -> LMConfig:
   mixer = MixerConfig(D=m.width, H=m.heads, d_state=m.d_state, expand=m.expand, conv=m.conv,
                       window=m.window, rope=position == 'rope', chunk=m.chunk, scan=m.scan,
                       use_bias=m.bias, N=m.layers, dtype=dtype, unroll=m.unroll,
-                      recurrence=entry.recurrence(m))
+                      recurrence=entry.recurrence(m), kv_heads=m.get('kv_heads', 0),
+                      qkv_bias=m.get('qkv_bias', True), rope_base=m.get('rope_base', 10000.0),
+                      rope_fraction=m.get('rope_fraction', 1.0), groups=m.get('ssm_groups', 1),
+                      lru_width=m.get('lru_width', 0), norm_eps=m.get('gated_norm_eps', 1e-5))
   return LMConfig(V=data.vocab_size, L=data.seq_len, N=m.layers, pattern=pattern, mixer=mixer,
-                  norm=m.norm, mlp=m.mlp, F=ffn, position=position, dropout=m.dropout)
+                  norm=m.norm, mlp=m.mlp, F=ffn, position=position, dropout=m.dropout,
+                  norm_eps=m.get('norm_eps', EPS), tied=m.get('tied_head', True),
+                  embed_scale=m.get('embed_scale', 1.0), logit_cap=m.get('logit_cap', 0.0))
 
 
 def decode_state(m, length: int) -> int:
@@ -180,6 +205,25 @@ def decode_state(m, length: int) -> int:
 
 def _build(m, data, dtype: Any) -> nn.Module:
   return LM(config_from(m, data, dtype))
+
+
+def _check_checkpoint_fields(m, attends) -> None:
+  """The fields pre-trained checkpoints set (GQA, partial RoPE, norm epsilon, ...): one line
+  each."""
+  if attends and m.kv_heads:
+    entry.check(m.kv_heads > 0 and m.heads % m.kv_heads == 0,
+                f'config.model.kv_heads={m.kv_heads} must divide config.model.heads={m.heads} '
+                '(each key/value head serves heads / kv_heads queries): change it, or 0 for heads')
+  K = m.width // max(m.heads, 1)
+  entry.check(not attends or 0 < m.rope_fraction <= 1 and int(K * m.rope_fraction) % 2 == 0,
+              f'config.model.rope_fraction={m.rope_fraction} must be in (0, 1] and rotate an even '
+              f'number of each head\'s {K} dimensions: choose e.g. 1.0 or 0.5')
+  entry.check(m.rope_base > 0, f'config.model.rope_base={m.rope_base} must be > 0 (10000: RoPE\'s)')
+  for f in ('logit_cap', 'lru_width'):
+    entry.check(m[f] >= 0, f'config.model.{f}={m[f]!r} must be >= 0 (0: off / the default)')
+  for f in ('norm_eps', 'gated_norm_eps'):
+    entry.check(m[f] > 0, f'config.model.{f}={m[f]!r} must be > 0')
+  entry.check(m.embed_scale > 0, f'config.model.embed_scale={m.embed_scale} must be > 0 (1: none)')
 
 
 def _check(config) -> None:
@@ -205,7 +249,8 @@ def _check(config) -> None:
     entry.check(m.position != 'rope' or (m.width // m.heads) % 2 == 0,
                 f'config.model.position=rope needs an even head width, and width {m.width} / heads '
                 f'{m.heads} is odd: change heads or width')
-  entry.check_positive(m, 'd_state', 'expand', 'conv', 'chunk')
+  entry.check_positive(m, 'd_state', 'expand', 'conv', 'chunk', 'ssm_groups')
+  _check_checkpoint_fields(m, attends)
   entry.check(m.window >= 0,
               f'config.model.window={m.window!r} must be >= 0 (0: attention sees every position)')
   scans = ('auto', 'sequential', 'associative', 'chunked')

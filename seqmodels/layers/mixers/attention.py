@@ -20,14 +20,17 @@ class Attention(nn.Module):
     del train
     c = self.cfg
     return MultiHeadAttention(c.H, dtype=c.dtype, use_bias=c.use_bias, out_init=out_init(c),
-                              rope=c.rope, window=c.window,
+                              rope=c.rope, rope_base=c.rope_base, rope_fraction=c.rope_fraction,
+                              window=c.window, kv_heads=c.kv_heads,
+                              qkv_bias=c.use_bias and c.qkv_bias,
                               name='attn')(x_BxTxD, causal=True, decode_position=decode_position)
 
 
 def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:
-  """The KV cache: keys and values of every position decoded so far (of the window, when local)."""
+  """The KV cache: keys and values of every position decoded so far (of the window, when local),
+  for each key/value head."""
   kept = min(length, cfg.window) if cfg.window else length
-  return 2 * batch * kept * cfg.D * 4
+  return 2 * batch * kept * (cfg.kv_heads or cfg.H) * (cfg.D // cfg.H) * 4
 
 
 def flops(cfg: MixerConfig, T: int) -> float:

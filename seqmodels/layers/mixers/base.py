@@ -33,6 +33,15 @@ class MixerConfig:
   dtype: Any = jnp.float32     # compute dtype; parameters are float32
   unroll: int = 1              # lax.scan unroll of step-by-step recurrences (a speed knob)
   recurrence: str = 'scan'     # rnn | lstm | gru cells: scan | hoisted | cudnn
+  # What pre-trained checkpoints need (seqmodels/hf); the defaults are the plain mixers.
+  kv_heads: int = 0            # attention: key/value heads, H / kv_heads queries share one (GQA;
+                               # 1: multi-query); 0 means H
+  qkv_bias: bool = True        # attention: with use_bias, biases on queries, keys and values too
+  rope_base: float = 10000.0   # attention: RoPE's theta
+  rope_fraction: float = 1.0   # attention: the share of each head's dims RoPE rotates (the first)
+  groups: int = 1              # Mamba-2: groups of heads sharing one B and C (n_groups)
+  lru_width: int = 0           # RG-LRU: the recurrence's width; 0 means D
+  norm_eps: float = 1e-5       # a mixer's own norm (Mamba-2's gated RMSNorm)
 
 
 @dataclasses.dataclass(frozen=True)

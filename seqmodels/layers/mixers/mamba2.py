@@ -1,12 +1,14 @@
 """Mamba-2 as a mixer: the SSD block of Dao & Gu 2024, "Transformers are SSMs" (state-spaces/mamba).
 
-E = expand * D inner channels in H heads of P = E / H, state size N, one B and C for all heads:
-  z, x, B, C, dt = in_proj(u)                    [E, E, N, N, H]
+E = expand * D inner channels in H heads of P = E / H, state size N, one B and C for each of G
+groups of H / G consecutive heads (n_groups; G = 1 by default):
+  z, x, B, C, dt = in_proj(u)                    [E, E, G N, G N, H]
   x, B, C = SiLU(causal_conv([x, B, C]))          depthwise, width `conv`, with bias
   dt = softplus(dt + dt_bias),  A = -exp(A_log)   one scalar a head
   h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T      h: [P, N] a head
   y_t = h_t C_t + D x_t
-  out = out_proj(RMSNorm(y * SiLU(z)))           gate, then norm (norm_before_gate=False)
+  out = out_proj(RMSNorm(y * SiLU(z)))           gate, then norm (norm_before_gate=False), over
+                                                 each group's E / G channels
 The recurrence is linear attention with q = C, k = B, v = dt x and the decay exp(dt A)
 (scans.linear_attention): its chunked form (the SSD algorithm) trains, its sequential form decodes.
 The decoding state is the convolution's last inputs and h ([B, H, P, N], the reference's ssm_state).
@@ -52,25 +54,27 @@ class Mamba2(nn.Module):
   def __call__(self, x_BxTxD, *, train: bool = False, decode_position=None):
     del train
     c = self.cfg
-    E, H, N = c.expand * c.D, c.H, c.d_state
+    E, H, N, G = c.expand * c.D, c.H, c.d_state, c.groups
     if E % H:
       raise ValueError(f'mamba2: inner width expand * D = {E} does not split into H = {H} heads')
+    if H % G:
+      raise ValueError(f'mamba2: H = {H} heads do not split into {G} groups')
     P = E // H
     Bsz, T, _ = x_BxTxD.shape
     state_dtype = jnp.promote_types(c.dtype, jnp.float32)  # float32, or float64 in float64 tests
     f32 = lambda a: a.astype(jnp.promote_types(a.dtype, state_dtype))
-    proj = nn.Dense(2 * E + 2 * N + H, use_bias=c.use_bias, dtype=c.dtype,
+    proj = nn.Dense(2 * E + 2 * G * N + H, use_bias=c.use_bias, dtype=c.dtype,
                     kernel_init=nn.initializers.normal(0.02), name='in_proj')(x_BxTxD)
-    z_BxTxE, xbc_BxTxC, dt_BxTxH = jnp.split(proj, [E, 2 * E + 2 * N], axis=-1)
+    z_BxTxE, xbc_BxTxC, dt_BxTxH = jnp.split(proj, [E, 2 * E + 2 * G * N], axis=-1)
     xbc_BxTxC = jax.nn.silu(causal_conv(self, xbc_BxTxC, c.conv, decode_position, dtype=c.dtype))
-    x_BxTxE, b_BxTxN, c_BxTxN = jnp.split(xbc_BxTxC, [E, E + N], axis=-1)
+    x_BxTxE, b_BxTxGN, c_BxTxGN = jnp.split(xbc_BxTxC, [E, E + G * N], axis=-1)
 
     a_log_H = self.param('A_log', a_log_init, (H,), jnp.float32)
     dt_bias_H = self.param('dt_bias', dt_bias_init, (H,), jnp.float32)
     d_H = self.param('D', nn.initializers.ones, (H,), jnp.float32)
     dt_BxTxH = jax.nn.softplus(f32(dt_BxTxH) + dt_bias_H)
     x_BxTxHxP = f32(x_BxTxE.reshape(Bsz, T, H, P))
-    heads = lambda m_BxTxN: f32(jnp.broadcast_to(m_BxTxN[:, :, None], (Bsz, T, H, N)))
+    heads = lambda m_BxTxGN: f32(jnp.repeat(m_BxTxGN.reshape(Bsz, T, G, N), H // G, axis=2))
 
     how, h0_BxHxNxP = form(c), None
     if decode_position is not None:
@@ -78,14 +82,14 @@ class Mamba2(nn.Module):
       h0_BxHxNxP = f32(jnp.swapaxes(state.value, -1, -2))
       how = 'sequential' if T == 1 else how
     y_BxTxHxP, hT_BxHxNxP = scans.linear_attention(
-        heads(c_BxTxN), heads(b_BxTxN), x_BxTxHxP * dt_BxTxH[..., None],
+        heads(c_BxTxGN), heads(b_BxTxGN), x_BxTxHxP * dt_BxTxH[..., None],
         dt_BxTxH * -jnp.exp(a_log_H), h0_BxHxNxP, form=how, chunk=c.chunk)
     if decode_position is not None and not created:
       state.value = jnp.swapaxes(hT_BxHxNxP, -1, -2)
     y_BxTxHxP = y_BxTxHxP + d_H[:, None] * x_BxTxHxP
 
     y_BxTxE = y_BxTxHxP.reshape(Bsz, T, E) * jax.nn.silu(f32(z_BxTxE))
-    y_BxTxE = RMSNorm(eps=NORM_EPS, dtype=c.dtype, name='norm')(y_BxTxE)
+    y_BxTxE = RMSNorm(eps=c.norm_eps, dtype=c.dtype, groups=G, name='norm')(y_BxTxE)
     return nn.Dense(c.D, use_bias=c.use_bias, dtype=c.dtype, kernel_init=out_init(c),
                     name='out_proj')(y_BxTxE)
 
@@ -94,7 +98,7 @@ def state_bytes(cfg: MixerConfig, batch: int, length: int) -> int:
   """The conv state (the last conv - 1 inputs of [x, B, C]) and h ([H, P, N]: E x N a row)."""
   del length  # a fixed size
   E = cfg.expand * cfg.D
-  return batch * 4 * ((cfg.conv - 1) * (E + 2 * cfg.d_state) + E * cfg.d_state)
+  return batch * 4 * ((cfg.conv - 1) * (E + 2 * cfg.groups * cfg.d_state) + E * cfg.d_state)
 
 
 def flops(cfg: MixerConfig, T: int) -> float:

@@ -9,11 +9,11 @@ Recurrences with Local Attention"), as google-deepmind/recurrentgemma's Recurren
   h_t = a_t h_{t-1} + sqrt(1 - a_t^2) (i_t u_t)      at position 0: h = i u, not normalised
   out_t = W_o (y_t * h_t) + b_o                      back to D
 
-The LRU width E is the model width D (recurrentgemma's default `lru_width`; the paper's 7B models
-use about 4/3 D). The recurrence runs in float32 whatever the compute dtype (float64 stays float64,
-for the tests), by `scans.linear_recurrence`: 'sequential' (lax.scan; 'auto' on CPU) or
-'associative' (lax.associative_scan; 'auto' elsewhere), the same function. Decoding carries h
-[B, E] and the convolution's last cfg.conv - 1 inputs.
+The LRU width E is the model width D unless cfg.lru_width says otherwise (D is recurrentgemma's
+default `lru_width`; the paper's 7B models use about 4/3 D). The recurrence runs in float32
+whatever the compute dtype (float64 stays float64, for the tests), by `scans.linear_recurrence`:
+'sequential' (lax.scan; 'auto' on CPU) or 'associative' (lax.associative_scan; 'auto' elsewhere),
+the same function. Decoding carries h [B, E] and the convolution's last cfg.conv - 1 inputs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ MAX_SQRT_GRAD = 1000.0  # d sqrt(1 - a_t^2) is clipped here: a_t -> 1 (r_t -> 0)
 
 def lru_width(cfg: MixerConfig) -> int:
   """E: the width of the recurrence (and of the gate branch)."""
-  return cfg.D
+  return cfg.lru_width or cfg.D
 
 
 def scan_form(scan: str) -> str:

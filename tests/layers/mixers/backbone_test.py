@@ -21,6 +21,8 @@ def _model(pattern: str, **fields):
   c.model.name, c.model.width, c.model.layers, c.model.heads, c.model.pattern = (
       'lm', 16, 2, 2, pattern)
   c.model.d_state, c.model.chunk = 4, 4
+  c.model.ssm_groups = 2  # mamba2: a B and C for each of two groups of heads (the default 1 is in
+                          # mixers/mamba2_test.py)
   for k, v in fields.items():
     c.model[k] = v
   return registry.build(c.model, types.SimpleNamespace(vocab_size=V, seq_len=T, kind='lm', meta={}),
