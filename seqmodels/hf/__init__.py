@@ -31,17 +31,22 @@ def of_run(config) -> core.Converter:
     core.fail(f'config.model.name={family!r} has no Hugging Face twin: export converts '
               f'{", ".join(families)}')
   if len(matches) > 1:  # those whose config_to_hf takes this run's config (its mixer, ...)
-    fitting = [c for c in matches if _takes(c, config)]
-    if len(fitting) != 1:
-      core.fail(f'{len(fitting) or "none"} of {", ".join(c.architecture for c in matches)} '
-                f'convert this model.name={family} run: pass --architecture=NAME')
+    refusals = {c.architecture: _refusal(c, config) for c in matches}
+    fitting = [c for c in matches if not refusals[c.architecture]]
+    if not fitting:
+      core.fail(f'none of {", ".join(refusals)} converts this model.name={family} run: ' +
+                '; '.join(f'{a}: {why}' for a, why in refusals.items()))
+    if len(fitting) > 1:
+      core.fail(f'{", ".join(c.architecture for c in fitting)} all convert this '
+                f'model.name={family} run: pass --architecture=NAME')
     matches = fitting
   return matches[0]
 
 
-def _takes(conv: core.Converter, config) -> bool:
+def _refusal(conv: core.Converter, config) -> str:
+  """Why `conv` cannot export a run of `config` ('' where it can)."""
   try:
     conv.config_to_hf(config)
-  except errors.ConfigError:
-    return False
-  return True
+  except errors.ConfigError as e:
+    return str(e)
+  return ''
