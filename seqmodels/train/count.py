@@ -149,6 +149,10 @@ def fit_and_evaluate(config, workdir: str, peak_memory: PeakMemory,
       # parameters, it has no embedding, and counting does no floating-point work to rate
       params_embedding=0, params_non_embedding=int(sum(t.keys.size for t in model.tables)),
       flops_per_token=0.0, mfu=None, peak_flops=None, peak_flops_source='none: the n-gram counts',
+      # as Evaluator.describe names a neural run's: contexts reach back across windows where the
+      # run carries state, else each window starts afresh (strided is refused in validation)
+      evaluation={'mode': 'carried' if carry else 'windows',
+                  'window': data.seq_len},
       discounts={k + 1: list(t.discounts) for k, t in enumerate(model.tables)},
       unseen_context_fraction=unseen, **({'test': test_metrics} if test_metrics else {}))
   # as loop's runs end: a process that failed says so here
