@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import sys
 from typing import Iterator, NoReturn
@@ -45,6 +46,12 @@ def writing(path: str) -> Iterator[None]:
   except OSError as e:
     fail(f'writing {e.filename or path} failed ({e.strerror or e}): free space or make it '
          'writable, then rerun')
+
+
+def write_json(path: str, value) -> None:
+  """Writes `value` to `path` as indented JSON, a failed write one line (`writing`)."""
+  with writing(path), open(path, 'w') as f:
+    json.dump(value, f, indent=1)
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -18,7 +18,6 @@ with the tokens each counts. Writes rare_words.json into each run (or all in one
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any
@@ -118,6 +117,9 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--out', default='', help='one JSON file for all (default: each run\'s)')
   args = parser.parse_args(argv)
   runs.check_workdirs(args.workdir, counted=True)
+  outs = [args.out] if args.out else [os.path.join(w, RESULT) for w in args.workdir]
+  for out in outs:  # before any computing
+    cli.check_writable(out, '--out' if args.out else '--workdir')
   results = []
   for workdir in args.workdir:
     try:
@@ -128,12 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f'{workdir}: ' + ', '.join(f'{k} {r[k]["perplexity"]:.1f} ({r[k]["tokens"]})'
                                       for k in ('all', 'rare', 'frequent', 'unseen_bigram',
                                                 'unseen_trigram')))
-  outputs = ([(args.out, results)] if args.out
-             else [(os.path.join(w, RESULT), r) for w, r in zip(args.workdir, results)])
-  for out, result in outputs:
-    cli.check_writable(out, '--out')
-    with cli.writing(out), open(out, 'w') as f:
-      json.dump(result, f, indent=1)
+  for out, result in zip(outs, [results] if args.out else results):
+    cli.write_json(out, result)
 
 
 if __name__ == '__main__':

@@ -11,7 +11,6 @@ in one --out file), which the report shows as a table. gensim's conventions
 
 from __future__ import annotations
 
-import json
 import os
 
 from seqmodels import cli
@@ -59,6 +58,10 @@ def main(argv: list[str] | None = None) -> None:
   for path in args.vectors:
     if not os.path.exists(path):
       cli.fail(f'--vectors={path} does not exist: name a word2vec run or a vectors file')
+  outs = [args.out] if args.out else [
+      os.path.join(p, RESULT) if os.path.isdir(p) else p + '.' + RESULT for p in args.vectors]
+  for out in outs:  # before any computing
+    cli.check_writable(out, '--out' if args.out else '--vectors')
   words = tuple(w for w in args.neighbours.split(',') if w)
   results = []
   for path in args.vectors:
@@ -78,13 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     for word, near in summary.get('neighbours', {}).items():
       print(f'  {word}: ' + ', '.join(f'{w} {c:.3f}' for w, c in near) if near
             else f'  {word}: not in the vocabulary')
-  outputs = ([(args.out, results)] if args.out else
-             [(os.path.join(p, RESULT) if os.path.isdir(p) else p + '.' + RESULT, r)
-              for p, r in zip(args.vectors, results)])
-  for out, result in outputs:
-    cli.check_writable(out, '--out')
-    with cli.writing(out), open(out, 'w') as f:
-      json.dump(result, f, indent=1)
+  for out, result in zip(outs, [results] if args.out else results):
+    cli.write_json(out, result)
 
 
 if __name__ == '__main__':
