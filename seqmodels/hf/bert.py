@@ -68,10 +68,6 @@ def _dense(take, name: str, n_in: int | None, n_out: int | None) -> dict[str, np
   return {'kernel': take(f'{name}.weight', (n_out, n_in)).T, 'bias': take(f'{name}.bias', (n_out,))}
 
 
-def _ln(take, name: str, D: int) -> dict[str, np.ndarray]:
-  return {'scale': take(f'{name}.weight', (D,)), 'bias': take(f'{name}.bias', (D,))}
-
-
 def _params_from_hf(architecture: str):
   def params_from_hf(tensors: core.Tensors, config) -> Any:
     m = config.model
@@ -82,7 +78,8 @@ def _params_from_hf(architecture: str):
     bert = {'embed': {'embedding': take(f'{e}.word_embeddings.weight', (V, D))},
             'pos': {'pos': take(f'{e}.position_embeddings.weight', (L, D))},
             'segment': {'segment': take(f'{e}.token_type_embeddings.weight', (2, D))},
-            'ln': _ln(take, f'{e}.LayerNorm', D), 'pooler': _dense(take, 'bert.pooler.dense', D, D)}
+            'ln': take.layer_norm(f'{e}.LayerNorm', D),
+            'pooler': _dense(take, 'bert.pooler.dense', D, D)}
     for n in range(m.layers):
       b = f'bert.encoder.layer.{n}'
       qkv = [_dense(take, f'{b}.attention.self.{x}', D, D) for x in ('query', 'key', 'value')]
@@ -91,14 +88,14 @@ def _params_from_hf(architecture: str):
           'attn': {'qkv': {'kernel': np.stack([p['kernel'] for p in qkv], 1).reshape(D, 3, H, K),
                            'bias': np.stack([p['bias'] for p in qkv]).reshape(3, H, K)},
                    'out': {'kernel': out['kernel'].reshape(H, K, D), 'bias': out['bias']}},
-          'ln_attn': _ln(take, f'{b}.attention.output.LayerNorm', D),
+          'ln_attn': take.layer_norm(f'{b}.attention.output.LayerNorm', D),
           'mlp': {'fc': _dense(take, f'{b}.intermediate.dense', D, F),
                   'proj': _dense(take, f'{b}.output.dense', F, D)},
-          'ln_mlp': _ln(take, f'{b}.output.LayerNorm', D)}
+          'ln_mlp': take.layer_norm(f'{b}.output.LayerNorm', D)}
     params = {'bert': bert}
     if architecture == PRETRAIN:
       params.update({'mlm_dense': _dense(take, 'cls.predictions.transform.dense', D, D),
-                     'mlm_ln': _ln(take, 'cls.predictions.transform.LayerNorm', D),
+                     'mlm_ln': take.layer_norm('cls.predictions.transform.LayerNorm', D),
                      'mlm_bias': take('cls.predictions.bias', (V,)),
                      'nsp': _dense(take, 'cls.seq_relationship', D, 2)})
     else:

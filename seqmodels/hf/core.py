@@ -141,6 +141,10 @@ class Taker:
                       len(shape) else [s or 1 for s in shape], np.float32)
     return value
 
+  def layer_norm(self, name: str, D: int) -> dict[str, np.ndarray]:
+    """A LayerNorm's {'scale', 'bias'} from `name`.weight and `name`.bias, each [D]."""
+    return {'scale': self(f'{name}.weight', (D,)), 'bias': self(f'{name}.bias', (D,))}
+
   def done(self) -> None:
     where = f'the {self.architecture} checkpoint'
     if self.missing:

@@ -48,10 +48,6 @@ def config_to_hf(config) -> core.HFConfig:
           'tie_word_embeddings': True, 'bos_token_id': None, 'eos_token_id': None}
 
 
-def _ln(take, name: str, D: int) -> dict[str, np.ndarray]:
-  return {'scale': take(f'{name}.weight', (D,)), 'bias': take(f'{name}.bias', (D,))}
-
-
 def params_from_hf(tensors: core.Tensors, config) -> Any:
   m = config.model
   V, D, H, F = m.vocab_size, m.width, m.heads, m.ffn or 4 * m.width
@@ -59,11 +55,11 @@ def params_from_hf(tensors: core.Tensors, config) -> Any:
   take = core.Taker(tensors, ARCH)
   t = 'transformer'
   params = {'embed': {'embedding': take(f'{t}.wte.weight', (V, D))},
-            'pos': take(f'{t}.wpe.weight', (L, D)), 'ln_f': _ln(take, f'{t}.ln_f', D)}
+            'pos': take(f'{t}.wpe.weight', (L, D)), 'ln_f': take.layer_norm(f'{t}.ln_f', D)}
   for n in range(m.layers):
     h = f'{t}.h.{n}'
     params[f'block{n}'] = {
-        'ln_attn': _ln(take, f'{h}.ln_1', D), 'ln_mlp': _ln(take, f'{h}.ln_2', D),
+        'ln_attn': take.layer_norm(f'{h}.ln_1', D), 'ln_mlp': take.layer_norm(f'{h}.ln_2', D),
         'attn': {'qkv': {'kernel': take(f'{h}.attn.c_attn.weight', (D, 3 * D)).reshape(D, 3, H, K),
                          'bias': take(f'{h}.attn.c_attn.bias', (3 * D,)).reshape(3, H, K)},
                  'out': {'kernel': take(f'{h}.attn.c_proj.weight', (D, D)).reshape(H, K, D),
